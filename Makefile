@@ -1,0 +1,106 @@
+# cphil build. Plain make; see docs/build.md.
+#   make            release build  -> build/rel/cphil
+#   make DEBUG=1    -O0 -g          -> build/dbg/cphil
+#   make SAN=1      ASan + UBSan    -> build/san/cphil
+#   make test       build and run every test (ends with "N passed, N failed")
+#   make bench      build the benchmarks
+#   make fuzz       bounded libFuzzer run of the replay reader (needs clang)
+CC      ?= gcc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+
+WARN   := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+          -Wpointer-arith -Wformat=2 -Wundef
+BASE   := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -pthread -fno-strict-aliasing $(WARN)
+
+ifeq ($(SAN),1)
+  MODE := san
+  OPT  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDSAN:= -fsanitize=address,undefined
+else ifeq ($(DEBUG),1)
+  MODE := dbg
+  OPT  := -O0 -g
+else
+  MODE := rel
+  OPT  := -O2 -g
+endif
+
+# Portable baseline; SIMD kernels live in *_avx2.c / *_avx512.c files compiled with their own
+# flags and are chosen at run time (src/kernels/cpu/isa.c), so the binary runs on any x86-64.
+ARCH        := -march=x86-64-v2 -mtune=znver3
+ARCH_AVX2   := -mavx2 -mfma -mf16c
+ARCH_AVX512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vnni
+
+CFLAGS  += $(BASE) $(OPT) $(ARCH)
+LDFLAGS += $(LDSAN)
+LDLIBS  += -lm -pthread $(EXTRA_LIBS)
+
+B := build/$(MODE)
+
+LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))
+LIB_SRC  := $(filter-out src/cli/%,$(LIB_SRC))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+BENCH_SRC:= $(sort $(wildcard bench/*.c))
+EX_SRC   := $(sort $(wildcard examples/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+EX_BIN   := $(EX_SRC:examples/%.c=$(B)/examples/%)
+LIB      := $(B)/libcphil.a
+BIN      := $(B)/cphil
+
+# Optional library flags (protobuf-c for ONNX export) come from a small fragment so the
+# Makefile stays one file per concern.
+-include mk/*.mk
+
+.PHONY: all test test-bin bench fuzz clean examples
+all: $(BIN) $(TEST_BIN) $(EX_BIN)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) $(ARCH_AVX2) -MMD -MP -c $< -o $@
+
+$(B)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) $(ARCH_AVX512) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
+
+$(B)/tests/%: tests/%.c tests/harness.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -Itests $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@
+
+$(B)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@
+
+$(B)/examples/%: examples/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@
+
+test-bin: $(BIN) $(TEST_BIN) $(EX_BIN)
+
+test: test-bin
+	@CPHIL_BUILD=$(B) tests/run_tests.sh
+
+bench: $(BIN) $(BENCH_BIN)
+
+examples: $(EX_BIN)
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

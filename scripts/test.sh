@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The README's test command: install what is missing, build, and run every test twice — in the
+# release build and under AddressSanitizer + UBSan. Ends with the line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+jobs=$(nproc 2>/dev/null || echo 2)
+make -j"$jobs" test-bin >build.log 2>&1 || { tail -50 build.log; echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+make -j"$jobs" SAN=1 test-bin >>build.log 2>&1 || { tail -50 build.log; echo "sanitizer build failed"; echo "0 passed, 1 failed"; exit 1; }
+rm -f build.log
+echo "### release build"
+out_rel=$(CPHIL_BUILD=build/rel tests/run_tests.sh 2>&1); rc_rel=$?
+echo "$out_rel"
+echo "### AddressSanitizer + UBSan build"
+out_san=$(CPHIL_BUILD=build/san CPHIL_SAN=1 tests/run_tests.sh 2>&1); rc_san=$?
+echo "$out_san"
+count() { echo "$1" | tail -1 | sed -n "s/^\([0-9]*\) passed, \([0-9]*\) failed$/\\$2/p"; }
+p=$(( $(count "$out_rel" 1) + $(count "$out_san" 1) ))
+f=$(( $(count "$out_rel" 2) + $(count "$out_san" 2) ))
+[ $rc_rel -ne 0 ] && [ "$(count "$out_rel" 2)" = 0 ] && f=$((f+1))
+[ $rc_san -ne 0 ] && [ "$(count "$out_san" 2)" = 0 ] && f=$((f+1))
+echo "$p passed, $f failed"
+[ $f -eq 0 ]

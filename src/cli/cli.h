@@ -1,0 +1,29 @@
+/* cli.h — the cphil binary's subcommands. Each command lives in src/cli/cmd_<name>.c, defines
+ * `int cmd_<name>(int argc, char **argv)` (argv[0] is the command name) and is listed once in
+ * commands.def. Commands print; the library never does. Exit codes: 0 ok, 1 failure, 2 usage. */
+#ifndef CPHIL_CLI_H
+#define CPHIL_CLI_H
+
+#include "core/core.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 2
+
+#define CPHIL_COMMAND(name, fn, summary) int fn(int argc, char **argv);
+#include "cli/commands.def"
+#undef CPHIL_COMMAND
+
+/* Print "cphil: <msg>" to stderr (the library's last error when msg is NULL). */
+void cli_error(const char *fmt, ...) CPHIL_PRINTF(1, 2);
+/* For an unknown option: print it with the nearest valid option from `valid` (NULL-terminated). */
+void cli_unknown_option(const char *cmd, const char *opt, const char *const *valid);
+/* Levenshtein distance, for "did you mean" hints. */
+int cli_edit_distance(const char *a, const char *b);
+/* Nearest of `valid` to `s` (NULL if none is close). */
+const char *cli_nearest(const char *s, const char *const *valid);
+/* Parse helpers: return false and print an error naming the flag on a bad value. */
+bool cli_parse_int(const char *flag, const char *v, long long lo, long long hi, long long *out);
+bool cli_parse_double(const char *flag, const char *v, double lo, double hi, double *out);
+
+#endif
