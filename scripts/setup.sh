@@ -17,7 +17,13 @@ for a in "$@"; do
 done
 
 pkgs=(gcc make libc6-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
-[ $want_test = 1 ] && pkgs+=(clang libclang-rt-14-dev python3 python3-numpy python3-onnx nodejs npm)
+[ $want_test = 1 ] && pkgs+=(clang libclang-rt-14-dev python3 python3-numpy python3-onnx)
+# Node.js: the machine image may carry its own build (with npm bundled); use Debian's only
+# when there is none.
+if [ $want_test = 1 ]; then
+  command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+  command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+fi
 [ $want_bench = 1 ] && pkgs+=(python3-torch)
 
 missing=()
