@@ -1,0 +1,83 @@
+/* kernels.h — cphil's CPU numerical kernels: the training matrix product (cphil_gemm), the
+ * inference kernels on pre-packed weights (f32, bf16, int8) with the one-hot gather-add, vector
+ * helpers, and the ISA dispatch that chooses among scalar, AVX2/FMA and AVX-512 code at run time.
+ *
+ * Every fast kernel has a scalar `_ref` twin that states its semantics; tests compare the two on
+ * ragged sizes for every ISA path (docs/kernels.md). Matrices are row-major with leading
+ * dimensions (elements, not bytes). Per-call kernels never allocate; they never print or exit.
+ *
+ * Not here: layer logic (src/nn), CUDA (src/kernels/cuda, to come, behind the same calls).
+ */
+#ifndef CPHIL_KERNELS_CPU_H
+#define CPHIL_KERNELS_CPU_H
+
+#include "cphil.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ============================================================================================
+ * ISA dispatch (isa.c)
+ * The best path the CPU supports is used unless forced, either by the environment variable
+ * CPHIL_ISA=scalar|avx2|avx512 (read once, by cphil_isa_init or lazily at the first kernel call)
+ * or by cphil_isa_set. Tiers:
+ *   scalar : portable C (x86-64-v2 baseline); bf16 products emulated exactly (see cphil_gemm).
+ *   avx2   : AVX2 + FMA (+F16C).
+ *   avx512 : AVX-512 F/BW/VL/DQ + VNNI; bf16 uses AVX512_BF16 (vdpbf16ps) when present, else the
+ *            exact emulation.
+ * The active tier is process-wide; change it only while no kernel runs (tests do it between
+ * calls). Packed weights (cphil_wpack, cphil_gtable) do not depend on the tier.
+ * ========================================================================================== */
+typedef enum cphil_isa { CPHIL_ISA_SCALAR = 0, CPHIL_ISA_AVX2 = 1, CPHIL_ISA_AVX512 = 2 } cphil_isa;
+
+/* Read CPHIL_ISA and set the tier. CPHIL_E_ARG for an unknown name, CPHIL_E_UNSUPPORTED when the
+ * CPU lacks the forced tier (the message names the missing features); on error the tier stays
+ * at the scalar path (safe everywhere). Programs call this once at start and report the error. */
+cphil_status cphil_isa_init(void);
+/* Force a tier; CPHIL_E_UNSUPPORTED (tier unchanged) when the CPU lacks it. */
+cphil_status cphil_isa_set(cphil_isa isa);
+cphil_isa cphil_isa_active(void);     /* the tier kernels use now */
+cphil_isa cphil_isa_best(void);       /* the best tier this CPU supports */
+bool cphil_isa_supported(cphil_isa isa);
+bool cphil_cpu_has_bf16(void);        /* AVX512_BF16 (vdpbf16ps) */
+bool cphil_cpu_has_vnni(void);        /* AVX512_VNNI */
+const char *cphil_isa_name(cphil_isa isa); /* "scalar", "avx2", "avx512" */
+/* One line describing the CPU features found and the tier in use (for `cphil version`). */
+const char *cphil_isa_describe(void);
+
+/* ============================================================================================
+ * Training matrix product (gemm.c)
+ * ========================================================================================== */
+typedef enum cphil_precision { CPHIL_PREC_F32 = 0, CPHIL_PREC_BF16 = 1 } cphil_precision;
+
+/* C[M,N] = alpha * op(A) @ op(B) + beta * C, op(X) = X or X^T as trans_*; row-major with
+ * leading dimensions: op(A) is M x K (A is M x K with lda >= K, or K x M with lda >= M when
+ * trans_a), op(B) is K x N (B is K x N with ldb >= N, or N x K with ldb >= K when trans_b).
+ * BF16: A and B elements rounded to bf16 (round-to-nearest-even; bf16 subnormals flushed to
+ * signed zero; NaN stays NaN) before the products, f32 accumulation: each output element is
+ * reduced over k in pairs (k = 2p, 2p+1) exactly as vdpbf16ps does (acc = acc + a1*b1, then
+ * acc = acc + a0*b0, each product exact, each sum rounded to f32 nearest-even), whether the CPU
+ * has the instruction or not (docs/kernels.md).
+ * beta == 0 ignores C's old contents (NaN-safe). M, N or K == 0 is allowed (K == 0: C = beta*C).
+ * Results are bit-identical for any thread count (static partition of output tiles, each element
+ * reduced in a fixed order by exactly one thread) but differ in the last bits between ISA tiers.
+ * Thread-safe for distinct C; the worker pool is shared, so concurrent callers serialize. */
+void cphil_gemm(cphil_precision prec, bool trans_a, bool trans_b, int M, int N, int K,
+                float alpha, const float *A, int lda, const float *B, int ldb,
+                float beta, float *C, int ldc);
+/* Scalar twin: plain loops, double accumulation (bf16: operands rounded as above). */
+void cphil_gemm_ref(cphil_precision prec, bool trans_a, bool trans_b, int M, int N, int K,
+                    float alpha, const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc);
+/* Worker threads for cphil_gemm (default 1, at most 64). The pool is created on first need and
+ * persists (no per-call thread creation); cphil_threads_set(1) keeps it idle. */
+void cphil_threads_set(int n);
+int cphil_threads_get(void);
+
+/* bf16 helpers: f32 -> bf16 bits with the rounding above, and back (exact). */
+uint16_t cphil_bf16_from_f32(float x);
+float cphil_bf16_to_f32(uint16_t h);
+/* x rounded to bf16 and back: the value cphil_gemm(BF16) multiplies. */
+float cphil_bf16_round(float x);
+
+#endif /* CPHIL_KERNELS_CPU_H */
