@@ -1,0 +1,129 @@
+/* test_model.c — model config (defaults, validation, JSON round trip, hostile JSON), the tensor
+ * table (names, shapes, offsets, parameter counts) and initialisation. Numerics: test_nn.c. */
+#include "core/core.h"
+#include "harness.h"
+#include "model/model.h"
+
+static void small_cfg(cphil_model_config *c, cphil_backbone b) {
+    cphil_model_config_default(c, b);
+    c->n_cont = 7;
+    c->n_ids = 3;
+    c->E = 23;
+    c->hidden = 6;
+    c->num_layers = 2;
+    c->window = 4;
+    c->state_size = 3;
+    c->conv_size = 3;
+    c->num_heads = 3; /* head dim 2 */
+    c->n_mlp = 2;
+    c->mlp_hidden[0] = 9;
+    c->mlp_hidden[1] = 5;
+}
+
+TEST(config_json_round_trip) {
+    for (int b = 0; b < CPHIL_N_BACKBONES; b++) {
+        cphil_model_config c, d;
+        small_cfg(&c, (cphil_backbone)b);
+        c.layout_hash = 0xfedcba9876543210ull;
+        c.precision = CPHIL_PREC_F32;
+        char buf[1024];
+        size_t n;
+        CHECK(cphil_model_config_to_json(&c, buf, sizeof buf, &n) == CPHIL_OK);
+        CHECK(n == strlen(buf));
+        CHECK(cphil_model_config_from_json(buf, n, &d) == CPHIL_OK);
+        CHECK(!memcmp(&c, &d, sizeof c) || (d.backbone == c.backbone && d.E == c.E));
+        CHECK_EQ_INT(d.layout_hash == c.layout_hash, 1);
+        CHECK_EQ_INT(d.n_mlp, 2);
+        CHECK_EQ_INT(d.mlp_hidden[1], 5);
+        CHECK_EQ_INT(d.precision, CPHIL_PREC_F32);
+        CHECK_EQ_INT(d.hidden, 6);
+        char tiny[16];
+        CHECK(cphil_model_config_to_json(&c, tiny, sizeof tiny, &n) == CPHIL_E_ARG);
+    }
+}
+
+TEST(config_json_rejects_bad_input) {
+    cphil_model_config c;
+    const char *bad[] = {"", "{", "{\"backbone\":\"lstm\"", "{\"backbone\":\"xx\"}",
+                         "{\"n_cont\":3}", "{\"backbone\":\"lstm\",\"hidden\":1.5}",
+                         "{\"backbone\":\"lstm\",\"hidden\":-3,\"E\":5}",
+                         "{\"backbone\":\"mlp\",\"E\":9,\"mlp_hidden\":[1,2,3,4,5,6,7,8,9]}",
+                         "{\"backbone\":\"lstm\",\"E\":9,\"precision\":\"f16\"}",
+                         "{\"backbone\":\"lstm\",\"E\":9,\"layout_hash\":\"zz\"}"};
+    for (size_t i = 0; i < CPHIL_ARRAY_LEN(bad); i++)
+        CHECK_MSG(cphil_model_config_from_json(bad[i], strlen(bad[i]), &c) != CPHIL_OK, "accepted %s", bad[i]);
+    const char *ok = " { \"backbone\" : \"gru\", \"E\": 40, \"n_cont\": 4, \"extra\": [1, \"x\", true] } ";
+    CHECK(cphil_model_config_from_json(ok, strlen(ok), &c) == CPHIL_OK);
+    CHECK_EQ_INT(c.backbone, CPHIL_BACKBONE_GRU);
+    CHECK_EQ_INT(c.hidden, 256);
+    /* Truncations of a valid object never read past the end. */
+    char buf[512];
+    small_cfg(&c, CPHIL_BACKBONE_MAMBA);
+    size_t n;
+    CHECK(cphil_model_config_to_json(&c, buf, sizeof buf, &n) == CPHIL_OK);
+    for (size_t k = 0; k < n; k++) {
+        char *cut = cphil_alloc(k + 1);
+        memcpy(cut, buf, k);
+        CHECK(cphil_model_config_from_json(cut, k, &c) != CPHIL_OK);
+        cphil_free(cut);
+    }
+}
+
+TEST(tensor_table_shapes_and_counts) {
+    cphil_model_config c;
+    small_cfg(&c, CPHIL_BACKBONE_LSTM);
+    cphil_model m;
+    CHECK(cphil_model_init(&m, &c) == CPHIL_OK);
+    const cphil_tensor *t = cphil_model_find(&m, "lstm.weight_hh_l1");
+    CHECK(t && t->ndim == 2 && t->shape[0] == 24 && t->shape[1] == 6);
+    CHECK(cphil_model_find(&m, "heads.shoulder.2.bias")->shape[0] == 5);
+    CHECK(cphil_model_find(&m, "heads.shoulder.0.weight")->shape[0] == 32);
+    /* input 6*23+6, lstm 2*(2*24*6+2*24), heads 6*(64+...) */
+    size_t want = 6 * 23 + 6 + 2 * (2 * 24 * 6 + 2 * 24);
+    for (int h = 0; h < CPHIL_N_HEADS; h++)
+        want += (size_t)cphil_head_hidden[h] * (6 + 1) + (size_t)cphil_head_classes[h] * (cphil_head_hidden[h] + 1);
+    CHECK_EQ_INT(m.n_weights, want);
+    for (int i = 0; i < m.n_tensors; i++) {
+        CHECK(m.tensors[i].offset % 16 == 0);
+        if (i) CHECK(m.tensors[i].offset >= m.tensors[i - 1].offset + m.tensors[i - 1].numel);
+    }
+    cphil_model_free(&m);
+    cphil_model_free(&m);
+
+    small_cfg(&c, CPHIL_BACKBONE_MAMBA);
+    c.hidden = 20; /* R = ceil(20/16) = 2, I = 40 */
+    CHECK(cphil_model_init(&m, &c) == CPHIL_OK);
+    t = cphil_model_find(&m, "layers.1.mixer.x_proj.weight");
+    CHECK(t && t->shape[0] == 2 + 2 * 3 && t->shape[1] == 40);
+    t = cphil_model_find(&m, "layers.0.mixer.conv1d.weight");
+    CHECK(t && t->ndim == 3 && t->shape[0] == 40 && t->shape[1] == 1 && t->shape[2] == 3);
+    cphil_model_init_params(&m, 1);
+    t = cphil_model_find(&m, "layers.0.mixer.A_log");
+    CHECK_NEAR(m.params[t->offset + 2], log(3.0), 1e-6, 0);
+    t = cphil_model_find(&m, "layers.0.mixer.dt_proj.bias");
+    for (int i = 0; i < 40; i++) {
+        double sp = log1p(exp(m.params[t->offset + i]));
+        CHECK(sp >= 0.99e-3 && sp <= 0.101);
+    }
+    CHECK(cphil_model_find(&m, "norm_f.weight") != NULL);
+    CHECK(cphil_model_find(&m, "nope") == NULL);
+    cphil_model_free(&m);
+
+    small_cfg(&c, CPHIL_BACKBONE_MLP);
+    CHECK(cphil_model_init(&m, &c) == CPHIL_OK);
+    CHECK(cphil_model_find(&m, "input_proj.weight")->shape[0] == 9);
+    CHECK(cphil_model_find(&m, "mlp.0.weight")->shape[0] == 5);
+    CHECK(cphil_model_find(&m, "heads.buttons.0.weight")->shape[1] == 5);
+    cphil_model_free(&m);
+
+    small_cfg(&c, CPHIL_BACKBONE_ATTENTION);
+    c.num_heads = 4; /* 6 / 4 does not split */
+    CHECK(cphil_model_init(&m, &c) == CPHIL_E_ARG);
+}
+
+int main(void) {
+    RUN(config_json_round_trip);
+    RUN(config_json_rejects_bad_input);
+    RUN(tensor_table_shapes_and_counts);
+    return harness_done();
+}
