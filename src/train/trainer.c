@@ -1,0 +1,465 @@
+/* trainer.c — the training loop (see trainer.h).
+ *
+ * Checkpoint (NAME.ckpt, container of ckpt.h): metadata JSON {"format", "model" (the model's
+ * config JSON), "trainer" (the options that shape the run), "meta"}; sections: the model's own
+ * (parameters, AdamW moments and step, carried recurrent state), "trainer_state" (position:
+ * epoch, batches done in it, step, the epoch's loss sums, best-so-far, patience counter, seed)
+ * and "curves" (the rows so far). Every value is stored as 8-byte little-endian u64 or IEEE
+ * double bits, so the file does not depend on struct padding.
+ *
+ * Exact resume: the data order depends only on (seed, epoch), so resuming re-creates the epoch's
+ * order and skips the batches already done (building a batch is cheap and has no side effects
+ * beyond the batcher's own walk), then restores every model section byte for byte.
+ * Deliberately not here: the model maths (src/model/), batching (src/data/), printing (CLI).
+ */
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+volatile sig_atomic_t cphil_train_interrupt = 0;
+
+void cphil_trainer_opts_default(cphil_trainer_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->epochs = 10;
+    o->lr = 1e-3;
+    o->schedule = CPHIL_SCHED_COSINE;
+    o->warmup_steps = 100;
+    o->seed = 1;
+    o->out_dir = "checkpoints";
+    o->name = "policy";
+    o->patience = 5;
+    o->min_delta = 0.0;
+}
+
+void cphil_tr_result_free(cphil_tr_result *r) {
+    if (!r) return;
+    cphil_free(r->rows);
+    r->rows = NULL;
+}
+
+double cphil_tr_lr_at(const cphil_trainer_opts *o, uint64_t step, uint64_t total) {
+    double lr = o->lr;
+    uint64_t w = o->warmup_steps > 0 ? (uint64_t)o->warmup_steps : 0;
+    if (step < w) return lr * (double)(step + 1) / (double)w;
+    if (o->schedule == CPHIL_SCHED_COSINE && total > w) {
+        double f = (double)(step - w) / (double)(total - w);
+        if (f > 1) f = 1;
+        return lr * 0.5 * (1 + cos(3.14159265358979323846 * f));
+    }
+    return lr;
+}
+
+void cphil_tr_path(const cphil_trainer_opts *o, const char *kind, char *buf, size_t n) {
+    const char *d = o->out_dir ? o->out_dir : ".", *nm = o->name ? o->name : "policy";
+    if (!strcmp(kind, "policy")) snprintf(buf, n, "%s/%s_policy.safetensors", d, nm);
+    else if (!strcmp(kind, "ckpt")) snprintf(buf, n, "%s/%s.ckpt", d, nm);
+    else if (!strcmp(kind, "best_policy")) snprintf(buf, n, "%s/%s_best_policy.safetensors", d, nm);
+    else if (!strcmp(kind, "best_ckpt")) snprintf(buf, n, "%s/%s_best.ckpt", d, nm);
+    else if (!strcmp(kind, "csv")) snprintf(buf, n, "%s/%s_curves.csv", d, nm);
+    else if (!strcmp(kind, "svg")) snprintf(buf, n, "%s/%s_curves.svg", d, nm);
+    else snprintf(buf, n, "%s/%s_%s", d, nm, kind);
+}
+
+/* ---- the loop's own state, serialized as 8-byte words -------------------------------------- */
+enum { TS_VERSION, TS_EPOCH, TS_BATCH, TS_STEP, TS_LOSS_SUM, TS_LOSS_N, TS_LOSS_EMA, TS_BEST_VAL, TS_BEST_EPOCH,
+       TS_BAD_EPOCHS, TS_SEED, TS_TOTAL_STEPS, TS_EPOCH_SECONDS, TS_N_ROWS, TS_WORDS };
+enum { ROW_WORDS = 5 + CPHIL_N_HEADS + 2 };
+
+typedef struct loop_state {
+    int epoch;          /* current epoch, 0-based */
+    uint64_t batch;     /* batches done in the current epoch */
+    uint64_t step;      /* optimizer steps done */
+    double loss_sum;    /* sum of this epoch's batch losses */
+    uint64_t loss_n;
+    double loss_ema;
+    double best_val;
+    int best_epoch;
+    int bad_epochs;
+    uint64_t total_steps;
+    double epoch_seconds; /* time spent in this epoch before an interruption */
+    cphil_curve_row *rows;
+    int n_rows;
+} loop_state;
+
+static uint64_t dbits(double d) {
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    return u;
+}
+static double bitsd(uint64_t u) {
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+static void put64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint64_t get64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static void state_encode(const loop_state *s, uint64_t seed, uint8_t *ts, uint8_t *rows) {
+    uint64_t w[TS_WORDS] = {0};
+    w[TS_VERSION] = 1;
+    w[TS_EPOCH] = (uint64_t)s->epoch;
+    w[TS_BATCH] = s->batch;
+    w[TS_STEP] = s->step;
+    w[TS_LOSS_SUM] = dbits(s->loss_sum);
+    w[TS_LOSS_N] = s->loss_n;
+    w[TS_LOSS_EMA] = dbits(s->loss_ema);
+    w[TS_BEST_VAL] = dbits(s->best_val);
+    w[TS_BEST_EPOCH] = (uint64_t)s->best_epoch;
+    w[TS_BAD_EPOCHS] = (uint64_t)s->bad_epochs;
+    w[TS_SEED] = seed;
+    w[TS_TOTAL_STEPS] = s->total_steps;
+    w[TS_EPOCH_SECONDS] = dbits(s->epoch_seconds);
+    w[TS_N_ROWS] = (uint64_t)s->n_rows;
+    for (int i = 0; i < TS_WORDS; i++) put64(ts + 8 * i, w[i]);
+    for (int r = 0; r < s->n_rows; r++) {
+        const cphil_curve_row *c = &s->rows[r];
+        uint8_t *p = rows + (size_t)r * ROW_WORDS * 8;
+        put64(p, (uint64_t)c->epoch);
+        put64(p + 8, c->step);
+        put64(p + 16, dbits(c->train_loss));
+        put64(p + 24, dbits(c->val_loss));
+        for (int h = 0; h < CPHIL_N_HEADS; h++) put64(p + 32 + 8 * h, dbits(c->acc[h]));
+        put64(p + 32 + 8 * CPHIL_N_HEADS, dbits(c->seconds));
+        put64(p + 40 + 8 * CPHIL_N_HEADS, (uint64_t)c->best);
+        put64(p + 48 + 8 * CPHIL_N_HEADS, 0);
+    }
+}
+
+/* Write NAME.ckpt (or another path) with the model's sections and the loop state. */
+static cphil_status save_ckpt(const char *path, const cphil_trainer_opts *o, const cphil_tr_model_ops *mops,
+                              void *model, const loop_state *s) {
+    cphil_tr_section ms[CPHIL_CKPT_MAX_SECTIONS - 2];
+    int nm = mops->sections(model, ms, (int)CPHIL_ARRAY_LEN(ms));
+    cphil_ckpt_section cs[CPHIL_CKPT_MAX_SECTIONS];
+    for (int i = 0; i < nm; i++) cs[i] = (cphil_ckpt_section){ms[i].name, ms[i].data, ms[i].size};
+    uint8_t ts[TS_WORDS * 8];
+    size_t rows_bytes = (size_t)s->n_rows * ROW_WORDS * 8;
+    uint8_t *rows = cphil_alloc(rows_bytes ? rows_bytes : 1);
+    if (!rows) return cphil_err(CPHIL_E_NOMEM, "%s: out of memory", path);
+    state_encode(s, o->seed, ts, rows);
+    cs[nm] = (cphil_ckpt_section){"trainer_state", ts, sizeof ts};
+    cs[nm + 1] = (cphil_ckpt_section){"curves", rows, rows_bytes};
+    const char *mc = mops->config_json(model);
+    size_t ml = strlen(mc) + (o->meta_json ? strlen(o->meta_json) : 2) + 512;
+    char *meta = cphil_alloc(ml);
+    if (!meta) {
+        cphil_free(rows);
+        return cphil_err(CPHIL_E_NOMEM, "%s: out of memory", path);
+    }
+    snprintf(meta, ml,
+             "{\"format\":\"cphil-checkpoint\",\"model\":%s,\"trainer\":{\"epochs\":%d,\"lr\":%.17g,"
+             "\"schedule\":\"%s\",\"warmup_steps\":%lld,\"seed\":%llu},\"meta\":%s}",
+             mc, o->epochs, o->lr, o->schedule == CPHIL_SCHED_COSINE ? "cosine" : "constant", o->warmup_steps,
+             (unsigned long long)o->seed, o->meta_json ? o->meta_json : "{}");
+    cphil_status st = cphil_ckpt_write(path, meta, cs, nm + 2);
+    cphil_free(meta);
+    cphil_free(rows);
+    return st;
+}
+
+/* Find `"key":` in JSON text and return a pointer to the value's first byte (naive: keys of
+ * our own flat writer, which never nests the same key). */
+static const char *json_find(const char *j, const char *key) {
+    char pat[96];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(j, pat);
+    return p ? p + strlen(pat) : NULL;
+}
+
+/* Load NAME.ckpt into the model and the loop state; refuse a checkpoint of another model. */
+static cphil_status load_ckpt(const char *path, const cphil_trainer_opts *o, const cphil_tr_model_ops *mops,
+                              void *model, loop_state *s) {
+    cphil_ckpt c;
+    cphil_status st = cphil_ckpt_read(path, &c);
+    if (st) return st;
+    const char *mc = mops->config_json(model);
+    const char *m = json_find(c.meta, "model");
+    if (!m || strncmp(m, mc, strlen(mc)) != 0) {
+        st = cphil_err(CPHIL_E_MISMATCH,
+                       "%s: checkpoint of a different model: it holds %.300s; this run builds %.300s "
+                       "(resume with the same model flags, or start a new run)",
+                       path, m ? m : "(no model config)", mc);
+        goto out;
+    }
+    const char *sd = json_find(c.meta, "seed");
+    if (sd && strtoull(sd, NULL, 10) != o->seed) {
+        st = cphil_err(CPHIL_E_MISMATCH, "%s: checkpoint made with --seed %llu, this run has --seed %llu", path,
+                       strtoull(sd, NULL, 10), (unsigned long long)o->seed);
+        goto out;
+    }
+    cphil_tr_section ms[CPHIL_CKPT_MAX_SECTIONS - 2];
+    int nm = mops->sections(model, ms, (int)CPHIL_ARRAY_LEN(ms));
+    for (int i = 0; i < nm; i++) {
+        const void *d;
+        if ((st = cphil_ckpt_get(&c, path, ms[i].name, ms[i].size, &d)) != CPHIL_OK) goto out;
+    }
+    const void *tsv, *rowsv;
+    uint64_t rows_size = 0;
+    if ((st = cphil_ckpt_get(&c, path, "trainer_state", TS_WORDS * 8, &tsv)) != CPHIL_OK) goto out;
+    const uint8_t *ts = tsv;
+    uint64_t nrows = get64(ts + 8 * TS_N_ROWS);
+    if (get64(ts) != 1 || nrows > 1000000) {
+        st = cphil_err(CPHIL_E_FORMAT, "%s: bad trainer_state section", path);
+        goto out;
+    }
+    rowsv = cphil_ckpt_find(&c, "curves", &rows_size);
+    if (!rowsv || rows_size != nrows * ROW_WORDS * 8) {
+        st = cphil_err(CPHIL_E_FORMAT, "%s: the curves section does not hold %llu rows", path,
+                       (unsigned long long)nrows);
+        goto out;
+    }
+    /* Everything checked: copy in. */
+    for (int i = 0; i < nm; i++) {
+        const void *d;
+        cphil_ckpt_get(&c, path, ms[i].name, ms[i].size, &d);
+        if (ms[i].size) memcpy(ms[i].data, d, ms[i].size);
+    }
+    s->epoch = (int)get64(ts + 8 * TS_EPOCH);
+    s->batch = get64(ts + 8 * TS_BATCH);
+    s->step = get64(ts + 8 * TS_STEP);
+    s->loss_sum = bitsd(get64(ts + 8 * TS_LOSS_SUM));
+    s->loss_n = get64(ts + 8 * TS_LOSS_N);
+    s->loss_ema = bitsd(get64(ts + 8 * TS_LOSS_EMA));
+    s->best_val = bitsd(get64(ts + 8 * TS_BEST_VAL));
+    s->best_epoch = (int)get64(ts + 8 * TS_BEST_EPOCH);
+    s->bad_epochs = (int)get64(ts + 8 * TS_BAD_EPOCHS);
+    s->total_steps = get64(ts + 8 * TS_TOTAL_STEPS);
+    s->epoch_seconds = bitsd(get64(ts + 8 * TS_EPOCH_SECONDS));
+    s->n_rows = (int)nrows;
+    cphil_free(s->rows);
+    s->rows = cphil_calloc(nrows + (size_t)o->epochs + 1, sizeof(cphil_curve_row));
+    if (!s->rows) {
+        st = cphil_err(CPHIL_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (uint64_t r = 0; r < nrows; r++) {
+        const uint8_t *p = (const uint8_t *)rowsv + r * ROW_WORDS * 8;
+        cphil_curve_row *cr = &s->rows[r];
+        cr->epoch = (int)get64(p);
+        cr->step = get64(p + 8);
+        cr->train_loss = bitsd(get64(p + 16));
+        cr->val_loss = bitsd(get64(p + 24));
+        for (int h = 0; h < CPHIL_N_HEADS; h++) cr->acc[h] = bitsd(get64(p + 32 + 8 * h));
+        cr->seconds = bitsd(get64(p + 32 + 8 * CPHIL_N_HEADS));
+        cr->best = (int)get64(p + 40 + 8 * CPHIL_N_HEADS);
+    }
+out:
+    cphil_ckpt_close(&c);
+    return st;
+}
+
+static void note(const cphil_tr_callbacks *cb, const char *fmt, ...) CPHIL_PRINTF(2, 3);
+static void note(const cphil_tr_callbacks *cb, const char *fmt, ...) {
+    if (!cb || !cb->on_note) return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    cb->on_note(cb->user, buf);
+}
+
+static size_t count_frames(const cphil_tr_batch *b) {
+    size_t n = (size_t)b->B * (size_t)b->T;
+    if (!b->weight) return n;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += b->weight[i] > 0;
+    return k;
+}
+
+/* Validation pass: loss (frame-weighted mean of batch losses) and per-head metrics. */
+static cphil_status validate(const cphil_tr_model_ops *mops, void *model, const cphil_tr_data_ops *dops, void *data,
+                             float *logits, double *val_loss, cphil_head_report *rep, bool *has_val) {
+    *has_val = false;
+    size_t nb = 0;
+    cphil_status st = dops->val_begin(data, &nb);
+    if (st) return st;
+    if (nb == 0) return CPHIL_OK;
+    cphil_head_sums sums = {0};
+    double lsum = 0, fsum = 0;
+    for (size_t i = 0; i < nb; i++) {
+        cphil_tr_batch b;
+        if ((st = dops->val_next(data, &b)) != CPHIL_OK) return st;
+        double loss = 0;
+        if ((st = mops->eval_batch(model, &b, logits, &loss)) != CPHIL_OK) return st;
+        size_t n = (size_t)b.B * (size_t)b.T, nf = count_frames(&b);
+        lsum += loss * (double)nf;
+        fsum += (double)nf;
+        size_t ts = b.tstride;
+        for (size_t k = 0; k < n; k++) {
+            if (b.weight && !(b.weight[k] > 0)) continue;
+            cphil_head_sums_add_logits(&sums, logits + k * CPHIL_N_LOGITS, b.btn + k * (ts ? ts : CPHIL_N_BUTTONS),
+                                       b.cls + k * (ts ? ts : CPHIL_N_CAT));
+        }
+    }
+    *val_loss = fsum > 0 ? lsum / fsum : NAN;
+    cphil_head_sums_report(&sums, rep);
+    *has_val = fsum > 0;
+    return CPHIL_OK;
+}
+
+cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_ops *mops, void *model,
+                             const cphil_tr_data_ops *dops, void *data, const cphil_tr_callbacks *cb,
+                             cphil_tr_result *res) {
+    memset(res, 0, sizeof *res);
+    double t_start = cphil_now_sec();
+    loop_state s = {0};
+    s.best_val = INFINITY;
+    s.rows = cphil_calloc((size_t)o->epochs + 1, sizeof(cphil_curve_row));
+    float *logits = cphil_alloc(mops->max_frames_per_batch * CPHIL_N_LOGITS * sizeof(float));
+    cphil_status st = CPHIL_OK;
+    char p_ckpt[1024], p_pol[1024], p_bckpt[1024], p_bpol[1024], p_csv[1024], p_svg[1024];
+    cphil_tr_path(o, "ckpt", p_ckpt, sizeof p_ckpt);
+    cphil_tr_path(o, "policy", p_pol, sizeof p_pol);
+    cphil_tr_path(o, "best_ckpt", p_bckpt, sizeof p_bckpt);
+    cphil_tr_path(o, "best_policy", p_bpol, sizeof p_bpol);
+    cphil_tr_path(o, "csv", p_csv, sizeof p_csv);
+    cphil_tr_path(o, "svg", p_svg, sizeof p_svg);
+    if (!s.rows || !logits) {
+        st = cphil_err(CPHIL_E_NOMEM, "out of memory for the training loop");
+        goto done;
+    }
+    if ((st = cphil_mkdir_p(o->out_dir ? o->out_dir : ".")) != CPHIL_OK) goto done;
+    if (o->resume) {
+        if ((st = load_ckpt(o->resume, o, mops, model, &s)) != CPHIL_OK) goto done;
+        if (s.n_rows > o->epochs) s.n_rows = o->epochs;
+        note(cb, "resumed from %s at epoch %d, batch %llu, step %llu", o->resume, s.epoch + 1,
+             (unsigned long long)s.batch, (unsigned long long)s.step);
+    }
+    bool stop = false;
+    for (; s.epoch < o->epochs && !stop; s.epoch++) {
+        size_t nb = 0;
+        if ((st = dops->begin_epoch(data, o->seed, s.epoch, &nb)) != CPHIL_OK) goto done;
+        if (nb == 0) {
+            st = cphil_err(CPHIL_E_ARG, "no training batches: the training set is smaller than one batch "
+                                        "(lower --batch-size or --window-size, or add replays)");
+            goto done;
+        }
+        if (s.total_steps == 0) {
+            s.total_steps = (uint64_t)nb * (uint64_t)o->epochs;
+            if (o->max_steps > 0 && (uint64_t)o->max_steps < s.total_steps) s.total_steps = (uint64_t)o->max_steps;
+        }
+        /* Resume inside an epoch: rebuild the walk up to the saved position. */
+        for (uint64_t k = 0; k < s.batch; k++) {
+            cphil_tr_batch b;
+            if ((st = dops->next(data, &b)) != CPHIL_OK) goto done;
+        }
+        double t_ep = cphil_now_sec() - s.epoch_seconds, t_rate = cphil_now_sec();
+        uint64_t frames_since = 0;
+        while (s.batch < nb) {
+            if (o->max_steps > 0 && s.step >= (uint64_t)o->max_steps) {
+                stop = true;
+                break;
+            }
+            cphil_tr_batch b;
+            if ((st = dops->next(data, &b)) != CPHIL_OK) goto done;
+            double lr = cphil_tr_lr_at(o, s.step, s.total_steps), loss = 0;
+            if ((st = mops->train_step(model, &b, lr, &loss)) != CPHIL_OK) goto done;
+            if (!isfinite(loss)) {
+                FILE *f = fopen(p_ckpt, "rb");
+                bool have = f != NULL;
+                if (f) fclose(f);
+                st = cphil_err(CPHIL_E_NUMERIC,
+                               "the loss became %s at epoch %d, batch %llu (step %llu, learning rate %.3g). "
+                               "Stopped; %s%s%s. Try a lower --lr, --precision f32, or a longer --warmup-steps",
+                               isnan(loss) ? "NaN" : "infinite", s.epoch + 1, (unsigned long long)s.batch + 1,
+                               (unsigned long long)s.step + 1, lr,
+                               have ? "the last good checkpoint is kept: " : "no checkpoint was written yet",
+                               have ? p_ckpt : "", have ? " (resume with --resume)" : "");
+                goto done;
+            }
+            s.step++;
+            s.batch++;
+            s.loss_sum += loss;
+            s.loss_n++;
+            s.loss_ema = s.loss_n == 1 && s.loss_ema == 0 ? loss : 0.95 * s.loss_ema + 0.05 * loss;
+            frames_since += count_frames(&b);
+            double now = cphil_now_sec();
+            double fps = now > t_rate ? (double)frames_since / (now - t_rate) : 0;
+            if (cb && cb->on_step) cb->on_step(cb->user, s.epoch, (size_t)s.batch, nb, s.loss_ema, fps);
+            bool interrupt = cphil_train_interrupt || (o->stop_after_steps > 0 && s.step == (uint64_t)o->stop_after_steps);
+            if (interrupt || (o->save_every > 0 && s.step % (uint64_t)o->save_every == 0 && s.batch < nb)) {
+                s.epoch_seconds = cphil_now_sec() - t_ep;
+                if ((st = save_ckpt(p_ckpt, o, mops, model, &s)) != CPHIL_OK) goto done;
+            }
+            if (interrupt) {
+                if ((st = mops->save_policy(model, p_pol, o->meta_json)) != CPHIL_OK) goto done;
+                note(cb, "interrupted at epoch %d, batch %llu (step %llu): saved %s and %s; continue with --resume %s",
+                     s.epoch + 1, (unsigned long long)s.batch, (unsigned long long)s.step, p_ckpt, p_pol, p_ckpt);
+                res->interrupted = true;
+                goto done;
+            }
+        }
+        if (s.batch < nb && stop && s.loss_n == 0) break; /* max_steps hit exactly at an epoch start */
+        /* End of the epoch (or of max_steps): validate, report, save. */
+        cphil_tr_epoch_report r;
+        memset(&r, 0, sizeof r);
+        r.epoch = s.epoch + 1;
+        r.epochs = o->epochs;
+        r.step = s.step;
+        r.train_loss = s.loss_n ? s.loss_sum / (double)s.loss_n : NAN;
+        if ((st = validate(mops, model, dops, data, logits, &r.val_loss, &r.val, &r.has_val)) != CPHIL_OK) goto done;
+        if (!r.has_val) r.val_loss = NAN;
+        r.seconds = cphil_now_sec() - t_ep;
+        r.frames_per_sec = r.seconds > 0 ? (double)s.loss_n * (double)dops->frames_per_batch / r.seconds : 0;
+        double crit = r.has_val ? r.val_loss : r.train_loss;
+        if (isfinite(crit) && crit < s.best_val - o->min_delta) {
+            s.best_val = crit;
+            s.best_epoch = r.epoch;
+            s.bad_epochs = 0;
+            r.best = true;
+        } else {
+            s.bad_epochs++;
+        }
+        r.epochs_without_improvement = s.bad_epochs;
+        cphil_curve_row *row = &s.rows[s.n_rows++];
+        row->epoch = r.epoch;
+        row->step = s.step;
+        row->train_loss = r.train_loss;
+        row->val_loss = r.val_loss;
+        for (int h = 0; h < CPHIL_N_HEADS; h++) row->acc[h] = r.has_val ? r.val.acc[h] : NAN;
+        row->seconds = r.seconds;
+        row->best = r.best;
+        if (o->early_stopping && s.bad_epochs >= o->patience && s.epoch + 1 < o->epochs) {
+            r.early_stop = true;
+            res->stopped_early = true;
+            stop = true;
+        }
+        /* The state saved is "at the start of the next epoch". */
+        int ep = s.epoch;
+        s.epoch = ep + 1;
+        s.batch = 0;
+        s.loss_sum = 0;
+        s.loss_n = 0;
+        s.epoch_seconds = 0;
+        if (stop) s.epoch = o->epochs; /* a resumed run of a finished training does nothing */
+        if ((st = mops->save_policy(model, p_pol, o->meta_json)) != CPHIL_OK) goto done;
+        if ((st = save_ckpt(p_ckpt, o, mops, model, &s)) != CPHIL_OK) goto done;
+        if (r.best) {
+            if ((st = mops->save_policy(model, p_bpol, o->meta_json)) != CPHIL_OK) goto done;
+            if ((st = save_ckpt(p_bckpt, o, mops, model, &s)) != CPHIL_OK) goto done;
+        }
+        if ((st = cphil_curves_write_csv(p_csv, s.rows, s.n_rows)) != CPHIL_OK) goto done;
+        if ((st = cphil_curves_write_svg(p_svg, s.rows, s.n_rows, o->title)) != CPHIL_OK) goto done;
+        if (cb && cb->on_epoch) cb->on_epoch(cb->user, &r);
+        s.epoch = ep; /* the for loop increments */
+        if (stop) break;
+    }
+done:
+    res->epochs_done = s.n_rows;
+    res->steps = s.step;
+    res->best_val_loss = s.best_val;
+    res->best_epoch = s.best_epoch;
+    res->seconds = cphil_now_sec() - t_start;
+    res->rows = s.rows;
+    cphil_free(logits);
+    return st;
+}
