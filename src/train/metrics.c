@@ -6,7 +6,6 @@
 #include <math.h>
 #include <string.h>
 
-const char *const cphil_head_names[CPHIL_N_HEADS] = {"buttons", "main_x", "main_y", "c_x", "c_y", "shoulder"};
 const char *const cphil_button_names[CPHIL_N_BUTTONS] = {"A", "B", "X", "Y", "Z", "L", "R", "D-up"};
 const int cphil_cat_classes[CPHIL_N_CAT] = {17, 17, 17, 17, 5};
 const int cphil_cat_offset[CPHIL_N_CAT] = {8, 25, 42, 59, 76};

@@ -19,16 +19,13 @@
 #define CPHIL_TRAIN_METRICS_H
 
 #include "core/core.h"
+#include "model/model.h" /* head order, sizes and offsets: CPHIL_N_HEADS, CPHIL_N_LOGITS, ... */
 
-#define CPHIL_N_HEADS 6
-#define CPHIL_N_BUTTONS 8
-#define CPHIL_N_CAT 5
-#define CPHIL_N_LOGITS 81
+#define CPHIL_N_CAT CPHIL_N_CAT_HEADS
 
-extern const char *const cphil_head_names[CPHIL_N_HEADS];   /* buttons main_x main_y c_x c_y shoulder */
 extern const char *const cphil_button_names[CPHIL_N_BUTTONS]; /* A B X Y Z L R D-up */
-extern const int cphil_cat_classes[CPHIL_N_CAT];             /* 17 17 17 17 5 */
-extern const int cphil_cat_offset[CPHIL_N_CAT];              /* offsets in the 81 logits */
+extern const int cphil_cat_classes[CPHIL_N_CAT];             /* 17 17 17 17 5 (= cphil_head_classes[1..]) */
+extern const int cphil_cat_offset[CPHIL_N_CAT];              /* offsets in the 81 logits (= cphil_head_offset[1..]) */
 extern const uint8_t cphil_cat_neutral[CPHIL_N_CAT];         /* 8 8 8 8 0 */
 
 /* Statistics of training targets that define the baselines. */

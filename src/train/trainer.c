@@ -24,7 +24,7 @@ void cphil_trainer_opts_default(cphil_trainer_opts *o) {
     memset(o, 0, sizeof *o);
     o->epochs = 10;
     o->lr = 1e-3;
-    o->schedule = CPHIL_SCHED_COSINE;
+    o->schedule = CPHIL_SCHED_WARMUP_COSINE;
     o->warmup_steps = 100;
     o->seed = 1;
     o->out_dir = "checkpoints";
@@ -43,7 +43,7 @@ double cphil_tr_lr_at(const cphil_trainer_opts *o, uint64_t step, uint64_t total
     double lr = o->lr;
     uint64_t w = o->warmup_steps > 0 ? (uint64_t)o->warmup_steps : 0;
     if (step < w) return lr * (double)(step + 1) / (double)w;
-    if (o->schedule == CPHIL_SCHED_COSINE && total > w) {
+    if (o->schedule == CPHIL_SCHED_WARMUP_COSINE && total > w) {
         double f = (double)(step - w) / (double)(total - w);
         if (f > 1) f = 1;
         return lr * 0.5 * (1 + cos(3.14159265358979323846 * f));
@@ -157,7 +157,7 @@ static cphil_status save_ckpt(const char *path, const cphil_trainer_opts *o, con
     snprintf(meta, ml,
              "{\"format\":\"cphil-checkpoint\",\"model\":%s,\"trainer\":{\"epochs\":%d,\"lr\":%.17g,"
              "\"schedule\":\"%s\",\"warmup_steps\":%lld,\"seed\":%llu},\"meta\":%s}",
-             mc, o->epochs, o->lr, o->schedule == CPHIL_SCHED_COSINE ? "cosine" : "constant", o->warmup_steps,
+             mc, o->epochs, o->lr, o->schedule == CPHIL_SCHED_WARMUP_COSINE ? "cosine" : "constant", o->warmup_steps,
              (unsigned long long)o->seed, o->meta_json ? o->meta_json : "{}");
     cphil_status st = cphil_ckpt_write(path, meta, cs, nm + 2);
     cphil_free(meta);

@@ -65,12 +65,10 @@ typedef struct cphil_tr_model_ops {
     size_t max_frames_per_batch; /* size of the logits buffer the loop allocates */
 } cphil_tr_model_ops;
 
-typedef enum cphil_tr_schedule { CPHIL_SCHED_CONSTANT, CPHIL_SCHED_COSINE } cphil_tr_schedule;
-
 typedef struct cphil_trainer_opts {
     int epochs;
     double lr;
-    int schedule;              /* cphil_tr_schedule: constant, or warmup then cosine to 0 */
+    int schedule;              /* cphil_schedule (model.h): CONSTANT or WARMUP_COSINE (to 0) */
     long long warmup_steps;
     uint64_t seed;
     const char *out_dir, *name; /* DIR/NAME_policy.safetensors, DIR/NAME.ckpt, _best, curves */
