@@ -37,13 +37,111 @@ static void gemm_case(cphil_precision prec, bool ta, bool tb, int M, int N, int 
     cphil_free(A); cphil_free(B); cphil_free(C); cphil_free(R);
 }
 
-TEST(gemm_vs_ref_small) {
-    static const int sz[] = {1, 3, 15, 17, 33};
-    for (int p = 0; p < 2; p++)
-        for (int t = 0; t < 4; t++)
-            for (int a = 0; a < 5; a++)
-                for (int b = 0; b < 5; b += 2)
-                    gemm_case((cphil_precision)p, t & 1, t >> 1, sz[a], sz[b], sz[(a + b) % 5], 0.7f, (t & 1) ? 0.0f : -1.3f);
+static int g_tiers[3], g_ntiers;
+static void tiers_init(void) {
+    g_ntiers = 0;
+    for (int i = 0; i <= 2; i++)
+        if (cphil_isa_supported((cphil_isa)i)) g_tiers[g_ntiers++] = i;
+}
+#define FOR_TIERS(var) for (int var##_i = 0, var = 0; var##_i < g_ntiers && (var = g_tiers[var##_i], cphil_isa_set((cphil_isa)var) == CPHIL_OK); var##_i++)
+
+TEST(gemm_vs_ref_every_tier) {
+    static const int sz[] = {1, 3, 15, 17, 31, 33};
+    FOR_TIERS(t) {
+        for (int p = 0; p < 2; p++)
+            for (int tr = 0; tr < 4; tr++)
+                for (int a = 0; a < 6; a++)
+                    for (int b = 0; b < 6; b++) {
+                        float beta = (a + b) % 3 == 0 ? 0.0f : ((a + b) % 3 == 1 ? 1.0f : -1.3f);
+                        gemm_case((cphil_precision)p, tr & 1, tr >> 1, sz[a], sz[b], sz[(a + 2 * b + tr) % 6], 0.7f, beta);
+                    }
+        /* ragged sizes past the tiles, and K past one k block (beta applied once) */
+        gemm_case(CPHIL_PREC_F32, false, true, 257, 255, 33, 1.0f, 0.5f);
+        gemm_case(CPHIL_PREC_BF16, true, false, 33, 257, 255, -1.0f, 0.0f);
+        gemm_case(CPHIL_PREC_F32, true, true, 31, 40, 1100, 1.0f, 1.0f);
+        gemm_case(CPHIL_PREC_BF16, false, false, 17, 45, 1025, 0.5f, 2.0f);
+        gemm_case(CPHIL_PREC_F32, false, false, 13, 7, 0, 1.0f, 2.0f); /* K = 0: C = beta C */
+    }
+    cphil_isa_set(cphil_isa_best());
+}
+
+/* Run one gemm into a fresh copy of C0 and return the copy. */
+static float *gemm_run(cphil_precision p, bool ta, bool tb, int M, int N, int K, const float *A, const float *B,
+                       const float *C0, float beta) {
+    float *C = cphil_alloc((size_t)M * N * sizeof(float) + 64);
+    memcpy(C, C0, (size_t)M * N * sizeof(float));
+    cphil_gemm(p, ta, tb, M, N, K, 1.25f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+    return C;
+}
+
+TEST(gemm_threads_identical_bits) {
+    /* big enough to use the workers; shapes that split rows and that split columns */
+    static const int shp[][3] = {{203, 150, 611}, {40, 700, 300}};
+    FOR_TIERS(t) {
+        for (int s = 0; s < 2; s++)
+            for (int p = 0; p < 2; p++)
+                for (int tr = 0; tr < 4; tr += 3) {
+                    int M = shp[s][0], N = shp[s][1], K = shp[s][2];
+                    float *A = rand_buf((size_t)M * K), *B = rand_buf((size_t)K * N), *C0 = rand_buf((size_t)M * N);
+                    cphil_threads_set(1);
+                    float *c1 = gemm_run((cphil_precision)p, tr & 1, tr >> 1, M, N, K, A, B, C0, 0.5f);
+                    cphil_threads_set(2);
+                    float *c2 = gemm_run((cphil_precision)p, tr & 1, tr >> 1, M, N, K, A, B, C0, 0.5f);
+                    cphil_threads_set(3);
+                    float *c3 = gemm_run((cphil_precision)p, tr & 1, tr >> 1, M, N, K, A, B, C0, 0.5f);
+                    cphil_threads_set(1);
+                    bool same = !memcmp(c1, c2, (size_t)M * N * 4) && !memcmp(c1, c3, (size_t)M * N * 4);
+                    cphil_free(A); cphil_free(B); cphil_free(C0); cphil_free(c1); cphil_free(c2); cphil_free(c3);
+                    CHECK_MSG(same, "tier %d prec %d shape %d: thread counts differ", t, p, s);
+                }
+    }
+    cphil_isa_set(cphil_isa_best());
+}
+
+/* bf16: every tier (scalar emulation, AVX2 emulation, AVX512_BF16 hardware) gives the same bits. */
+TEST(gemm_bf16_exact_across_tiers) {
+    int M = 37, N = 45, K = 1111;
+    float *A = rand_buf((size_t)M * K), *B = rand_buf((size_t)K * N), *C0 = rand_buf((size_t)M * N);
+    /* values over a wide exponent range, with cancellation; the last rows and columns near
+     * 2^-63 so that products and partial sums underflow into the flushed (subnormal) range */
+    for (int i = 0; i < M * K; i++) A[i] = ldexpf(A[i], i / K >= M - 8 ? -61 - i % 5 : (i * 7) % 41 - 20);
+    for (int i = 0; i < K * N; i++) B[i] = ldexpf(B[i], i % N >= N - 8 ? -61 - i % 5 : (i * 5) % 37 - 18);
+    float *bases[4] = {0};
+    FOR_TIERS(t) {
+        for (int tr = 0; tr < 4; tr++) {
+            float *c = gemm_run(CPHIL_PREC_BF16, tr & 1, tr >> 1, M, N, K, A, B, C0, -0.75f);
+            if (t == g_tiers[0]) { bases[tr] = c; continue; }
+            float *base = bases[tr];
+            bool same = !memcmp(base, c, (size_t)M * N * 4);
+            int bad = -1;
+            for (int i = 0; i < M * N && !same && bad < 0; i++) if (memcmp(&base[i], &c[i], 4)) bad = i;
+            float bv = bad >= 0 ? base[bad] : 0, cv = bad >= 0 ? c[bad] : 0;
+            cphil_free(c);
+            CHECK_MSG(same, "tier %d transposes %d: element %d %.9g vs %.9g", t, tr, bad, bv, cv);
+        }
+    }
+    for (int i = 0; i < 4; i++) cphil_free(bases[i]);
+    cphil_free(A); cphil_free(B); cphil_free(C0);
+    cphil_isa_set(cphil_isa_best());
+}
+
+/* bf16 against f32: relative to sum |a||b|, within 2 * 2^-8 (two operand roundings). */
+TEST(gemm_bf16_vs_f32) {
+    int M = 64, N = 48, K = 300;
+    float *A = rand_buf((size_t)M * K), *B = rand_buf((size_t)K * N), *Z = cphil_calloc((size_t)M * N, 4);
+    float *c32 = gemm_run(CPHIL_PREC_F32, false, true, M, N, K, A, B, Z, 0.0f);
+    float *c16 = gemm_run(CPHIL_PREC_BF16, false, true, M, N, K, A, B, Z, 0.0f);
+    double worst = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double mag = 0;
+            for (int k = 0; k < K; k++) mag += fabs((double)A[i * K + k] * B[j * K + k]);
+            double e = fabs((double)c32[i * N + j] - c16[i * N + j]) / (1.25 * mag);
+            if (e > worst) worst = e;
+        }
+    cphil_free(A); cphil_free(B); cphil_free(Z); cphil_free(c32); cphil_free(c16);
+    CHECK_MSG(worst <= 2.0 / 256, "bf16 vs f32 relative error %g", worst);
+    CHECK(worst > 0); /* bf16 really rounds */
 }
 
 TEST(gemm_beta0_ignores_nan) {
@@ -72,7 +170,11 @@ TEST(isa_force) {
 }
 
 int main(void) {
-    RUN(gemm_vs_ref_small);
+    tiers_init();
+    RUN(gemm_vs_ref_every_tier);
+    RUN(gemm_threads_identical_bits);
+    RUN(gemm_bf16_exact_across_tiers);
+    RUN(gemm_bf16_vs_f32);
     RUN(gemm_beta0_ignores_nan);
     RUN(bf16_rounding);
     RUN(isa_force);

@@ -1,0 +1,98 @@
+/* gemm_avx2.c — AVX2/FMA microkernels of cphil_gemm: f32 6x16 and the exact bf16 emulation.
+ *
+ * Tile: 6 rows of A broadcast x 16 columns of B in two ymm, 12 accumulators. The bf16 kernel
+ * emulates vdpbf16ps lane by lane: acc = ftz(acc + a_hi*b_hi), acc = ftz(acc + a_lo*b_lo) (an
+ * FMA of exact bf16 products equals the rounded sum of the exact product); ftz flushes subnormal
+ * sums to signed zero. Not here: packing (gemm.c), the AVX-512 tier (gemm_avx512.c).
+ * Reference: kernels_internal.h (microkernel contract), Intel SDM (VDPBF16PS).
+ */
+#include "kernels/cpu/kernels_internal.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define MR GEMM_MR_AVX2
+#define NR GEMM_NR_AVX2
+
+/* Store a 6x16 tile held in c[12] with the shared epilogue; partial tiles through a buffer. */
+static inline void store_tile(__m256 *c, float *C, int ldc, int mr, int nr, float alpha, float beta) {
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    if (mr == MR && nr == NR) {
+        for (int i = 0; i < MR; i++) {
+            float *r = C + (size_t)i * ldc;
+            __m256 t0 = _mm256_mul_ps(va, c[2 * i]), t1 = _mm256_mul_ps(va, c[2 * i + 1]);
+            if (beta != 0.0f) {
+                t0 = _mm256_add_ps(t0, _mm256_mul_ps(vb, _mm256_loadu_ps(r)));
+                t1 = _mm256_add_ps(t1, _mm256_mul_ps(vb, _mm256_loadu_ps(r + 8)));
+            }
+            _mm256_storeu_ps(r, t0);
+            _mm256_storeu_ps(r + 8, t1);
+        }
+        return;
+    }
+    float buf[MR * NR];
+    for (int i = 0; i < MR; i++) {
+        _mm256_storeu_ps(buf + i * NR, _mm256_mul_ps(va, c[2 * i]));
+        _mm256_storeu_ps(buf + i * NR + 8, _mm256_mul_ps(va, c[2 * i + 1]));
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float *p = &C[(size_t)i * ldc + j];
+            if (beta == 0.0f) *p = buf[i * NR + j];
+            else {
+                /* vector ops on one lane: no contraction into an FMA */
+                __m128 t = _mm_set_ss(buf[i * NR + j]);
+                __m128 bc = _mm_mul_ss(_mm_set_ss(beta), _mm_set_ss(*p));
+                *p = _mm_cvtss_f32(_mm_add_ss(t, bc));
+            }
+        }
+}
+
+void cphil_uk_f32_avx2(int kc, const void *Ap, const void *Bp, float *C, int ldc, int mr, int nr,
+                       float alpha, float beta) {
+    const float *a = Ap, *b = Bp;
+    __m256 c[12];
+    for (int i = 0; i < 12; i++) c[i] = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++, a += MR, b += NR) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#define ROW(i) { __m256 x = _mm256_broadcast_ss(a + i); \
+                 c[2 * i] = _mm256_fmadd_ps(x, b0, c[2 * i]); c[2 * i + 1] = _mm256_fmadd_ps(x, b1, c[2 * i + 1]); }
+        ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
+#undef ROW
+    }
+    store_tile(c, C, ldc, mr, nr, alpha, beta);
+}
+
+static inline __m256 ftz8(__m256 x) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 tiny = _mm256_set1_ps(1.17549435e-38f);
+    __m256 small = _mm256_cmp_ps(_mm256_and_ps(x, absmask), tiny, _CMP_LT_OQ);
+    return _mm256_andnot_ps(_mm256_and_ps(small, absmask), x); /* keep the sign bit only */
+}
+
+void cphil_uk_bf16emu_avx2(int kc, const void *Ap, const void *Bp, float *C, int ldc, int mr,
+                           int nr, float alpha, float beta) {
+    const uint32_t *a = Ap, *b = Bp;
+    const __m256i himask = _mm256_set1_epi32((int)0xffff0000u);
+    __m256 c[12];
+    for (int i = 0; i < 12; i++) c[i] = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++, a += MR, b += NR) {
+        __m256i u0 = _mm256_load_si256((const __m256i *)b), u1 = _mm256_load_si256((const __m256i *)(b + 8));
+        __m256 bh0 = _mm256_castsi256_ps(_mm256_and_si256(u0, himask));
+        __m256 bh1 = _mm256_castsi256_ps(_mm256_and_si256(u1, himask));
+        __m256 bl0 = _mm256_castsi256_ps(_mm256_slli_epi32(u0, 16));
+        __m256 bl1 = _mm256_castsi256_ps(_mm256_slli_epi32(u1, 16));
+        for (int i = 0; i < MR; i++) {
+            uint32_t ai = a[i], aih = ai & 0xffff0000u, ail = ai << 16;
+            float fh, fl;
+            memcpy(&fh, &aih, 4);
+            memcpy(&fl, &ail, 4);
+            __m256 xh = _mm256_set1_ps(fh), xl = _mm256_set1_ps(fl);
+            c[2 * i] = ftz8(_mm256_fmadd_ps(xh, bh0, c[2 * i]));
+            c[2 * i + 1] = ftz8(_mm256_fmadd_ps(xh, bh1, c[2 * i + 1]));
+            c[2 * i] = ftz8(_mm256_fmadd_ps(xl, bl0, c[2 * i]));
+            c[2 * i + 1] = ftz8(_mm256_fmadd_ps(xl, bl1, c[2 * i + 1]));
+        }
+    }
+    store_tile(c, C, ldc, mr, nr, alpha, beta);
+}
