@@ -5,6 +5,7 @@
 #include "core/core.h"
 #include "game/actions.h"
 #include "game/controller.h"
+#include "game/embed.h"
 #include "game/synth.h"
 
 /* Every class of every head survives decode -> encode, and encode picks the nearest class. */
@@ -127,7 +128,57 @@ TEST(synth_deterministic) {
     cphil_free(b);
 }
 
+/* The layout: blocks tile [0, E) without gaps, continuous first, ids absolute, hash stable. */
+TEST(embed_layout) {
+    cphil_embed_layout L, P;
+    cphil_embed_layout_init(&L, NULL);
+    cphil_embed_config c = {true};
+    cphil_embed_layout_init(&P, &c);
+    CHECK_EQ_INT(L.n_cont, 99);
+    CHECK_EQ_INT(L.n_ids, 10);
+    CHECK_EQ_INT(L.E, 2185);
+    CHECK_EQ_INT(P.n_cont, 112);
+    CHECK_EQ_INT(P.E, 2198);
+    CHECK(L.hash != P.hash);
+    cphil_embed_layout L2;
+    cphil_embed_layout_init(&L2, NULL);
+    CHECK(L.hash == L2.hash);
+    int off = 0, seen_onehot = 0, ids = 0;
+    for (int b = 0; b < L.n_blocks; b++) {
+        const cphil_embed_block *bl = &L.blocks[b];
+        CHECK_EQ_INT(bl->offset, off);
+        if (bl->kind == CPHIL_EMBED_ONEHOT) {
+            seen_onehot = 1;
+            CHECK_EQ_INT(bl->id_index, ids);
+            ids++;
+        } else {
+            CHECK(!seen_onehot); /* continuous first */
+        }
+        off += bl->width;
+    }
+    CHECK_EQ_INT(off, L.E);
+    CHECK_EQ_INT(ids, L.n_ids);
+    for (int i = 0; i < P.n_cont; i++) CHECK(cphil_embed_feature_info(&P, i) != NULL);
+    CHECK(cphil_embed_feature_info(&L, L.n_cont) == NULL);
+    CHECK_STR(cphil_embed_feature_info(&L, cphil_embed_layout_block(&L, "opp")->offset + 1)->name, "x");
+    CHECK_STR(cphil_embed_feature_info(&P, 99)->name, "A");
+    /* densify: continuous copied, one 1.0 per block at the id's column */
+    float cont[CPHIL_EMBED_MAX_CONT];
+    int32_t id[CPHIL_EMBED_MAX_IDS];
+    for (int i = 0; i < L.n_cont; i++) cont[i] = (float)i * 0.5f;
+    for (int k = 0; k < L.n_ids; k++) id[k] = L.blocks[L.n_blocks - L.n_ids + k].offset + k;
+    float *dense = cphil_alloc(sizeof(float) * (size_t)L.E);
+    CHECK(dense);
+    cphil_embed_densify(&L, cont, id, dense);
+    double sum = 0;
+    for (int i = L.n_cont; i < L.E; i++) sum += dense[i];
+    CHECK_NEAR(sum, L.n_ids, 0, 0);
+    CHECK(dense[5] == 2.5f && dense[id[3]] == 1.0f);
+    cphil_free(dense);
+}
+
 int main(void) {
+    RUN(embed_layout);
     RUN(controller_roundtrip_every_class);
     RUN(controller_nearest_class);
     RUN(action_names);
