@@ -144,6 +144,170 @@ TEST(gemm_bf16_vs_f32) {
     CHECK(worst > 0); /* bf16 really rounds */
 }
 
+
+/* ---- inference kernels --------------------------------------------------------------------- */
+static long g_allocs;
+static void *count_alloc(size_t size, size_t align, void *user) {
+    (void)user;
+    g_allocs++;
+    void *p = NULL;
+    return posix_memalign(&p, align, size ? size : 1) == 0 ? p : NULL;
+}
+static void count_free(void *p, void *user) { (void)user; free(p); }
+
+/* One linear case on the active tier: fast vs _ref (bits for bf16/int8), and the ref vs plain
+ * f32 math on the unpacked weights. */
+static void linear_case(cphil_wtype type, int M, int out, int in, bool use_bias, bool accum, float act_scale) {
+    int ldx = in + 2, ldy = out + 1, ldw = in + 3;
+    float *W = rand_buf((size_t)out * ldw), *x = rand_buf((size_t)M * ldx), *bias = rand_buf((size_t)out);
+    float *y0 = rand_buf((size_t)M * ldy);
+    for (int i = 0; i < M * ldx; i += 7) x[i] *= 3.0f; /* a few larger values */
+    cphil_wpack p;
+    CHECK(cphil_wpack_init(&p, type, W, out, in, ldw) == CPHIL_OK);
+    size_t sb = cphil_linear_scratch_bytes(&p, M);
+    void *scratch = sb ? cphil_alloc(sb) : NULL;
+    float *yf = cphil_alloc((size_t)M * ldy * 4 + 64), *yr = cphil_alloc((size_t)M * ldy * 4 + 64);
+    memcpy(yf, y0, (size_t)M * ldy * 4);
+    memcpy(yr, y0, (size_t)M * ldy * 4);
+    cphil_allocator ca = {count_alloc, count_free, NULL};
+    g_allocs = 0;
+    cphil_set_allocator(&ca);
+    cphil_linear(&p, M, x, ldx, use_bias ? bias : NULL, yf, ldy, accum, act_scale, scratch);
+    cphil_set_allocator(NULL);
+    long allocs = g_allocs;
+    cphil_linear_ref(&p, M, x, ldx, use_bias ? bias : NULL, yr, ldy, accum, act_scale, scratch);
+    /* plain math on the unpacked weights */
+    float *Wu = cphil_alloc((size_t)out * in * 4 + 64);
+    cphil_wpack_unpack(&p, Wu, in);
+    char msg[160] = "";
+    for (int m = 0; m < M && !msg[0]; m++) {
+        double xmax = 0;
+        for (int k = 0; k < in; k++) xmax = fmax(xmax, fabs(x[(size_t)m * ldx + k]));
+        for (int o = 0; o < out && !msg[0]; o++) {
+            float f = yf[(size_t)m * ldy + o], r = yr[(size_t)m * ldy + o];
+            double d = 0, mag = 0;
+            for (int k = 0; k < in; k++) {
+                double xv = x[(size_t)m * ldx + k];
+                if (type == CPHIL_W_BF16) xv = cphil_bf16_round((float)xv);
+                d += xv * Wu[(size_t)o * in + k];
+                mag += fabs(xv * Wu[(size_t)o * in + k]);
+            }
+            if (use_bias) d += bias[o];
+            if (accum) d += y0[(size_t)m * ldy + o];
+            double tol = 1e-6 * (mag + 4) * 4;
+            if (type == CPHIL_W_I8) {
+                double sx = act_scale > 0 ? act_scale : xmax / 127;
+                double wmax = 0;
+                for (int k = 0; k < in; k++) wmax = fmax(wmax, fabs(Wu[(size_t)o * in + k]));
+                /* activation rounding error only (the weights are already the unpacked ones) */
+                tol += 0.5 * sx * wmax * in * 1.01;
+                if (act_scale > 0) tol += (xmax > 127 * act_scale ? (xmax - 127 * act_scale) * wmax * in : 0);
+            }
+            if (type == CPHIL_W_F32 ? fabs(f - r) > 1e-6 * (mag + 4) * 4 : memcmp(&f, &r, 4) != 0)
+                snprintf(msg, sizeof msg, "fast vs ref (%d,%d): %.9g vs %.9g", m, o, f, r);
+            else if (fabs(r - d) > tol)
+                snprintf(msg, sizeof msg, "ref vs f32 math (%d,%d): %.9g vs %.9g (tol %g)", m, o, r, d, tol);
+        }
+        for (int o = out; o < ldy && !msg[0]; o++)
+            if (yf[(size_t)m * ldy + o] != y0[(size_t)m * ldy + o]) snprintf(msg, sizeof msg, "wrote past out at (%d,%d)", m, o);
+    }
+    cphil_wpack_free(&p);
+    cphil_free(W); cphil_free(x); cphil_free(bias); cphil_free(y0); cphil_free(yf); cphil_free(yr); cphil_free(Wu);
+    cphil_free(scratch);
+    CHECK_MSG(!msg[0], "tier %s type %d M=%d out=%d in=%d bias=%d acc=%d scale=%g: %s",
+              cphil_isa_name(cphil_isa_active()), (int)type, M, out, in, use_bias, accum, act_scale, msg);
+    CHECK_MSG(allocs == 0, "cphil_linear allocated %ld times", allocs);
+}
+
+TEST(linear_vs_ref_every_tier) {
+    static const int Ms[] = {1, 2, 3, 5, 60};
+    static const int outs[] = {1, 3, 15, 17, 33, 64, 257};
+    static const int ins[] = {1, 3, 15, 17, 31, 255, 257};
+    FOR_TIERS(t) {
+        for (int ty = 0; ty < 3; ty++)
+            for (int a = 0; a < 5; a++)
+                for (int b = 0; b < 7; b++) {
+                    int c = (a * 3 + b * 5 + ty) % 7;
+                    float sc = ty == CPHIL_W_I8 && (b & 1) ? 0.02f : 0.0f; /* static scale, some clamped */
+                    linear_case((cphil_wtype)ty, Ms[a], outs[b], ins[c], (a + b) & 1, (a + c) % 3 == 0, sc);
+                }
+        linear_case(CPHIL_W_I8, 1, 1024, 1991, true, false, 0);
+        linear_case(CPHIL_W_BF16, 60, 256, 256, true, true, 0);
+    }
+    cphil_isa_set(cphil_isa_best());
+}
+
+TEST(linear_i8_zero_row_and_saturation) {
+    float W[2 * 5] = {1, -1, 0.5f, 0, 0.25f, 0, 0, 0, 0, 0}; /* second row all zero */
+    cphil_wpack p;
+    CHECK(cphil_wpack_init(&p, CPHIL_W_I8, W, 2, 5, 5) == CPHIL_OK);
+    CHECK(p.scale[1] == 1.0f);
+    float x[5] = {0, 0, 0, 0, 0}, y[2] = {7, 7};
+    char scratch[512] __attribute__((aligned(64)));
+    CHECK(cphil_linear_scratch_bytes(&p, 1) <= sizeof scratch);
+    cphil_linear(&p, 1, x, 5, NULL, y, 2, false, 0, scratch);
+    CHECK(y[0] == 0 && y[1] == 0);
+    float x2[5] = {100, -100, 1, 2, 3}; /* static scale 0.01: clamps to +-127 */
+    cphil_linear(&p, 1, x2, 5, NULL, y, 2, false, 0.01f, scratch);
+    CHECK_NEAR(y[0], 1.27 + 1.27 + 0.5 * 1 + 0.25 * 1.27, 0.01, 0); /* x[4] = 3 clamps to 1.27 */
+    cphil_wpack_free(&p);
+    cphil_wpack_free(&p); /* twice is fine */
+    float bad[2] = {1, NAN};
+    CHECK(cphil_wpack_init(&p, CPHIL_W_F32, bad, 1, 2, 2) == CPHIL_E_NUMERIC);
+    CHECK(cphil_wpack_init(&p, CPHIL_W_F32, bad, 0, 2, 2) == CPHIL_E_ARG);
+    int8_t q[2] = {-128, 3};
+    float sc = 1;
+    CHECK(cphil_wpack_init_i8q(&p, q, &sc, 1, 2) == CPHIL_E_FORMAT);
+    q[0] = -127;
+    CHECK(cphil_wpack_init_i8q(&p, q, &sc, 1, 2) == CPHIL_OK);
+    float u[2];
+    cphil_wpack_unpack(&p, u, 2);
+    CHECK(u[0] == -127 && u[1] == 3);
+    cphil_wpack_free(&p);
+}
+
+TEST(gather_add_every_tier) {
+    static const int widths[] = {1, 17, 64, 257};
+    FOR_TIERS(t) {
+        for (int ty = 0; ty < 3; ty++)
+            for (int wi = 0; wi < 4; wi++) {
+                int out = widths[wi], ncols = 37, col0 = 5, ldw = col0 + ncols + 2;
+                float *W = rand_buf((size_t)out * ldw);
+                cphil_gtable g;
+                CHECK(cphil_gtable_init(&g, (cphil_wtype)ty, W, out, ldw, col0, ncols) == CPHIL_OK);
+                int32_t ids[70];
+                for (int i = 0; i < 70; i++) ids[i] = col0 + (i * 13) % ncols;
+                ids[3] = 2;            /* invalid: below col0 */
+                ids[9] = col0 + ncols; /* invalid: past the end */
+                float *y1 = rand_buf((size_t)out + 1), *y2 = cphil_alloc((size_t)out * 4 + 68), *yd = cphil_alloc((size_t)out * 4 + 68);
+                memcpy(y2, y1, (size_t)(out + 1) * 4);
+                memcpy(yd, y1, (size_t)(out + 1) * 4);
+                cphil_allocator ca = {count_alloc, count_free, NULL};
+                g_allocs = 0;
+                cphil_set_allocator(&ca);
+                int b1 = cphil_gather_add(&g, 70, ids, y1);
+                cphil_set_allocator(NULL);
+                int b2 = cphil_gather_add_ref(&g, 70, ids, y2);
+                CHECK_EQ_INT(b1, 2);
+                CHECK_EQ_INT(b2, 2);
+                CHECK(g_allocs == 0);
+                CHECK_MSG(!memcmp(y1, y2, (size_t)(out + 1) * 4), "tier %d type %d width %d: gather differs from ref", t, ty, out);
+                /* against the f32 columns */
+                for (int o = 0; o < out; o++) {
+                    double d = yd[o];
+                    for (int i = 0; i < 70; i++)
+                        if (i != 3 && i != 9) d += W[(size_t)o * ldw + ids[i]];
+                    double tol = ty == CPHIL_W_F32 ? 1e-4 : (ty == CPHIL_W_BF16 ? 70 * 4e-3 : 70 * 0.5 / 127 + 1e-4);
+                    CHECK_NEAR(y1[o], d, tol, 0);
+                }
+                CHECK_EQ_INT(cphil_gather_add(&g, 0, ids, y1), 0);
+                cphil_gtable_free(&g);
+                cphil_free(W); cphil_free(y1); cphil_free(y2); cphil_free(yd);
+            }
+    }
+    cphil_isa_set(cphil_isa_best());
+}
+
 TEST(gemm_beta0_ignores_nan) {
     float A[6] = {1, 2, 3, 4, 5, 6}, B[6] = {1, 0, 0, 1, 1, 1}, C[4];
     for (int i = 0; i < 4; i++) C[i] = NAN;
@@ -175,6 +339,9 @@ int main(void) {
     RUN(gemm_threads_identical_bits);
     RUN(gemm_bf16_exact_across_tiers);
     RUN(gemm_bf16_vs_f32);
+    RUN(linear_vs_ref_every_tier);
+    RUN(linear_i8_zero_row_and_saturation);
+    RUN(gather_add_every_tier);
     RUN(gemm_beta0_ignores_nan);
     RUN(bf16_rounding);
     RUN(isa_force);
