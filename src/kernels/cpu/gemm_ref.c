@@ -18,12 +18,7 @@ uint16_t cphil_bf16_from_f32(float x) {
     return (uint16_t)(u >> 16);
 }
 
-float cphil_bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &u, 4);
-    return x;
-}
+/* cphil_bf16_to_f32 is defined once, in src/core/safetensors.c (same declaration). */
 
 float cphil_bf16_round(float x) { return cphil_bf16_to_f32(cphil_bf16_from_f32(x)); }
 

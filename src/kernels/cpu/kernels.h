@@ -74,7 +74,9 @@ void cphil_gemm_ref(cphil_precision prec, bool trans_a, bool trans_b, int M, int
 void cphil_threads_set(int n);
 int cphil_threads_get(void);
 
-/* bf16 helpers: f32 -> bf16 bits with the rounding above, and back (exact). */
+/* bf16 helpers: f32 -> bf16 bits with the rounding above (unlike core's cphil_f32_to_bf16,
+ * subnormals flush to signed zero, as vcvtneps2bf16 does), and back (exact; the definition is
+ * core's, src/core/safetensors.c, declared identically there). */
 uint16_t cphil_bf16_from_f32(float x);
 float cphil_bf16_to_f32(uint16_t h);
 /* x rounded to bf16 and back: the value cphil_gemm(BF16) multiplies. */
