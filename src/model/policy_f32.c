@@ -1,0 +1,35 @@
+/* policy_f32.c — the public training API of model.h: workspace, forward, loss and backward of
+ * the whole policy in f32 (bf16 matrix operands when the config says so), from policy_impl.h.
+ * Not here: the layers (src/nn), AdamW (adamw.c), the double twin (policy_f64.c). */
+#include "model/model.h"
+#include "nn/nn.h"
+#include "core/core.h"
+
+#define R float
+#define NN_FN(name) name
+#include "model/policy_impl.h"
+
+void cphil_loss_config_default(cphil_loss_config *lc) {
+    for (int j = 0; j < CPHIL_N_BUTTONS; j++) lc->pos_weight[j] = 1.0f;
+    lc->button_weight = 1.0f;
+    lc->label_smoothing = 0.0f;
+}
+
+const float *cphil_model_forward(const cphil_model *m, cphil_model_ws *ws, const cphil_batch *batch) {
+    CPHIL_ASSERT(batch->B == ws->B && batch->T == ws->T);
+    CPHIL_ASSERT(m->cfg.backbone == ws->cfg.backbone && m->cfg.E == ws->cfg.E);
+    return policy_forward(ws, m->params, batch->cont, batch->ids);
+}
+
+float cphil_model_loss(const cphil_model *m, cphil_model_ws *ws, const cphil_batch *batch,
+                       const cphil_loss_config *lc, cphil_loss_parts *parts) {
+    (void)m;
+    CPHIL_ASSERT(batch->B == ws->B && batch->T == ws->T);
+    return policy_loss(ws, batch->buttons, batch->cls, batch->weight, lc, parts);
+}
+
+void cphil_model_backward(const cphil_model *m, cphil_model_ws *ws, const cphil_batch *batch,
+                          float *grads) {
+    CPHIL_ASSERT(batch->B == ws->B && batch->T == ws->T);
+    policy_backward(ws, m->params, batch->cont, batch->ids, grads);
+}

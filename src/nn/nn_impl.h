@@ -1,0 +1,656 @@
+/* nn_impl.h — the layers of nn.h, written once over the scalar type R and compiled by nn_f32.c
+ * (R float, cphil_gemm) and nn_f64.c (R double, cphil_nn_gemm_f64). Forward and backward of each
+ * layer side by side. Needs, from the including file: R, NN_FN(name), GEMM(prec, ta, tb, M, N, K,
+ * alpha, A, lda, B, ldb, beta, C, ldc) and the math wrappers EXP LOG LOG1P EXPM1 TANH ERF SQRT
+ * COS SIN POW.
+ *
+ * References: PyTorch's documentation of nn.Linear, nn.LayerNorm, nn.LSTM, nn.GRU, nn.GELU,
+ * nn.Softplus, BCEWithLogitsLoss (pos_weight), CrossEntropyLoss (label_smoothing);
+ * Zhang & Sennrich 2019 (RMSNorm); Gu & Dao 2023 "Mamba" (Algorithm 2, selective scan) and the
+ * reference mamba_simple.py; Su et al. 2021 "RoFormer" (rotary positions, rotate-half form);
+ * llm.c (layernorm / attention backward formulas).
+ * Not here: threads (cphil_gemm runs the matrix products on the worker pool; everything else is
+ * single-threaded and deterministic), allocation.
+ */
+#include <math.h>
+#include <string.h>
+
+#define SZ(x) ((size_t)(x))
+
+/* ---- scalar helpers -------------------------------------------------------------------- */
+static inline R NN_FN(sigm)(R x) {
+    if (x >= 0) return (R)1 / ((R)1 + EXP(-x));
+    R e = EXP(x);
+    return e / ((R)1 + e);
+}
+static inline R NN_FN(softplus)(R x) { return x > (R)20 ? x : LOG1P(EXP(x)); }
+static inline R NN_FN(silu)(R x) { return x * NN_FN(sigm)(x); }
+static inline R NN_FN(dsilu)(R x) {
+    R s = NN_FN(sigm)(x);
+    return s * ((R)1 + x * ((R)1 - s));
+}
+
+/* ---- activations ----------------------------------------------------------------------- */
+void NN_FN(cphil_nn_act_forward)(cphil_act f, size_t n, const R *x, R *y) {
+    const R rs2 = (R)0.70710678118654752440;
+    for (size_t i = 0; i < n; i++) {
+        R v = x[i];
+        switch (f) {
+        case CPHIL_ACT_RELU: y[i] = v > 0 ? v : 0; break;
+        case CPHIL_ACT_GELU: y[i] = (R)0.5 * v * ((R)1 + ERF(v * rs2)); break;
+        case CPHIL_ACT_SILU: y[i] = NN_FN(silu)(v); break;
+        case CPHIL_ACT_SOFTPLUS: y[i] = NN_FN(softplus)(v); break;
+        case CPHIL_ACT_SIGMOID: y[i] = NN_FN(sigm)(v); break;
+        case CPHIL_ACT_TANH: y[i] = TANH(v); break;
+        default: CPHIL_ASSERT(0);
+        }
+    }
+}
+
+void NN_FN(cphil_nn_act_backward)(cphil_act f, size_t n, const R *x, const R *dy, R *dx) {
+    const R rs2 = (R)0.70710678118654752440, rs2pi = (R)0.39894228040143267794;
+    for (size_t i = 0; i < n; i++) {
+        R v = x[i], d;
+        switch (f) {
+        case CPHIL_ACT_RELU: d = v > 0 ? 1 : 0; break;
+        case CPHIL_ACT_GELU: d = (R)0.5 * ((R)1 + ERF(v * rs2)) + v * rs2pi * EXP((R)-0.5 * v * v); break;
+        case CPHIL_ACT_SILU: d = NN_FN(dsilu)(v); break;
+        case CPHIL_ACT_SOFTPLUS: d = v > (R)20 ? 1 : NN_FN(sigm)(v); break;
+        case CPHIL_ACT_SIGMOID: { R s = NN_FN(sigm)(v); d = s * ((R)1 - s); break; }
+        case CPHIL_ACT_TANH: { R t = TANH(v); d = (R)1 - t * t; break; }
+        default: CPHIL_ASSERT(0); d = 0;
+        }
+        dx[i] += dy[i] * d;
+    }
+}
+
+/* column sums of dy [M, N] (row stride ld) added into db [N] */
+static void NN_FN(colsum_add)(int M, int N, const R *dy, int ld, R *db) {
+    for (int m = 0; m < M; m++) {
+        const R *r = dy + SZ(m) * ld;
+        for (int n = 0; n < N; n++) db[n] += r[n];
+    }
+}
+
+/* ---- Linear ---------------------------------------------------------------------------- */
+void NN_FN(cphil_nn_linear_forward)(cphil_precision prec, int M, int N, int K, const R *x, int ldx,
+                                    const R *W, const R *b, R *y, int ldy) {
+    /* y[M, N] = x[M, K] @ W[N, K]^T */
+    GEMM(prec, false, true, M, N, K, 1, x, ldx, W, K, 0, y, ldy);
+    if (b)
+        for (int m = 0; m < M; m++) {
+            R *r = y + SZ(m) * ldy;
+            for (int n = 0; n < N; n++) r[n] += b[n];
+        }
+}
+
+void NN_FN(cphil_nn_linear_backward)(cphil_precision prec, int M, int N, int K, const R *x, int ldx,
+                                     const R *W, const R *dy, int lddy, R *dx, int lddx, R *dW,
+                                     R *db) {
+    if (dx) GEMM(prec, false, false, M, K, N, 1, dy, lddy, W, K, 1, dx, lddx); /* dx[M,K] += dy[M,N] W[N,K] */
+    GEMM(prec, true, false, N, K, M, 1, dy, lddy, x, ldx, 1, dW, K);           /* dW[N,K] += dy^T x */
+    if (db) NN_FN(colsum_add)(M, N, dy, lddy, db);
+}
+
+/* ---- input layer ----------------------------------------------------------------------- */
+void NN_FN(cphil_nn_input_forward)(cphil_precision prec, int M, int H0, int E, int n_cont,
+                                   int n_ids, const R *cont, const int32_t *ids, const R *W,
+                                   const R *b, R *WT, R *y) {
+    /* WT[e, h] = W[h, e] for the id columns e >= n_cont */
+    for (int h = 0; h < H0; h++)
+        for (int e = n_cont; e < E; e++) WT[SZ(e) * H0 + h] = W[SZ(h) * E + e];
+    if (n_cont > 0)
+        GEMM(prec, false, true, M, H0, n_cont, 1, cont, n_cont, W, E, 0, y, H0); /* cont @ W[:, :n_cont]^T */
+    else
+        memset(y, 0, SZ(M) * H0 * sizeof(R));
+    for (int m = 0; m < M; m++) {
+        R *r = y + SZ(m) * H0;
+        for (int h = 0; h < H0; h++) r[h] += b[h];
+        for (int k = 0; k < n_ids; k++) {
+            int id = ids[SZ(m) * n_ids + k];
+            CPHIL_ASSERT(id >= n_cont && id < E);
+            const R *w = WT + SZ(id) * H0;
+            for (int h = 0; h < H0; h++) r[h] += w[h];
+        }
+    }
+}
+
+void NN_FN(cphil_nn_input_backward)(cphil_precision prec, int M, int H0, int E, int n_cont,
+                                    int n_ids, const R *cont, const int32_t *ids, const R *dy,
+                                    R *dW, R *db, R *dWT) {
+    if (n_cont > 0) GEMM(prec, true, false, H0, n_cont, M, 1, dy, H0, cont, n_cont, 1, dW, E);
+    NN_FN(colsum_add)(M, H0, dy, H0, db);
+    memset(dWT + SZ(n_cont) * H0, 0, SZ(E - n_cont) * H0 * sizeof(R));
+    for (int m = 0; m < M; m++) {
+        const R *r = dy + SZ(m) * H0;
+        for (int k = 0; k < n_ids; k++) {
+            int id = ids[SZ(m) * n_ids + k];
+            CPHIL_ASSERT(id >= n_cont && id < E);
+            R *w = dWT + SZ(id) * H0;
+            for (int h = 0; h < H0; h++) w[h] += r[h];
+        }
+    }
+    for (int h = 0; h < H0; h++)
+        for (int e = n_cont; e < E; e++) dW[SZ(h) * E + e] += dWT[SZ(e) * H0 + h];
+}
+
+/* ---- LayerNorm ------------------------------------------------------------------------- */
+void NN_FN(cphil_nn_layernorm_forward)(int M, int C, const R *x, const R *g, const R *b, R eps,
+                                       R *y, R *mean, R *rstd) {
+    for (int m = 0; m < M; m++) {
+        const R *xr = x + SZ(m) * C;
+        R *yr = y + SZ(m) * C;
+        R mu = 0, var = 0;
+        for (int c = 0; c < C; c++) mu += xr[c];
+        mu /= (R)C;
+        for (int c = 0; c < C; c++) var += (xr[c] - mu) * (xr[c] - mu);
+        var /= (R)C;
+        R rs = (R)1 / SQRT(var + eps);
+        for (int c = 0; c < C; c++) yr[c] = (xr[c] - mu) * rs * g[c] + b[c];
+        mean[m] = mu;
+        rstd[m] = rs;
+    }
+}
+
+void NN_FN(cphil_nn_layernorm_backward)(int M, int C, const R *x, const R *g, const R *mean,
+                                        const R *rstd, const R *dy, R *dx, R *dg, R *db) {
+    /* xhat = (x - mu) rstd; dxhat = dy g;
+     * dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) */
+    for (int m = 0; m < M; m++) {
+        const R *xr = x + SZ(m) * C, *dr = dy + SZ(m) * C;
+        R mu = mean[m], rs = rstd[m], s1 = 0, s2 = 0;
+        for (int c = 0; c < C; c++) {
+            R xh = (xr[c] - mu) * rs, dxh = dr[c] * g[c];
+            s1 += dxh;
+            s2 += dxh * xh;
+            dg[c] += dr[c] * xh;
+            db[c] += dr[c];
+        }
+        s1 /= (R)C;
+        s2 /= (R)C;
+        if (dx) {
+            R *o = dx + SZ(m) * C;
+            for (int c = 0; c < C; c++) {
+                R xh = (xr[c] - mu) * rs;
+                o[c] += rs * (dr[c] * g[c] - s1 - xh * s2);
+            }
+        }
+    }
+}
+
+/* ---- RMSNorm --------------------------------------------------------------------------- */
+void NN_FN(cphil_nn_rmsnorm_forward)(int M, int C, const R *x, const R *g, R eps, R *y, R *rstd) {
+    for (int m = 0; m < M; m++) {
+        const R *xr = x + SZ(m) * C;
+        R *yr = y + SZ(m) * C;
+        R ss = 0;
+        for (int c = 0; c < C; c++) ss += xr[c] * xr[c];
+        R rs = (R)1 / SQRT(ss / (R)C + eps);
+        for (int c = 0; c < C; c++) yr[c] = xr[c] * rs * g[c];
+        rstd[m] = rs;
+    }
+}
+
+void NN_FN(cphil_nn_rmsnorm_backward)(int M, int C, const R *x, const R *g, const R *rstd,
+                                      const R *dy, R *dx, R *dg) {
+    /* y = x rs g, rs = (mean x^2 + eps)^-1/2: dx = rs (dy g - x rs^2 mean(dy g x)) */
+    for (int m = 0; m < M; m++) {
+        const R *xr = x + SZ(m) * C, *dr = dy + SZ(m) * C;
+        R rs = rstd[m], s = 0;
+        for (int c = 0; c < C; c++) {
+            s += dr[c] * g[c] * xr[c];
+            dg[c] += dr[c] * xr[c] * rs;
+        }
+        s /= (R)C;
+        if (dx) {
+            R *o = dx + SZ(m) * C;
+            for (int c = 0; c < C; c++) o[c] += rs * (dr[c] * g[c] - xr[c] * rs * rs * s);
+        }
+    }
+}
+
+/* ---- LSTM ------------------------------------------------------------------------------ */
+void NN_FN(cphil_nn_lstm_forward)(cphil_precision prec, int B, int T, int In, int H, const R *x,
+                                  const R *Wih, const R *Whh, const R *bih, const R *bhh,
+                                  const R *h0, const R *c0, R *y, R *gates, R *cs, R *hprev,
+                                  R *cprev0) {
+    const int G = 4 * H;
+    /* gates[B*T, 4H] = x Wih^T + bih + bhh, all steps at once */
+    NN_FN(cphil_nn_linear_forward)(prec, B * T, G, In, x, In, Wih, bih, gates, G);
+    for (int m = 0; m < B * T; m++) {
+        R *r = gates + SZ(m) * G;
+        for (int j = 0; j < G; j++) r[j] += bhh[j];
+    }
+    for (int b = 0; b < B; b++) {
+        for (int j = 0; j < H; j++) {
+            hprev[SZ(b) * T * H + j] = h0 ? h0[SZ(b) * H + j] : 0;
+            cprev0[SZ(b) * H + j] = c0 ? c0[SZ(b) * H + j] : 0;
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        if (t > 0)
+            for (int b = 0; b < B; b++)
+                memcpy(hprev + (SZ(b) * T + t) * H, y + (SZ(b) * T + t - 1) * H, SZ(H) * sizeof(R));
+        /* gates[:, t] += h_{t-1} Whh^T  (rows strided by T) */
+        GEMM(prec, false, true, B, G, H, 1, hprev + SZ(t) * H, T * H, Whh, H, 1, gates + SZ(t) * G,
+             T * G);
+        for (int b = 0; b < B; b++) {
+            size_t row = SZ(b) * T + t;
+            R *gr = gates + row * G;
+            const R *cp = t > 0 ? cs + (row - 1) * H : cprev0 + SZ(b) * H;
+            R *cr = cs + row * H, *yr = y + row * H;
+            for (int j = 0; j < H; j++) {
+                R i = NN_FN(sigm)(gr[j]), f = NN_FN(sigm)(gr[H + j]), gg = TANH(gr[2 * H + j]),
+                  o = NN_FN(sigm)(gr[3 * H + j]);
+                gr[j] = i;
+                gr[H + j] = f;
+                gr[2 * H + j] = gg;
+                gr[3 * H + j] = o;
+                R c = f * cp[j] + i * gg;
+                cr[j] = c;
+                yr[j] = o * TANH(c);
+            }
+        }
+    }
+}
+
+void NN_FN(cphil_nn_lstm_backward)(cphil_precision prec, int B, int T, int In, int H, const R *x,
+                                   const R *Wih, const R *Whh, const R *gates, const R *cs,
+                                   const R *hprev, const R *cprev0, const R *dy, R *dx, R *dWih,
+                                   R *dWhh, R *dbih, R *dbhh, R *dG, R *dh, R *dc) {
+    const int G = 4 * H;
+    memset(dh, 0, SZ(B) * H * sizeof(R));
+    memset(dc, 0, SZ(B) * H * sizeof(R));
+    for (int t = T - 1; t >= 0; t--) {
+        for (int b = 0; b < B; b++) {
+            size_t row = SZ(b) * T + t;
+            const R *gr = gates + row * G, *cr = cs + row * H, *dyr = dy + row * H;
+            const R *cp = t > 0 ? cs + (row - 1) * H : cprev0 + SZ(b) * H;
+            R *dgr = dG + row * G, *dhr = dh + SZ(b) * H, *dcr = dc + SZ(b) * H;
+            for (int j = 0; j < H; j++) {
+                R i = gr[j], f = gr[H + j], gg = gr[2 * H + j], o = gr[3 * H + j];
+                R tc = TANH(cr[j]);
+                R dhv = dyr[j] + dhr[j];
+                R dcv = dcr[j] + dhv * o * ((R)1 - tc * tc);
+                dgr[j] = dcv * gg * i * ((R)1 - i);
+                dgr[H + j] = dcv * cp[j] * f * ((R)1 - f);
+                dgr[2 * H + j] = dcv * i * ((R)1 - gg * gg);
+                dgr[3 * H + j] = dhv * tc * o * ((R)1 - o);
+                dcr[j] = dcv * f;
+            }
+        }
+        /* dh = dG[:, t] Whh  ([B, 4H] x [4H, H]) */
+        GEMM(prec, false, false, B, H, G, 1, dG + SZ(t) * G, T * G, Whh, H, 0, dh, H);
+    }
+    const int M = B * T;
+    NN_FN(cphil_nn_linear_backward)(prec, M, G, In, x, In, Wih, dG, G, dx, In, dWih, dbih);
+    GEMM(prec, true, false, G, H, M, 1, dG, G, hprev, H, 1, dWhh, H); /* dWhh += dG^T h_{t-1} */
+    NN_FN(colsum_add)(M, G, dG, G, dbhh);
+}
+
+/* ---- GRU ------------------------------------------------------------------------------- */
+void NN_FN(cphil_nn_gru_forward)(cphil_precision prec, int B, int T, int In, int H, const R *x,
+                                 const R *Wih, const R *Whh, const R *bih, const R *bhh,
+                                 const R *h0, R *y, R *gates, R *gh, R *hprev) {
+    const int G = 3 * H;
+    NN_FN(cphil_nn_linear_forward)(prec, B * T, G, In, x, In, Wih, bih, gates, G); /* gi */
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < H; j++) hprev[SZ(b) * T * H + j] = h0 ? h0[SZ(b) * H + j] : 0;
+    for (int t = 0; t < T; t++) {
+        if (t > 0)
+            for (int b = 0; b < B; b++)
+                memcpy(hprev + (SZ(b) * T + t) * H, y + (SZ(b) * T + t - 1) * H, SZ(H) * sizeof(R));
+        GEMM(prec, false, true, B, G, H, 1, hprev + SZ(t) * H, T * H, Whh, H, 0, gh + SZ(t) * G, T * G);
+        for (int b = 0; b < B; b++) {
+            size_t row = SZ(b) * T + t;
+            R *gr = gates + row * G, *ghr = gh + row * G, *yr = y + row * H;
+            const R *hp = hprev + row * H;
+            for (int j = 0; j < G; j++) ghr[j] += bhh[j];
+            for (int j = 0; j < H; j++) {
+                R r = NN_FN(sigm)(gr[j] + ghr[j]), z = NN_FN(sigm)(gr[H + j] + ghr[H + j]);
+                R n = TANH(gr[2 * H + j] + r * ghr[2 * H + j]);
+                gr[j] = r;
+                gr[H + j] = z;
+                gr[2 * H + j] = n;
+                yr[j] = ((R)1 - z) * n + z * hp[j];
+            }
+        }
+    }
+}
+
+void NN_FN(cphil_nn_gru_backward)(cphil_precision prec, int B, int T, int In, int H, const R *x,
+                                  const R *Wih, const R *Whh, const R *gates, const R *gh,
+                                  const R *hprev, const R *dy, R *dx, R *dWih, R *dWhh, R *dbih,
+                                  R *dbhh, R *dGi, R *dGh, R *dh) {
+    const int G = 3 * H;
+    memset(dh, 0, SZ(B) * H * sizeof(R));
+    for (int t = T - 1; t >= 0; t--) {
+        for (int b = 0; b < B; b++) {
+            size_t row = SZ(b) * T + t;
+            const R *gr = gates + row * G, *ghr = gh + row * G, *hp = hprev + row * H,
+                    *dyr = dy + row * H;
+            R *di = dGi + row * G, *dhh = dGh + row * G, *dhr = dh + SZ(b) * H;
+            for (int j = 0; j < H; j++) {
+                R r = gr[j], z = gr[H + j], n = gr[2 * H + j];
+                R dhv = dyr[j] + dhr[j];
+                R dan = dhv * ((R)1 - z) * ((R)1 - n * n);
+                R daz = dhv * (hp[j] - n) * z * ((R)1 - z);
+                R dar = dan * ghr[2 * H + j] * r * ((R)1 - r);
+                di[j] = dar;
+                di[H + j] = daz;
+                di[2 * H + j] = dan;
+                dhh[j] = dar;
+                dhh[H + j] = daz;
+                dhh[2 * H + j] = dan * r;
+                dhr[j] = dhv * z; /* direct path; the Whh path is added below */
+            }
+        }
+        GEMM(prec, false, false, B, H, G, 1, dGh + SZ(t) * G, T * G, Whh, H, 1, dh, H);
+    }
+    const int M = B * T;
+    NN_FN(cphil_nn_linear_backward)(prec, M, G, In, x, In, Wih, dGi, G, dx, In, dWih, dbih);
+    GEMM(prec, true, false, G, H, M, 1, dGh, G, hprev, H, 1, dWhh, H);
+    NN_FN(colsum_add)(M, G, dGh, G, dbhh);
+}
+
+/* ---- Mamba mixer ----------------------------------------------------------------------- */
+void NN_FN(cphil_nn_mamba_forward)(cphil_precision prec, int B, int T, int H, int I, int Rk,
+                                   int N, int K, const R *u, const NN_FN(cphil_mamba_params) *p,
+                                   NN_FN(cphil_mamba_saved) *s, NN_FN(cphil_mamba_scratch) *w,
+                                   R *out) {
+    const int M = B * T, XD = Rk + 2 * N;
+    /* xz [M, 2I] = u Win^T */
+    NN_FN(cphil_nn_linear_forward)(prec, M, 2 * I, H, u, H, p->Win, NULL, s->xz, 2 * I);
+    /* causal depthwise conv over time on xs = xz[:, :I]; xc = conv + bias; xa = silu(xc) */
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t row = SZ(b) * T + t;
+            R *xc = s->xc + row * I, *xa = s->xa + row * I;
+            for (int c = 0; c < I; c++) xc[c] = p->conv_b[c];
+            for (int k = 0; k < K; k++) {
+                int tt = t - (K - 1) + k;
+                if (tt < 0) continue;
+                const R *xs = s->xz + (SZ(b) * T + tt) * 2 * I;
+                for (int c = 0; c < I; c++) xc[c] += p->conv_w[SZ(c) * K + k] * xs[c];
+            }
+            for (int c = 0; c < I; c++) xa[c] = NN_FN(silu)(xc[c]);
+        }
+    /* xdbl [M, R+2N] = xa Wx^T; dt = softplus(dtr Wdt^T + bdt) */
+    NN_FN(cphil_nn_linear_forward)(prec, M, XD, I, s->xa, I, p->Wx, NULL, s->xdbl, XD);
+    NN_FN(cphil_nn_linear_forward)(prec, M, I, Rk, s->xdbl, XD, p->Wdt, p->bdt, s->dtp, I);
+    for (size_t q = 0; q < SZ(M) * I; q++) s->dt[q] = NN_FN(softplus)(s->dtp[q]);
+    /* selective scan, per batch row, state h [I, N] */
+    for (size_t q = 0; q < SZ(I) * N; q++) w->A[q] = -EXP(p->A_log[q]);
+    for (int b = 0; b < B; b++) {
+        memset(w->h, 0, SZ(I) * N * sizeof(R));
+        for (int t = 0; t < T; t++) {
+            size_t row = SZ(b) * T + t;
+            const R *Bm = s->xdbl + row * XD + Rk, *Cm = Bm + N, *dt = s->dt + row * I,
+                    *xa = s->xa + row * I;
+            R *y = s->y + row * I;
+            for (int c = 0; c < I; c++) {
+                R *h = w->h + SZ(c) * N;
+                const R *A = w->A + SZ(c) * N;
+                R d = dt[c], dx = d * xa[c], acc = 0;
+                for (int n = 0; n < N; n++) {
+                    h[n] = EXP(d * A[n]) * h[n] + dx * Bm[n];
+                    acc += Cm[n] * h[n];
+                }
+                y[c] = acc + p->D[c] * xa[c];
+            }
+        }
+    }
+    /* g = y * silu(z); out = g Wout^T */
+    for (int m = 0; m < M; m++) {
+        const R *z = s->xz + SZ(m) * 2 * I + I, *y = s->y + SZ(m) * I;
+        R *g = s->g + SZ(m) * I;
+        for (int c = 0; c < I; c++) g[c] = y[c] * NN_FN(silu)(z[c]);
+    }
+    NN_FN(cphil_nn_linear_forward)(prec, M, H, I, s->g, I, p->Wout, NULL, out, H);
+}
+
+void NN_FN(cphil_nn_mamba_backward)(cphil_precision prec, int B, int T, int H, int I, int Rk,
+                                    int N, int K, const R *u, const NN_FN(cphil_mamba_params) *p,
+                                    const NN_FN(cphil_mamba_saved) *s,
+                                    NN_FN(cphil_mamba_scratch) *w, const R *dout, R *du,
+                                    const NN_FN(cphil_mamba_grads) *g) {
+    const int M = B * T, XD = Rk + 2 * N;
+    const size_t MI = SZ(M) * I;
+    /* out = g Wout^T */
+    memset(w->dg, 0, MI * sizeof(R));
+    NN_FN(cphil_nn_linear_backward)(prec, M, H, I, s->g, I, p->Wout, dout, H, w->dg, I, g->Wout, NULL);
+    /* g = y * silu(z): dy = dg silu(z); dz = dg y silu'(z) */
+    memset(w->dxz, 0, MI * 2 * sizeof(R));
+    for (int m = 0; m < M; m++) {
+        const R *z = s->xz + SZ(m) * 2 * I + I, *y = s->y + SZ(m) * I, *dg = w->dg + SZ(m) * I;
+        R *dy = w->dy + SZ(m) * I, *dz = w->dxz + SZ(m) * 2 * I + I;
+        for (int c = 0; c < I; c++) {
+            dy[c] = dg[c] * NN_FN(silu)(z[c]);
+            dz[c] = dg[c] * y[c] * NN_FN(dsilu)(z[c]);
+        }
+    }
+    /* selective scan backward (recompute the states of one batch row, then reverse time) */
+    memset(w->dxa, 0, MI * sizeof(R));
+    memset(w->ddt, 0, MI * sizeof(R));
+    memset(w->dxdbl, 0, SZ(M) * XD * sizeof(R));
+    for (size_t q = 0; q < SZ(I) * N; q++) w->A[q] = -EXP(p->A_log[q]);
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) { /* hs[t] = states after step t */
+            size_t row = SZ(b) * T + t;
+            const R *Bm = s->xdbl + row * XD + Rk, *dt = s->dt + row * I, *xa = s->xa + row * I;
+            R *hs = w->hs + SZ(t) * I * N;
+            const R *hp = t > 0 ? hs - SZ(I) * N : NULL;
+            for (int c = 0; c < I; c++) {
+                const R *A = w->A + SZ(c) * N;
+                R d = dt[c], dx = d * xa[c];
+                for (int n = 0; n < N; n++)
+                    hs[SZ(c) * N + n] = (hp ? EXP(d * A[n]) * hp[SZ(c) * N + n] : 0) + dx * Bm[n];
+            }
+        }
+        memset(w->h, 0, SZ(I) * N * sizeof(R)); /* carry: dL/dh_t flowing back from t+1 */
+        for (int t = T - 1; t >= 0; t--) {
+            size_t row = SZ(b) * T + t;
+            const R *Bm = s->xdbl + row * XD + Rk, *Cm = Bm + N, *dt = s->dt + row * I,
+                    *xa = s->xa + row * I, *dy = w->dy + row * I;
+            R *dB = w->dxdbl + row * XD + Rk, *dC = dB + N, *dxa = w->dxa + row * I,
+              *ddt = w->ddt + row * I;
+            const R *hs = w->hs + SZ(t) * I * N, *hp = t > 0 ? hs - SZ(I) * N : NULL;
+            for (int c = 0; c < I; c++) {
+                const R *A = w->A + SZ(c) * N;
+                R *carry = w->h + SZ(c) * N, *dAl = g->A_log + SZ(c) * N;
+                R d = dt[c], xv = xa[c], dyv = dy[c], ddt_acc = 0, dx_acc = 0;
+                for (int n = 0; n < N; n++) {
+                    R gh = carry[n] + dyv * Cm[n];
+                    R hprev = hp ? hp[SZ(c) * N + n] : 0;
+                    R dA = EXP(d * A[n]);
+                    dC[n] += dyv * hs[SZ(c) * N + n];
+                    ddt_acc += gh * (hprev * dA * A[n] + Bm[n] * xv);
+                    dAl[n] += gh * hprev * dA * d * A[n]; /* dA/dA_log = A */
+                    dB[n] += gh * d * xv;
+                    dx_acc += gh * d * Bm[n];
+                    carry[n] = gh * dA;
+                }
+                g->D[c] += dyv * xv;
+                dxa[c] += dx_acc + dyv * p->D[c];
+                ddt[c] += ddt_acc;
+            }
+        }
+    }
+    /* dt = softplus(dtp); dtp = dtr Wdt^T + bdt (dtr = xdbl[:, :R]) */
+    for (size_t q = 0; q < MI; q++) w->ddt[q] *= s->dtp[q] > (R)20 ? (R)1 : NN_FN(sigm)(s->dtp[q]);
+    NN_FN(cphil_nn_linear_backward)(prec, M, I, Rk, s->xdbl, XD, p->Wdt, w->ddt, I, w->dxdbl, XD,
+                                    g->Wdt, g->bdt);
+    /* xdbl = xa Wx^T */
+    NN_FN(cphil_nn_linear_backward)(prec, M, XD, I, s->xa, I, p->Wx, w->dxdbl, XD, w->dxa, I, g->Wx,
+                                    NULL);
+    /* xa = silu(xc) */
+    for (size_t q = 0; q < MI; q++) w->dxc[q] = w->dxa[q] * NN_FN(dsilu)(s->xc[q]);
+    /* conv: xc[t] = bias + sum_k w[k] xs[t-(K-1)+k] */
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t row = SZ(b) * T + t;
+            const R *dxc = w->dxc + row * I;
+            for (int c = 0; c < I; c++) g->conv_b[c] += dxc[c];
+            for (int k = 0; k < K; k++) {
+                int tt = t - (K - 1) + k;
+                if (tt < 0) continue;
+                size_t r2 = SZ(b) * T + tt;
+                const R *xs = s->xz + r2 * 2 * I;
+                R *dxs = w->dxz + r2 * 2 * I;
+                for (int c = 0; c < I; c++) {
+                    g->conv_w[SZ(c) * K + k] += dxc[c] * xs[c];
+                    dxs[c] += p->conv_w[SZ(c) * K + k] * dxc[c];
+                }
+            }
+        }
+    /* xz = u Win^T */
+    NN_FN(cphil_nn_linear_backward)(prec, M, 2 * I, H, u, H, p->Win, w->dxz, 2 * I, du, H, g->Win,
+                                    NULL);
+}
+
+/* ---- attention ------------------------------------------------------------------------- */
+void NN_FN(cphil_nn_rope_table)(int T, int hd, R *rope) {
+    const int h2 = hd / 2;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < h2; i++) {
+            R inv = (R)POW((R)10000, -(R)(2 * i) / (R)hd);
+            R a = (R)t * inv;
+            rope[SZ(t) * hd + i] = COS(a);
+            rope[SZ(t) * hd + h2 + i] = SIN(a);
+        }
+}
+
+/* Rotate (dir +1) or un-rotate (dir -1, the transpose) the q and k parts of one row. */
+static void NN_FN(rope_row)(R *row, int H, int nh, int hd, const R *cs, int dir) {
+    const int h2 = hd / 2;
+    for (int part = 0; part < 2; part++)
+        for (int h = 0; h < nh; h++) {
+            R *v = row + SZ(part) * H + SZ(h) * hd;
+            for (int i = 0; i < h2; i++) {
+                R c = cs[i], sn = dir * cs[h2 + i];
+                R x1 = v[i], x2 = v[h2 + i];
+                v[i] = x1 * c - x2 * sn;
+                v[h2 + i] = x2 * c + x1 * sn;
+            }
+        }
+}
+
+void NN_FN(cphil_nn_attention_forward)(cphil_precision prec, int B, int T, int H, int nh,
+                                       const R *u, const R *Wqkv, const R *bqkv, const R *Wo,
+                                       const R *bo, const R *rope, R *qkv, R *P, R *att, R *out) {
+    const int hd = H / nh, H3 = 3 * H;
+    const R scale = (R)1 / SQRT((R)hd);
+    NN_FN(cphil_nn_linear_forward)(prec, B * T, H3, H, u, H, Wqkv, bqkv, qkv, H3);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) NN_FN(rope_row)(qkv + (SZ(b) * T + t) * H3, H, nh, hd, rope + SZ(t) * hd, 1);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < nh; h++) {
+            const R *q = qkv + SZ(b) * T * H3 + SZ(h) * hd, *k = q + H, *v = q + 2 * H;
+            R *S = P + (SZ(b) * nh + h) * T * T;
+            /* S[T, T] = scale q k^T; causal softmax per row */
+            GEMM(prec, false, true, T, T, hd, scale, q, H3, k, H3, 0, S, T);
+            for (int i = 0; i < T; i++) {
+                R *sr = S + SZ(i) * T, mx = sr[0], sum = 0;
+                for (int j = 1; j <= i; j++) mx = sr[j] > mx ? sr[j] : mx;
+                for (int j = 0; j <= i; j++) {
+                    sr[j] = EXP(sr[j] - mx);
+                    sum += sr[j];
+                }
+                for (int j = 0; j <= i; j++) sr[j] /= sum;
+                for (int j = i + 1; j < T; j++) sr[j] = 0;
+            }
+            /* att_h[T, hd] = P v_h */
+            GEMM(prec, false, false, T, hd, T, 1, S, T, v, H3, 0, att + SZ(b) * T * H + SZ(h) * hd, H);
+        }
+    NN_FN(cphil_nn_linear_forward)(prec, B * T, H, H, att, H, Wo, bo, out, H);
+}
+
+void NN_FN(cphil_nn_attention_backward)(cphil_precision prec, int B, int T, int H, int nh,
+                                        const R *u, const R *Wqkv, const R *Wo, const R *rope,
+                                        const R *qkv, const R *P, const R *att, const R *dout,
+                                        R *du, R *dWqkv, R *dbqkv, R *dWo, R *dbo, R *datt,
+                                        R *dqkv, R *dP) {
+    const int hd = H / nh, H3 = 3 * H;
+    const R scale = (R)1 / SQRT((R)hd);
+    memset(datt, 0, SZ(B) * T * H * sizeof(R));
+    NN_FN(cphil_nn_linear_backward)(prec, B * T, H, H, att, H, Wo, dout, H, datt, H, dWo, dbo);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < nh; h++) {
+            size_t off = SZ(b) * T * H3 + SZ(h) * hd;
+            const R *q = qkv + off, *k = q + H, *v = q + 2 * H;
+            R *dq = dqkv + off, *dk = dq + H, *dv = dq + 2 * H;
+            const R *S = P + (SZ(b) * nh + h) * T * T, *da = datt + SZ(b) * T * H + SZ(h) * hd;
+            /* dP = datt_h v_h^T; dv_h = P^T datt_h */
+            GEMM(prec, false, true, T, T, hd, 1, da, H, v, H3, 0, dP, T);
+            GEMM(prec, true, false, T, hd, T, 1, S, T, da, H, 0, dv, H3);
+            /* dS = P (dP - rowsum(dP P)), times the scale */
+            for (int i = 0; i < T; i++) {
+                const R *pr = S + SZ(i) * T;
+                R *dr = dP + SZ(i) * T, dot = 0;
+                for (int j = 0; j <= i; j++) dot += dr[j] * pr[j];
+                for (int j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - dot) * scale;
+                for (int j = i + 1; j < T; j++) dr[j] = 0;
+            }
+            /* dq = dS k; dk = dS^T q */
+            GEMM(prec, false, false, T, hd, T, 1, dP, T, k, H3, 0, dq, H3);
+            GEMM(prec, true, false, T, hd, T, 1, dP, T, q, H3, 0, dk, H3);
+        }
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) NN_FN(rope_row)(dqkv + (SZ(b) * T + t) * H3, H, nh, hd, rope + SZ(t) * hd, -1);
+    NN_FN(cphil_nn_linear_backward)(prec, B * T, H3, H, u, H, Wqkv, dqkv, H3, du, H, dWqkv, dbqkv);
+}
+
+/* ---- loss ------------------------------------------------------------------------------ */
+R NN_FN(cphil_nn_policy_loss)(int M, const R *logits, const uint8_t *buttons, const uint8_t *cls,
+                              const float *weight, const cphil_loss_config *lc, R *dlogits,
+                              cphil_loss_parts *parts) {
+    double wsum = 0, total = 0, head[CPHIL_N_HEADS] = {0};
+    for (int m = 0; m < M; m++) wsum += weight ? (double)weight[m] : 1.0;
+    const R eps = (R)lc->label_smoothing;
+    for (int m = 0; m < M; m++) {
+        const R *x = logits + SZ(m) * CPHIL_N_LOGITS;
+        R *d = dlogits + SZ(m) * CPHIL_N_LOGITS;
+        R wm = weight ? (R)weight[m] : (R)1;
+        R sc = wsum > 0 ? (R)(wm / wsum) : 0; /* d total / d frame loss */
+        /* buttons: l = pw y softplus(-x) + (1 - y) softplus(x), mean over the 8 */
+        R bl = 0;
+        for (int j = 0; j < CPHIL_N_BUTTONS; j++) {
+            R v = x[j], y = buttons[SZ(m) * CPHIL_N_BUTTONS + j] ? (R)1 : (R)0,
+              pw = (R)lc->pos_weight[j];
+            R spn = (v < 0 ? -v : 0) + LOG1P(EXP(-(v < 0 ? -v : v))); /* softplus(-v) */
+            R spp = spn + v;                                              /* softplus(v) */
+            bl += pw * y * spn + ((R)1 - y) * spp;
+            R s = NN_FN(sigm)(v);
+            d[j] = sc * (R)lc->button_weight * (-pw * y * ((R)1 - s) + ((R)1 - y) * s) / (R)CPHIL_N_BUTTONS;
+        }
+        bl /= (R)CPHIL_N_BUTTONS;
+        R fl = (R)lc->button_weight * bl;
+        head[0] += (double)(wm * bl);
+        /* categorical heads: q = (1 - eps) onehot + eps / C; l = -sum q log_softmax */
+        for (int h = 1; h < CPHIL_N_HEADS; h++) {
+            int C = cphil_head_classes[h], o = cphil_head_offset[h];
+            int k = cls[SZ(m) * CPHIL_N_CAT_HEADS + (h - 1)];
+            CPHIL_ASSERT(k >= 0 && k < C);
+            const R *xv = x + o;
+            R mx = xv[0], se = 0;
+            for (int c = 1; c < C; c++) mx = xv[c] > mx ? xv[c] : mx;
+            for (int c = 0; c < C; c++) se += EXP(xv[c] - mx);
+            R lse = mx + LOG(se), l = 0;
+            for (int c = 0; c < C; c++) {
+                R q = eps / (R)C + (c == k ? (R)1 - eps : (R)0);
+                l -= q * (xv[c] - lse);
+                d[o + c] = sc * (EXP(xv[c] - lse) - q);
+            }
+            fl += l;
+            head[h] += (double)(wm * l);
+        }
+        total += (double)(wm * fl);
+    }
+    R loss = wsum > 0 ? (R)(total / wsum) : 0;
+    if (parts) {
+        parts->total = (float)loss;
+        parts->weight_sum = wsum;
+        for (int h = 0; h < CPHIL_N_HEADS; h++) parts->head[h] = wsum > 0 ? (float)(head[h] / wsum) : 0;
+    }
+    return loss;
+}
