@@ -1,0 +1,27 @@
+/* policy_io.h — the policy file as the export path reads it, and random policies.
+ *
+ * A policy file is safetensors (src/core/safetensors.h): the model config as JSON in
+ * __metadata__["cphil_config"], every tensor of the model's table as F32 (or BF16/F16) under its
+ * PyTorch-style name. This loader walks the tensor table (cphil_model_find order), checks each
+ * shape, converts to f32 and refuses non-finite values. INTERIM: once src/model's
+ * cphil_policy_load/save land, these become thin wrappers over them (same format).
+ *
+ * Random policies ("random:BACKBONE[:key=value,...]") are for tests, benchmarks and trying the
+ * export path without training; keys: E n_cont n_ids hidden layers window state expand conv
+ * heads mlp (sizes joined by 'x', e.g. mlp=512x512) seed. Unset keys take the seed's defaults
+ * (cphil_model_config_default) and E=64 (n_cont=E, n_ids=0). Precision is f32.
+ */
+#ifndef CPHIL_POLICY_IO_H
+#define CPHIL_POLICY_IO_H
+
+#include "core/core.h"
+#include "model/model.h"
+
+/* Load path (or a "random:" spec) into m (initialised here; free with cphil_model_free).
+ * Errors: CPHIL_E_IO, CPHIL_E_FORMAT (bad file, missing config), CPHIL_E_MISMATCH (a tensor
+ * missing or misshapen), CPHIL_E_NUMERIC, CPHIL_E_ARG (bad random spec). */
+cphil_status cphil_export_load_policy(const char *path, cphil_model *m);
+/* Save m as a policy file (F32 tensors, config JSON in the metadata), atomically. */
+cphil_status cphil_export_save_policy(const cphil_model *m, const char *path);
+
+#endif

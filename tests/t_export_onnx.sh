@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# t_export_onnx.sh — `cphil export` for every backbone, proven in the runtimes users load the
+# files in: onnx.checker (Debian python3-onnx) accepts each ONNX file; ONNX Runtime 1.30
+# (npm onnxruntime-node, one thread) matches an independent NumPy forward pass rebuilt from the
+# .npz export (tests/py/npz_forward.py) within 1e-4 relative (f32), on random inputs; int8
+# dynamic and static graphs run and choose the same actions on >= 99% of decisions; bad
+# arguments are clear errors. Small models (E 24, H 16, W 6) keep it to seconds.
+set -u
+BIN=${CPHIL_BIN:-build/rel/cphil}
+T=${CPHIL_TEST_TMP:-build/rel/test-tmp}/export_onnx
+PY=/usr/bin/python3
+NODE_MOD=tests/js/node_modules/onnxruntime-node
+rm -rf "$T"; mkdir -p "$T"
+[ -x "$PY" ] && $PY -c 'import numpy, onnx' 2>/dev/null || { echo "SKIP: needs /usr/bin/python3 with numpy and onnx (scripts/setup.sh --test)"; exit 77; }
+[ -d "$NODE_MOD" ] && command -v node >/dev/null || { echo "SKIP: needs node and tests/js/node_modules/onnxruntime-node (scripts/setup.sh --test)"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
+
+# Clear errors.
+out=$("$BIN" export --policy "$T/nope.safetensors" --format onnx --output "$T/x.onnx" 2>&1) && fail "missing policy accepted"
+echo "$out" | grep -q "nope.safetensors" || fail "missing-policy message lacks the path: $out"
+out=$("$BIN" export --policy random:mlp --format onxx --output "$T/x.onnx" 2>&1); [ $? -eq 2 ] || fail "unknown format not a usage error"
+echo "$out" | grep -q "did you mean 'onnx'" || fail "unknown-format message: $out"
+out=$("$BIN" export --policy random:mlp --format npz --int8 dynamic --output "$T/x.npz" 2>&1) && fail "--int8 with npz accepted"
+echo "$out" | grep -q "onnx only" || fail "int8/npz message: $out"
+out=$("$BIN" export --policy random:mlp --format onnx --int8 static --output "$T/x.onnx" 2>&1) && fail "static without calibration accepted"
+echo "$out" | grep -q "calibration" || fail "static/calibration message: $out"
+out=$("$BIN" export --policy random:mlp --format onnx --output "$T/x.onnx" --bogus 2>&1); [ $? -eq 2 ] || fail "unknown option accepted"
+printf 'not a policy' > "$T/bad.safetensors"
+out=$("$BIN" export --policy "$T/bad.safetensors" --format onnx --output "$T/x.onnx" 2>&1) && fail "garbage policy accepted"
+echo "$out" | grep -q "bad.safetensors" || fail "garbage-policy message: $out"
+[ -e "$T/x.onnx" ] && fail "a failed export left an output file"
+
+$PY -c "import numpy as np; np.save('$T/x.npy', np.random.default_rng(7).standard_normal((16, 6, 24)).astype(np.float32))"
+for bb in mlp lstm gru mamba attention; do
+  spec="random:$bb:E=24,hidden=16,window=6,layers=2,state=4,heads=2,mlp=32x16,seed=3"
+  "$BIN" export --quiet --policy "$spec" --format safetensors --output "$T/$bb.safetensors" || fail "$bb: save"
+  P="$T/$bb.safetensors"
+  "$BIN" export --quiet --policy "$P" --format npz --output "$T/$bb.npz" || fail "$bb: npz"
+  "$BIN" export --quiet --policy "$P" --format onnx --output "$T/$bb.onnx" || fail "$bb: onnx"
+  "$BIN" export --quiet --policy "$P" --format onnx --int8 dynamic --output "$T/${bb}_dyn.onnx" || fail "$bb: onnx int8 dynamic"
+  $PY - "$T/$bb.onnx" "$T/${bb}_dyn.onnx" <<'PYEOF' || fail "$bb: onnx.checker"
+import sys, onnx
+for f in sys.argv[1:]:
+    m = onnx.load(f)
+    onnx.checker.check_model(m, full_check=True)
+    assert [i.name for i in m.graph.input] == ["state_sequence"]
+    assert [o.name for o in m.graph.output] == ["buttons", "main_x", "main_y", "c_x", "c_y", "shoulder"]
+    assert m.opset_import[0].version == 17
+print("onnx.checker ok:", ", ".join(f.split("/")[-1] for f in sys.argv[1:]))
+PYEOF
+  $PY tests/py/npz_forward.py "$T/$bb.npz" "$T/x.npy" "$T/${bb}_np.npz" || fail "$bb: numpy forward"
+  node tests/js/onnx_run.js "$T/$bb.onnx" "$T/x.npy" "$T/${bb}_ort" || fail "$bb: onnxruntime f32"
+  $PY tests/py/compare.py "$T/${bb}_ort" "$T/${bb}_np.npz" --label "$bb f32 ORT vs NumPy(npz)" || fail "$bb: f32 mismatch"
+  node tests/js/onnx_run.js "$T/${bb}_dyn.onnx" "$T/x.npy" "$T/${bb}_dyn" 1 || fail "$bb: onnxruntime int8 dynamic"
+  $PY tests/py/compare.py "$T/${bb}_dyn" "$T/${bb}_np.npz" --agree 0.95 --label "$bb int8-dynamic ORT vs f32 NumPy" || fail "$bb: int8 agreement"
+done
+echo "all backbones: npz, onnx f32 and int8 checked"
