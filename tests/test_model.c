@@ -3,6 +3,7 @@
 #include "core/core.h"
 #include "harness.h"
 #include "model/model.h"
+#include "core/safetensors.h"
 
 static void small_cfg(cphil_model_config *c, cphil_backbone b) {
     cphil_model_config_default(c, b);
@@ -121,7 +122,79 @@ TEST(tensor_table_shapes_and_counts) {
     CHECK(cphil_model_init(&m, &c) == CPHIL_E_ARG);
 }
 
+TEST(policy_file_round_trip) {
+    for (int b = 0; b < CPHIL_N_BACKBONES; b++) {
+        cphil_model_config c;
+        small_cfg(&c, (cphil_backbone)b);
+        c.layout_hash = 0x1122334455667788ull;
+        cphil_model m, r;
+        CHECK(cphil_model_init(&m, &c) == CPHIL_OK);
+        cphil_model_init_params(&m, 5 + (uint64_t)b);
+        char path[512];
+        snprintf(path, sizeof path, "%s/policy_%d.safetensors", harness_tmpdir(), b);
+        CHECK(cphil_policy_save(&m, path) == CPHIL_OK);
+        CHECK_MSG(cphil_policy_load(path, &r) == CPHIL_OK, "%s", cphil_last_error());
+        CHECK(!memcmp(&r.cfg, &m.cfg, sizeof m.cfg) || (r.cfg.layout_hash == m.cfg.layout_hash && r.cfg.E == m.cfg.E));
+        CHECK_EQ_INT(r.n_tensors, m.n_tensors);
+        CHECK_EQ_INT(r.n_floats, m.n_floats);
+        CHECK(!memcmp(r.params, m.params, m.n_floats * sizeof(float)));
+        cphil_model_free(&r);
+        cphil_model_free(&m);
+    }
+}
+
+/* Files a policy loader must refuse: each built with the safetensors writer. */
+TEST(policy_file_refuses_bad_files) {
+    cphil_model_config c;
+    small_cfg(&c, CPHIL_BACKBONE_GRU);
+    cphil_model m, r;
+    CHECK(cphil_model_init(&m, &c) == CPHIL_OK);
+    cphil_model_init_params(&m, 3);
+    char cfg[1024], path[512];
+    CHECK(cphil_model_config_to_json(&c, cfg, sizeof cfg, NULL) == CPHIL_OK);
+    snprintf(path, sizeof path, "%s/bad_policy.safetensors", harness_tmpdir());
+    for (int k = 0; k < 5; k++) {
+        cphil_st_writer *w;
+        CHECK(cphil_st_writer_new(&w) == CPHIL_OK);
+        if (k != 0) cphil_st_writer_meta(w, "format", "cphil-policy");
+        cphil_st_writer_meta(w, "cphil_config", k == 4 ? "{\"backbone\":\"gru\"}" : cfg);
+        for (int i = 0; i < m.n_tensors; i++) {
+            const cphil_tensor *t = &m.tensors[i];
+            if (k == 1 && i == 3) continue; /* a missing tensor */
+            int64_t shape[3] = {t->shape[0], t->ndim > 1 ? t->shape[1] : 0, 0};
+            if (k == 2 && i == 2) shape[0] = 1; /* a wrong shape (fewer values) */
+            cphil_st_writer_add(w, t->name, CPHIL_DT_F32, t->ndim, shape, m.params + t->offset);
+        }
+        if (k == 3) cphil_st_writer_add(w, "extra.weight", CPHIL_DT_F32, 1, (int64_t[]){2}, m.params);
+        CHECK(cphil_st_writer_write(w, path) == CPHIL_OK);
+        cphil_st_writer_free(w);
+        cphil_status st = cphil_policy_load(path, &r);
+        CHECK_MSG(st != CPHIL_OK, "case %d accepted", k);
+        CHECK(r.params == NULL && r.tensors == NULL);
+        CHECK(strstr(cphil_last_error(), "bad_policy") != NULL);
+    }
+    /* every truncation of a good file fails cleanly */
+    CHECK(cphil_policy_save(&m, path) == CPHIL_OK);
+    uint8_t *data;
+    size_t n;
+    CHECK(cphil_file_read(path, 1 << 24, &data, &n) == CPHIL_OK);
+    for (size_t cut = 0; cut < n; cut += 1 + n / 97) {
+        cphil_st_file *f;
+        cphil_status st = cphil_st_open_memory(data, cut, false, "cut", &f);
+        if (st == CPHIL_OK) {
+            st = cphil_policy_load_file(f, &r);
+            cphil_st_close(f);
+            if (st == CPHIL_OK) cphil_model_free(&r);
+        }
+        CHECK_MSG(st != CPHIL_OK, "truncation at %zu accepted", cut);
+    }
+    cphil_free(data);
+    cphil_model_free(&m);
+}
+
 int main(void) {
+    RUN(policy_file_round_trip);
+    RUN(policy_file_refuses_bad_files);
     RUN(config_json_round_trip);
     RUN(config_json_rejects_bad_input);
     RUN(tensor_table_shapes_and_counts);

@@ -212,6 +212,17 @@ void cphil_adamw_free(cphil_adamw *opt);
 float cphil_adamw_step(cphil_adamw *opt, float *params, float *grads);
 
 /* ---- policy file (safetensors; config JSON in __metadata__["cphil_config"]) ------------- */
-/* Declared here, implemented once src/core/safetensors lands (see docs/model.md). */
+/* Write every tensor of the table (F32, PyTorch names and shapes) and the config atomically.
+ * __metadata__: "format" = "cphil-policy", "format_version" = "1", "cphil_config" = JSON. */
+cphil_status cphil_policy_save(const cphil_model *m, const char *path);
+/* Read a policy file into a fresh model (cphil_model_init + weights). Every table tensor must be
+ * present with its exact shape (F32/BF16/F16/F64 accepted, finite values required); a tensor
+ * the table does not know is refused (CPHIL_E_MISMATCH). The caller compares
+ * m->cfg.layout_hash with its embedding layout. On error *m is zeroed (nothing to free). */
+cphil_status cphil_policy_load(const char *path, cphil_model *m);
+/* The same from an open safetensors file (e.g. one opened from memory or a checkpoint that adds
+ * tensors: use cphil_policy_load_file only on files holding exactly the policy). */
+struct cphil_st_file;
+cphil_status cphil_policy_load_file(const struct cphil_st_file *f, cphil_model *m);
 
 #endif /* CPHIL_MODEL_H */
