@@ -175,6 +175,7 @@ TEST(model_scoring_matches_definition) {
     CHECK_NEAR(r.nll[3], log(17.0), 1e-6, 1e-6);
     CHECK_NEAR(r.nll[5], log(5.0), 1e-6, 1e-6);
     CHECK_NEAR(r.acc[5], 1.0, 0, 0); /* shoulder target 0 == argmax of ties (first) */
+    CHECK_NEAR(r.acc_all, 0.0, 0, 0); /* c_x / c_y targets 8 vs argmax 0: never all right */
 }
 
 TEST(curves_csv_and_svg) {
@@ -185,7 +186,7 @@ TEST(curves_csv_and_svg) {
         rows[i].step = 10u * (unsigned)(i + 1);
         rows[i].train_loss = 3.0 - i;
         rows[i].val_loss = i == 0 ? NAN : 2.5 - i;
-        for (int h = 0; h < CPHIL_N_HEADS; h++) rows[i].acc[h] = 0.5 + 0.1 * i;
+        for (int h = 0; h < CPHIL_TR_N_HEADS; h++) rows[i].acc[h] = 0.5 + 0.1 * i;
         rows[i].best = i == 2;
     }
     char p[512], q[512];

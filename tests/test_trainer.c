@@ -343,7 +343,7 @@ TEST(lr_schedule) {
     CHECK_NEAR(cphil_tr_lr_at(&o, 10, 110), 1.0, 1e-12, 0);
     CHECK_NEAR(cphil_tr_lr_at(&o, 60, 110), 0.5, 1e-12, 0);
     CHECK_NEAR(cphil_tr_lr_at(&o, 110, 110), 0.0, 1e-12, 0);
-    o.schedule = CPHIL_SCHED_CONSTANT;
+    o.schedule = CPHIL_TR_SCHED_CONSTANT;
     CHECK_NEAR(cphil_tr_lr_at(&o, 60, 110), 1.0, 1e-12, 0);
 }
 

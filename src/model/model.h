@@ -182,6 +182,17 @@ float cphil_model_loss(const cphil_model *m, cphil_model_ws *ws, const cphil_bat
  * out like params; zero it before a step). */
 void cphil_model_backward(const cphil_model *m, cphil_model_ws *ws, const cphil_batch *batch,
                           float *grads);
+/* d(loss)/d(logits) [B, T, 81] that the backward reads, writable: a caller with its own loss
+ * (distillation, src/train/distill_loss.h) overwrites it after cphil_model_forward and then
+ * calls cphil_model_backward without cphil_model_loss. */
+float *cphil_model_dlogits(cphil_model_ws *ws);
+/* TBPTT for lstm and gru: floats of the carried state for batch B (0 for other backbones):
+ * per layer k, lstm h [B, H] then c [B, H]; gru h [B, H]. With a carry block set, every forward
+ * starts each row from its state and overwrites it with the row's final state; the backward
+ * treats the initial state as a constant (gradients stop at the chunk boundary). Zero a row to
+ * start that slot afresh. NULL (the default) = zero initial state. */
+size_t cphil_model_carry_floats(const cphil_model_config *c, int B);
+void cphil_model_set_carry(cphil_model_ws *ws, float *carry);
 
 /* ---- AdamW with gradient-norm clipping and schedules ------------------------------------ */
 typedef enum cphil_schedule { CPHIL_SCHED_CONSTANT = 0, CPHIL_SCHED_WARMUP_COSINE } cphil_schedule;

@@ -33,3 +33,14 @@ void cphil_model_backward(const cphil_model *m, cphil_model_ws *ws, const cphil_
     CPHIL_ASSERT(batch->B == ws->B && batch->T == ws->T);
     policy_backward(ws, m->params, batch->cont, batch->ids, grads);
 }
+
+/* ---- additions for the trainer (src/train): distillation gradient, TBPTT carry ---------- */
+float *cphil_model_dlogits(cphil_model_ws *ws) { return ws->dlogits; }
+
+size_t cphil_model_carry_floats(const cphil_model_config *c, int B) {
+    if (c->backbone == CPHIL_BACKBONE_LSTM) return (size_t)c->num_layers * 2 * (size_t)B * (size_t)c->hidden;
+    if (c->backbone == CPHIL_BACKBONE_GRU) return (size_t)c->num_layers * (size_t)B * (size_t)c->hidden;
+    return 0;
+}
+
+void cphil_model_set_carry(cphil_model_ws *ws, float *carry) { ws->carry = carry; }

@@ -36,6 +36,8 @@ struct NN_FN(cphil_model_ws) {
     /* common buffers */
     R *WT, *x0, *dx0, *hpre, *hact, *dhid, *dhpre, *logits, *dlogits, *dfeat;
     R *feat; /* points at the backbone's output */
+    R *carry; /* lstm/gru TBPTT: caller-owned initial state, overwritten with the final state
+               * (per layer k: lstm h [B,H] then c [B,H]; gru h [B,H]); NULL = zero state */
     /* mlp */
     R *mz[CPHIL_MAX_MLP_LAYERS], *ma[CPHIL_MAX_MLP_LAYERS], *md0, *md1;
     /* lstm / gru */
@@ -315,17 +317,28 @@ static const R *NN_FN(policy_forward)(const NN_FN(pws) *cw, const R *P, const R 
     case CPHIL_BACKBONE_LSTM:
         for (int k = 0; k < L; k++) {
             const size_t *o = w->o_layer[k];
+            R *h0 = w->carry ? w->carry + (size_t)k * 2 * B * H : NULL, *c0 = h0 ? h0 + (size_t)B * H : NULL;
             NN_FN(cphil_nn_lstm_forward)(pr, B, T, H, H, k ? w->ry[k - 1] : w->x0, P + o[0], P + o[1],
-                                         P + o[2], P + o[3], NULL, NULL, w->ry[k], w->rgates[k],
+                                         P + o[2], P + o[3], h0, c0, w->ry[k], w->rgates[k],
                                          w->rcs[k], w->rhprev[k], w->rc0[k]);
+            if (h0) /* the final state becomes the next chunk's initial state (the backward uses
+                     * the copies saved in hprev and rc0) */
+                for (int b = 0; b < B; b++) {
+                    memcpy(h0 + (size_t)b * H, w->ry[k] + ((size_t)b * T + T - 1) * H, (size_t)H * sizeof(R));
+                    memcpy(c0 + (size_t)b * H, w->rcs[k] + ((size_t)b * T + T - 1) * H, (size_t)H * sizeof(R));
+                }
         }
         break;
     case CPHIL_BACKBONE_GRU:
         for (int k = 0; k < L; k++) {
             const size_t *o = w->o_layer[k];
+            R *h0 = w->carry ? w->carry + (size_t)k * B * H : NULL;
             NN_FN(cphil_nn_gru_forward)(pr, B, T, H, H, k ? w->ry[k - 1] : w->x0, P + o[0], P + o[1],
-                                        P + o[2], P + o[3], NULL, w->ry[k], w->rgates[k], w->rgh[k],
+                                        P + o[2], P + o[3], h0, w->ry[k], w->rgates[k], w->rgh[k],
                                         w->rhprev[k]);
+            if (h0)
+                for (int b = 0; b < B; b++)
+                    memcpy(h0 + (size_t)b * H, w->ry[k] + ((size_t)b * T + T - 1) * H, (size_t)H * sizeof(R));
         }
         break;
     case CPHIL_BACKBONE_MAMBA: {

@@ -56,7 +56,7 @@ static void sb_num(sbuf *b, double v) {
 cphil_status cphil_curves_write_csv(const char *path, const cphil_curve_row *rows, int n) {
     sbuf b = {0};
     sb_printf(&b, "epoch,step,train_loss,val_loss");
-    for (int h = 0; h < CPHIL_N_HEADS; h++) sb_printf(&b, ",acc_%s", cphil_head_names[h]);
+    for (int h = 0; h < CPHIL_TR_N_HEADS; h++) sb_printf(&b, ",acc_%s", cphil_head_names[h]);
     sb_printf(&b, ",seconds,best\n");
     for (int i = 0; i < n; i++) {
         const cphil_curve_row *r = &rows[i];
@@ -64,7 +64,7 @@ cphil_status cphil_curves_write_csv(const char *path, const cphil_curve_row *row
         sb_num(&b, r->train_loss);
         sb_printf(&b, ",");
         sb_num(&b, r->val_loss);
-        for (int h = 0; h < CPHIL_N_HEADS; h++) {
+        for (int h = 0; h < CPHIL_TR_N_HEADS; h++) {
             sb_printf(&b, ",");
             sb_num(&b, r->acc[h]);
         }
@@ -160,11 +160,11 @@ cphil_status cphil_curves_write_svg(const char *path, const cphil_curve_row *row
     sb_printf(&b, "<text x='515' y='55' font-size='11' fill='%s'>train loss</text>\n", colors[0]);
     sb_printf(&b, "<text x='515' y='70' font-size='11' fill='%s'>val loss (&#9733; best)</text>\n", colors[1]);
     panel ap = {60, 275, 440, 190, 0.5, ne + 0.5, 0, 1};
-    size_t acc_off[CPHIL_N_HEADS];
-    for (int h = 0; h < CPHIL_N_HEADS; h++) acc_off[h] = offsetof(cphil_curve_row, acc) + (size_t)h * sizeof(double);
-    range_of(rows, n, acc_off, CPHIL_N_HEADS, &ap.ymin, &ap.ymax);
+    size_t acc_off[CPHIL_TR_N_HEADS];
+    for (int h = 0; h < CPHIL_TR_N_HEADS; h++) acc_off[h] = offsetof(cphil_curve_row, acc) + (size_t)h * sizeof(double);
+    range_of(rows, n, acc_off, CPHIL_TR_N_HEADS, &ap.ymin, &ap.ymax);
     axes(&b, &ap, "val accuracy", ne);
-    for (int h = 0; h < CPHIL_N_HEADS; h++) {
+    for (int h = 0; h < CPHIL_TR_N_HEADS; h++) {
         series(&b, &ap, rows, n, acc_off[h], colors[h + 1], "");
         sb_printf(&b, "<text x='515' y='%d' font-size='11' fill='%s'>%s</text>\n", 295 + 15 * h, colors[h + 1],
                   cphil_head_names[h]);

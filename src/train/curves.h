@@ -11,7 +11,7 @@ typedef struct cphil_curve_row {
     uint64_t step;          /* optimizer steps done at the end of the epoch */
     double train_loss;      /* mean training loss over the epoch */
     double val_loss;        /* validation loss (NaN when there is no validation set) */
-    double acc[CPHIL_N_HEADS]; /* validation accuracy per head (NaN when none) */
+    double acc[CPHIL_TR_N_HEADS]; /* validation accuracy per head (NaN when none) */
     double seconds;         /* wall time of the epoch */
     int best;               /* 1 on the best validation epoch so far */
 } cphil_curve_row;

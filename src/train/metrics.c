@@ -83,6 +83,7 @@ void cphil_head_sums_add_logits(cphil_head_sums *s, const float *z, const uint8_
     }
     s->correct[0] += all;
     s->nll[0] += bnll;
+    int every = all;
     for (int h = 0; h < CPHIL_N_CAT; h++) {
         const float *l = z + cphil_cat_offset[h];
         int C = cphil_cat_classes[h], am = 0;
@@ -93,8 +94,10 @@ void cphil_head_sums_add_logits(cphil_head_sums *s, const float *z, const uint8_
         for (int k = 0; k < C; k++) se += exp((double)l[k] - mx);
         int y = cls[h] < C ? cls[h] : C - 1;
         s->correct[1 + h] += am == y;
+        every &= am == y;
         s->nll[1 + h] += mx + log(se) - (double)l[y];
     }
+    s->all_correct += every;
 }
 
 void cphil_eval_acc_init(cphil_eval_acc *a) { memset(a, 0, sizeof *a); }
@@ -119,10 +122,11 @@ void cphil_head_sums_report(const cphil_head_sums *s, cphil_head_report *r) {
     memset(r, 0, sizeof *r);
     r->frames = s->frames;
     double n = s->frames > 0 ? s->frames : 1;
-    for (int h = 0; h < CPHIL_N_HEADS; h++) {
+    for (int h = 0; h < CPHIL_TR_N_HEADS; h++) {
         r->acc[h] = s->correct[h] / n;
         r->nll[h] = s->nll[h] / n;
         r->nll_total += r->nll[h];
     }
     for (int k = 0; k < CPHIL_N_BUTTONS; k++) r->btn_acc[k] = s->btn_correct[k] / n;
+    r->acc_all = s->all_correct / n;
 }

@@ -19,9 +19,15 @@
 #define CPHIL_TRAIN_METRICS_H
 
 #include "core/core.h"
-#include "model/model.h" /* head order, sizes and offsets: CPHIL_N_HEADS, CPHIL_N_LOGITS, ... */
 
-#define CPHIL_N_CAT CPHIL_N_CAT_HEADS
+/* Head order, sizes and offsets are src/model/model.h's (cphil_head_names is defined there).
+ * This header does not include model.h so that data-side files (which include
+ * src/data/dataset.h) can include it; the values are the same and a test checks them. */
+#define CPHIL_TR_N_HEADS 6
+#define CPHIL_N_BUTTONS 8
+#define CPHIL_N_CAT 5
+#define CPHIL_N_LOGITS 81
+extern const char *const cphil_head_names[CPHIL_TR_N_HEADS];
 
 extern const char *const cphil_button_names[CPHIL_N_BUTTONS]; /* A B X Y Z L R D-up */
 extern const int cphil_cat_classes[CPHIL_N_CAT];             /* 17 17 17 17 5 (= cphil_head_classes[1..]) */
@@ -39,9 +45,10 @@ typedef struct cphil_baseline_fit {
 /* One stream of accuracy / NLL sums for a predictor. */
 typedef struct cphil_head_sums {
     double frames;
-    double correct[CPHIL_N_HEADS];
-    double nll[CPHIL_N_HEADS];
+    double correct[CPHIL_TR_N_HEADS];
+    double nll[CPHIL_TR_N_HEADS];
     double btn_correct[CPHIL_N_BUTTONS];
+    double all_correct; /* frames where all six heads are right (the whole action) */
 } cphil_head_sums;
 
 typedef struct cphil_eval_acc {
@@ -51,8 +58,9 @@ typedef struct cphil_eval_acc {
 /* Per-head results (means). */
 typedef struct cphil_head_report {
     double frames;
-    double acc[CPHIL_N_HEADS], nll[CPHIL_N_HEADS], btn_acc[CPHIL_N_BUTTONS];
+    double acc[CPHIL_TR_N_HEADS], nll[CPHIL_TR_N_HEADS], btn_acc[CPHIL_N_BUTTONS];
     double nll_total; /* sum of the six heads' NLL */
+    double acc_all;   /* fraction of frames whose whole action (all six heads) is right */
 } cphil_head_report;
 
 void cphil_baseline_fit_init(cphil_baseline_fit *f);

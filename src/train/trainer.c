@@ -24,7 +24,7 @@ void cphil_trainer_opts_default(cphil_trainer_opts *o) {
     memset(o, 0, sizeof *o);
     o->epochs = 10;
     o->lr = 1e-3;
-    o->schedule = CPHIL_SCHED_WARMUP_COSINE;
+    o->schedule = CPHIL_TR_SCHED_COSINE;
     o->warmup_steps = 100;
     o->seed = 1;
     o->out_dir = "checkpoints";
@@ -43,7 +43,7 @@ double cphil_tr_lr_at(const cphil_trainer_opts *o, uint64_t step, uint64_t total
     double lr = o->lr;
     uint64_t w = o->warmup_steps > 0 ? (uint64_t)o->warmup_steps : 0;
     if (step < w) return lr * (double)(step + 1) / (double)w;
-    if (o->schedule == CPHIL_SCHED_WARMUP_COSINE && total > w) {
+    if (o->schedule == CPHIL_TR_SCHED_COSINE && total > w) {
         double f = (double)(step - w) / (double)(total - w);
         if (f > 1) f = 1;
         return lr * 0.5 * (1 + cos(3.14159265358979323846 * f));
@@ -65,7 +65,7 @@ void cphil_tr_path(const cphil_trainer_opts *o, const char *kind, char *buf, siz
 /* ---- the loop's own state, serialized as 8-byte words -------------------------------------- */
 enum { TS_VERSION, TS_EPOCH, TS_BATCH, TS_STEP, TS_LOSS_SUM, TS_LOSS_N, TS_LOSS_EMA, TS_BEST_VAL, TS_BEST_EPOCH,
        TS_BAD_EPOCHS, TS_SEED, TS_TOTAL_STEPS, TS_EPOCH_SECONDS, TS_N_ROWS, TS_WORDS };
-enum { ROW_WORDS = 5 + CPHIL_N_HEADS + 2 };
+enum { ROW_WORDS = 5 + CPHIL_TR_N_HEADS + 2 };
 
 typedef struct loop_state {
     int epoch;          /* current epoch, 0-based */
@@ -126,10 +126,10 @@ static void state_encode(const loop_state *s, uint64_t seed, uint8_t *ts, uint8_
         put64(p + 8, c->step);
         put64(p + 16, dbits(c->train_loss));
         put64(p + 24, dbits(c->val_loss));
-        for (int h = 0; h < CPHIL_N_HEADS; h++) put64(p + 32 + 8 * h, dbits(c->acc[h]));
-        put64(p + 32 + 8 * CPHIL_N_HEADS, dbits(c->seconds));
-        put64(p + 40 + 8 * CPHIL_N_HEADS, (uint64_t)c->best);
-        put64(p + 48 + 8 * CPHIL_N_HEADS, 0);
+        for (int h = 0; h < CPHIL_TR_N_HEADS; h++) put64(p + 32 + 8 * h, dbits(c->acc[h]));
+        put64(p + 32 + 8 * CPHIL_TR_N_HEADS, dbits(c->seconds));
+        put64(p + 40 + 8 * CPHIL_TR_N_HEADS, (uint64_t)c->best);
+        put64(p + 48 + 8 * CPHIL_TR_N_HEADS, 0);
     }
 }
 
@@ -157,7 +157,7 @@ static cphil_status save_ckpt(const char *path, const cphil_trainer_opts *o, con
     snprintf(meta, ml,
              "{\"format\":\"cphil-checkpoint\",\"model\":%s,\"trainer\":{\"epochs\":%d,\"lr\":%.17g,"
              "\"schedule\":\"%s\",\"warmup_steps\":%lld,\"seed\":%llu},\"meta\":%s}",
-             mc, o->epochs, o->lr, o->schedule == CPHIL_SCHED_WARMUP_COSINE ? "cosine" : "constant", o->warmup_steps,
+             mc, o->epochs, o->lr, o->schedule == CPHIL_TR_SCHED_COSINE ? "cosine" : "constant", o->warmup_steps,
              (unsigned long long)o->seed, o->meta_json ? o->meta_json : "{}");
     cphil_status st = cphil_ckpt_write(path, meta, cs, nm + 2);
     cphil_free(meta);
@@ -247,9 +247,9 @@ static cphil_status load_ckpt(const char *path, const cphil_trainer_opts *o, con
         cr->step = get64(p + 8);
         cr->train_loss = bitsd(get64(p + 16));
         cr->val_loss = bitsd(get64(p + 24));
-        for (int h = 0; h < CPHIL_N_HEADS; h++) cr->acc[h] = bitsd(get64(p + 32 + 8 * h));
-        cr->seconds = bitsd(get64(p + 32 + 8 * CPHIL_N_HEADS));
-        cr->best = (int)get64(p + 40 + 8 * CPHIL_N_HEADS);
+        for (int h = 0; h < CPHIL_TR_N_HEADS; h++) cr->acc[h] = bitsd(get64(p + 32 + 8 * h));
+        cr->seconds = bitsd(get64(p + 32 + 8 * CPHIL_TR_N_HEADS));
+        cr->best = (int)get64(p + 40 + 8 * CPHIL_TR_N_HEADS);
     }
 out:
     cphil_ckpt_close(&c);
@@ -277,7 +277,8 @@ static size_t count_frames(const cphil_tr_batch *b) {
 
 /* Validation pass: loss (frame-weighted mean of batch losses) and per-head metrics. */
 static cphil_status validate(const cphil_tr_model_ops *mops, void *model, const cphil_tr_data_ops *dops, void *data,
-                             float *logits, double *val_loss, cphil_head_report *rep, bool *has_val) {
+                             float **logits_buf, size_t *logits_cap, double *val_loss, cphil_head_report *rep,
+                             bool *has_val) {
     *has_val = false;
     size_t nb = 0;
     cphil_status st = dops->val_begin(data, &nb);
@@ -289,8 +290,15 @@ static cphil_status validate(const cphil_tr_model_ops *mops, void *model, const 
         cphil_tr_batch b;
         if ((st = dops->val_next(data, &b)) != CPHIL_OK) return st;
         double loss = 0;
-        if ((st = mops->eval_batch(model, &b, logits, &loss)) != CPHIL_OK) return st;
         size_t n = (size_t)b.B * (size_t)b.T, nf = count_frames(&b);
+        if (n > *logits_cap) {
+            cphil_free(*logits_buf);
+            *logits_buf = cphil_alloc(n * CPHIL_N_LOGITS * sizeof(float));
+            *logits_cap = *logits_buf ? n : 0;
+            if (!*logits_buf) return cphil_err(CPHIL_E_NOMEM, "out of memory for validation logits");
+        }
+        float *logits = *logits_buf;
+        if ((st = mops->eval_batch(model, &b, logits, &loss)) != CPHIL_OK) return st;
         lsum += loss * (double)nf;
         fsum += (double)nf;
         size_t ts = b.tstride;
@@ -314,7 +322,8 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
     loop_state s = {0};
     s.best_val = INFINITY;
     s.rows = cphil_calloc((size_t)o->epochs + 1, sizeof(cphil_curve_row));
-    float *logits = cphil_alloc(mops->max_frames_per_batch * CPHIL_N_LOGITS * sizeof(float));
+    float *logits = NULL; /* validation logits, sized by the first validation batch */
+    size_t logits_cap = 0;
     cphil_status st = CPHIL_OK;
     char p_ckpt[1024], p_pol[1024], p_bckpt[1024], p_bpol[1024], p_csv[1024], p_svg[1024];
     cphil_tr_path(o, "ckpt", p_ckpt, sizeof p_ckpt);
@@ -323,7 +332,7 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
     cphil_tr_path(o, "best_policy", p_bpol, sizeof p_bpol);
     cphil_tr_path(o, "csv", p_csv, sizeof p_csv);
     cphil_tr_path(o, "svg", p_svg, sizeof p_svg);
-    if (!s.rows || !logits) {
+    if (!s.rows) {
         st = cphil_err(CPHIL_E_NOMEM, "out of memory for the training loop");
         goto done;
     }
@@ -406,7 +415,8 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
         r.epochs = o->epochs;
         r.step = s.step;
         r.train_loss = s.loss_n ? s.loss_sum / (double)s.loss_n : NAN;
-        if ((st = validate(mops, model, dops, data, logits, &r.val_loss, &r.val, &r.has_val)) != CPHIL_OK) goto done;
+        if ((st = validate(mops, model, dops, data, &logits, &logits_cap, &r.val_loss, &r.val, &r.has_val)) != CPHIL_OK)
+            goto done;
         if (!r.has_val) r.val_loss = NAN;
         r.seconds = cphil_now_sec() - t_ep;
         r.frames_per_sec = r.seconds > 0 ? (double)s.loss_n * (double)dops->frames_per_batch / r.seconds : 0;
@@ -425,7 +435,7 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
         row->step = s.step;
         row->train_loss = r.train_loss;
         row->val_loss = r.val_loss;
-        for (int h = 0; h < CPHIL_N_HEADS; h++) row->acc[h] = r.has_val ? r.val.acc[h] : NAN;
+        for (int h = 0; h < CPHIL_TR_N_HEADS; h++) row->acc[h] = r.has_val ? r.val.acc[h] : NAN;
         row->seconds = r.seconds;
         row->best = r.best;
         if (o->early_stopping && s.bad_epochs >= o->patience && s.epoch + 1 < o->epochs) {

@@ -24,7 +24,9 @@
  * NULL = every slot starts fresh, the window mode). */
 typedef struct cphil_tr_batch {
     int B, T;
-    const void *inputs;       /* opaque to the loop: the adapter's model input view */
+    const float *cont;        /* [B, T, n_cont] model inputs (see docs/interfaces.md) */
+    const int32_t *ids;       /* [B, T, n_ids] absolute dense columns */
+    const void *inputs;       /* other model input views (tests' toy models) */
     const uint8_t *btn, *cls; /* targets */
     size_t tstride;
     const float *weight;      /* [B*T] frame weights (NULL = 1); 0 marks padding */
@@ -62,13 +64,16 @@ typedef struct cphil_tr_model_ops {
     cphil_status (*save_policy)(void *self, const char *path, const char *meta_json);
     /* The model's config as JSON (stored in the checkpoint; resume refuses a different one). */
     const char *(*config_json)(void *self);
-    size_t max_frames_per_batch; /* size of the logits buffer the loop allocates */
+    size_t reserved;
 } cphil_tr_model_ops;
+
+/* Same values as model.h's cphil_schedule (this header does not include model.h). */
+enum { CPHIL_TR_SCHED_CONSTANT = 0, CPHIL_TR_SCHED_COSINE = 1 };
 
 typedef struct cphil_trainer_opts {
     int epochs;
     double lr;
-    int schedule;              /* cphil_schedule (model.h): CONSTANT or WARMUP_COSINE (to 0) */
+    int schedule;              /* CPHIL_TR_SCHED_*: constant, or warmup then cosine to 0 */
     long long warmup_steps;
     uint64_t seed;
     const char *out_dir, *name; /* DIR/NAME_policy.safetensors, DIR/NAME.ckpt, _best, curves */

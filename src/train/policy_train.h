@@ -1,0 +1,35 @@
+/* policy_train.h — binds a cphil policy (src/model/model.h: parameters, workspace, forward,
+ * loss, backward, AdamW) to the training loop's model table (cphil_tr_model_ops).
+ *
+ * Checkpoint sections: "params" (the parameter block), "adamw_m", "adamw_v" (moments, same
+ * layout), "adamw_step" (u64 little-endian), and with TBPTT "carry" (the recurrent state of every
+ * batch slot). Distillation: when a batch carries teacher probabilities (batch->soft), the loss
+ * is the distillation loss of distill_loss.h and its gradient is fed to the backward.
+ */
+#ifndef CPHIL_TRAIN_POLICY_TRAIN_H
+#define CPHIL_TRAIN_POLICY_TRAIN_H
+
+#include "model/model.h"
+#include "train/trainer.h"
+
+typedef struct cphil_tr_policy_opts {
+    uint64_t seed;
+    double weight_decay, max_grad_norm, label_smoothing, button_weight;
+    int B, T;          /* training batch shape */
+    bool tbptt;        /* carry recurrent state between consecutive batches, per slot */
+    int threads;
+    double distill_T, distill_alpha; /* distillation temperature and alpha (when batches carry soft labels) */
+} cphil_tr_policy_opts;
+
+void cphil_tr_policy_opts_default(cphil_tr_policy_opts *o);
+
+typedef struct cphil_tr_policy cphil_tr_policy;
+/* Build the model for cfg, initialise it from seed, and allocate the training workspace and the
+ * optimizer. */
+cphil_status cphil_tr_policy_create(const cphil_model_config *cfg, const cphil_tr_policy_opts *o,
+                                    cphil_tr_policy **out);
+void cphil_tr_policy_free(cphil_tr_policy *p);
+cphil_model *cphil_tr_policy_model(cphil_tr_policy *p);
+extern const cphil_tr_model_ops cphil_tr_policy_ops;
+
+#endif
