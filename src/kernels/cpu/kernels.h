@@ -88,15 +88,15 @@ float cphil_bf16_round(float x);
  * ========================================================================================== */
 typedef enum cphil_wtype { CPHIL_W_F32 = 0, CPHIL_W_BF16 = 1, CPHIL_W_I8 = 2 } cphil_wtype;
 
-/* A Linear weight W[out, in] (PyTorch layout, y = x W^T) packed in panels of 16 output
- * channels: f32 [in][16], bf16 [in_pad/2][16] u32 pairs (k even in the low half), int8
- * [in_pad/4][16][4]; zero padding. The layout does not depend on the ISA tier.
+/* A Linear weight W[out, in] (PyTorch layout, y = x W^T) packed in panels of 64 output
+ * channels: f32 [in][64], bf16 [in_pad/2][64] u32 pairs (k even in the low half), int8
+ * [in_pad/4][64][4]; zero padding. The layout does not depend on the ISA tier.
  * int8: symmetric per-output-channel scale[o] = max_k |W[o,k]| / 127 (1 for an all-zero row),
  * q = clamp(round_half_even(W / scale), -127, 127). */
 typedef struct cphil_wpack {
     cphil_wtype type;
     int out, in;         /* logical sizes */
-    int out_pad, in_pad; /* out rounded up to 16, in rounded up to 4 */
+    int out_pad, in_pad; /* out rounded up to 64, in rounded up to 4 */
     void *data;          /* the panels (64-byte aligned) */
     float *scale;        /* int8: [out_pad] per-channel scales (0 in the padding) */
     int32_t *qsum;       /* int8: [out_pad] 128 * sum_k q[o][k] (VNNI zero-point term) */

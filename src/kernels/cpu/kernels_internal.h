@@ -58,6 +58,9 @@ void cphil_linear_bf16_avx2(const cphil_wpack *p, int M, const uint32_t *xb, con
 void cphil_linear_bf16_avx512(const cphil_wpack *p, int M, const uint32_t *xb, const float *bias, float *y, int ldy, bool acc);
 void cphil_linear_i8_avx2(const cphil_wpack *p, int M, const int8_t *xq, const float *s, const float *bias, float *y, int ldy, bool acc);
 void cphil_linear_i8_avx512(const cphil_wpack *p, int M, const int8_t *xq, const float *s, const float *bias, float *y, int ldy, bool acc);
+void cphil_lin_act_bf16_avx512(const cphil_wpack *p, int M, const float *x, int ldx, uint32_t *xb);
+void cphil_lin_act_i8_avx512(const cphil_wpack *p, int M, const float *x, int ldx, float act_scale, int8_t *xq, float *s);
+void cphil_lin_act_i8_avx2(const cphil_wpack *p, int M, const float *x, int ldx, float act_scale, int8_t *xq, float *s);
 int cphil_gather_add_avx2(const cphil_gtable *t, int n_ids, const int32_t *ids, float *y);
 int cphil_gather_add_avx512(const cphil_gtable *t, int n_ids, const int32_t *ids, float *y);
 

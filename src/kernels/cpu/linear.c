@@ -13,8 +13,9 @@
 #include <math.h>
 #include <string.h>
 
-#define PW 16 /* outputs per panel */
+#define PW 64 /* outputs per panel (group) */
 
+static inline float round_q(float v);
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 static cphil_status alloc_pack(cphil_wpack *p, cphil_wtype type, int out, int in) {
@@ -103,8 +104,9 @@ cphil_status cphil_wpack_init(cphil_wpack *p, cphil_wtype type, const float *W, 
             float inv = 1.0f / sc;
             int8_t *d = p->data;
             for (int k = 0; k < in; k++) {
-                float r = nearbyintf(w[k] * inv);
-                d[i8_idx(p, o, k)] = (int8_t)(r > 127 ? 127 : (r < -127 ? -127 : r));
+                float r = w[k] * inv;
+                r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
+                d[i8_idx(p, o, k)] = (int8_t)round_q(r);
             }
             p->scale[o] = sc;
         }
@@ -169,7 +171,13 @@ void cphil_lin_act_bf16(const cphil_wpack *p, int M, const float *x, int ldx, ui
     }
 }
 
-/* int8 activations: xq[m][in_pad] (padding 0) and the per-row scales s[m]. */
+/* Round half to even for |v| <= 127 (the magic-number trick: exact in f32 below 2^22). */
+static inline float round_q(float v) {
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    return (v + magic) - magic;
+}
+
+/* int8 activations: xq[m][in_pad] (padding 0) and the per-row scales s[m]. NaN inputs give 0. */
 void cphil_lin_act_i8(const cphil_wpack *p, int M, const float *x, int ldx, float act_scale, int8_t *xq, float *s) {
     for (int m = 0; m < M; m++) {
         const float *r = x + (size_t)m * ldx;
@@ -180,15 +188,20 @@ void cphil_lin_act_i8(const cphil_wpack *p, int M, const float *x, int ldx, floa
             inv = 1.0f / act_scale;
         } else {
             float mx = 0;
-            for (int k = 0; k < p->in; k++) mx = fmaxf(mx, fabsf(r[k]));
+            for (int k = 0; k < p->in; k++) {
+                float a = fabsf(r[k]);
+                mx = a > mx ? a : mx;
+            }
             sc = mx / 127.0f;
             inv = mx > 0 ? 127.0f / mx : 0.0f;
         }
         s[m] = sc;
         for (int k = 0; k < p->in; k++) {
-            float v = nearbyintf(r[k] * inv);
-            d[k] = (int8_t)(v > 127 ? 127 : (v < -127 ? -127 : v)); /* NaN: see below */
-            if (v != v) d[k] = 0;
+            float v = r[k] * inv;
+            v = v > 127.0f ? 127.0f : v;
+            v = v < -127.0f ? -127.0f : v;
+            v = v == v ? v : 0.0f;
+            d[k] = (int8_t)round_q(v);
         }
         for (int k = p->in; k < p->in_pad; k++) d[k] = 0;
     }
@@ -259,16 +272,20 @@ void cphil_linear(const cphil_wpack *p, int M, const float *x, int ldx, const fl
         return;
     case CPHIL_W_BF16:
         if (isa == CPHIL_ISA_SCALAR) break;
-        cphil_lin_act_bf16(p, M, x, ldx, scratch);
-        if (isa == CPHIL_ISA_AVX512 && cphil_cpu_has_bf16())
+        if (isa == CPHIL_ISA_AVX512 && cphil_cpu_has_bf16()) {
+            cphil_lin_act_bf16_avx512(p, M, x, ldx, scratch);
             cphil_linear_bf16_avx512(p, M, scratch, bias, y, ldy, accumulate);
-        else cphil_linear_bf16_avx2(p, M, scratch, bias, y, ldy, accumulate);
+        } else {
+            cphil_lin_act_bf16(p, M, x, ldx, scratch);
+            cphil_linear_bf16_avx2(p, M, scratch, bias, y, ldy, accumulate);
+        }
         return;
     case CPHIL_W_I8: {
         if (isa == CPHIL_ISA_SCALAR) break;
         int8_t *xq = scratch;
         float *s = (float *)((char *)scratch + align64((size_t)M * p->in_pad));
-        cphil_lin_act_i8(p, M, x, ldx, act_scale, xq, s);
+        if (isa == CPHIL_ISA_AVX512) cphil_lin_act_i8_avx512(p, M, x, ldx, act_scale, xq, s);
+        else cphil_lin_act_i8_avx2(p, M, x, ldx, act_scale, xq, s);
         if (isa == CPHIL_ISA_AVX512) cphil_linear_i8_avx512(p, M, xq, s, bias, y, ldy, accumulate);
         else cphil_linear_i8_avx2(p, M, xq, s, bias, y, ldy, accumulate);
         return;
@@ -320,8 +337,9 @@ cphil_status cphil_gtable_init(cphil_gtable *t, cphil_wtype type, const float *W
             if (type == CPHIL_W_F32) ((float *)t->data)[i] = w[c];
             else if (type == CPHIL_W_BF16) ((uint16_t *)t->data)[i] = cphil_bf16_from_f32(w[c]);
             else {
-                float r = nearbyintf(w[c] * inv);
-                ((int8_t *)t->data)[i] = (int8_t)(r > 127 ? 127 : (r < -127 ? -127 : r));
+                float r = w[c] * inv;
+                r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
+                ((int8_t *)t->data)[i] = (int8_t)round_q(r);
             }
         }
     }

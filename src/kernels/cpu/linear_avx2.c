@@ -3,8 +3,8 @@
  * the sign trick: |q| as u8 times sign(q)*xq as s8, pair sums <= 2*127*127 never saturate, then
  * vpmaddwd by ones to int32), and the one-hot gather-add.
  *
- * Panels of 16 outputs are two ymm. Tiles: 1 row x 4 panels, or 3 rows x 2 panels. Each output
- * is one accumulator chain over k from 0. Not here: activation quantization (linear.c).
+ * Weight panels hold 64 outputs (8 ymm per k step). Tiles: 1 row x 64 outputs, or 3 rows x 32
+ * outputs. Each output is one accumulator chain over k from 0. Not here: activation quantization (linear.c).
  * Reference: kernels.h; Intel SDM (PMADDUBSW, PSIGNB, PMADDWD).
  */
 #include "kernels/cpu/kernels_internal.h"
@@ -12,7 +12,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define PW 16
+#define PW 64 /* outputs per weight panel */
 #define UNROLL _Pragma("GCC unroll 16")
 
 static inline __m256i tail_mask8(int n) { /* lanes < n all-ones */
@@ -46,13 +46,13 @@ static inline __m256 ftz8(__m256 x) {
 static inline __attribute__((always_inline)) void tile(int T, const cphil_wpack *p, int R, int G, int M, int m0,
                                                        int g0, const void *xin, int ldx, const float *s,
                                                        const float *bias, float *y, int ldy, bool acc) {
-    int np = p->out_pad / PW;
     int ksteps = T == 0 ? p->in : (T == 1 ? p->in_pad / 2 : p->in_pad / 4);
     size_t xstride = T == 0 ? (size_t)ldx : (T == 1 ? (size_t)p->in_pad / 2 : (size_t)p->in_pad / 4);
     size_t ps = (size_t)ksteps * PW; /* elements of 4 bytes per panel */
-    const uint32_t *xr[3], *wp[4];
+    const uint32_t *xr[3];
+    /* g0 counts 16-output vectors; G of them (G = 2 or 4) lie inside one 64-output panel */
+    const uint32_t *wp = (const uint32_t *)p->data + (size_t)(g0 / 4) * ps + (g0 % 4) * 16;
     UNROLL for (int r = 0; r < R; r++) xr[r] = (const uint32_t *)xin + (size_t)(m0 + r < M ? m0 + r : M - 1) * xstride;
-    UNROLL for (int g = 0; g < G; g++) wp[g] = (const uint32_t *)p->data + (size_t)(g0 + g < np ? g0 + g : np - 1) * ps;
     __m256 c[3][8];
     __m256i ci[3][8];
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int h = 0; h < 2 * G; h++) {
@@ -62,7 +62,7 @@ static inline __attribute__((always_inline)) void tile(int T, const cphil_wpack 
     const __m256i himask = _mm256_set1_epi32((int)0xffff0000u), ones16 = _mm256_set1_epi16(1);
     for (int k = 0; k < ksteps; k++) {
         __m256i w[8];
-        UNROLL for (int h = 0; h < 2 * G; h++) w[h] = _mm256_load_si256((const __m256i *)(wp[h / 2] + (size_t)k * PW + (h & 1) * 8));
+        UNROLL for (int h = 0; h < 2 * G; h++) w[h] = _mm256_load_si256((const __m256i *)(wp + (size_t)k * PW + h * 8));
         if (T == 0) {
             UNROLL for (int r = 0; r < R; r++) {
                 __m256 xb = _mm256_broadcast_ss((const float *)xr[r] + k);
@@ -99,9 +99,8 @@ static inline __attribute__((always_inline)) void tile(int T, const cphil_wpack 
         if (m0 + r >= M) break;
         float *yrow = y + (size_t)(m0 + r) * ldy;
         UNROLL for (int h = 0; h < 2 * G; h++) {
-            int g = h / 2;
-            if (g0 + g >= np) continue;
-            int o0 = (g0 + g) * PW + (h & 1) * 8;
+            int o0 = g0 * 16 + h * 8;
+            if (o0 >= p->out) continue;
             __m256 v = c[r][h];
             if (T == 2) {
                 __m256 comb = _mm256_mul_ps(_mm256_set1_ps(s[m0 + r]), _mm256_loadu_ps(p->scale + o0));
@@ -112,12 +111,15 @@ static inline __attribute__((always_inline)) void tile(int T, const cphil_wpack 
     }
 }
 
-/* Row tiles of 3 (2 panels) while two or more rows remain, then single rows (4 panels). */
+/* Several rows: tiles of 3 rows x 32 outputs; one row: 64 outputs at a time. */
 #define DRIVE(T, XIN, LDX, S)                                                                        \
     do {                                                                                             \
-        int np = p->out_pad / PW, m = 0;                                                             \
-        for (; m + 1 < M; m += 3)                                                                    \
-            for (int g = 0; g < np; g += 2) tile(T, p, 3, 2, M, m, g, XIN, LDX, S, bias, y, ldy, acc); \
+        int np = p->out_pad / 16, m = 0; /* 16-output vectors */                                    \
+        if (M > 1) { /* weight panel outer: it stays in cache across the row tiles */               \
+            for (int g = 0; g < np; g += 2)                                                          \
+                for (m = 0; m < M; m += 3) tile(T, p, 3, 2, M, m, g, XIN, LDX, S, bias, y, ldy, acc); \
+            break;                                                                                   \
+        }                                                                                            \
         for (; m < M; m++)                                                                           \
             for (int g = 0; g < np; g += 4) tile(T, p, 1, 4, M, m, g, XIN, LDX, S, bias, y, ldy, acc); \
     } while (0)
@@ -176,4 +178,54 @@ int cphil_gather_add_avx2(const cphil_gtable *t, int n_ids, const int32_t *ids, 
         }
     }
     return bad;
+}
+
+/* ---- per-call int8 activations (same results as cphil_lin_act_i8) ---------------------- */
+void cphil_lin_act_i8_avx2(const cphil_wpack *p, int M, const float *x, int ldx, float act_scale, int8_t *xq,
+                           float *s) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f), magic = _mm256_set1_ps(12582912.0f);
+    int in = p->in;
+    for (int m = 0; m < M; m++) {
+        const float *r = x + (size_t)m * ldx;
+        int8_t *d = xq + (size_t)m * p->in_pad;
+        float sc, inv;
+        if (act_scale > 0) {
+            sc = act_scale;
+            inv = 1.0f / act_scale;
+        } else {
+            __m256 mx = _mm256_setzero_ps();
+            int k = 0;
+            for (; k + 8 <= in; k += 8) mx = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(r + k), absmask), mx);
+            float lanes[8], mxs = 0;
+            _mm256_storeu_ps(lanes, mx);
+            for (int i = 0; i < 8; i++) mxs = lanes[i] > mxs ? lanes[i] : mxs;
+            for (; k < in; k++) {
+                float a = r[k] < 0 ? -r[k] : r[k];
+                mxs = a > mxs ? a : mxs;
+            }
+            sc = mxs / 127.0f;
+            inv = mxs > 0 ? 127.0f / mxs : 0.0f;
+        }
+        s[m] = sc;
+        __m256 vi = _mm256_set1_ps(inv);
+        int k = 0;
+        for (; k + 8 <= in; k += 8) {
+            __m256 v = _mm256_mul_ps(_mm256_loadu_ps(r + k), vi);
+            v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q)); /* NaN -> 0 */
+            v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+            v = _mm256_sub_ps(_mm256_add_ps(v, magic), magic);
+            __m256i q = _mm256_cvttps_epi32(v);
+            __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+            _mm_storel_epi64((__m128i *)(d + k), _mm_packs_epi16(q16, q16));
+        }
+        for (; k < in; k++) {
+            __m128 v = _mm_mul_ss(_mm_set_ss(r[k]), _mm_set_ss(inv));
+            v = _mm_and_ps(v, _mm_cmp_ss(v, v, _CMP_ORD_Q));
+            v = _mm_min_ss(_mm_max_ss(v, _mm_set_ss(-127.0f)), _mm_set_ss(127.0f));
+            v = _mm_sub_ss(_mm_add_ss(v, _mm_set_ss(12582912.0f)), _mm_set_ss(12582912.0f));
+            d[k] = (int8_t)_mm_cvttss_si32(v);
+        }
+        for (k = in; k < p->in_pad; k++) d[k] = 0;
+    }
 }

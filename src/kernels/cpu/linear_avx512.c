@@ -2,16 +2,17 @@
  * vdpbf16ps), int8 (AVX512_VNNI vpdpbusd, u8 = xq + 128 with the 128 * sum(q) term removed),
  * and the one-hot gather-add.
  *
- * Tiles: 1 row x 8 panels (128 outputs) for single rows, 4 rows x 4 panels otherwise; each
- * output is one accumulator chain over k from 0 (so bf16 and int8 equal the _ref bit for bit).
- * Rows or panels past the end reuse the last valid pointer and their results are dropped.
+ * Weights come in panels of 64 outputs (4 zmm per k step). Tiles: 1 row x 2 panels (128
+ * outputs) for single rows, 4 rows x 1 panel otherwise; each output is one accumulator chain over
+ * k from 0 (so bf16 and int8 equal the _ref bit for bit). Rows or panels past the end reuse the
+ * last valid pointer and their results are dropped; padding outputs are computed, not stored.
  * Not here: activation quantization (linear.c). Reference: kernels.h, Intel SDM.
  */
 #include "kernels/cpu/kernels_internal.h"
 
 #include <immintrin.h>
 
-#define PW 16
+#define PW 64 /* outputs per weight panel */
 
 static inline __mmask16 tail_mask(int n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
 
@@ -31,14 +32,14 @@ static inline __attribute__((always_inline)) void f32_tile(const cphil_wpack *p,
                                                            int ldy, bool acc) {
     int np = p->out_pad / PW;
     size_t ps = (size_t)p->in * PW;
-    const float *xr[4], *wp[8];
+    const float *xr[4], *wp[2];
     UNROLL for (int r = 0; r < R; r++) xr[r] = x + (size_t)(m0 + r < M ? m0 + r : M - 1) * ldx;
-    UNROLL for (int g = 0; g < G; g++) wp[g] = (const float *)p->data + (size_t)(g0 + g < np ? g0 + g : np - 1) * ps;
+    UNROLL for (int q = 0; q < G / 4; q++) wp[q] = (const float *)p->data + (size_t)(g0 / 4 + q < np ? g0 / 4 + q : np - 1) * ps;
     __m512 c[4][8];
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int g = 0; g < G; g++) c[r][g] = _mm512_setzero_ps();
     for (int k = 0; k < p->in; k++) {
         __m512 w[8];
-        UNROLL for (int g = 0; g < G; g++) w[g] = _mm512_load_ps(wp[g] + (size_t)k * PW);
+        UNROLL for (int g = 0; g < G; g++) w[g] = _mm512_load_ps(wp[g / 4] + (size_t)k * PW + (g % 4) * 16);
         UNROLL for (int r = 0; r < R; r++) {
             __m512 xb = _mm512_set1_ps(xr[r][k]);
             UNROLL for (int g = 0; g < G; g++) c[r][g] = _mm512_fmadd_ps(xb, w[g], c[r][g]);
@@ -47,15 +48,18 @@ static inline __attribute__((always_inline)) void f32_tile(const cphil_wpack *p,
     UNROLL for (int r = 0; r < R; r++) {
         if (m0 + r >= M) break;
         UNROLL for (int g = 0; g < G; g++)
-            if (g0 + g < np) store16(c[r][g], y + (size_t)(m0 + r) * ldy, (g0 + g) * PW, p->out, bias, acc);
+            if ((g0 + g) * 16 < p->out) store16(c[r][g], y + (size_t)(m0 + r) * ldy, (g0 + g) * 16, p->out, bias, acc);
     }
 }
 
 void cphil_linear_f32_avx512(const cphil_wpack *p, int M, const float *x, int ldx, const float *bias, float *y,
                              int ldy, bool acc) {
-    int np = p->out_pad / PW, m = 0;
-    for (; m + 1 < M; m += 4)
-        for (int g = 0; g < np; g += 4) f32_tile(p, 4, 4, M, m, g, x, ldx, bias, y, ldy, acc);
+    int np = p->out_pad / 16, m = 0; /* 16-lane vectors */
+    if (M > 1) { /* weight panel outer, so it stays in cache across the row tiles */
+        for (int g = 0; g < np; g += 4)
+            for (m = 0; m < M; m += 4) f32_tile(p, 4, 4, M, m, g, x, ldx, bias, y, ldy, acc);
+        return;
+    }
     for (; m < M; m++)
         for (int g = 0; g < np; g += 8) f32_tile(p, 1, 8, M, m, g, x, ldx, bias, y, ldy, acc);
 }
@@ -67,14 +71,14 @@ static inline __attribute__((always_inline)) void bf16_tile(const cphil_wpack *p
     int np = p->out_pad / PW, kp = p->in_pad / 2;
     size_t ps = (size_t)kp * PW;
     const int *xr[4];
-    const uint32_t *wp[8];
+    const uint32_t *wp[2];
     UNROLL for (int r = 0; r < R; r++) xr[r] = (const int *)xb + (size_t)(m0 + r < M ? m0 + r : M - 1) * kp;
-    UNROLL for (int g = 0; g < G; g++) wp[g] = (const uint32_t *)p->data + (size_t)(g0 + g < np ? g0 + g : np - 1) * ps;
+    UNROLL for (int q = 0; q < G / 4; q++) wp[q] = (const uint32_t *)p->data + (size_t)(g0 / 4 + q < np ? g0 / 4 + q : np - 1) * ps;
     __m512 c[4][8];
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int g = 0; g < G; g++) c[r][g] = _mm512_setzero_ps();
     for (int k = 0; k < kp; k++) {
         __m512bh w[8];
-        UNROLL for (int g = 0; g < G; g++) w[g] = (__m512bh)_mm512_load_si512(wp[g] + (size_t)k * PW);
+        UNROLL for (int g = 0; g < G; g++) w[g] = (__m512bh)_mm512_load_si512(wp[g / 4] + (size_t)k * PW + (g % 4) * 16);
         UNROLL for (int r = 0; r < R; r++) {
             __m512bh xv = (__m512bh)_mm512_set1_epi32(xr[r][k]);
             UNROLL for (int g = 0; g < G; g++) c[r][g] = _mm512_dpbf16_ps(c[r][g], xv, w[g]);
@@ -83,15 +87,18 @@ static inline __attribute__((always_inline)) void bf16_tile(const cphil_wpack *p
     UNROLL for (int r = 0; r < R; r++) {
         if (m0 + r >= M) break;
         UNROLL for (int g = 0; g < G; g++)
-            if (g0 + g < np) store16(c[r][g], y + (size_t)(m0 + r) * ldy, (g0 + g) * PW, p->out, bias, acc);
+            if ((g0 + g) * 16 < p->out) store16(c[r][g], y + (size_t)(m0 + r) * ldy, (g0 + g) * 16, p->out, bias, acc);
     }
 }
 
 void cphil_linear_bf16_avx512(const cphil_wpack *p, int M, const uint32_t *xb, const float *bias, float *y, int ldy,
                               bool acc) {
-    int np = p->out_pad / PW, m = 0;
-    for (; m + 1 < M; m += 4)
-        for (int g = 0; g < np; g += 4) bf16_tile(p, 4, 4, M, m, g, xb, bias, y, ldy, acc);
+    int np = p->out_pad / 16, m = 0; /* 16-lane vectors */
+    if (M > 1) { /* weight panel outer, so it stays in cache across the row tiles */
+        for (int g = 0; g < np; g += 4)
+            for (m = 0; m < M; m += 4) bf16_tile(p, 4, 4, M, m, g, xb, bias, y, ldy, acc);
+        return;
+    }
     for (; m < M; m++)
         for (int g = 0; g < np; g += 8) bf16_tile(p, 1, 8, M, m, g, xb, bias, y, ldy, acc);
 }
@@ -103,15 +110,15 @@ static inline __attribute__((always_inline)) void i8_tile(const cphil_wpack *p, 
     int np = p->out_pad / PW, kq = p->in_pad / 4;
     size_t ps = (size_t)kq * PW;
     const int *xr[4];
-    const int *wp[8];
+    const int *wp[2];
     UNROLL for (int r = 0; r < R; r++) xr[r] = (const int *)(xq + (size_t)(m0 + r < M ? m0 + r : M - 1) * p->in_pad);
-    UNROLL for (int g = 0; g < G; g++) wp[g] = (const int *)p->data + (size_t)(g0 + g < np ? g0 + g : np - 1) * ps;
+    UNROLL for (int q = 0; q < G / 4; q++) wp[q] = (const int *)p->data + (size_t)(g0 / 4 + q < np ? g0 / 4 + q : np - 1) * ps;
     __m512i c[4][8];
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int g = 0; g < G; g++) c[r][g] = _mm512_setzero_si512();
     const __m512i flip = _mm512_set1_epi32((int)0x80808080u);
     for (int k = 0; k < kq; k++) {
         __m512i w[8];
-        UNROLL for (int g = 0; g < G; g++) w[g] = _mm512_load_si512(wp[g] + (size_t)k * PW);
+        UNROLL for (int g = 0; g < G; g++) w[g] = _mm512_load_si512(wp[g / 4] + (size_t)k * PW + (g % 4) * 16);
         UNROLL for (int r = 0; r < R; r++) {
             __m512i xv = _mm512_xor_si512(_mm512_set1_epi32(xr[r][k]), flip); /* s8 -> u8 = x + 128 */
             UNROLL for (int g = 0; g < G; g++) c[r][g] = _mm512_dpbusd_epi32(c[r][g], xv, w[g]);
@@ -121,8 +128,8 @@ static inline __attribute__((always_inline)) void i8_tile(const cphil_wpack *p, 
         if (m0 + r >= M) break;
         __m512 sm = _mm512_set1_ps(s[m0 + r]);
         UNROLL for (int g = 0; g < G; g++) {
-            if (g0 + g >= np) continue;
-            int o0 = (g0 + g) * PW;
+            int o0 = (g0 + g) * 16;
+            if (o0 >= p->out) continue;
             __m512i a = _mm512_sub_epi32(c[r][g], _mm512_loadu_si512(p->qsum + o0));
             __m512 comb = _mm512_mul_ps(sm, _mm512_loadu_ps(p->scale + o0));
             store16(_mm512_mul_ps(_mm512_cvtepi32_ps(a), comb), y + (size_t)(m0 + r) * ldy, o0, p->out, bias, acc);
@@ -132,9 +139,12 @@ static inline __attribute__((always_inline)) void i8_tile(const cphil_wpack *p, 
 
 void cphil_linear_i8_avx512(const cphil_wpack *p, int M, const int8_t *xq, const float *s, const float *bias, float *y,
                             int ldy, bool acc) {
-    int np = p->out_pad / PW, m = 0;
-    for (; m + 1 < M; m += 4)
-        for (int g = 0; g < np; g += 4) i8_tile(p, 4, 4, M, m, g, xq, s, bias, y, ldy, acc);
+    int np = p->out_pad / 16, m = 0; /* 16-lane vectors */
+    if (M > 1) { /* weight panel outer, so it stays in cache across the row tiles */
+        for (int g = 0; g < np; g += 4)
+            for (m = 0; m < M; m += 4) i8_tile(p, 4, 4, M, m, g, xq, s, bias, y, ldy, acc);
+        return;
+    }
     for (; m < M; m++)
         for (int g = 0; g < np; g += 8) i8_tile(p, 1, 8, M, m, g, xq, s, bias, y, ldy, acc);
 }
@@ -181,4 +191,50 @@ int cphil_gather_add_avx512(const cphil_gtable *t, int n_ids, const int32_t *ids
         _mm512_mask_storeu_ps(y + o0, m, _mm512_add_ps(yv, sf));
     }
     return bad;
+}
+
+/* ---- per-call activations (same results as cphil_lin_act_bf16 / cphil_lin_act_i8) ----- */
+void cphil_lin_act_bf16_avx512(const cphil_wpack *p, int M, const float *x, int ldx, uint32_t *xb) {
+    int kp = p->in_pad / 2, used = (p->in + 1) / 2;
+    for (int m = 0; m < M; m++) {
+        uint32_t *d = xb + (size_t)m * kp;
+        cphil_bf16_pairs_avx512(x + (size_t)m * ldx, p->in, d);
+        for (int q = used; q < kp; q++) d[q] = 0;
+    }
+}
+
+void cphil_lin_act_i8_avx512(const cphil_wpack *p, int M, const float *x, int ldx, float act_scale, int8_t *xq,
+                             float *s) {
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f), magic = _mm512_set1_ps(12582912.0f);
+    int in = p->in;
+    for (int m = 0; m < M; m++) {
+        const float *r = x + (size_t)m * ldx;
+        int8_t *d = xq + (size_t)m * p->in_pad;
+        float sc, inv;
+        if (act_scale > 0) {
+            sc = act_scale;
+            inv = 1.0f / act_scale;
+        } else {
+            __m512 mx = _mm512_setzero_ps();
+            for (int k = 0; k < in; k += 16) {
+                __m512 v = _mm512_and_ps(_mm512_maskz_loadu_ps(tail_mask(in - k), r + k), absmask);
+                mx = _mm512_max_ps(v, mx); /* a NaN v keeps mx, like the scalar a > mx ? a : mx */
+            }
+            float mxs = _mm512_reduce_max_ps(mx);
+            sc = mxs / 127.0f;
+            inv = mxs > 0 ? 127.0f / mxs : 0.0f;
+        }
+        s[m] = sc;
+        __m512 vi = _mm512_set1_ps(inv);
+        for (int k = 0; k < in; k += 16) {
+            __mmask16 tm = tail_mask(in - k);
+            __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(tm, r + k), vi);
+            v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v); /* NaN -> 0 */
+            v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+            v = _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
+            _mm512_mask_cvtepi32_storeu_epi8(d + k, tm, _mm512_cvttps_epi32(v));
+        }
+        for (int k = in; k < p->in_pad; k++) d[k] = 0;
+    }
 }
