@@ -7,6 +7,30 @@
 #include "game/controller.h"
 #include "game/embed.h"
 #include "game/synth.h"
+#include "slp/slp_writer.h"
+
+#include <stdio.h>
+
+static cphil_replay *read_replay(const char *rel) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", harness_replays_dir(), rel);
+    cphil_replay *r = NULL;
+    if (cphil_slp_read_file(path, &r) != CPHIL_OK) {
+        cphil_replay_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Embed frame number `frame` of r for player index self. */
+static void embed_at(const cphil_embed_layout *L, const cphil_replay *r, int self, int frame, float *cont,
+                     int32_t *ids) {
+    cphil_embed_game g;
+    CPHIL_ASSERT(cphil_embed_game_init(&g, r, self, -1) == CPHIL_OK);
+    cphil_frame f;
+    cphil_replay_get_frame(r, (uint32_t)(frame - r->first_frame), &f);
+    cphil_embed_frame(L, &g, &f, cont, ids);
+}
 
 /* Every class of every head survives decode -> encode, and encode picks the nearest class. */
 TEST(controller_roundtrip_every_class) {
@@ -177,7 +201,321 @@ TEST(embed_layout) {
     cphil_free(dense);
 }
 
+#define FEAT(blk, i) cont[cphil_embed_layout_block(&L, blk)->offset + (i)]
+
+/* Golden values, by hand from the format and docs/embedding.md: exphil/fox_multishine.slp
+ * (3.19.1, Final Destination, P1 Fox internal 1, P2 Game & Watch internal 24), frame 600. The
+ * raw values (slippi-js 9.1.2 reads the same): self x -44.2007942199707, y 16.930767059326172,
+ * facing -1, percent 16, shield 60, stocks 4, airborne, jumps 0, action 366 frame 4, self y speed
+ * -0.1066666692495346; opp action 16 (WALK_MIDDLE) frame 7 at x -1.424794316291809 y 0.0001,
+ * percent 17.499998, grounded, jumps 2, air x / ground x speeds -0.5562661290168762 /
+ * -0.556266188621521. */
+TEST(embed_golden_fox_multishine) {
+    NEED_REPLAYS();
+    cphil_replay *r = read_replay("exphil/fox_multishine.slp");
+    CHECK(r);
+    cphil_embed_layout L;
+    cphil_embed_layout_init(&L, NULL);
+    float cont[CPHIL_EMBED_MAX_CONT];
+    int32_t ids[CPHIL_EMBED_MAX_IDS];
+    embed_at(&L, r, 0, 600, cont, ids);
+    for (int i = 0; i < 5; i++) CHECK_NEAR(FEAT("game", i), 1.0, 0, 0); /* 3.19.1 has every field */
+    CHECK_NEAR(FEAT("game", 5), 600.0 / 28800.0, 1e-6, 1e-5);
+    CHECK_NEAR(FEAT("self", 0), 1.0, 0, 0);
+    CHECK_NEAR(FEAT("self", 1), -2.210039711, 1e-6, 1e-5);   /* -44.2008 * 0.05 */
+    CHECK_NEAR(FEAT("self", 2), 0.846538353, 1e-6, 1e-5);    /* 16.9308 * 0.05 */
+    CHECK_NEAR(FEAT("self", 3), 0.16, 1e-6, 1e-5);           /* 16 % * 0.01 */
+    CHECK_NEAR(FEAT("self", 4), 1.0, 1e-6, 1e-5);            /* shield 60 / 60 */
+    CHECK_NEAR(FEAT("self", 5), 1.0, 1e-6, 1e-5);            /* 4 stocks / 4 */
+    CHECK_NEAR(FEAT("self", 6), -1.0, 0, 0);          /* facing left */
+    CHECK_NEAR(FEAT("self", 7), 0.0, 0, 0);           /* airborne */
+    CHECK_NEAR(FEAT("self", 8), 0.0, 0, 0);           /* no jumps left */
+    CHECK_NEAR(FEAT("self", 10), -0.0533333346, 1e-6, 1e-5); /* y speed * 0.5 */
+    CHECK_NEAR(FEAT("self", 16), 4.0 / 60.0, 1e-6, 1e-5);    /* action frame 4 */
+    CHECK_NEAR(FEAT("self", 22), 0.0, 0, 0);          /* on stage */
+    CHECK_NEAR(FEAT("self", 23), 0.483428, 1e-5, 1e-5); /* (85.5657 - 44.2008) / 85.5657 */
+    CHECK_NEAR(FEAT("opp", 1), -0.0712397158, 1e-6, 1e-5);
+    CHECK_NEAR(FEAT("opp", 3), 0.17499998, 1e-6, 1e-5);
+    CHECK_NEAR(FEAT("opp", 7), 1.0, 0, 0);            /* grounded */
+    CHECK_NEAR(FEAT("opp", 8), 2.0 / 6.0, 1e-6, 1e-5);
+    CHECK_NEAR(FEAT("opp", 9), -0.278133064, 1e-6, 1e-5);    /* air x speed * 0.5 */
+    CHECK_NEAR(FEAT("opp", 13), -0.278133094, 1e-6, 1e-5);   /* ground x speed * 0.5 */
+    CHECK_NEAR(FEAT("opp", 16), 7.0 / 60.0, 1e-6, 1e-5);
+    CHECK_NEAR(FEAT("rel", 0), 0.21388, 1e-5, 1e-4);  /* (-1.4248 + 44.2008) * 0.005 */
+    CHECK_NEAR(FEAT("rel", 1), -0.1693067, 1e-5, 1e-4); /* (0.0001 - 16.9308) * 0.01 */
+    CHECK_NEAR(FEAT("rel", 2), 0.230024, 1e-5, 1e-4); /* sqrt(42.776^2 + 16.931^2) * 0.005 */
+    CHECK_NEAR(FEAT("rel", 3), 0.0, 0, 0);            /* self faces left, opp is right */
+    CHECK_NEAR(FEAT("rel", 4), 1.0, 0, 0);            /* opp faces left, toward self */
+    CHECK_NEAR(FEAT("self_nana", 0), 0.0, 0, 0);
+    CHECK_NEAR(FEAT("item0", 0), 0.0, 0, 0);
+    CHECK_EQ_INT(ids[0], 99 + 366);   /* self action */
+    CHECK_EQ_INT(ids[1], 499 + 16);   /* opp action */
+    CHECK_EQ_INT(ids[2], 899 + 1);    /* Fox */
+    CHECK_EQ_INT(ids[3], 933 + 24);   /* Game & Watch */
+    CHECK_EQ_INT(ids[4], 967 + 399);  /* no Nana: other */
+    CHECK_EQ_INT(ids[5], 1367 + 399);
+    CHECK_EQ_INT(ids[6], 1767 + 32);  /* Final Destination */
+    CHECK_EQ_INT(ids[7], 1801 + 127); /* empty item slots */
+    CHECK_EQ_INT(ids[9], 2057 + 127);
+    /* frame 95: one item (type 115, owner P2 = opp) at (-58.787, 1.5001), self at (-60, 13.997) */
+    embed_at(&L, r, 0, 95, cont, ids);
+    CHECK_NEAR(FEAT("item0", 0), 1.0, 0, 0);
+    CHECK_NEAR(FEAT("item0", 1), 0.0, 0, 0);
+    CHECK_NEAR(FEAT("item0", 2), 1.0, 0, 0);
+    CHECK_NEAR(FEAT("item0", 3), 0.0606406, 1e-5, 1e-4);
+    CHECK_NEAR(FEAT("item0", 4), -0.624867, 1e-5, 1e-4);
+    CHECK_NEAR(FEAT("item0", 7), 0.0627801, 1e-5, 1e-4);
+    CHECK_NEAR(FEAT("item1", 0), 0.0, 0, 0);
+    CHECK_EQ_INT(ids[7], 1801 + 115);
+    /* seen from P2: the same item is now owned by self; ego-centric blocks swap */
+    embed_at(&L, r, 1, 95, cont, ids);
+    CHECK_NEAR(FEAT("item0", 1), 1.0, 0, 0);
+    CHECK_NEAR(FEAT("item0", 2), 0.0, 0, 0);
+    CHECK_EQ_INT(ids[2], 899 + 24);
+    CHECK_EQ_INT(ids[3], 933 + 1);
+    cphil_replay_free(r);
+}
+
+/* An old replay (0.1.0): the fields it lacks are 0 and the masks say so. slippi-js/test.slp,
+ * frame 1000, P1 Falco (internal 22) dashing (20) at x -34.818546, Dream Land (edge 77.2713). */
+TEST(embed_golden_old_version_masks) {
+    NEED_REPLAYS();
+    cphil_replay *r = read_replay("slippi-js/test.slp");
+    CHECK(r);
+    cphil_embed_layout L;
+    cphil_embed_layout_init(&L, NULL);
+    float cont[CPHIL_EMBED_MAX_CONT];
+    int32_t ids[CPHIL_EMBED_MAX_IDS];
+    embed_at(&L, r, 0, 1000, cont, ids);
+    for (int i = 0; i < 5; i++) CHECK_NEAR(FEAT("game", i), 0.0, 0, 0);
+    CHECK_NEAR(FEAT("self", 1), -1.74092731, 1e-6, 1e-5);
+    CHECK_NEAR(FEAT("self", 3), 0.1592, 1e-6, 1e-5);
+    CHECK_NEAR(FEAT("self", 7), 0.0, 0, 0);  /* unknown (mask 0), not "airborne" */
+    CHECK_NEAR(FEAT("self", 16), 0.0, 0, 0); /* no action frame counter before 0.2.0 */
+    CHECK_NEAR(FEAT("self", 23), 0.549400, 1e-5, 1e-4);
+    CHECK_EQ_INT(ids[0], 99 + 20);
+    CHECK_EQ_INT(ids[2], 899 + 22);
+    CHECK_EQ_INT(ids[6], 1767 + 28);
+    /* the opponent is port 3 (index 2): the lowest other occupied port */
+    cphil_embed_game g;
+    CHECK(cphil_embed_game_init(&g, r, 0, -1) == CPHIL_OK);
+    CHECK_EQ_INT(g.opp, 2);
+    CHECK(cphil_embed_game_init(&g, r, 1, -1) == CPHIL_E_ARG); /* port 2 is empty */
+    cphil_replay_free(r);
+}
+
+/* Every frame of every shared replay embeds to finite values inside the documented clamps and
+ * ids inside their blocks (a few replays in the sanitizer build keep this fast). */
+TEST(embed_all_frames_in_range) {
+    NEED_REPLAYS();
+    static const char *const files[] = {"exphil/fox_multishine.slp", "slippi-js/sheik_vs_ics_yoshis.slp",
+                                        "slippi-js/itemExport.slp", "slippi-js/rollbackFrameTest.slp"};
+    cphil_embed_config cfg = {true};
+    cphil_embed_layout L;
+    cphil_embed_layout_init(&L, &cfg);
+    int nana_frames = 0;
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        cphil_replay *r = read_replay(files[k]);
+        CHECK_MSG(r, "cannot read %s: %s", files[k], cphil_last_error());
+        int self = -1;
+        for (int p = 0; p < 4 && self < 0; p++)
+            if (r->game.players[p].type != 3) self = p;
+        cphil_embed_game g;
+        CHECK(cphil_embed_game_init(&g, r, self, -1) == CPHIL_OK);
+        for (uint32_t i = 0; i < r->n_frames; i++) {
+            cphil_frame f;
+            cphil_replay_get_frame(r, i, &f);
+            float cont[CPHIL_EMBED_MAX_CONT];
+            int32_t ids[CPHIL_EMBED_MAX_IDS];
+            cphil_embed_frame(&L, &g, &f, cont, ids);
+            for (int c = 0; c < L.n_cont; c++) CHECK(isfinite(cont[c]) && fabsf(cont[c]) <= 10.0f);
+            for (int q = 0; q < L.n_ids; q++) {
+                const cphil_embed_block *b = &L.blocks[L.n_blocks - L.n_ids + q];
+                CHECK(ids[q] >= b->offset && ids[q] < b->offset + b->width);
+            }
+            nana_frames += FEAT("self_nana", 0) > 0 || FEAT("opp_nana", 0) > 0;
+        }
+        cphil_replay_free(r);
+    }
+    CHECK(nana_frames > 1000); /* sheik_vs_ics_yoshis has Ice Climbers */
+}
+
+/* Feeding a replay to the incremental parser one byte-chunk at a time and embedding each frame
+ * in on_frame (the agent's path) gives exactly the rows embedded from the whole replay's table
+ * (the dataset's path). */
+typedef struct stream_ctx {
+    const cphil_embed_layout *L;
+    cphil_embed_game g;
+    bool have_game;
+    int self;
+    float *cont;
+    int32_t *ids;
+    int32_t *frames;
+    uint32_t n, cap;
+} stream_ctx;
+
+static void on_start(void *user, const cphil_replay *r) {
+    stream_ctx *c = user;
+    c->have_game = cphil_embed_game_init(&c->g, r, c->self, -1) == CPHIL_OK;
+}
+static void on_frame(void *user, const cphil_replay *r, const cphil_frame *f) {
+    (void)r;
+    stream_ctx *c = user;
+    if (!c->have_game || c->n >= c->cap) return;
+    cphil_embed_frame(c->L, &c->g, f, c->cont + (size_t)c->n * (size_t)c->L->n_cont,
+                      c->ids + (size_t)c->n * (size_t)c->L->n_ids);
+    c->frames[c->n++] = f->frame;
+}
+
+TEST(embed_stream_equals_table) {
+    NEED_REPLAYS();
+    static const char *const files[] = {"exphil/fox_multishine.slp", "slippi-js/rollbackFrameTest.slp"};
+    cphil_embed_config cfg = {true};
+    cphil_embed_layout L;
+    cphil_embed_layout_init(&L, &cfg);
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", harness_replays_dir(), files[k]);
+        uint8_t *data = NULL;
+        size_t size = 0;
+        CHECK(cphil_file_read(path, (size_t)1 << 30, &data, &size) == CPHIL_OK);
+        cphil_replay *r = NULL;
+        CHECK(cphil_slp_read_mem(data, size, files[k], &r) == CPHIL_OK);
+        stream_ctx c = {&L, {0}, false, 0, NULL, NULL, NULL, 0, r->n_frames};
+        for (int p = 0; p < 4; p++)
+            if (r->game.players[p].type != 3) {
+                c.self = p;
+                break;
+            }
+        c.cont = cphil_alloc(sizeof(float) * (size_t)c.cap * (size_t)L.n_cont);
+        c.ids = cphil_alloc(sizeof(int32_t) * (size_t)c.cap * (size_t)L.n_ids);
+        c.frames = cphil_alloc(sizeof(int32_t) * c.cap);
+        CHECK(c.cont && c.ids && c.frames);
+        cphil_slp_callbacks cb = {on_start, on_frame, NULL, &c};
+        cphil_slp_stream *st = NULL;
+        CHECK(cphil_slp_stream_open(&st, &cb, files[k]) == CPHIL_OK);
+        for (size_t off = 0; off < size; off += 997) /* odd-sized pieces, like a socket */
+            CHECK(cphil_slp_stream_feed(st, data + off, size - off < 997 ? size - off : 997) == CPHIL_OK);
+        CHECK(cphil_slp_stream_finish(st) == CPHIL_OK);
+        cphil_slp_stream_close(st);
+        CHECK_EQ_INT(c.n, r->n_frames);
+        cphil_embed_game g;
+        CHECK(cphil_embed_game_init(&g, r, c.self, -1) == CPHIL_OK);
+        for (uint32_t i = 0; i < c.n; i++) {
+            cphil_frame f;
+            cphil_replay_get_frame(r, (uint32_t)(c.frames[i] - r->first_frame), &f);
+            float cont[CPHIL_EMBED_MAX_CONT];
+            int32_t ids[CPHIL_EMBED_MAX_IDS];
+            cphil_embed_frame(&L, &g, &f, cont, ids);
+            CHECK_MSG(!memcmp(cont, c.cont + (size_t)i * (size_t)L.n_cont, sizeof(float) * (size_t)L.n_cont),
+                      "%s frame %d: continuous features differ", files[k], c.frames[i]);
+            CHECK(!memcmp(ids, c.ids + (size_t)i * (size_t)L.n_ids, sizeof(int32_t) * (size_t)L.n_ids));
+        }
+        cphil_free(c.cont);
+        cphil_free(c.ids);
+        cphil_free(c.frames);
+        cphil_replay_free(r);
+        cphil_free(data);
+    }
+}
+
+/* The reader reads synthetic replays back exactly: re-writing them from what the reader
+ * returns gives the same bytes; and every controller of frame t+1 is the rule applied to the
+ * recorded state of frame t (the rule is a function of the replay's contents). */
+static cphil_synth_obs obs_of(const cphil_frame *f, int p) {
+    const cphil_post_frame *q = &f->ports[p][0].post;
+    cphil_synth_obs o = {q->action_state, q->action_frame, q->x, q->y, q->facing, q->airborne, q->jumps,
+                         q->self_y, q->character};
+    return o;
+}
+
+TEST(synth_read_back_exactly) {
+    cphil_synth_opts o = {5, 2, 60};
+    for (int game = 0; game < 2; game++) {
+        uint8_t *data = NULL;
+        size_t size = 0;
+        cphil_synth_summary sum;
+        CHECK(cphil_synth_game(&o, game, &data, &size, &sum) == CPHIL_OK);
+        cphil_replay *r = NULL;
+        CHECK(cphil_slp_read_mem(data, size, "synth", &r) == CPHIL_OK);
+        CHECK_EQ_INT(r->n_frames, sum.frames);
+        CHECK_EQ_INT(r->game.stage, sum.stage);
+        CHECK(r->end.present && r->end.method == sum.end_method);
+        CHECK(r->meta.present && r->meta.last_frame == sum.last_frame);
+        /* re-write from the reader's values */
+        cphil_slpw_game g;
+        memset(&g, 0, sizeof g);
+        g.stage = r->game.stage;
+        g.random_seed = r->game.random_seed;
+        for (int p = 0; p < 4; p++) {
+            const cphil_player_info *pi = &r->game.players[p];
+            g.players[p].type = pi->type;
+            g.players[p].character_ext = pi->character;
+            g.players[p].stocks = pi->stocks;
+            g.players[p].costume = pi->costume;
+            snprintf(g.players[p].netplay, sizeof g.players[p].netplay, "%s", pi->display_name);
+            snprintf(g.players[p].code, sizeof g.players[p].code, "%s", pi->connect_code);
+        }
+        snprintf(g.start_at, sizeof g.start_at, "%.31s", r->meta.start_at);
+        cphil_slpw w;
+        CHECK(cphil_slpw_begin(&w, &g) == CPHIL_OK);
+        int agree = 0, total = 0;
+        for (uint32_t i = 0; i < r->n_frames; i++) {
+            cphil_frame f;
+            cphil_replay_get_frame(r, i, &f);
+            cphil_slpw_pre pre[2];
+            cphil_slpw_post post[2];
+            for (int p = 0; p < 2; p++) {
+                const cphil_pre_frame *a = &f.ports[p][0].pre;
+                const cphil_post_frame *b = &f.ports[p][0].post;
+                pre[p] = (cphil_slpw_pre){f.frame, (uint8_t)p, 0, a->random_seed, a->action_state, a->x, a->y,
+                                          a->facing, a->joystick_x, a->joystick_y, a->cstick_x, a->cstick_y,
+                                          a->trigger, a->buttons, a->buttons_physical, a->trigger_l,
+                                          a->trigger_r, a->raw_x, a->percent, a->raw_y, a->raw_cx, a->raw_cy};
+                post[p] = (cphil_slpw_post){f.frame, (uint8_t)p, 0, b->character, b->action_state, b->x, b->y,
+                                            b->facing, b->percent, b->shield, b->last_attack_landed,
+                                            b->combo_count, b->last_hit_by, b->stocks, b->action_frame,
+                                            {b->flags1, b->flags2, b->flags3, b->flags4, b->flags5},
+                                            b->misc_as, b->airborne, b->ground, b->jumps, b->l_cancel,
+                                            b->hurtbox, b->self_air_x, b->self_y, b->attack_x, b->attack_y,
+                                            b->self_ground_x, b->hitlag, b->animation,
+                                            b->last_hit_by_instance, b->instance_id};
+            }
+            cphil_slpw_frame(&w, f.frame, f.seed, pre, post, 2);
+            if (i > 0 && f.frame > -39) { /* the rule drives every frame from -39 on */
+                cphil_frame prev;
+                cphil_replay_get_frame(r, i - 1, &prev);
+                for (int p = 0; p < 2; p++) {
+                    cphil_synth_obs s = obs_of(&prev, p), op = obs_of(&prev, 1 - p);
+                    cphil_controller want;
+                    cphil_synth_rule(&s, &op, r->game.stage, &want);
+                    const cphil_pre_frame *a = &f.ports[p][0].pre;
+                    agree += want.buttons == a->buttons_physical && want.main_x == a->joystick_x &&
+                             want.r_trigger == a->trigger_r;
+                    total++;
+                }
+            }
+        }
+        cphil_slpw_end(&w, r->end.method, r->end.lras_initiator, r->end.placements);
+        const uint8_t *again;
+        size_t n_again;
+        CHECK(cphil_slpw_finish(&w, &again, &n_again) == CPHIL_OK);
+        CHECK_EQ_INT(n_again, size);
+        CHECK(!memcmp(again, data, size));
+        CHECK_EQ_INT(agree, total);
+        CHECK(total > 1000);
+        cphil_slpw_free(&w);
+        cphil_replay_free(r);
+        cphil_free(data);
+    }
+}
+
 int main(void) {
+    RUN(embed_golden_fox_multishine);
+    RUN(embed_golden_old_version_masks);
+    RUN(embed_all_frames_in_range);
+    RUN(embed_stream_equals_table);
+    RUN(synth_read_back_exactly);
     RUN(embed_layout);
     RUN(controller_roundtrip_every_class);
     RUN(controller_nearest_class);
