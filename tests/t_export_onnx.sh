@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # t_export_onnx.sh — `cphil export` for every backbone, proven in the runtimes users load the
 # files in: onnx.checker (Debian python3-onnx) accepts each ONNX file; ONNX Runtime 1.30
-# (npm onnxruntime-node, one thread) matches an independent NumPy forward pass rebuilt from the
-# .npz export (tests/py/npz_forward.py) within 1e-4 relative (f32), on random inputs; int8
-# dynamic and static graphs run and choose the same actions on >= 99% of decisions; bad
-# arguments are clear errors. Small models (E 24, H 16, W 6) keep it to seconds.
+# (npm onnxruntime-node, one thread) matches `cphil predict` (cphil's window mode) within 1e-4
+# relative (f32) on random inputs, and so does an independent NumPy forward pass rebuilt from the
+# .npz export (tests/py/npz_forward.py); the int8 dynamic graph runs in ONNX Runtime and its chosen
+# actions agree with cphil's f32 logits on >= 95% of decisions (cphil's int8 engine is not in
+# this build yet); bad arguments are clear errors. Small models (E 24, H 16, W 6): seconds.
 set -u
 BIN=${CPHIL_BIN:-build/rel/cphil}
 T=${CPHIL_TEST_TMP:-build/rel/test-tmp}/export_onnx
@@ -29,6 +30,14 @@ printf 'not a policy' > "$T/bad.safetensors"
 out=$("$BIN" export --policy "$T/bad.safetensors" --format onnx --output "$T/x.onnx" 2>&1) && fail "garbage policy accepted"
 echo "$out" | grep -q "bad.safetensors" || fail "garbage-policy message: $out"
 [ -e "$T/x.onnx" ] && fail "a failed export left an output file"
+$PY -c "import numpy as np; np.save('$T/bad_w.npy', np.zeros((2, 5, 24), np.float32)); np.save('$T/bad_r.npy', np.zeros((2, 24), np.float32))"
+out=$("$BIN" predict --policy random:lstm:E=24,hidden=16,window=6 --input "$T/bad_w.npy" --output "$T/p.npz" 2>&1) && fail "predict: wrong window accepted"
+echo "$out" | grep -q "window is 6" || fail "predict wrong-window message: $out"
+out=$("$BIN" predict --policy random:lstm:E=24,hidden=16,window=6 --input "$T/bad_r.npy" --output "$T/p.npz" 2>&1) && fail "predict: rank 2 accepted"
+echo "$out" | grep -q "\[N, W, E\]" || fail "predict rank message: $out"
+out=$("$BIN" predict --policy random:lstm:E=32,hidden=16,window=5 --input "$T/bad_w.npy" --output "$T/p.npz" 2>&1) && fail "predict: wrong E accepted"
+echo "$out" | grep -q "E = 32" || fail "predict E message: $out"
+out=$("$BIN" predict --policy random:lstm --input "$T/none.npy" --output "$T/p.npz" 2>&1) && fail "predict: missing input accepted"
 
 $PY -c "import numpy as np; np.save('$T/x.npy', np.random.default_rng(7).standard_normal((16, 6, 24)).astype(np.float32))"
 for bb in mlp lstm gru mamba attention; do
@@ -49,9 +58,11 @@ for f in sys.argv[1:]:
 print("onnx.checker ok:", ", ".join(f.split("/")[-1] for f in sys.argv[1:]))
 PYEOF
   $PY tests/py/npz_forward.py "$T/$bb.npz" "$T/x.npy" "$T/${bb}_np.npz" || fail "$bb: numpy forward"
+  "$BIN" predict --quiet --policy "$P" --input "$T/x.npy" --output "$T/${bb}_cphil.npz" || fail "$bb: predict"
   node tests/js/onnx_run.js "$T/$bb.onnx" "$T/x.npy" "$T/${bb}_ort" || fail "$bb: onnxruntime f32"
-  $PY tests/py/compare.py "$T/${bb}_ort" "$T/${bb}_np.npz" --label "$bb f32 ORT vs NumPy(npz)" || fail "$bb: f32 mismatch"
+  $PY tests/py/compare.py "$T/${bb}_ort" "$T/${bb}_cphil.npz" --label "$bb f32 ORT vs cphil predict" || fail "$bb: f32 ORT/cphil mismatch"
+  $PY tests/py/compare.py "$T/${bb}_np.npz" "$T/${bb}_cphil.npz" --label "$bb f32 NumPy(npz) vs cphil predict" || fail "$bb: f32 NumPy/cphil mismatch"
   node tests/js/onnx_run.js "$T/${bb}_dyn.onnx" "$T/x.npy" "$T/${bb}_dyn" 1 || fail "$bb: onnxruntime int8 dynamic"
-  $PY tests/py/compare.py "$T/${bb}_dyn" "$T/${bb}_np.npz" --agree 0.95 --label "$bb int8-dynamic ORT vs f32 NumPy" || fail "$bb: int8 agreement"
+  $PY tests/py/compare.py "$T/${bb}_dyn" "$T/${bb}_cphil.npz" --agree 0.95 --label "$bb int8-dynamic ORT vs cphil f32" || fail "$bb: int8 agreement"
 done
 echo "all backbones: npz, onnx f32 and int8 checked"

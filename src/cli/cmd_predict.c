@@ -1,0 +1,123 @@
+/* cmd_predict.c — `cphil predict`: a policy's window-mode logits on given dense inputs, written
+ * as .npz under the ONNX output names, so any runtime can be checked against cphil. */
+#include "cli/cli.h"
+#include "export/npy.h"
+#include "export/policy_io.h"
+#include "export/predict.h"
+
+#include <string.h>
+
+static void predict_usage(FILE *f) {
+    fprintf(f,
+            "usage: cphil predict --policy P --input X.npy --output out.npz [--quiet]\n"
+            "Runs policy P (a .safetensors policy file or random:BACKBONE[:key=value,...]) in window\n"
+            "mode, f32, on the dense inputs X [N, W, E] (any floats: the input layer does the dense\n"
+            "product), and writes out.npz with state_sequence [N, W, E] (the inputs used) and the\n"
+            "last frame's logits buttons [N, 8], main_x main_y c_x c_y [N, 17], shoulder [N, 5]:\n"
+            "the names and shapes of the ONNX export's outputs (cphil export --format onnx).\n"
+            "X may be float32, float64 or float16; W must be the policy's window (any W for mlp).\n");
+}
+
+int cmd_predict(int argc, char **argv) {
+    const char *policy = NULL, *input = NULL, *output = NULL;
+    bool quiet = false;
+    static const char *const valid[] = {"--policy", "--input", "--output", "--quiet", "--help", NULL};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **dst = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            predict_usage(stdout);
+            return CLI_EXIT_OK;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = true;
+            continue;
+        } else if (!strcmp(a, "--policy")) dst = &policy;
+        else if (!strcmp(a, "--input")) dst = &input;
+        else if (!strcmp(a, "--output") || !strcmp(a, "-o")) dst = &output;
+        else if (!strcmp(a, "--replay") || !strcmp(a, "--port") || !strcmp(a, "--frames")) {
+            cli_error("predict: %s (windows of a replay) is not available in this build yet: embed the frames "
+                      "and pass them with --input X.npy", a);
+            return CLI_EXIT_USAGE;
+        } else {
+            cli_unknown_option("predict", a, valid);
+            return CLI_EXIT_USAGE;
+        }
+        if (!v) {
+            cli_error("predict: %s needs a value", a);
+            return CLI_EXIT_USAGE;
+        }
+        *dst = v;
+        i++;
+    }
+    if (!policy || !input || !output) {
+        cli_error("predict: --policy, --input and --output are required (cphil predict --help)");
+        return CLI_EXIT_USAGE;
+    }
+    cphil_npy_array x;
+    memset(&x, 0, sizeof x);
+    cphil_model m;
+    memset(&m, 0, sizeof m);
+    float *X = NULL, *logits = NULL;
+    cphil_status s = cphil_npy_read(input, &x);
+    int N = 0, W = 0, E = 0;
+    if (!s) {
+        if (x.ndim != 3 || x.shape[0] < 1 || x.shape[1] < 1 || x.shape[2] < 1 || x.shape[0] > (1 << 24) ||
+            x.shape[1] > 100000 || x.shape[2] > (1 << 20)) {
+            s = cphil_err(CPHIL_E_ARG, "%s: expected a [N, W, E] array (N, W, E >= 1), got rank %d", input, x.ndim);
+        } else {
+            N = (int)x.shape[0];
+            W = (int)x.shape[1];
+            E = (int)x.shape[2];
+            X = cphil_alloc(x.numel * sizeof(float));
+            if (!X) s = cphil_err(CPHIL_E_NOMEM, "predict: out of memory");
+        }
+    }
+    if (!s) {
+        if (x.dtype == CPHIL_DT_F32) memcpy(X, x.data, x.numel * sizeof(float));
+        else if (x.dtype == CPHIL_DT_F64) for (size_t i = 0; i < x.numel; i++) X[i] = (float)((const double *)x.data)[i];
+        else if (x.dtype == CPHIL_DT_F16) for (size_t i = 0; i < x.numel; i++) X[i] = cphil_f16_to_f32(((const uint16_t *)x.data)[i]);
+        else s = cphil_err(CPHIL_E_ARG, "%s: inputs must be float (f4, f8 or f2), not %s", input, cphil_dtype_name(x.dtype));
+    }
+    if (!s)
+        for (size_t i = 0; i < x.numel && !s; i++)
+            if (!(X[i] == X[i]) || X[i] - X[i] != 0)
+                s = cphil_err(CPHIL_E_NUMERIC, "%s: element %zu is not finite", input, i);
+    if (!s) s = cphil_export_load_policy(policy, &m);
+    if (!s) {
+        logits = cphil_alloc((size_t)N * CPHIL_N_LOGITS * sizeof(float));
+        if (!logits) s = cphil_err(CPHIL_E_NOMEM, "predict: out of memory");
+    }
+    double t0 = cphil_now_sec();
+    if (!s) s = cphil_predict_dense(&m, X, N, W, E, logits);
+    double dt = cphil_now_sec() - t0;
+    if (!s) {
+        cphil_npz_writer *z = NULL;
+        s = cphil_npz_writer_open(output, &z);
+        if (!s) s = cphil_npz_writer_add(z, "state_sequence", CPHIL_DT_F32, 3, (int64_t[]){N, W, E}, X);
+        float *col = NULL;
+        for (int h = 0; h < CPHIL_N_HEADS && !s; h++) {
+            int C = cphil_head_classes[h], off = cphil_head_offset[h];
+            col = cphil_alloc((size_t)N * C * sizeof(float));
+            if (!col) {
+                s = cphil_err(CPHIL_E_NOMEM, "predict: out of memory");
+                break;
+            }
+            for (int n = 0; n < N; n++) memcpy(col + (size_t)n * C, logits + (size_t)n * CPHIL_N_LOGITS + off, (size_t)C * sizeof(float));
+            s = cphil_npz_writer_add(z, cphil_head_names[h], CPHIL_DT_F32, 2, (int64_t[]){N, C}, col);
+            cphil_free(col);
+        }
+        if (z) {
+            if (s) cphil_npz_writer_abort(z);
+            else s = cphil_npz_writer_close(z);
+        }
+    }
+    if (s) cli_error(NULL);
+    else if (!quiet)
+        printf("wrote %s: %d windows of %d frames x %d (%s policy, window mode, f32) in %.3f s\n", output, N, W, E,
+               cphil_backbone_name(m.cfg.backbone), dt);
+    cphil_free(logits);
+    cphil_free(X);
+    cphil_npy_array_free(&x);
+    cphil_model_free(&m);
+    return s ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+}

@@ -1,0 +1,21 @@
+/* predict.h — run a policy in window mode on dense inputs [N, W, E] (any floats, not only valid
+ * embeddings): the reference side of every runtime comparison (`cphil predict`).
+ *
+ * The input layer does the dense product W @ x + b (the policy is run as a twin model whose
+ * config has n_cont = E and n_ids = 0, sharing the parameters), so arbitrary inputs work; for a
+ * real embedding this equals the gather that training and the agent use. Precision f32. The
+ * backbone runs from a zero state over the W frames and the last frame's logits are kept, as
+ * the ONNX graph does. The MLP sees the last frame only.
+ */
+#ifndef CPHIL_PREDICT_H
+#define CPHIL_PREDICT_H
+
+#include "core/core.h"
+#include "model/model.h"
+
+/* X [N, W, E] -> logits [N, CPHIL_N_LOGITS] (heads in order, docs/interfaces.md). W must equal
+ * the policy's window for temporal backbones (any W >= 1 for the MLP). Errors: CPHIL_E_ARG
+ * (shape), CPHIL_E_NOMEM. */
+cphil_status cphil_predict_dense(const cphil_model *m, const float *X, int N, int W, int E, float *logits);
+
+#endif
