@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 const char *cphil_ds_skip_name(cphil_ds_skip s) {
     static const char *const n[CPHIL_DS_SKIP_COUNT] = {"used", "damaged", "duplicate", "not 1v1",
@@ -109,12 +110,13 @@ typedef struct build_ctx {
     file_job *jobs;
     size_t n_jobs;
     pthread_mutex_t mu;
+    pthread_cond_t cv;       /* a job finished, or the writer moved on */
     size_t next;             /* next file index to claim */
+    size_t written;          /* files [0, written) are committed by the writer */
+    size_t window;           /* claim at most this far ahead of `written` (bounds memory) */
     size_t done;
     uint64_t frames_done;
-    uint64_t *pass_hashes;   /* unique content hashes of passing files (for --max-files) */
-    size_t n_pass, cap_pass;
-    bool stop;
+    bool stop;               /* --max-files reached: claim nothing more */
     cphil_status fatal;
     char fatal_msg[512];
 } build_ctx;
@@ -256,7 +258,9 @@ static void *worker(void *arg) {
     build_ctx *c = arg;
     for (;;) {
         pthread_mutex_lock(&c->mu);
-        if (c->stop || c->next >= c->n_jobs || c->fatal) {
+        while (!c->stop && !c->fatal && c->next < c->n_jobs && c->next >= c->written + c->window)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->stop || c->fatal || c->next >= c->n_jobs) {
             pthread_mutex_unlock(&c->mu);
             return NULL;
         }
@@ -272,14 +276,18 @@ static void *worker(void *arg) {
             c->fatal = s;
             snprintf(c->fatal_msg, sizeof c->fatal_msg, "%s", cphil_last_error());
         }
-        if (c->o->max_files > 0 && j->skip == CPHIL_DS_USED) {
-            bool seen = false;
-            for (size_t k = 0; k < c->n_pass; k++) seen |= c->pass_hashes[k] == j->hash;
-            if (!seen && c->n_pass < c->cap_pass) c->pass_hashes[c->n_pass++] = j->hash;
-            if (c->n_pass >= (size_t)c->o->max_files) c->stop = true;
-        }
+        pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
     }
+}
+
+static void free_rows(file_job *j) {
+    cphil_free(j->cont);
+    cphil_free(j->ids);
+    cphil_free(j->tg);
+    j->cont = NULL;
+    j->ids = NULL;
+    j->tg = NULL;
 }
 
 /* ---- split ------------------------------------------------------------------------------ */
@@ -300,50 +308,71 @@ static uint64_t mix64(uint64_t z) {
 }
 
 /* ---- write ------------------------------------------------------------------------------ */
+/* The file is written in one pass, in this order: header (rewritten at the end), cont rows
+ * (streamed as files are committed in path order), ids and targets (streamed into two unlinked
+ * scratch files beside the output, then appended), entries, strings. Only the files in flight
+ * are in memory, so the size of a dataset is bounded by the disk, not by RAM. */
 static uint64_t align64(uint64_t x) { return (x + 63) & ~(uint64_t)63; }
 static const uint8_t zeros[64];
 
-typedef struct writer {
-    cphil_atomic_file af;
-    cphil_ds_hasher hs;
-    bool hashing;
+typedef struct out_stream {
+    FILE *f;
+    cphil_ds_hasher *hs; /* NULL: not hashed (scratch files are hashed when appended) */
     uint64_t pos;
+    const char *path;
     cphil_status s;
-} writer;
+} out_stream;
 
-static void wr(writer *w, const void *d, size_t n) {
+static void put(out_stream *w, const void *d, size_t n) {
     if (w->s || !n) return;
-    if (w->hashing) cphil_ds_hash_update(&w->hs, d, n);
-    else w->s = cphil_atomic_write(&w->af, d, n);
+    if (fwrite(d, 1, n, w->f) != n) {
+        w->s = cphil_err(CPHIL_E_IO, "%s: write failed (disk full?)", w->path);
+        return;
+    }
+    if (w->hs) cphil_ds_hash_update(w->hs, d, n);
     w->pos += n;
 }
-static void wr_pad(writer *w) {
-    uint64_t t = align64(w->pos);
-    wr(w, zeros, (size_t)(t - w->pos));
+static void put_pad(out_stream *w) { put(w, zeros, (size_t)(align64(w->pos) - w->pos)); }
+
+/* Append scratch file `src` (its `n` bytes) to w. */
+static void append(out_stream *w, FILE *src, uint64_t n, uint8_t *buf, size_t cap) {
+    if (w->s) return;
+    if (fflush(src) != 0 || fseek(src, 0, SEEK_SET) != 0) {
+        w->s = cphil_err(CPHIL_E_IO, "%s: scratch file unreadable", w->path);
+        return;
+    }
+    while (n && !w->s) {
+        size_t k = n < cap ? (size_t)n : cap;
+        if (fread(buf, 1, k, src) != k) {
+            w->s = cphil_err(CPHIL_E_IO, "%s: scratch file read failed", w->path);
+            return;
+        }
+        put(w, buf, k);
+        n -= k;
+    }
 }
 
-/* The body after the header, either hashed or written (the same bytes twice). */
-static void body(writer *w, const build_ctx *c, const size_t *order, size_t n_used,
-                 const cphil_ds_entry *entries, uint32_t n_entries, const char *strings, size_t ssize) {
-    wr(w, entries, n_entries * sizeof(cphil_ds_entry));
-    wr_pad(w);
-    wr(w, strings, ssize);
-    wr_pad(w);
-    for (size_t u = 0; u < n_used; u++) {
-        const file_job *j = &c->jobs[order[u]];
-        wr(w, j->cont, (size_t)j->rows * (size_t)c->L.n_cont * sizeof(float));
+static FILE *scratch(const char *out, const char *tag) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s.%s.tmp.%ld", out, tag, (long)getpid());
+    FILE *f = fopen(p, "w+b");
+    if (f) remove(p); /* unlinked: vanishes with the process */
+    return f;
+}
+
+typedef struct grow {
+    void *p;
+    size_t n, cap, elem;
+} grow;
+static void *grow_push(grow *g) {
+    if (g->n == g->cap) {
+        size_t nc = g->cap ? g->cap * 2 : 256;
+        void *np = cphil_realloc(g->p, g->cap * g->elem, nc * g->elem);
+        if (!np) return NULL;
+        g->p = np;
+        g->cap = nc;
     }
-    wr_pad(w);
-    for (size_t u = 0; u < n_used; u++) {
-        const file_job *j = &c->jobs[order[u]];
-        wr(w, j->ids, (size_t)j->rows * (size_t)c->L.n_ids * sizeof(int16_t));
-    }
-    wr_pad(w);
-    for (size_t u = 0; u < n_used; u++) {
-        const file_job *j = &c->jobs[order[u]];
-        wr(w, j->tg, (size_t)j->rows * sizeof(cphil_ds_target));
-    }
-    wr_pad(w);
+    return (uint8_t *)g->p + g->elem * g->n++;
 }
 
 cphil_status cphil_dataset_build(const cphil_ds_build_opts *o, cphil_ds_build_report *rep) {
@@ -365,14 +394,25 @@ cphil_status cphil_dataset_build(const cphil_ds_build_opts *o, cphil_ds_build_re
     c.o = o;
     cphil_embed_layout_init(&c.L, &o->embed);
     c.n_jobs = names.n;
+    int nt = o->jobs > 0 ? o->jobs : 1;
+    if (nt > 64) nt = 64;
+    c.window = (size_t)nt * 4;
     c.jobs = cphil_calloc(names.n ? names.n : 1, sizeof(file_job));
-    c.cap_pass = names.n ? names.n : 1;
-    c.pass_hashes = cphil_calloc(c.cap_pass, sizeof(uint64_t));
-    size_t *order = cphil_calloc(names.n ? names.n : 1, sizeof(size_t));
-    split_key *keys = cphil_calloc(names.n ? names.n : 1, sizeof(split_key));
-    cphil_ds_entry *entries = NULL;
-    char *strings = NULL;
-    if (!c.jobs || !c.pass_hashes || !order || !keys) {
+    grow used = {NULL, 0, 0, sizeof(size_t)};           /* job index of each used file */
+    grow ents = {NULL, 0, 0, sizeof(cphil_ds_entry)};
+    grow strs = {NULL, 0, 0, 1};
+    split_key *keys = NULL;
+    FILE *f_ids = NULL, *f_tg = NULL;
+    uint8_t *buf = NULL;
+    size_t bufcap = (size_t)1 << 20;
+    cphil_atomic_file af;
+    memset(&af, 0, sizeof af);
+    bool threads_up = false;
+    pthread_t th[64];
+    int started = 0;
+    cphil_ds_hasher hs;
+    cphil_ds_hash_init(&hs);
+    if (!c.jobs) {
         s = cphil_err(CPHIL_E_NOMEM, "dataset: out of memory");
         goto done;
     }
@@ -380,62 +420,131 @@ cphil_status cphil_dataset_build(const cphil_ds_build_opts *o, cphil_ds_build_re
         c.jobs[i].rel = names.v[i];
         names.v[i] = NULL;
     }
+    rep->files_found = (uint32_t)c.n_jobs;
+    if ((s = cphil_atomic_open(&af, o->out_path)) != CPHIL_OK) goto done;
+    f_ids = scratch(o->out_path, "ids");
+    f_tg = scratch(o->out_path, "tg");
+    buf = cphil_alloc(bufcap);
+    if (!f_ids || !f_tg || !buf) {
+        s = cphil_err(CPHIL_E_IO, "%s: cannot create scratch files beside the output", o->out_path);
+        goto done;
+    }
+    out_stream w = {af.f, &hs, 0, o->out_path, CPHIL_OK};
+    out_stream wi = {f_ids, NULL, 0, o->out_path, CPHIL_OK}, wt = {f_tg, NULL, 0, o->out_path, CPHIL_OK};
+    {
+        cphil_ds_header blank;
+        memset(&blank, 0, sizeof blank);
+        out_stream w0 = {af.f, NULL, 0, o->out_path, CPHIL_OK}; /* the header is not hashed */
+        put(&w0, &blank, sizeof blank);
+        if ((s = w0.s)) goto done;
+        w.pos = CPHIL_DS_HEADER_SIZE;
+    }
+
     pthread_mutex_init(&c.mu, NULL);
-    int nt = o->jobs > 0 ? o->jobs : 1;
-    if (nt > 64) nt = 64;
-    pthread_t th[64];
-    int started = 0;
+    pthread_cond_init(&c.cv, NULL);
+    threads_up = true;
     for (int t = 0; t < nt; t++)
         if (pthread_create(&th[t], NULL, worker, &c) == 0) started++;
     cphil_progress pr;
     cphil_progress_begin(&pr, "dataset", c.n_jobs, o->quiet);
-    if (!started) worker(&c);
-    for (;;) {
-        pthread_mutex_lock(&c.mu);
-        size_t done = c.done, claimed = c.next;
-        bool fin = (c.stop || c.fatal || c.next >= c.n_jobs) && done == claimed;
-        uint64_t fr = c.frames_done;
-        pthread_mutex_unlock(&c.mu);
-        char extra[64];
-        snprintf(extra, sizeof extra, "%llu frames", (unsigned long long)fr);
-        cphil_progress_update(&pr, done, extra);
-        if (fin) break;
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+    if (!started) {
+        c.window = c.n_jobs + 1;
+        worker(&c);
     }
-    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
-    cphil_progress_end(&pr);
-    pthread_mutex_destroy(&c.mu);
-    if (c.fatal) {
-        s = cphil_err(c.fatal, "%s", c.fatal_msg);
-        goto done;
-    }
-
-    /* fates in sorted order: duplicates, --max-files */
-    size_t n_used = 0;
-    rep->files_found = (uint32_t)c.n_jobs;
+    uint64_t n_rows = 0;
+    /* the writer: commit files in path order as they finish */
     for (size_t i = 0; i < c.n_jobs; i++) {
-        file_job *j = &c.jobs[i];
-        if (!j->processed) {
-            j->skip = CPHIL_DS_SKIP_MAX_FILES;
-            continue;
+        pthread_mutex_lock(&c.mu);
+        while (!c.jobs[i].processed && !c.fatal && !(c.stop && i >= c.next)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 50 * 1000 * 1000;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&c.cv, &c.mu, &ts);
+            char extra[64];
+            snprintf(extra, sizeof extra, "%llu frames", (unsigned long long)c.frames_done);
+            cphil_progress_update(&pr, c.done, extra);
         }
-        if (j->skip) continue;
-        for (size_t u = 0; u < n_used; u++)
-            if (c.jobs[order[u]].hash == j->hash) {
-                j->skip = CPHIL_DS_SKIP_DUPLICATE;
-                char m[600];
-                snprintf(m, sizeof m, "same content as %s", c.jobs[order[u]].rel);
-                set_msg(j, m);
+        bool fatal = c.fatal != CPHIL_OK;
+        pthread_mutex_unlock(&c.mu);
+        if (fatal) break;
+        file_job *j = &c.jobs[i];
+        if (!j->processed) j->skip = CPHIL_DS_SKIP_MAX_FILES;
+        if (!j->skip)
+            for (size_t u = 0; u < used.n; u++) {
+                const file_job *k = &c.jobs[((size_t *)used.p)[u]];
+                if (k->hash == j->hash) {
+                    j->skip = CPHIL_DS_SKIP_DUPLICATE;
+                    char m[600];
+                    snprintf(m, sizeof m, "same content as %s", k->rel);
+                    set_msg(j, m);
+                    break;
+                }
+            }
+        if (!j->skip && o->max_files > 0 && used.n >= (size_t)o->max_files) j->skip = CPHIL_DS_SKIP_MAX_FILES;
+        if (!j->skip) {
+            size_t *u = grow_push(&used);
+            size_t so = strs.n, len = strlen(j->rel) + 1;
+            bool ok = u != NULL;
+            for (size_t b = 0; ok && b < len; b++) {
+                char *ch = grow_push(&strs);
+                if (ch) *ch = j->rel[b];
+                else ok = false;
+            }
+            for (int k = 0; ok && k < j->n_entries; k++) {
+                cphil_ds_entry *e = grow_push(&ents);
+                if (!e) {
+                    ok = false;
+                    break;
+                }
+                memset(e, 0, sizeof *e);
+                e->row_start = n_rows;
+                e->n_rows = j->ent[k].n_rows;
+                e->first_frame = j->ent[k].first_frame;
+                e->content_hash = j->hash;
+                e->name_offset = (uint32_t)so;
+                e->stage = j->stage;
+                e->port = j->ent[k].port;
+                e->opp = j->ent[k].opp;
+                e->char_ext = j->ent[k].char_ext;
+                e->opp_char_ext = j->ent[k].opp_char_ext;
+                n_rows += e->n_rows;
+                rep->char_entries[e->char_ext < 63 ? e->char_ext : 63]++;
+            }
+            if (!ok) {
+                s = cphil_err(CPHIL_E_NOMEM, "dataset: out of memory");
                 break;
             }
-        if (j->skip) continue;
-        if (o->max_files > 0 && n_used >= (size_t)o->max_files) {
-            j->skip = CPHIL_DS_SKIP_MAX_FILES;
-            continue;
+            *u = i;
+            rep->stage_files[j->stage < 63 ? j->stage : 63]++;
+            for (uint64_t r = 0; r < j->rows; r++)
+                for (int b = 0; b < CPHIL_N_BUTTONS; b++) rep->button_presses[b] += (j->tg[r].buttons >> b) & 1;
+            put(&w, j->cont, (size_t)j->rows * (size_t)c.L.n_cont * sizeof(float));
+            put(&wi, j->ids, (size_t)j->rows * (size_t)c.L.n_ids * sizeof(int16_t));
+            put(&wt, j->tg, (size_t)j->rows * sizeof(cphil_ds_target));
+            if ((s = w.s ? w.s : wi.s ? wi.s : wt.s)) break;
         }
-        order[n_used++] = i;
+        free_rows(j);
+        pthread_mutex_lock(&c.mu);
+        c.written = i + 1;
+        if (o->max_files > 0 && used.n >= (size_t)o->max_files) c.stop = true;
+        pthread_cond_broadcast(&c.cv);
+        pthread_mutex_unlock(&c.mu);
     }
+    pthread_mutex_lock(&c.mu);
+    c.stop = true;
+    if (s && !c.fatal) c.fatal = s;
+    pthread_cond_broadcast(&c.cv);
+    pthread_mutex_unlock(&c.mu);
+    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+    started = 0;
+    cphil_progress_end(&pr);
+    if (!s && c.fatal) s = cphil_err(c.fatal, "%s", c.fatal_msg);
+    if (s) goto report;
+    size_t n_used = used.n;
     if (!n_used) {
         s = cphil_err(CPHIL_E_ARG, "dataset: no usable replay in %s (%u files found; see the skip reasons)",
                       o->replays_dir, rep->files_found);
@@ -444,66 +553,28 @@ cphil_status cphil_dataset_build(const cphil_ds_build_opts *o, cphil_ds_build_re
     /* split: the round(n * val_split) files with the smallest mix(hash ^ seed) are validation */
     size_t n_val = (size_t)(o->val_split * (double)n_used + 0.5);
     if (n_val >= n_used && o->val_split > 0) n_val = n_used - 1;
-    for (size_t u = 0; u < n_used; u++) keys[u] = (split_key){mix64(c.jobs[order[u]].hash ^ mix64(o->seed)), order[u]};
+    keys = cphil_calloc(n_used, sizeof(split_key));
+    if (!keys) {
+        s = cphil_err(CPHIL_E_NOMEM, "dataset: out of memory");
+        goto report;
+    }
+    for (size_t u = 0; u < n_used; u++) {
+        size_t ji = ((size_t *)used.p)[u];
+        keys[u] = (split_key){mix64(c.jobs[ji].hash ^ mix64(o->seed)), ji};
+    }
     qsort(keys, n_used, sizeof *keys, cmp_split);
-    uint8_t *is_val = cphil_calloc(c.n_jobs, 1);
-    if (!is_val) {
-        s = cphil_err(CPHIL_E_NOMEM, "dataset: out of memory");
-        goto report;
+    cphil_ds_entry *E = ents.p;
+    for (size_t e = 0; e < ents.n; e++) {
+        for (size_t v = 0; v < n_val; v++)
+            if (c.jobs[keys[v].job].hash == E[e].content_hash) E[e].is_val = 1;
+        if (E[e].is_val) rep->val_rows += E[e].n_rows;
+        else rep->train_rows += E[e].n_rows;
     }
-    for (size_t v = 0; v < n_val; v++) is_val[keys[v].job] = 1;
-
-    /* entries and strings */
-    uint32_t n_entries = 0;
-    size_t ssize = 0;
-    uint64_t n_rows = 0;
-    for (size_t u = 0; u < n_used; u++) {
-        n_entries += (uint32_t)c.jobs[order[u]].n_entries;
-        ssize += strlen(c.jobs[order[u]].rel) + 1;
-    }
-    entries = cphil_calloc(n_entries ? n_entries : 1, sizeof(cphil_ds_entry));
-    strings = cphil_alloc(ssize + 1);
-    if (!entries || !strings) {
-        cphil_free(is_val);
-        s = cphil_err(CPHIL_E_NOMEM, "dataset: out of memory");
-        goto report;
-    }
-    uint32_t ei = 0;
-    size_t so = 0;
-    for (size_t u = 0; u < n_used; u++) {
-        file_job *j = &c.jobs[order[u]];
-        size_t len = strlen(j->rel) + 1;
-        memcpy(strings + so, j->rel, len);
-        for (int k = 0; k < j->n_entries; k++) {
-            cphil_ds_entry *e = &entries[ei++];
-            e->row_start = n_rows;
-            e->n_rows = j->ent[k].n_rows;
-            e->first_frame = j->ent[k].first_frame;
-            e->content_hash = j->hash;
-            e->name_offset = (uint32_t)so;
-            e->stage = j->stage;
-            e->port = j->ent[k].port;
-            e->opp = j->ent[k].opp;
-            e->char_ext = j->ent[k].char_ext;
-            e->opp_char_ext = j->ent[k].opp_char_ext;
-            e->is_val = is_val[order[u]];
-            n_rows += e->n_rows;
-            rep->char_entries[e->char_ext < 63 ? e->char_ext : 63]++;
-            if (e->is_val) rep->val_rows += e->n_rows;
-            else rep->train_rows += e->n_rows;
-        }
-        rep->stage_files[j->stage < 63 ? j->stage : 63]++;
-        for (uint64_t r = 0; r < j->rows; r++)
-            for (int b = 0; b < CPHIL_N_BUTTONS; b++) rep->button_presses[b] += (j->tg[r].buttons >> b) & 1;
-        so += len;
-    }
-    cphil_free(is_val);
     rep->files_used = (uint32_t)n_used;
-    rep->entries = n_entries;
+    rep->entries = (uint32_t)ents.n;
     rep->rows = n_rows;
     rep->val_files = (uint32_t)n_val;
 
-    /* header: offsets first (a dry pass), then the checksum (a hashing pass), then the write */
     cphil_ds_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, CPHIL_DS_MAGIC, 8);
@@ -515,50 +586,37 @@ cphil_status cphil_dataset_build(const cphil_ds_build_opts *o, cphil_ds_build_re
     h.n_ids = (uint32_t)c.L.n_ids;
     h.E = (uint32_t)c.L.E;
     h.flags = o->embed.prev_action ? 1u : 0u;
-    h.n_entries = n_entries;
+    h.n_entries = (uint32_t)ents.n;
     h.n_rows = n_rows;
-    uint64_t pos = CPHIL_DS_HEADER_SIZE;
-    h.off_entries = pos;
-    pos = align64(pos + n_entries * sizeof(cphil_ds_entry));
-    h.off_strings = pos;
-    h.size_strings = ssize;
-    pos = align64(pos + ssize);
-    h.off_cont = pos;
-    pos = align64(pos + n_rows * h.n_cont * sizeof(float));
-    h.off_ids = pos;
-    pos = align64(pos + n_rows * h.n_ids * sizeof(int16_t));
-    h.off_targets = pos;
-    pos = align64(pos + n_rows * sizeof(cphil_ds_target));
-    h.file_size = pos;
+    h.off_cont = CPHIL_DS_HEADER_SIZE;
+    put_pad(&w);
+    h.off_ids = w.pos;
+    append(&w, f_ids, wi.pos, buf, bufcap);
+    put_pad(&w);
+    h.off_targets = w.pos;
+    append(&w, f_tg, wt.pos, buf, bufcap);
+    put_pad(&w);
+    h.off_entries = w.pos;
+    put(&w, ents.p, ents.n * sizeof(cphil_ds_entry));
+    put_pad(&w);
+    h.off_strings = w.pos;
+    h.size_strings = strs.n;
+    put(&w, strs.p, strs.n);
+    put_pad(&w);
+    h.file_size = w.pos;
+    h.checksum = cphil_ds_hash_final(&hs);
     h.n_files = (uint32_t)n_used;
     h.n_val_files = (uint32_t)n_val;
     h.val_split = o->val_split;
     h.split_seed = o->seed;
     h.first_frame_kept = CPHIL_DS_FIRST_FRAME;
-    writer w;
-    memset(&w, 0, sizeof w);
-    w.hashing = true;
-    cphil_ds_hash_init(&w.hs);
-    w.pos = CPHIL_DS_HEADER_SIZE;
-    body(&w, &c, order, n_used, entries, n_entries, strings, ssize);
-    if (w.pos != h.file_size) {
-        s = cphil_err(CPHIL_E_INTERNAL, "dataset: layout arithmetic mismatch (%llu vs %llu)",
-                      (unsigned long long)w.pos, (unsigned long long)h.file_size);
+    if ((s = w.s)) goto report;
+    if (fseek(af.f, 0, SEEK_SET) != 0 || fwrite(&h, sizeof h, 1, af.f) != 1) {
+        s = cphil_err(CPHIL_E_IO, "%s: cannot write the header", o->out_path);
         goto report;
     }
-    h.checksum = cphil_ds_hash_final(&w.hs);
-    memset(&w, 0, sizeof w);
-    s = cphil_atomic_open(&w.af, o->out_path);
-    if (s) goto report;
-    wr(&w, &h, sizeof h);
-    body(&w, &c, order, n_used, entries, n_entries, strings, ssize);
-    if (w.s) {
-        s = w.s;
-        cphil_atomic_abort(&w.af);
-        goto report;
-    }
-    s = cphil_atomic_commit(&w.af);
-    rep->bytes_written = h.file_size;
+    s = cphil_atomic_commit(&af);
+    if (s == CPHIL_OK) rep->bytes_written = h.file_size;
 
 report:
     rep->files = cphil_calloc(c.n_jobs ? c.n_jobs : 1, sizeof(cphil_ds_file_report));
@@ -575,21 +633,33 @@ report:
     for (size_t i = 0; i < c.n_jobs; i++) rep->skipped[c.jobs[i].skip]++;
     rep->seconds = cphil_now_sec() - t0;
 done:
+    if (started) { /* an early failure with threads running */
+        pthread_mutex_lock(&c.mu);
+        c.stop = true;
+        pthread_cond_broadcast(&c.cv);
+        pthread_mutex_unlock(&c.mu);
+        for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+    }
+    if (threads_up) {
+        pthread_mutex_destroy(&c.mu);
+        pthread_cond_destroy(&c.cv);
+    }
+    if (af.f) cphil_atomic_abort(&af);
+    if (f_ids) fclose(f_ids);
+    if (f_tg) fclose(f_tg);
     for (size_t i = 0; c.jobs && i < c.n_jobs; i++) {
         cphil_free(c.jobs[i].rel);
         cphil_free(c.jobs[i].msg);
-        cphil_free(c.jobs[i].cont);
-        cphil_free(c.jobs[i].ids);
-        cphil_free(c.jobs[i].tg);
+        free_rows(&c.jobs[i]);
     }
     for (size_t i = 0; i < names.n; i++) cphil_free(names.v[i]);
     cphil_free(names.v);
     cphil_free(c.jobs);
-    cphil_free(c.pass_hashes);
-    cphil_free(order);
+    cphil_free(used.p);
+    cphil_free(ents.p);
+    cphil_free(strs.p);
     cphil_free(keys);
-    cphil_free(entries);
-    cphil_free(strings);
+    cphil_free(buf);
     return s;
 }
 
