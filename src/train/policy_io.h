@@ -3,8 +3,9 @@
  * __metadata__, "cphil_config" (the model config JSON, src/model/model.h) and "cphil_train" (a
  * JSON object describing the training run). Reading validates every tensor's shape against the
  * table built from the stored config and refuses non-finite weights.
- * TEMPORARY home: when src/model/ gains its own policy save/load (model.h "policy file"), these
- * become thin wrappers around it, keeping the same file.
+ * The file is exactly src/model/'s (cphil_policy_save: "format", "format_version", "cphil_config")
+ * plus the "cphil_train" key, which cphil_policy_save has no argument for; reading is
+ * cphil_policy_load.
  */
 #ifndef CPHIL_TRAIN_POLICY_IO_H
 #define CPHIL_TRAIN_POLICY_IO_H
