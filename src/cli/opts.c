@@ -199,8 +199,9 @@ int opts_print_changed(FILE *f, const opt_def *defs, int n_defs, const char *ind
         opts_value_text(d, v, sizeof v);
         const char *def = d->kind == OPT_FLAG ? (d->def ? d->def : "off") : d->def;
         if (def && !strcmp(def, v)) continue;
-        if (d->kind == OPT_FLAG) fprintf(f, "%s%s%s  (default %s)\n", indent, d->name, "", def ? def : "off");
-        else fprintf(f, "%s%s %s  (default %s)\n", indent, d->name, v, def ? def : "none");
+        if (d->kind == OPT_FLAG) fprintf(f, "%s%s  (default %s)\n", indent, d->name, def ? def : "off");
+        else if (def) fprintf(f, "%s%s %s  (default %s)\n", indent, d->name, v, def);
+        else fprintf(f, "%s%s %s\n", indent, d->name, v);
         k++;
     }
     return k;

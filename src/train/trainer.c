@@ -362,7 +362,7 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
             if ((st = dops->next(data, &b)) != CPHIL_OK) goto done;
         }
         double t_ep = cphil_now_sec() - s.epoch_seconds, t_rate = cphil_now_sec();
-        uint64_t frames_since = 0;
+        uint64_t frames_since = 0; /* frames with weight > 0 trained in this process's part of the epoch */
         while (s.batch < nb) {
             if (o->max_steps > 0 && s.step >= (uint64_t)o->max_steps) {
                 stop = true;
@@ -407,6 +407,7 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
                 goto done;
             }
         }
+        double t_train = cphil_now_sec() - t_rate; /* training time of this epoch, validation excluded */
         if (s.batch < nb && stop && s.loss_n == 0) break; /* max_steps hit exactly at an epoch start */
         /* End of the epoch (or of max_steps): validate, report, save. */
         cphil_tr_epoch_report r;
@@ -419,7 +420,7 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
             goto done;
         if (!r.has_val) r.val_loss = NAN;
         r.seconds = cphil_now_sec() - t_ep;
-        r.frames_per_sec = r.seconds > 0 ? (double)s.loss_n * (double)dops->frames_per_batch / r.seconds : 0;
+        r.frames_per_sec = t_train > 0 ? (double)frames_since / t_train : 0;
         double crit = r.has_val ? r.val_loss : r.train_loss;
         if (isfinite(crit) && crit < s.best_val - o->min_delta) {
             s.best_val = crit;

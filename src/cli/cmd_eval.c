@@ -1,0 +1,202 @@
+/* cmd_eval.c — `cphil eval --policy P (--replays DIR | --data PATH) [--json]`: per-head accuracy
+ * and NLL on held-out files beside the most-frequent-class and repeat-previous-input baselines
+ * (src/train/eval.h says how frames are scored). The split is the training split (same
+ * --val-split and --seed as `cphil train`), so "held out" means files training never saw;
+ * --all scores every file instead. */
+#include "cli/opts.h"
+#include "core/json.h"
+#include "core/safetensors.h"
+#include "train/eval.h"
+#include "train/policy_io.h"
+
+#include <string.h>
+
+typedef struct eval_cli {
+    const char *policy, *replays, *data, *train_character;
+    const char *characters[OPT_LIST_CAP], *stages[OPT_LIST_CAP];
+    int n_characters, n_stages;
+    bool json, all, dual_port, quiet;
+    long long max_files, player, batch, seed, threads, frame_delay;
+    double val_split;
+} eval_cli;
+static eval_cli E;
+
+#define D(name, kind, target, def, lo, hi, help) {name, kind, target, def, lo, hi, NULL, NULL, help, NULL, false}
+static opt_def eval_defs[] = {
+    {"--policy", OPT_STR, &E.policy, NULL, 0, 0, NULL, NULL, "policy file (NAME_policy.safetensors)", "P", false},
+    {"--replays", OPT_STR, &E.replays, NULL, 0, 0, NULL, NULL, "folder of .slp replays", "DIR", false},
+    {"--data", OPT_STR, &E.data, NULL, 0, 0, NULL, NULL, "dataset cache (cphil dataset)", "PATH", false},
+    D("--json", OPT_FLAG, &E.json, "off", 0, 0, "print one JSON object"),
+    D("--all", OPT_FLAG, &E.all, "off", 0, 0, "score every file, not only the held-out ones"),
+    D("--val-split", OPT_DOUBLE, &E.val_split, "0.1", 0, 0.9, "held-out fraction of files (as in training)"),
+    D("--seed", OPT_INT, &E.seed, "1", 0, 4e18, "split seed (as in training)"),
+    D("--max-files", OPT_INT, &E.max_files, "0", 0, 1e9, "use at most N replays (0 = all)"),
+    {"--character", OPT_LIST, E.characters, NULL, 0, 0, NULL, &E.n_characters, "keep games with these characters", "NAME...", false},
+    {"--stage", OPT_LIST, E.stages, NULL, 0, 0, NULL, &E.n_stages, "keep games on these stages", "NAME...", false},
+    D("--player", OPT_INT, &E.player, "0", 0, 4, "the player's port (0 = dataset default)"),
+    {"--train-character", OPT_STR, &E.train_character, NULL, 0, 0, NULL, NULL, "every port playing this character", "NAME", false},
+    D("--dual-port", OPT_FLAG, &E.dual_port, "off", 0, 0, "both players of each game"),
+    D("--frame-delay", OPT_INT, &E.frame_delay, "0", 0, 60, "controller delay D (as in training)"),
+    D("--batch-size", OPT_INT, &E.batch, "32", 1, 4096, "windows per forward call"),
+    D("--threads", OPT_INT, &E.threads, "0", 0, 256, "worker threads (0 = all cores)"),
+    D("--quiet", OPT_FLAG, &E.quiet, "off", 0, 0, "no progress bar"),
+};
+#undef D
+#define N_DEFS ((int)CPHIL_ARRAY_LEN(eval_defs))
+
+static void json_head(cphil_json_out *j, const char *key, const cphil_head_report *r, int h) {
+    cphil_json_key(j, key);
+    cphil_json_obj_open(j);
+    cphil_json_key(j, "acc");
+    cphil_json_num(j, r->acc[h]);
+    cphil_json_key(j, "nll");
+    cphil_json_num(j, r->nll[h]);
+    cphil_json_obj_close(j);
+}
+
+/* prev_action of the training run, from the policy's "cphil_train" metadata (false if absent). */
+static bool policy_prev_action(const char *path) {
+    cphil_st_file *f = NULL;
+    if (cphil_st_open(path, 0, &f) != CPHIL_OK) return false;
+    const char *t = cphil_st_meta(f, "cphil_train");
+    bool pa = t && strstr(t, "\"prev_action\":true") != NULL;
+    cphil_st_close(f);
+    return pa;
+}
+
+int cmd_eval(int argc, char **argv) {
+    int r = opts_parse("eval", eval_defs, N_DEFS, argc, argv, NULL, NULL, "--policy P (--replays DIR | --data PATH) [--json]");
+    if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (!E.policy || !E.replays == !E.data) {
+        cli_error("eval: give --policy P and exactly one of --replays DIR or --data PATH (cphil eval --help)");
+        return CLI_EXIT_USAGE;
+    }
+    cphil_model m;
+    if (cphil_train_policy_read(E.policy, &m) != CPHIL_OK) {
+        cli_error(NULL);
+        return CLI_EXIT_FAIL;
+    }
+    cphil_tr_data_opts o;
+    memset(&o, 0, sizeof o);
+    o.replays = E.replays;
+    o.data = E.data;
+    o.max_files = E.max_files;
+    for (int i = 0; i < E.n_characters && i < CPHIL_TR_MAX_FILTER; i++) o.characters[o.n_characters++] = E.characters[i];
+    for (int i = 0; i < E.n_stages && i < CPHIL_TR_MAX_FILTER; i++) o.stages[o.n_stages++] = E.stages[i];
+    o.player = E.player;
+    o.train_character = E.train_character;
+    o.dual_port = E.dual_port;
+    o.prev_action = policy_prev_action(E.policy);
+    o.frame_delay = E.frame_delay;
+    o.val_split = E.all ? 0 : E.val_split;
+    o.window = m.cfg.backbone == CPHIL_BACKBONE_MLP ? 1 : m.cfg.window;
+    o.stride = o.window;
+    o.batch = (int)E.batch;
+    o.seed = (uint64_t)E.seed;
+    o.threads = (int)E.threads;
+    o.quiet = E.quiet || E.json;
+    o.all_files_eval = E.all;
+    cphil_tr_data *d = NULL;
+    if (cphil_tr_data_open(&o, &d) != CPHIL_OK) {
+        cli_error(NULL);
+        cphil_model_free(&m);
+        return CLI_EXIT_FAIL;
+    }
+    cphil_tr_data_summary ds;
+    cphil_tr_data_get_summary(d, &ds);
+    int rc = CLI_EXIT_OK;
+    if (m.cfg.layout_hash && ds.layout_hash != m.cfg.layout_hash) {
+        cli_error("eval: %s was trained on embedding layout %016llx, these replays embed as %016llx "
+                  "(a different cphil version or --prev-action setting)",
+                  E.policy, (unsigned long long)m.cfg.layout_hash, (unsigned long long)ds.layout_hash);
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    cphil_eval_result res;
+    if (cphil_eval_policy(&m, d, !E.all, (int)E.batch, o.quiet, &res) != CPHIL_OK) {
+        cli_error(NULL);
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    if (E.json) {
+        cphil_json_out j;
+        cphil_json_begin(&j, stdout);
+        cphil_json_obj_open(&j);
+        cphil_json_key(&j, "policy");
+        cphil_json_str(&j, E.policy);
+        cphil_json_key(&j, "backbone");
+        cphil_json_str(&j, cphil_backbone_name(m.cfg.backbone));
+        cphil_json_key(&j, "held_out");
+        cphil_json_bool(&j, !E.all);
+        cphil_json_key(&j, "files");
+        cphil_json_int(&j, res.files);
+        cphil_json_key(&j, "frames");
+        cphil_json_uint(&j, res.frames);
+        cphil_json_key(&j, "baseline_fit_frames");
+        cphil_json_uint(&j, res.fit_frames);
+        cphil_json_key(&j, "seconds");
+        cphil_json_num(&j, res.seconds);
+        cphil_json_key(&j, "heads");
+        cphil_json_obj_open(&j);
+        for (int h = 0; h < CPHIL_TR_N_HEADS; h++) {
+            cphil_json_key(&j, cphil_head_names[h]);
+            cphil_json_obj_open(&j);
+            json_head(&j, "model", &res.model, h);
+            json_head(&j, "most_frequent", &res.most_frequent, h);
+            json_head(&j, "repeat_prev", &res.repeat_prev, h);
+            cphil_json_obj_close(&j);
+        }
+        cphil_json_obj_close(&j);
+        cphil_json_key(&j, "action_acc");
+        cphil_json_obj_open(&j);
+        cphil_json_key(&j, "model");
+        cphil_json_num(&j, res.model.acc_all);
+        cphil_json_key(&j, "most_frequent");
+        cphil_json_num(&j, res.most_frequent.acc_all);
+        cphil_json_key(&j, "repeat_prev");
+        cphil_json_num(&j, res.repeat_prev.acc_all);
+        cphil_json_obj_close(&j);
+        cphil_json_key(&j, "button_acc");
+        cphil_json_obj_open(&j);
+        for (int k = 0; k < CPHIL_N_BUTTONS; k++) {
+            cphil_json_key(&j, cphil_button_names[k]);
+            cphil_json_num(&j, res.model.btn_acc[k]);
+        }
+        cphil_json_obj_close(&j);
+        cphil_json_key(&j, "nll_total");
+        cphil_json_obj_open(&j);
+        cphil_json_key(&j, "model");
+        cphil_json_num(&j, res.model.nll_total);
+        cphil_json_key(&j, "most_frequent");
+        cphil_json_num(&j, res.most_frequent.nll_total);
+        cphil_json_key(&j, "repeat_prev");
+        cphil_json_num(&j, res.repeat_prev.nll_total);
+        cphil_json_obj_close(&j);
+        cphil_json_obj_close(&j);
+        fputc('\n', stdout);
+    } else {
+        printf("cphil eval: %s (%s) on %d %s files, %llu frames; baselines fitted on %llu training frames; %.1fs\n",
+               E.policy, cphil_backbone_name(m.cfg.backbone), res.files, E.all ? "" : "held-out",
+               (unsigned long long)res.frames, (unsigned long long)res.fit_frames, res.seconds);
+        printf("%-9s %10s %10s | %10s %10s | %10s %10s\n", "head", "acc", "nll", "mostfreq", "nll", "repeat", "nll");
+        for (int h = 0; h < CPHIL_TR_N_HEADS; h++) {
+            printf("%-9s %10.4f %10.4f | %10.4f %10.4f | %10.4f %10.4f %s\n", cphil_head_names[h], res.model.acc[h],
+                   res.model.nll[h], res.most_frequent.acc[h], res.most_frequent.nll[h], res.repeat_prev.acc[h],
+                   res.repeat_prev.nll[h],
+                   res.model.acc[h] > res.most_frequent.acc[h] && res.model.nll[h] < res.most_frequent.nll[h]
+                       ? "beats most-frequent"
+                       : "");
+        }
+        printf("%-9s %10s %10.4f | %10s %10.4f | %10s %10.4f\n", "total", "", res.model.nll_total, "",
+               res.most_frequent.nll_total, "", res.repeat_prev.nll_total);
+        printf("%-9s %10.4f %10s | %10.4f %10s | %10.4f %10s\n", "action", res.model.acc_all, "",
+               res.most_frequent.acc_all, "", res.repeat_prev.acc_all, "");
+        printf("buttons (each):");
+        for (int k = 0; k < CPHIL_N_BUTTONS; k++) printf(" %s %.4f", cphil_button_names[k], res.model.btn_acc[k]);
+        printf("\n(acc: argmax = target; buttons: all 8 right at sigmoid > 0.5; action: all six heads right. nll: nats per frame, buttons summed over the 8)\n");
+    }
+out:
+    cphil_tr_data_close(d);
+    cphil_model_free(&m);
+    return rc;
+}

@@ -1,0 +1,395 @@
+/* cmd_train.c — `cphil train`: imitation learning from replays (or a dataset cache).
+ *
+ * Flags: the seed's (--replays --temporal --backbone --hidden --window-size --state-size
+ * --expand-factor --conv-size --num-layers --epochs --max-files --precision) plus the dataset
+ * filters and the optimizer, schedule, split, output and control flags (docs/training.md lists
+ * each with its default). Prints a banner (config, what differs from the defaults, parameter
+ * count, data summary, flags unused by the chosen backbone), a progress bar, and one report per
+ * epoch with the best epoch marked. Ctrl-C saves a checkpoint and exits (status 130).
+ * Deliberately not here: the loop (src/train/trainer.c), the data (train_data.c), the model.
+ */
+#include "cli/opts.h"
+#include "train/policy_train.h"
+#include "train/train_data.h"
+
+#include <math.h>
+#include <signal.h>
+#include <string.h>
+
+static const char *const backbone_choices[] = {"mlp", "lstm", "gru", "mamba", "attention", NULL};
+static const char *const precision_choices[] = {"bf16", "f32", NULL};
+static const char *const schedule_choices[] = {"cosine", "constant", NULL};
+
+typedef struct train_cli {
+    const char *replays, *data, *out, *name, *resume, *train_character;
+    const char *characters[OPT_LIST_CAP], *stages[OPT_LIST_CAP];
+    int n_characters, n_stages;
+    bool temporal, dual_port, prev_action, early_stopping, dry_run, quiet;
+    int backbone, precision, schedule;
+    int hidden[8], n_hidden;
+    long long window, state_size, expand, conv_size, num_layers, num_heads, epochs, max_files, player,
+        frame_delay, batch, warmup, stride, tbptt, seed, threads, save_every, patience, max_steps,
+        stop_after;
+    double lr, weight_decay, val_split, max_grad_norm, label_smoothing, min_delta, button_weight;
+} train_cli;
+
+static train_cli C;
+
+#define D(name, kind, target, def, lo, hi, help) {name, kind, target, def, lo, hi, NULL, NULL, help, NULL, false}
+static opt_def train_defs[] = {
+    /* data */
+    {"--replays", OPT_STR, &C.replays, NULL, 0, 0, NULL, NULL, "folder of .slp replays (searched recursively)", "DIR", false},
+    {"--data", OPT_STR, &C.data, NULL, 0, 0, NULL, NULL, "a dataset cache made by `cphil dataset` (instead of --replays)", "PATH", false},
+    D("--max-files", OPT_INT, &C.max_files, "0", 0, 1e9, "use at most N replays after the filters (0 = all)"),
+    {"--character", OPT_LIST, C.characters, NULL, 0, 0, NULL, &C.n_characters, "keep games with these characters (aliases: falcon, ics, puff, gnw...)", "NAME...", false},
+    {"--stage", OPT_LIST, C.stages, NULL, 0, 0, NULL, &C.n_stages, "keep games on these stages (fd, bf, ys, dl, fod, ps...)", "NAME...", false},
+    D("--player", OPT_INT, &C.player, "0", 0, 4, "learn the player on this port (1-4; 0 = the dataset's default)"),
+    {"--train-character", OPT_STR, &C.train_character, NULL, 0, 0, NULL, NULL, "learn every port playing this character", "NAME", false},
+    D("--dual-port", OPT_FLAG, &C.dual_port, "off", 0, 0, "learn both players of each game"),
+    D("--prev-action", OPT_FLAG, &C.prev_action, "off", 0, 0, "add the player's previous controller to the inputs"),
+    D("--frame-delay", OPT_INT, &C.frame_delay, "0", 0, 60, "pair the state after frame t with the controller of frame t+1+D"),
+    D("--val-split", OPT_DOUBLE, &C.val_split, "0.1", 0, 0.9, "fraction of replay FILES held out for validation"),
+    /* model */
+    D("--temporal", OPT_FLAG, &C.temporal, "off", 0, 0, "sequence model (implied by lstm, gru, mamba, attention)"),
+    {"--backbone", OPT_ENUM, &C.backbone, "mamba", 0, 0, backbone_choices, NULL, "network between the input layer and the heads", NULL, false},
+    {"--hidden", OPT_INTLIST, C.hidden, NULL, 1, 65536, NULL, &C.n_hidden, "hidden size (temporal: one size, default 256; mlp: comma list, default 512,512)", "H|H1,H2", false},
+    D("--window-size", OPT_INT, &C.window, "60", 1, 100000, "frames per training window (W)"),
+    D("--num-layers", OPT_INT, &C.num_layers, "2", 1, 64, "layers of the temporal backbone"),
+    D("--state-size", OPT_INT, &C.state_size, "16", 1, 1024, "Mamba SSM state size (N)"),
+    D("--expand-factor", OPT_INT, &C.expand, "2", 1, 16, "Mamba inner width = expand x hidden"),
+    D("--conv-size", OPT_INT, &C.conv_size, "4", 1, 64, "Mamba causal convolution width (K)"),
+    D("--num-heads", OPT_INT, &C.num_heads, "4", 1, 256, "attention heads"),
+    {"--precision", OPT_ENUM, &C.precision, "bf16", 0, 0, precision_choices, NULL, "matmul precision (bf16: f32 master weights and accumulation)", NULL, false},
+    /* optimization */
+    D("--epochs", OPT_INT, &C.epochs, "10", 1, 100000, "passes over the training files"),
+    D("--batch-size", OPT_INT, &C.batch, "64", 1, 65536, "windows (or TBPTT streams) per step"),
+    D("--lr", OPT_DOUBLE, &C.lr, "0.001", 0, 10, "peak learning rate (AdamW)"),
+    D("--weight-decay", OPT_DOUBLE, &C.weight_decay, "1e-05", 0, 10, "AdamW decoupled weight decay"),
+    {"--schedule", OPT_ENUM, &C.schedule, "cosine", 0, 0, schedule_choices, NULL, "learning rate after warmup: cosine to 0 at the last step, or constant", NULL, false},
+    D("--warmup-steps", OPT_INT, &C.warmup, "100", 0, 1e9, "linear warmup steps"),
+    D("--max-grad-norm", OPT_DOUBLE, &C.max_grad_norm, "1", 0, 1e9, "clip the gradient norm (0 = off)"),
+    D("--label-smoothing", OPT_DOUBLE, &C.label_smoothing, "0", 0, 0.5, "label smoothing of the categorical heads"),
+    D("--button-weight", OPT_DOUBLE, &C.button_weight, "1", 0, 100, "weight of the buttons term in the loss"),
+    D("--stride", OPT_INT, &C.stride, "0", 0, 100000, "frames between window starts (0 = the window size)"),
+    D("--tbptt", OPT_INT, &C.tbptt, "0", 0, 100000, "TBPTT chunk length: slots walk replays carrying state (lstm, gru; 0 = windows)"),
+    D("--seed", OPT_INT, &C.seed, "1", 0, 4e18, "seed of the initialisation and the data order"),
+    D("--threads", OPT_INT, &C.threads, "0", 0, 256, "worker threads (0 = all cores)"),
+    D("--max-steps", OPT_INT, &C.max_steps, "0", 0, 4e18, "stop after N optimizer steps in total (0 = no limit)"),
+    /* output and control */
+    D("--out", OPT_STR, &C.out, "checkpoints", 0, 0, "output folder"),
+    {"--name", OPT_STR, &C.name, NULL, 0, 0, NULL, NULL, "file name stem (default: the backbone name)", "NAME", false},
+    {"--resume", OPT_STR, &C.resume, NULL, 0, 0, NULL, NULL, "continue exactly from a checkpoint (NAME.ckpt)", "PATH", false},
+    D("--save-every", OPT_INT, &C.save_every, "0", 0, 1e12, "also write NAME.ckpt every N steps (0 = at epoch ends)"),
+    D("--early-stopping", OPT_FLAG, &C.early_stopping, "off", 0, 0, "stop when the validation loss stops improving"),
+    D("--patience", OPT_INT, &C.patience, "5", 1, 100000, "epochs without improvement before early stopping"),
+    D("--min-delta", OPT_DOUBLE, &C.min_delta, "0", 0, 1e9, "smallest validation-loss decrease that counts as improvement"),
+    D("--dry-run", OPT_FLAG, &C.dry_run, "off", 0, 0, "print the banner (config, parameters, data) and stop"),
+    D("--quiet", OPT_FLAG, &C.quiet, "off", 0, 0, "no progress bar and no per-epoch report"),
+    /* test hook, not in --help: behave as if Ctrl-C arrived after step N */
+    {"--stop-after-steps", OPT_INT, &C.stop_after, "0", 0, 4e18, NULL, NULL, NULL, NULL, false},
+};
+#undef D
+#define N_DEFS ((int)CPHIL_ARRAY_LEN(train_defs))
+
+/* Which flags only some backbones use (for the banner's "unused" line). */
+typedef struct flag_use {
+    const char *flag;
+    unsigned mask; /* bit b = used by backbone b */
+} flag_use;
+#define BB(b) (1u << (b))
+static const flag_use uses[] = {
+    {"--window-size", BB(CPHIL_BACKBONE_LSTM) | BB(CPHIL_BACKBONE_GRU) | BB(CPHIL_BACKBONE_MAMBA) | BB(CPHIL_BACKBONE_ATTENTION)},
+    {"--num-layers", BB(CPHIL_BACKBONE_LSTM) | BB(CPHIL_BACKBONE_GRU) | BB(CPHIL_BACKBONE_MAMBA) | BB(CPHIL_BACKBONE_ATTENTION)},
+    {"--state-size", BB(CPHIL_BACKBONE_MAMBA)},
+    {"--expand-factor", BB(CPHIL_BACKBONE_MAMBA)},
+    {"--conv-size", BB(CPHIL_BACKBONE_MAMBA)},
+    {"--num-heads", BB(CPHIL_BACKBONE_ATTENTION)},
+    {"--temporal", BB(CPHIL_BACKBONE_LSTM) | BB(CPHIL_BACKBONE_GRU) | BB(CPHIL_BACKBONE_MAMBA) | BB(CPHIL_BACKBONE_ATTENTION)},
+    {"--tbptt", BB(CPHIL_BACKBONE_LSTM) | BB(CPHIL_BACKBONE_GRU)},
+    {"--stride", BB(CPHIL_BACKBONE_MLP) | BB(CPHIL_BACKBONE_LSTM) | BB(CPHIL_BACKBONE_GRU) | BB(CPHIL_BACKBONE_MAMBA) | BB(CPHIL_BACKBONE_ATTENTION)},
+};
+
+static void on_sigint(int sig) {
+    (void)sig;
+    if (cphil_train_interrupt) {
+        /* a second Ctrl-C: leave now (the checkpoint write in progress is atomic) */
+        signal(SIGINT, SIG_DFL);
+        raise(SIGINT);
+    }
+    cphil_train_interrupt = 1;
+}
+
+/* ---- progress and reports ---------------------------------------------------------------- */
+typedef struct train_ui {
+    cphil_progress bar;
+    bool quiet, bar_open;
+    int epoch;
+    char label[32];
+    size_t n_batches;
+} train_ui;
+
+static void ui_step(void *user, int epoch, size_t batch, size_t n_batches, double loss_ema, double fps) {
+    train_ui *u = user;
+    if (u->quiet) return;
+    if (!u->bar_open || u->epoch != epoch) {
+        snprintf(u->label, sizeof u->label, "epoch %d", epoch + 1);
+        cphil_progress_begin(&u->bar, u->label, n_batches, u->quiet);
+        u->bar_open = true;
+        u->epoch = epoch;
+    }
+    char extra[96];
+    snprintf(extra, sizeof extra, "loss %.4f  %.0f frames/s", loss_ema, fps);
+    cphil_progress_update(&u->bar, batch, extra);
+}
+
+static void ui_epoch(void *user, const cphil_tr_epoch_report *r) {
+    train_ui *u = user;
+    if (u->bar_open) {
+        cphil_progress_end(&u->bar);
+        u->bar_open = false;
+    }
+    if (u->quiet) return;
+    printf("epoch %d/%d  step %llu  train loss %.4f", r->epoch, r->epochs, (unsigned long long)r->step, r->train_loss);
+    if (r->has_val) printf("  val loss %.4f", r->val_loss);
+    printf("  %.1fs  %.0f frames/s%s\n", r->seconds, r->frames_per_sec, r->best ? "  * best" : "");
+    if (r->has_val) {
+        printf("  val accuracy:");
+        for (int h = 0; h < CPHIL_TR_N_HEADS; h++) printf(" %s %.3f", cphil_head_names[h], r->val.acc[h]);
+        printf("\n");
+    }
+    if (r->early_stop)
+        printf("early stopping: no improvement for %d epochs (--patience)\n", r->epochs_without_improvement);
+    fflush(stdout);
+}
+
+static void ui_note(void *user, const char *msg) {
+    train_ui *u = user;
+    if (u->bar_open) {
+        cphil_progress_end(&u->bar);
+        u->bar_open = false;
+    }
+    fprintf(stderr, "%s\n", msg);
+}
+
+/* ---- config ------------------------------------------------------------------------------ */
+static int build_model_config(cphil_model_config *mc, bool *temporal_unused) {
+    cphil_model_config_default(mc, (cphil_backbone)C.backbone);
+    bool mlp = C.backbone == CPHIL_BACKBONE_MLP;
+    *temporal_unused = mlp && C.temporal;
+    if (C.n_hidden > 0) {
+        if (mlp) {
+            mc->n_mlp = C.n_hidden;
+            for (int i = 0; i < C.n_hidden; i++) mc->mlp_hidden[i] = C.hidden[i];
+        } else {
+            if (C.n_hidden != 1) {
+                cli_error("--hidden: the %s backbone takes one size (e.g. --hidden 256); comma lists are for "
+                          "--backbone mlp",
+                          backbone_choices[C.backbone]);
+                return -1;
+            }
+            mc->hidden = C.hidden[0];
+        }
+    }
+    mc->num_layers = (int)C.num_layers;
+    mc->window = mlp ? 1 : (int)C.window;
+    mc->state_size = (int)C.state_size;
+    mc->expand = (int)C.expand;
+    mc->conv_size = (int)C.conv_size;
+    mc->num_heads = (int)C.num_heads;
+    mc->precision = C.precision == 0 ? CPHIL_PREC_BF16 : CPHIL_PREC_F32;
+    return 0;
+}
+
+static void print_banner(const cphil_model_config *mc, const cphil_tr_data_summary *ds, size_t n_params,
+                         const char *name, bool temporal_unused) {
+    char js[4096];
+    size_t jl;
+    printf("cphil train: %s", backbone_choices[mc->backbone]);
+    if (mc->backbone == CPHIL_BACKBONE_MLP) {
+        printf(" hidden ");
+        for (int i = 0; i < mc->n_mlp; i++) printf("%s%d", i ? "," : "", mc->mlp_hidden[i]);
+    } else {
+        printf(" hidden %d, %d layers, window %d", mc->hidden, mc->num_layers, mc->window);
+        if (mc->backbone == CPHIL_BACKBONE_MAMBA)
+            printf(", state %d, expand %d, conv %d", mc->state_size, mc->expand, mc->conv_size);
+        if (mc->backbone == CPHIL_BACKBONE_ATTENTION) printf(", %d heads", mc->num_heads);
+    }
+    printf(", %s\n", mc->precision == CPHIL_PREC_F32 ? "f32" : "bf16 (f32 master weights)");
+    printf("  parameters     %zu (%.2f M)\n", n_params, (double)n_params / 1e6);
+    printf("  embedding      %d wide (%d continuous + %d ids), layout %016llx\n", ds->E, ds->n_cont, ds->n_ids,
+           (unsigned long long)ds->layout_hash);
+    printf("  data           %s: %d files used (%d found, %d skipped%s%s), train %d files / %llu frames, "
+           "held out %d files / %llu frames\n",
+           C.data ? C.data : C.replays, ds->files_used, ds->files_found, ds->files_skipped,
+           ds->skipped_note[0] ? ": " : "", ds->skipped_note, ds->train_files, (unsigned long long)ds->train_frames,
+           ds->val_files, (unsigned long long)ds->val_frames);
+    printf("  button rates  ");
+    for (int k = 0; k < CPHIL_N_BUTTONS; k++) printf(" %s %.3f", cphil_button_names[k], ds->button_rates[k]);
+    printf("\n");
+    printf("  optimizer      AdamW lr %g (%s after %lld warmup steps), weight decay %g, clip %g, batch %lld\n",
+           C.lr, schedule_choices[C.schedule], C.warmup, C.weight_decay, C.max_grad_norm, C.batch);
+    if (C.tbptt) printf("  tbptt          streams of %lld-frame chunks, recurrent state carried\n", C.tbptt);
+    else if (mc->backbone != CPHIL_BACKBONE_MLP)
+        printf("  windows        %d frames, stride %lld, loss on every position\n", mc->window,
+               C.stride ? C.stride : (long long)mc->window);
+    printf("  output         %s/%s_policy.safetensors, %s/%s.ckpt (+ _best), curves .csv/.svg\n", C.out, name,
+           C.out, name);
+    printf("  seed           %lld (the same seed and data give the same bits)\n", C.seed);
+    printf("  changed from the defaults:\n");
+    if (opts_print_changed(stdout, train_defs, N_DEFS, "    ") == 0) printf("    (none)\n");
+    char unused[512] = "";
+    for (size_t i = 0; i < CPHIL_ARRAY_LEN(uses); i++)
+        if (opts_was_set(train_defs, N_DEFS, uses[i].flag) && !(uses[i].mask & BB(mc->backbone))) {
+            strncat(unused, " ", sizeof unused - strlen(unused) - 1);
+            strncat(unused, uses[i].flag, sizeof unused - strlen(unused) - 1);
+        }
+    (void)temporal_unused;
+    if (unused[0]) printf("  unused by %s: %s (accepted, no effect)\n", backbone_choices[mc->backbone], unused);
+    if (cphil_model_config_to_json(mc, js, sizeof js, &jl) == CPHIL_OK) printf("  model config   %s\n", js);
+    fflush(stdout);
+}
+
+int cmd_train(int argc, char **argv) {
+    static const char usage[] = "(--replays DIR | --data PATH) [options]";
+    int r = opts_parse("train", train_defs, N_DEFS, argc, argv, NULL, NULL, usage);
+    if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (!C.replays == !C.data) {
+        cli_error("train: give exactly one of --replays DIR or --data PATH (cphil train --help)");
+        return CLI_EXIT_USAGE;
+    }
+    if (C.tbptt && C.backbone != CPHIL_BACKBONE_LSTM && C.backbone != CPHIL_BACKBONE_GRU) {
+        cli_error("train: --tbptt carries recurrent state, which the %s backbone does not have here "
+                  "(use --backbone lstm or gru, or windows without --tbptt)",
+                  backbone_choices[C.backbone]);
+        return CLI_EXIT_USAGE;
+    }
+    cphil_model_config mc;
+    bool temporal_unused = false;
+    if (build_model_config(&mc, &temporal_unused)) return CLI_EXIT_USAGE;
+    const char *name = C.name ? C.name : backbone_choices[C.backbone];
+
+    cphil_tr_data_opts dopt;
+    memset(&dopt, 0, sizeof dopt);
+    dopt.replays = C.replays;
+    dopt.data = C.data;
+    dopt.max_files = C.max_files;
+    for (int i = 0; i < C.n_characters && i < CPHIL_TR_MAX_FILTER; i++) dopt.characters[dopt.n_characters++] = C.characters[i];
+    for (int i = 0; i < C.n_stages && i < CPHIL_TR_MAX_FILTER; i++) dopt.stages[dopt.n_stages++] = C.stages[i];
+    dopt.player = C.player;
+    dopt.train_character = C.train_character;
+    dopt.dual_port = C.dual_port;
+    dopt.prev_action = C.prev_action;
+    dopt.frame_delay = C.frame_delay;
+    dopt.val_split = C.val_split;
+    dopt.tbptt = (int)C.tbptt;
+    dopt.window = C.tbptt ? (int)C.tbptt : mc.window;
+    dopt.stride = C.stride ? (int)C.stride : dopt.window;
+    dopt.batch = (int)C.batch;
+    dopt.seed = (uint64_t)C.seed;
+    dopt.threads = (int)C.threads;
+    dopt.quiet = C.quiet;
+    cphil_tr_data *data = NULL;
+    cphil_status st = cphil_tr_data_open(&dopt, &data);
+    if (st) {
+        cli_error(NULL);
+        return CLI_EXIT_FAIL;
+    }
+    cphil_tr_data_summary ds;
+    cphil_tr_data_get_summary(data, &ds);
+    mc.n_cont = ds.n_cont;
+    mc.n_ids = ds.n_ids;
+    mc.E = ds.E;
+    mc.layout_hash = ds.layout_hash;
+    if ((st = cphil_model_config_validate(&mc)) != CPHIL_OK) {
+        cli_error(NULL);
+        cphil_tr_data_close(data);
+        return CLI_EXIT_USAGE;
+    }
+
+    cphil_tr_policy_opts po;
+    cphil_tr_policy_opts_default(&po);
+    po.seed = (uint64_t)C.seed;
+    po.weight_decay = C.weight_decay;
+    po.max_grad_norm = C.max_grad_norm;
+    po.label_smoothing = C.label_smoothing;
+    po.button_weight = C.button_weight;
+    po.B = dopt.batch;
+    po.T = dopt.window;
+    po.tbptt = C.tbptt > 0;
+    po.threads = (int)C.threads;
+    cphil_tr_policy *pol = NULL;
+    if ((st = cphil_tr_policy_create(&mc, &po, &pol)) != CPHIL_OK) {
+        cli_error(NULL);
+        cphil_tr_data_close(data);
+        return CLI_EXIT_FAIL;
+    }
+    if (!C.quiet || C.dry_run)
+        print_banner(&mc, &ds, cphil_tr_policy_model(pol)->n_weights, name, temporal_unused);
+    if (C.dry_run) {
+        printf("dry run: nothing trained\n");
+        cphil_tr_policy_free(pol);
+        cphil_tr_data_close(data);
+        return CLI_EXIT_OK;
+    }
+
+    cphil_trainer_opts to;
+    cphil_trainer_opts_default(&to);
+    to.epochs = (int)C.epochs;
+    to.lr = C.lr;
+    to.schedule = C.schedule == 0 ? CPHIL_TR_SCHED_COSINE : CPHIL_TR_SCHED_CONSTANT;
+    to.warmup_steps = C.warmup;
+    to.seed = (uint64_t)C.seed;
+    to.out_dir = C.out;
+    to.name = name;
+    to.resume = C.resume;
+    to.save_every = C.save_every;
+    to.early_stopping = C.early_stopping;
+    to.patience = (int)C.patience;
+    to.min_delta = C.min_delta;
+    to.max_steps = C.max_steps;
+    to.stop_after_steps = C.stop_after;
+    char meta[1024];
+    snprintf(meta, sizeof meta,
+             "{\"trained_by\":\"cphil train\",\"prev_action\":%s,\"frame_delay\":%lld,\"train_files\":%d,"
+             "\"train_frames\":%llu,\"val_files\":%d,\"seed\":%lld}",
+             C.prev_action ? "true" : "false", C.frame_delay, ds.train_files, (unsigned long long)ds.train_frames,
+             ds.val_files, C.seed);
+    to.meta_json = meta;
+    char title[256];
+    snprintf(title, sizeof title, "cphil train %s (%s)", name, backbone_choices[C.backbone]);
+    to.title = title;
+
+    train_ui ui = {.quiet = C.quiet};
+    cphil_tr_callbacks cb = {&ui, ui_step, ui_epoch, ui_note};
+    cphil_train_interrupt = 0;
+    signal(SIGINT, on_sigint);
+    cphil_tr_result res;
+    st = cphil_train_run(&to, &cphil_tr_policy_ops, pol, &cphil_tr_data_ops_impl, data, &cb, &res);
+    signal(SIGINT, SIG_DFL);
+    if (ui.bar_open) cphil_progress_end(&ui.bar);
+    int rc = CLI_EXIT_OK;
+    if (st) {
+        cli_error(NULL);
+        rc = CLI_EXIT_FAIL;
+    } else if (res.interrupted) {
+        rc = 130;
+    } else if (!C.quiet) {
+        char p[1024];
+        cphil_tr_path(&to, "policy", p, sizeof p);
+        printf("done: %d epochs, %llu steps in %.1fs; best epoch %d (val loss %.4f)\n", res.epochs_done,
+               (unsigned long long)res.steps, res.seconds, res.best_epoch, res.best_val_loss);
+        printf("wrote %s", p);
+        cphil_tr_path(&to, "best_policy", p, sizeof p);
+        printf(", %s", p);
+        cphil_tr_path(&to, "csv", p, sizeof p);
+        printf(", %s", p);
+        cphil_tr_path(&to, "svg", p, sizeof p);
+        printf(", %s\n", p);
+        printf("next: cphil eval --policy %s/%s_best_policy.safetensors %s %s\n", C.out, name,
+               C.data ? "--data" : "--replays", C.data ? C.data : C.replays);
+    }
+    cphil_tr_result_free(&res);
+    cphil_tr_policy_free(pol);
+    cphil_tr_data_close(data);
+    return rc;
+}
