@@ -104,3 +104,22 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+# ---- fuzzing (not part of `make test`): libFuzzer through Debian's clang, ASan + UBSan ----
+# make fuzz [FUZZ_SECONDS=60]: builds build/fuzz/fuzz_slp and runs it for FUZZ_SECONDS on a corpus
+# seeded with the small shared replays (../shared/replays, or $CPHIL_REPLAYS). Crashes are written
+# to build/fuzz/ (crash-*), the grown corpus is kept in build/fuzz/corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_SRC     := tests/fuzz/fuzz_slp.c src/core/alloc.c src/core/error.c src/core/file.c $(wildcard src/slp/*.c)
+FUZZ_REPLAYS := $(if $(CPHIL_REPLAYS),$(CPHIL_REPLAYS),../shared/replays)
+build/fuzz/fuzz_slp: $(FUZZ_SRC) include/cphil.h $(wildcard src/slp/*.h)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -O1 -g -fno-omit-frame-pointer \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  $(filter %.c,$^) -lm -pthread -o $@
+fuzz: build/fuzz/fuzz_slp
+	@mkdir -p build/fuzz/corpus build/fuzz/seed
+	@if [ -d "$(FUZZ_REPLAYS)" ]; then find "$(FUZZ_REPLAYS)" -name '*.slp' -size -160k -exec cp {} build/fuzz/seed/ \; ; fi
+	cd build/fuzz && ./fuzz_slp -max_total_time=$(FUZZ_SECONDS) -max_len=200000 -rss_limit_mb=2048 \
+	  -print_final_stats=1 corpus seed

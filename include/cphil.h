@@ -359,6 +359,10 @@ typedef struct cphil_frame {
 cphil_status cphil_slp_read_file(const char *path, cphil_replay **out);
 /* The same on bytes in memory; `name` is used in messages (may be NULL). */
 cphil_status cphil_slp_read_mem(const void *data, size_t size, const char *name, cphil_replay **out);
+/* cphil_slp_read_mem reusing the storage of *r when *r is not NULL (a replay returned by an
+ * earlier read, whose contents are replaced): reading many files this way allocates the frame
+ * table once. On a failure other than truncation *r is freed and set to NULL. */
+cphil_status cphil_slp_read_mem_reuse(const void *data, size_t size, const char *name, cphil_replay **r);
 void cphil_replay_free(cphil_replay *r);
 
 /* Gather row `index` (0 <= index < n_frames) of the table into *f. */

@@ -22,10 +22,11 @@ static uint32_t guess_rows(const uint8_t *d, size_t n) {
     return (uint32_t)rows;
 }
 
-cphil_status cphil_slp_read_mem(const void *data, size_t size, const char *name, cphil_replay **out) {
-    *out = NULL;
+cphil_status cphil_slp_read_mem_reuse(const void *data, size_t size, const char *name, cphil_replay **r) {
+    cphil_replay *reuse = *r;
+    *r = NULL;
     cphil_slp_stream *s;
-    cphil_status st = cphil_slp_stream_open(&s, NULL, name);
+    cphil_status st = slp_stream_open_reuse(&s, NULL, name, reuse);
     if (st) return st;
     uint32_t rows = guess_rows(data, size);
     if (rows && (st = cphil_slp_stream_reserve(s, rows))) {
@@ -34,9 +35,14 @@ cphil_status cphil_slp_read_mem(const void *data, size_t size, const char *name,
     }
     st = cphil_slp_stream_feed(s, data, size);
     if (!st) st = cphil_slp_stream_finish(s);
-    if (st == CPHIL_OK || st == CPHIL_E_TRUNCATED) *out = cphil_slp_stream_take(s);
+    if (st == CPHIL_OK || st == CPHIL_E_TRUNCATED) *r = cphil_slp_stream_take(s);
     cphil_slp_stream_close(s);
     return st;
+}
+
+cphil_status cphil_slp_read_mem(const void *data, size_t size, const char *name, cphil_replay **out) {
+    *out = NULL;
+    return cphil_slp_read_mem_reuse(data, size, name, out);
 }
 
 cphil_status cphil_slp_read_file(const char *path, cphil_replay **out) {

@@ -79,6 +79,7 @@ static void finalize_through(cphil_slp_stream *s, int64_t last_row) {
     cphil_replay *r = s->r;
     if (last_row >= (int64_t)r->n_frames) last_row = (int64_t)r->n_frames - 1;
     while ((int64_t)s->n_final <= last_row) {
+        slp_zero_absent(r, s->n_final);
         if (s->cb.on_frame) {
             cphil_replay_get_frame(r, s->n_final, &s->frame);
             s->cb.on_frame(s->cb.user, r, &s->frame);
@@ -107,6 +108,7 @@ static cphil_status begin_copy(cphil_slp_stream *s, int32_t f, uint64_t off) {
         if (st) return fail(s, st, off, "%s", cphil_last_error());
         r->n_frames = row + 1;
         r->last_frame = f;
+        slp_row_init(r, row);
         if (s->in_resend) r->rollback_runs++;
         s->in_resend = false;
     } else {
@@ -268,12 +270,15 @@ static cphil_status ev_pre(cphil_slp_stream *s, const uint8_t *e, uint32_t len, 
     if (st || (st = char_cols(s, idx, fol, &c, off))) return st;
     uint32_t i = s->open_row;
     c->present[i] |= CPHIL_PRESENT_PRE;
+    /* a local copy of the column pointers: stores through them cannot alias it, so the
+     * compiler keeps the pointers instead of reloading them after every store */
+    const cphil_pre_columns pc = c->pre;
     if (CPHIL_LIKELY(len >= PRE_FULL_LEN)) {
-#define X(t, n, o) c->pre.n[i] = SLP_RD_##t(e + (o));
+#define X(t, n, o) pc.n[i] = SLP_RD_##t(e + (o));
         CPHIL_PRE_FIELDS(X)
 #undef X
     } else {
-#define X(t, n, o) if ((o) + sizeof(t) <= len) c->pre.n[i] = SLP_RD_##t(e + (o));
+#define X(t, n, o) pc.n[i] = (o) + sizeof(t) <= len ? SLP_RD_##t(e + (o)) : (t)0;
         CPHIL_PRE_FIELDS(X)
 #undef X
     }
@@ -292,12 +297,13 @@ static cphil_status ev_post(cphil_slp_stream *s, const uint8_t *e, uint32_t len,
     if (st || (st = char_cols(s, idx, fol, &c, off))) return st;
     uint32_t i = s->open_row;
     c->present[i] |= CPHIL_PRESENT_POST;
+    const cphil_post_columns pc = c->post;
     if (CPHIL_LIKELY(len >= POST_FULL_LEN)) {
-#define X(t, n, o) c->post.n[i] = SLP_RD_##t(e + (o));
+#define X(t, n, o) pc.n[i] = SLP_RD_##t(e + (o));
         CPHIL_POST_FIELDS(X)
 #undef X
     } else {
-#define X(t, n, o) if ((o) + sizeof(t) <= len) c->post.n[i] = SLP_RD_##t(e + (o));
+#define X(t, n, o) pc.n[i] = (o) + sizeof(t) <= len ? SLP_RD_##t(e + (o)) : (t)0;
         CPHIL_POST_FIELDS(X)
 #undef X
     }
@@ -426,7 +432,7 @@ static cphil_status ev_split(cphil_slp_stream *s, const uint8_t *e, uint32_t len
         s->split = nb;
         s->split_cap = nc;
     }
-    memcpy(s->split + s->split_len, e + 1, actual);
+    if (actual) memcpy(s->split + s->split_len, e + 1, actual);
     s->split_len += actual;
     if (last) {
         if (code == SLP_EV_GECKO) {
@@ -585,11 +591,13 @@ static cphil_status feed_events(cphil_slp_stream *s, const uint8_t **pp, size_t 
 
 /* ---- public ---------------------------------------------------------------------------- */
 
-cphil_status cphil_slp_stream_open(cphil_slp_stream **out, const cphil_slp_callbacks *cb, const char *name) {
+cphil_status slp_stream_open_reuse(cphil_slp_stream **out, const cphil_slp_callbacks *cb, const char *name,
+                                   cphil_replay *reuse) {
     *out = NULL;
     cphil_slp_stream *s = cphil_calloc(1, sizeof *s);
     if (!s) return cphil_err(CPHIL_E_NOMEM, "out of memory opening a replay stream");
-    s->r = slp_replay_new();
+    if (reuse) slp_replay_reset(reuse);
+    s->r = reuse ? reuse : slp_replay_new();
     s->pend_cap = 65536 + 2;
     s->pend = cphil_alloc(s->pend_cap);
     if (!s->r || !s->pend) {
@@ -603,6 +611,10 @@ cphil_status cphil_slp_stream_open(cphil_slp_stream **out, const cphil_slp_callb
     s->state = S_HEADER;
     *out = s;
     return CPHIL_OK;
+}
+
+cphil_status cphil_slp_stream_open(cphil_slp_stream **out, const cphil_slp_callbacks *cb, const char *name) {
+    return slp_stream_open_reuse(out, cb, name, NULL);
 }
 
 cphil_status cphil_slp_stream_reserve(cphil_slp_stream *s, uint32_t n_frames) {

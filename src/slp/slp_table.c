@@ -84,6 +84,9 @@ void cphil_replay_free(cphil_replay *r) {
     cphil_free(r);
 }
 
+/* Blocks are not zeroed when allocated (that would touch every page twice): a new row's
+ * frame-level columns are set by slp_row_init, `present` is kept zero for unused rows, and the
+ * fields of absent characters are zeroed when the row is finalized (slp_zero_absent). */
 cphil_status slp_reserve(cphil_replay *r, uint32_t rows) {
     slp_store *st = r->priv_;
     if (rows <= st->cap) return CPHIL_OK;
@@ -91,13 +94,19 @@ cphil_status slp_reserve(cphil_replay *r, uint32_t rows) {
         return cphil_err(CPHIL_E_FORMAT, "more than %u frames", SLP_MAX_ROWS);
     uint32_t cap = st->cap ? st->cap : 256;
     while (cap < rows) cap = cap > SLP_MAX_ROWS / 2 ? SLP_MAX_ROWS : cap * 2;
-    uint8_t *fb = cphil_calloc(1, frame_block_bytes(cap));
+    uint8_t *fb = cphil_alloc(frame_block_bytes(cap));
     if (!fb) return cphil_err(CPHIL_E_NOMEM, "out of memory for %u frames", cap);
     uint8_t *cb[CPHIL_SLP_PORTS][2] = {{0}};
     for (int p = 0; p < CPHIL_SLP_PORTS; p++)
         for (int k = 0; k < 2; k++) {
+            cphil_char_columns *c = k ? &r->ports[p].follower : &r->ports[p].leader;
             if (!st->char_block[p][k]) continue;
-            cb[p][k] = cphil_calloc(1, char_block_bytes(cap));
+            if (!c->allocated) { /* left over from a reused replay: drop it */
+                cphil_free(st->char_block[p][k]);
+                st->char_block[p][k] = NULL;
+                continue;
+            }
+            cb[p][k] = cphil_alloc(char_block_bytes(cap));
             if (!cb[p][k]) {
                 cphil_free(fb);
                 for (int q = 0; q < CPHIL_SLP_PORTS; q++)
@@ -129,12 +138,24 @@ cphil_status slp_reserve(cphil_replay *r, uint32_t rows) {
             cphil_char_columns nc = *c;
             char_block_bind(&nc, cb[p][k], cap);
             char_block_copy(&nc, c, n);
+            memset(nc.present + n, 0, cap - n);
             cphil_free(st->char_block[p][k]);
             st->char_block[p][k] = cb[p][k];
             *c = nc;
         }
     st->cap = cap;
     return CPHIL_OK;
+}
+
+static void char_zero_pre(cphil_char_columns *c, uint32_t i) {
+#define X(t, n, o) c->pre.n[i] = 0;
+    CPHIL_PRE_FIELDS(X)
+#undef X
+}
+static void char_zero_post(cphil_char_columns *c, uint32_t i) {
+#define X(t, n, o) c->post.n[i] = 0;
+    CPHIL_POST_FIELDS(X)
+#undef X
 }
 
 cphil_status slp_char_columns(cphil_replay *r, unsigned port, unsigned follower, cphil_char_columns **out) {
@@ -145,35 +166,75 @@ cphil_status slp_char_columns(cphil_replay *r, unsigned port, unsigned follower,
             cphil_status s = slp_reserve(r, 256);
             if (s) return s;
         }
-        uint8_t *b = cphil_calloc(1, char_block_bytes(st->cap));
-        if (!b) return cphil_err(CPHIL_E_NOMEM, "out of memory for %u frames", st->cap);
-        st->char_block[port][follower] = b;
+        uint8_t *b = st->char_block[port][follower]; /* reused from an earlier replay */
+        if (!b) {
+            b = cphil_alloc(char_block_bytes(st->cap));
+            if (!b) return cphil_err(CPHIL_E_NOMEM, "out of memory for %u frames", st->cap);
+            st->char_block[port][follower] = b;
+        }
         char_block_bind(c, b, st->cap);
+        memset(c->present, 0, st->cap);
+        /* rows before this character appeared may already be final: zero them now */
+        for (uint32_t i = 0; i < r->n_frames; i++) {
+            char_zero_pre(c, i);
+            char_zero_post(c, i);
+        }
         c->allocated = true;
     }
     *out = c;
     return CPHIL_OK;
 }
 
-static void char_clear_row(cphil_char_columns *c, uint32_t i) {
-    c->present[i] = 0;
-#define X(t, n, o) c->pre.n[i] = 0;
-    CPHIL_PRE_FIELDS(X)
-#undef X
-#define X(t, n, o) c->post.n[i] = 0;
-    CPHIL_POST_FIELDS(X)
-#undef X
+void slp_row_init(cphil_replay *r, uint32_t row) {
+    r->copies[row] = 0;
+    r->seed[row] = 0;
+    r->scene_frame[row] = 0;
+    r->latest_finalized[row] = 0;
+    r->item_first[row] = 0;
+    r->item_count[row] = 0;
+    r->stage_first[row] = 0;
+    r->stage_count[row] = 0;
+}
+
+void slp_zero_absent(cphil_replay *r, uint32_t row) {
+    for (int p = 0; p < CPHIL_SLP_PORTS; p++)
+        for (int k = 0; k < 2; k++) {
+            cphil_char_columns *c = k ? &r->ports[p].follower : &r->ports[p].leader;
+            if (!c->allocated) continue;
+            uint8_t pr = c->present[row];
+            if (CPHIL_LIKELY(pr == (CPHIL_PRESENT_PRE | CPHIL_PRESENT_POST))) continue;
+            if (!(pr & CPHIL_PRESENT_PRE)) char_zero_pre(c, row);
+            if (!(pr & CPHIL_PRESENT_POST)) char_zero_post(c, row);
+        }
 }
 
 void slp_clear_row(cphil_replay *r, uint32_t row) {
-    for (int p = 0; p < CPHIL_SLP_PORTS; p++) {
-        if (r->ports[p].leader.allocated && r->ports[p].leader.present[row]) char_clear_row(&r->ports[p].leader, row);
-        if (r->ports[p].follower.allocated && r->ports[p].follower.present[row]) char_clear_row(&r->ports[p].follower, row);
-    }
+    for (int p = 0; p < CPHIL_SLP_PORTS; p++)
+        for (int k = 0; k < 2; k++) {
+            cphil_char_columns *c = k ? &r->ports[p].follower : &r->ports[p].leader;
+            if (!c->allocated || !c->present[row]) continue;
+            c->present[row] = 0;
+            char_zero_pre(c, row);
+            char_zero_post(c, row);
+        }
     r->item_count[row] = 0;
     r->stage_count[row] = 0;
     r->item_first[row] = 0;
     r->stage_first[row] = 0;
+}
+
+void slp_replay_reset(cphil_replay *r) {
+    slp_store *st = r->priv_;
+    cphil_item *items = r->items;
+    cphil_stage_event *stage = r->stage_events;
+    cphil_free(r->gecko_list);
+    memset(r, 0, sizeof *r);
+    r->priv_ = st;
+    r->items = items;
+    r->stage_events = stage;
+    if (st->frame_block) frame_block_bind(r, st->frame_block, st->cap);
+    r->first_frame = CPHIL_SLP_FIRST_FRAME;
+    r->last_frame = CPHIL_SLP_FIRST_FRAME - 1;
 }
 
 cphil_status slp_push_item(cphil_replay *r, cphil_item **out) {
