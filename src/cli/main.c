@@ -1,5 +1,6 @@
 /* main.c — the cphil binary: dispatches `cphil <command> [options]` to src/cli/cmd_*.c. */
 #include "cli/cli.h"
+#include "kernels/cpu/kernels.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -108,6 +109,7 @@ int cmd_version(int argc, char **argv) {
     (void)argc;
     (void)argv;
     printf("cphil %s\n", CPHIL_VERSION_STRING);
+    printf("%s\n", cphil_isa_describe());
     return CLI_EXIT_OK;
 }
 
@@ -115,6 +117,11 @@ int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    /* kernel path: CPHIL_ISA=scalar|avx2|avx512 forces one; refuse a path this CPU lacks */
+    if (cphil_isa_init() != CPHIL_OK) {
+        cli_error(NULL);
+        return CLI_EXIT_USAGE;
     }
     if (!strcmp(argv[1], "--version")) return cmd_version(argc - 1, argv + 1);
     const char *names[CPHIL_ARRAY_LEN(commands) + 1];
