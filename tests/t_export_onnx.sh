@@ -65,4 +65,22 @@ PYEOF
   node tests/js/onnx_run.js "$T/${bb}_dyn.onnx" "$T/x.npy" "$T/${bb}_dyn" 1 || fail "$bb: onnxruntime int8 dynamic"
   $PY tests/py/compare.py "$T/${bb}_dyn" "$T/${bb}_cphil.npz" --agree 0.95 --label "$bb int8-dynamic ORT vs cphil f32" || fail "$bb: int8 agreement"
 done
+# Real replay inputs: the windows of a replay, embedded as the agent does (cphil predict --replay),
+# on policies over the real embedding width.
+R=${CPHIL_REPLAYS:-../shared/replays}/exphil/fox_multishine.slp
+if [ -f "$R" ]; then
+  out=$("$BIN" predict --policy random:lstm:layout=default,hidden=16,window=6 --replay "$R" --port 3 --frames 0:10 --output "$T/p.npz" 2>&1) && fail "predict: empty port accepted"
+  out=$("$BIN" predict --policy random:lstm:layout=default,hidden=16,window=6 --replay "$R" --port 1 --frames 0:99999 --output "$T/p.npz" 2>&1) && fail "predict: frames past the end accepted"
+  echo "$out" | grep -q "outside the replay" || fail "predict frames message: $out"
+  for bb in mlp lstm gru mamba attention; do
+    P="random:$bb:layout=default,hidden=16,window=6,layers=2,state=4,heads=2,mlp=32x16,seed=4"
+    "$BIN" predict --quiet --policy "$P" --replay "$R" --port 1 --frames -123:40 --output "$T/${bb}_rp.npz" || fail "$bb: predict --replay"
+    "$BIN" export --quiet --policy "$P" --format onnx --output "$T/${bb}_rp.onnx" || fail "$bb: onnx (replay width)"
+    $PY -c "import numpy as np; np.save('$T/rp_x.npy', np.load('$T/${bb}_rp.npz')['state_sequence'])"
+    node tests/js/onnx_run.js "$T/${bb}_rp.onnx" "$T/rp_x.npy" "$T/${bb}_rp_ort" || fail "$bb: onnxruntime on replay windows"
+    $PY tests/py/compare.py "$T/${bb}_rp_ort" "$T/${bb}_rp.npz" --label "$bb f32 ORT vs cphil predict, replay windows" || fail "$bb: replay mismatch"
+  done
+else
+  echo "note: $R missing, real-replay comparisons not run"
+fi
 echo "all backbones: npz, onnx f32 and int8 checked"

@@ -5,23 +5,30 @@
 #include "export/policy_io.h"
 #include "export/predict.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static void predict_usage(FILE *f) {
     fprintf(f,
-            "usage: cphil predict --policy P --input X.npy --output out.npz [--quiet]\n"
+            "usage: cphil predict --policy P (--input X.npy | --replay R --port N --frames A:B)\n"
+            "                     --output out.npz [--quiet]\n"
             "Runs policy P (a .safetensors policy file or random:BACKBONE[:key=value,...]) in window\n"
             "mode, f32, on the dense inputs X [N, W, E] (any floats: the input layer does the dense\n"
             "product), and writes out.npz with state_sequence [N, W, E] (the inputs used) and the\n"
             "last frame's logits buttons [N, 8], main_x main_y c_x c_y [N, 17], shoulder [N, 5]:\n"
             "the names and shapes of the ONNX export's outputs (cphil export --format onnx).\n"
-            "X may be float32, float64 or float16; W must be the policy's window (any W for mlp).\n");
+            "X may be float32, float64 or float16; W must be the policy's window (any W for mlp).\n"
+            "--replay R --port N --frames A:B: instead, the windows of replay R (.slp) for port N\n"
+            "(1-4) that end at frame numbers A to B (the replay's numbering, -123 first), embedded\n"
+            "as the agent does and left-padded with the first frame (window mode).\n");
 }
 
 int cmd_predict(int argc, char **argv) {
-    const char *policy = NULL, *input = NULL, *output = NULL;
+    const char *policy = NULL, *input = NULL, *output = NULL, *replay = NULL, *frames = NULL;
+    long long port = 0;
     bool quiet = false;
-    static const char *const valid[] = {"--policy", "--input", "--output", "--quiet", "--help", NULL};
+    static const char *const valid[] = {"--policy", "--input", "--output", "--replay", "--port", "--frames",
+                                        "--quiet", "--help", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **dst = NULL;
@@ -34,10 +41,12 @@ int cmd_predict(int argc, char **argv) {
         } else if (!strcmp(a, "--policy")) dst = &policy;
         else if (!strcmp(a, "--input")) dst = &input;
         else if (!strcmp(a, "--output") || !strcmp(a, "-o")) dst = &output;
-        else if (!strcmp(a, "--replay") || !strcmp(a, "--port") || !strcmp(a, "--frames")) {
-            cli_error("predict: %s (windows of a replay) is not available in this build yet: embed the frames "
-                      "and pass them with --input X.npy", a);
-            return CLI_EXIT_USAGE;
+        else if (!strcmp(a, "--replay")) dst = &replay;
+        else if (!strcmp(a, "--frames")) dst = &frames;
+        else if (!strcmp(a, "--port")) {
+            if (!cli_parse_int(a, v, 1, 4, &port)) return CLI_EXIT_USAGE;
+            i++;
+            continue;
         } else {
             cli_unknown_option("predict", a, valid);
             return CLI_EXIT_USAGE;
@@ -49,8 +58,23 @@ int cmd_predict(int argc, char **argv) {
         *dst = v;
         i++;
     }
-    if (!policy || !input || !output) {
-        cli_error("predict: --policy, --input and --output are required (cphil predict --help)");
+    if (!policy || !output || (!input == !replay)) {
+        cli_error("predict: --policy, --output and one of --input X.npy or --replay R are required (cphil predict --help)");
+        return CLI_EXIT_USAGE;
+    }
+    int32_t fa = 0, fb = 0;
+    if (replay) {
+        char *end = NULL;
+        long a0 = frames ? strtol(frames, &end, 10) : 0;
+        long b0 = (end && *end == ':') ? strtol(end + 1, &end, 10) : 0;
+        if (!frames || !port || !end || *end || a0 > b0 || a0 < -123 || b0 > (1L << 30)) {
+            cli_error("predict: --replay needs --port N (1-4) and --frames A:B (frame numbers, A <= B)");
+            return CLI_EXIT_USAGE;
+        }
+        fa = (int32_t)a0;
+        fb = (int32_t)b0;
+    } else if (frames || port) {
+        cli_error("predict: --port and --frames go with --replay");
         return CLI_EXIT_USAGE;
     }
     cphil_npy_array x;
@@ -58,9 +82,16 @@ int cmd_predict(int argc, char **argv) {
     cphil_model m;
     memset(&m, 0, sizeof m);
     float *X = NULL, *logits = NULL;
-    cphil_status s = cphil_npy_read(input, &x);
     int N = 0, W = 0, E = 0;
-    if (!s) {
+    cphil_status s = CPHIL_OK;
+    if (replay) {
+        s = cphil_export_load_policy(policy, &m);
+        if (!s) s = cphil_predict_replay_windows(&m, replay, (int)port, fa, fb, &X, &N, &W);
+        E = m.cfg.E;
+    } else {
+        s = cphil_npy_read(input, &x);
+    }
+    if (!s && !replay) {
         if (x.ndim != 3 || x.shape[0] < 1 || x.shape[1] < 1 || x.shape[2] < 1 || x.shape[0] > (1 << 24) ||
             x.shape[1] > 100000 || x.shape[2] > (1 << 20)) {
             s = cphil_err(CPHIL_E_ARG, "%s: expected a [N, W, E] array (N, W, E >= 1), got rank %d", input, x.ndim);
@@ -72,17 +103,17 @@ int cmd_predict(int argc, char **argv) {
             if (!X) s = cphil_err(CPHIL_E_NOMEM, "predict: out of memory");
         }
     }
-    if (!s) {
+    if (!s && !replay) {
         if (x.dtype == CPHIL_DT_F32) memcpy(X, x.data, x.numel * sizeof(float));
         else if (x.dtype == CPHIL_DT_F64) for (size_t i = 0; i < x.numel; i++) X[i] = (float)((const double *)x.data)[i];
         else if (x.dtype == CPHIL_DT_F16) for (size_t i = 0; i < x.numel; i++) X[i] = cphil_f16_to_f32(((const uint16_t *)x.data)[i]);
         else s = cphil_err(CPHIL_E_ARG, "%s: inputs must be float (f4, f8 or f2), not %s", input, cphil_dtype_name(x.dtype));
     }
-    if (!s)
+    if (!s && !replay)
         for (size_t i = 0; i < x.numel && !s; i++)
             if (!(X[i] == X[i]) || X[i] - X[i] != 0)
                 s = cphil_err(CPHIL_E_NUMERIC, "%s: element %zu is not finite", input, i);
-    if (!s) s = cphil_export_load_policy(policy, &m);
+    if (!s && !replay) s = cphil_export_load_policy(policy, &m);
     if (!s) {
         logits = cphil_alloc((size_t)N * CPHIL_N_LOGITS * sizeof(float));
         if (!logits) s = cphil_err(CPHIL_E_NOMEM, "predict: out of memory");

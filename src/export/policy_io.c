@@ -1,7 +1,7 @@
 /* policy_io.c — policy file load/save over safetensors, and "random:" policies (policy_io.h).
  * Deliberately not: checkpoints (optimizer state; src/train), int8 policy files (src/infer). */
 #include "export/policy_io.h"
-#include "core/safetensors.h"
+#include "game/embed.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +29,18 @@ static cphil_status random_policy(const char *spec, cphil_model *m) {
         const char *v = eq + 1;
         char *end;
         long long n = strtoll(v, &end, 10);
+        if (!strcmp(kv, "layout")) { /* the replay embedding: E, n_cont, n_ids and its hash */
+            cphil_embed_config ec = {.prev_action = !strcmp(v, "prev")};
+            if (strcmp(v, "default") && strcmp(v, "prev"))
+                return cphil_err(CPHIL_E_ARG, "%s: layout=%s (default or prev)", spec, v);
+            cphil_embed_layout L;
+            cphil_embed_layout_init(&L, &ec);
+            c.E = L.E;
+            c.n_cont = L.n_cont;
+            c.n_ids = L.n_ids;
+            c.layout_hash = L.hash;
+            continue;
+        }
         if (!strcmp(kv, "mlp")) {
             c.n_mlp = 0;
             for (const char *p = v; *p && c.n_mlp < CPHIL_MAX_MLP_LAYERS;) {
@@ -52,7 +64,7 @@ static cphil_status random_policy(const char *spec, cphil_model *m) {
         else if (!strcmp(kv, "conv")) c.conv_size = iv;
         else if (!strcmp(kv, "heads")) c.num_heads = iv;
         else if (!strcmp(kv, "seed")) seed = (unsigned long long)n;
-        else return cphil_err(CPHIL_E_ARG, "%s: unknown key '%s' (E n_cont n_ids hidden layers window state expand conv heads mlp seed)", spec, kv);
+        else return cphil_err(CPHIL_E_ARG, "%s: unknown key '%s' (E n_cont n_ids hidden layers window state expand conv heads mlp seed layout)", spec, kv);
     }
     if (c.n_cont < 0) c.n_cont = c.E - c.n_ids;
     cphil_status s = cphil_model_init(m, &c);
@@ -64,51 +76,7 @@ static cphil_status random_policy(const char *spec, cphil_model *m) {
 cphil_status cphil_export_load_policy(const char *path, cphil_model *m) {
     memset(m, 0, sizeof *m);
     if (!strncmp(path, "random:", 7)) return random_policy(path, m);
-    cphil_st_file *f = NULL;
-    cphil_status s = cphil_st_open(path, CPHIL_ST_MMAP, &f);
-    if (s) return s;
-    const char *cj = cphil_st_meta(f, "cphil_config");
-    if (!cj) {
-        cphil_st_close(f);
-        return cphil_err(CPHIL_E_FORMAT, "%s: no \"cphil_config\" in the safetensors metadata: not a cphil policy file", path);
-    }
-    cphil_model_config c;
-    s = cphil_model_config_from_json(cj, strlen(cj), &c);
-    if (s) {
-        cphil_st_close(f);
-        return cphil_err_prefix(s, "%s: config: ", path);
-    }
-    s = cphil_model_init(m, &c);
-    for (int i = 0; i < m->n_tensors && !s; i++) {
-        const cphil_tensor *t = &m->tensors[i];
-        int64_t shape[CPHIL_TENSOR_MAX_DIMS];
-        for (int d = 0; d < t->ndim; d++) shape[d] = t->shape[d];
-        const cphil_st_tensor *st = cphil_st_find(f, t->name);
-        s = cphil_st_expect(f, st, t->name, t->ndim, shape);
-        if (!s) s = cphil_st_to_f32(st, m->params + t->offset, t->numel, true);
-        if (s) cphil_err_prefix(s, "%s: ", path);
-    }
-    cphil_st_close(f);
-    if (s) cphil_model_free(m);
-    return s;
+    return cphil_policy_load(path, m);
 }
 
-cphil_status cphil_export_save_policy(const cphil_model *m, const char *path) {
-    cphil_st_writer *w = NULL;
-    cphil_status s = cphil_st_writer_new(&w);
-    if (s) return s;
-    char cfg[2048];
-    size_t cl;
-    s = cphil_model_config_to_json(&m->cfg, cfg, sizeof cfg, &cl);
-    if (!s) s = cphil_st_writer_meta(w, "cphil_config", cfg);
-    if (!s) s = cphil_st_writer_meta(w, "format", "pt");
-    for (int i = 0; i < m->n_tensors && !s; i++) {
-        const cphil_tensor *t = &m->tensors[i];
-        int64_t shape[CPHIL_TENSOR_MAX_DIMS];
-        for (int d = 0; d < t->ndim; d++) shape[d] = t->shape[d];
-        s = cphil_st_writer_add(w, t->name, CPHIL_DT_F32, t->ndim, shape, m->params + t->offset);
-    }
-    if (!s) s = cphil_st_writer_write(w, path);
-    cphil_st_writer_free(w);
-    return s;
-}
+cphil_status cphil_export_save_policy(const cphil_model *m, const char *path) { return cphil_policy_save(m, path); }

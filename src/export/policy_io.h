@@ -1,14 +1,13 @@
 /* policy_io.h — the policy file as the export path reads it, and random policies.
  *
- * A policy file is safetensors (src/core/safetensors.h): the model config as JSON in
- * __metadata__["cphil_config"], every tensor of the model's table as F32 (or BF16/F16) under its
- * PyTorch-style name. This loader walks the tensor table (cphil_model_find order), checks each
- * shape, converts to f32 and refuses non-finite values. INTERIM: once src/model's
- * cphil_policy_load/save land, these become thin wrappers over them (same format).
+ * A policy file is what src/model's cphil_policy_save writes (safetensors, config JSON in
+ * __metadata__["cphil_config"]); these are thin wrappers over cphil_policy_load/save that also
+ * accept "random:" specs.
  *
  * Random policies ("random:BACKBONE[:key=value,...]") are for tests, benchmarks and trying the
  * export path without training; keys: E n_cont n_ids hidden layers window state expand conv
- * heads mlp (sizes joined by 'x', e.g. mlp=512x512) seed. Unset keys take the seed's defaults
+ * heads mlp (sizes joined by 'x', e.g. mlp=512x512) seed layout (default|prev: the replay
+ * embedding's E, n_cont, n_ids and layout hash). Unset keys take the seed's defaults
  * (cphil_model_config_default) and E=64 (n_cont=E, n_ids=0). Precision is f32.
  */
 #ifndef CPHIL_POLICY_IO_H

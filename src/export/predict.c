@@ -1,6 +1,7 @@
 /* predict.c — window-mode logits on dense inputs through the model's forward (predict.h).
  * Deliberately not: bf16/int8 (the inference engine's business), stream mode. */
 #include "export/predict.h"
+#include "game/embed.h"
 
 #include <string.h>
 
@@ -47,5 +48,63 @@ cphil_status cphil_predict_dense(const cphil_model *m, const float *X, int N, in
     }
     cphil_free(cont);
     cphil_model_ws_free(ws);
+    return CPHIL_OK;
+}
+
+cphil_status cphil_predict_replay_windows(const cphil_model *m, const char *path, int port, int32_t A, int32_t B,
+                                          float **X, int *N, int *W) {
+    *X = NULL;
+    *N = 0;
+    const cphil_model_config *c = &m->cfg;
+    *W = c->window;
+    cphil_embed_layout L;
+    bool found = false;
+    for (int pa = 0; pa < 2 && !found; pa++) {
+        cphil_embed_config ec = {.prev_action = pa == 1};
+        cphil_embed_layout_init(&L, &ec);
+        found = c->layout_hash ? L.hash == c->layout_hash : (L.E == c->E && L.n_cont == c->n_cont && L.n_ids == c->n_ids);
+    }
+    if (!found)
+        return cphil_err(CPHIL_E_MISMATCH, "predict: the policy's embedding (E %d, layout hash %016llx) is not this build's "
+                         "replay embedding: use --input with your own inputs", c->E, (unsigned long long)c->layout_hash);
+    if (port < 1 || port > CPHIL_SLP_PORTS) return cphil_err(CPHIL_E_ARG, "predict: --port %d (1..4)", port);
+    cphil_replay *r = NULL;
+    cphil_status s = cphil_slp_read_file(path, &r);
+    if (s == CPHIL_E_TRUNCATED && r) s = CPHIL_OK; /* use the frames before the cut */
+    if (s) return s;
+    cphil_embed_game g;
+    s = cphil_embed_game_init(&g, r, port - 1, -1);
+    if (s) {
+        cphil_replay_free(r);
+        return cphil_err_prefix(s, "%s: port %d: ", path, port);
+    }
+    if (r->n_frames == 0 || A > B || A < r->first_frame || B > r->last_frame) {
+        s = cphil_err(CPHIL_E_ARG, "%s: frames %d:%d are outside the replay's frames %d:%d", path, (int)A, (int)B,
+                      (int)r->first_frame, (int)r->last_frame);
+        cphil_replay_free(r);
+        return s;
+    }
+    const int n = (int)(B - A + 1), w = *W, E = L.E;
+    float *dense = cphil_calloc((size_t)n * w * E, sizeof(float));
+    if (!dense) {
+        cphil_replay_free(r);
+        return cphil_err(CPHIL_E_NOMEM, "predict: out of memory (%d windows of %d x %d)", n, w, E);
+    }
+    float cont[CPHIL_EMBED_MAX_CONT];
+    int32_t ids[CPHIL_EMBED_MAX_IDS];
+    cphil_frame f;
+    for (int i = 0; i < n; i++) {
+        int64_t end = (int64_t)(A + i) - r->first_frame;
+        for (int t = 0; t < w; t++) {
+            int64_t row = end - (w - 1) + t;
+            if (row < 0) row = 0;
+            cphil_replay_get_frame(r, (uint32_t)row, &f);
+            cphil_embed_frame(&L, &g, &f, cont, ids);
+            cphil_embed_densify(&L, cont, ids, dense + ((size_t)i * w + t) * E);
+        }
+    }
+    cphil_replay_free(r);
+    *X = dense;
+    *N = n;
     return CPHIL_OK;
 }

@@ -19,3 +19,13 @@
 cphil_status cphil_predict_dense(const cphil_model *m, const float *X, int N, int W, int E, float *logits);
 
 #endif
+
+/* The dense windows [N, W, E] of replay `path` for port (1..4) that end at frame numbers A..B
+ * (inclusive; frame numbers as in the replay, -123 first), W = the policy's window, each window
+ * left-padded with the replay's first frame where it would start before it (window mode's
+ * padding). The embedding layout is the one whose hash the policy carries (with or without the
+ * previous-controller block); a policy from another layout is CPHIL_E_MISMATCH. *X is
+ * cphil_alloc'd (caller frees). Errors: CPHIL_E_IO/FORMAT (replay), CPHIL_E_ARG (port not a
+ * player, frames outside the replay). */
+cphil_status cphil_predict_replay_windows(const cphil_model *m, const char *path, int port, int32_t A, int32_t B,
+                                          float **X, int *N, int *W);
