@@ -1,6 +1,7 @@
 /* bench_gemv.c — ns per call of the inference kernels (cphil_linear, cphil_gather_add) at the
  * seed's model shapes, batch 1 (stream mode) and M = 60 (window mode), f32 / bf16 / int8, for
- * each ISA tier the CPU has. One thread; median of repeated timings; noisy on a shared machine.
+ * each ISA tier the CPU has. One thread; median of 31 timings in thread CPU time (less sensitive
+ * to other jobs on a shared machine, still affected by their cache use).
  *   build/rel/bench/bench_gemv [--quick]
  */
 #include "core/core.h"
@@ -8,6 +9,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Thread CPU time: on a shared machine, time slices lost to other jobs are not counted. */
+static double tsec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -37,9 +46,9 @@ int main(int argc, char **argv) {
                     int reps = M == 1 ? 200 : 20;
                     double t[31];
                     for (int r = 0; r < 31; r++) {
-                        double t0 = cphil_now_sec();
+                        double t0 = tsec();
                         for (int i = 0; i < reps; i++) cphil_linear(&p, M, x, in, bias, y, out, false, 0, scratch);
-                        t[r] = (cphil_now_sec() - t0) / reps;
+                        t[r] = (tsec() - t0) / reps;
                     }
                     qsort(t, 31, sizeof t[0], cmp_d);
                     double ns = t[15] * 1e9;
@@ -54,9 +63,9 @@ int main(int argc, char **argv) {
             int32_t ids[8] = {150, 400, 700, 900, 1200, 1500, 1800, 1990};
             double t[31];
             for (int r = 0; r < 31; r++) {
-                double t0 = cphil_now_sec();
+                double t0 = tsec();
                 for (int i = 0; i < 1000; i++) cphil_gather_add(&g, 8, ids, y);
-                t[r] = (cphil_now_sec() - t0) / 1000;
+                t[r] = (tsec() - t0) / 1000;
             }
             qsort(t, 31, sizeof t[0], cmp_d);
             printf("%-7s %-5s gather_add width 256, 8 ids: %.0f ns\n", cphil_isa_name((cphil_isa)tier), tn[ty], t[15] * 1e9);

@@ -48,19 +48,24 @@ static inline void store_tile(__m256 *c, float *C, int ldc, int mr, int nr, floa
         }
 }
 
+/* Accumulators are named variables (an array passed to store_tile made gcc store them to the
+ * stack on every k step). */
+#define DECL_ACC __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, \
+                        c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0
+#define STORE_ACC { __m256 c[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11}; \
+                    store_tile(c, C, ldc, mr, nr, alpha, beta); }
+
 void cphil_uk_f32_avx2(int kc, const void *Ap, const void *Bp, float *C, int ldc, int mr, int nr,
                        float alpha, float beta) {
     const float *a = Ap, *b = Bp;
-    __m256 c[12];
-    for (int i = 0; i < 12; i++) c[i] = _mm256_setzero_ps();
+    DECL_ACC;
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-#define ROW(i) { __m256 x = _mm256_broadcast_ss(a + i); \
-                 c[2 * i] = _mm256_fmadd_ps(x, b0, c[2 * i]); c[2 * i + 1] = _mm256_fmadd_ps(x, b1, c[2 * i + 1]); }
-        ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), x;
+#define ROW(i, ca, cb) x = _mm256_broadcast_ss(a + i); ca = _mm256_fmadd_ps(x, b0, ca); cb = _mm256_fmadd_ps(x, b1, cb);
+        ROW(0, c0, c1) ROW(1, c2, c3) ROW(2, c4, c5) ROW(3, c6, c7) ROW(4, c8, c9) ROW(5, c10, c11)
 #undef ROW
     }
-    store_tile(c, C, ldc, mr, nr, alpha, beta);
+    STORE_ACC
 }
 
 static inline __m256 ftz8(__m256 x) {
@@ -74,25 +79,23 @@ void cphil_uk_bf16emu_avx2(int kc, const void *Ap, const void *Bp, float *C, int
                            int nr, float alpha, float beta) {
     const uint32_t *a = Ap, *b = Bp;
     const __m256i himask = _mm256_set1_epi32((int)0xffff0000u);
-    __m256 c[12];
-    for (int i = 0; i < 12; i++) c[i] = _mm256_setzero_ps();
+    DECL_ACC;
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
         __m256i u0 = _mm256_load_si256((const __m256i *)b), u1 = _mm256_load_si256((const __m256i *)(b + 8));
         __m256 bh0 = _mm256_castsi256_ps(_mm256_and_si256(u0, himask));
         __m256 bh1 = _mm256_castsi256_ps(_mm256_and_si256(u1, himask));
         __m256 bl0 = _mm256_castsi256_ps(_mm256_slli_epi32(u0, 16));
         __m256 bl1 = _mm256_castsi256_ps(_mm256_slli_epi32(u1, 16));
-        for (int i = 0; i < MR; i++) {
-            uint32_t ai = a[i], aih = ai & 0xffff0000u, ail = ai << 16;
-            float fh, fl;
-            memcpy(&fh, &aih, 4);
-            memcpy(&fl, &ail, 4);
-            __m256 xh = _mm256_set1_ps(fh), xl = _mm256_set1_ps(fl);
-            c[2 * i] = ftz8(_mm256_fmadd_ps(xh, bh0, c[2 * i]));
-            c[2 * i + 1] = ftz8(_mm256_fmadd_ps(xh, bh1, c[2 * i + 1]));
-            c[2 * i] = ftz8(_mm256_fmadd_ps(xl, bl0, c[2 * i]));
-            c[2 * i + 1] = ftz8(_mm256_fmadd_ps(xl, bl1, c[2 * i + 1]));
-        }
+        __m256i xv;
+        __m256 xh, xl;
+#define ROW(i, ca, cb)                                                                     \
+        xv = _mm256_set1_epi32((int)a[i]);                                                 \
+        xh = _mm256_castsi256_ps(_mm256_and_si256(xv, himask));                            \
+        xl = _mm256_castsi256_ps(_mm256_slli_epi32(xv, 16));                               \
+        ca = ftz8(_mm256_fmadd_ps(xh, bh0, ca)); cb = ftz8(_mm256_fmadd_ps(xh, bh1, cb));  \
+        ca = ftz8(_mm256_fmadd_ps(xl, bl0, ca)); cb = ftz8(_mm256_fmadd_ps(xl, bl1, cb));
+        ROW(0, c0, c1) ROW(1, c2, c3) ROW(2, c4, c5) ROW(3, c6, c7) ROW(4, c8, c9) ROW(5, c10, c11)
+#undef ROW
     }
-    store_tile(c, C, ldc, mr, nr, alpha, beta);
+    STORE_ACC
 }
