@@ -859,6 +859,25 @@ TEST(damaged_synthetic_absurd_sizes) {
     CHECK(read_bytes(g, sizeof g, &r) == CPHIL_OK);
     CHECK(r && r->has_game_start && r->unknown_events == 1 && !r->meta.present && r->n_frames == 0);
     cphil_replay_free(r);
+    /* a bare event stream (what Dolphin sends live) whose frame numbers start at INT32_MIN
+     * (found by the fuzzer): a re-send, then the next frame; no overflow */
+    uint8_t h[] = {0x35, 7, 0x36, 0x00, 0x04, 0x3A, 0x00, 0x04, 0x36, 3, 0, 0, 0,
+                   0x3A, 0x80, 0, 0, 0, 0x3A, 0x80, 0, 0, 0, 0x3A, 0x80, 0, 0, 1};
+    CHECK(read_bytes(h, sizeof h, &r) == CPHIL_OK);
+    CHECK(r && r->in_progress && r->n_frames == 2 && r->frame_copies == 3 && r->rollback_resends == 1);
+    CHECK(r->first_frame == INT32_MIN && r->last_frame == INT32_MIN + 1);
+    cphil_replay_free(r);
+    /* an empty last Message Splitter piece (found by the fuzzer): no copy from a NULL buffer */
+    uint8_t sp[5 + 3 + 5 + 517];
+    memset(sp, 0, sizeof sp);
+    uint8_t sp_head[] = {0x35, 7, 0x36, 0x00, 0x04, 0x10, 0x02, 0x04, 0x36, 3, 0, 0, 0};
+    memcpy(sp, sp_head, sizeof sp_head);
+    sp[13] = 0x10;
+    sp[13 + 0x203] = 0x3D; /* carried code */
+    sp[13 + 0x204] = 1;    /* last piece; actual size 0 */
+    CHECK(read_bytes(sp, sizeof sp, &r) == CPHIL_OK);
+    CHECK(r && r->gecko_list_size == 0 && cphil_replay_gecko_codes(r, NULL) == 0);
+    cphil_replay_free(r);
     /* not a replay at all */
     const char *txt = "hello, world\n";
     CHECK(read_bytes((const uint8_t *)txt, strlen(txt), &r) == CPHIL_E_FORMAT && !r);

@@ -43,7 +43,8 @@ struct cphil_slp_stream {
     uint64_t tail_off;
     bool have_payloads, have_start, bookend_mode, stopped;
     bool frame_open, have_frames;
-    int32_t open_frame, newest;
+    int32_t open_frame;
+    int64_t newest;         /* newest frame number seen (int64: first - 1 may be below INT32_MIN) */
     uint32_t open_row;
     uint32_t n_final;
     uint64_t late_resends;
@@ -94,11 +95,11 @@ static cphil_status begin_copy(cphil_slp_stream *s, int32_t f, uint64_t off) {
     if (!s->have_frames) {
         s->have_frames = true;
         r->first_frame = f;
-        s->newest = f - 1;
+        s->newest = (int64_t)f - 1;
     }
     if (f < r->first_frame)
         return fail(s, CPHIL_E_FORMAT, off, "frame number %d is before the first frame %d", (int)f, (int)r->first_frame);
-    if ((int64_t)f > (int64_t)s->newest + 1)
+    if ((int64_t)f > s->newest + 1)
         return fail(s, CPHIL_E_FORMAT, off, "frame number %d skips frames: expected at most %d (the next frame)",
                     (int)f, (int)(s->newest + 1));
     uint32_t row = (uint32_t)((int64_t)f - r->first_frame);
@@ -241,6 +242,22 @@ static cphil_status ev_game_start(cphil_slp_stream *s, const uint8_t *e, uint32_
     }
     s->have_start = true;
     r->has_game_start = true;
+    /* Size the table from the raw length when nobody reserved rows: a frame takes at least one
+     * Pre and one Post per player plus Frame Start and Bookend, so this over-estimates (items,
+     * re-sends); capped at 65 536 rows (18 min) so a corrupt raw length costs little. */
+    slp_store *st = r->priv_;
+    if (s->bounded && st->cap == 0) {
+        uint64_t per = 0;
+        for (int i = 0; i < CPHIL_SLP_PORTS; i++)
+            if (g->players[i].type != 3) per += 2u + r->payload_size[SLP_EV_PRE] + r->payload_size[SLP_EV_POST];
+        if (r->declared[SLP_EV_FRAME_START]) per += 1u + r->payload_size[SLP_EV_FRAME_START];
+        if (r->declared[SLP_EV_BOOKEND]) per += 1u + r->payload_size[SLP_EV_BOOKEND];
+        if (per) {
+            uint64_t rows = s->raw_left / per + 16;
+            cphil_status rs = slp_reserve(r, (uint32_t)(rows < 65536 ? rows : 65536));
+            if (rs) return fail(s, rs, off, "%s", cphil_last_error());
+        }
+    }
     if (s->cb.on_game_start) s->cb.on_game_start(s->cb.user, r);
     return CPHIL_OK;
 }
