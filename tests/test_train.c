@@ -7,6 +7,8 @@
 #include "train/curves.h"
 #include "train/distill_loss.h"
 #include "train/metrics.h"
+#include "train/softlabels.h"
+#include "core/safetensors.h"
 
 #include <math.h>
 
@@ -289,7 +291,82 @@ TEST(distill_alpha_and_temperature_behave) {
     }
 }
 
+TEST(f16_round_trip) {
+    const float exact[] = {0.0f, 1.0f, 0.5f, 0.25f, 0.125f, 1e-3f, 0.999f, 6.1035156e-05f, 5.9604645e-08f};
+    for (size_t i = 0; i < CPHIL_ARRAY_LEN(exact); i++) {
+        float back = cphil_f16_to_f32(cphil_f32_to_f16(exact[i]));
+        CHECK_NEAR(back, exact[i], 0, 1.0 / 2048); /* half has 11 significant bits */
+    }
+    CHECK(cphil_f32_to_f16(1.0f) == 0x3c00);
+    CHECK(cphil_f32_to_f16(0.5f) == 0x3800);
+    CHECK(cphil_f32_to_f16(-2.0f) == 0xc000);
+    CHECK(cphil_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00);          /* ties to even: down */
+    CHECK(cphil_f32_to_f16(1.0f + 3.0f / 2048) == 0x3c02);          /* ties to even: up */
+    CHECK(cphil_f32_to_f16(1e6f) == 0x7c00);                         /* overflow: inf */
+    for (uint32_t h = 0; h < 0x7c00; h += 7) CHECK(cphil_f32_to_f16(cphil_f16_to_f32((uint16_t)h)) == h);
+}
+
+static cphil_status write_soft(const char *path, int n) {
+    cphil_sl_writer w;
+    cphil_sl_writer_init(&w);
+    float z[CPHIL_N_LOGITS], p[CPHIL_N_LOGITS];
+    for (int f = 0; f < n; f++) {
+        for (int k = 0; k < CPHIL_N_LOGITS; k++) z[k] = (float)((k * 7 + f * 3) % 11) - 5.0f;
+        cphil_soft_probs(z, 2.0, p);
+        if (cphil_sl_writer_add(&w, (uint32_t)(10 + f), p) != CPHIL_OK) return CPHIL_E_NOMEM;
+    }
+    cphil_status s = cphil_sl_writer_write(&w, path, 0x1234, 1, 0xabcdef, 1000, 2.0f, 0, "{\"dataset\":\"x.ds\"}");
+    cphil_sl_writer_free(&w);
+    return s;
+}
+
+TEST(soft_label_file_round_trip_and_refusals) {
+    char p[512], q[512];
+    path_in_tmp(p, sizeof p, "soft.bin");
+    path_in_tmp(q, sizeof q, "soft_bad.bin");
+    CHECK(write_soft(p, 37) == CPHIL_OK);
+    cphil_softlabels s;
+    CHECK_MSG(cphil_softlabels_read(p, &s) == CPHIL_OK, "%s", cphil_last_error());
+    CHECK(s.n_frames == 37 && s.layout_hash == 0x1234 && s.flags == 1 && s.dataset_checksum == 0xabcdef);
+    CHECK(s.dataset_rows == 1000 && s.temperature == 2.0f && strstr(s.meta, "x.ds"));
+    CHECK(cphil_softlabels_row(&s, 36) == 46);
+    float got[CPHIL_N_LOGITS], z[CPHIL_N_LOGITS], want[CPHIL_N_LOGITS];
+    for (int k = 0; k < CPHIL_N_LOGITS; k++) z[k] = (float)((k * 7 + 5 * 3) % 11) - 5.0f;
+    cphil_soft_probs(z, 2.0, want);
+    cphil_softlabels_probs(&s, 5, got);
+    for (int k = 0; k < CPHIL_N_LOGITS; k++) CHECK_NEAR(got[k], want[k], 1e-4, 1e-3);
+    cphil_softlabels_close(&s);
+    uint8_t *buf;
+    size_t n;
+    CHECK(cphil_file_read(p, 1 << 24, &buf, &n) == CPHIL_OK);
+    /* truncated */
+    CHECK(cphil_file_write_atomic(q, buf, n - 3) == CPHIL_OK);
+    CHECK(cphil_softlabels_read(q, &s) == CPHIL_E_TRUNCATED);
+    /* a flipped bit in the probabilities */
+    buf[200] ^= 4;
+    CHECK(cphil_file_write_atomic(q, buf, n) == CPHIL_OK);
+    CHECK(cphil_softlabels_read(q, &s) == CPHIL_E_FORMAT);
+    CHECK(strstr(cphil_last_error(), "damaged") != NULL);
+    buf[200] ^= 4;
+    /* a flipped bit in the header */
+    buf[20] ^= 1;
+    CHECK(cphil_file_write_atomic(q, buf, n) == CPHIL_OK);
+    CHECK(cphil_softlabels_read(q, &s) == CPHIL_E_FORMAT);
+    buf[20] ^= 1;
+    /* another version / another kind of file */
+    buf[8] = 9;
+    CHECK(cphil_file_write_atomic(q, buf, n) == CPHIL_OK);
+    CHECK(cphil_softlabels_read(q, &s) == CPHIL_E_MISMATCH);
+    memcpy(buf, "CPHILCKP", 8);
+    CHECK(cphil_file_write_atomic(q, buf, n) == CPHIL_OK);
+    CHECK(cphil_softlabels_read(q, &s) == CPHIL_E_FORMAT);
+    CHECK(strstr(cphil_last_error(), "not a cphil soft-label file") != NULL);
+    cphil_free(buf);
+}
+
 int main(void) {
+    RUN(f16_round_trip);
+    RUN(soft_label_file_round_trip_and_refusals);
     RUN(ckpt_round_trip);
     RUN(ckpt_refuses_truncated_corrupt_foreign);
     RUN(hash64_is_stable_and_sensitive);

@@ -12,7 +12,7 @@
 #include <string.h>
 
 typedef struct eval_cli {
-    const char *policy, *replays, *data, *train_character;
+    const char *policy, *replays, *data, *train_character, *agree_with;
     const char *characters[OPT_LIST_CAP], *stages[OPT_LIST_CAP];
     int n_characters, n_stages;
     bool json, all, dual_port, quiet;
@@ -27,6 +27,7 @@ static opt_def eval_defs[] = {
     {"--replays", OPT_STR, &E.replays, NULL, 0, 0, NULL, NULL, "folder of .slp replays", "DIR", false},
     {"--data", OPT_STR, &E.data, NULL, 0, 0, NULL, NULL, "dataset cache (cphil dataset)", "PATH", false},
     D("--json", OPT_FLAG, &E.json, "off", 0, 0, "print one JSON object"),
+    {"--agree-with", OPT_STR, &E.agree_with, NULL, 0, 0, NULL, NULL, "also report agreement of the decisions with this policy (e.g. the teacher)", "P2", false},
     D("--all", OPT_FLAG, &E.all, "off", 0, 0, "score every file, not only the held-out ones"),
     D("--val-split", OPT_DOUBLE, &E.val_split, "0.1", 0, 0.9, "held-out fraction of files (as in training)"),
     D("--seed", OPT_INT, &E.seed, "1", 0, 4e18, "split seed (as in training)"),
@@ -118,6 +119,24 @@ int cmd_eval(int argc, char **argv) {
         rc = CLI_EXIT_FAIL;
         goto out;
     }
+    double agree[CPHIL_TR_N_HEADS] = {0}, agree_all = 0;
+    if (E.agree_with) {
+        cphil_model other;
+        if (cphil_train_policy_read(E.agree_with, &other) != CPHIL_OK) {
+            cli_error(NULL);
+            rc = CLI_EXIT_FAIL;
+            goto out;
+        }
+        cphil_status ast = other.cfg.layout_hash && other.cfg.layout_hash != ds.layout_hash
+                               ? cphil_err(CPHIL_E_MISMATCH, "%s: another embedding layout", E.agree_with)
+                               : cphil_eval_agreement(&m, &other, d, !E.all, (int)E.batch, o.quiet, agree, &agree_all);
+        cphil_model_free(&other);
+        if (ast) {
+            cli_error(NULL);
+            rc = CLI_EXIT_FAIL;
+            goto out;
+        }
+    }
     if (E.json) {
         cphil_json_out j;
         cphil_json_begin(&j, stdout);
@@ -163,6 +182,19 @@ int cmd_eval(int argc, char **argv) {
             cphil_json_num(&j, res.model.btn_acc[k]);
         }
         cphil_json_obj_close(&j);
+        if (E.agree_with) {
+            cphil_json_key(&j, "agreement");
+            cphil_json_obj_open(&j);
+            cphil_json_key(&j, "with");
+            cphil_json_str(&j, E.agree_with);
+            cphil_json_key(&j, "action");
+            cphil_json_num(&j, agree_all);
+            for (int h = 0; h < CPHIL_TR_N_HEADS; h++) {
+                cphil_json_key(&j, cphil_head_names[h]);
+                cphil_json_num(&j, agree[h]);
+            }
+            cphil_json_obj_close(&j);
+        }
         cphil_json_key(&j, "nll_total");
         cphil_json_obj_open(&j);
         cphil_json_key(&j, "model");
@@ -191,6 +223,11 @@ int cmd_eval(int argc, char **argv) {
                res.most_frequent.nll_total, "", res.repeat_prev.nll_total);
         printf("%-9s %10.4f %10s | %10.4f %10s | %10.4f %10s\n", "action", res.model.acc_all, "",
                res.most_frequent.acc_all, "", res.repeat_prev.acc_all, "");
+        if (E.agree_with) {
+            printf("agreement with %s: action %.4f;", E.agree_with, agree_all);
+            for (int h = 0; h < CPHIL_TR_N_HEADS; h++) printf(" %s %.4f", cphil_head_names[h], agree[h]);
+            printf("\n");
+        }
         printf("buttons (each):");
         for (int k = 0; k < CPHIL_N_BUTTONS; k++) printf(" %s %.4f", cphil_button_names[k], res.model.btn_acc[k]);
         printf("\n(acc: argmax = target; buttons: all 8 right at sigmoid > 0.5; action: all six heads right. nll: nats per frame, buttons summed over the 8)\n");

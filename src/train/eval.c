@@ -9,24 +9,9 @@ typedef struct slot {
     size_t score_from, score_to; /* absolute frame range scored */
 } slot;
 
-cphil_status cphil_eval_policy(const cphil_model *m, cphil_tr_data *d, bool held_out, int batch, bool quiet,
-                               cphil_eval_result *out) {
-    memset(out, 0, sizeof *out);
-    double t0 = cphil_now_sec();
+cphil_status cphil_policy_foreach_frame(const cphil_model *m, cphil_tr_data *d, bool held_out, int batch, bool quiet,
+                                        const char *label, cphil_frame_logits_fn fn, void *user) {
     cphil_status st = CPHIL_OK;
-    /* Baselines: fitted on the training replays of the split (or on the scored ones). */
-    cphil_baseline_fit fit;
-    cphil_baseline_fit_init(&fit);
-    bool fit_on_train = held_out && cphil_tr_data_n_replays(d, false) > 0;
-    int nfit = cphil_tr_data_n_replays(d, !fit_on_train ? held_out : false);
-    for (int i = 0; i < nfit; i++) {
-        const uint8_t *b, *c;
-        bool h = fit_on_train ? false : held_out;
-        if ((st = cphil_tr_data_replay_targets(d, h, i, &b, &c)) != CPHIL_OK) return st;
-        cphil_baseline_fit_add(&fit, b, c, 0, cphil_tr_data_replay_frames(d, h, i));
-    }
-    out->fit_frames = (uint64_t)fit.frames;
-
     const int W = m->cfg.backbone == CPHIL_BACKBONE_MLP ? 1 : m->cfg.window;
     const size_t half = W > 1 ? (size_t)W / 2 : 1;
     const int B = batch > 0 ? batch : 32;
@@ -35,29 +20,21 @@ cphil_status cphil_eval_policy(const cphil_model *m, cphil_tr_data *d, bool held
     float *cont = cphil_alloc((size_t)B * W * (size_t)(nc ? nc : 1) * sizeof(float));
     int32_t *ids = cphil_alloc((size_t)B * W * (size_t)(ni ? ni : 1) * sizeof(int32_t));
     slot *slots = cphil_alloc((size_t)B * sizeof(slot));
+    cphil_progress bar;
+    cphil_progress_begin(&bar, label ? label : "eval", 0, true);
     if (!cont || !ids || !slots) {
         st = cphil_err(CPHIL_E_NOMEM, "out of memory for evaluation batches");
         goto done;
     }
     if ((st = cphil_model_ws_create(m, B, W, &ws)) != CPHIL_OK) goto done;
-    cphil_eval_acc acc;
-    cphil_eval_acc_init(&acc);
     int nrep = cphil_tr_data_n_replays(d, held_out);
     uint64_t total = 0;
     for (int i = 0; i < nrep; i++) total += cphil_tr_data_replay_frames(d, held_out, i);
-    cphil_progress bar;
-    cphil_progress_begin(&bar, "eval", total, quiet);
+    cphil_progress_begin(&bar, label ? label : "eval", total, quiet);
     int ns = 0;
     uint64_t done_frames = 0;
     for (int i = 0; i <= nrep; i++) {
         size_t n = i < nrep ? cphil_tr_data_replay_frames(d, held_out, i) : 0;
-        const uint8_t *tb = NULL, *tc = NULL;
-        if (i < nrep) {
-            if ((st = cphil_tr_data_replay_targets(d, held_out, i, &tb, &tc)) != CPHIL_OK) goto done;
-            cphil_eval_acc_add(&acc, &fit, NULL, tb, tc, 0, n, NULL, NULL); /* the baselines */
-            out->files++;
-            out->frames += n;
-        }
         size_t scored_to = 0, k = 0;
         while (i < nrep ? scored_to < n : ns > 0) {
             if (i < nrep) {
@@ -92,12 +69,10 @@ cphil_status cphil_eval_policy(const cphil_model *m, cphil_tr_data *d, bool held
                 const float *logits = cphil_model_forward(m, ws, &b);
                 for (int j = 0; j < ns; j++) {
                     slot *s = &slots[j];
-                    const uint8_t *sb, *sc;
-                    if ((st = cphil_tr_data_replay_targets(d, held_out, s->replay, &sb, &sc)) != CPHIL_OK) goto done;
                     for (size_t f = s->score_from; f < s->score_to; f++) {
                         size_t pos = f - s->start;
-                        cphil_head_sums_add_logits(&acc.model, logits + ((size_t)j * W + pos) * CPHIL_N_LOGITS,
-                                                   sb + f * CPHIL_N_BUTTONS, sc + f * CPHIL_N_CAT);
+                        st = fn(user, s->replay, f, logits + ((size_t)j * W + pos) * CPHIL_N_LOGITS);
+                        if (st) goto done;
                     }
                     done_frames += s->score_to - s->score_from;
                 }
@@ -110,14 +85,143 @@ cphil_status cphil_eval_policy(const cphil_model *m, cphil_tr_data *d, bool held
         }
     }
     cphil_progress_end(&bar);
-    cphil_head_sums_report(&acc.model, &out->model);
-    cphil_head_sums_report(&acc.most_frequent, &out->most_frequent);
-    cphil_head_sums_report(&acc.repeat_prev, &out->repeat_prev);
 done:
-    out->seconds = cphil_now_sec() - t0;
     cphil_model_ws_free(ws);
     cphil_free(cont);
     cphil_free(ids);
     cphil_free(slots);
+    return st;
+}
+
+typedef struct eval_ctx {
+    cphil_tr_data *d;
+    bool held_out;
+    cphil_head_sums *sums;
+    const cphil_model *agree; /* unused here */
+} eval_ctx;
+
+static cphil_status score_frame(void *user, int replay, size_t f, const float *logits) {
+    eval_ctx *c = user;
+    const uint8_t *sb, *sc;
+    cphil_status st = cphil_tr_data_replay_targets(c->d, c->held_out, replay, &sb, &sc);
+    if (st) return st;
+    cphil_head_sums_add_logits(c->sums, logits, sb + f * CPHIL_N_BUTTONS, sc + f * CPHIL_N_CAT);
+    return CPHIL_OK;
+}
+
+cphil_status cphil_eval_policy(const cphil_model *m, cphil_tr_data *d, bool held_out, int batch, bool quiet,
+                               cphil_eval_result *out) {
+    memset(out, 0, sizeof *out);
+    double t0 = cphil_now_sec();
+    cphil_status st = CPHIL_OK;
+    /* Baselines: fitted on the training replays of the split (or on the scored ones). */
+    cphil_baseline_fit fit;
+    cphil_baseline_fit_init(&fit);
+    bool fit_on_train = held_out && cphil_tr_data_n_replays(d, false) > 0;
+    bool hf = fit_on_train ? false : held_out;
+    int nfit = cphil_tr_data_n_replays(d, hf);
+    for (int i = 0; i < nfit; i++) {
+        const uint8_t *b, *c;
+        if ((st = cphil_tr_data_replay_targets(d, hf, i, &b, &c)) != CPHIL_OK) return st;
+        cphil_baseline_fit_add(&fit, b, c, 0, cphil_tr_data_replay_frames(d, hf, i));
+    }
+    out->fit_frames = (uint64_t)fit.frames;
+    cphil_eval_acc acc;
+    cphil_eval_acc_init(&acc);
+    int nrep = cphil_tr_data_n_replays(d, held_out);
+    for (int i = 0; i < nrep; i++) { /* the baselines, replay by replay */
+        const uint8_t *tb, *tc;
+        size_t n = cphil_tr_data_replay_frames(d, held_out, i);
+        if ((st = cphil_tr_data_replay_targets(d, held_out, i, &tb, &tc)) != CPHIL_OK) return st;
+        cphil_eval_acc_add(&acc, &fit, NULL, tb, tc, 0, n, NULL, NULL);
+        out->files++;
+        out->frames += n;
+    }
+    eval_ctx ctx = {d, held_out, &acc.model, NULL};
+    st = cphil_policy_foreach_frame(m, d, held_out, batch, quiet, "eval", score_frame, &ctx);
+    cphil_head_sums_report(&acc.model, &out->model);
+    cphil_head_sums_report(&acc.most_frequent, &out->most_frequent);
+    cphil_head_sums_report(&acc.repeat_prev, &out->repeat_prev);
+    out->seconds = cphil_now_sec() - t0;
+    return st;
+}
+
+/* ---- agreement between two policies (distillation: student vs teacher) ------------------- */
+static void decide(const float *z, uint8_t out[CPHIL_TR_N_HEADS]) {
+    uint8_t bm = 0;
+    for (int k = 0; k < CPHIL_N_BUTTONS; k++) bm |= (uint8_t)((z[k] > 0) << k);
+    out[0] = bm;
+    for (int h = 0; h < CPHIL_N_CAT; h++) {
+        const float *l = z + cphil_cat_offset[h];
+        int am = 0;
+        for (int k = 1; k < cphil_cat_classes[h]; k++)
+            if (l[k] > l[am]) am = k;
+        out[1 + h] = (uint8_t)am;
+    }
+}
+
+typedef struct agree_ctx {
+    uint8_t *dec;     /* [frames][6] decisions of the first policy */
+    size_t *base;     /* first frame index of each replay */
+    double same[CPHIL_TR_N_HEADS], all, n;
+    bool compare;
+} agree_ctx;
+
+static cphil_status agree_frame(void *user, int replay, size_t f, const float *logits) {
+    agree_ctx *c = user;
+    uint8_t *ref = c->dec + (c->base[replay] + f) * CPHIL_TR_N_HEADS;
+    if (!c->compare) {
+        decide(logits, ref);
+        return CPHIL_OK;
+    }
+    uint8_t mine[CPHIL_TR_N_HEADS];
+    decide(logits, mine);
+    int every = 1;
+    for (int h = 0; h < CPHIL_TR_N_HEADS; h++) {
+        c->same[h] += mine[h] == ref[h];
+        every &= mine[h] == ref[h];
+    }
+    c->all += every;
+    c->n += 1;
+    return CPHIL_OK;
+}
+
+cphil_status cphil_eval_agreement(const cphil_model *m, const cphil_model *other, cphil_tr_data *d, bool held_out,
+                                  int batch, bool quiet, double agree[CPHIL_TR_N_HEADS], double *agree_all) {
+    int nrep = cphil_tr_data_n_replays(d, held_out);
+    agree_ctx c;
+    memset(&c, 0, sizeof c);
+    c.base = cphil_alloc(((size_t)nrep + 1) * sizeof(size_t));
+    if (!c.base) return cphil_err(CPHIL_E_NOMEM, "out of memory");
+    size_t total = 0;
+    for (int i = 0; i < nrep; i++) {
+        c.base[i] = total;
+        total += cphil_tr_data_replay_frames(d, held_out, i);
+    }
+    c.dec = cphil_alloc(total * CPHIL_TR_N_HEADS + 1);
+    cphil_status st = c.dec ? CPHIL_OK : cphil_err(CPHIL_E_NOMEM, "out of memory");
+    if (!st) st = cphil_policy_foreach_frame(other, d, held_out, batch, quiet, "reference", agree_frame, &c);
+    c.compare = true;
+    if (!st) st = cphil_policy_foreach_frame(m, d, held_out, batch, quiet, "agreement", agree_frame, &c);
+    double n = c.n > 0 ? c.n : 1;
+    for (int h = 0; h < CPHIL_TR_N_HEADS; h++) agree[h] = c.same[h] / n;
+    *agree_all = c.all / n;
+    cphil_free(c.dec);
+    cphil_free(c.base);
+    return st;
+}
+
+cphil_status cphil_tr_run_policy(const char *policy, cphil_tr_data *d, bool held_out, int batch, bool quiet,
+                                 cphil_tr_frame_fn fn, void *user, uint64_t *layout_hash, char *config_json,
+                                 size_t config_cap) {
+    cphil_model m;
+    cphil_status st = cphil_policy_load(policy, &m);
+    if (st) return st;
+    *layout_hash = m.cfg.layout_hash;
+    size_t len;
+    if (config_json && cphil_model_config_to_json(&m.cfg, config_json, config_cap, &len) != CPHIL_OK)
+        snprintf(config_json, config_cap, "{}");
+    st = cphil_policy_foreach_frame(&m, d, held_out, batch, quiet, "teacher", fn, user);
+    cphil_model_free(&m);
     return st;
 }

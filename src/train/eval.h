@@ -24,9 +24,21 @@ typedef struct cphil_eval_result {
     uint64_t fit_frames; /* training frames the baselines were fitted on */
 } cphil_eval_result;
 
+/* Run policy m over every frame of d's held-out replays (held_out=false: the other list) with
+ * the scoring scheme above, calling fn(user, replay, frame, logits[81]) once per frame, in
+ * order within each replay (replays in order). Returns fn's first non-OK status. */
+typedef cphil_status (*cphil_frame_logits_fn)(void *user, int replay, size_t frame, const float *logits);
+cphil_status cphil_policy_foreach_frame(const cphil_model *m, cphil_tr_data *d, bool held_out, int batch, bool quiet,
+                                        const char *label, cphil_frame_logits_fn fn, void *user);
+
 /* Score policy m on d's held-out replays (held_out=false: on every replay of d). batch: windows
  * per forward call. progress may be NULL. */
 cphil_status cphil_eval_policy(const cphil_model *m, cphil_tr_data *d, bool held_out, int batch, bool quiet,
                                cphil_eval_result *out);
+
+/* Agreement of m's decisions (buttons sigmoid > 0.5, argmax of each categorical head) with
+ * those of `other` on the same frames: per head, and of the whole action (all six heads). */
+cphil_status cphil_eval_agreement(const cphil_model *m, const cphil_model *other, cphil_tr_data *d, bool held_out,
+                                  int batch, bool quiet, double agree[CPHIL_TR_N_HEADS], double *agree_all);
 
 #endif

@@ -28,6 +28,14 @@ struct cphil_tr_data {
     uint8_t *tbtn, *tcls;
     size_t tcap;
     int t_entry;
+    /* distillation */
+    const cphil_softlabels *sl;
+    uint64_t *sl_idx[2]; /* soft-label frame indices: [0] training, [1] held out */
+    uint64_t sl_n[2], sl_pos, sl_seed;
+    int sl_B;
+    float *b_cont, *b_w, *b_soft;
+    int32_t *b_ids;
+    uint8_t *b_btn, *b_cls;
 };
 
 static int sample_count(const cphil_tr_data *d, const cphil_ds_entry *e) {
@@ -46,6 +54,13 @@ void cphil_tr_data_close(cphil_tr_data *d) {
     cphil_free(d->list[1]);
     cphil_free(d->tbtn);
     cphil_free(d->tcls);
+    for (int k = 0; k < 2; k++) cphil_free(d->sl_idx[k]);
+    cphil_free(d->b_cont);
+    cphil_free(d->b_w);
+    cphil_free(d->b_soft);
+    cphil_free(d->b_ids);
+    cphil_free(d->b_btn);
+    cphil_free(d->b_cls);
     cphil_free(d);
 }
 
@@ -301,3 +316,141 @@ cphil_status cphil_tr_data_replay_targets(cphil_tr_data *d, bool held_out, int i
     *cls = d->tcls;
     return CPHIL_OK;
 }
+
+uint64_t cphil_tr_data_replay_row(const cphil_tr_data *d, bool held_out, int i) {
+    return d->ds.entries[d->list[held_out ? 1 : 0][i]].row_start;
+}
+
+void cphil_tr_data_identity(const cphil_tr_data *d, uint64_t *checksum, uint64_t *rows, uint32_t *flags,
+                            uint32_t *frame_delay) {
+    *checksum = d->ds.h->checksum;
+    *rows = d->ds.h->n_rows;
+    *flags = d->ds.h->flags;
+    *frame_delay = (uint32_t)d->o.frame_delay;
+}
+
+/* ---- distillation batches ---------------------------------------------------------------- */
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+cphil_status cphil_tr_data_attach_soft(cphil_tr_data *d, const cphil_softlabels *sl, const char *sl_path, int batch) {
+    const cphil_ds_header *h = d->ds.h;
+    if (sl->layout_hash != h->layout_hash)
+        return cphil_err(CPHIL_E_MISMATCH, "%s: made with embedding layout %016llx, the dataset has %016llx "
+                                           "(another cphil version or --prev-action setting)",
+                         sl_path, (unsigned long long)sl->layout_hash, (unsigned long long)h->layout_hash);
+    if (sl->dataset_checksum != h->checksum || sl->dataset_rows != h->n_rows)
+        return cphil_err(CPHIL_E_MISMATCH, "%s: made on another dataset (checksum %016llx, %llu rows; this one has "
+                                           "%016llx, %llu rows): run cphil soft-labels on this dataset",
+                         sl_path, (unsigned long long)sl->dataset_checksum, (unsigned long long)sl->dataset_rows,
+                         (unsigned long long)h->checksum, (unsigned long long)h->n_rows);
+    d->o.frame_delay = sl->frame_delay;
+    /* row -> held out? via the sorted entry starts */
+    uint64_t *starts = cphil_alloc(((size_t)h->n_entries + 1) * sizeof(uint64_t));
+    for (int k = 0; k < 2; k++) d->sl_idx[k] = cphil_alloc((size_t)(sl->n_frames ? sl->n_frames : 1) * sizeof(uint64_t));
+    size_t nc = (size_t)d->sum.n_cont, ni = (size_t)d->sum.n_ids, B = (size_t)batch;
+    d->b_cont = cphil_alloc(B * nc * sizeof(float) + 4);
+    d->b_ids = cphil_alloc(B * ni * sizeof(int32_t) + 4);
+    d->b_w = cphil_alloc(B * sizeof(float));
+    d->b_soft = cphil_alloc(B * CPHIL_N_LOGITS * sizeof(float));
+    d->b_btn = cphil_alloc(B * CPHIL_N_BUTTONS);
+    d->b_cls = cphil_alloc(B * CPHIL_N_CAT);
+    if (!starts || !d->sl_idx[0] || !d->sl_idx[1] || !d->b_cont || !d->b_ids || !d->b_w || !d->b_soft || !d->b_btn ||
+        !d->b_cls) {
+        cphil_free(starts);
+        return cphil_err(CPHIL_E_NOMEM, "out of memory for distillation batches");
+    }
+    for (uint32_t i = 0; i < h->n_entries; i++) starts[i] = d->ds.entries[i].row_start * 2 + (d->ds.entries[i].is_val != 0);
+    qsort(starts, h->n_entries, sizeof(uint64_t), cmp_u64); /* (row_start, is_val) packed, sorted by row */
+    d->sl_n[0] = d->sl_n[1] = 0;
+    for (uint64_t f = 0; f < sl->n_frames; f++) {
+        uint64_t r = cphil_softlabels_row(sl, f);
+        size_t lo = 0, hi = h->n_entries; /* last entry with start <= r */
+        while (hi - lo > 1) {
+            size_t mid = (lo + hi) / 2;
+            if (starts[mid] / 2 <= r) lo = mid;
+            else hi = mid;
+        }
+        int held = h->n_entries ? (int)(starts[lo] & 1) : 0;
+        d->sl_idx[held][d->sl_n[held]++] = f;
+    }
+    cphil_free(starts);
+    d->sl = sl;
+    d->sl_B = batch;
+    d->sum.train_frames = d->sl_n[0];
+    d->sum.val_frames = d->sl_n[1];
+    return CPHIL_OK;
+}
+
+static uint64_t sm64(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static cphil_status sl_begin(void *self, uint64_t seed, int epoch, size_t *nb) {
+    cphil_tr_data *d = self;
+    /* the order of an epoch depends only on (seed, epoch): restart from the file order */
+    uint64_t *v = d->sl_idx[0], n = d->sl_n[0];
+    qsort(v, (size_t)n, sizeof(uint64_t), cmp_u64);
+    uint64_t s = seed * 0x100000001B3ull + (uint64_t)epoch;
+    for (uint64_t i = n; i > 1; i--) {
+        uint64_t j = sm64(&s) % i, t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+    d->sl_pos = 0;
+    *nb = (size_t)(n / (uint64_t)d->sl_B); /* drop the last partial batch */
+    return CPHIL_OK;
+}
+
+static void sl_fill(cphil_tr_data *d, const uint64_t *idx, uint64_t n, cphil_tr_batch *out) {
+    size_t nc = (size_t)d->sum.n_cont, ni = (size_t)d->sum.n_ids;
+    for (int k = 0; k < d->sl_B; k++) {
+        uint64_t f = idx[(uint64_t)k < n ? (uint64_t)k : 0];
+        uint64_t row = cphil_softlabels_row(d->sl, f);
+        cphil_target tg;
+        cphil_dataset_row(&d->ds, row, d->b_cont + (size_t)k * nc, d->b_ids + (size_t)k * ni, NULL);
+        cphil_dataset_row(&d->ds, row + 1 + d->sl->frame_delay, NULL, NULL, &tg);
+        memcpy(d->b_btn + (size_t)k * CPHIL_N_BUTTONS, tg.buttons, CPHIL_N_BUTTONS);
+        memcpy(d->b_cls + (size_t)k * CPHIL_N_CAT, tg.cls, CPHIL_N_CAT);
+        cphil_softlabels_probs(d->sl, f, d->b_soft + (size_t)k * CPHIL_N_LOGITS);
+        d->b_w[k] = (uint64_t)k < n ? 1.0f : 0.0f;
+    }
+    memset(out, 0, sizeof *out);
+    out->B = d->sl_B;
+    out->T = 1;
+    out->cont = d->b_cont;
+    out->ids = d->b_ids;
+    out->btn = d->b_btn;
+    out->cls = d->b_cls;
+    out->weight = d->b_w;
+    out->soft = d->b_soft;
+}
+
+static cphil_status sl_next(void *self, cphil_tr_batch *out) {
+    cphil_tr_data *d = self;
+    sl_fill(d, d->sl_idx[0] + d->sl_pos, (uint64_t)d->sl_B, out);
+    d->sl_pos += (uint64_t)d->sl_B;
+    return CPHIL_OK;
+}
+
+static cphil_status sl_vbegin(void *self, size_t *nb) {
+    cphil_tr_data *d = self;
+    d->sl_pos = 0;
+    *nb = (size_t)((d->sl_n[1] + (uint64_t)d->sl_B - 1) / (uint64_t)d->sl_B);
+    return CPHIL_OK;
+}
+
+static cphil_status sl_vnext(void *self, cphil_tr_batch *out) {
+    cphil_tr_data *d = self;
+    uint64_t left = d->sl_n[1] - d->sl_pos;
+    sl_fill(d, d->sl_idx[1] + d->sl_pos, left < (uint64_t)d->sl_B ? left : (uint64_t)d->sl_B, out);
+    d->sl_pos += (uint64_t)d->sl_B;
+    return CPHIL_OK;
+}
+
+const cphil_tr_data_ops cphil_tr_distill_ops = {sl_begin, sl_next, sl_vbegin, sl_vnext, 0};

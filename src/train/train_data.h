@@ -11,6 +11,7 @@
 #ifndef CPHIL_TRAIN_TRAIN_DATA_H
 #define CPHIL_TRAIN_TRAIN_DATA_H
 
+#include "train/softlabels.h"
 #include "train/trainer.h"
 
 #define CPHIL_TR_MAX_FILTER 32
@@ -63,5 +64,27 @@ cphil_status cphil_tr_data_replay_inputs(cphil_tr_data *d, bool held_out, int i,
 /* Targets of replay i (frames x 8 buttons, frames x 5 classes, packed), pointers valid while d is open. */
 cphil_status cphil_tr_data_replay_targets(cphil_tr_data *d, bool held_out, int i, const uint8_t **btn,
                                           const uint8_t **cls);
+
+/* The dataset row of replay i's first frame (its frame f is row + f; targets at row + f + 1 + D). */
+uint64_t cphil_tr_data_replay_row(const cphil_tr_data *d, bool held_out, int i);
+/* Identity of the opened dataset (what a soft-label file refers to). */
+void cphil_tr_data_identity(const cphil_tr_data *d, uint64_t *checksum, uint64_t *rows, uint32_t *flags,
+                            uint32_t *frame_delay);
+
+/* Distillation: serve the frames of a soft-label file (made on this dataset: refused otherwise)
+ * as batches of B single frames (T = 1) with their teacher probabilities; frames of training
+ * replays train (seeded shuffle per epoch), frames of held-out replays validate. Use with
+ * cphil_tr_distill_ops. */
+cphil_status cphil_tr_data_attach_soft(cphil_tr_data *d, const cphil_softlabels *sl, const char *sl_path, int batch);
+extern const cphil_tr_data_ops cphil_tr_distill_ops;
+
+/* Load the policy at `policy` and run it over every frame of d's held-out (held_out) or other
+ * replays like cphil eval, calling fn per frame (src/train/eval.c; declared here because the
+ * callers include src/data/ and cannot include src/model/). Returns the policy's layout hash
+ * and config JSON. */
+typedef cphil_status (*cphil_tr_frame_fn)(void *user, int replay, size_t frame, const float *logits);
+cphil_status cphil_tr_run_policy(const char *policy, cphil_tr_data *d, bool held_out, int batch, bool quiet,
+                                 cphil_tr_frame_fn fn, void *user, uint64_t *layout_hash, char *config_json,
+                                 size_t config_cap);
 
 #endif

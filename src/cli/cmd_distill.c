@@ -1,0 +1,197 @@
+/* cmd_distill.c — `cphil distill --soft-labels soft.bin --hidden 64,64 --epochs 10 --alpha 0.7
+ * --output distilled`: trains an MLP student on a teacher's soft labels (src/train/softlabels.h)
+ * and the human inputs of the same frames, with the loss of src/train/distill_loss.h:
+ *   alpha * T^2 * KL(teacher at T || student at T) + (1 - alpha) * hard loss,
+ * through the same training loop as `cphil train` (checkpoints, --resume, best files, curves).
+ * The student's policy file is like any other (agent, bench, quantize, export take it).
+ * --output NAME writes NAME_policy.safetensors, NAME.ckpt, NAME_best_policy.safetensors, ...
+ * (an extension on NAME is dropped). */
+#include "cli/opts.h"
+#include "train/policy_io.h"
+#include "train/policy_train.h"
+#include "train/train_data.h"
+
+#include <string.h>
+
+typedef struct distill_cli {
+    const char *soft, *data, *output, *resume;
+    int hidden[8], n_hidden;
+    long long epochs, batch, seed, warmup, max_steps, threads, stop_after;
+    double alpha, lr, weight_decay, val_split;
+    int precision;
+    bool quiet;
+} distill_cli;
+static distill_cli X;
+static const char *const prec_choices[] = {"bf16", "f32", NULL};
+
+#define D(name, kind, target, def, lo, hi, help) {name, kind, target, def, lo, hi, NULL, NULL, help, NULL, false}
+static opt_def distill_defs[] = {
+    {"--soft-labels", OPT_STR, &X.soft, NULL, 0, 0, NULL, NULL, "soft-label file from cphil soft-labels", "FILE", false},
+    {"--data", OPT_STR, &X.data, NULL, 0, 0, NULL, NULL, "the dataset cache (default: the one the file names)", "PATH", false},
+    {"--hidden", OPT_INTLIST, X.hidden, "64,64", 1, 65536, NULL, &X.n_hidden, "student MLP hidden sizes", "H1,H2", false},
+    D("--epochs", OPT_INT, &X.epochs, "10", 1, 100000, "passes over the training frames"),
+    D("--alpha", OPT_DOUBLE, &X.alpha, "0.7", 0, 1, "weight of the teacher term (1: teacher only, 0: human inputs only)"),
+    D("--output", OPT_STR, &X.output, "distilled", 0, 0, "output stem: OUTPUT_policy.safetensors, OUTPUT.ckpt, ..."),
+    D("--lr", OPT_DOUBLE, &X.lr, "0.001", 0, 10, "peak learning rate (AdamW, warmup + cosine)"),
+    D("--batch-size", OPT_INT, &X.batch, "128", 1, 65536, "frames per step"),
+    D("--seed", OPT_INT, &X.seed, "1", 0, 4e18, "initialisation and data order"),
+    D("--val-split", OPT_DOUBLE, &X.val_split, "0.1", 0, 0.9, "accepted for the seed's command: the split is the dataset's (by file)"),
+    {"--precision", OPT_ENUM, &X.precision, "bf16", 0, 0, prec_choices, NULL, "matmul precision", NULL, false},
+    D("--weight-decay", OPT_DOUBLE, &X.weight_decay, "1e-05", 0, 10, "AdamW weight decay"),
+    D("--warmup-steps", OPT_INT, &X.warmup, "100", 0, 1e9, "linear warmup steps"),
+    D("--max-steps", OPT_INT, &X.max_steps, "0", 0, 4e18, "stop after N steps (0 = no limit)"),
+    D("--threads", OPT_INT, &X.threads, "0", 0, 256, "worker threads (0 = all cores)"),
+    {"--resume", OPT_STR, &X.resume, NULL, 0, 0, NULL, NULL, "continue from OUTPUT.ckpt", "PATH", false},
+    D("--quiet", OPT_FLAG, &X.quiet, "off", 0, 0, "no progress and no report"),
+    {"--stop-after-steps", OPT_INT, &X.stop_after, "0", 0, 4e18, NULL, NULL, NULL, NULL, false},
+};
+#undef D
+#define N_DEFS ((int)CPHIL_ARRAY_LEN(distill_defs))
+
+static void on_epoch(void *user, const cphil_tr_epoch_report *r) {
+    (void)user;
+    printf("epoch %d/%d  step %llu  train loss %.4f", r->epoch, r->epochs, (unsigned long long)r->step, r->train_loss);
+    if (r->has_val) printf("  val loss %.4f", r->val_loss);
+    printf("  %.1fs  %.0f frames/s%s\n", r->seconds, r->frames_per_sec, r->best ? "  * best" : "");
+    if (r->has_val) {
+        printf("  val accuracy vs human:");
+        for (int h = 0; h < CPHIL_TR_N_HEADS; h++) printf(" %s %.3f", cphil_head_names[h], r->val.acc[h]);
+        printf("\n");
+    }
+    fflush(stdout);
+}
+static void on_note(void *user, const char *msg) {
+    (void)user;
+    fprintf(stderr, "%s\n", msg);
+}
+
+int cmd_distill(int argc, char **argv) {
+    int r = opts_parse("distill", distill_defs, N_DEFS, argc, argv, NULL, NULL,
+                       "--soft-labels soft.bin [--hidden 64,64] [--epochs 10] [--alpha 0.7] [--output distilled]");
+    if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if (!X.soft) {
+        cli_error("distill: --soft-labels FILE is required (make one with cphil soft-labels)");
+        return CLI_EXIT_USAGE;
+    }
+    cphil_softlabels sl;
+    if (cphil_softlabels_read(X.soft, &sl) != CPHIL_OK) {
+        cli_error(NULL);
+        return CLI_EXIT_FAIL;
+    }
+    char ds_path[4096] = "";
+    if (X.data) snprintf(ds_path, sizeof ds_path, "%s", X.data);
+    else {
+        const char *p = strstr(sl.meta, "\"dataset\":\"");
+        if (p) {
+            p += 11;
+            size_t k = 0;
+            while (p[k] && p[k] != '"' && k + 1 < sizeof ds_path) ds_path[k] = p[k], k++;
+            ds_path[k] = '\0';
+        }
+    }
+    int rc = CLI_EXIT_OK;
+    cphil_tr_data *d = NULL;
+    cphil_tr_policy *pol = NULL;
+    cphil_tr_result res;
+    memset(&res, 0, sizeof res);
+    if (!ds_path[0]) {
+        cli_error("distill: %s names no dataset; pass --data PATH", X.soft);
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    cphil_tr_data_opts o;
+    memset(&o, 0, sizeof o);
+    o.data = ds_path;
+    o.prev_action = (sl.flags & 1) != 0;
+    o.frame_delay = sl.frame_delay;
+    o.quiet = X.quiet;
+    if (cphil_tr_data_open(&o, &d) != CPHIL_OK || cphil_tr_data_attach_soft(d, &sl, X.soft, (int)X.batch) != CPHIL_OK) {
+        cli_error(NULL);
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    cphil_tr_data_summary ds;
+    cphil_tr_data_get_summary(d, &ds);
+    cphil_model_config mc;
+    cphil_model_config_default(&mc, CPHIL_BACKBONE_MLP);
+    mc.n_mlp = X.n_hidden;
+    for (int i = 0; i < X.n_hidden; i++) mc.mlp_hidden[i] = X.hidden[i];
+    mc.window = 1;
+    mc.n_cont = ds.n_cont;
+    mc.n_ids = ds.n_ids;
+    mc.E = ds.E;
+    mc.layout_hash = ds.layout_hash;
+    mc.precision = X.precision == 0 ? CPHIL_PREC_BF16 : CPHIL_PREC_F32;
+    cphil_tr_policy_opts po;
+    cphil_tr_policy_opts_default(&po);
+    po.seed = (uint64_t)X.seed;
+    po.weight_decay = X.weight_decay;
+    po.B = (int)X.batch;
+    po.T = 1;
+    po.distill_T = sl.temperature;
+    po.distill_alpha = X.alpha;
+    if (cphil_model_config_validate(&mc) != CPHIL_OK || cphil_tr_policy_create(&mc, &po, &pol) != CPHIL_OK) {
+        cli_error(NULL);
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    /* OUTPUT -> dir + name stem */
+    char dir[4096], name[1024];
+    const char *slash = strrchr(X.output, '/');
+    if (slash) {
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - X.output), X.output);
+        snprintf(name, sizeof name, "%s", slash + 1);
+    } else {
+        snprintf(dir, sizeof dir, ".");
+        snprintf(name, sizeof name, "%s", X.output);
+    }
+    char *dot = strrchr(name, '.');
+    if (dot && dot != name) *dot = '\0';
+    if (!X.quiet) {
+        printf("cphil distill: student mlp ");
+        for (int i = 0; i < mc.n_mlp; i++) printf("%s%d", i ? "," : "", mc.mlp_hidden[i]);
+        printf(", %zu parameters; teacher %s at T = %g; alpha %g\n", cphil_tr_policy_model(pol)->n_weights, X.soft,
+               (double)sl.temperature, X.alpha);
+        printf("  loss = alpha * T^2 * KL(teacher || student at T) + (1 - alpha) * (BCE + CE on the human inputs)\n");
+        printf("  data %s: %llu training frames, %llu held-out frames (the dataset's split by file)\n", ds_path,
+               (unsigned long long)ds.train_frames, (unsigned long long)ds.val_frames);
+        if (opts_was_set(distill_defs, N_DEFS, "--val-split"))
+            printf("  note: --val-split has no effect here: the split is the dataset's (set it in cphil dataset / "
+                   "soft-labels)\n");
+        fflush(stdout);
+    }
+    cphil_trainer_opts to;
+    cphil_trainer_opts_default(&to);
+    to.epochs = (int)X.epochs;
+    to.lr = X.lr;
+    to.warmup_steps = X.warmup;
+    to.seed = (uint64_t)X.seed;
+    to.out_dir = dir;
+    to.name = name;
+    to.resume = X.resume;
+    to.max_steps = X.max_steps;
+    to.stop_after_steps = X.stop_after;
+    char meta[1024];
+    snprintf(meta, sizeof meta,
+             "{\"trained_by\":\"cphil distill\",\"prev_action\":%s,\"frame_delay\":%u,\"alpha\":%g,\"temperature\":%g,"
+             "\"seed\":%lld}",
+             (sl.flags & 1) ? "true" : "false", sl.frame_delay, X.alpha, (double)sl.temperature, X.seed);
+    to.meta_json = meta;
+    to.title = "cphil distill";
+    cphil_tr_callbacks cb = {NULL, NULL, X.quiet ? NULL : on_epoch, on_note};
+    if (cphil_train_run(&to, &cphil_tr_policy_ops, pol, &cphil_tr_distill_ops, d, &cb, &res) != CPHIL_OK) {
+        cli_error(NULL);
+        rc = CLI_EXIT_FAIL;
+    } else if (res.interrupted) {
+        rc = 130;
+    } else if (!X.quiet) {
+        printf("done: %d epochs, %llu steps in %.1fs; wrote %s/%s_policy.safetensors and %s/%s_best_policy.safetensors\n",
+               res.epochs_done, (unsigned long long)res.steps, res.seconds, dir, name, dir, name);
+    }
+out:
+    cphil_tr_result_free(&res);
+    cphil_tr_policy_free(pol);
+    cphil_tr_data_close(d);
+    cphil_softlabels_close(&sl);
+    return rc;
+}
