@@ -29,7 +29,8 @@ int main(int argc, char **argv) {
     static const int Ms[] = {1, 60};
     static const char *tn[] = {"f32", "bf16", "int8"};
     printf("# %s\n", cphil_isa_describe());
-    printf("%-7s %-5s %5s %5s %3s %10s %8s\n", "tier", "type", "out", "in", "M", "ns/call", "GB/s(W)");
+    /* GB/s: packed weight bytes per second (the limit for M = 1); GOP/s: 2*M*out*in per second */
+    printf("%-7s %-5s %5s %5s %3s %10s %8s %8s\n", "tier", "type", "out", "in", "M", "ns/call", "GB/s(W)", "GOP/s");
     float *x = cphil_alloc((size_t)60 * 2048 * 4), *y = cphil_alloc((size_t)60 * 2048 * 4), *bias = cphil_calloc(2048, 4);
     float *W = cphil_alloc((size_t)1024 * 1991 * 4);
     for (size_t i = 0; i < (size_t)60 * 2048; i++) x[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
@@ -52,8 +53,8 @@ int main(int argc, char **argv) {
                     }
                     qsort(t, 31, sizeof t[0], cmp_d);
                     double ns = t[15] * 1e9;
-                    printf("%-7s %-5s %5d %5d %3d %10.0f %8.1f\n", cphil_isa_name((cphil_isa)tier), tn[ty], out, in, M, ns,
-                           (double)p.bytes / ns);
+                    printf("%-7s %-5s %5d %5d %3d %10.0f %8.1f %8.1f\n", cphil_isa_name((cphil_isa)tier), tn[ty], out, in, M, ns,
+                           (double)p.bytes / ns, 2.0 * M * out * in / ns);
                     cphil_wpack_free(&p);
                 }
         /* gather-add: the input layer's one-hot part (8 ids into a 1991-column table, width 256) */
