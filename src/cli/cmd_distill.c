@@ -69,6 +69,7 @@ int cmd_distill(int argc, char **argv) {
     int r = opts_parse("distill", distill_defs, N_DEFS, argc, argv, NULL, NULL,
                        "--soft-labels soft.bin [--hidden 64,64] [--epochs 10] [--alpha 0.7] [--output distilled]");
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    cli_set_threads(X.threads);
     if (!X.soft) {
         cli_error("distill: --soft-labels FILE is required (make one with cphil soft-labels)");
         return CLI_EXIT_USAGE;

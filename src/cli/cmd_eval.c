@@ -68,6 +68,7 @@ static bool policy_prev_action(const char *path) {
 int cmd_eval(int argc, char **argv) {
     int r = opts_parse("eval", eval_defs, N_DEFS, argc, argv, NULL, NULL, "--policy P (--replays DIR | --data PATH) [--json]");
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    cli_set_threads(E.threads);
     if (!E.policy || !E.replays == !E.data) {
         cli_error("eval: give --policy P and exactly one of --replays DIR or --data PATH (cphil eval --help)");
         return CLI_EXIT_USAGE;

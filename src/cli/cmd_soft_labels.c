@@ -66,6 +66,7 @@ int cmd_soft_labels(int argc, char **argv) {
     int r = opts_parse("soft-labels", sl_defs, N_DEFS, argc, argv, NULL, NULL,
                        "--teacher P (--replays DIR | --data PATH) --output soft.bin [--temperature 2.0]");
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    cli_set_threads(S.threads);
     if (!S.teacher || !S.output || !S.replays == !S.data) {
         cli_error("soft-labels: give --teacher P, --output FILE and exactly one of --replays DIR or --data PATH");
         return CLI_EXIT_USAGE;

@@ -109,6 +109,10 @@ static const flag_use uses[] = {
     {"--stride", BB(CPHIL_BACKBONE_MLP) | BB(CPHIL_BACKBONE_LSTM) | BB(CPHIL_BACKBONE_GRU) | BB(CPHIL_BACKBONE_MAMBA) | BB(CPHIL_BACKBONE_ATTENTION)},
 };
 
+/* Flags that only shape a cache built from --replays (with --data, the cache already fixed them). */
+static const char *const data_only_flags[] = {"--val-split", "--max-files", "--character", "--stage",
+                                              "--player", "--train-character", "--dual-port"};
+
 static void on_sigint(int sig) {
     (void)sig;
     if (cphil_train_interrupt) {
@@ -244,7 +248,17 @@ static void print_banner(const cphil_model_config *mc, const cphil_tr_data_summa
             strncat(unused, uses[i].flag, sizeof unused - strlen(unused) - 1);
         }
     (void)temporal_unused;
-    if (unused[0]) printf("  unused by %s: %s (accepted, no effect)\n", backbone_choices[mc->backbone], unused);
+    if (C.data)
+        for (size_t i = 0; i < CPHIL_ARRAY_LEN(data_only_flags); i++)
+            if (opts_was_set(train_defs, N_DEFS, data_only_flags[i])) {
+                strncat(unused, " ", sizeof unused - strlen(unused) - 1);
+                strncat(unused, data_only_flags[i], sizeof unused - strlen(unused) - 1);
+            }
+    if (unused[0] && C.data)
+        printf("  unused:        %s (no effect: the backbone does not use them, or the --data cache fixed them when "
+               "it was built)\n",
+               unused);
+    else if (unused[0]) printf("  unused by %s: %s (accepted, no effect)\n", backbone_choices[mc->backbone], unused);
     if (cphil_model_config_to_json(mc, js, sizeof js, &jl) == CPHIL_OK) printf("  model config   %s\n", js);
     fflush(stdout);
 }
@@ -253,6 +267,7 @@ int cmd_train(int argc, char **argv) {
     static const char usage[] = "(--replays DIR | --data PATH) [options]";
     int r = opts_parse("train", train_defs, N_DEFS, argc, argv, NULL, NULL, usage);
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    cli_set_threads(C.threads);
     if (!C.replays == !C.data) {
         cli_error("train: give exactly one of --replays DIR or --data PATH (cphil train --help)");
         return CLI_EXIT_USAGE;

@@ -1,8 +1,18 @@
 /* opts.c — table-driven option parsing (see opts.h). */
 #include "cli/opts.h"
 
+#include "kernels/cpu/kernels.h"
+
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+void cli_set_threads(long long n) {
+    if (n <= 0) n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > 64) n = 64;
+    cphil_threads_set((int)n);
+}
 
 opt_def *opts_find(opt_def *defs, int n_defs, const char *name) {
     for (int i = 0; i < n_defs; i++)

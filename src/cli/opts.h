@@ -47,4 +47,8 @@ int opts_print_changed(FILE *f, const opt_def *defs, int n_defs, const char *ind
 /* The value of a flag as text (for banners and metadata). */
 void opts_value_text(const opt_def *d, char *buf, size_t n);
 
+/* --threads N for the matrix products (src/kernels): 0 = every online core (at most 64). Results do
+ * not depend on the count (kernels.h). */
+void cli_set_threads(long long n);
+
 #endif
