@@ -252,7 +252,8 @@ static void mamba_alloc(mamba_bufs *mb, int B, int T, int I, int R, int N) {
     size_t M = (size_t)B * T, XD = (size_t)R + 2 * N;
     mb->s = (cphil_mamba_saved){fz(M * 2 * I), fz(M * I), fz(M * I), fz(M * XD), fz(M * I), fz(M * I), fz(M * I), fz(M * I)};
     mb->w = (cphil_mamba_scratch){fz((size_t)I * N), fz((size_t)I * N), fz((size_t)T * I * N), fz(M * 2 * I), fz(M * I),
-                                  fz(M * I), fz(M * I), fz(M * I), fz(M * I), fz(M * XD)};
+                                  fz(M * I), fz(M * I), fz(M * I), fz(M * I), fz(M * XD), fz((size_t)T * I * N), fz(I),
+                                  fz((size_t)I * N), fz(I)};
 }
 
 TEST(mamba_mixer_matches_torch) {
@@ -744,7 +745,7 @@ TEST(fd_mamba_through_time) {
     LM.Al = drand_n(MI * MN, 0.5), LM.D = drand_n(MI, 1), LM.Wo = drand_n(MH * MI, 0.5);
     LM.s = (cphil_mamba_saved_f64){dz(M * 2 * MI), dz(M * MI), dz(M * MI), dz(M * XD), dz(M * MI), dz(M * MI), dz(M * MI), dz(M * MI)};
     LM.w = (cphil_mamba_scratch_f64){dz(MI * MN), dz(MI * MN), dz(MT * MI * MN), dz(M * 2 * MI), dz(M * MI), dz(M * MI),
-                                     dz(M * MI), dz(M * MI), dz(M * MI), dz(M * XD)};
+                                     dz(M * MI), dz(M * MI), dz(M * MI), dz(M * XD), dz(MT * MI * MN), dz(MI), dz(MI * MN), dz(MI)};
     double *du = dz(M * MH), *gWin = dz(2 * MI * MH), *gcw = dz(MI * MK), *gcb = dz(MI), *gWx = dz(XD * MI),
            *gWdt = dz(MI * MR), *gbdt = dz(MI), *gAl = dz(MI * MN), *gD = dz(MI), *gWo = dz(MH * MI);
     cphil_mamba_grads_f64 g = {gWin, gcw, gcb, gWx, gWdt, gbdt, gAl, gD, gWo};

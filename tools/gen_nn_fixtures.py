@@ -25,7 +25,6 @@ import torch.nn.functional as F
 
 torch.set_default_dtype(torch.float64)
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), '..', 'tests', 'fixtures', 'nn')
-os.makedirs(OUT, exist_ok=True)
 
 HEADS = [('buttons', 64, 8), ('main_x', 64, 17), ('main_y', 64, 17), ('c_x', 64, 17), ('c_y', 64, 17),
          ('shoulder', 32, 5)]
@@ -406,5 +405,6 @@ def gen_policies():
 
 
 if __name__ == '__main__':
+    os.makedirs(OUT, exist_ok=True)
     gen_layers()
     gen_policies()

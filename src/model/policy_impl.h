@@ -167,6 +167,10 @@ static void NN_FN(plan)(NN_FN(pws) *w, R *base) {
             TAKE(s->dg, M * I);
             TAKE(s->ddt, M * I);
             TAKE(s->dxdbl, M * XD);
+            TAKE(s->dAs, T * I * N);
+            TAKE(s->gtmp, I);
+            TAKE(s->dAl, I * N);
+            TAKE(s->zeros, I);
         } else {
             const size_t nh = (size_t)c->num_heads;
             for (int k = 0; k < L; k++) {

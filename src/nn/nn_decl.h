@@ -95,10 +95,11 @@ typedef struct NN_FN(cphil_mamba_grads) {
 typedef struct NN_FN(cphil_mamba_saved) {
     NN_R *xz, *xc, *xa, *xdbl, *dtp, *dt, *y, *g;
 } NN_FN(cphil_mamba_saved);
-/* Scratch: A [I*N], h [I*N] for the forward; the backward adds hs [T*I*N] and the gradient
- * buffers dxz [B,T,2I], dxa, dxc, dy, dg, ddt [B,T,I] each, dxdbl [B,T,R+2N]. */
+/* Scratch: A [I*N], h [I*N] for the forward; the backward adds hs and dAs [T*I*N] (one batch
+ * row's states and decays), the gradient buffers dxz [B,T,2I], dxa, dxc, dy, dg, ddt [B,T,I]
+ * each, dxdbl [B,T,R+2N], and gtmp [I], dAl [I*N], zeros [I] (kept zero). */
 typedef struct NN_FN(cphil_mamba_scratch) {
-    NN_R *A, *h, *hs, *dxz, *dxa, *dxc, *dy, *dg, *ddt, *dxdbl;
+    NN_R *A, *h, *hs, *dxz, *dxa, *dxc, *dy, *dg, *ddt, *dxdbl, *dAs, *gtmp, *dAl, *zeros;
 } NN_FN(cphil_mamba_scratch);
 void NN_FN(cphil_nn_mamba_forward)(cphil_precision prec, int B, int T, int H, int I, int R, int N,
                                    int K, const NN_R *u, const NN_FN(cphil_mamba_params) *p,

@@ -18,10 +18,9 @@
 #define SZ(x) ((size_t)(x))
 
 /* ---- scalar helpers -------------------------------------------------------------------- */
-static inline R NN_FN(sigm)(R x) {
-    if (x >= 0) return (R)1 / ((R)1 + EXP(-x));
-    R e = EXP(x);
-    return e / ((R)1 + e);
+static inline R NN_FN(sigm)(R x) { /* branch-free: e = exp(-|x|) never overflows */
+    R e = EXP(x < 0 ? x : -x), s = (R)1 / ((R)1 + e);
+    return x >= 0 ? s : e * s;
 }
 static inline R NN_FN(softplus)(R x) { return x > (R)20 ? x : LOG1P(EXP(x)); }
 static inline R NN_FN(silu)(R x) { return x * NN_FN(sigm)(x); }
@@ -33,34 +32,44 @@ static inline R NN_FN(dsilu)(R x) {
 /* ---- activations ----------------------------------------------------------------------- */
 void NN_FN(cphil_nn_act_forward)(cphil_act f, size_t n, const R *x, R *y) {
     const R rs2 = (R)0.70710678118654752440;
-    for (size_t i = 0; i < n; i++) {
-        R v = x[i];
-        switch (f) {
-        case CPHIL_ACT_RELU: y[i] = v > 0 ? v : 0; break;
-        case CPHIL_ACT_GELU: y[i] = (R)0.5 * v * ((R)1 + ERF(v * rs2)); break;
-        case CPHIL_ACT_SILU: y[i] = NN_FN(silu)(v); break;
-        case CPHIL_ACT_SOFTPLUS: y[i] = NN_FN(softplus)(v); break;
-        case CPHIL_ACT_SIGMOID: y[i] = NN_FN(sigm)(v); break;
-        case CPHIL_ACT_TANH: y[i] = TANH(v); break;
-        default: CPHIL_ASSERT(0);
-        }
+    switch (f) { /* one loop per function, so each vectorizes */
+    case CPHIL_ACT_RELU: for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0; break;
+    case CPHIL_ACT_GELU: for (size_t i = 0; i < n; i++) y[i] = (R)0.5 * x[i] * ((R)1 + ERF(x[i] * rs2)); break;
+    case CPHIL_ACT_SILU: for (size_t i = 0; i < n; i++) y[i] = NN_FN(silu)(x[i]); break;
+    case CPHIL_ACT_SOFTPLUS: for (size_t i = 0; i < n; i++) y[i] = NN_FN(softplus)(x[i]); break;
+    case CPHIL_ACT_SIGMOID: for (size_t i = 0; i < n; i++) y[i] = NN_FN(sigm)(x[i]); break;
+    case CPHIL_ACT_TANH: for (size_t i = 0; i < n; i++) y[i] = TANH(x[i]); break;
+    default: CPHIL_ASSERT(0);
     }
 }
 
 void NN_FN(cphil_nn_act_backward)(cphil_act f, size_t n, const R *x, const R *dy, R *dx) {
     const R rs2 = (R)0.70710678118654752440, rs2pi = (R)0.39894228040143267794;
-    for (size_t i = 0; i < n; i++) {
-        R v = x[i], d;
-        switch (f) {
-        case CPHIL_ACT_RELU: d = v > 0 ? 1 : 0; break;
-        case CPHIL_ACT_GELU: d = (R)0.5 * ((R)1 + ERF(v * rs2)) + v * rs2pi * EXP((R)-0.5 * v * v); break;
-        case CPHIL_ACT_SILU: d = NN_FN(dsilu)(v); break;
-        case CPHIL_ACT_SOFTPLUS: d = v > (R)20 ? 1 : NN_FN(sigm)(v); break;
-        case CPHIL_ACT_SIGMOID: { R s = NN_FN(sigm)(v); d = s * ((R)1 - s); break; }
-        case CPHIL_ACT_TANH: { R t = TANH(v); d = (R)1 - t * t; break; }
-        default: CPHIL_ASSERT(0); d = 0;
+    switch (f) {
+    case CPHIL_ACT_RELU: for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0 ? dy[i] : 0; break;
+    case CPHIL_ACT_GELU:
+        for (size_t i = 0; i < n; i++) {
+            R v = x[i];
+            dx[i] += dy[i] * ((R)0.5 * ((R)1 + ERF(v * rs2)) + v * rs2pi * EXP((R)-0.5 * v * v));
         }
-        dx[i] += dy[i] * d;
+        break;
+    case CPHIL_ACT_SILU: for (size_t i = 0; i < n; i++) dx[i] += dy[i] * NN_FN(dsilu)(x[i]); break;
+    case CPHIL_ACT_SOFTPLUS:
+        for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (x[i] > (R)20 ? (R)1 : NN_FN(sigm)(x[i]));
+        break;
+    case CPHIL_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) {
+            R s = NN_FN(sigm)(x[i]);
+            dx[i] += dy[i] * s * ((R)1 - s);
+        }
+        break;
+    case CPHIL_ACT_TANH:
+        for (size_t i = 0; i < n; i++) {
+            R t = TANH(x[i]);
+            dx[i] += dy[i] * ((R)1 - t * t);
+        }
+        break;
+    default: CPHIL_ASSERT(0);
     }
 }
 
@@ -96,9 +105,13 @@ void NN_FN(cphil_nn_linear_backward)(cphil_precision prec, int M, int N, int K, 
 void NN_FN(cphil_nn_input_forward)(cphil_precision prec, int M, int H0, int E, int n_cont,
                                    int n_ids, const R *cont, const int32_t *ids, const R *W,
                                    const R *b, R *WT, R *y) {
-    /* WT[e, h] = W[h, e] for the id columns e >= n_cont */
-    for (int h = 0; h < H0; h++)
-        for (int e = n_cont; e < E; e++) WT[SZ(e) * H0 + h] = W[SZ(h) * E + e];
+    /* WT[e, h] = W[h, e] for the id columns e >= n_cont (16 x 16 tiles) */
+    for (int h0 = 0; h0 < H0; h0 += 16)
+        for (int e0 = n_cont; e0 < E; e0 += 16) {
+            int h1 = h0 + 16 < H0 ? h0 + 16 : H0, e1 = e0 + 16 < E ? e0 + 16 : E;
+            for (int h = h0; h < h1; h++)
+                for (int e = e0; e < e1; e++) WT[SZ(e) * H0 + h] = W[SZ(h) * E + e];
+        }
     if (n_cont > 0)
         GEMM(prec, false, true, M, H0, n_cont, 1, cont, n_cont, W, E, 0, y, H0); /* cont @ W[:, :n_cont]^T */
     else
@@ -130,8 +143,12 @@ void NN_FN(cphil_nn_input_backward)(cphil_precision prec, int M, int H0, int E, 
             for (int h = 0; h < H0; h++) w[h] += r[h];
         }
     }
-    for (int h = 0; h < H0; h++)
-        for (int e = n_cont; e < E; e++) dW[SZ(h) * E + e] += dWT[SZ(e) * H0 + h];
+    for (int h0 = 0; h0 < H0; h0 += 16)
+        for (int e0 = n_cont; e0 < E; e0 += 16) {
+            int h1 = h0 + 16 < H0 ? h0 + 16 : H0, e1 = e0 + 16 < E ? e0 + 16 : E;
+            for (int h = h0; h < h1; h++)
+                for (int e = e0; e < e1; e++) dW[SZ(h) * E + e] += dWT[SZ(e) * H0 + h];
+        }
 }
 
 /* ---- LayerNorm ------------------------------------------------------------------------- */
@@ -236,17 +253,17 @@ void NN_FN(cphil_nn_lstm_forward)(cphil_precision prec, int B, int T, int In, in
              T * G);
         for (int b = 0; b < B; b++) {
             size_t row = SZ(b) * T + t;
-            R *gr = gates + row * G;
-            const R *cp = t > 0 ? cs + (row - 1) * H : cprev0 + SZ(b) * H;
-            R *cr = cs + row * H, *yr = y + row * H;
+            /* restrict: the rows never overlap, and it lets the compiler vectorize */
+            R *restrict gi = gates + row * G, *restrict gf = gi + H, *restrict gg = gi + 2 * H,
+                        *restrict go = gi + 3 * H, *restrict cr = cs + row * H, *restrict yr = y + row * H;
+            const R *restrict cp = t > 0 ? cs + (row - 1) * H : cprev0 + SZ(b) * H;
             for (int j = 0; j < H; j++) {
-                R i = NN_FN(sigm)(gr[j]), f = NN_FN(sigm)(gr[H + j]), gg = TANH(gr[2 * H + j]),
-                  o = NN_FN(sigm)(gr[3 * H + j]);
-                gr[j] = i;
-                gr[H + j] = f;
-                gr[2 * H + j] = gg;
-                gr[3 * H + j] = o;
-                R c = f * cp[j] + i * gg;
+                R i = NN_FN(sigm)(gi[j]), f = NN_FN(sigm)(gf[j]), g = TANH(gg[j]), o = NN_FN(sigm)(go[j]);
+                gi[j] = i;
+                gf[j] = f;
+                gg[j] = g;
+                go[j] = o;
+                R c = f * cp[j] + i * g;
                 cr[j] = c;
                 yr[j] = o * TANH(c);
             }
@@ -264,18 +281,20 @@ void NN_FN(cphil_nn_lstm_backward)(cphil_precision prec, int B, int T, int In, i
     for (int t = T - 1; t >= 0; t--) {
         for (int b = 0; b < B; b++) {
             size_t row = SZ(b) * T + t;
-            const R *gr = gates + row * G, *cr = cs + row * H, *dyr = dy + row * H;
-            const R *cp = t > 0 ? cs + (row - 1) * H : cprev0 + SZ(b) * H;
-            R *dgr = dG + row * G, *dhr = dh + SZ(b) * H, *dcr = dc + SZ(b) * H;
+            const R *restrict gi = gates + row * G, *restrict gf = gi + H, *restrict gg = gi + 2 * H,
+                    *restrict go = gi + 3 * H, *restrict cr = cs + row * H, *restrict dyr = dy + row * H;
+            const R *restrict cp = t > 0 ? cs + (row - 1) * H : cprev0 + SZ(b) * H;
+            R *restrict di = dG + row * G, *restrict df = di + H, *restrict dg = di + 2 * H,
+              *restrict dO = di + 3 * H, *restrict dhr = dh + SZ(b) * H, *restrict dcr = dc + SZ(b) * H;
             for (int j = 0; j < H; j++) {
-                R i = gr[j], f = gr[H + j], gg = gr[2 * H + j], o = gr[3 * H + j];
+                R i = gi[j], f = gf[j], g = gg[j], o = go[j];
                 R tc = TANH(cr[j]);
                 R dhv = dyr[j] + dhr[j];
                 R dcv = dcr[j] + dhv * o * ((R)1 - tc * tc);
-                dgr[j] = dcv * gg * i * ((R)1 - i);
-                dgr[H + j] = dcv * cp[j] * f * ((R)1 - f);
-                dgr[2 * H + j] = dcv * i * ((R)1 - gg * gg);
-                dgr[3 * H + j] = dhv * tc * o * ((R)1 - o);
+                di[j] = dcv * g * i * ((R)1 - i);
+                df[j] = dcv * cp[j] * f * ((R)1 - f);
+                dg[j] = dcv * i * ((R)1 - g * g);
+                dO[j] = dhv * tc * o * ((R)1 - o);
                 dcr[j] = dcv * f;
             }
         }
@@ -303,15 +322,16 @@ void NN_FN(cphil_nn_gru_forward)(cphil_precision prec, int B, int T, int In, int
         GEMM(prec, false, true, B, G, H, 1, hprev + SZ(t) * H, T * H, Whh, H, 0, gh + SZ(t) * G, T * G);
         for (int b = 0; b < B; b++) {
             size_t row = SZ(b) * T + t;
-            R *gr = gates + row * G, *ghr = gh + row * G, *yr = y + row * H;
-            const R *hp = hprev + row * H;
+            R *restrict gr = gates + row * G, *restrict gz = gr + H, *restrict gn = gr + 2 * H,
+                        *restrict ghr = gh + row * G, *restrict yr = y + row * H;
+            const R *restrict hp = hprev + row * H, *restrict ghz = ghr + H, *restrict ghn = ghr + 2 * H;
             for (int j = 0; j < G; j++) ghr[j] += bhh[j];
             for (int j = 0; j < H; j++) {
-                R r = NN_FN(sigm)(gr[j] + ghr[j]), z = NN_FN(sigm)(gr[H + j] + ghr[H + j]);
-                R n = TANH(gr[2 * H + j] + r * ghr[2 * H + j]);
+                R r = NN_FN(sigm)(gr[j] + ghr[j]), z = NN_FN(sigm)(gz[j] + ghz[j]);
+                R n = TANH(gn[j] + r * ghn[j]);
                 gr[j] = r;
-                gr[H + j] = z;
-                gr[2 * H + j] = n;
+                gz[j] = z;
+                gn[j] = n;
                 yr[j] = ((R)1 - z) * n + z * hp[j];
             }
         }
@@ -327,21 +347,24 @@ void NN_FN(cphil_nn_gru_backward)(cphil_precision prec, int B, int T, int In, in
     for (int t = T - 1; t >= 0; t--) {
         for (int b = 0; b < B; b++) {
             size_t row = SZ(b) * T + t;
-            const R *gr = gates + row * G, *ghr = gh + row * G, *hp = hprev + row * H,
-                    *dyr = dy + row * H;
-            R *di = dGi + row * G, *dhh = dGh + row * G, *dhr = dh + SZ(b) * H;
+            const R *restrict gr = gates + row * G, *restrict gz = gr + H, *restrict gn = gr + 2 * H,
+                    *restrict ghn = gh + row * G + 2 * H, *restrict hp = hprev + row * H,
+                    *restrict dyr = dy + row * H;
+            R *restrict di = dGi + row * G, *restrict diz = di + H, *restrict din = di + 2 * H,
+              *restrict dhh = dGh + row * G, *restrict dhz = dhh + H, *restrict dhn = dhh + 2 * H,
+              *restrict dhr = dh + SZ(b) * H;
             for (int j = 0; j < H; j++) {
-                R r = gr[j], z = gr[H + j], n = gr[2 * H + j];
+                R r = gr[j], z = gz[j], n = gn[j];
                 R dhv = dyr[j] + dhr[j];
                 R dan = dhv * ((R)1 - z) * ((R)1 - n * n);
                 R daz = dhv * (hp[j] - n) * z * ((R)1 - z);
-                R dar = dan * ghr[2 * H + j] * r * ((R)1 - r);
+                R dar = dan * ghn[j] * r * ((R)1 - r);
                 di[j] = dar;
-                di[H + j] = daz;
-                di[2 * H + j] = dan;
+                diz[j] = daz;
+                din[j] = dan;
                 dhh[j] = dar;
-                dhh[H + j] = daz;
-                dhh[2 * H + j] = dan * r;
+                dhz[j] = daz;
+                dhn[j] = dan * r;
                 dhr[j] = dhv * z; /* direct path; the Whh path is added below */
             }
         }
@@ -354,6 +377,12 @@ void NN_FN(cphil_nn_gru_backward)(cphil_precision prec, int B, int T, int In, in
 }
 
 /* ---- Mamba mixer ----------------------------------------------------------------------- */
+/* At[n, c] = -exp(A_log[c, n]) */
+static void NN_FN(mamba_At)(int I, int N, const R *A_log, R *At) {
+    for (int c = 0; c < I; c++)
+        for (int n = 0; n < N; n++) At[SZ(n) * I + c] = -EXP(A_log[SZ(c) * N + n]);
+}
+
 void NN_FN(cphil_nn_mamba_forward)(cphil_precision prec, int B, int T, int H, int I, int Rk,
                                    int N, int K, const R *u, const NN_FN(cphil_mamba_params) *p,
                                    NN_FN(cphil_mamba_saved) *s, NN_FN(cphil_mamba_scratch) *w,
@@ -379,24 +408,25 @@ void NN_FN(cphil_nn_mamba_forward)(cphil_precision prec, int B, int T, int H, in
     NN_FN(cphil_nn_linear_forward)(prec, M, XD, I, s->xa, I, p->Wx, NULL, s->xdbl, XD);
     NN_FN(cphil_nn_linear_forward)(prec, M, I, Rk, s->xdbl, XD, p->Wdt, p->bdt, s->dtp, I);
     for (size_t q = 0; q < SZ(M) * I; q++) s->dt[q] = NN_FN(softplus)(s->dtp[q]);
-    /* selective scan, per batch row, state h [I, N] */
-    for (size_t q = 0; q < SZ(I) * N; q++) w->A[q] = -EXP(p->A_log[q]);
+    /* selective scan, per batch row; state and A kept transposed, [N, I], so the inner loops
+     * run over channels (contiguous, no reduction: they vectorize) */
+    NN_FN(mamba_At)(I, N, p->A_log, w->A);
     for (int b = 0; b < B; b++) {
         memset(w->h, 0, SZ(I) * N * sizeof(R));
         for (int t = 0; t < T; t++) {
             size_t row = SZ(b) * T + t;
-            const R *Bm = s->xdbl + row * XD + Rk, *Cm = Bm + N, *dt = s->dt + row * I,
-                    *xa = s->xa + row * I;
-            R *y = s->y + row * I;
-            for (int c = 0; c < I; c++) {
-                R *h = w->h + SZ(c) * N;
-                const R *A = w->A + SZ(c) * N;
-                R d = dt[c], dx = d * xa[c], acc = 0;
-                for (int n = 0; n < N; n++) {
-                    h[n] = EXP(d * A[n]) * h[n] + dx * Bm[n];
-                    acc += Cm[n] * h[n];
+            const R *Bm = s->xdbl + row * XD + Rk, *Cm = Bm + N;
+            const R *restrict dt = s->dt + row * I, *restrict xa = s->xa + row * I, *restrict D = p->D;
+            R *restrict y = s->y + row * I;
+            for (int c = 0; c < I; c++) y[c] = D[c] * xa[c];
+            for (int n = 0; n < N; n++) {
+                R *restrict h = w->h + SZ(n) * I;
+                const R *restrict A = w->A + SZ(n) * I;
+                const R bn = Bm[n], cn = Cm[n];
+                for (int c = 0; c < I; c++) {
+                    h[c] = EXP(dt[c] * A[c]) * h[c] + dt[c] * xa[c] * bn;
+                    y[c] += cn * h[c];
                 }
-                y[c] = acc + p->D[c] * xa[c];
             }
         }
     }
@@ -433,49 +463,80 @@ void NN_FN(cphil_nn_mamba_backward)(cphil_precision prec, int B, int T, int H, i
     memset(w->dxa, 0, MI * sizeof(R));
     memset(w->ddt, 0, MI * sizeof(R));
     memset(w->dxdbl, 0, SZ(M) * XD * sizeof(R));
-    for (size_t q = 0; q < SZ(I) * N; q++) w->A[q] = -EXP(p->A_log[q]);
+    NN_FN(mamba_At)(I, N, p->A_log, w->A);
+    memset(w->dAl, 0, SZ(I) * N * sizeof(R));
     for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) { /* hs[t] = states after step t */
+        /* recompute the states hs[t] and decays dAs[t] = exp(dt A) of this row, all [N, I] */
+        for (int t = 0; t < T; t++) {
             size_t row = SZ(b) * T + t;
-            const R *Bm = s->xdbl + row * XD + Rk, *dt = s->dt + row * I, *xa = s->xa + row * I;
-            R *hs = w->hs + SZ(t) * I * N;
-            const R *hp = t > 0 ? hs - SZ(I) * N : NULL;
-            for (int c = 0; c < I; c++) {
-                const R *A = w->A + SZ(c) * N;
-                R d = dt[c], dx = d * xa[c];
-                for (int n = 0; n < N; n++)
-                    hs[SZ(c) * N + n] = (hp ? EXP(d * A[n]) * hp[SZ(c) * N + n] : 0) + dx * Bm[n];
+            const R *Bm = s->xdbl + row * XD + Rk;
+            const R *restrict dt = s->dt + row * I, *restrict xa = s->xa + row * I;
+            for (int n = 0; n < N; n++) {
+                R *restrict hs = w->hs + (SZ(t) * N + n) * I, *restrict dA = w->dAs + (SZ(t) * N + n) * I;
+                const R *restrict hp = t > 0 ? hs - SZ(N) * I : NULL, *restrict A = w->A + SZ(n) * I;
+                const R bn = Bm[n];
+                if (hp)
+                    for (int c = 0; c < I; c++) {
+                        dA[c] = EXP(dt[c] * A[c]);
+                        hs[c] = dA[c] * hp[c] + dt[c] * xa[c] * bn;
+                    }
+                else
+                    for (int c = 0; c < I; c++) {
+                        dA[c] = EXP(dt[c] * A[c]);
+                        hs[c] = dt[c] * xa[c] * bn;
+                    }
             }
         }
-        memset(w->h, 0, SZ(I) * N * sizeof(R)); /* carry: dL/dh_t flowing back from t+1 */
+        /* reverse time; carry[n, c] = dL/dh_t flowing back from step t+1 */
+        memset(w->h, 0, SZ(I) * N * sizeof(R));
         for (int t = T - 1; t >= 0; t--) {
             size_t row = SZ(b) * T + t;
-            const R *Bm = s->xdbl + row * XD + Rk, *Cm = Bm + N, *dt = s->dt + row * I,
-                    *xa = s->xa + row * I, *dy = w->dy + row * I;
-            R *dB = w->dxdbl + row * XD + Rk, *dC = dB + N, *dxa = w->dxa + row * I,
-              *ddt = w->ddt + row * I;
-            const R *hs = w->hs + SZ(t) * I * N, *hp = t > 0 ? hs - SZ(I) * N : NULL;
-            for (int c = 0; c < I; c++) {
-                const R *A = w->A + SZ(c) * N;
-                R *carry = w->h + SZ(c) * N, *dAl = g->A_log + SZ(c) * N;
-                R d = dt[c], xv = xa[c], dyv = dy[c], ddt_acc = 0, dx_acc = 0;
-                for (int n = 0; n < N; n++) {
-                    R gh = carry[n] + dyv * Cm[n];
-                    R hprev = hp ? hp[SZ(c) * N + n] : 0;
-                    R dA = EXP(d * A[n]);
-                    dC[n] += dyv * hs[SZ(c) * N + n];
-                    ddt_acc += gh * (hprev * dA * A[n] + Bm[n] * xv);
-                    dAl[n] += gh * hprev * dA * d * A[n]; /* dA/dA_log = A */
-                    dB[n] += gh * d * xv;
-                    dx_acc += gh * d * Bm[n];
-                    carry[n] = gh * dA;
+            const R *Bm = s->xdbl + row * XD + Rk, *Cm = Bm + N;
+            const R *restrict dt = s->dt + row * I, *restrict xa = s->xa + row * I, *restrict dy = w->dy + row * I;
+            R *dB = w->dxdbl + row * XD + Rk, *dC = dB + N;
+            R *restrict dxa = w->dxa + row * I, *restrict ddt = w->ddt + row * I, *restrict gh = w->gtmp;
+            for (int n = 0; n < N; n++) {
+                const R *restrict hs = w->hs + (SZ(t) * N + n) * I, *restrict dA = w->dAs + (SZ(t) * N + n) * I;
+                const R *restrict hp = t > 0 ? hs - SZ(N) * I : w->zeros, *restrict A = w->A + SZ(n) * I;
+                R *restrict carry = w->h + SZ(n) * I, *restrict dAl = w->dAl + SZ(n) * I;
+                const R bn = Bm[n], cn = Cm[n];
+                for (int c = 0; c < I; c++) {
+                    R gv = carry[c] + dy[c] * cn;
+                    R t1 = gv * hp[c] * dA[c]; /* d/d(dt A) of the decay term */
+                    ddt[c] += t1 * A[c] + gv * bn * xa[c];
+                    dAl[c] += t1 * dt[c] * A[c]; /* dA/dA_log = A */
+                    dxa[c] += gv * dt[c] * bn;
+                    carry[c] = gv * dA[c];
+                    gh[c] = gv;
                 }
-                g->D[c] += dyv * xv;
-                dxa[c] += dx_acc + dyv * p->D[c];
-                ddt[c] += ddt_acc;
+                /* dC[t, n] = sum_c dy h; dB[t, n] = sum_c g dt xa (16 partial sums: vectorizable) */
+                R pc[16] = {0}, pb[16] = {0};
+                int c = 0;
+                for (; c + 16 <= I; c += 16)
+                    for (int l = 0; l < 16; l++) {
+                        pc[l] += dy[c + l] * hs[c + l];
+                        pb[l] += gh[c + l] * dt[c + l] * xa[c + l];
+                    }
+                for (; c < I; c++) {
+                    pc[0] += dy[c] * hs[c];
+                    pb[0] += gh[c] * dt[c] * xa[c];
+                }
+                R sc = 0, sb = 0;
+                for (int l = 0; l < 16; l++) {
+                    sc += pc[l];
+                    sb += pb[l];
+                }
+                dC[n] += sc;
+                dB[n] += sb;
+            }
+            for (int c = 0; c < I; c++) {
+                g->D[c] += dy[c] * xa[c];
+                dxa[c] += dy[c] * p->D[c];
             }
         }
     }
+    for (int c = 0; c < I; c++) /* A_log's gradient back to [I, N] */
+        for (int n = 0; n < N; n++) g->A_log[SZ(c) * N + n] += w->dAl[SZ(n) * I + c];
     /* dt = softplus(dtp); dtp = dtr Wdt^T + bdt (dtr = xdbl[:, :R]) */
     for (size_t q = 0; q < MI; q++) w->ddt[q] *= s->dtp[q] > (R)20 ? (R)1 : NN_FN(sigm)(s->dtp[q]);
     NN_FN(cphil_nn_linear_backward)(prec, M, I, Rk, s->xdbl, XD, p->Wdt, w->ddt, I, w->dxdbl, XD,
