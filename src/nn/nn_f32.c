@@ -4,7 +4,7 @@
  * Not here: the math itself (nn_impl.h). */
 /* Loops with runtime alias checks and tails vectorize only under the dynamic cost model (-O2's
  * default "very cheap" model refuses them); the pointwise cells and the scan depend on it. */
-#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math")
 #include "nn/nn.h"
 #include "core/core.h"
 #include "nn/nn_fastmath.h"

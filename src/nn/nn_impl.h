@@ -227,6 +227,44 @@ void NN_FN(cphil_nn_rmsnorm_backward)(int M, int C, const R *x, const R *g, cons
 }
 
 /* ---- LSTM ------------------------------------------------------------------------------ */
+/* One row's cell (gate pre-activations in, activations out in place). Separate functions with
+ * restrict parameters: the rows never overlap, and this is what lets the compiler vectorize. */
+__attribute__((noinline)) static void NN_FN(lstm_cell_fwd)(int H, R *restrict gi, R *restrict gf,
+                                                           R *restrict gg, R *restrict go,
+                                                           const R *restrict cp, R *restrict cr,
+                                                           R *restrict yr) {
+    for (int j = 0; j < H; j++) {
+        R i = NN_FN(sigm)(gi[j]), f = NN_FN(sigm)(gf[j]), g = TANH(gg[j]), o = NN_FN(sigm)(go[j]);
+        gi[j] = i;
+        gf[j] = f;
+        gg[j] = g;
+        go[j] = o;
+        R c = f * cp[j] + i * g;
+        cr[j] = c;
+        yr[j] = o * TANH(c);
+    }
+}
+
+/* dh (carried) + dy -> gate gradients; dc carried through the forget gate. */
+__attribute__((noinline)) static void NN_FN(lstm_cell_bwd)(int H, const R *restrict gi, const R *restrict gf,
+                                                           const R *restrict gg, const R *restrict go,
+                                                           const R *restrict cr, const R *restrict cp,
+                                                           const R *restrict dyr, R *restrict di,
+                                                           R *restrict df, R *restrict dg, R *restrict dO,
+                                                           const R *restrict dhr, R *restrict dcr) {
+    for (int j = 0; j < H; j++) {
+        R i = gi[j], f = gf[j], g = gg[j], o = go[j];
+        R tc = TANH(cr[j]);
+        R dhv = dyr[j] + dhr[j];
+        R dcv = dcr[j] + dhv * o * ((R)1 - tc * tc);
+        di[j] = dcv * g * i * ((R)1 - i);
+        df[j] = dcv * cp[j] * f * ((R)1 - f);
+        dg[j] = dcv * i * ((R)1 - g * g);
+        dO[j] = dhv * tc * o * ((R)1 - o);
+        dcr[j] = dcv * f;
+    }
+}
+
 void NN_FN(cphil_nn_lstm_forward)(cphil_precision prec, int B, int T, int In, int H, const R *x,
                                   const R *Wih, const R *Whh, const R *bih, const R *bhh,
                                   const R *h0, const R *c0, R *y, R *gates, R *cs, R *hprev,
@@ -253,20 +291,9 @@ void NN_FN(cphil_nn_lstm_forward)(cphil_precision prec, int B, int T, int In, in
              T * G);
         for (int b = 0; b < B; b++) {
             size_t row = SZ(b) * T + t;
-            /* restrict: the rows never overlap, and it lets the compiler vectorize */
-            R *restrict gi = gates + row * G, *restrict gf = gi + H, *restrict gg = gi + 2 * H,
-                        *restrict go = gi + 3 * H, *restrict cr = cs + row * H, *restrict yr = y + row * H;
-            const R *restrict cp = t > 0 ? cs + (row - 1) * H : cprev0 + SZ(b) * H;
-            for (int j = 0; j < H; j++) {
-                R i = NN_FN(sigm)(gi[j]), f = NN_FN(sigm)(gf[j]), g = TANH(gg[j]), o = NN_FN(sigm)(go[j]);
-                gi[j] = i;
-                gf[j] = f;
-                gg[j] = g;
-                go[j] = o;
-                R c = f * cp[j] + i * g;
-                cr[j] = c;
-                yr[j] = o * TANH(c);
-            }
+            R *gi = gates + row * G;
+            NN_FN(lstm_cell_fwd)(H, gi, gi + H, gi + 2 * H, gi + 3 * H,
+                                 t > 0 ? cs + (row - 1) * H : cprev0 + SZ(b) * H, cs + row * H, y + row * H);
         }
     }
 }
@@ -281,22 +308,11 @@ void NN_FN(cphil_nn_lstm_backward)(cphil_precision prec, int B, int T, int In, i
     for (int t = T - 1; t >= 0; t--) {
         for (int b = 0; b < B; b++) {
             size_t row = SZ(b) * T + t;
-            const R *restrict gi = gates + row * G, *restrict gf = gi + H, *restrict gg = gi + 2 * H,
-                    *restrict go = gi + 3 * H, *restrict cr = cs + row * H, *restrict dyr = dy + row * H;
-            const R *restrict cp = t > 0 ? cs + (row - 1) * H : cprev0 + SZ(b) * H;
-            R *restrict di = dG + row * G, *restrict df = di + H, *restrict dg = di + 2 * H,
-              *restrict dO = di + 3 * H, *restrict dhr = dh + SZ(b) * H, *restrict dcr = dc + SZ(b) * H;
-            for (int j = 0; j < H; j++) {
-                R i = gi[j], f = gf[j], g = gg[j], o = go[j];
-                R tc = TANH(cr[j]);
-                R dhv = dyr[j] + dhr[j];
-                R dcv = dcr[j] + dhv * o * ((R)1 - tc * tc);
-                di[j] = dcv * g * i * ((R)1 - i);
-                df[j] = dcv * cp[j] * f * ((R)1 - f);
-                dg[j] = dcv * i * ((R)1 - g * g);
-                dO[j] = dhv * tc * o * ((R)1 - o);
-                dcr[j] = dcv * f;
-            }
+            const R *gi = gates + row * G;
+            R *di = dG + row * G;
+            NN_FN(lstm_cell_bwd)(H, gi, gi + H, gi + 2 * H, gi + 3 * H, cs + row * H,
+                                 t > 0 ? cs + (row - 1) * H : cprev0 + SZ(b) * H, dy + row * H, di, di + H,
+                                 di + 2 * H, di + 3 * H, dh + SZ(b) * H, dc + SZ(b) * H);
         }
         /* dh = dG[:, t] Whh  ([B, 4H] x [4H, H]) */
         GEMM(prec, false, false, B, H, G, 1, dG + SZ(t) * G, T * G, Whh, H, 0, dh, H);
@@ -377,6 +393,23 @@ void NN_FN(cphil_nn_gru_backward)(cphil_precision prec, int B, int T, int In, in
 }
 
 /* ---- Mamba mixer ----------------------------------------------------------------------- */
+/* One state index n of one reverse step, over the channels c (see the caller). */
+__attribute__((noinline)) static void NN_FN(mamba_rev)(int I, R bn, R cn, R *restrict carry, const R *restrict dy,
+                                                       const R *restrict hp, const R *restrict dA,
+                                                       const R *restrict A, const R *restrict dt,
+                                                       const R *restrict xa, R *restrict ddt, R *restrict dAl,
+                                                       R *restrict dxa, R *restrict gh) {
+    for (int c = 0; c < I; c++) {
+        R gv = carry[c] + dy[c] * cn;
+        R t1 = gv * hp[c] * dA[c]; /* d/d(dt A) of the decay term */
+        ddt[c] += t1 * A[c] + gv * bn * xa[c];
+        dAl[c] += t1 * dt[c] * A[c]; /* dA/dA_log = A */
+        dxa[c] += gv * dt[c] * bn;
+        carry[c] = gv * dA[c];
+        gh[c] = gv;
+    }
+}
+
 /* At[n, c] = -exp(A_log[c, n]) */
 static void NN_FN(mamba_At)(int I, int N, const R *A_log, R *At) {
     for (int c = 0; c < I; c++)
@@ -500,15 +533,7 @@ void NN_FN(cphil_nn_mamba_backward)(cphil_precision prec, int B, int T, int H, i
                 const R *restrict hp = t > 0 ? hs - SZ(N) * I : w->zeros, *restrict A = w->A + SZ(n) * I;
                 R *restrict carry = w->h + SZ(n) * I, *restrict dAl = w->dAl + SZ(n) * I;
                 const R bn = Bm[n], cn = Cm[n];
-                for (int c = 0; c < I; c++) {
-                    R gv = carry[c] + dy[c] * cn;
-                    R t1 = gv * hp[c] * dA[c]; /* d/d(dt A) of the decay term */
-                    ddt[c] += t1 * A[c] + gv * bn * xa[c];
-                    dAl[c] += t1 * dt[c] * A[c]; /* dA/dA_log = A */
-                    dxa[c] += gv * dt[c] * bn;
-                    carry[c] = gv * dA[c];
-                    gh[c] = gv;
-                }
+                NN_FN(mamba_rev)(I, bn, cn, carry, dy, hp, dA, A, dt, xa, ddt, dAl, dxa, gh);
                 /* dC[t, n] = sum_c dy h; dB[t, n] = sum_c g dt xa (16 partial sums: vectorizable) */
                 R pc[16] = {0}, pb[16] = {0};
                 int c = 0;
