@@ -184,6 +184,33 @@ static const char *rnn_weight(xb *x, const char *name, int G, int H, int cols, c
                          (cphil_onnx_attr[]){CPHIL_ONNX_AI("axis", 1)});
 }
 
+/* int8 dynamic LSTM weights for ONNX Runtime's com.microsoft DynamicQuantizeLSTM: the gate-
+ * reordered [4H, cols] matrix quantized per row (= per output column after the transpose),
+ * stored transposed [1, cols, 4H] int8 with scale [1, 4H] and zero point 0 (int8). */
+static void lstm_qweight(xb *x, const char *name, int H, int cols, const int *perm, const char *onnx_name,
+                         const char **wq, const char **ws, const char **wz) {
+    *wq = *ws = *wz = NULL;
+    const float *W = TP(x, name, (size_t)4 * H * cols);
+    size_t n = (size_t)4 * H * cols;
+    float *r = scratch(x, n + (size_t)4 * H + n / 2 + 4);
+    if (!W || !r) return;
+    for (int gi = 0; gi < 4; gi++)
+        memcpy(r + (size_t)gi * H * cols, W + (size_t)perm[gi] * H * cols, sizeof(float) * (size_t)H * cols);
+    float *scale = r + n;
+    int8_t *q = (int8_t *)(scale + 4 * H), *qt = q + n;
+    quant_rows(r, 4 * H, cols, q, scale);
+    for (int o = 0; o < 4 * H; o++)
+        for (int i = 0; i < cols; i++) qt[(size_t)i * 4 * H + o] = q[(size_t)o * cols + i];
+    char nm[128];
+    snprintf(nm, sizeof nm, "%s.int8", onnx_name);
+    *wq = cphil_onnx_init(x->g, nm, CPHIL_ONNX_INT8, 3, (int64_t[]){1, cols, 4 * H}, qt);
+    snprintf(nm, sizeof nm, "%s.scale", onnx_name);
+    *ws = cphil_onnx_init_f32(x->g, nm, 2, (int64_t[]){1, 4 * H}, scale);
+    memset(q, 0, (size_t)4 * H);
+    snprintf(nm, sizeof nm, "%s.zero_point", onnx_name);
+    *wz = cphil_onnx_init(x->g, nm, CPHIL_ONNX_INT8, 2, (int64_t[]){1, 4 * H}, q);
+}
+
 /* ONNX B = [Wb | Rb] (1 x 2GH) from PyTorch's bias_ih, bias_hh, gates permuted. */
 static const char *rnn_bias(xb *x, const char *bih, const char *bhh, int G, int H, const int *perm, const char *onnx_name) {
     const float *a = TP(x, bih, (size_t)G * H), *b = TP(x, bhh, (size_t)G * H);
@@ -268,6 +295,24 @@ static const char *bb_rnn(xb *x, const char *X, bool lstm) {
     const char *last = NULL;
     for (int k = 0; k < c->num_layers; k++) {
         char a[64], b[64], on[64];
+        if (lstm && x->o->quant == CPHIL_EXPORT_INT8_DYNAMIC) {
+            /* ONNX has no int8 LSTM; ONNX Runtime's contrib op is what its own quantize_dynamic
+             * emits for LSTM (int8 weights, activations quantized per call). */
+            const char *w[3], *r[3];
+            lstm_qweight(x, rnn_name(a, sizeof a, nm, "weight_ih", k), H, H, perm, rnn_name(on, sizeof on, nm, "W", k), &w[0], &w[1], &w[2]);
+            lstm_qweight(x, rnn_name(a, sizeof a, nm, "weight_hh", k), H, H, perm, rnn_name(on, sizeof on, nm, "R", k), &r[0], &r[1], &r[2]);
+            char bi[64], bh[64];
+            rnn_name(bi, sizeof bi, nm, "bias_ih", k);
+            rnn_name(bh, sizeof bh, nm, "bias_hh", k);
+            const char *Bn = rnn_bias(x, bi, bh, 4, H, perm, rnn_name(b, sizeof b, nm, "B", k));
+            const char *outs[2];
+            cphil_onnx_attr at[1] = {CPHIL_ONNX_AI("hidden_size", H)};
+            cphil_onnx_node(x->g, "DynamicQuantizeLSTM", "com.microsoft", 12,
+                            (const char *[]){seq, w[0], r[0], Bn, "", "", "", "", w[1], w[2], r[1], r[2]}, 2, outs, 1, at);
+            seq = squeeze(x, outs[0], 1);
+            last = outs[1];
+            continue;
+        }
         const char *Wn = rnn_weight(x, rnn_name(a, sizeof a, nm, "weight_ih", k), G, H, H, perm, rnn_name(on, sizeof on, nm, "W", k));
         const char *Rn = rnn_weight(x, rnn_name(a, sizeof a, nm, "weight_hh", k), G, H, H, perm, rnn_name(on, sizeof on, nm, "R", k));
         char bi[64], bh[64];
@@ -435,6 +480,7 @@ cphil_status cphil_export_onnx(const cphil_model *m, const cphil_export_opts *op
         return s;
     }
     cphil_onnx *g = x.g;
+    if (c->backbone == CPHIL_BACKBONE_LSTM && opts->quant == CPHIL_EXPORT_INT8_DYNAMIC) cphil_onnx_import_domain(g, "com.microsoft", 1);
     char cfg[2048];
     size_t cl = 0;
     if (cphil_model_config_to_json(c, cfg, sizeof cfg, &cl) == CPHIL_OK) cphil_onnx_add_meta(g, "cphil_config", cfg);
