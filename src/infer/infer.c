@@ -1,0 +1,1178 @@
+/* infer.c — the inference engine (see infer.h for the modes and the contract): model build from
+ * a tensor lookup (shape-checked, packed to the chosen precision), the per-thread state, and the
+ * window and stream steps of the five backbones.
+ * Does not: sampling (src/agent), file parsing (the loader hands tensors through the lookup).
+ * References: PyTorch nn.LSTM / nn.GRU equations and gate orders; Gu & Dao 2023 (Mamba, the
+ * selective scan in its recurrent form, as in mamba.c); RoFormer (RoPE, rotate-half form);
+ * docs/interfaces.md for the parameter names.
+ */
+#include "infer/infer.h"
+
+#include <math.h>
+#include <string.h>
+
+const char *const cphil_head_names[INFER_N_HEADS] = {"buttons", "main_x", "main_y", "c_x", "c_y", "shoulder"};
+const int cphil_head_classes[INFER_N_HEADS] = {8, 17, 17, 17, 17, 5};
+const int cphil_head_hidden[INFER_N_HEADS] = {64, 64, 64, 64, 64, 32};
+const int cphil_head_offset[INFER_N_HEADS] = {0, 8, 25, 42, 59, 76};
+
+static const char *const bb_names[CPHIL_BB_COUNT] = {"mlp", "lstm", "gru", "mamba", "attention"};
+
+const char *cphil_backbone_name(int bb) { return bb >= 0 && bb < CPHIL_BB_COUNT ? bb_names[bb] : "?"; }
+
+int cphil_backbone_parse(const char *s) {
+    for (int i = 0; i < CPHIL_BB_COUNT; i++)
+        if (!strcmp(s, bb_names[i])) return i;
+    if (!strcmp(s, "sliding_window") || !strcmp(s, "transformer")) return CPHIL_BB_ATTENTION;
+    return -1;
+}
+
+void cphil_infer_spec_default(cphil_infer_spec *s, int backbone, int n_cont, int n_ids, int E) {
+    memset(s, 0, sizeof *s);
+    s->backbone = backbone;
+    s->n_cont = n_cont;
+    s->n_ids = n_ids;
+    s->E = E;
+    s->hidden = 256;
+    s->layers = 2;
+    s->window = backbone == CPHIL_BB_MLP ? 1 : 60;
+    s->state = 16;
+    s->expand = 2;
+    s->conv = 4;
+    s->heads = 4;
+    s->n_mlp = 2;
+    s->mlp[0] = 512;
+    s->mlp[1] = 512;
+    s->norm_eps = 1e-5f;
+    s->rope_base = 10000.f;
+}
+
+/* ---- model ------------------------------------------------------------------------------- */
+#define MAX_MATS (8 + INFER_MAX_LAYERS * 6 + 8)
+
+typedef struct lstm_layer { infer_mat ih, hh; } lstm_layer;
+typedef struct mamba_layer {
+    float *norm;       /* [H] */
+    infer_mat in_proj; /* [2I, H] */
+    float *conv_w;     /* [I][K] */
+    float *conv_b;     /* [I] */
+    infer_mat x_proj;  /* [R+2N, I] */
+    infer_mat dt_proj; /* [I, R] + bias */
+    float *A;          /* [I][N] = -exp(A_log) */
+    float *D;          /* [I] */
+    infer_mat out_proj;/* [H, I] */
+} mamba_layer;
+typedef struct attn_layer {
+    float *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* [H] */
+    infer_mat qkv, out, fc1, fc2;
+} attn_layer;
+
+struct cphil_infer_model {
+    cphil_infer_spec spec;
+    infer_dtype prec;
+    int H0, Hb, I, R;     /* input-layer width, backbone output width, Mamba inner, dt rank */
+    int64_t params;
+    /* input layer, transposed: in_w[E][H0p] (f32 | bf16 | int8), per-output scale for int8 */
+    int H0p;
+    void *in_w;
+    float *in_scale;
+    float *in_b;
+    infer_mat mlp[INFER_MAX_MLP];
+    lstm_layer rnn[INFER_MAX_LAYERS];
+    mamba_layer mb[INFER_MAX_LAYERS];
+    attn_layer at[INFER_MAX_LAYERS];
+    float *normf_w, *normf_b;
+    infer_mat head0;                 /* the six first head layers fused: [352, Hb] */
+    infer_mat head2[INFER_N_HEADS];
+    float *rope_cos, *rope_sin;      /* [W][dh/2] window positions */
+    infer_mat *mats[MAX_MATS];
+    char mat_names[MAX_MATS][96];
+    int n_mats;
+    size_t bytes;
+    int max_kp, max_rows;
+};
+
+typedef struct build_ctx {
+    cphil_infer_lookup lookup;
+    void *ctx;
+    cphil_infer_model *m;
+} build_ctx;
+
+static cphil_status get_tensor(build_ctx *b, const char *name, int rank, const int64_t *shape,
+                               cphil_infer_tensor *t) {
+    memset(t, 0, sizeof *t);
+    cphil_status s = b->lookup(b->ctx, name, t);
+    if (s) return s;
+    bool ok = t->rank == rank;
+    for (int i = 0; ok && i < rank; i++) ok = t->shape[i] == shape[i];
+    if (!ok) {
+        char want[96] = "", got[96] = "";
+        for (int i = 0; i < rank; i++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", i ? "," : "", (long long)shape[i]);
+        for (int i = 0; i < t->rank && i < 4; i++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? "," : "", (long long)t->shape[i]);
+        return cphil_err(CPHIL_E_MISMATCH,
+                         "tensor '%s' has shape [%s], the config needs [%s] (file made for another model?)",
+                         name, got, want);
+    }
+    if (!t->data) return cphil_err(CPHIL_E_MISMATCH, "tensor '%s' has no data", name);
+    if (t->dtype == INFER_I8 && !t->scale)
+        return cphil_err(CPHIL_E_MISMATCH, "int8 tensor '%s' has no per-channel scales", name);
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) n *= shape[i];
+    b->m->params += n;
+    return CPHIL_OK;
+}
+
+/* A float copy of a tensor (f32 or bf16 source; int8 dequantized). Caller frees. */
+static cphil_status tensor_floats(build_ctx *b, const char *name, int rank, const int64_t *shape, float **out) {
+    cphil_infer_tensor t;
+    cphil_status s = get_tensor(b, name, rank, shape, &t);
+    if (s) return s;
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) n *= shape[i];
+    float *f = cphil_alloc(sizeof(float) * (size_t)n);
+    if (!f) return cphil_err(CPHIL_E_NOMEM, "out of memory loading '%s'", name);
+    if (t.dtype == INFER_F32) memcpy(f, t.data, sizeof(float) * (size_t)n);
+    else if (t.dtype == INFER_BF16)
+        for (int64_t i = 0; i < n; i++) f[i] = infer_bf16_to_f32(((const uint16_t *)t.data)[i]);
+    else {
+        int64_t cols = n / shape[0];
+        for (int64_t i = 0; i < n; i++) f[i] = (float)((const int8_t *)t.data)[i] * t.scale[i / cols];
+    }
+    b->m->bytes += sizeof(float) * (size_t)n;
+    *out = f;
+    return CPHIL_OK;
+}
+
+static cphil_status vec(build_ctx *b, const char *name, int64_t n, float **out) {
+    return tensor_floats(b, name, 1, &n, out);
+}
+
+/* Pack a Linear: weight [rows, cols] (+ bias [rows] if bias_name). Extra bias (bias2) is added. */
+static cphil_status linear(build_ctx *b, infer_mat *mat, const char *wname, const char *bname, const char *b2name,
+                           int rows, int cols) {
+    cphil_infer_model *m = b->m;
+    int64_t shape[2] = {rows, cols};
+    cphil_infer_tensor t;
+    cphil_status s = get_tensor(b, wname, 2, shape, &t);
+    if (s) return s;
+    float *bias = NULL, *b2 = NULL;
+    if (bname && (s = vec(b, bname, rows, &bias))) return s;
+    if (b2name && (s = vec(b, b2name, rows, &b2))) {
+        cphil_free(bias);
+        return s;
+    }
+    if (b2)
+        for (int i = 0; i < rows; i++) bias[i] += b2[i];
+    cphil_free(b2);
+    if (bias) m->bytes -= sizeof(float) * (size_t)rows * (b2name ? 2 : 1);
+    if (t.dtype == INFER_I8) {
+        if (m->prec != INFER_I8) {
+            cphil_free(bias);
+            return cphil_err(CPHIL_E_MISMATCH, "tensor '%s' is int8 but the engine was asked for %s weights",
+                             wname, m->prec == INFER_F32 ? "f32" : "bf16");
+        }
+        s = infer_mat_pack_i8(mat, rows, cols, t.data, t.scale, bias);
+        mat->act_scale = t.act_scale > 0.f ? t.act_scale : 0.f;
+    } else {
+        const float *w = t.data;
+        float *tmp = NULL;
+        if (t.dtype == INFER_BF16) {
+            tmp = cphil_alloc(sizeof(float) * (size_t)rows * cols);
+            if (!tmp) {
+                cphil_free(bias);
+                return cphil_err(CPHIL_E_NOMEM, "out of memory loading '%s'", wname);
+            }
+            for (size_t i = 0; i < (size_t)rows * cols; i++) tmp[i] = infer_bf16_to_f32(((const uint16_t *)t.data)[i]);
+            w = tmp;
+        }
+        s = infer_mat_pack(mat, rows, cols, w, bias, m->prec);
+        cphil_free(tmp);
+    }
+    cphil_free(bias);
+    if (s) return s;
+    if (m->n_mats >= MAX_MATS) return cphil_err(CPHIL_E_INTERNAL, "too many matrices");
+    mat->id = m->n_mats;
+    snprintf(m->mat_names[m->n_mats], sizeof m->mat_names[0], "%s", wname);
+    m->mats[m->n_mats++] = mat;
+    m->bytes += infer_mat_bytes(mat) + (mat->bias ? sizeof(float) * (size_t)rows : 0);
+    if (mat->kp > m->max_kp) m->max_kp = mat->kp;
+    if (mat->np * INFER_PANEL > m->max_rows) m->max_rows = mat->np * INFER_PANEL;
+    return CPHIL_OK;
+}
+
+/* input_proj.weight [H0, E] stored transposed [E][H0p] in the engine's precision. */
+static cphil_status input_layer(build_ctx *b) {
+    cphil_infer_model *m = b->m;
+    const cphil_infer_spec *sp = &m->spec;
+    int H0 = m->H0, E = sp->E;
+    int64_t shape[2] = {H0, E};
+    cphil_infer_tensor t;
+    cphil_status s = get_tensor(b, "input_proj.weight", 2, shape, &t);
+    if (s) return s;
+    if ((s = vec(b, "input_proj.bias", H0, &m->in_b))) return s;
+    m->H0p = (H0 + 15) & ~15;
+    size_t es = m->prec == INFER_F32 ? 4 : m->prec == INFER_BF16 ? 2 : 1;
+    m->in_w = cphil_calloc((size_t)E * m->H0p, es);
+    if (!m->in_w) return cphil_err(CPHIL_E_NOMEM, "out of memory for the input layer");
+    m->bytes += (size_t)E * m->H0p * es;
+    if (t.dtype == INFER_I8 && m->prec != INFER_I8)
+        return cphil_err(CPHIL_E_MISMATCH, "input_proj.weight is int8 but the engine was asked for float weights");
+    float *tmp = cphil_alloc(sizeof(float) * (size_t)H0 * E);
+    if (!tmp) return cphil_err(CPHIL_E_NOMEM, "out of memory for the input layer");
+    for (size_t i = 0; i < (size_t)H0 * E; i++)
+        tmp[i] = t.dtype == INFER_F32 ? ((const float *)t.data)[i]
+               : t.dtype == INFER_BF16 ? infer_bf16_to_f32(((const uint16_t *)t.data)[i])
+               : (float)((const int8_t *)t.data)[i];
+    if (m->prec == INFER_I8) {
+        m->in_scale = cphil_calloc((size_t)m->H0p, sizeof(float));
+        if (!m->in_scale) {
+            cphil_free(tmp);
+            return cphil_err(CPHIL_E_NOMEM, "out of memory for the input layer");
+        }
+        for (int h = 0; h < H0; h++) {
+            float sc;
+            if (t.dtype == INFER_I8) sc = t.scale[h];
+            else {
+                float amax = 0.f;
+                for (int e = 0; e < E; e++) amax = fmaxf(amax, fabsf(tmp[(size_t)h * E + e]));
+                sc = amax > 0.f ? amax / 127.f : 1.f;
+            }
+            m->in_scale[h] = sc;
+            for (int e = 0; e < E; e++) {
+                float v = tmp[(size_t)h * E + e];
+                float q = t.dtype == INFER_I8 ? v : nearbyintf(v / sc);
+                q = q > 127.f ? 127.f : q < -127.f ? -127.f : q;
+                ((int8_t *)m->in_w)[(size_t)e * m->H0p + h] = (int8_t)q;
+            }
+        }
+    } else {
+        for (int h = 0; h < H0; h++)
+            for (int e = 0; e < E; e++) {
+                float v = tmp[(size_t)h * E + e];
+                if (m->prec == INFER_F32) ((float *)m->in_w)[(size_t)e * m->H0p + h] = v;
+                else ((uint16_t *)m->in_w)[(size_t)e * m->H0p + h] = infer_f32_to_bf16(v);
+            }
+    }
+    cphil_free(tmp);
+    return CPHIL_OK;
+}
+
+static cphil_status check_spec(const cphil_infer_spec *sp) {
+    if (sp->backbone < 0 || sp->backbone >= CPHIL_BB_COUNT)
+        return cphil_err(CPHIL_E_MISMATCH, "unknown backbone %d", sp->backbone);
+    if (sp->n_cont < 0 || sp->n_ids < 0 || sp->E < 1 || sp->n_cont > sp->E || sp->E > (1 << 20))
+        return cphil_err(CPHIL_E_MISMATCH, "bad embedding sizes (n_cont %d, n_ids %d, E %d)", sp->n_cont, sp->n_ids, sp->E);
+    if (sp->backbone == CPHIL_BB_MLP) {
+        if (sp->n_mlp < 1 || sp->n_mlp > INFER_MAX_MLP)
+            return cphil_err(CPHIL_E_MISMATCH, "MLP needs 1..%d hidden sizes (got %d)", INFER_MAX_MLP, sp->n_mlp);
+        for (int i = 0; i < sp->n_mlp; i++)
+            if (sp->mlp[i] < 1 || sp->mlp[i] > 65536) return cphil_err(CPHIL_E_MISMATCH, "bad MLP hidden size %d", sp->mlp[i]);
+        return CPHIL_OK;
+    }
+    if (sp->hidden < 1 || sp->hidden > 16384) return cphil_err(CPHIL_E_MISMATCH, "bad hidden size %d", sp->hidden);
+    if (sp->layers < 1 || sp->layers > INFER_MAX_LAYERS) return cphil_err(CPHIL_E_MISMATCH, "bad layer count %d", sp->layers);
+    if (sp->window < 1 || sp->window > 4096) return cphil_err(CPHIL_E_MISMATCH, "bad window %d", sp->window);
+    if (sp->backbone == CPHIL_BB_MAMBA &&
+        (sp->state < 1 || sp->state > 1024 || sp->expand < 1 || sp->expand > 16 || sp->conv < 1 || sp->conv > 64))
+        return cphil_err(CPHIL_E_MISMATCH, "bad Mamba sizes (state %d, expand %d, conv %d)", sp->state, sp->expand, sp->conv);
+    if (sp->backbone == CPHIL_BB_ATTENTION &&
+        (sp->heads < 1 || sp->hidden % sp->heads || (sp->hidden / sp->heads) % 2))
+        return cphil_err(CPHIL_E_MISMATCH, "attention: hidden %d must split into %d heads of even size", sp->hidden, sp->heads);
+    return CPHIL_OK;
+}
+
+static cphil_status build(build_ctx *b) {
+    cphil_infer_model *m = b->m;
+    const cphil_infer_spec *sp = &m->spec;
+    const int H = sp->hidden, L = sp->layers;
+    char n1[96], n2[96], n3[96];
+    cphil_status s;
+    if ((s = input_layer(b))) return s;
+    switch (sp->backbone) {
+    case CPHIL_BB_MLP:
+        for (int i = 1; i < sp->n_mlp; i++) {
+            snprintf(n1, sizeof n1, "mlp.%d.weight", i - 1);
+            snprintf(n2, sizeof n2, "mlp.%d.bias", i - 1);
+            if ((s = linear(b, &m->mlp[i], n1, n2, NULL, sp->mlp[i], sp->mlp[i - 1]))) return s;
+        }
+        break;
+    case CPHIL_BB_LSTM:
+    case CPHIL_BB_GRU: {
+        const char *nm = sp->backbone == CPHIL_BB_LSTM ? "lstm" : "gru";
+        int G = sp->backbone == CPHIL_BB_LSTM ? 4 : 3;
+        for (int l = 0; l < L; l++) {
+            snprintf(n1, sizeof n1, "%s.weight_ih_l%d", nm, l);
+            snprintf(n2, sizeof n2, "%s.bias_ih_l%d", nm, l);
+            snprintf(n3, sizeof n3, "%s.bias_hh_l%d", nm, l);
+            /* LSTM: both biases folded into W_ih's; GRU keeps b_hh apart (r gates it) */
+            if ((s = linear(b, &m->rnn[l].ih, n1, n2, G == 4 ? n3 : NULL, G * H, H))) return s;
+            snprintf(n1, sizeof n1, "%s.weight_hh_l%d", nm, l);
+            if ((s = linear(b, &m->rnn[l].hh, n1, G == 3 ? n3 : NULL, NULL, G * H, H))) return s;
+        }
+        break;
+    }
+    case CPHIL_BB_MAMBA: {
+        const int I = m->I, R = m->R, N = sp->state, K = sp->conv;
+        for (int l = 0; l < L; l++) {
+            mamba_layer *ml = &m->mb[l];
+            snprintf(n1, sizeof n1, "layers.%d.norm.weight", l);
+            if ((s = vec(b, n1, H, &ml->norm))) return s;
+            snprintf(n1, sizeof n1, "layers.%d.mixer.in_proj.weight", l);
+            if ((s = linear(b, &ml->in_proj, n1, NULL, NULL, 2 * I, H))) return s;
+            snprintf(n1, sizeof n1, "layers.%d.mixer.conv1d.weight", l);
+            int64_t cs[3] = {I, 1, K};
+            if ((s = tensor_floats(b, n1, 3, cs, &ml->conv_w))) return s;
+            snprintf(n1, sizeof n1, "layers.%d.mixer.conv1d.bias", l);
+            if ((s = vec(b, n1, I, &ml->conv_b))) return s;
+            snprintf(n1, sizeof n1, "layers.%d.mixer.x_proj.weight", l);
+            if ((s = linear(b, &ml->x_proj, n1, NULL, NULL, R + 2 * N, I))) return s;
+            snprintf(n1, sizeof n1, "layers.%d.mixer.dt_proj.weight", l);
+            snprintf(n2, sizeof n2, "layers.%d.mixer.dt_proj.bias", l);
+            if ((s = linear(b, &ml->dt_proj, n1, n2, NULL, I, R))) return s;
+            snprintf(n1, sizeof n1, "layers.%d.mixer.A_log", l);
+            int64_t as[2] = {I, N};
+            if ((s = tensor_floats(b, n1, 2, as, &ml->A))) return s;
+            for (int i = 0; i < I * N; i++) ml->A[i] = -expf(ml->A[i]);
+            snprintf(n1, sizeof n1, "layers.%d.mixer.D", l);
+            if ((s = vec(b, n1, I, &ml->D))) return s;
+            snprintf(n1, sizeof n1, "layers.%d.mixer.out_proj.weight", l);
+            if ((s = linear(b, &ml->out_proj, n1, NULL, NULL, H, I))) return s;
+        }
+        if ((s = vec(b, "norm_f.weight", H, &m->normf_w))) return s;
+        break;
+    }
+    case CPHIL_BB_ATTENTION: {
+        for (int l = 0; l < L; l++) {
+            attn_layer *al = &m->at[l];
+            snprintf(n1, sizeof n1, "layers.%d.ln1.weight", l);
+            if ((s = vec(b, n1, H, &al->ln1_w))) return s;
+            snprintf(n1, sizeof n1, "layers.%d.ln1.bias", l);
+            if ((s = vec(b, n1, H, &al->ln1_b))) return s;
+            snprintf(n1, sizeof n1, "layers.%d.attn.qkv.weight", l);
+            snprintf(n2, sizeof n2, "layers.%d.attn.qkv.bias", l);
+            if ((s = linear(b, &al->qkv, n1, n2, NULL, 3 * H, H))) return s;
+            snprintf(n1, sizeof n1, "layers.%d.attn.out.weight", l);
+            snprintf(n2, sizeof n2, "layers.%d.attn.out.bias", l);
+            if ((s = linear(b, &al->out, n1, n2, NULL, H, H))) return s;
+            snprintf(n1, sizeof n1, "layers.%d.ln2.weight", l);
+            if ((s = vec(b, n1, H, &al->ln2_w))) return s;
+            snprintf(n1, sizeof n1, "layers.%d.ln2.bias", l);
+            if ((s = vec(b, n1, H, &al->ln2_b))) return s;
+            snprintf(n1, sizeof n1, "layers.%d.ffn.fc1.weight", l);
+            snprintf(n2, sizeof n2, "layers.%d.ffn.fc1.bias", l);
+            if ((s = linear(b, &al->fc1, n1, n2, NULL, 4 * H, H))) return s;
+            snprintf(n1, sizeof n1, "layers.%d.ffn.fc2.weight", l);
+            snprintf(n2, sizeof n2, "layers.%d.ffn.fc2.bias", l);
+            if ((s = linear(b, &al->fc2, n1, n2, NULL, H, 4 * H))) return s;
+        }
+        if ((s = vec(b, "norm_f.weight", H, &m->normf_w))) return s;
+        if ((s = vec(b, "norm_f.bias", H, &m->normf_b))) return s;
+        int dh = H / sp->heads, W = sp->window;
+        m->rope_cos = cphil_alloc(sizeof(float) * (size_t)W * (dh / 2));
+        m->rope_sin = cphil_alloc(sizeof(float) * (size_t)W * (dh / 2));
+        if (!m->rope_cos || !m->rope_sin) return cphil_err(CPHIL_E_NOMEM, "out of memory for RoPE tables");
+        for (int p = 0; p < W; p++)
+            for (int i = 0; i < dh / 2; i++) {
+                double th = (double)p * pow((double)sp->rope_base, -2.0 * i / dh);
+                m->rope_cos[p * (dh / 2) + i] = (float)cos(th);
+                m->rope_sin[p * (dh / 2) + i] = (float)sin(th);
+            }
+        break;
+    }
+    }
+    /* heads: the six first layers fused into one [352, Hb] product, then one product each */
+    int tot = 0;
+    for (int h = 0; h < INFER_N_HEADS; h++) tot += cphil_head_hidden[h];
+    float *w0 = cphil_alloc(sizeof(float) * (size_t)tot * m->Hb);
+    float *b0 = cphil_alloc(sizeof(float) * (size_t)tot);
+    if (!w0 || !b0) {
+        cphil_free(w0);
+        cphil_free(b0);
+        return cphil_err(CPHIL_E_NOMEM, "out of memory for the heads");
+    }
+    int row = 0;
+    for (int h = 0; h < INFER_N_HEADS && !s; h++) {
+        int hid = cphil_head_hidden[h];
+        float *w = NULL, *bb = NULL;
+        int64_t sh[2] = {hid, m->Hb};
+        snprintf(n1, sizeof n1, "heads.%s.0.weight", cphil_head_names[h]);
+        snprintf(n2, sizeof n2, "heads.%s.0.bias", cphil_head_names[h]);
+        if (!(s = tensor_floats(b, n1, 2, sh, &w)) && !(s = vec(b, n2, hid, &bb))) {
+            memcpy(w0 + (size_t)row * m->Hb, w, sizeof(float) * (size_t)hid * m->Hb);
+            memcpy(b0 + row, bb, sizeof(float) * (size_t)hid);
+            m->bytes -= sizeof(float) * (size_t)hid * (m->Hb + 1);
+        }
+        cphil_free(w);
+        cphil_free(bb);
+        row += hid;
+    }
+    if (!s) {
+        /* the fused product is packed f32/bf16/int8 like the others (int8 source dequantized) */
+        s = infer_mat_pack(&m->head0, tot, m->Hb, w0, b0, m->prec);
+        if (!s) {
+            m->head0.id = m->n_mats;
+            snprintf(m->mat_names[m->n_mats], sizeof m->mat_names[0], "heads.*.0.weight");
+            m->mats[m->n_mats++] = &m->head0;
+            m->bytes += infer_mat_bytes(&m->head0);
+            if (m->head0.kp > m->max_kp) m->max_kp = m->head0.kp;
+            if (m->head0.np * 16 > m->max_rows) m->max_rows = m->head0.np * 16;
+        }
+    }
+    cphil_free(w0);
+    cphil_free(b0);
+    if (s) return s;
+    for (int h = 0; h < INFER_N_HEADS; h++) {
+        snprintf(n1, sizeof n1, "heads.%s.2.weight", cphil_head_names[h]);
+        snprintf(n2, sizeof n2, "heads.%s.2.bias", cphil_head_names[h]);
+        if ((s = linear(b, &m->head2[h], n1, n2, NULL, cphil_head_classes[h], cphil_head_hidden[h]))) return s;
+    }
+    return CPHIL_OK;
+}
+
+cphil_status cphil_infer_model_build(const cphil_infer_spec *spec, cphil_infer_lookup lookup, void *ctx,
+                                     infer_dtype precision, cphil_infer_model **out) {
+    *out = NULL;
+    cphil_status s = check_spec(spec);
+    if (s) return s;
+    cphil_infer_model *m = cphil_calloc(1, sizeof *m);
+    if (!m) return cphil_err(CPHIL_E_NOMEM, "out of memory for the engine");
+    m->spec = *spec;
+    if (m->spec.norm_eps <= 0.f) m->spec.norm_eps = 1e-5f;
+    if (m->spec.rope_base <= 0.f) m->spec.rope_base = 10000.f;
+    if (spec->backbone == CPHIL_BB_MLP) m->spec.window = 1;
+    m->prec = precision;
+    m->H0 = spec->backbone == CPHIL_BB_MLP ? spec->mlp[0] : spec->hidden;
+    m->Hb = spec->backbone == CPHIL_BB_MLP ? spec->mlp[spec->n_mlp - 1] : spec->hidden;
+    m->I = spec->expand * spec->hidden;
+    m->R = (spec->hidden + 15) / 16;
+    build_ctx b = {lookup, ctx, m};
+    s = build(&b);
+    if (s) {
+        cphil_infer_model_free(m);
+        return s;
+    }
+    *out = m;
+    return CPHIL_OK;
+}
+
+void cphil_infer_model_free(cphil_infer_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_mats; i++) infer_mat_free(m->mats[i]);
+    cphil_free(m->in_w);
+    cphil_free(m->in_scale);
+    cphil_free(m->in_b);
+    for (int l = 0; l < INFER_MAX_LAYERS; l++) {
+        cphil_free(m->mb[l].norm);
+        cphil_free(m->mb[l].conv_w);
+        cphil_free(m->mb[l].conv_b);
+        cphil_free(m->mb[l].A);
+        cphil_free(m->mb[l].D);
+        cphil_free(m->at[l].ln1_w);
+        cphil_free(m->at[l].ln1_b);
+        cphil_free(m->at[l].ln2_w);
+        cphil_free(m->at[l].ln2_b);
+    }
+    cphil_free(m->normf_w);
+    cphil_free(m->normf_b);
+    cphil_free(m->rope_cos);
+    cphil_free(m->rope_sin);
+    cphil_free(m);
+}
+
+const cphil_infer_spec *cphil_infer_model_spec(const cphil_infer_model *m) { return &m->spec; }
+infer_dtype cphil_infer_model_precision(const cphil_infer_model *m) { return m->prec; }
+int64_t cphil_infer_model_params(const cphil_infer_model *m) { return m->params; }
+size_t cphil_infer_model_bytes(const cphil_infer_model *m) { return m->bytes; }
+int cphil_infer_model_n_mats(const cphil_infer_model *m) { return m->n_mats; }
+const char *cphil_infer_model_mat_name(const cphil_infer_model *m, int i) {
+    return i >= 0 && i < m->n_mats ? m->mat_names[i] : NULL;
+}
+void cphil_infer_model_set_act_scales(cphil_infer_model *m, const float *scales) {
+    for (int i = 0; i < m->n_mats; i++) m->mats[i]->act_scale = scales ? scales[i] : 0.f;
+}
+
+/* ---- state ------------------------------------------------------------------------------- */
+struct cphil_infer_state {
+    const cphil_infer_model *m;
+    cphil_infer_mode mode;
+    int W, P;            /* window, per-frame cached width of the first layer ("pre") */
+    int64_t t;           /* frames since reset */
+    int head;            /* ring slot of the newest frame */
+    float *ring_x0;      /* [W][H0] input-layer outputs (window mode) */
+    float *ring_pre;     /* [W][P] first layer's frame-local product */
+    const float **seq_x0, **seq_pre; /* [W] pointers in window order */
+    float *A, *B, *C, *D2; /* [W][wmax] sequence buffers */
+    int wmax;
+    float *x0;           /* [H0p] the current frame's input layer */
+    float *feat;         /* [max(Hb, H0, I...)] */
+    float *hbuf, *cbuf;  /* stream: [L][H] recurrent state; Mamba: conv ring, SSM state */
+    float *conv_ring;    /* [L][K-1][I] (stream Mamba) */
+    float *ssm;          /* [L][I][N] */
+    float *kring, *vring;/* [L][W][H] (stream attention) */
+    double *rot;         /* [dh/2][2] (cos, sin) of the current absolute position (stream attention) */
+    double *rot_step;    /* [dh/2][2] */
+    float *tmp;          /* scratch for gates, dA, scores */
+    float *xres;         /* [W][H] residual stream (window Mamba / attention) */
+    float *head_h;       /* [352] */
+    void *scratch;       /* product scratch */
+    float *calib;        /* per-matrix max |input| (calibration) or NULL */
+};
+
+static void mm(cphil_infer_state *s, const infer_mat *w, int M, const float *X, int ldx, float *Y, int ldy, int beta) {
+    if (CPHIL_UNLIKELY(s->calib != NULL)) {
+        float a = s->calib[w->id];
+        for (int i = 0; i < M; i++)
+            for (int k = 0; k < w->cols; k++) a = fmaxf(a, fabsf(X[(size_t)i * ldx + k]));
+        s->calib[w->id] = a;
+    }
+    infer_mat_gemm(w, M, X, ldx, Y, ldy, beta, s->scratch);
+}
+
+void cphil_infer_state_calibrate(cphil_infer_state *s, float *amax) { s->calib = amax; }
+
+cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode mode, cphil_infer_state **out) {
+    *out = NULL;
+    const cphil_infer_spec *sp = &m->spec;
+    cphil_infer_state *s = cphil_calloc(1, sizeof *s);
+    if (!s) return cphil_err(CPHIL_E_NOMEM, "out of memory for an engine state");
+    s->m = m;
+    s->mode = mode;
+    int H = sp->hidden, L = sp->layers, W = sp->window;
+    if (sp->backbone == CPHIL_BB_MLP) W = 1;
+    s->W = W;
+    switch (sp->backbone) {
+    case CPHIL_BB_LSTM: s->P = 4 * H; break;
+    case CPHIL_BB_GRU: s->P = 3 * H; break;
+    case CPHIL_BB_MAMBA: s->P = 2 * m->I; break;
+    case CPHIL_BB_ATTENTION: s->P = 3 * H; break;
+    default: s->P = 0;
+    }
+    int wmax = m->H0p;
+    int cand[] = {4 * H, 2 * m->I, m->R + 2 * sp->state, m->Hb, 64};
+    for (size_t i = 0; i < CPHIL_ARRAY_LEN(cand); i++) wmax = CPHIL_MAX(wmax, cand[i]);
+    for (int i = 0; i < sp->n_mlp && sp->backbone == CPHIL_BB_MLP; i++) wmax = CPHIL_MAX(wmax, sp->mlp[i]);
+    wmax = (wmax + 15) & ~15;
+    s->wmax = wmax;
+    size_t Wz = (size_t)W;
+    bool ok = true;
+#define ALLOC(p, n) do { if (ok) { p = cphil_calloc((size_t)(n), sizeof *(p)); ok = p != NULL; } } while (0)
+    ALLOC(s->ring_x0, Wz * m->H0p);
+    if (s->P) ALLOC(s->ring_pre, Wz * s->P);
+    ALLOC(s->seq_x0, Wz);
+    ALLOC(s->seq_pre, Wz);
+    ALLOC(s->A, (Wz + 1) * wmax);
+    ALLOC(s->B, (Wz + 1) * wmax);
+    ALLOC(s->C, (Wz + 1) * wmax);
+    ALLOC(s->D2, (Wz + 1) * wmax);
+    ALLOC(s->x0, m->H0p);
+    ALLOC(s->feat, wmax);
+    ALLOC(s->hbuf, (size_t)L * H + 16);
+    ALLOC(s->cbuf, (size_t)L * H + 16);
+    if (sp->backbone == CPHIL_BB_MAMBA) {
+        ALLOC(s->conv_ring, (size_t)L * (sp->conv > 1 ? sp->conv - 1 : 1) * m->I);
+        ALLOC(s->ssm, (size_t)L * m->I * sp->state);
+    }
+    if (sp->backbone == CPHIL_BB_ATTENTION) {
+        ALLOC(s->kring, (size_t)L * Wz * H);
+        ALLOC(s->vring, (size_t)L * Wz * H);
+        ALLOC(s->rot, (size_t)H);
+        ALLOC(s->rot_step, (size_t)H);
+    }
+    ALLOC(s->tmp, CPHIL_MAX((size_t)wmax * 4 + Wz + 64, (size_t)m->I * sp->state + 64));
+    ALLOC(s->xres, Wz * H + 16);
+    ALLOC(s->head_h, 512);
+#undef ALLOC
+    if (ok) {
+        s->scratch = cphil_alloc(infer_mat_scratch_bytes(W, m->max_kp > m->H0p ? m->max_kp : m->H0p));
+        ok = s->scratch != NULL;
+    }
+    if (!ok) {
+        cphil_infer_state_close(s);
+        return cphil_err(CPHIL_E_NOMEM, "out of memory for an engine state");
+    }
+    cphil_infer_state_reset(s);
+    *out = s;
+    return CPHIL_OK;
+}
+
+void cphil_infer_state_close(cphil_infer_state *s) {
+    if (!s) return;
+    cphil_free(s->ring_x0);
+    cphil_free(s->ring_pre);
+    cphil_free(s->seq_x0);
+    cphil_free(s->seq_pre);
+    cphil_free(s->A);
+    cphil_free(s->B);
+    cphil_free(s->C);
+    cphil_free(s->D2);
+    cphil_free(s->x0);
+    cphil_free(s->feat);
+    cphil_free(s->hbuf);
+    cphil_free(s->cbuf);
+    cphil_free(s->conv_ring);
+    cphil_free(s->ssm);
+    cphil_free(s->kring);
+    cphil_free(s->vring);
+    cphil_free(s->rot);
+    cphil_free(s->rot_step);
+    cphil_free(s->tmp);
+    cphil_free(s->xres);
+    cphil_free(s->head_h);
+    cphil_free(s->scratch);
+    cphil_free(s);
+}
+
+static void stream_zero(cphil_infer_state *s) {
+    const cphil_infer_model *m = s->m;
+    const cphil_infer_spec *sp = &m->spec;
+    int H = sp->hidden, L = sp->layers;
+    memset(s->hbuf, 0, sizeof(float) * ((size_t)L * H + 16));
+    memset(s->cbuf, 0, sizeof(float) * ((size_t)L * H + 16));
+    if (s->conv_ring) memset(s->conv_ring, 0, sizeof(float) * (size_t)L * (sp->conv > 1 ? sp->conv - 1 : 1) * m->I);
+    if (s->ssm) memset(s->ssm, 0, sizeof(float) * (size_t)L * m->I * sp->state);
+    if (s->rot) {
+        int dh = H / sp->heads;
+        for (int i = 0; i < dh / 2; i++) {
+            double th = pow((double)sp->rope_base, -2.0 * i / dh);
+            s->rot[2 * i] = 1.0;
+            s->rot[2 * i + 1] = 0.0;
+            s->rot_step[2 * i] = cos(th);
+            s->rot_step[2 * i + 1] = sin(th);
+        }
+    }
+}
+
+void cphil_infer_state_reset(cphil_infer_state *s) {
+    s->t = 0;
+    s->head = 0;
+    stream_zero(s);
+}
+
+const float *cphil_infer_state_features(const cphil_infer_state *s, int *n) {
+    *n = s->m->Hb;
+    return s->feat;
+}
+
+/* ---- shared pieces ------------------------------------------------------------------------- */
+/* x0[H0] = input_proj(frame): bias + continuous rows + gathered id rows (ReLU for the MLP). */
+static void input_forward(const cphil_infer_model *m, const float *cont, const int32_t *ids, float *x0) {
+    const cphil_infer_spec *sp = &m->spec;
+    const int H0 = m->H0, H0p = m->H0p;
+    if (m->prec == INFER_F32) {
+        memcpy(x0, m->in_b, sizeof(float) * (size_t)H0);
+        infer_axpy_rows_f32(x0, H0, m->in_w, (size_t)H0p, cont, sp->n_cont);
+        infer_gather_add_f32(x0, H0, m->in_w, (size_t)H0p, ids, sp->n_ids);
+    } else if (m->prec == INFER_BF16) {
+        const uint16_t *w = m->in_w;
+        memcpy(x0, m->in_b, sizeof(float) * (size_t)H0);
+        for (int c = 0; c < sp->n_cont; c++) {
+            float a = cont[c];
+            if (a == 0.f) continue;
+            const uint16_t *r = w + (size_t)c * H0p;
+            for (int j = 0; j < H0; j++) x0[j] += a * infer_bf16_to_f32(r[j]);
+        }
+        for (int k = 0; k < sp->n_ids; k++) {
+            const uint16_t *r = w + (size_t)ids[k] * H0p;
+            for (int j = 0; j < H0; j++) x0[j] += infer_bf16_to_f32(r[j]);
+        }
+    } else {
+        const int8_t *w = m->in_w;
+        for (int j = 0; j < H0; j++) x0[j] = 0.f;
+        for (int c = 0; c < sp->n_cont; c++) {
+            float a = cont[c];
+            if (a == 0.f) continue;
+            const int8_t *r = w + (size_t)c * H0p;
+            for (int j = 0; j < H0; j++) x0[j] += a * (float)r[j];
+        }
+        for (int k = 0; k < sp->n_ids; k++) {
+            const int8_t *r = w + (size_t)ids[k] * H0p;
+            for (int j = 0; j < H0; j++) x0[j] += (float)r[j];
+        }
+        for (int j = 0; j < H0; j++) x0[j] = m->in_b[j] + m->in_scale[j] * x0[j];
+    }
+    if (sp->backbone == CPHIL_BB_MLP)
+        for (int j = 0; j < H0; j++) x0[j] = x0[j] > 0.f ? x0[j] : 0.f;
+}
+
+static void rmsnorm(const float *x, const float *w, float *y, int n, float eps) {
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float r = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
+}
+
+static void layernorm(const float *x, const float *w, const float *b, float *y, int n, float eps) {
+    double mu = 0.0, var = 0.0;
+    for (int i = 0; i < n; i++) mu += x[i];
+    mu /= n;
+    for (int i = 0; i < n; i++) var += ((double)x[i] - mu) * ((double)x[i] - mu);
+    var /= n;
+    float r = (float)(1.0 / sqrt(var + eps));
+    for (int i = 0; i < n; i++) y[i] = ((float)(x[i] - mu)) * r * w[i] + b[i];
+}
+
+/* The frame-local part of the first layer: pre = f(x0). */
+static void first_layer_pre(cphil_infer_state *s, const float *x0, float *pre) {
+    const cphil_infer_model *m = s->m;
+    const cphil_infer_spec *sp = &m->spec;
+    switch (sp->backbone) {
+    case CPHIL_BB_LSTM:
+    case CPHIL_BB_GRU: mm(s, &m->rnn[0].ih, 1, x0, m->H0p, pre, s->P, 0); break;
+    case CPHIL_BB_MAMBA:
+        rmsnorm(x0, m->mb[0].norm, s->tmp, sp->hidden, sp->norm_eps);
+        mm(s, &m->mb[0].in_proj, 1, s->tmp, sp->hidden, pre, s->P, 0);
+        break;
+    case CPHIL_BB_ATTENTION:
+        layernorm(x0, m->at[0].ln1_w, m->at[0].ln1_b, s->tmp, sp->hidden, sp->norm_eps);
+        mm(s, &m->at[0].qkv, 1, s->tmp, sp->hidden, pre, s->P, 0);
+        break;
+    default: break;
+    }
+}
+
+/* heads: feat[Hb] -> logits[81] */
+static void heads_forward(cphil_infer_state *s, const float *feat, float *logits) {
+    const cphil_infer_model *m = s->m;
+    mm(s, &m->head0, 1, feat, m->Hb, s->head_h, m->head0.rows, 0);
+    for (int i = 0; i < m->head0.rows; i++) s->head_h[i] = s->head_h[i] > 0.f ? s->head_h[i] : 0.f;
+    int row = 0;
+    for (int h = 0; h < INFER_N_HEADS; h++) {
+        mm(s, &m->head2[h], 1, s->head_h + row, cphil_head_hidden[h], logits + cphil_head_offset[h], INFER_N_LOGITS, 0);
+        row += cphil_head_hidden[h];
+    }
+}
+
+/* LSTM cell on gates g[4H] (i f g o), state h, c. */
+static void lstm_cell(float *g, float *h, float *c, int H, float *tmp) {
+    infer_vsigmoid(g, 2 * H);
+    infer_vtanh(g + 2 * H, H);
+    infer_vsigmoid(g + 3 * H, H);
+    for (int j = 0; j < H; j++) tmp[j] = c[j] = g[H + j] * c[j] + g[j] * g[2 * H + j];
+    infer_vtanh(tmp, H);
+    for (int j = 0; j < H; j++) h[j] = g[3 * H + j] * tmp[j];
+}
+
+/* GRU cell: gi[3H] = W_ih x + b_ih, gh[3H] = W_hh h + b_hh (r z n). */
+static void gru_cell(float *gi, const float *gh, float *h, int H) {
+    for (int j = 0; j < 2 * H; j++) gi[j] += gh[j];
+    infer_vsigmoid(gi, 2 * H);
+    for (int j = 0; j < H; j++) gi[2 * H + j] += gi[j] * gh[2 * H + j];
+    infer_vtanh(gi + 2 * H, H);
+    for (int j = 0; j < H; j++) {
+        float z = gi[H + j];
+        h[j] = (1.f - z) * gi[2 * H + j] + z * h[j];
+    }
+}
+
+/* One recurrent step of layer l: input pre[G*H] (frame-local product incl. biases), state h/c.
+ * h_zero: h is known to be zero (skip the product). */
+static void rnn_step(cphil_infer_state *s, int l, const float *pre, float *h, float *c, bool h_zero) {
+    const cphil_infer_model *m = s->m;
+    const int H = m->spec.hidden;
+    float *g = s->tmp, *g2 = s->tmp + 4 * H, *t2 = s->tmp + 8 * H;
+    if (m->spec.backbone == CPHIL_BB_LSTM) {
+        if (h_zero) memcpy(g, pre, sizeof(float) * 4 * (size_t)H);
+        else {
+            mm(s, &m->rnn[l].hh, 1, h, H, g, 4 * H, 0);
+            for (int j = 0; j < 4 * H; j++) g[j] += pre[j];
+        }
+        lstm_cell(g, h, c, H, t2);
+    } else {
+        memcpy(g, pre, sizeof(float) * 3 * (size_t)H);
+        if (h_zero) memcpy(g2, m->rnn[l].hh.bias, sizeof(float) * 3 * (size_t)H);
+        else mm(s, &m->rnn[l].hh, 1, h, H, g2, 3 * H, 0);
+        gru_cell(g, g2, h, H);
+    }
+}
+
+/* ---- Mamba --------------------------------------------------------------------------------- */
+/* One mixer time step after the conv: xc[I] (post-SiLU), z[I] (raw), dbl[R+2N] (x_proj),
+ * dt[I] (softplus'd), state h[I][N]; writes y[I]. */
+static void mamba_ssm_step(const mamba_layer *ml, int I, int N, int R, const float *xc, const float *z,
+                           const float *dbl, const float *dt, float *h, float *y, float *tmp) {
+    const float *Bv = dbl + R, *Cv = dbl + R + N;
+    /* dA = exp(dt * A) for all I*N at once (vectorized exp) */
+    for (int i = 0; i < I; i++)
+        for (int n = 0; n < N; n++) tmp[i * N + n] = dt[i] * ml->A[i * N + n];
+    infer_vexp(tmp, I * N);
+    for (int i = 0; i < I; i++) {
+        float dx = dt[i] * xc[i], acc = 0.f;
+        float *hi = h + (size_t)i * N;
+        const float *da = tmp + (size_t)i * N;
+        for (int n = 0; n < N; n++) {
+            hi[n] = da[n] * hi[n] + dx * Bv[n];
+            acc += hi[n] * Cv[n];
+        }
+        y[i] = acc + ml->D[i] * xc[i];
+    }
+    /* gate: y *= silu(z) */
+    float *sz = tmp;
+    memcpy(sz, z, sizeof(float) * (size_t)I);
+    infer_vsilu(sz, I);
+    for (int i = 0; i < I; i++) y[i] *= sz[i];
+}
+
+/* Window Mamba over T positions. X[T][H] residual stream (in/out). layer 0 uses seq_pre for xz.
+ * last: only the last position's output is needed from the last layer. */
+static void mamba_window(cphil_infer_state *s, int T, float *X) {
+    const cphil_infer_model *m = s->m;
+    const cphil_infer_spec *sp = &m->spec;
+    const int H = sp->hidden, I = m->I, R = m->R, N = sp->state, K = sp->conv, L = sp->layers;
+    const int wm = s->wmax;
+    float *U = s->A, *XZ = s->B, *XC = s->C, *DBL = s->D2;
+    float *DT = s->A; /* U is dead once XZ is made */
+    float *h = s->ssm; /* scratch SSM state (window mode never uses the stream state) */
+    float *y = s->feat, *tmp = s->tmp;
+    for (int l = 0; l < L; l++) {
+        const mamba_layer *ml = &m->mb[l];
+        /* xz rows: layer 0 from the cache, others computed */
+        if (l > 0) {
+            for (int t = 0; t < T; t++) rmsnorm(X + (size_t)t * H, ml->norm, U + (size_t)t * wm, H, sp->norm_eps);
+            mm(s, &ml->in_proj, T, U, wm, XZ, wm, 0);
+        } else {
+            for (int t = 0; t < T; t++) memcpy(XZ + (size_t)t * wm, s->seq_pre[t], sizeof(float) * 2 * (size_t)I);
+        }
+        /* causal depthwise conv + SiLU: XC[t][i] */
+        for (int t = 0; t < T; t++) {
+            float *xc = XC + (size_t)t * wm;
+            for (int i = 0; i < I; i++) xc[i] = ml->conv_b[i];
+            for (int j = 0; j < K; j++) {
+                int tt = t - (K - 1) + j;
+                if (tt < 0) continue;
+                const float *xin = XZ + (size_t)tt * wm;
+                for (int i = 0; i < I; i++) xc[i] += ml->conv_w[i * K + j] * xin[i];
+            }
+            infer_vsilu(xc, I);
+        }
+        mm(s, &ml->x_proj, T, XC, wm, DBL, wm, 0);
+        mm(s, &ml->dt_proj, T, DBL, wm, DT, wm, 0);
+        for (int t = 0; t < T; t++) infer_vsoftplus(DT + (size_t)t * wm, I);
+        memset(h, 0, sizeof(float) * (size_t)I * N);
+        bool last_layer = l == L - 1;
+        for (int t = 0; t < T; t++) {
+            mamba_ssm_step(ml, I, N, R, XC + (size_t)t * wm, XZ + (size_t)t * wm + I, DBL + (size_t)t * wm,
+                           DT + (size_t)t * wm, h, last_layer ? y : XC + (size_t)t * wm, tmp);
+        }
+        /* XC[t] now holds y[t] (y only for the last position in the last layer) */
+        if (last_layer) mm(s, &ml->out_proj, 1, y, I, X + (size_t)(T - 1) * H, H, 1);
+        else mm(s, &ml->out_proj, T, XC, wm, X, H, 1);
+    }
+    rmsnorm(X + (size_t)(T - 1) * H, m->normf_w, s->feat, H, sp->norm_eps);
+}
+
+static void mamba_stream(cphil_infer_state *s, const float *x0, const float *pre0) {
+    const cphil_infer_model *m = s->m;
+    const cphil_infer_spec *sp = &m->spec;
+    const int H = sp->hidden, I = m->I, R = m->R, N = sp->state, K = sp->conv, L = sp->layers;
+    float *x = s->A, *u = s->B, *xz = s->C, *dbl = s->D2, *xc = s->C + 2 * I, *dt = s->D2 + 64 + R + 2 * N;
+    float *y = s->feat;
+    memcpy(x, x0, sizeof(float) * (size_t)H);
+    const int Km1 = K > 1 ? K - 1 : 1;
+    for (int l = 0; l < L; l++) {
+        const mamba_layer *ml = &m->mb[l];
+        if (l == 0) memcpy(xz, pre0, sizeof(float) * 2 * (size_t)I);
+        else {
+            rmsnorm(x, ml->norm, u, H, sp->norm_eps);
+            mm(s, &ml->in_proj, 1, u, H, xz, 2 * I, 0);
+        }
+        float *ring = s->conv_ring + (size_t)l * Km1 * I; /* ring[j] = input at t-(K-1)+j, j < K-1 */
+        for (int i = 0; i < I; i++) {
+            float a = ml->conv_b[i];
+            for (int j = 0; j < K - 1; j++) a += ml->conv_w[i * K + j] * ring[(size_t)j * I + i];
+            a += ml->conv_w[i * K + K - 1] * xz[i];
+            xc[i] = a;
+        }
+        if (K > 1) {
+            memmove(ring, ring + I, sizeof(float) * (size_t)(K - 2) * I);
+            memcpy(ring + (size_t)(K - 2) * I, xz, sizeof(float) * (size_t)I);
+        }
+        infer_vsilu(xc, I);
+        mm(s, &ml->x_proj, 1, xc, I, dbl, R + 2 * N, 0);
+        mm(s, &ml->dt_proj, 1, dbl, R, dt, I, 0);
+        infer_vsoftplus(dt, I);
+        mamba_ssm_step(ml, I, N, R, xc, xz + I, dbl, dt, s->ssm + (size_t)l * I * N, y, s->tmp);
+        mm(s, &ml->out_proj, 1, y, I, x, H, 1);
+    }
+    rmsnorm(x, m->normf_w, s->feat, H, sp->norm_eps);
+}
+
+/* ---- attention ----------------------------------------------------------------------------- */
+static void rope_apply(float *v, int H, int heads, const float *cs, const float *sn) {
+    int dh = H / heads, h2 = dh / 2;
+    for (int hd = 0; hd < heads; hd++) {
+        float *p = v + hd * dh;
+        for (int i = 0; i < h2; i++) {
+            float a = p[i], b = p[i + h2];
+            p[i] = a * cs[i] - b * sn[i];
+            p[i + h2] = a * sn[i] + b * cs[i];
+        }
+    }
+}
+
+static float gelu(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
+
+/* q[H] attends over keys/values K[n][ldk], V[n][ldk] (n entries); out[H]. */
+static void attend(const float *q, const float *Kb, const float *Vb, int n, int ldk, int H, int heads, float *out,
+                   float *sc) {
+    int dh = H / heads;
+    float scale = 1.f / sqrtf((float)dh);
+    for (int hd = 0; hd < heads; hd++) {
+        const float *qh = q + hd * dh;
+        float mx = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            const float *kj = Kb + (size_t)j * ldk + hd * dh;
+            float d = 0.f;
+            for (int i = 0; i < dh; i++) d += qh[i] * kj[i];
+            sc[j] = d * scale;
+            mx = fmaxf(mx, sc[j]);
+        }
+        for (int j = 0; j < n; j++) sc[j] -= mx;
+        infer_vexp(sc, n);
+        float sum = 0.f;
+        for (int j = 0; j < n; j++) sum += sc[j];
+        float inv = 1.f / sum;
+        float *oh = out + hd * dh;
+        for (int i = 0; i < dh; i++) oh[i] = 0.f;
+        for (int j = 0; j < n; j++) {
+            const float *vj = Vb + (size_t)j * ldk + hd * dh;
+            float p = sc[j] * inv;
+            for (int i = 0; i < dh; i++) oh[i] += p * vj[i];
+        }
+    }
+}
+
+/* FFN residual on M rows of X[M][H]: X += fc2(gelu(fc1(ln2(X)))) */
+static void attn_ffn(cphil_infer_state *s, const attn_layer *al, int M, float *X, float *U, float *F) {
+    const int H = s->m->spec.hidden;
+    const int wm = s->wmax;
+    for (int t = 0; t < M; t++) layernorm(X + (size_t)t * H, al->ln2_w, al->ln2_b, U + (size_t)t * wm, H, s->m->spec.norm_eps);
+    mm(s, &al->fc1, M, U, wm, F, wm, 0);
+    for (int t = 0; t < M; t++)
+        for (int i = 0; i < 4 * H; i++) F[(size_t)t * wm + i] = gelu(F[(size_t)t * wm + i]);
+    mm(s, &al->fc2, M, F, wm, X, H, 1);
+}
+
+static void attn_window(cphil_infer_state *s, int T, float *X) {
+    const cphil_infer_model *m = s->m;
+    const cphil_infer_spec *sp = &m->spec;
+    const int H = sp->hidden, L = sp->layers, nh = sp->heads, dh = H / nh;
+    const int wm = s->wmax;
+    float *U = s->A, *QKV = s->B, *O = s->C, *F = s->D2;
+    float *sc = s->tmp;
+    for (int l = 0; l < L; l++) {
+        const attn_layer *al = &m->at[l];
+        bool last = l == L - 1;
+        if (l > 0) {
+            for (int t = 0; t < T; t++) layernorm(X + (size_t)t * H, al->ln1_w, al->ln1_b, U + (size_t)t * wm, H, sp->norm_eps);
+            mm(s, &al->qkv, T, U, wm, QKV, wm, 0);
+        } else {
+            for (int t = 0; t < T; t++) memcpy(QKV + (size_t)t * wm, s->seq_pre[t], sizeof(float) * 3 * (size_t)H);
+        }
+        /* RoPE on q and k by window position (relative positions are what matter) */
+        for (int t = 0; t < T; t++) {
+            float *r = QKV + (size_t)t * wm;
+            const float *cs = m->rope_cos + (size_t)t * (dh / 2), *sn = m->rope_sin + (size_t)t * (dh / 2);
+            if (!last || t == T - 1) rope_apply(r, H, nh, cs, sn);
+            rope_apply(r + H, H, nh, cs, sn);
+        }
+        int t0 = last ? T - 1 : 0;
+        for (int t = t0; t < T; t++)
+            attend(QKV + (size_t)t * wm, QKV + H, QKV + 2 * H, t + 1, wm, H, nh, O + (size_t)(t - t0) * wm, sc);
+        int M = T - t0;
+        float *Xl = X + (size_t)t0 * H;
+        mm(s, &al->out, M, O, wm, Xl, H, 1);
+        attn_ffn(s, al, M, Xl, U, F);
+    }
+    layernorm(X + (size_t)(T - 1) * H, m->normf_w, m->normf_b, s->feat, H, sp->norm_eps);
+}
+
+static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0) {
+    const cphil_infer_model *m = s->m;
+    const cphil_infer_spec *sp = &m->spec;
+    const int H = sp->hidden, L = sp->layers, nh = sp->heads, dh = H / nh, W = s->W;
+    const int wm = s->wmax;
+    float *x = s->A, *u = s->B, *qkv = s->C, *o = s->D2, *F = s->D2 + wm;
+    float cs[2048], sn[2048];
+    for (int i = 0; i < dh / 2 && i < 2048; i++) {
+        cs[i] = (float)s->rot[2 * i];
+        sn[i] = (float)s->rot[2 * i + 1];
+    }
+    memcpy(x, x0, sizeof(float) * (size_t)H);
+    int slot = (int)(s->t % W);
+    int n = s->t + 1 < W ? (int)(s->t + 1) : W;
+    for (int l = 0; l < L; l++) {
+        const attn_layer *al = &m->at[l];
+        if (l == 0) memcpy(qkv, pre0, sizeof(float) * 3 * (size_t)H);
+        else {
+            layernorm(x, al->ln1_w, al->ln1_b, u, H, sp->norm_eps);
+            mm(s, &al->qkv, 1, u, H, qkv, 3 * H, 0);
+        }
+        rope_apply(qkv, H, nh, cs, sn);
+        rope_apply(qkv + H, H, nh, cs, sn);
+        float *kr = s->kring + (size_t)l * W * H, *vr = s->vring + (size_t)l * W * H;
+        memcpy(kr + (size_t)slot * H, qkv + H, sizeof(float) * (size_t)H);
+        memcpy(vr + (size_t)slot * H, qkv + 2 * H, sizeof(float) * (size_t)H);
+        /* order inside the ring does not matter for softmax attention */
+        attend(qkv, kr, vr, n, H, H, nh, o, s->tmp);
+        mm(s, &al->out, 1, o, H, x, H, 1);
+        attn_ffn(s, al, 1, x, u, F);
+    }
+    layernorm(x, m->normf_w, m->normf_b, s->feat, H, sp->norm_eps);
+    /* advance the absolute position's rotation (double, renormalized) */
+    for (int i = 0; i < dh / 2; i++) {
+        double c = s->rot[2 * i], sN = s->rot[2 * i + 1];
+        double c2 = s->rot_step[2 * i], s2 = s->rot_step[2 * i + 1];
+        double nc = c * c2 - sN * s2, ns = sN * c2 + c * s2;
+        double r = 1.0 / sqrt(nc * nc + ns * ns);
+        s->rot[2 * i] = nc * r;
+        s->rot[2 * i + 1] = ns * r;
+    }
+}
+
+/* ---- LSTM / GRU window ----------------------------------------------------------------------- */
+static void rnn_window(cphil_infer_state *s, int T) {
+    const cphil_infer_model *m = s->m;
+    const cphil_infer_spec *sp = &m->spec;
+    const int H = sp->hidden, L = sp->layers, G = sp->backbone == CPHIL_BB_LSTM ? 4 : 3;
+    const int wm = s->wmax;
+    float *Hs = s->A, *Gs = s->B;
+    float *h = s->hbuf, *c = s->cbuf; /* window mode never uses the stream state */
+    for (int l = 0; l < L; l++) {
+        memset(h, 0, sizeof(float) * (size_t)H);
+        memset(c, 0, sizeof(float) * (size_t)H);
+        if (l > 0) mm(s, &m->rnn[l].ih, T, Hs, wm, Gs, wm, 0);
+        for (int t = 0; t < T; t++) {
+            const float *pre = l == 0 ? s->seq_pre[t] : Gs + (size_t)t * wm;
+            rnn_step(s, l, pre, h, c, t == 0);
+            if (l < L - 1) memcpy(Hs + (size_t)t * wm, h, sizeof(float) * (size_t)H);
+        }
+    }
+    memcpy(s->feat, h, sizeof(float) * (size_t)H);
+    (void)G;
+}
+
+static void rnn_stream(cphil_infer_state *s, const float *pre0) {
+    const cphil_infer_model *m = s->m;
+    const int H = m->spec.hidden, L = m->spec.layers;
+    float *gin = s->D2;
+    for (int l = 0; l < L; l++) {
+        float *h = s->hbuf + (size_t)l * H, *c = s->cbuf + (size_t)l * H;
+        const float *pre = pre0;
+        if (l > 0) {
+            mm(s, &m->rnn[l].ih, 1, s->hbuf + (size_t)(l - 1) * H, H, gin, s->P, 0);
+            pre = gin;
+        }
+        rnn_step(s, l, pre, h, c, false);
+    }
+    memcpy(s->feat, s->hbuf + (size_t)(L - 1) * H, sizeof(float) * (size_t)H);
+}
+
+/* ---- MLP ------------------------------------------------------------------------------------- */
+static void mlp_forward(cphil_infer_state *s, const float *x0) {
+    const cphil_infer_model *m = s->m;
+    const cphil_infer_spec *sp = &m->spec;
+    const float *x = x0;
+    float *bufs[2] = {s->A, s->B};
+    int w = sp->mlp[0];
+    for (int i = 1; i < sp->n_mlp; i++) {
+        float *y = bufs[i & 1];
+        mm(s, &m->mlp[i], 1, x, w, y, sp->mlp[i], 0);
+        for (int j = 0; j < sp->mlp[i]; j++) y[j] = y[j] > 0.f ? y[j] : 0.f;
+        x = y;
+        w = sp->mlp[i];
+    }
+    memcpy(s->feat, x, sizeof(float) * (size_t)m->Hb);
+}
+
+/* ---- steps ----------------------------------------------------------------------------------- */
+static cphil_status check_frame(const cphil_infer_model *m, const float *cont, const int32_t *ids) {
+    const cphil_infer_spec *sp = &m->spec;
+    for (int k = 0; k < sp->n_ids; k++)
+        if (ids[k] < sp->n_cont || ids[k] >= sp->E)
+            return cphil_err(CPHIL_E_ARG, "frame id %d is %d, outside the one-hot columns [%d, %d)", k, (int)ids[k],
+                             sp->n_cont, sp->E);
+    for (int c = 0; c < sp->n_cont; c++)
+        if (!isfinite(cont[c])) return cphil_err(CPHIL_E_NUMERIC, "continuous feature %d is not finite", c);
+    return CPHIL_OK;
+}
+
+static void seq_forward(cphil_infer_state *s, int T) {
+    const cphil_infer_model *m = s->m;
+    const int H = m->spec.hidden;
+    if (m->spec.backbone == CPHIL_BB_MAMBA || m->spec.backbone == CPHIL_BB_ATTENTION) {
+        /* residual stream X[T][H]: the x0 ring is not touched, so copy into the stream buffer */
+        float *X = s->xres;
+        for (int t = 0; t < T; t++) memcpy(X + (size_t)t * H, s->seq_x0[t], sizeof(float) * (size_t)H);
+        if (m->spec.backbone == CPHIL_BB_MAMBA) mamba_window(s, T, X);
+        else attn_window(s, T, X);
+    } else if (m->spec.backbone == CPHIL_BB_MLP) {
+        mlp_forward(s, s->seq_x0[T - 1]);
+    } else {
+        rnn_window(s, T);
+    }
+}
+
+cphil_status cphil_infer_step(cphil_infer_state *s, const float *cont, const int32_t *ids, float *logits) {
+    const cphil_infer_model *m = s->m;
+    cphil_status st = check_frame(m, cont, ids);
+    if (st) return st;
+    const int W = s->W, H0p = m->H0p, P = s->P;
+    if (s->mode == CPHIL_INFER_WINDOW || m->spec.backbone == CPHIL_BB_MLP) {
+        int slot = s->t == 0 ? 0 : (s->head + 1) % W;
+        float *x0 = s->ring_x0 + (size_t)slot * H0p;
+        input_forward(m, cont, ids, x0);
+        if (P) first_layer_pre(s, x0, s->ring_pre + (size_t)slot * P);
+        if (s->t == 0)
+            for (int j = 1; j < W; j++) { /* left-pad with the first frame */
+                memcpy(s->ring_x0 + (size_t)j * H0p, x0, sizeof(float) * (size_t)H0p);
+                if (P) memcpy(s->ring_pre + (size_t)j * P, s->ring_pre, sizeof(float) * (size_t)P);
+            }
+        s->head = slot;
+        for (int t = 0; t < W; t++) { /* window order: oldest first */
+            int j = (slot + 1 + t) % W;
+            s->seq_x0[t] = s->ring_x0 + (size_t)j * H0p;
+            s->seq_pre[t] = P ? s->ring_pre + (size_t)j * P : NULL;
+        }
+        seq_forward(s, W);
+    } else {
+        float *x0 = s->x0, *pre = s->ring_pre;
+        input_forward(m, cont, ids, x0);
+        if (P) first_layer_pre(s, x0, pre);
+        int reps = s->t == 0 ? W : 1; /* cold start: the first frame W times (= window mode) */
+        for (int r = 0; r < reps; r++) {
+            switch (m->spec.backbone) {
+            case CPHIL_BB_LSTM:
+            case CPHIL_BB_GRU: rnn_stream(s, pre); break;
+            case CPHIL_BB_MAMBA: mamba_stream(s, x0, pre); break;
+            case CPHIL_BB_ATTENTION: attn_stream(s, x0, pre); break;
+            default: break;
+            }
+            if (r + 1 < reps) s->t++;
+        }
+    }
+    s->t++;
+    heads_forward(s, s->feat, logits);
+    return CPHIL_OK;
+}
+
+cphil_status cphil_infer_run_sequence(cphil_infer_state *s, int T, const float *cont, const int32_t *ids,
+                                      float *logits) {
+    const cphil_infer_model *m = s->m;
+    const cphil_infer_spec *sp = &m->spec;
+    if (T < 1 || T > s->W) return cphil_err(CPHIL_E_ARG, "sequence of %d frames (window %d)", T, s->W);
+    for (int t = 0; t < T; t++) {
+        cphil_status st = check_frame(m, cont + (size_t)t * sp->n_cont, ids + (size_t)t * sp->n_ids);
+        if (st) return st;
+        float *x0 = s->ring_x0 + (size_t)t * m->H0p;
+        input_forward(m, cont + (size_t)t * sp->n_cont, ids + (size_t)t * sp->n_ids, x0);
+        if (s->P) first_layer_pre(s, x0, s->ring_pre + (size_t)t * s->P);
+        s->seq_x0[t] = x0;
+        s->seq_pre[t] = s->P ? s->ring_pre + (size_t)t * s->P : NULL;
+    }
+    seq_forward(s, T);
+    heads_forward(s, s->feat, logits);
+    s->t = 0; /* the ring was overwritten: the next step starts a new game */
+    return CPHIL_OK;
+}

@@ -1,0 +1,185 @@
+/* infer_kern_avx2.c — AVX2/FMA kernels of the inference engine on the panel16 layout:
+ * f32 (FMA), bf16 (weights widened to f32 by shifts, then FMA; for CPUs without AVX-512 BF16),
+ * int8 (sign-extended to 16 bits and vpmaddwd: exact, no vpmaddubsw saturation). Twins:
+ * gemm_*_ref in infer_kern.c. Does not: AVX-VNNI (256-bit) — Zen 4 takes the AVX-512 path.
+ */
+#include "infer/infer_kern.h"
+
+#include <immintrin.h>
+
+#define AI static inline __attribute__((always_inline))
+
+AI void epilogue8(const infer_kargs *a, int mm, int r0, __m256 v) {
+    const infer_mat *m = a->m;
+    int n = m->rows - r0;
+    float *y = a->Y + (size_t)mm * a->ldy + r0;
+    if (n >= 8) {
+        if (m->bias) v = _mm256_add_ps(v, _mm256_loadu_ps(m->bias + r0));
+        if (a->beta) v = _mm256_add_ps(v, _mm256_loadu_ps(y));
+        _mm256_storeu_ps(y, v);
+        return;
+    }
+    if (n <= 0) return;
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (int i = 0; i < n; i++) {
+        float s = t[i] + (m->bias ? m->bias[r0 + i] : 0.f);
+        y[i] = a->beta ? y[i] + s : s;
+    }
+}
+
+/* ---- f32 ---------------------------------------------------------------------------------- */
+AI void blk_f32(const infer_kargs *a, int m0, int p0, const int MB, const int PB) {
+    const infer_mat *m = a->m;
+    const int kp = m->kp;
+    const float *x = (const float *)a->x + (size_t)m0 * a->ldx;
+    const float *w = (const float *)m->w + (size_t)p0 * INFER_PANEL * kp;
+    __m256 acc[4][4][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < PB; j++) acc[i][j][0] = acc[i][j][1] = _mm256_setzero_ps();
+    for (int k = 0; k < kp; k++) {
+        __m256 wv[4][2];
+#pragma GCC unroll 4
+        for (int j = 0; j < PB; j++) {
+            const float *wp = w + (size_t)j * INFER_PANEL * kp + (size_t)k * 16;
+            wv[j][0] = _mm256_load_ps(wp);
+            wv[j][1] = _mm256_load_ps(wp + 8);
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < MB; i++) {
+            __m256 xv = _mm256_broadcast_ss(x + (size_t)i * a->ldx + k);
+#pragma GCC unroll 4
+            for (int j = 0; j < PB; j++) {
+                acc[i][j][0] = _mm256_fmadd_ps(xv, wv[j][0], acc[i][j][0]);
+                acc[i][j][1] = _mm256_fmadd_ps(xv, wv[j][1], acc[i][j][1]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < PB; j++) {
+            epilogue8(a, m0 + i, (p0 + j) * INFER_PANEL, acc[i][j][0]);
+            epilogue8(a, m0 + i, (p0 + j) * INFER_PANEL + 8, acc[i][j][1]);
+        }
+}
+
+void gemm_f32_avx2(const infer_kargs *a) {
+    const int np = a->m->np;
+    int m0 = 0;
+    for (; m0 + 4 <= a->M; m0 += 4)
+        for (int p = 0; p < np; p++) blk_f32(a, m0, p, 4, 1);
+    int rest = a->M - m0;
+    if (!rest) return;
+    int p = 0;
+    if (rest == 1)
+        for (; p + 4 <= np; p += 4) blk_f32(a, m0, p, 1, 4);
+    else
+        for (; p + 2 <= np; p += 2) {
+            if (rest == 2) blk_f32(a, m0, p, 2, 2);
+            else blk_f32(a, m0, p, 3, 2);
+        }
+    for (; p < np; p++) {
+        if (rest == 1) blk_f32(a, m0, p, 1, 1);
+        else if (rest == 2) blk_f32(a, m0, p, 2, 1);
+        else blk_f32(a, m0, p, 3, 1);
+    }
+}
+
+/* ---- bf16 --------------------------------------------------------------------------------- */
+AI void blk_bf16(const infer_kargs *a, int m0, int p0, const int MB) {
+    const infer_mat *m = a->m;
+    const int kp = m->kp;
+    const uint16_t *x = (const uint16_t *)a->x + (size_t)m0 * kp;
+    const uint16_t *w = (const uint16_t *)m->w + (size_t)p0 * INFER_PANEL * kp;
+    const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (int k2 = 0; k2 < kp / 2; k2++) {
+        const uint16_t *wp = w + (size_t)k2 * 32;
+        __m256i v0 = _mm256_load_si256((const __m256i *)wp);
+        __m256i v1 = _mm256_load_si256((const __m256i *)(wp + 16));
+        __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)); /* k even, rows 0-7 */
+        __m256 o0 = _mm256_castsi256_ps(_mm256_and_si256(v0, hi_mask)); /* k odd */
+        __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16));
+        __m256 o1 = _mm256_castsi256_ps(_mm256_and_si256(v1, hi_mask));
+#pragma GCC unroll 4
+        for (int i = 0; i < MB; i++) {
+            const uint16_t *xp = x + (size_t)i * kp + 2 * k2;
+            __m256 xe = _mm256_set1_ps(infer_bf16_to_f32(xp[0]));
+            __m256 xo = _mm256_set1_ps(infer_bf16_to_f32(xp[1]));
+            acc[i][0] = _mm256_fmadd_ps(xe, e0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(xe, e1, acc[i][1]);
+            acc[i][0] = _mm256_fmadd_ps(xo, o0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(xo, o1, acc[i][1]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++) {
+        epilogue8(a, m0 + i, p0 * INFER_PANEL, acc[i][0]);
+        epilogue8(a, m0 + i, p0 * INFER_PANEL + 8, acc[i][1]);
+    }
+}
+
+void gemm_bf16_avx2(const infer_kargs *a) {
+    const int np = a->m->np;
+    int m0 = 0;
+    for (; m0 + 4 <= a->M; m0 += 4)
+        for (int p = 0; p < np; p++) blk_bf16(a, m0, p, 4);
+    int rest = a->M - m0;
+    for (int p = 0; p < np && rest; p++) {
+        if (rest == 1) blk_bf16(a, m0, p, 1);
+        else if (rest == 2) blk_bf16(a, m0, p, 2);
+        else blk_bf16(a, m0, p, 3);
+    }
+}
+
+/* ---- int8 --------------------------------------------------------------------------------- */
+AI void blk_i8(const infer_kargs *a, int m0, int p0, const int MB) {
+    const infer_mat *m = a->m;
+    const int kp = m->kp;
+    const int8_t *x = (const int8_t *)a->x + (size_t)m0 * kp;
+    const int8_t *w = (const int8_t *)m->w + (size_t)p0 * INFER_PANEL * kp;
+    __m256i acc[2][4];
+#pragma GCC unroll 2
+    for (int i = 0; i < MB; i++)
+        for (int c = 0; c < 4; c++) acc[i][c] = _mm256_setzero_si256();
+    for (int k4 = 0; k4 < kp / 4; k4++) {
+        const int8_t *wp = w + (size_t)k4 * 64;
+        __m256i wv[4];
+        for (int c = 0; c < 4; c++) wv[c] = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(wp + 16 * c)));
+#pragma GCC unroll 2
+        for (int i = 0; i < MB; i++) {
+            const int8_t *xp = x + (size_t)i * kp + 4 * k4;
+            int64_t pat = (int64_t)(uint16_t)(int16_t)xp[0] | (int64_t)(uint16_t)(int16_t)xp[1] << 16 |
+                          (int64_t)(uint16_t)(int16_t)xp[2] << 32 | (int64_t)((uint64_t)(uint16_t)(int16_t)xp[3] << 48);
+            __m256i xv = _mm256_set1_epi64x(pat);
+            for (int c = 0; c < 4; c++) acc[i][c] = _mm256_add_epi32(acc[i][c], _mm256_madd_epi16(wv[c], xv));
+        }
+    }
+    const int r0 = p0 * INFER_PANEL;
+#pragma GCC unroll 2
+    for (int i = 0; i < MB; i++) {
+        int32_t t[4][8], s[16];
+        for (int c = 0; c < 4; c++) _mm256_storeu_si256((__m256i *)t[c], acc[i][c]);
+        for (int c = 0; c < 4; c++)
+            for (int r = 0; r < 4; r++) s[4 * c + r] = t[c][2 * r] + t[c][2 * r + 1];
+        float xs = a->xs[m0 + i];
+        float f[16];
+        for (int r = 0; r < 16; r++) f[r] = (float)s[r] * xs * m->scale[r0 + r];
+        epilogue8(a, m0 + i, r0, _mm256_loadu_ps(f));
+        epilogue8(a, m0 + i, r0 + 8, _mm256_loadu_ps(f + 8));
+    }
+}
+
+void gemm_i8_avx2(const infer_kargs *a) {
+    const int np = a->m->np;
+    int m0 = 0;
+    for (; m0 + 2 <= a->M; m0 += 2)
+        for (int p = 0; p < np; p++) blk_i8(a, m0, p, 2);
+    if (m0 < a->M)
+        for (int p = 0; p < np; p++) blk_i8(a, m0, p, 1);
+}

@@ -1,0 +1,450 @@
+/* test_infer.c — the inference engine: packed kernels against their scalar twins on every ISA
+ * (ragged sizes), window mode against a naive double-precision reference forward for every
+ * backbone, padding semantics, stream == window where the mathematics says so, bf16/int8 by
+ * action agreement and relative logit error, zero allocations per step, refusal of mismatched
+ * tensors. Small models only (speed lives in `cphil bench`).
+ */
+#include "harness.h"
+#include "infer_ref.h"
+
+#include "infer/infer.h"
+
+#include <math.h>
+#include <stdint.h>
+
+static uint64_t rng_state = 12345;
+static float frand(void) { /* [-1, 1) */
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng_state >> 40) * (1.0 / 16777216.0)) * 2.f - 1.f;
+}
+
+/* ---- kernels --------------------------------------------------------------------------- */
+static void kernel_case(infer_dtype dt, int rows, int cols, int M, int beta, int with_bias, float *maxerr) {
+    float *w = malloc(sizeof(float) * rows * cols), *b = malloc(sizeof(float) * rows);
+    float *x = malloc(sizeof(float) * M * (cols + 3)), *y0 = malloc(sizeof(float) * M * rows),
+          *y1 = malloc(sizeof(float) * M * rows);
+    for (int i = 0; i < rows * cols; i++) w[i] = frand();
+    for (int i = 0; i < rows; i++) b[i] = frand();
+    for (int i = 0; i < M * (cols + 3); i++) x[i] = frand() * 3.f;
+    infer_mat m;
+    if (infer_mat_pack(&m, rows, cols, w, with_bias ? b : NULL, dt)) abort();
+    void *scr = malloc(infer_mat_scratch_bytes(M, m.kp) + 64);
+    scr = (void *)(((uintptr_t)scr + 63) & ~(uintptr_t)63); /* leaked on purpose: test-only */
+    for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+        for (int i = 0; i < M * rows; i++) y0[i] = y1[i] = 0.5f;
+        infer_isa_set(INFER_ISA_SCALAR);
+        infer_mat_gemm(&m, M, x, cols + 3, y0, rows, beta, scr);
+        infer_isa_set(isa);
+        infer_mat_gemm(&m, M, x, cols + 3, y1, rows, beta, scr);
+        for (int i = 0; i < M * rows; i++) {
+            float e = fabsf(y0[i] - y1[i]) / (1.f + fabsf(y0[i]));
+            if (e > *maxerr) *maxerr = e;
+        }
+    }
+    infer_isa_set(infer_isa_best());
+    infer_mat_free(&m);
+    free(w); free(b); free(x); free(y0); free(y1);
+}
+
+TEST(kernels_match_scalar_twins_ragged) {
+    int rows_l[] = {1, 5, 16, 17, 33, 64, 70};
+    int cols_l[] = {1, 3, 4, 7, 32, 65};
+    for (int dt = 0; dt < 3; dt++) {
+        float maxerr = 0.f;
+        for (size_t a = 0; a < CPHIL_ARRAY_LEN(rows_l); a++)
+            for (size_t c = 0; c < CPHIL_ARRAY_LEN(cols_l); c++)
+                for (int M = 1; M <= 7; M += 2) kernel_case((infer_dtype)dt, rows_l[a], cols_l[c], M, (int)(a & 1), (int)(c & 1), &maxerr);
+        /* int8 accumulates exactly; f32/bf16 differ by FMA rounding and summation order */
+        CHECK_MSG(maxerr < (dt == INFER_I8 ? 1e-5f : 2e-5f), "dtype %d: max relative error %g", dt, maxerr);
+    }
+}
+
+TEST(int8_kernel_quantization_error_small) {
+    /* the quantized product is close to the f32 one (relative to the output's scale) */
+    int rows = 64, cols = 256;
+    float *w = malloc(sizeof(float) * rows * cols), x[256], y0[64], y1[64];
+    for (int i = 0; i < rows * cols; i++) w[i] = frand();
+    for (int i = 0; i < cols; i++) x[i] = frand();
+    infer_mat a, b;
+    CHECK(infer_mat_pack(&a, rows, cols, w, NULL, INFER_F32) == CPHIL_OK);
+    CHECK(infer_mat_pack(&b, rows, cols, w, NULL, INFER_I8) == CPHIL_OK);
+    static _Alignas(64) unsigned char scr[1 << 16];
+    infer_mat_gemm(&a, 1, x, cols, y0, rows, 0, scr);
+    infer_mat_gemm(&b, 1, x, cols, y1, rows, 0, scr);
+    double num = 0, den = 0;
+    for (int i = 0; i < rows; i++) {
+        num += (y0[i] - y1[i]) * (y0[i] - y1[i]);
+        den += y0[i] * y0[i];
+    }
+    infer_mat_free(&a);
+    infer_mat_free(&b);
+    free(w);
+    CHECK_MSG(sqrt(num / den) < 0.02, "relative rms error %g", sqrt(num / den));
+}
+
+TEST(activations_match_libm) {
+    float x[301], y[301];
+    for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+        infer_isa_set(isa);
+        for (int f = 0; f < 5; f++) {
+            for (int i = 0; i < 301; i++) x[i] = y[i] = (i - 150) * 0.17f + (f == 0 ? -30.f : 0.f);
+            void (*fn[5])(float *, int) = {infer_vexp, infer_vsigmoid, infer_vtanh, infer_vsilu, infer_vsoftplus};
+            void (*rf[5])(float *, int) = {infer_vexp_ref, infer_vsigmoid_ref, infer_vtanh_ref, infer_vsilu_ref, infer_vsoftplus_ref};
+            fn[f](x, 301);
+            rf[f](y, 301);
+            for (int i = 0; i < 301; i++) CHECK_NEAR(x[i], y[i], 1e-6, 2e-6);
+        }
+    }
+    infer_isa_set(infer_isa_best());
+}
+
+/* ---- tiny policies ------------------------------------------------------------------------ */
+#define NC 6
+#define NI 3
+#define EW 22
+static void tiny_spec(cphil_infer_spec *s, int bb, int layers) {
+    cphil_infer_spec_default(s, bb, NC, NI, EW);
+    s->hidden = 24;
+    s->layers = layers;
+    s->window = bb == CPHIL_BB_MLP ? 1 : 5;
+    s->state = 4;
+    s->expand = 2;
+    s->conv = 3;
+    s->heads = 2;
+    s->n_mlp = 2;
+    s->mlp[0] = 40;
+    s->mlp[1] = 24;
+}
+
+static void make_frames(int T, float *cont, int32_t *ids) {
+    static const int off[NI] = {6, 11, 18}, wid[NI] = {5, 7, 4};
+    for (int t = 0; t < T; t++) {
+        for (int c = 0; c < NC; c++) cont[t * NC + c] = frand();
+        for (int k = 0; k < NI; k++) ids[t * NI + k] = off[k] + (int32_t)((frand() + 1.f) * 0.5f * wid[k] * 0.999f);
+    }
+}
+
+static double max_rel(const float *a, const float *b, int n) {
+    double m = 0, s = 0;
+    for (int i = 0; i < n; i++) s = fmax(s, fabs(b[i]));
+    for (int i = 0; i < n; i++) m = fmax(m, fabs(a[i] - b[i]));
+    return m / (s > 1e-6 ? s : 1e-6);
+}
+
+static int argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+/* number of the 6 heads' deterministic choices (buttons: each of 8 sign) that agree */
+static void agree(const float *a, const float *b, int *same, int *total) {
+    for (int i = 0; i < 8; i++) {
+        *same += (a[i] > 0) == (b[i] > 0);
+        (*total)++;
+    }
+    for (int h = 1; h < INFER_N_HEADS; h++) {
+        *same += argmax(a + cphil_head_offset[h], cphil_head_classes[h]) == argmax(b + cphil_head_offset[h], cphil_head_classes[h]);
+        (*total)++;
+    }
+}
+
+typedef struct pol {
+    cphil_infer_spec spec;
+    cphil_infer_random *r;
+    cphil_infer_model *m;
+} pol;
+
+static void pol_open(pol *p, int bb, int layers, infer_dtype dt, uint64_t seed) {
+    tiny_spec(&p->spec, bb, layers);
+    if (cphil_infer_random_open(&p->spec, seed, &p->r)) abort();
+    if (cphil_infer_model_build(&p->spec, cphil_infer_random_lookup, p->r, dt, &p->m)) {
+        fprintf(stderr, "%s\n", cphil_last_error());
+        abort();
+    }
+}
+static void pol_close(pol *p) {
+    cphil_infer_model_free(p->m);
+    cphil_infer_random_close(p->r);
+}
+
+TEST(window_sequence_equals_reference_every_backbone_and_isa) {
+    float cont[5 * NC], lg[INFER_N_LOGITS], ref[INFER_N_LOGITS];
+    int32_t ids[5 * NI];
+    for (int bb = 0; bb < CPHIL_BB_COUNT; bb++)
+        for (int layers = 1; layers <= 2; layers++) {
+            pol p;
+            pol_open(&p, bb, layers, INFER_F32, 7 + bb);
+            int T = bb == CPHIL_BB_MLP ? 1 : 4;
+            make_frames(T, cont, ids);
+            ref_forward(&p.spec, cphil_infer_random_lookup, p.r, T, cont, ids, ref);
+            for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+                infer_isa_set(isa);
+                cphil_infer_state *s;
+                CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_WINDOW, &s) == CPHIL_OK);
+                CHECK(cphil_infer_run_sequence(s, T, cont, ids, lg) == CPHIL_OK);
+                cphil_infer_state_close(s);
+                for (int i = 0; i < INFER_N_LOGITS; i++)
+                    CHECK_MSG(fabs(lg[i] - ref[i]) <= 1e-4 + 1e-4 * fabs(ref[i]), "%s L%d isa %s logit %d: %.7g vs %.7g",
+                              cphil_backbone_name(bb), layers, infer_isa_name(isa), i, lg[i], ref[i]);
+            }
+            infer_isa_set(infer_isa_best());
+            pol_close(&p);
+        }
+}
+
+/* window mode through steps: the left padding with the first frame, then sliding */
+TEST(window_steps_pad_with_first_frame_and_slide) {
+    enum { T = 9, W = 5 };
+    float cont[T * NC], lg[INFER_N_LOGITS], ref[INFER_N_LOGITS], pc[W * NC];
+    int32_t ids[T * NI], pi[W * NI];
+    for (int bb = 1; bb < CPHIL_BB_COUNT; bb++) {
+        pol p;
+        pol_open(&p, bb, 2, INFER_F32, 100 + bb);
+        make_frames(T, cont, ids);
+        cphil_infer_state *s;
+        CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_WINDOW, &s) == CPHIL_OK);
+        for (int t = 0; t < T; t++) {
+            CHECK(cphil_infer_step(s, cont + t * NC, ids + t * NI, lg) == CPHIL_OK);
+            for (int j = 0; j < W; j++) { /* the window the seed builds at time t */
+                int src = t - (W - 1) + j;
+                if (src < 0) src = 0;
+                memcpy(pc + j * NC, cont + src * NC, sizeof(float) * NC);
+                memcpy(pi + j * NI, ids + src * NI, sizeof(int32_t) * NI);
+            }
+            ref_forward(&p.spec, cphil_infer_random_lookup, p.r, W, pc, pi, ref);
+            for (int i = 0; i < INFER_N_LOGITS; i++)
+                CHECK_MSG(fabs(lg[i] - ref[i]) <= 1e-4 + 1e-4 * fabs(ref[i]), "%s t=%d logit %d: %.7g vs %.7g",
+                          cphil_backbone_name(bb), t, i, lg[i], ref[i]);
+        }
+        /* reset starts a new game: the first frame is padded again */
+        cphil_infer_state_reset(s);
+        CHECK(cphil_infer_step(s, cont + 3 * NC, ids + 3 * NI, lg) == CPHIL_OK);
+        for (int j = 0; j < W; j++) {
+            memcpy(pc + j * NC, cont + 3 * NC, sizeof(float) * NC);
+            memcpy(pi + j * NI, ids + 3 * NI, sizeof(int32_t) * NI);
+        }
+        ref_forward(&p.spec, cphil_infer_random_lookup, p.r, W, pc, pi, ref);
+        CHECK(max_rel(lg, ref, INFER_N_LOGITS) < 1e-4);
+        cphil_infer_state_close(s);
+        pol_close(&p);
+    }
+}
+
+/* stream: the first decision equals window mode for every backbone; afterwards stream equals
+ * the reference over the whole history (first frame W times, then every frame) for the
+ * recurrent nets and Mamba, and equals window mode for the MLP and one-layer attention. */
+TEST(stream_equals_window_where_the_math_says_so) {
+    enum { T = 12, W = 5 };
+    float cont[T * NC], a[INFER_N_LOGITS], b[INFER_N_LOGITS], ref[INFER_N_LOGITS];
+    int32_t ids[T * NI];
+    float hc[(T + W) * NC];
+    int32_t hi[(T + W) * NI];
+    for (int bb = 0; bb < CPHIL_BB_COUNT; bb++)
+        for (int layers = 1; layers <= 2; layers++) {
+            pol p;
+            pol_open(&p, bb, layers, INFER_F32, 200 + bb);
+            make_frames(T, cont, ids);
+            cphil_infer_state *sw, *ss;
+            CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_WINDOW, &sw) == CPHIL_OK);
+            CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_STREAM, &ss) == CPHIL_OK);
+            for (int t = 0; t < T; t++) {
+                CHECK(cphil_infer_step(sw, cont + t * NC, ids + t * NI, a) == CPHIL_OK);
+                CHECK(cphil_infer_step(ss, cont + t * NC, ids + t * NI, b) == CPHIL_OK);
+                bool exact = t == 0 || bb == CPHIL_BB_MLP || (bb == CPHIL_BB_ATTENTION && layers == 1);
+                if (exact) CHECK_MSG(max_rel(a, b, INFER_N_LOGITS) < 1e-4, "%s L%d t=%d: stream != window (%g)",
+                                     cphil_backbone_name(bb), layers, t, max_rel(a, b, INFER_N_LOGITS));
+                if (bb == CPHIL_BB_LSTM || bb == CPHIL_BB_GRU || bb == CPHIL_BB_MAMBA) {
+                    int n = 0;
+                    for (int j = 0; j < W - 1; j++, n++) {
+                        memcpy(hc + n * NC, cont, sizeof(float) * NC);
+                        memcpy(hi + n * NI, ids, sizeof(int32_t) * NI);
+                    }
+                    for (int j = 0; j <= t; j++, n++) {
+                        memcpy(hc + n * NC, cont + j * NC, sizeof(float) * NC);
+                        memcpy(hi + n * NI, ids + j * NI, sizeof(int32_t) * NI);
+                    }
+                    ref_forward(&p.spec, cphil_infer_random_lookup, p.r, n, hc, hi, ref);
+                    CHECK_MSG(max_rel(b, ref, INFER_N_LOGITS) < 1e-4, "%s L%d t=%d: stream != history reference (%g)",
+                              cphil_backbone_name(bb), layers, t, max_rel(b, ref, INFER_N_LOGITS));
+                }
+            }
+            cphil_infer_state_close(sw);
+            cphil_infer_state_close(ss);
+            pol_close(&p);
+        }
+}
+
+TEST(bf16_and_int8_agree_with_f32) {
+    enum { T = 40 };
+    float cont[T * NC], a[INFER_N_LOGITS], b[INFER_N_LOGITS];
+    int32_t ids[T * NI];
+    for (int bb = 0; bb < CPHIL_BB_COUNT; bb++) {
+        pol pf, pq[2];
+        pol_open(&pf, bb, 2, INFER_F32, 300 + bb);
+        pol_open(&pq[0], bb, 2, INFER_BF16, 300 + bb);
+        pol_open(&pq[1], bb, 2, INFER_I8, 300 + bb);
+        make_frames(T, cont, ids);
+        for (int q = 0; q < 2; q++)
+            for (int mode = 0; mode < 2; mode++) {
+                cphil_infer_state *sf, *sq;
+                CHECK(cphil_infer_state_open(pf.m, (cphil_infer_mode)mode, &sf) == CPHIL_OK);
+                CHECK(cphil_infer_state_open(pq[q].m, (cphil_infer_mode)mode, &sq) == CPHIL_OK);
+                int same = 0, total = 0;
+                double worst = 0;
+                for (int t = 0; t < T; t++) {
+                    CHECK(cphil_infer_step(sf, cont + t * NC, ids + t * NI, a) == CPHIL_OK);
+                    CHECK(cphil_infer_step(sq, cont + t * NC, ids + t * NI, b) == CPHIL_OK);
+                    agree(a, b, &same, &total);
+                    worst = fmax(worst, max_rel(b, a, INFER_N_LOGITS));
+                }
+                double ag = (double)same / total;
+                CHECK_MSG(ag >= (q == 0 ? 0.97 : 0.93) && worst < (q == 0 ? 0.03 : 0.08),
+                          "%s %s mode %d: agreement %.3f, max relative logit error %.4f", cphil_backbone_name(bb),
+                          q == 0 ? "bf16" : "int8", mode, ag, worst);
+                cphil_infer_state_close(sf);
+                cphil_infer_state_close(sq);
+            }
+        pol_close(&pf);
+        pol_close(&pq[0]);
+        pol_close(&pq[1]);
+    }
+}
+
+/* ---- allocation ---------------------------------------------------------------------------- */
+static long n_allocs;
+static void *count_alloc(size_t size, size_t align, void *user) {
+    (void)user;
+    n_allocs++;
+    void *p = NULL;
+    return posix_memalign(&p, align, size ? size : 1) ? NULL : p;
+}
+static void count_free(void *p, void *user) {
+    (void)user;
+    free(p);
+}
+
+TEST(step_allocates_nothing) {
+    float cont[8 * NC], lg[INFER_N_LOGITS];
+    int32_t ids[8 * NI];
+    make_frames(8, cont, ids);
+    cphil_allocator ca = {count_alloc, count_free, NULL};
+    for (int bb = 0; bb < CPHIL_BB_COUNT; bb++)
+        for (int dt = 0; dt < 3; dt++)
+            for (int mode = 0; mode < 2; mode++) {
+                pol p;
+                pol_open(&p, bb, 2, (infer_dtype)dt, 1);
+                cphil_infer_state *s;
+                CHECK(cphil_infer_state_open(p.m, (cphil_infer_mode)mode, &s) == CPHIL_OK);
+                cphil_set_allocator(&ca);
+                n_allocs = 0;
+                for (int t = 0; t < 8; t++) cphil_infer_step(s, cont + t * NC, ids + t * NI, lg);
+                cphil_infer_state_reset(s);
+                cphil_infer_step(s, cont, ids, lg);
+                long got = n_allocs;
+                cphil_set_allocator(NULL);
+                cphil_infer_state_close(s);
+                pol_close(&p);
+                CHECK_MSG(got == 0, "%s dtype %d mode %d: %ld allocations in steps", cphil_backbone_name(bb), dt, mode, got);
+            }
+}
+
+/* a failing allocator: every allocation failure while building returns NOMEM without leaks */
+static long fail_after;
+static void *fail_alloc(size_t size, size_t align, void *user) {
+    (void)user;
+    if (fail_after-- <= 0) return NULL;
+    void *p = NULL;
+    return posix_memalign(&p, align, size ? size : 1) ? NULL : p;
+}
+
+TEST(build_survives_every_allocation_failure) {
+    cphil_infer_spec sp;
+    tiny_spec(&sp, CPHIL_BB_MAMBA, 2);
+    cphil_infer_random *r;
+    CHECK(cphil_infer_random_open(&sp, 3, &r) == CPHIL_OK);
+    cphil_allocator fa = {fail_alloc, count_free, NULL};
+    int failures = 0;
+    for (long k = 0; k < 400; k++) {
+        fail_after = k;
+        cphil_set_allocator(&fa);
+        cphil_infer_model *m = NULL;
+        cphil_infer_state *s = NULL;
+        cphil_status st = cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, INFER_I8, &m);
+        if (st == CPHIL_OK) st = cphil_infer_state_open(m, CPHIL_INFER_STREAM, &s);
+        cphil_set_allocator(NULL);
+        cphil_infer_state_close(s);
+        cphil_infer_model_free(m);
+        if (st == CPHIL_OK) break;
+        CHECK_EQ_INT(st, CPHIL_E_NOMEM);
+        failures++;
+    }
+    cphil_infer_random_close(r);
+    CHECK(failures > 10);
+}
+
+/* a lookup that changes one tensor's shape or hides it */
+typedef struct bad_ctx { cphil_infer_random *r; const char *name; int mode; } bad_ctx;
+static cphil_status bad_lookup(void *ctx, const char *name, cphil_infer_tensor *out) {
+    bad_ctx *b = ctx;
+    cphil_status s = cphil_infer_random_lookup(b->r, name, out);
+    if (!s && !strcmp(name, b->name)) {
+        if (b->mode == 0) return cphil_err(CPHIL_E_MISMATCH, "tensor '%s' is missing", name);
+        out->shape[0] += 1;
+    }
+    return s;
+}
+
+TEST(mismatched_tensors_are_refused_with_a_message) {
+    cphil_infer_spec sp;
+    tiny_spec(&sp, CPHIL_BB_LSTM, 2);
+    cphil_infer_random *r;
+    CHECK(cphil_infer_random_open(&sp, 3, &r) == CPHIL_OK);
+    bad_ctx b = {r, "lstm.weight_hh_l1", 1};
+    cphil_infer_model *m = NULL;
+    CHECK_EQ_INT(cphil_infer_model_build(&sp, bad_lookup, &b, INFER_F32, &m), CPHIL_E_MISMATCH);
+    CHECK(m == NULL);
+    CHECK(strstr(cphil_last_error(), "lstm.weight_hh_l1") != NULL);
+    b.mode = 0;
+    b.name = "heads.shoulder.2.bias";
+    CHECK_EQ_INT(cphil_infer_model_build(&sp, bad_lookup, &b, INFER_F32, &m), CPHIL_E_MISMATCH);
+    CHECK(strstr(cphil_last_error(), "shoulder") != NULL);
+    sp.hidden = 0;
+    CHECK_EQ_INT(cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, INFER_F32, &m), CPHIL_E_MISMATCH);
+    cphil_infer_random_close(r);
+}
+
+TEST(bad_frames_are_refused) {
+    pol p;
+    pol_open(&p, CPHIL_BB_GRU, 1, INFER_F32, 5);
+    cphil_infer_state *s;
+    CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_STREAM, &s) == CPHIL_OK);
+    float cont[NC] = {0}, lg[INFER_N_LOGITS];
+    int32_t ids[NI] = {6, 11, EW};
+    CHECK_EQ_INT(cphil_infer_step(s, cont, ids, lg), CPHIL_E_ARG);
+    ids[2] = 2; /* a continuous column */
+    CHECK_EQ_INT(cphil_infer_step(s, cont, ids, lg), CPHIL_E_ARG);
+    ids[2] = 18;
+    cont[1] = NAN;
+    CHECK_EQ_INT(cphil_infer_step(s, cont, ids, lg), CPHIL_E_NUMERIC);
+    cont[1] = 0.f;
+    CHECK_EQ_INT(cphil_infer_step(s, cont, ids, lg), CPHIL_OK);
+    cphil_infer_state_close(s);
+    pol_close(&p);
+}
+
+int main(void) {
+    RUN(kernels_match_scalar_twins_ragged);
+    RUN(int8_kernel_quantization_error_small);
+    RUN(activations_match_libm);
+    RUN(window_sequence_equals_reference_every_backbone_and_isa);
+    RUN(window_steps_pad_with_first_frame_and_slide);
+    RUN(stream_equals_window_where_the_math_says_so);
+    RUN(bf16_and_int8_agree_with_f32);
+    RUN(step_allocates_nothing);
+    RUN(build_survives_every_allocation_failure);
+    RUN(mismatched_tensors_are_refused_with_a_message);
+    RUN(bad_frames_are_refused);
+    return harness_done();
+}
