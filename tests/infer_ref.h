@@ -50,10 +50,10 @@ static void ref_norm(const double *x, const float *w, const float *b, double *y,
 static void ref_forward(const cphil_infer_spec *sp, cphil_infer_lookup lk, void *ctx, int T, const float *cont,
                         const int32_t *ids, float *logits) {
     const int H = sp->hidden, L = sp->layers, E = sp->E;
-    int H0 = sp->backbone == CPHIL_BB_MLP ? sp->mlp[0] : H;
-    int Hb = sp->backbone == CPHIL_BB_MLP ? sp->mlp[sp->n_mlp - 1] : H;
+    int H0 = sp->backbone == CPHIL_BACKBONE_MLP ? sp->mlp[0] : H;
+    int Hb = sp->backbone == CPHIL_BACKBONE_MLP ? sp->mlp[sp->n_mlp - 1] : H;
     int big = 8 * (H > 64 ? H : 64) + 4 * sp->expand * H + 1024;
-    if (sp->backbone == CPHIL_BB_MLP)
+    if (sp->backbone == CPHIL_BACKBONE_MLP)
         for (int i = 0; i < sp->n_mlp; i++) big = big > sp->mlp[i] ? big : sp->mlp[i] + 64;
     double *X = calloc((size_t)T * big, sizeof(double)); /* per-position activations */
     double *Y = calloc((size_t)T * big, sizeof(double));
@@ -68,7 +68,7 @@ static void ref_forward(const cphil_infer_spec *sp, cphil_infer_lookup lk, void 
     }
     double eps = sp->norm_eps > 0 ? sp->norm_eps : 1e-5;
     double *feat = calloc((size_t)big, sizeof(double));
-    if (sp->backbone == CPHIL_BB_MLP) {
+    if (sp->backbone == CPHIL_BACKBONE_MLP) {
         double *x = X + (size_t)(T - 1) * big;
         for (int i = 0; i < H0; i++) x[i] = x[i] > 0 ? x[i] : 0;
         int w = H0;
@@ -78,8 +78,8 @@ static void ref_forward(const cphil_infer_spec *sp, cphil_infer_lookup lk, void 
             w = sp->mlp[i];
         }
         memcpy(feat, x, sizeof(double) * Hb);
-    } else if (sp->backbone == CPHIL_BB_LSTM || sp->backbone == CPHIL_BB_GRU) {
-        int lstm = sp->backbone == CPHIL_BB_LSTM, G = lstm ? 4 : 3;
+    } else if (sp->backbone == CPHIL_BACKBONE_LSTM || sp->backbone == CPHIL_BACKBONE_GRU) {
+        int lstm = sp->backbone == CPHIL_BACKBONE_LSTM, G = lstm ? 4 : 3;
         const char *nm = lstm ? "lstm" : "gru";
         char f[64];
         for (int l = 0; l < L; l++) {
@@ -112,7 +112,7 @@ static void ref_forward(const cphil_infer_spec *sp, cphil_infer_lookup lk, void 
             double *sw = X; X = Y; Y = sw;
         }
         memcpy(feat, X + (size_t)(T - 1) * big, sizeof(double) * H);
-    } else if (sp->backbone == CPHIL_BB_MAMBA) {
+    } else if (sp->backbone == CPHIL_BACKBONE_MAMBA) {
         int I = sp->expand * H, R = (H + 15) / 16, N = sp->state, K = sp->conv;
         double *xz = calloc((size_t)T * 2 * I, sizeof(double)), *xc = calloc((size_t)T * I, sizeof(double));
         double *hs = calloc((size_t)I * N, sizeof(double)), *dbl = calloc((size_t)R + 2 * N, sizeof(double));

@@ -102,11 +102,11 @@ TEST(activations_match_libm) {
 #define NC 6
 #define NI 3
 #define EW 22
-static void tiny_spec(cphil_infer_spec *s, int bb, int layers) {
+static void tiny_spec(cphil_infer_spec *s, cphil_backbone bb, int layers) {
     cphil_infer_spec_default(s, bb, NC, NI, EW);
     s->hidden = 24;
     s->layers = layers;
-    s->window = bb == CPHIL_BB_MLP ? 1 : 5;
+    s->window = bb == CPHIL_BACKBONE_MLP ? 1 : 5;
     s->state = 4;
     s->expand = 2;
     s->conv = 3;
@@ -156,7 +156,7 @@ typedef struct pol {
     cphil_infer_model *m;
 } pol;
 
-static void pol_open(pol *p, int bb, int layers, infer_dtype dt, uint64_t seed) {
+static void pol_open(pol *p, cphil_backbone bb, int layers, infer_dtype dt, uint64_t seed) {
     tiny_spec(&p->spec, bb, layers);
     if (cphil_infer_random_open(&p->spec, seed, &p->r)) abort();
     if (cphil_infer_model_build(&p->spec, cphil_infer_random_lookup, p->r, dt, &p->m)) {
@@ -172,11 +172,11 @@ static void pol_close(pol *p) {
 TEST(window_sequence_equals_reference_every_backbone_and_isa) {
     float cont[5 * NC], lg[INFER_N_LOGITS], ref[INFER_N_LOGITS];
     int32_t ids[5 * NI];
-    for (int bb = 0; bb < CPHIL_BB_COUNT; bb++)
+    for (cphil_backbone bb = 0; bb < CPHIL_N_BACKBONES; bb++)
         for (int layers = 1; layers <= 2; layers++) {
             pol p;
             pol_open(&p, bb, layers, INFER_F32, 7 + bb);
-            int T = bb == CPHIL_BB_MLP ? 1 : 4;
+            int T = bb == CPHIL_BACKBONE_MLP ? 1 : 4;
             make_frames(T, cont, ids);
             ref_forward(&p.spec, cphil_infer_random_lookup, p.r, T, cont, ids, ref);
             for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
@@ -199,7 +199,7 @@ TEST(window_steps_pad_with_first_frame_and_slide) {
     enum { T = 9, W = 5 };
     float cont[T * NC], lg[INFER_N_LOGITS], ref[INFER_N_LOGITS], pc[W * NC];
     int32_t ids[T * NI], pi[W * NI];
-    for (int bb = 1; bb < CPHIL_BB_COUNT; bb++) {
+    for (cphil_backbone bb = 1; bb < CPHIL_N_BACKBONES; bb++) {
         pol p;
         pol_open(&p, bb, 2, INFER_F32, 100 + bb);
         make_frames(T, cont, ids);
@@ -241,7 +241,7 @@ TEST(stream_equals_window_where_the_math_says_so) {
     int32_t ids[T * NI];
     float hc[(T + W) * NC];
     int32_t hi[(T + W) * NI];
-    for (int bb = 0; bb < CPHIL_BB_COUNT; bb++)
+    for (cphil_backbone bb = 0; bb < CPHIL_N_BACKBONES; bb++)
         for (int layers = 1; layers <= 2; layers++) {
             pol p;
             pol_open(&p, bb, layers, INFER_F32, 200 + bb);
@@ -252,10 +252,10 @@ TEST(stream_equals_window_where_the_math_says_so) {
             for (int t = 0; t < T; t++) {
                 CHECK(cphil_infer_step(sw, cont + t * NC, ids + t * NI, a) == CPHIL_OK);
                 CHECK(cphil_infer_step(ss, cont + t * NC, ids + t * NI, b) == CPHIL_OK);
-                bool exact = t == 0 || bb == CPHIL_BB_MLP || (bb == CPHIL_BB_ATTENTION && layers == 1);
+                bool exact = t == 0 || bb == CPHIL_BACKBONE_MLP || (bb == CPHIL_BACKBONE_ATTENTION && layers == 1);
                 if (exact) CHECK_MSG(max_rel(a, b, INFER_N_LOGITS) < 1e-4, "%s L%d t=%d: stream != window (%g)",
                                      cphil_backbone_name(bb), layers, t, max_rel(a, b, INFER_N_LOGITS));
-                if (bb == CPHIL_BB_LSTM || bb == CPHIL_BB_GRU || bb == CPHIL_BB_MAMBA) {
+                if (bb == CPHIL_BACKBONE_LSTM || bb == CPHIL_BACKBONE_GRU || bb == CPHIL_BACKBONE_MAMBA) {
                     int n = 0;
                     for (int j = 0; j < W - 1; j++, n++) {
                         memcpy(hc + n * NC, cont, sizeof(float) * NC);
@@ -280,7 +280,7 @@ TEST(bf16_and_int8_agree_with_f32) {
     enum { T = 40 };
     float cont[T * NC], a[INFER_N_LOGITS], b[INFER_N_LOGITS];
     int32_t ids[T * NI];
-    for (int bb = 0; bb < CPHIL_BB_COUNT; bb++) {
+    for (cphil_backbone bb = 0; bb < CPHIL_N_BACKBONES; bb++) {
         pol pf, pq[2];
         pol_open(&pf, bb, 2, INFER_F32, 300 + bb);
         pol_open(&pq[0], bb, 2, INFER_BF16, 300 + bb);
@@ -330,7 +330,7 @@ TEST(step_allocates_nothing) {
     int32_t ids[8 * NI];
     make_frames(8, cont, ids);
     cphil_allocator ca = {count_alloc, count_free, NULL};
-    for (int bb = 0; bb < CPHIL_BB_COUNT; bb++)
+    for (cphil_backbone bb = 0; bb < CPHIL_N_BACKBONES; bb++)
         for (int dt = 0; dt < 3; dt++)
             for (int mode = 0; mode < 2; mode++) {
                 pol p;
@@ -361,7 +361,7 @@ static void *fail_alloc(size_t size, size_t align, void *user) {
 
 TEST(build_survives_every_allocation_failure) {
     cphil_infer_spec sp;
-    tiny_spec(&sp, CPHIL_BB_MAMBA, 2);
+    tiny_spec(&sp, CPHIL_BACKBONE_MAMBA, 2);
     cphil_infer_random *r;
     CHECK(cphil_infer_random_open(&sp, 3, &r) == CPHIL_OK);
     cphil_allocator fa = {fail_alloc, count_free, NULL};
@@ -398,7 +398,7 @@ static cphil_status bad_lookup(void *ctx, const char *name, cphil_infer_tensor *
 
 TEST(mismatched_tensors_are_refused_with_a_message) {
     cphil_infer_spec sp;
-    tiny_spec(&sp, CPHIL_BB_LSTM, 2);
+    tiny_spec(&sp, CPHIL_BACKBONE_LSTM, 2);
     cphil_infer_random *r;
     CHECK(cphil_infer_random_open(&sp, 3, &r) == CPHIL_OK);
     bad_ctx b = {r, "lstm.weight_hh_l1", 1};
@@ -417,7 +417,7 @@ TEST(mismatched_tensors_are_refused_with_a_message) {
 
 TEST(bad_frames_are_refused) {
     pol p;
-    pol_open(&p, CPHIL_BB_GRU, 1, INFER_F32, 5);
+    pol_open(&p, CPHIL_BACKBONE_GRU, 1, INFER_F32, 5);
     cphil_infer_state *s;
     CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_STREAM, &s) == CPHIL_OK);
     float cont[NC] = {0}, lg[INFER_N_LOGITS];

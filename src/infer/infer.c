@@ -11,23 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-const char *const cphil_head_names[INFER_N_HEADS] = {"buttons", "main_x", "main_y", "c_x", "c_y", "shoulder"};
-const int cphil_head_classes[INFER_N_HEADS] = {8, 17, 17, 17, 17, 5};
-const int cphil_head_hidden[INFER_N_HEADS] = {64, 64, 64, 64, 64, 32};
-const int cphil_head_offset[INFER_N_HEADS] = {0, 8, 25, 42, 59, 76};
-
-static const char *const bb_names[CPHIL_BB_COUNT] = {"mlp", "lstm", "gru", "mamba", "attention"};
-
-const char *cphil_backbone_name(int bb) { return bb >= 0 && bb < CPHIL_BB_COUNT ? bb_names[bb] : "?"; }
-
-int cphil_backbone_parse(const char *s) {
-    for (int i = 0; i < CPHIL_BB_COUNT; i++)
-        if (!strcmp(s, bb_names[i])) return i;
-    if (!strcmp(s, "sliding_window") || !strcmp(s, "transformer")) return CPHIL_BB_ATTENTION;
-    return -1;
-}
-
-void cphil_infer_spec_default(cphil_infer_spec *s, int backbone, int n_cont, int n_ids, int E) {
+void cphil_infer_spec_default(cphil_infer_spec *s, cphil_backbone backbone, int n_cont, int n_ids, int E) {
     memset(s, 0, sizeof *s);
     s->backbone = backbone;
     s->n_cont = n_cont;
@@ -35,7 +19,7 @@ void cphil_infer_spec_default(cphil_infer_spec *s, int backbone, int n_cont, int
     s->E = E;
     s->hidden = 256;
     s->layers = 2;
-    s->window = backbone == CPHIL_BB_MLP ? 1 : 60;
+    s->window = backbone == CPHIL_BACKBONE_MLP ? 1 : 60;
     s->state = 16;
     s->expand = 2;
     s->conv = 4;
@@ -45,6 +29,31 @@ void cphil_infer_spec_default(cphil_infer_spec *s, int backbone, int n_cont, int
     s->mlp[1] = 512;
     s->norm_eps = 1e-5f;
     s->rope_base = 10000.f;
+}
+
+void cphil_infer_spec_from_config(cphil_infer_spec *s, const cphil_model_config *c) {
+    cphil_infer_spec_default(s, c->backbone, c->n_cont, c->n_ids, c->E);
+    s->hidden = c->hidden;
+    s->layers = c->num_layers;
+    s->window = c->backbone == CPHIL_BACKBONE_MLP ? 1 : c->window;
+    s->state = c->state_size;
+    s->expand = c->expand;
+    s->conv = c->conv_size;
+    s->heads = c->num_heads;
+    s->n_mlp = c->n_mlp;
+    for (int i = 0; i < c->n_mlp && i < INFER_MAX_MLP; i++) s->mlp[i] = c->mlp_hidden[i];
+}
+
+cphil_status cphil_infer_model_lookup(void *ctx, const char *name, cphil_infer_tensor *out) {
+    const cphil_model *m = ctx;
+    const cphil_tensor *t = cphil_model_find(m, name);
+    if (!t) return cphil_err(CPHIL_E_MISMATCH, "tensor '%s' is missing from the model", name);
+    memset(out, 0, sizeof *out);
+    out->dtype = INFER_F32;
+    out->rank = t->ndim;
+    for (int i = 0; i < t->ndim; i++) out->shape[i] = t->shape[i];
+    out->data = m->params + t->offset;
+    return CPHIL_OK;
 }
 
 /* ---- model ------------------------------------------------------------------------------- */
@@ -260,11 +269,11 @@ static cphil_status input_layer(build_ctx *b) {
 }
 
 static cphil_status check_spec(const cphil_infer_spec *sp) {
-    if (sp->backbone < 0 || sp->backbone >= CPHIL_BB_COUNT)
+    if ((int)sp->backbone < 0 || sp->backbone >= CPHIL_N_BACKBONES)
         return cphil_err(CPHIL_E_MISMATCH, "unknown backbone %d", sp->backbone);
     if (sp->n_cont < 0 || sp->n_ids < 0 || sp->E < 1 || sp->n_cont > sp->E || sp->E > (1 << 20))
         return cphil_err(CPHIL_E_MISMATCH, "bad embedding sizes (n_cont %d, n_ids %d, E %d)", sp->n_cont, sp->n_ids, sp->E);
-    if (sp->backbone == CPHIL_BB_MLP) {
+    if (sp->backbone == CPHIL_BACKBONE_MLP) {
         if (sp->n_mlp < 1 || sp->n_mlp > INFER_MAX_MLP)
             return cphil_err(CPHIL_E_MISMATCH, "MLP needs 1..%d hidden sizes (got %d)", INFER_MAX_MLP, sp->n_mlp);
         for (int i = 0; i < sp->n_mlp; i++)
@@ -274,10 +283,10 @@ static cphil_status check_spec(const cphil_infer_spec *sp) {
     if (sp->hidden < 1 || sp->hidden > 16384) return cphil_err(CPHIL_E_MISMATCH, "bad hidden size %d", sp->hidden);
     if (sp->layers < 1 || sp->layers > INFER_MAX_LAYERS) return cphil_err(CPHIL_E_MISMATCH, "bad layer count %d", sp->layers);
     if (sp->window < 1 || sp->window > 4096) return cphil_err(CPHIL_E_MISMATCH, "bad window %d", sp->window);
-    if (sp->backbone == CPHIL_BB_MAMBA &&
+    if (sp->backbone == CPHIL_BACKBONE_MAMBA &&
         (sp->state < 1 || sp->state > 1024 || sp->expand < 1 || sp->expand > 16 || sp->conv < 1 || sp->conv > 64))
         return cphil_err(CPHIL_E_MISMATCH, "bad Mamba sizes (state %d, expand %d, conv %d)", sp->state, sp->expand, sp->conv);
-    if (sp->backbone == CPHIL_BB_ATTENTION &&
+    if (sp->backbone == CPHIL_BACKBONE_ATTENTION &&
         (sp->heads < 1 || sp->hidden % sp->heads || (sp->hidden / sp->heads) % 2))
         return cphil_err(CPHIL_E_MISMATCH, "attention: hidden %d must split into %d heads of even size", sp->hidden, sp->heads);
     return CPHIL_OK;
@@ -291,17 +300,18 @@ static cphil_status build(build_ctx *b) {
     cphil_status s;
     if ((s = input_layer(b))) return s;
     switch (sp->backbone) {
-    case CPHIL_BB_MLP:
+    default: break;
+    case CPHIL_BACKBONE_MLP:
         for (int i = 1; i < sp->n_mlp; i++) {
             snprintf(n1, sizeof n1, "mlp.%d.weight", i - 1);
             snprintf(n2, sizeof n2, "mlp.%d.bias", i - 1);
             if ((s = linear(b, &m->mlp[i], n1, n2, NULL, sp->mlp[i], sp->mlp[i - 1]))) return s;
         }
         break;
-    case CPHIL_BB_LSTM:
-    case CPHIL_BB_GRU: {
-        const char *nm = sp->backbone == CPHIL_BB_LSTM ? "lstm" : "gru";
-        int G = sp->backbone == CPHIL_BB_LSTM ? 4 : 3;
+    case CPHIL_BACKBONE_LSTM:
+    case CPHIL_BACKBONE_GRU: {
+        const char *nm = sp->backbone == CPHIL_BACKBONE_LSTM ? "lstm" : "gru";
+        int G = sp->backbone == CPHIL_BACKBONE_LSTM ? 4 : 3;
         for (int l = 0; l < L; l++) {
             snprintf(n1, sizeof n1, "%s.weight_ih_l%d", nm, l);
             snprintf(n2, sizeof n2, "%s.bias_ih_l%d", nm, l);
@@ -313,7 +323,7 @@ static cphil_status build(build_ctx *b) {
         }
         break;
     }
-    case CPHIL_BB_MAMBA: {
+    case CPHIL_BACKBONE_MAMBA: {
         const int I = m->I, R = m->R, N = sp->state, K = sp->conv;
         for (int l = 0; l < L; l++) {
             mamba_layer *ml = &m->mb[l];
@@ -343,7 +353,7 @@ static cphil_status build(build_ctx *b) {
         if ((s = vec(b, "norm_f.weight", H, &m->normf_w))) return s;
         break;
     }
-    case CPHIL_BB_ATTENTION: {
+    case CPHIL_BACKBONE_ATTENTION: {
         for (int l = 0; l < L; l++) {
             attn_layer *al = &m->at[l];
             snprintf(n1, sizeof n1, "layers.%d.ln1.weight", l);
@@ -411,6 +421,9 @@ static cphil_status build(build_ctx *b) {
     if (!s) {
         /* the fused product is packed f32/bf16/int8 like the others (int8 source dequantized) */
         s = infer_mat_pack(&m->head0, tot, m->Hb, w0, b0, m->prec);
+        cphil_infer_tensor ht;
+        if (!s && b->lookup(b->ctx, "heads.buttons.0.weight", &ht) == CPHIL_OK && ht.dtype == INFER_I8)
+            m->head0.act_scale = ht.act_scale;
         if (!s) {
             m->head0.id = m->n_mats;
             snprintf(m->mat_names[m->n_mats], sizeof m->mat_names[0], "heads.*.0.weight");
@@ -441,10 +454,10 @@ cphil_status cphil_infer_model_build(const cphil_infer_spec *spec, cphil_infer_l
     m->spec = *spec;
     if (m->spec.norm_eps <= 0.f) m->spec.norm_eps = 1e-5f;
     if (m->spec.rope_base <= 0.f) m->spec.rope_base = 10000.f;
-    if (spec->backbone == CPHIL_BB_MLP) m->spec.window = 1;
+    if (spec->backbone == CPHIL_BACKBONE_MLP) m->spec.window = 1;
     m->prec = precision;
-    m->H0 = spec->backbone == CPHIL_BB_MLP ? spec->mlp[0] : spec->hidden;
-    m->Hb = spec->backbone == CPHIL_BB_MLP ? spec->mlp[spec->n_mlp - 1] : spec->hidden;
+    m->H0 = spec->backbone == CPHIL_BACKBONE_MLP ? spec->mlp[0] : spec->hidden;
+    m->Hb = spec->backbone == CPHIL_BACKBONE_MLP ? spec->mlp[spec->n_mlp - 1] : spec->hidden;
     m->I = spec->expand * spec->hidden;
     m->R = (spec->hidden + 15) / 16;
     build_ctx b = {lookup, ctx, m};
@@ -540,19 +553,19 @@ cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode
     s->m = m;
     s->mode = mode;
     int H = sp->hidden, L = sp->layers, W = sp->window;
-    if (sp->backbone == CPHIL_BB_MLP) W = 1;
+    if (sp->backbone == CPHIL_BACKBONE_MLP) W = 1;
     s->W = W;
     switch (sp->backbone) {
-    case CPHIL_BB_LSTM: s->P = 4 * H; break;
-    case CPHIL_BB_GRU: s->P = 3 * H; break;
-    case CPHIL_BB_MAMBA: s->P = 2 * m->I; break;
-    case CPHIL_BB_ATTENTION: s->P = 3 * H; break;
+    case CPHIL_BACKBONE_LSTM: s->P = 4 * H; break;
+    case CPHIL_BACKBONE_GRU: s->P = 3 * H; break;
+    case CPHIL_BACKBONE_MAMBA: s->P = 2 * m->I; break;
+    case CPHIL_BACKBONE_ATTENTION: s->P = 3 * H; break;
     default: s->P = 0;
     }
     int wmax = m->H0p;
     int cand[] = {4 * H, 2 * m->I, m->R + 2 * sp->state, m->Hb, 64};
     for (size_t i = 0; i < CPHIL_ARRAY_LEN(cand); i++) wmax = CPHIL_MAX(wmax, cand[i]);
-    for (int i = 0; i < sp->n_mlp && sp->backbone == CPHIL_BB_MLP; i++) wmax = CPHIL_MAX(wmax, sp->mlp[i]);
+    for (int i = 0; i < sp->n_mlp && sp->backbone == CPHIL_BACKBONE_MLP; i++) wmax = CPHIL_MAX(wmax, sp->mlp[i]);
     wmax = (wmax + 15) & ~15;
     s->wmax = wmax;
     size_t Wz = (size_t)W;
@@ -570,11 +583,11 @@ cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode
     ALLOC(s->feat, wmax);
     ALLOC(s->hbuf, (size_t)L * H + 16);
     ALLOC(s->cbuf, (size_t)L * H + 16);
-    if (sp->backbone == CPHIL_BB_MAMBA) {
+    if (sp->backbone == CPHIL_BACKBONE_MAMBA) {
         ALLOC(s->conv_ring, (size_t)L * (sp->conv > 1 ? sp->conv - 1 : 1) * m->I);
         ALLOC(s->ssm, (size_t)L * m->I * sp->state);
     }
-    if (sp->backbone == CPHIL_BB_ATTENTION) {
+    if (sp->backbone == CPHIL_BACKBONE_ATTENTION) {
         ALLOC(s->kring, (size_t)L * Wz * H);
         ALLOC(s->vring, (size_t)L * Wz * H);
         ALLOC(s->rot, (size_t)H);
@@ -692,7 +705,7 @@ static void input_forward(const cphil_infer_model *m, const float *cont, const i
         }
         for (int j = 0; j < H0; j++) x0[j] = m->in_b[j] + m->in_scale[j] * x0[j];
     }
-    if (sp->backbone == CPHIL_BB_MLP)
+    if (sp->backbone == CPHIL_BACKBONE_MLP)
         for (int j = 0; j < H0; j++) x0[j] = x0[j] > 0.f ? x0[j] : 0.f;
 }
 
@@ -718,13 +731,13 @@ static void first_layer_pre(cphil_infer_state *s, const float *x0, float *pre) {
     const cphil_infer_model *m = s->m;
     const cphil_infer_spec *sp = &m->spec;
     switch (sp->backbone) {
-    case CPHIL_BB_LSTM:
-    case CPHIL_BB_GRU: mm(s, &m->rnn[0].ih, 1, x0, m->H0p, pre, s->P, 0); break;
-    case CPHIL_BB_MAMBA:
+    case CPHIL_BACKBONE_LSTM:
+    case CPHIL_BACKBONE_GRU: mm(s, &m->rnn[0].ih, 1, x0, m->H0p, pre, s->P, 0); break;
+    case CPHIL_BACKBONE_MAMBA:
         rmsnorm(x0, m->mb[0].norm, s->tmp, sp->hidden, sp->norm_eps);
         mm(s, &m->mb[0].in_proj, 1, s->tmp, sp->hidden, pre, s->P, 0);
         break;
-    case CPHIL_BB_ATTENTION:
+    case CPHIL_BACKBONE_ATTENTION:
         layernorm(x0, m->at[0].ln1_w, m->at[0].ln1_b, s->tmp, sp->hidden, sp->norm_eps);
         mm(s, &m->at[0].qkv, 1, s->tmp, sp->hidden, pre, s->P, 0);
         break;
@@ -772,7 +785,7 @@ static void rnn_step(cphil_infer_state *s, int l, const float *pre, float *h, fl
     const cphil_infer_model *m = s->m;
     const int H = m->spec.hidden;
     float *g = s->tmp, *g2 = s->tmp + 4 * H, *t2 = s->tmp + 8 * H;
-    if (m->spec.backbone == CPHIL_BB_LSTM) {
+    if (m->spec.backbone == CPHIL_BACKBONE_LSTM) {
         if (h_zero) memcpy(g, pre, sizeof(float) * 4 * (size_t)H);
         else {
             mm(s, &m->rnn[l].hh, 1, h, H, g, 4 * H, 0);
@@ -1035,7 +1048,7 @@ static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0
 static void rnn_window(cphil_infer_state *s, int T) {
     const cphil_infer_model *m = s->m;
     const cphil_infer_spec *sp = &m->spec;
-    const int H = sp->hidden, L = sp->layers, G = sp->backbone == CPHIL_BB_LSTM ? 4 : 3;
+    const int H = sp->hidden, L = sp->layers, G = sp->backbone == CPHIL_BACKBONE_LSTM ? 4 : 3;
     const int wm = s->wmax;
     float *Hs = s->A, *Gs = s->B;
     float *h = s->hbuf, *c = s->cbuf; /* window mode never uses the stream state */
@@ -1101,13 +1114,13 @@ static cphil_status check_frame(const cphil_infer_model *m, const float *cont, c
 static void seq_forward(cphil_infer_state *s, int T) {
     const cphil_infer_model *m = s->m;
     const int H = m->spec.hidden;
-    if (m->spec.backbone == CPHIL_BB_MAMBA || m->spec.backbone == CPHIL_BB_ATTENTION) {
+    if (m->spec.backbone == CPHIL_BACKBONE_MAMBA || m->spec.backbone == CPHIL_BACKBONE_ATTENTION) {
         /* residual stream X[T][H]: the x0 ring is not touched, so copy into the stream buffer */
         float *X = s->xres;
         for (int t = 0; t < T; t++) memcpy(X + (size_t)t * H, s->seq_x0[t], sizeof(float) * (size_t)H);
-        if (m->spec.backbone == CPHIL_BB_MAMBA) mamba_window(s, T, X);
+        if (m->spec.backbone == CPHIL_BACKBONE_MAMBA) mamba_window(s, T, X);
         else attn_window(s, T, X);
-    } else if (m->spec.backbone == CPHIL_BB_MLP) {
+    } else if (m->spec.backbone == CPHIL_BACKBONE_MLP) {
         mlp_forward(s, s->seq_x0[T - 1]);
     } else {
         rnn_window(s, T);
@@ -1119,7 +1132,7 @@ cphil_status cphil_infer_step(cphil_infer_state *s, const float *cont, const int
     cphil_status st = check_frame(m, cont, ids);
     if (st) return st;
     const int W = s->W, H0p = m->H0p, P = s->P;
-    if (s->mode == CPHIL_INFER_WINDOW || m->spec.backbone == CPHIL_BB_MLP) {
+    if (s->mode == CPHIL_INFER_WINDOW || m->spec.backbone == CPHIL_BACKBONE_MLP) {
         int slot = s->t == 0 ? 0 : (s->head + 1) % W;
         float *x0 = s->ring_x0 + (size_t)slot * H0p;
         input_forward(m, cont, ids, x0);
@@ -1143,10 +1156,10 @@ cphil_status cphil_infer_step(cphil_infer_state *s, const float *cont, const int
         int reps = s->t == 0 ? W : 1; /* cold start: the first frame W times (= window mode) */
         for (int r = 0; r < reps; r++) {
             switch (m->spec.backbone) {
-            case CPHIL_BB_LSTM:
-            case CPHIL_BB_GRU: rnn_stream(s, pre); break;
-            case CPHIL_BB_MAMBA: mamba_stream(s, x0, pre); break;
-            case CPHIL_BB_ATTENTION: attn_stream(s, x0, pre); break;
+            case CPHIL_BACKBONE_LSTM:
+            case CPHIL_BACKBONE_GRU: rnn_stream(s, pre); break;
+            case CPHIL_BACKBONE_MAMBA: mamba_stream(s, x0, pre); break;
+            case CPHIL_BACKBONE_ATTENTION: attn_stream(s, x0, pre); break;
             default: break;
             }
             if (r + 1 < reps) s->t++;

@@ -31,34 +31,17 @@
 
 #include "core/core.h"
 #include "infer/infer_kern.h"
+#include "model/model.h"
 
 #include <stdint.h>
 
-typedef enum cphil_backbone {
-    CPHIL_BB_MLP = 0,
-    CPHIL_BB_LSTM,
-    CPHIL_BB_GRU,
-    CPHIL_BB_MAMBA,
-    CPHIL_BB_ATTENTION,
-    CPHIL_BB_COUNT
-} cphil_backbone;
-
-const char *cphil_backbone_name(int bb);
-int cphil_backbone_parse(const char *s); /* -1 when unknown */
-
 #define INFER_MAX_LAYERS 16
-#define INFER_MAX_MLP 8
-#define INFER_N_HEADS 6
-#define INFER_N_LOGITS 81 /* 8 + 4 x 17 + 5 */
-
-/* Head order and sizes (docs/interfaces.md). */
-extern const char *const cphil_head_names[INFER_N_HEADS];
-extern const int cphil_head_classes[INFER_N_HEADS]; /* 8, 17, 17, 17, 17, 5 */
-extern const int cphil_head_hidden[INFER_N_HEADS];  /* 64 x 5, 32 */
-extern const int cphil_head_offset[INFER_N_HEADS];  /* into the 81 logits */
+#define INFER_MAX_MLP CPHIL_MAX_MLP_LAYERS
+#define INFER_N_HEADS CPHIL_N_HEADS
+#define INFER_N_LOGITS CPHIL_N_LOGITS /* 8 + 4 x 17 + 5 */
 
 typedef struct cphil_infer_spec {
-    int backbone;            /* cphil_backbone */
+    cphil_backbone backbone;
     int n_cont, n_ids, E;    /* embedding: continuous features, ids per frame, dense width */
     int hidden;              /* H (temporal backbones) */
     int layers;              /* L */
@@ -142,6 +125,10 @@ float *cphil_infer_random_data(cphil_infer_random *r, int i);
 
 /* The seed's default sizes (hidden 256, 2 layers, window 60, state 16, expand 2, conv 4,
  * 4 heads, MLP 512-512) with the given embedding. */
-void cphil_infer_spec_default(cphil_infer_spec *s, int backbone, int n_cont, int n_ids, int E);
+void cphil_infer_spec_default(cphil_infer_spec *s, cphil_backbone backbone, int n_cont, int n_ids, int E);
+/* The engine's view of a model config. */
+void cphil_infer_spec_from_config(cphil_infer_spec *s, const cphil_model_config *c);
+/* A lookup over a model's parameter block (f32, through its tensor table): ctx = cphil_model*. */
+cphil_status cphil_infer_model_lookup(void *ctx, const char *name, cphil_infer_tensor *out);
 
 #endif

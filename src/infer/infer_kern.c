@@ -4,43 +4,32 @@
  * Does not: any SIMD (infer_kern_avx2.c, infer_kern_avx512.c).
  */
 #include "infer/infer_kern.h"
+#include "kernels/cpu/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- ISA dispatch ---------------------------------------------------------------------- */
-static int g_isa = -1;
-
+/* The project's dispatch (src/kernels/cpu: CPUID, CPHIL_ISA) picks the tier; the engine's
+ * AVX-512 tier also needs VNNI and BF16, else it takes the AVX2 kernels. */
 infer_isa infer_isa_best(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16"))
-        return INFER_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return INFER_ISA_AVX2;
-#endif
-    return INFER_ISA_SCALAR;
+    cphil_isa b = cphil_isa_best();
+    if (b == CPHIL_ISA_AVX512 && !(cphil_cpu_has_vnni() && cphil_cpu_has_bf16())) return INFER_ISA_AVX2;
+    return (infer_isa)b;
 }
 
 infer_isa infer_isa_set(infer_isa isa) {
     infer_isa best = infer_isa_best();
-    g_isa = (int)(isa > best ? best : isa);
-    return (infer_isa)g_isa;
+    if (isa > best) isa = best;
+    cphil_isa_set((cphil_isa)isa);
+    return infer_isa_get();
 }
 
 infer_isa infer_isa_get(void) {
-    int v = __atomic_load_n(&g_isa, __ATOMIC_RELAXED);
-    if (v >= 0) return (infer_isa)v;
-    infer_isa want = INFER_ISA_AVX512;
-    const char *e = getenv("CPHIL_ISA");
-    if (e && !strcmp(e, "scalar")) want = INFER_ISA_SCALAR;
-    else if (e && !strcmp(e, "avx2")) want = INFER_ISA_AVX2;
-    infer_isa best = infer_isa_best();
-    v = (int)(want > best ? best : want);
-    __atomic_store_n(&g_isa, v, __ATOMIC_RELAXED);
-    return (infer_isa)v;
+    cphil_isa a = cphil_isa_active();
+    if (a == CPHIL_ISA_AVX512 && !(cphil_cpu_has_vnni() && cphil_cpu_has_bf16())) return INFER_ISA_AVX2;
+    return (infer_isa)a;
 }
 
 const char *infer_isa_name(infer_isa isa) {

@@ -47,12 +47,12 @@ cphil_status cphil_infer_random_open(const cphil_infer_spec *sp, uint64_t seed, 
     if (!r) return cphil_err(CPHIL_E_NOMEM, "out of memory");
     char b[96];
     const int H = sp->hidden, L = sp->layers;
-    int H0 = sp->backbone == CPHIL_BB_MLP ? sp->mlp[0] : H;
-    int Hb = sp->backbone == CPHIL_BB_MLP ? sp->mlp[sp->n_mlp - 1] : H;
+    int H0 = sp->backbone == CPHIL_BACKBONE_MLP ? sp->mlp[0] : H;
+    int Hb = sp->backbone == CPHIL_BACKBONE_MLP ? sp->mlp[sp->n_mlp - 1] : H;
     add(r, "input_proj.weight", 2, H0, sp->E, 0);
     add(r, "input_proj.bias", 1, H0, 0, 0);
     switch (sp->backbone) {
-    case CPHIL_BB_MLP:
+    case CPHIL_BACKBONE_MLP:
         for (int i = 1; i < sp->n_mlp; i++) {
             snprintf(b, sizeof b, "mlp.%d.weight", i - 1);
             add(r, b, 2, sp->mlp[i], sp->mlp[i - 1], 0);
@@ -60,10 +60,10 @@ cphil_status cphil_infer_random_open(const cphil_infer_spec *sp, uint64_t seed, 
             add(r, b, 1, sp->mlp[i], 0, 0);
         }
         break;
-    case CPHIL_BB_LSTM:
-    case CPHIL_BB_GRU: {
-        const char *nm = sp->backbone == CPHIL_BB_LSTM ? "lstm" : "gru";
-        int G = sp->backbone == CPHIL_BB_LSTM ? 4 : 3;
+    case CPHIL_BACKBONE_LSTM:
+    case CPHIL_BACKBONE_GRU: {
+        const char *nm = sp->backbone == CPHIL_BACKBONE_LSTM ? "lstm" : "gru";
+        int G = sp->backbone == CPHIL_BACKBONE_LSTM ? 4 : 3;
         for (int l = 0; l < L; l++) {
             snprintf(b, sizeof b, "%s.weight_ih_l%d", nm, l);
             add(r, b, 2, G * H, H, 0);
@@ -76,7 +76,7 @@ cphil_status cphil_infer_random_open(const cphil_infer_spec *sp, uint64_t seed, 
         }
         break;
     }
-    case CPHIL_BB_MAMBA: {
+    case CPHIL_BACKBONE_MAMBA: {
         int I = sp->expand * H, R = (H + 15) / 16, N = sp->state, K = sp->conv;
         for (int l = 0; l < L; l++) {
 #define A1(fmt, n) snprintf(b, sizeof b, fmt, l), add(r, b, 1, n, 0, 0)
@@ -96,7 +96,7 @@ cphil_status cphil_infer_random_open(const cphil_infer_spec *sp, uint64_t seed, 
         add(r, "norm_f.weight", 1, H, 0, 0);
         break;
     }
-    case CPHIL_BB_ATTENTION:
+    case CPHIL_BACKBONE_ATTENTION:
         for (int l = 0; l < L; l++) {
             A1("layers.%d.ln1.weight", H);
             A1("layers.%d.ln1.bias", H);
