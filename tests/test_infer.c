@@ -28,8 +28,8 @@ static void kernel_case(infer_dtype dt, int rows, int cols, int M, int beta, int
     for (int i = 0; i < M * (cols + 3); i++) x[i] = frand() * 3.f;
     infer_mat m;
     if (infer_mat_pack(&m, rows, cols, w, with_bias ? b : NULL, dt)) abort();
-    void *scr = malloc(infer_mat_scratch_bytes(M, m.kp) + 64);
-    scr = (void *)(((uintptr_t)scr + 63) & ~(uintptr_t)63); /* leaked on purpose: test-only */
+    void *scr_raw = malloc(infer_mat_scratch_bytes(M, m.kp) + 64);
+    void *scr = (void *)(((uintptr_t)scr_raw + 63) & ~(uintptr_t)63);
     for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
         for (int i = 0; i < M * rows; i++) y0[i] = y1[i] = 0.5f;
         infer_isa_set(INFER_ISA_SCALAR);
@@ -43,6 +43,7 @@ static void kernel_case(infer_dtype dt, int rows, int cols, int M, int beta, int
     }
     infer_isa_set(infer_isa_best());
     infer_mat_free(&m);
+    free(scr_raw);
     free(w); free(b); free(x); free(y0); free(y1);
 }
 
