@@ -413,6 +413,97 @@ uint32_t cphil_slp_stream_final_frames(const cphil_slp_stream *s);
 cphil_replay *cphil_slp_stream_take(cphil_slp_stream *s);
 void cphil_slp_stream_close(cphil_slp_stream *s);
 
+
+/* ---------------------------------------------------------------------------------------------
+ * Agent: a policy driven one game frame at a time, as a bot harness embeds it (src/agent/,
+ * docs/inference.md). The seed's ExPhil.Agents: start with a policy (its config is read from
+ * the file: backbone, sizes, window, embedding layout, weight precision), get an action per
+ * game frame (frame buffer or recurrent state kept inside), reset at game start, get_config.
+ *
+ *   cphil_agent_params p = cphil_agent_default_params();  p.port = 0;  (player index, port 1)
+ *   cphil_agent *a;  cphil_agent_open("policy.safetensors", &p, &a);
+ *   on game start:   cphil_agent_game_start(a, replay)      (the parser's cphil_replay header)
+ *   on every frame:  cphil_agent_step(a, frame, &ctrl)      (the parser's final cphil_frame)
+ *   cphil_agent_close(a);
+ *
+ * Live input and replays take one path: the frame type is the replay reader's. The step
+ * allocates nothing and takes no lock; an agent is used by one thread at a time (open one per
+ * thread; they may share nothing else). Frames before CPHIL_AGENT_FIRST_FRAME (players cannot
+ * act yet) give the neutral controller and do not enter the buffer, as the dataset drops them.
+ * A frame number lower than the previous one starts a new game (the buffer is reset).
+ * Sampling: buttons Bernoulli on sigmoid(logit) (temperature does not apply, as in the seed),
+ * sticks and shoulder by Gumbel-max on logits / temperature; deterministic: logit > 0 and
+ * argmax. Seeded: the same seed and frames give the same controls.
+ * ------------------------------------------------------------------------------------------- */
+#define CPHIL_AGENT_FIRST_FRAME (-39)
+
+typedef enum cphil_agent_mode {
+    CPHIL_AGENT_WINDOW = 0, /* the seed's: the last W frames recomputed each frame */
+    CPHIL_AGENT_STREAM = 1  /* O(1) per frame: recurrent state / conv ring / key-value ring */
+} cphil_agent_mode;
+
+typedef enum cphil_agent_precision {
+    CPHIL_AGENT_PREC_AUTO = 0, /* the file's: int8 files run int8, bf16 files bf16, else f32 */
+    CPHIL_AGENT_PREC_F32,
+    CPHIL_AGENT_PREC_BF16,
+    CPHIL_AGENT_PREC_INT8      /* from an f32 file: dynamic int8 quantized at load */
+} cphil_agent_precision;
+
+typedef struct cphil_agent_params {
+    cphil_agent_mode mode;           /* default CPHIL_AGENT_WINDOW */
+    cphil_agent_precision precision; /* default CPHIL_AGENT_PREC_AUTO */
+    float temperature;               /* > 0, default 1 */
+    int deterministic;               /* default 0 */
+    uint64_t seed;                   /* default 0 */
+    int port;                        /* controlled player index 0..3 (port 1 = 0), default 0 */
+    int opponent;                    /* player index, -1 (default): the lowest other player */
+} cphil_agent_params;
+
+/* The controller the agent decides for the next frame. */
+typedef struct cphil_controller_state {
+    uint8_t button[8];          /* A B X Y Z L R D-up: 0 or 1 */
+    float main_x, main_y;       /* [0, 1], 0.5 neutral (class k of 17 is k/16) */
+    float c_x, c_y;             /* [0, 1] */
+    float shoulder;             /* [0, 1] (class k of 5 is k/4) */
+} cphil_controller_state;
+
+/* The seed's get_config. Strings are static. */
+typedef struct cphil_agent_config {
+    const char *backbone;       /* "mlp", "lstm", "gru", "mamba", "attention" */
+    int temporal;               /* 0 for the MLP */
+    int window;                 /* W (1 for the MLP) */
+    int hidden, num_layers, state_size, expand, conv_size, num_heads;
+    int n_mlp, mlp_hidden[8];
+    int n_cont, n_ids, E;       /* the embedding */
+    long long params;
+    const char *precision;      /* "f32", "bf16", "int8" (what runs) */
+    const char *activations;    /* int8: "dynamic" or "static"; else "f32" */
+    const char *mode;           /* "window" or "stream" */
+} cphil_agent_config;
+
+typedef struct cphil_agent cphil_agent;
+
+cphil_agent_params cphil_agent_default_params(void);
+/* Open an agent on a policy file. Errors: CPHIL_E_IO / CPHIL_E_FORMAT (unreadable or malformed
+ * file), CPHIL_E_MISMATCH (tensors or embedding layout not those the config says, or an int8
+ * file asked to run f32), CPHIL_E_ARG (bad params), CPHIL_E_NOMEM. */
+cphil_status cphil_agent_open(const char *policy_path, const cphil_agent_params *params, cphil_agent **out);
+void cphil_agent_close(cphil_agent *a);
+/* A new game: read the ports, stage and replay version from the Game Start (r->game), reset the
+ * buffer. CPHIL_E_ARG when the controlled port is not a player of this game. */
+cphil_status cphil_agent_game_start(cphil_agent *a, const cphil_replay *game);
+/* One final frame -> the controller for the next frame. CPHIL_E_ARG before game_start. */
+cphil_status cphil_agent_step(cphil_agent *a, const cphil_frame *frame, cphil_controller_state *out);
+/* Forget the frames seen (the seed's reset_buffer); the game context stays. */
+void cphil_agent_reset(cphil_agent *a);
+void cphil_agent_get_config(const cphil_agent *a, cphil_agent_config *out);
+/* After a step that decided: its 81 logits (heads in order), the deterministic choice
+ * (buttons[8] 0/1, cls[5] main_x main_y c_x c_y shoulder) and the embedded frame (cont[n_cont],
+ * ids[n_ids]). NULL / 0 before the first decision. */
+const float *cphil_agent_last_logits(const cphil_agent *a);
+int cphil_agent_last_choice(const cphil_agent *a, uint8_t buttons[8], uint8_t cls[5]);
+int cphil_agent_last_inputs(const cphil_agent *a, const float **cont, const int32_t **ids);
+
 #ifdef __cplusplus
 }
 #endif

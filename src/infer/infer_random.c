@@ -191,3 +191,34 @@ const char *cphil_infer_random_name(const cphil_infer_random *r, int i, int *ran
 }
 
 float *cphil_infer_random_data(cphil_infer_random *r, int i) { return i >= 0 && i < r->n ? r->data[i] : NULL; }
+
+#include "infer/infer_testing.h"
+
+cphil_status cphil_write_test_policy(const char *path, const cphil_test_policy_opts *o) {
+    cphil_backbone bb;
+    cphil_status s = cphil_backbone_parse(o->backbone, &bb);
+    if (s) return s;
+    cphil_model_config c;
+    cphil_model_config_default(&c, bb);
+    c.n_cont = o->n_cont;
+    c.n_ids = o->n_ids;
+    c.E = o->E;
+    c.layout_hash = o->layout_hash;
+    if (o->hidden) c.hidden = o->hidden;
+    if (o->layers) c.num_layers = o->layers;
+    if (o->window) c.window = o->window;
+    if (o->state) c.state_size = o->state;
+    if (o->conv) c.conv_size = o->conv;
+    if (o->heads) c.num_heads = o->heads;
+    if (o->mlp0) {
+        c.n_mlp = o->mlp1 ? 2 : 1;
+        c.mlp_hidden[0] = o->mlp0;
+        c.mlp_hidden[1] = o->mlp1;
+    }
+    cphil_model m;
+    if ((s = cphil_model_init(&m, &c))) return s;
+    cphil_model_init_params(&m, o->seed);
+    s = cphil_policy_save(&m, path);
+    cphil_model_free(&m);
+    return s;
+}

@@ -1,0 +1,233 @@
+/* cmd_play_replay.c — `cphil play-replay`: drive an agent through replays as if live. Each
+ * replay's bytes go through the incremental parser in small pieces; every final frame goes to
+ * cphil_agent_step as soon as the parser reports it. Reports decision latency (the whole step:
+ * embedding, engine, sampling), decisions over the 16.67 ms frame budget, and how often the
+ * agent's deterministic choice after frame t equals the human's input on frame t+1 (the pairing
+ * the dataset trains on), per head.
+ */
+#include "cli/cli.h"
+#include "game/controller.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: cphil play-replay --policy P --port N REPLAY... [--mode window|stream]\n"
+            "                         [--precision auto|f32|bf16|int8] [--temperature T] [--seed S]\n"
+            "                         [--deterministic] [--chunk BYTES] [--json]\n"
+            "Feeds each replay through the incremental parser and an agent frame by frame, as if live.\n"
+            "Prints decision latency (p50, p99, max microseconds, the whole step), decisions that missed\n"
+            "16.67 ms, and per head how often the agent's deterministic choice equals the human's next input.\n"
+            "  --port N        the controlled port, 1..4 (the agent plays that player's seat)\n"
+            "  --chunk BYTES   bytes fed to the parser at a time (default 512)\n");
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct run {
+    cphil_agent *agent;
+    int port;
+    cphil_status err;
+    uint64_t *lat;
+    size_t n_lat, cap_lat;
+    int have_prev;
+    uint8_t prev_btn[8], prev_cls[5];
+    uint64_t same[7], total; /* buttons (all 8), main_x, main_y, c_x, c_y, shoulder, all six */
+    uint64_t btn_same, btn_total;
+    uint64_t frames;
+} run;
+
+static void on_start(void *user, const cphil_replay *r) {
+    run *u = user;
+    if (u->err) return;
+    u->err = cphil_agent_game_start(u->agent, r);
+    u->have_prev = 0;
+}
+
+static void on_frame(void *user, const cphil_replay *r, const cphil_frame *f) {
+    (void)r;
+    run *u = user;
+    if (u->err) return;
+    u->frames++;
+    /* the human's input on this frame vs the agent's choice after the previous frame */
+    const cphil_char_frame *cf = &f->ports[u->port][0];
+    if (u->have_prev && (cf->present & CPHIL_PRESENT_PRE)) {
+        cphil_controller c = {cf->pre.joystick_x, cf->pre.joystick_y, cf->pre.cstick_x, cf->pre.cstick_y,
+                              cf->pre.trigger_l, cf->pre.trigger_r, cf->pre.buttons_physical};
+        cphil_target t;
+        cphil_controller_encode(&c, &t);
+        int bsame = 1, all = 1;
+        for (int i = 0; i < 8; i++) {
+            int s = t.buttons[i] == u->prev_btn[i];
+            bsame &= s;
+            u->btn_same += s;
+            u->btn_total++;
+        }
+        u->same[0] += bsame;
+        all &= bsame;
+        for (int h = 0; h < 5; h++) {
+            int s = t.cls[h] == u->prev_cls[h];
+            u->same[1 + h] += s;
+            all &= s;
+        }
+        u->same[6] += all;
+        u->total++;
+    }
+    cphil_controller_state out;
+    uint64_t a = now_ns();
+    cphil_status s = cphil_agent_step(u->agent, f, &out);
+    uint64_t d = now_ns() - a;
+    if (s) {
+        u->err = s;
+        return;
+    }
+    u->have_prev = cphil_agent_last_choice(u->agent, u->prev_btn, u->prev_cls);
+    if (!u->have_prev) return; /* before the first decision frame */
+    if (u->n_lat == u->cap_lat) {
+        size_t nc = u->cap_lat ? u->cap_lat * 2 : 65536;
+        uint64_t *p = cphil_realloc(u->lat, u->cap_lat * sizeof *p, nc * sizeof *p);
+        if (!p) {
+            u->err = cphil_err(CPHIL_E_NOMEM, "out of memory");
+            return;
+        }
+        u->lat = p;
+        u->cap_lat = nc;
+    }
+    u->lat[u->n_lat++] = d;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int cmd_play_replay(int argc, char **argv) {
+    const char *policy = NULL, *replays[4096];
+    int n_rep = 0;
+    long long port = 0, seed = 0, chunk = 512;
+    double temp = 1.0;
+    bool json = false, det = false;
+    cphil_agent_params p = cphil_agent_default_params();
+    static const char *const valid[] = {"--policy", "--port", "--mode", "--precision", "--temperature", "--seed",
+                                        "--deterministic", "--chunk", "--json", "--help", NULL};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return CLI_EXIT_OK;
+        } else if (!strcmp(a, "--json")) json = true;
+        else if (!strcmp(a, "--deterministic")) det = true;
+        else if (!strcmp(a, "--policy")) {
+            if (!v) { cli_error("--policy needs a value"); return CLI_EXIT_USAGE; }
+            policy = v;
+            i++;
+        } else if (!strcmp(a, "--port")) {
+            if (!cli_parse_int(a, v, 1, 4, &port)) return CLI_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--seed")) {
+            if (!cli_parse_int(a, v, 0, (long long)1 << 62, &seed)) return CLI_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--chunk")) {
+            if (!cli_parse_int(a, v, 1, 1 << 30, &chunk)) return CLI_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--temperature")) {
+            if (!cli_parse_double(a, v, 1e-6, 1e6, &temp)) return CLI_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--mode")) {
+            if (v && !strcmp(v, "window")) p.mode = CPHIL_AGENT_WINDOW;
+            else if (v && !strcmp(v, "stream")) p.mode = CPHIL_AGENT_STREAM;
+            else { cli_error("--mode: '%s' is not window or stream", v ? v : ""); return CLI_EXIT_USAGE; }
+            i++;
+        } else if (!strcmp(a, "--precision")) {
+            static const char *const pn[] = {"auto", "f32", "bf16", "int8"};
+            int k = -1;
+            for (int j = 0; j < 4 && v; j++)
+                if (!strcmp(v, pn[j])) k = j;
+            if (k < 0) { cli_error("--precision: '%s' is not auto, f32, bf16 or int8", v ? v : ""); return CLI_EXIT_USAGE; }
+            p.precision = (cphil_agent_precision)k;
+            i++;
+        } else if (a[0] == '-' && a[1] == '-') {
+            cli_unknown_option("play-replay", a, valid);
+            return CLI_EXIT_USAGE;
+        } else if (n_rep < 4096) replays[n_rep++] = a;
+    }
+    if (!policy || !port || !n_rep) {
+        cli_error("play-replay needs --policy, --port and at least one replay (cphil play-replay --help)");
+        return CLI_EXIT_USAGE;
+    }
+    p.port = (int)port - 1;
+    p.seed = (uint64_t)seed;
+    p.temperature = (float)temp;
+    p.deterministic = det;
+    run u;
+    memset(&u, 0, sizeof u);
+    u.port = p.port;
+    if (cphil_agent_open(policy, &p, &u.agent)) {
+        cli_error(NULL);
+        return CLI_EXIT_FAIL;
+    }
+    cphil_agent_config cfg;
+    cphil_agent_get_config(u.agent, &cfg);
+    int rc = CLI_EXIT_OK;
+    int used = 0;
+    for (int r = 0; r < n_rep; r++) {
+        uint8_t *data = NULL;
+        size_t size = 0;
+        if (cphil_file_read(replays[r], (size_t)1 << 30, &data, &size)) {
+            cli_error(NULL);
+            rc = CLI_EXIT_FAIL;
+            continue;
+        }
+        cphil_slp_callbacks cb = {on_start, on_frame, NULL, &u};
+        cphil_slp_stream *st = NULL;
+        cphil_status s = cphil_slp_stream_open(&st, &cb, replays[r]);
+        for (size_t off = 0; !s && off < size && !u.err; off += (size_t)chunk)
+            s = cphil_slp_stream_feed(st, data + off, CPHIL_MIN((size_t)chunk, size - off));
+        if (!s && !u.err) s = cphil_slp_stream_finish(st);
+        if (s == CPHIL_E_TRUNCATED) s = CPHIL_OK;
+        cphil_slp_stream_close(st);
+        cphil_free(data);
+        if (s || u.err) {
+            cli_error("%s: %s", replays[r], cphil_last_error());
+            u.err = CPHIL_OK;
+            rc = CLI_EXIT_FAIL;
+            continue;
+        }
+        used++;
+    }
+    qsort(u.lat, u.n_lat, sizeof *u.lat, cmp_u64);
+    double p50 = u.n_lat ? u.lat[u.n_lat / 2] / 1e3 : 0, p99 = u.n_lat ? u.lat[(size_t)((u.n_lat - 1) * 0.99)] / 1e3 : 0;
+    double mx = u.n_lat ? u.lat[u.n_lat - 1] / 1e3 : 0;
+    uint64_t missed = 0;
+    for (size_t i = 0; i < u.n_lat; i++) missed += u.lat[i] > 16666667ull;
+    static const char *const hn[7] = {"buttons", "main_x", "main_y", "c_x", "c_y", "shoulder", "all"};
+    double tot = u.total ? (double)u.total : 1;
+    if (json) {
+        printf("{\"policy\":\"%s\",\"backbone\":\"%s\",\"precision\":\"%s\",\"mode\":\"%s\",\"replays\":%d,"
+               "\"frames\":%llu,\"decisions\":%zu,\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,\"missed_16ms\":%llu,"
+               "\"agreement\":{",
+               policy, cfg.backbone, cfg.precision, cfg.mode, used, (unsigned long long)u.frames, u.n_lat, p50, p99, mx,
+               (unsigned long long)missed);
+        for (int h = 0; h < 7; h++) printf("%s\"%s\":%.4f", h ? "," : "", hn[h], u.same[h] / tot);
+        printf(",\"button_each\":%.4f},\"compared\":%llu}\n", u.btn_total ? (double)u.btn_same / u.btn_total : 0.0,
+               (unsigned long long)u.total);
+    } else {
+        printf("policy %s: %s, %s, %s mode, %lld parameters\n", policy, cfg.backbone, cfg.precision, cfg.mode, cfg.params);
+        printf("replays %d, frames %llu, decisions %zu\n", used, (unsigned long long)u.frames, u.n_lat);
+        printf("decision latency (whole step): p50 %.1f us, p99 %.1f us, max %.1f us; missed 16.67 ms: %llu\n", p50, p99,
+               mx, (unsigned long long)missed);
+        printf("agreement of the deterministic choice with the human's next input (%llu frames):\n",
+               (unsigned long long)u.total);
+        for (int h = 0; h < 7; h++) printf("  %-9s %6.2f%%\n", hn[h], 100.0 * u.same[h] / tot);
+        printf("  %-9s %6.2f%% (each button separately)\n", "button", u.btn_total ? 100.0 * u.btn_same / u.btn_total : 0.0);
+    }
+    cphil_free(u.lat);
+    cphil_agent_close(u.agent);
+    return rc;
+}

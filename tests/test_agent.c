@@ -1,0 +1,293 @@
+/* test_agent.c — the agent C API: open a policy written through the model's tensor table, drive
+ * it through a synthetic replay, check config, sampling (seeded, deterministic = argmax), zero
+ * allocations per step, refusal of bad files and arguments, that the frames it embeds equal the
+ * dataset builder's rows of the same replay, and that examples/agent_example runs.
+ */
+#include "harness.h"
+
+#include "cphil.h"
+#include "data/dataset.h"
+#include "game/synth.h"
+#include "infer/infer_testing.h"
+
+#include <stdint.h>
+
+static char g_policy[600], g_replay[600], g_dir[512];
+
+static void write_policy(const char *path, const char *bb, int E_delta) {
+    cphil_embed_layout L;
+    cphil_embed_layout_init(&L, NULL);
+    cphil_test_policy_opts o = {.backbone = bb, .n_cont = L.n_cont, .n_ids = L.n_ids, .E = L.E + E_delta,
+                                .layout_hash = E_delta ? 0 : L.hash, .hidden = 16, .layers = 1, .window = 6,
+                                .state = 4, .conv = 3, .heads = 2, .mlp0 = 24, .mlp1 = 16, .seed = 5};
+    if (cphil_write_test_policy(path, &o)) {
+        fprintf(stderr, "%s\n", cphil_last_error());
+        exit(2);
+    }
+}
+
+static void setup(void) {
+    if (g_policy[0]) return;
+    const char *tmp = harness_tmpdir();
+    snprintf(g_dir, sizeof g_dir, "%s/agent_replays", tmp);
+    cphil_mkdir_p(g_dir);
+    snprintf(g_policy, sizeof g_policy, "%s/agent_policy.safetensors", tmp);
+    snprintf(g_replay, sizeof g_replay, "%s/synth_agent.slp", g_dir);
+    write_policy(g_policy, "lstm", 0);
+    cphil_synth_opts o = {.seed = 3, .stocks = 1, .max_seconds = 8};
+    uint8_t *data;
+    size_t size;
+    cphil_synth_summary sum;
+    if (cphil_synth_game(&o, 0, &data, &size, &sum) || cphil_file_write_atomic(g_replay, data, size)) {
+        fprintf(stderr, "%s\n", cphil_last_error());
+        exit(2);
+    }
+    cphil_free(data);
+}
+
+/* Drive the agent through the replay; out[i] gets the controls of frame row i. */
+static int drive(cphil_agent *a, cphil_controller_state *out, int max) {
+    cphil_replay *r;
+    if (cphil_slp_read_file(g_replay, &r)) return -1;
+    if (cphil_agent_game_start(a, r)) { cphil_replay_free(r); return -1; }
+    int n = 0;
+    for (uint32_t i = 0; i < r->n_frames && n < max; i++) {
+        cphil_frame f;
+        cphil_replay_get_frame(r, i, &f);
+        if (cphil_agent_step(a, &f, &out[n++])) { n = -1; break; }
+    }
+    cphil_replay_free(r);
+    return n;
+}
+
+TEST(open_and_get_config) {
+    setup();
+    cphil_agent_params p = cphil_agent_default_params();
+    CHECK_EQ_INT(p.mode, CPHIL_AGENT_WINDOW);
+    CHECK(p.temperature == 1.f);
+    cphil_agent *a;
+    CHECK(cphil_agent_open(g_policy, &p, &a) == CPHIL_OK);
+    cphil_agent_config c;
+    cphil_agent_get_config(a, &c);
+    CHECK_STR(c.backbone, "lstm");
+    CHECK_EQ_INT(c.temporal, 1);
+    CHECK_EQ_INT(c.window, 6);
+    CHECK_EQ_INT(c.hidden, 16);
+    CHECK_EQ_INT(c.num_layers, 1);
+    CHECK_STR(c.precision, "f32");
+    CHECK_STR(c.mode, "window");
+    CHECK(c.params > 1000);
+    cphil_agent_close(a);
+}
+
+TEST(controls_in_range_and_seeded) {
+    setup();
+    static cphil_controller_state a1[3000], a2[3000], a3[3000];
+    cphil_agent_params p = cphil_agent_default_params();
+    p.seed = 11;
+    p.mode = CPHIL_AGENT_STREAM;
+    cphil_agent *a, *b, *c;
+    CHECK(cphil_agent_open(g_policy, &p, &a) == CPHIL_OK);
+    CHECK(cphil_agent_open(g_policy, &p, &b) == CPHIL_OK);
+    p.seed = 12;
+    CHECK(cphil_agent_open(g_policy, &p, &c) == CPHIL_OK);
+    int n1 = drive(a, a1, 3000), n2 = drive(b, a2, 3000), n3 = drive(c, a3, 3000);
+    CHECK(n1 > 100 && n1 == n2 && n1 == n3);
+    CHECK(memcmp(a1, a2, sizeof(cphil_controller_state) * n1) == 0);
+    CHECK(memcmp(a1, a3, sizeof(cphil_controller_state) * n1) != 0);
+    for (int i = 0; i < n1; i++) {
+        CHECK(a1[i].main_x >= 0 && a1[i].main_x <= 1 && a1[i].c_y >= 0 && a1[i].c_y <= 1);
+        CHECK(a1[i].shoulder >= 0 && a1[i].shoulder <= 1);
+        for (int k = 0; k < 8; k++) CHECK(a1[i].button[k] <= 1);
+    }
+    /* frames before -39 give the neutral controller */
+    CHECK(a1[0].main_x == 0.5f && a1[0].button[0] == 0);
+    cphil_agent_close(a);
+    cphil_agent_close(b);
+    cphil_agent_close(c);
+}
+
+TEST(deterministic_mode_is_argmax) {
+    setup();
+    cphil_agent_params p = cphil_agent_default_params();
+    p.deterministic = 1;
+    cphil_agent *a;
+    CHECK(cphil_agent_open(g_policy, &p, &a) == CPHIL_OK);
+    cphil_replay *r;
+    CHECK(cphil_slp_read_file(g_replay, &r) == CPHIL_OK);
+    CHECK(cphil_agent_game_start(a, r) == CPHIL_OK);
+    int checked = 0;
+    for (uint32_t i = 0; i < r->n_frames && checked < 200; i++) {
+        cphil_frame f;
+        cphil_replay_get_frame(r, i, &f);
+        cphil_controller_state c;
+        CHECK(cphil_agent_step(a, &f, &c) == CPHIL_OK);
+        const float *l = cphil_agent_last_logits(a);
+        if (!l) continue;
+        for (int k = 0; k < 8; k++) CHECK_EQ_INT(c.button[k], l[k] > 0);
+        int best = 0;
+        for (int k = 1; k < 17; k++)
+            if (l[8 + k] > l[8 + best]) best = k;
+        CHECK(c.main_x == best / 16.f);
+        checked++;
+    }
+    CHECK(checked == 200);
+    cphil_replay_free(r);
+    cphil_agent_close(a);
+}
+
+static long n_allocs;
+static void *count_alloc(size_t size, size_t align, void *user) {
+    (void)user;
+    n_allocs++;
+    void *q = NULL;
+    return posix_memalign(&q, align, size ? size : 1) ? NULL : q;
+}
+static void count_free(void *q, void *user) { (void)user; free(q); }
+
+TEST(step_allocates_nothing) {
+    setup();
+    cphil_replay *r;
+    CHECK(cphil_slp_read_file(g_replay, &r) == CPHIL_OK);
+    for (int mode = 0; mode < 2; mode++) {
+        cphil_agent_params p = cphil_agent_default_params();
+        p.mode = (cphil_agent_mode)mode;
+        p.precision = CPHIL_AGENT_PREC_INT8;
+        cphil_agent *a;
+        CHECK(cphil_agent_open(g_policy, &p, &a) == CPHIL_OK);
+        CHECK(cphil_agent_game_start(a, r) == CPHIL_OK);
+        cphil_allocator ca = {count_alloc, count_free, NULL};
+        cphil_set_allocator(&ca);
+        n_allocs = 0;
+        for (uint32_t i = 0; i < r->n_frames && i < 400; i++) {
+            cphil_frame f;
+            cphil_replay_get_frame(r, i, &f);
+            cphil_controller_state c;
+            cphil_agent_step(a, &f, &c);
+        }
+        cphil_agent_reset(a);
+        long got = n_allocs;
+        cphil_set_allocator(NULL);
+        cphil_agent_close(a);
+        CHECK_MSG(got == 0, "mode %d: %ld allocations in 400 steps", mode, got);
+    }
+    cphil_replay_free(r);
+}
+
+TEST(bad_files_and_arguments_are_refused) {
+    setup();
+    cphil_agent *a = NULL;
+    cphil_agent_params p = cphil_agent_default_params();
+    char path[600];
+    snprintf(path, sizeof path, "%s/not_a_policy.safetensors", harness_tmpdir());
+    CHECK(cphil_file_write_atomic(path, "garbage!garbage!", 16) == CPHIL_OK);
+    CHECK_EQ_INT(cphil_agent_open(path, &p, &a), CPHIL_E_FORMAT);
+    CHECK(a == NULL);
+    CHECK(strstr(cphil_last_error(), "not_a_policy") != NULL);
+    snprintf(path, sizeof path, "%s/wrong_E.safetensors", harness_tmpdir());
+    write_policy(path, "mlp", 5);
+    CHECK_EQ_INT(cphil_agent_open(path, &p, &a), CPHIL_E_MISMATCH);
+    CHECK(strstr(cphil_last_error(), "embedding") != NULL);
+    snprintf(path, sizeof path, "%s/missing.safetensors", harness_tmpdir());
+    CHECK_EQ_INT(cphil_agent_open(path, &p, &a), CPHIL_E_IO);
+    p.temperature = 0.f;
+    CHECK_EQ_INT(cphil_agent_open(g_policy, &p, &a), CPHIL_E_ARG);
+    p = cphil_agent_default_params();
+    p.port = 4;
+    CHECK_EQ_INT(cphil_agent_open(g_policy, &p, &a), CPHIL_E_ARG);
+    p.port = 0;
+    CHECK(cphil_agent_open(g_policy, &p, &a) == CPHIL_OK);
+    cphil_frame f;
+    memset(&f, 0, sizeof f);
+    cphil_controller_state c;
+    CHECK_EQ_INT(cphil_agent_step(a, &f, &c), CPHIL_E_ARG); /* no game_start yet */
+    cphil_agent_close(a);
+}
+
+/* The frames the agent embeds equal the dataset builder's rows of the same replay. */
+TEST(agent_frames_equal_dataset_rows) {
+    setup();
+    cphil_ds_build_opts o;
+    cphil_ds_build_default_opts(&o);
+    char out[600];
+    snprintf(out, sizeof out, "%s/agent_ds.cphilds", harness_tmpdir());
+    o.replays_dir = g_dir;
+    o.out_path = out;
+    o.quiet = true;
+    o.jobs = 1;
+    o.val_split = 0;
+    cphil_ds_build_report rep;
+    CHECK(cphil_dataset_build(&o, &rep) == CPHIL_OK);
+    cphil_ds_build_report_free(&rep);
+    cphil_dataset ds;
+    CHECK(cphil_dataset_open(&ds, out, true) == CPHIL_OK);
+    CHECK(ds.h->n_entries >= 1);
+    const cphil_ds_entry *e = &ds.entries[0];
+    cphil_agent_params p = cphil_agent_default_params();
+    p.port = e->port;
+    cphil_agent *a;
+    CHECK(cphil_agent_open(g_policy, &p, &a) == CPHIL_OK);
+    /* feed the replay through the incremental parser in small pieces, as live */
+    uint8_t *data;
+    size_t size;
+    CHECK(cphil_file_read(g_replay, (size_t)1 << 28, &data, &size) == CPHIL_OK);
+    cphil_slp_stream *st;
+    CHECK(cphil_slp_stream_open(&st, NULL, "agent") == CPHIL_OK);
+    uint32_t reported = 0, compared = 0, started = 0;
+    int nc = ds.layout.n_cont, ni = ds.layout.n_ids;
+    float *rc = malloc(sizeof(float) * nc);
+    int32_t *ri = malloc(sizeof(int32_t) * ni);
+    for (size_t off = 0; off < size; off += 100) {
+        CHECK(cphil_slp_stream_feed(st, data + off, size - off < 100 ? size - off : 100) == CPHIL_OK);
+        const cphil_replay *r = cphil_slp_stream_replay(st);
+        if (!started && r->n_frames == 0 && r->game.stage) { /* game start seen */ }
+        uint32_t fin = cphil_slp_stream_final_frames(st);
+        for (; reported < fin; reported++) {
+            if (!started) {
+                CHECK(cphil_agent_game_start(a, r) == CPHIL_OK);
+                started = 1;
+            }
+            cphil_frame f;
+            cphil_replay_get_frame(r, reported, &f);
+            cphil_controller_state c;
+            CHECK(cphil_agent_step(a, &f, &c) == CPHIL_OK);
+            const float *ac;
+            const int32_t *ai;
+            if (!cphil_agent_last_inputs(a, &ac, &ai) || f.frame < e->first_frame) continue;
+            uint64_t row = e->row_start + (uint64_t)(f.frame - e->first_frame);
+            if (row >= e->row_start + e->n_rows) continue;
+            cphil_dataset_row(&ds, row, rc, ri, NULL);
+            CHECK_MSG(memcmp(rc, ac, sizeof(float) * nc) == 0, "frame %d: continuous features differ", f.frame);
+            CHECK_MSG(memcmp(ri, ai, sizeof(int32_t) * ni) == 0, "frame %d: ids differ", f.frame);
+            compared++;
+        }
+    }
+    CHECK(compared + 5 >= e->n_rows && compared > 100);
+    free(rc);
+    free(ri);
+    cphil_free(data);
+    cphil_slp_stream_close(st);
+    cphil_agent_close(a);
+    cphil_dataset_close(&ds);
+}
+
+TEST(agent_example_runs) {
+    setup();
+    const char *b = getenv("CPHIL_BUILD");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/examples/agent_example '%s' '%s' 1 > '%s/agent_example.out' 2>&1",
+             b && *b ? b : "build/rel", g_policy, g_replay, harness_tmpdir());
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "agent_example failed (rc %d): see %s/agent_example.out", rc, harness_tmpdir());
+}
+
+int main(void) {
+    RUN(open_and_get_config);
+    RUN(controls_in_range_and_seeded);
+    RUN(deterministic_mode_is_argmax);
+    RUN(step_allocates_nothing);
+    RUN(bad_files_and_arguments_are_refused);
+    RUN(agent_frames_equal_dataset_rows);
+    RUN(agent_example_runs);
+    return harness_done();
+}
