@@ -67,7 +67,7 @@ typedef struct mamba_layer {
     float *conv_b;     /* [I] */
     infer_mat x_proj;  /* [R+2N, I] */
     infer_mat dt_proj; /* [I, R] + bias */
-    float *A;          /* [I][N] = -exp(A_log) */
+    float *A;          /* [N][I] = -exp(A_log), transposed */
     float *D;          /* [I] */
     infer_mat out_proj;/* [H, I] */
 } mamba_layer;
@@ -81,10 +81,12 @@ struct cphil_infer_model {
     infer_dtype prec;
     int H0, Hb, I, R;     /* input-layer width, backbone output width, Mamba inner, dt rank */
     int64_t params;
-    /* input layer, transposed: in_w[E][H0p] (f32 | bf16 | int8), per-output scale for int8 */
+    /* input layer: the continuous columns as a packed product (with the bias), the one-hot
+     * columns as a gather table (src/kernels: rows = columns of input_proj.weight) */
     int H0p;
-    void *in_w;
-    float *in_scale;
+    infer_mat in_cont;   /* [H0, n_cont] */
+    cphil_gtable in_tab; /* columns n_cont .. E-1 */
+    bool has_tab;
     float *in_b;
     infer_mat mlp[INFER_MAX_MLP];
     lstm_layer rnn[INFER_MAX_LAYERS];
@@ -211,61 +213,45 @@ static cphil_status linear(build_ctx *b, infer_mat *mat, const char *wname, cons
     return CPHIL_OK;
 }
 
-/* input_proj.weight [H0, E] stored transposed [E][H0p] in the engine's precision. */
+/* input_proj.weight [H0, E]: continuous columns packed like any product (bias folded in),
+ * one-hot columns as a gather table in the engine's precision. */
 static cphil_status input_layer(build_ctx *b) {
     cphil_infer_model *m = b->m;
     const cphil_infer_spec *sp = &m->spec;
-    int H0 = m->H0, E = sp->E;
+    int H0 = m->H0, E = sp->E, nc = sp->n_cont;
     int64_t shape[2] = {H0, E};
-    cphil_infer_tensor t;
-    cphil_status s = get_tensor(b, "input_proj.weight", 2, shape, &t);
+    float *w = NULL;
+    cphil_status s = tensor_floats(b, "input_proj.weight", 2, shape, &w);
     if (s) return s;
-    if ((s = vec(b, "input_proj.bias", H0, &m->in_b))) return s;
+    m->bytes -= sizeof(float) * (size_t)H0 * E;
+    if ((s = vec(b, "input_proj.bias", H0, &m->in_b))) goto out;
     m->H0p = (H0 + 15) & ~15;
-    size_t es = m->prec == INFER_F32 ? 4 : m->prec == INFER_BF16 ? 2 : 1;
-    m->in_w = cphil_calloc((size_t)E * m->H0p, es);
-    if (!m->in_w) return cphil_err(CPHIL_E_NOMEM, "out of memory for the input layer");
-    m->bytes += (size_t)E * m->H0p * es;
-    if (t.dtype == INFER_I8 && m->prec != INFER_I8)
-        return cphil_err(CPHIL_E_MISMATCH, "input_proj.weight is int8 but the engine was asked for float weights");
-    float *tmp = cphil_alloc(sizeof(float) * (size_t)H0 * E);
-    if (!tmp) return cphil_err(CPHIL_E_NOMEM, "out of memory for the input layer");
-    for (size_t i = 0; i < (size_t)H0 * E; i++)
-        tmp[i] = t.dtype == INFER_F32 ? ((const float *)t.data)[i]
-               : t.dtype == INFER_BF16 ? infer_bf16_to_f32(((const uint16_t *)t.data)[i])
-               : (float)((const int8_t *)t.data)[i];
-    if (m->prec == INFER_I8) {
-        m->in_scale = cphil_calloc((size_t)m->H0p, sizeof(float));
-        if (!m->in_scale) {
-            cphil_free(tmp);
-            return cphil_err(CPHIL_E_NOMEM, "out of memory for the input layer");
-        }
-        for (int h = 0; h < H0; h++) {
-            float sc;
-            if (t.dtype == INFER_I8) sc = t.scale[h];
-            else {
-                float amax = 0.f;
-                for (int e = 0; e < E; e++) amax = fmaxf(amax, fabsf(tmp[(size_t)h * E + e]));
-                sc = amax > 0.f ? amax / 127.f : 1.f;
-            }
-            m->in_scale[h] = sc;
-            for (int e = 0; e < E; e++) {
-                float v = tmp[(size_t)h * E + e];
-                float q = t.dtype == INFER_I8 ? v : nearbyintf(v / sc);
-                q = q > 127.f ? 127.f : q < -127.f ? -127.f : q;
-                ((int8_t *)m->in_w)[(size_t)e * m->H0p + h] = (int8_t)q;
-            }
-        }
-    } else {
-        for (int h = 0; h < H0; h++)
-            for (int e = 0; e < E; e++) {
-                float v = tmp[(size_t)h * E + e];
-                if (m->prec == INFER_F32) ((float *)m->in_w)[(size_t)e * m->H0p + h] = v;
-                else ((uint16_t *)m->in_w)[(size_t)e * m->H0p + h] = infer_f32_to_bf16(v);
-            }
+    float *wc = cphil_alloc(sizeof(float) * (size_t)H0 * (nc ? nc : 1));
+    if (!wc) {
+        s = cphil_err(CPHIL_E_NOMEM, "out of memory for the input layer");
+        goto out;
     }
-    cphil_free(tmp);
-    return CPHIL_OK;
+    for (int h = 0; h < H0; h++)
+        for (int c = 0; c < nc; c++) wc[(size_t)h * nc + c] = w[(size_t)h * E + c];
+    if (nc > 0) s = infer_mat_pack(&m->in_cont, H0, nc, wc, m->in_b, m->prec);
+    cphil_free(wc);
+    if (s) goto out;
+    if (nc > 0) {
+        m->in_cont.id = m->n_mats;
+        snprintf(m->mat_names[m->n_mats], sizeof m->mat_names[0], "input_proj.weight");
+        m->mats[m->n_mats++] = &m->in_cont;
+        m->bytes += infer_mat_bytes(&m->in_cont);
+        if (m->in_cont.kp > m->max_kp) m->max_kp = m->in_cont.kp;
+    }
+    if (E > nc) {
+        cphil_wtype wt = m->prec == INFER_F32 ? CPHIL_W_F32 : m->prec == INFER_BF16 ? CPHIL_W_BF16 : CPHIL_W_I8;
+        if ((s = cphil_gtable_init(&m->in_tab, wt, w, H0, E, nc, E - nc))) goto out;
+        m->has_tab = true;
+        m->bytes += m->in_tab.bytes;
+    }
+out:
+    cphil_free(w);
+    return s;
 }
 
 static cphil_status check_spec(const cphil_infer_spec *sp) {
@@ -344,7 +330,13 @@ static cphil_status build(build_ctx *b) {
             snprintf(n1, sizeof n1, "layers.%d.mixer.A_log", l);
             int64_t as[2] = {I, N};
             if ((s = tensor_floats(b, n1, 2, as, &ml->A))) return s;
-            for (int i = 0; i < I * N; i++) ml->A[i] = -expf(ml->A[i]);
+            /* A = -exp(A_log), stored transposed [N][I] for the scan (vectorized over i) */
+            float *At = cphil_alloc(sizeof(float) * (size_t)I * N);
+            if (!At) return cphil_err(CPHIL_E_NOMEM, "out of memory");
+            for (int i = 0; i < I; i++)
+                for (int n = 0; n < N; n++) At[(size_t)n * I + i] = -expf(ml->A[(size_t)i * N + n]);
+            cphil_free(ml->A);
+            ml->A = At;
             snprintf(n1, sizeof n1, "layers.%d.mixer.D", l);
             if ((s = vec(b, n1, I, &ml->D))) return s;
             snprintf(n1, sizeof n1, "layers.%d.mixer.out_proj.weight", l);
@@ -473,8 +465,7 @@ cphil_status cphil_infer_model_build(const cphil_infer_spec *spec, cphil_infer_l
 void cphil_infer_model_free(cphil_infer_model *m) {
     if (!m) return;
     for (int i = 0; i < m->n_mats; i++) infer_mat_free(m->mats[i]);
-    cphil_free(m->in_w);
-    cphil_free(m->in_scale);
+    if (m->has_tab) cphil_gtable_free(&m->in_tab);
     cphil_free(m->in_b);
     for (int l = 0; l < INFER_MAX_LAYERS; l++) {
         cphil_free(m->mb[l].norm);
@@ -669,42 +660,15 @@ const float *cphil_infer_state_features(const cphil_infer_state *s, int *n) {
 }
 
 /* ---- shared pieces ------------------------------------------------------------------------- */
-/* x0[H0] = input_proj(frame): bias + continuous rows + gathered id rows (ReLU for the MLP). */
-static void input_forward(const cphil_infer_model *m, const float *cont, const int32_t *ids, float *x0) {
+/* x0[H0] = input_proj(frame): continuous product + bias, plus the gathered id rows (ReLU for
+ * the MLP). The product is the state's (calibration hook, scratch). */
+static void input_forward(cphil_infer_state *st, const float *cont, const int32_t *ids, float *x0) {
+    const cphil_infer_model *m = st->m;
     const cphil_infer_spec *sp = &m->spec;
-    const int H0 = m->H0, H0p = m->H0p;
-    if (m->prec == INFER_F32) {
-        memcpy(x0, m->in_b, sizeof(float) * (size_t)H0);
-        infer_axpy_rows_f32(x0, H0, m->in_w, (size_t)H0p, cont, sp->n_cont);
-        infer_gather_add_f32(x0, H0, m->in_w, (size_t)H0p, ids, sp->n_ids);
-    } else if (m->prec == INFER_BF16) {
-        const uint16_t *w = m->in_w;
-        memcpy(x0, m->in_b, sizeof(float) * (size_t)H0);
-        for (int c = 0; c < sp->n_cont; c++) {
-            float a = cont[c];
-            if (a == 0.f) continue;
-            const uint16_t *r = w + (size_t)c * H0p;
-            for (int j = 0; j < H0; j++) x0[j] += a * infer_bf16_to_f32(r[j]);
-        }
-        for (int k = 0; k < sp->n_ids; k++) {
-            const uint16_t *r = w + (size_t)ids[k] * H0p;
-            for (int j = 0; j < H0; j++) x0[j] += infer_bf16_to_f32(r[j]);
-        }
-    } else {
-        const int8_t *w = m->in_w;
-        for (int j = 0; j < H0; j++) x0[j] = 0.f;
-        for (int c = 0; c < sp->n_cont; c++) {
-            float a = cont[c];
-            if (a == 0.f) continue;
-            const int8_t *r = w + (size_t)c * H0p;
-            for (int j = 0; j < H0; j++) x0[j] += a * (float)r[j];
-        }
-        for (int k = 0; k < sp->n_ids; k++) {
-            const int8_t *r = w + (size_t)ids[k] * H0p;
-            for (int j = 0; j < H0; j++) x0[j] += (float)r[j];
-        }
-        for (int j = 0; j < H0; j++) x0[j] = m->in_b[j] + m->in_scale[j] * x0[j];
-    }
+    const int H0 = m->H0;
+    if (sp->n_cont > 0) mm(st, &m->in_cont, 1, cont, sp->n_cont, x0, H0, 0);
+    else memcpy(x0, m->in_b, sizeof(float) * (size_t)H0);
+    if (m->has_tab) cphil_gather_add(&m->in_tab, sp->n_ids, ids, x0);
     if (sp->backbone == CPHIL_BACKBONE_MLP)
         for (int j = 0; j < H0; j++) x0[j] = x0[j] > 0.f ? x0[j] : 0.f;
 }
@@ -802,29 +766,14 @@ static void rnn_step(cphil_infer_state *s, int l, const float *pre, float *h, fl
 
 /* ---- Mamba --------------------------------------------------------------------------------- */
 /* One mixer time step after the conv: xc[I] (post-SiLU), z[I] (raw), dbl[R+2N] (x_proj),
- * dt[I] (softplus'd), state h[I][N]; writes y[I]. */
+ * dt[I] (softplus'd), state h[N][I]; writes y[I] (may alias xc). */
 static void mamba_ssm_step(const mamba_layer *ml, int I, int N, int R, const float *xc, const float *z,
                            const float *dbl, const float *dt, float *h, float *y, float *tmp) {
-    const float *Bv = dbl + R, *Cv = dbl + R + N;
-    /* dA = exp(dt * A) for all I*N at once (vectorized exp) */
-    for (int i = 0; i < I; i++)
-        for (int n = 0; n < N; n++) tmp[i * N + n] = dt[i] * ml->A[i * N + n];
-    infer_vexp(tmp, I * N);
-    for (int i = 0; i < I; i++) {
-        float dx = dt[i] * xc[i], acc = 0.f;
-        float *hi = h + (size_t)i * N;
-        const float *da = tmp + (size_t)i * N;
-        for (int n = 0; n < N; n++) {
-            hi[n] = da[n] * hi[n] + dx * Bv[n];
-            acc += hi[n] * Cv[n];
-        }
-        y[i] = acc + ml->D[i] * xc[i];
-    }
+    infer_ssm_step(I, N, ml->A, dt, xc, dbl + R, dbl + R + N, ml->D, h, y);
     /* gate: y *= silu(z) */
-    float *sz = tmp;
-    memcpy(sz, z, sizeof(float) * (size_t)I);
-    infer_vsilu(sz, I);
-    for (int i = 0; i < I; i++) y[i] *= sz[i];
+    memcpy(tmp, z, sizeof(float) * (size_t)I);
+    infer_vsilu(tmp, I);
+    for (int i = 0; i < I; i++) y[i] *= tmp[i];
 }
 
 /* Window Mamba over T positions. X[T][H] residual stream (in/out). layer 0 uses seq_pre for xz.
@@ -1135,7 +1084,7 @@ cphil_status cphil_infer_step(cphil_infer_state *s, const float *cont, const int
     if (s->mode == CPHIL_INFER_WINDOW || m->spec.backbone == CPHIL_BACKBONE_MLP) {
         int slot = s->t == 0 ? 0 : (s->head + 1) % W;
         float *x0 = s->ring_x0 + (size_t)slot * H0p;
-        input_forward(m, cont, ids, x0);
+        input_forward(s, cont, ids, x0);
         if (P) first_layer_pre(s, x0, s->ring_pre + (size_t)slot * P);
         if (s->t == 0)
             for (int j = 1; j < W; j++) { /* left-pad with the first frame */
@@ -1151,7 +1100,7 @@ cphil_status cphil_infer_step(cphil_infer_state *s, const float *cont, const int
         seq_forward(s, W);
     } else {
         float *x0 = s->x0, *pre = s->ring_pre;
-        input_forward(m, cont, ids, x0);
+        input_forward(s, cont, ids, x0);
         if (P) first_layer_pre(s, x0, pre);
         int reps = s->t == 0 ? W : 1; /* cold start: the first frame W times (= window mode) */
         for (int r = 0; r < reps; r++) {
@@ -1179,7 +1128,7 @@ cphil_status cphil_infer_run_sequence(cphil_infer_state *s, int T, const float *
         cphil_status st = check_frame(m, cont + (size_t)t * sp->n_cont, ids + (size_t)t * sp->n_ids);
         if (st) return st;
         float *x0 = s->ring_x0 + (size_t)t * m->H0p;
-        input_forward(m, cont + (size_t)t * sp->n_cont, ids + (size_t)t * sp->n_ids, x0);
+        input_forward(s, cont + (size_t)t * sp->n_cont, ids + (size_t)t * sp->n_ids, x0);
         if (s->P) first_layer_pre(s, x0, s->ring_pre + (size_t)t * s->P);
         s->seq_x0[t] = x0;
         s->seq_pre[t] = s->P ? s->ring_pre + (size_t)t * s->P : NULL;

@@ -315,3 +315,22 @@ void infer_gather_add_f32(float *y, int n, const float *w, size_t ld, const int3
         for (int j = 0; j < n; j++) y[j] += r[j];
     }
 }
+
+void infer_ssm_step_ref(int I, int N, const float *At, const float *dt, const float *xc, const float *B,
+                        const float *C, const float *D, float *h, float *y) {
+    for (int i = 0; i < I; i++) {
+        float x = xc[i], d = dt[i], dx = d * x, acc = 0.f;
+        for (int n = 0; n < N; n++) {
+            float *hn = h + (size_t)n * I + i;
+            *hn = expf(d * At[(size_t)n * I + i]) * *hn + dx * B[n];
+            acc += *hn * C[n];
+        }
+        y[i] = acc + D[i] * x;
+    }
+}
+
+void infer_ssm_step(int I, int N, const float *At, const float *dt, const float *xc, const float *B,
+                    const float *C, const float *D, float *h, float *y) {
+    if (infer_isa_get() == INFER_ISA_AVX512) infer_ssm_step_avx512(I, N, At, dt, xc, B, C, D, h, y);
+    else infer_ssm_step_ref(I, N, At, dt, xc, B, C, D, h, y);
+}

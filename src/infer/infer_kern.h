@@ -119,6 +119,16 @@ void infer_vsigmoid_avx512(float *x, int n);
 void infer_vtanh_avx512(float *x, int n);
 void infer_vsilu_avx512(float *x, int n);
 void infer_vsoftplus_avx512(float *x, int n);
+/* One step of the selective scan (Mamba, recurrent form), state h[N][I] and At[N][I] = A^T:
+ *   h[n][i] = exp(dt[i] * At[n][i]) * h[n][i] + dt[i] * B[n] * xc[i]
+ *   y[i]    = sum_n h[n][i] * C[n] + D[i] * xc[i]
+ * y may alias xc. */
+void infer_ssm_step(int I, int N, const float *At, const float *dt, const float *xc, const float *B,
+                    const float *C, const float *D, float *h, float *y);
+void infer_ssm_step_ref(int I, int N, const float *At, const float *dt, const float *xc, const float *B,
+                        const float *C, const float *D, float *h, float *y);
+void infer_ssm_step_avx512(int I, int N, const float *At, const float *dt, const float *xc, const float *B,
+                           const float *C, const float *D, float *h, float *y);
 /* y[j] += sum_k a[k] * rows[k][j] for j < n (rows: f32 or bf16 or int8 with per-column scale
  * folded later by the caller): the input layer's continuous part and its id gathers. */
 void infer_axpy_rows_f32(float *y, int n, const float *w, size_t ld, const float *a, int nrows);

@@ -281,3 +281,21 @@ void infer_vsoftplus_avx512(float *x, int n) {
         _mm512_mask_blend_ps(big, r, v);
     }))
 }
+
+void infer_ssm_step_avx512(int I, int N, const float *At, const float *dt, const float *xc, const float *B,
+                           const float *C, const float *D, float *h, float *y) {
+    for (int i = 0; i < I; i += 16) {
+        __mmask16 k = I - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (I - i)) - 1u);
+        __m512 d = _mm512_maskz_loadu_ps(k, dt + i), x = _mm512_maskz_loadu_ps(k, xc + i);
+        __m512 dx = _mm512_mul_ps(d, x), acc = _mm512_setzero_ps();
+        for (int n = 0; n < N; n++) {
+            float *hn = h + (size_t)n * I + i;
+            __m512 da = exp512(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(k, At + (size_t)n * I + i)));
+            __m512 hv = _mm512_fmadd_ps(da, _mm512_maskz_loadu_ps(k, hn), _mm512_mul_ps(dx, _mm512_set1_ps(B[n])));
+            _mm512_mask_storeu_ps(hn, k, hv);
+            acc = _mm512_fmadd_ps(hv, _mm512_set1_ps(C[n]), acc);
+        }
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, D + i), x, acc);
+        _mm512_mask_storeu_ps(y + i, k, acc);
+    }
+}
