@@ -8,6 +8,8 @@
 #include "infer_ref.h"
 
 #include "infer/infer.h"
+#include "infer/infer_policy.h"
+#include "infer/infer_testing.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -435,6 +437,102 @@ TEST(bad_frames_are_refused) {
     pol_close(&p);
 }
 
+
+TEST(ssm_step_matches_scalar_twin) {
+    int I = 37, N = 5;
+    float At[5 * 37], dt[37], xc[37], B[5], C[5], D[37], h0[5 * 37], h1[5 * 37], y0[37], y1[37];
+    for (int i = 0; i < N * I; i++) {
+        At[i] = -fabsf(frand()) * 3.f;
+        h0[i] = h1[i] = frand();
+    }
+    for (int i = 0; i < I; i++) {
+        dt[i] = fabsf(frand()) * 0.2f;
+        xc[i] = frand();
+        D[i] = frand();
+    }
+    for (int n = 0; n < N; n++) {
+        B[n] = frand();
+        C[n] = frand();
+    }
+    infer_ssm_step_ref(I, N, At, dt, xc, B, C, D, h0, y0);
+    infer_isa_set(infer_isa_best());
+    infer_ssm_step(I, N, At, dt, xc, B, C, D, h1, y1);
+    for (int i = 0; i < N * I; i++) CHECK_NEAR(h1[i], h0[i], 1e-6, 1e-5);
+    for (int i = 0; i < I; i++) CHECK_NEAR(y1[i], y0[i], 1e-6, 1e-5);
+}
+
+/* quantized policy files: written, detected, refused where they cannot run, and close to f32 */
+TEST(quantized_policy_files) {
+    char path[600], q8[600], qs[600], qb[600];
+    snprintf(path, sizeof path, "%s/infer_pol.safetensors", harness_tmpdir());
+    snprintf(q8, sizeof q8, "%s/infer_pol_i8.safetensors", harness_tmpdir());
+    snprintf(qs, sizeof qs, "%s/infer_pol_i8s.safetensors", harness_tmpdir());
+    snprintf(qb, sizeof qb, "%s/infer_pol_bf16.safetensors", harness_tmpdir());
+    cphil_test_policy_opts o = {.backbone = "gru", .n_cont = NC, .n_ids = NI, .E = EW, .hidden = 24, .layers = 2,
+                                .window = 5, .seed = 9};
+    CHECK(cphil_write_test_policy(path, &o) == CPHIL_OK);
+    cphil_infer_policy *p, *p8, *ps, *pb;
+    CHECK(cphil_infer_policy_open(path, &p) == CPHIL_OK);
+    CHECK_EQ_INT(cphil_infer_policy_precision(p), INFER_F32);
+    CHECK_EQ_INT(cphil_infer_policy_spec(p)->backbone, CPHIL_BACKBONE_GRU);
+    CHECK_EQ_INT(cphil_infer_policy_spec(p)->window, 5);
+    CHECK(cphil_infer_policy_write_quantized(p, q8, INFER_I8, 0, NULL, NULL) == CPHIL_OK);
+    const char *names[1] = {"gru.weight_hh_l1"};
+    float sc[1] = {0.01f};
+    CHECK(cphil_infer_policy_write_quantized(p, qs, INFER_I8, 1, names, sc) == CPHIL_OK);
+    CHECK(cphil_infer_policy_write_quantized(p, qb, INFER_BF16, 0, NULL, NULL) == CPHIL_OK);
+    CHECK(cphil_infer_policy_open(q8, &p8) == CPHIL_OK);
+    CHECK(cphil_infer_policy_open(qs, &ps) == CPHIL_OK);
+    CHECK(cphil_infer_policy_open(qb, &pb) == CPHIL_OK);
+    CHECK_EQ_INT(cphil_infer_policy_precision(p8), INFER_I8);
+    CHECK(!cphil_infer_policy_is_static(p8));
+    CHECK(cphil_infer_policy_is_static(ps));
+    CHECK_EQ_INT(cphil_infer_policy_precision(pb), INFER_BF16);
+    cphil_infer_model *mf, *m8, *mb, *bad = NULL;
+    CHECK_EQ_INT(cphil_infer_policy_build(p8, INFER_F32, &bad), CPHIL_E_MISMATCH);
+    CHECK(cphil_infer_policy_build(p, INFER_F32, &mf) == CPHIL_OK);
+    CHECK(cphil_infer_policy_build(p8, INFER_I8, &m8) == CPHIL_OK);
+    CHECK(cphil_infer_policy_build(pb, INFER_BF16, &mb) == CPHIL_OK);
+    enum { T = 30 };
+    float cont[T * NC], a[INFER_N_LOGITS], b[INFER_N_LOGITS], c[INFER_N_LOGITS];
+    int32_t ids[T * NI];
+    make_frames(T, cont, ids);
+    cphil_infer_state *sf, *s8, *sb;
+    CHECK(cphil_infer_state_open(mf, CPHIL_INFER_WINDOW, &sf) == CPHIL_OK);
+    CHECK(cphil_infer_state_open(m8, CPHIL_INFER_WINDOW, &s8) == CPHIL_OK);
+    CHECK(cphil_infer_state_open(mb, CPHIL_INFER_WINDOW, &sb) == CPHIL_OK);
+    double w8 = 0, wb = 0;
+    for (int t = 0; t < T; t++) {
+        CHECK(cphil_infer_step(sf, cont + t * NC, ids + t * NI, a) == CPHIL_OK);
+        CHECK(cphil_infer_step(s8, cont + t * NC, ids + t * NI, b) == CPHIL_OK);
+        CHECK(cphil_infer_step(sb, cont + t * NC, ids + t * NI, c) == CPHIL_OK);
+        w8 = fmax(w8, max_rel(b, a, INFER_N_LOGITS));
+        wb = fmax(wb, max_rel(c, a, INFER_N_LOGITS));
+    }
+    CHECK_MSG(w8 < 0.08 && wb < 0.03, "relative logit error int8 %.4f bf16 %.4f", w8, wb);
+    cphil_infer_state_close(sf);
+    cphil_infer_state_close(s8);
+    cphil_infer_state_close(sb);
+    cphil_infer_model_free(mf);
+    cphil_infer_model_free(m8);
+    cphil_infer_model_free(mb);
+    /* a cut file is refused with the file's name */
+    uint8_t *data;
+    size_t size;
+    CHECK(cphil_file_read(q8, 1 << 26, &data, &size) == CPHIL_OK);
+    char cut[600];
+    snprintf(cut, sizeof cut, "%s/infer_pol_cut.safetensors", harness_tmpdir());
+    CHECK(cphil_file_write_atomic(cut, data, size / 2) == CPHIL_OK);
+    cphil_free(data);
+    cphil_infer_policy *pc = NULL;
+    CHECK(cphil_infer_policy_open(cut, &pc) != CPHIL_OK);
+    CHECK(pc == NULL && strstr(cphil_last_error(), "infer_pol_cut") != NULL);
+    cphil_infer_policy_close(p);
+    cphil_infer_policy_close(p8);
+    cphil_infer_policy_close(ps);
+    cphil_infer_policy_close(pb);
+}
+
 int main(void) {
     RUN(kernels_match_scalar_twins_ragged);
     RUN(int8_kernel_quantization_error_small);
@@ -447,5 +545,7 @@ int main(void) {
     RUN(build_survives_every_allocation_failure);
     RUN(mismatched_tensors_are_refused_with_a_message);
     RUN(bad_frames_are_refused);
+    RUN(ssm_step_matches_scalar_twin);
+    RUN(quantized_policy_files);
     return harness_done();
 }

@@ -192,8 +192,11 @@ cphil_status cphil_infer_policy_build(const cphil_infer_policy *p, infer_dtype p
     return s;
 }
 
-/* Matrices the engine runs as products (quantized in int8 files): 2-D ".weight" tensors. */
-static bool is_matrix(const pol_tensor *t) { return t->rank == 2 && ends_with(t->name, ".weight"); }
+/* Matrices the engine runs as products (quantized in int8 files): 2-D Linear ".weight" tensors
+ * and the recurrent nets' "weight_ih_l{k}" / "weight_hh_l{k}" (not Mamba's A_log). */
+static bool is_matrix(const pol_tensor *t) {
+    return t->rank == 2 && (ends_with(t->name, ".weight") || strstr(t->name, ".weight_ih_l") || strstr(t->name, ".weight_hh_l"));
+}
 
 cphil_status cphil_infer_policy_write_quantized(const cphil_infer_policy *p, const char *path, infer_dtype dt,
                                                 int n_act, const char *const *act_names, const float *act_scales) {
