@@ -438,6 +438,21 @@ TEST(bad_frames_are_refused) {
 }
 
 
+TEST(activation_quantization_matches_scalar_twin) {
+    float x[77];
+    int8_t a[77], b[77];
+    for (int n = 1; n <= 77; n += 19) {
+        for (int i = 0; i < n; i++) x[i] = frand() * 5.f;
+        x[0] = 127.5f * 0.04f; /* a tie after scaling in the static case */
+        for (int st = 0; st < 2; st++) {
+            float s0 = infer_quant_row_ref(x, n, st ? 0.04f : 0.f, a);
+            float s1 = infer_quant_row(x, n, st ? 0.04f : 0.f, b);
+            CHECK(s0 == s1);
+            CHECK(memcmp(a, b, (size_t)n) == 0);
+        }
+    }
+}
+
 TEST(ssm_step_matches_scalar_twin) {
     int I = 37, N = 5;
     float At[5 * 37], dt[37], xc[37], B[5], C[5], D[37], h0[5 * 37], h1[5 * 37], y0[37], y1[37];
@@ -545,6 +560,7 @@ int main(void) {
     RUN(build_survives_every_allocation_failure);
     RUN(mismatched_tensors_are_refused_with_a_message);
     RUN(bad_frames_are_refused);
+    RUN(activation_quantization_matches_scalar_twin);
     RUN(ssm_step_matches_scalar_twin);
     RUN(quantized_policy_files);
     return harness_done();

@@ -250,18 +250,7 @@ void infer_mat_gemm(const infer_mat *m, int M, const float *X, int ldx, float *Y
     for (int mm = 0; mm < M; mm++) {
         const float *xr = X + (size_t)mm * ldx;
         int8_t *d = xq + (size_t)mm * m->kp;
-        float sc = m->act_scale;
-        if (sc <= 0.f) {
-            float amax = 0.f;
-            for (int k = 0; k < m->cols; k++) amax = fmaxf(amax, fabsf(xr[k]));
-            sc = amax > 0.f ? amax / 127.f : 1.f;
-        }
-        float inv = 1.f / sc;
-        for (int k = 0; k < m->cols; k++) {
-            float q = nearbyintf(xr[k] * inv);
-            q = q > 127.f ? 127.f : q < -127.f ? -127.f : q;
-            d[k] = (int8_t)q;
-        }
+        float sc = infer_quant_row(xr, m->cols, m->act_scale, d);
         for (int k = m->cols; k < m->kp; k++) d[k] = 0;
         xs[mm] = sc;
     }
@@ -333,4 +322,25 @@ void infer_ssm_step(int I, int N, const float *At, const float *dt, const float 
                     const float *C, const float *D, float *h, float *y) {
     if (infer_isa_get() == INFER_ISA_AVX512) infer_ssm_step_avx512(I, N, At, dt, xc, B, C, D, h, y);
     else infer_ssm_step_ref(I, N, At, dt, xc, B, C, D, h, y);
+}
+
+float infer_quant_row_ref(const float *x, int n, float act_scale, int8_t *q) {
+    float sc = act_scale;
+    if (sc <= 0.f) {
+        float amax = 0.f;
+        for (int k = 0; k < n; k++) amax = fmaxf(amax, fabsf(x[k]));
+        sc = amax > 0.f ? amax / 127.f : 1.f;
+    }
+    float inv = 1.f / sc;
+    for (int k = 0; k < n; k++) {
+        float v = nearbyintf(x[k] * inv);
+        v = v > 127.f ? 127.f : v < -127.f ? -127.f : v;
+        q[k] = (int8_t)v;
+    }
+    return sc;
+}
+
+float infer_quant_row(const float *x, int n, float act_scale, int8_t *q) {
+    if (infer_isa_get() == INFER_ISA_AVX512) return infer_quant_row_avx512(x, n, act_scale, q);
+    return infer_quant_row_ref(x, n, act_scale, q);
 }

@@ -134,6 +134,13 @@ void infer_ssm_step_avx512(int I, int N, const float *At, const float *dt, const
 void infer_axpy_rows_f32(float *y, int n, const float *w, size_t ld, const float *a, int nrows);
 void infer_gather_add_f32(float *y, int n, const float *w, size_t ld, const int32_t *ids, int nids);
 
+/* Quantize one activation row x[n] to s8 (q[n]) with scale act_scale (> 0, static, values
+ * clamped) or max|x|/127 (dynamic; 1 for an all-zero row); returns the scale. q = clamp(
+ * round-half-even(x / scale), -127, 127). Every ISA gives the same bytes. */
+float infer_quant_row(const float *x, int n, float act_scale, int8_t *q);
+float infer_quant_row_ref(const float *x, int n, float act_scale, int8_t *q);
+float infer_quant_row_avx512(const float *x, int n, float act_scale, int8_t *q);
+
 /* f32 -> bf16 round-to-nearest-even (NaN kept quiet). */
 static inline uint16_t infer_f32_to_bf16(float f) {
     union { float f; uint32_t u; } v = {f};

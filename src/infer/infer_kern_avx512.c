@@ -135,31 +135,31 @@ AI void blk_i8(const infer_kargs *a, int m0, int p0, const int MB, const int PB)
     const int8_t *x = (const int8_t *)a->x + (size_t)m0 * kp;
     const int8_t *w = (const int8_t *)m->w + (size_t)p0 * INFER_PANEL * kp;
     const __m512i off = _mm512_set1_epi32((int)0x80808080u);
-    __m512i acc[4][4];
-#pragma GCC unroll 4
+    __m512i acc[4][8];
+#pragma GCC unroll 8
     for (int i = 0; i < MB; i++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int j = 0; j < PB; j++) acc[i][j] = _mm512_setzero_si512();
     for (int k4 = 0; k4 < kp / 4; k4++) {
-        __m512i wv[4];
-#pragma GCC unroll 4
+        __m512i wv[8];
+#pragma GCC unroll 8
         for (int j = 0; j < PB; j++)
             wv[j] = _mm512_load_si512((const void *)(w + (size_t)j * INFER_PANEL * kp + (size_t)k4 * 64));
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int i = 0; i < MB; i++) {
             int32_t quad;
             __builtin_memcpy(&quad, x + (size_t)i * kp + 4 * k4, 4);
             __m512i xv = _mm512_xor_si512(_mm512_set1_epi32(quad), off); /* s8 -> u8 (+128) */
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int j = 0; j < PB; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], xv, wv[j]);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int j = 0; j < PB; j++) {
         int r0 = (p0 + j) * INFER_PANEL;
         __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(m->rowsum + r0)), 7);
         __m512 sc = _mm512_loadu_ps(m->scale + r0);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int i = 0; i < MB; i++) {
             __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][j], corr));
             v = _mm512_mul_ps(v, _mm512_mul_ps(sc, _mm512_set1_ps(a->xs[m0 + i])));
@@ -179,6 +179,9 @@ void gemm_i8_avx512(const infer_kargs *a) {
     int rest = a->M - m0;
     if (!rest) return;
     int p = 0;
+    /* batch 1: eight panels (128 rows) of independent vpdpbusd chains hide its latency */
+    if (rest == 1)
+        for (; p + 8 <= np; p += 8) blk_i8(a, m0, p, 1, 8);
     for (; p + 4 <= np; p += 4) {
         if (rest == 1) blk_i8(a, m0, p, 1, 4);
         else if (rest == 2) blk_i8(a, m0, p, 2, 4);
@@ -298,4 +301,26 @@ void infer_ssm_step_avx512(int I, int N, const float *At, const float *dt, const
         acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, D + i), x, acc);
         _mm512_mask_storeu_ps(y + i, k, acc);
     }
+}
+
+float infer_quant_row_avx512(const float *x, int n, float act_scale, int8_t *q) {
+    float sc = act_scale;
+    if (sc <= 0.f) {
+        __m512 mx = _mm512_setzero_ps();
+        for (int i = 0; i < n; i += 16) {
+            __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+            mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(k, x + i)));
+        }
+        float amax = _mm512_reduce_max_ps(mx);
+        sc = amax > 0.f ? amax / 127.f : 1.f;
+    }
+    const __m512 inv = _mm512_set1_ps(1.f / sc), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv);
+        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        __m512i r = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm512_mask_cvtepi32_storeu_epi8(q + i, k, r);
+    }
+    return sc;
 }
