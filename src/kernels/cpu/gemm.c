@@ -73,6 +73,12 @@ static void uk_bf16_scalar(int kc, const void *Ap, const void *Bp, float *C, int
 
 /* ---- packing ------------------------------------------------------------------------------ */
 /* f32: op(A)[i][k] for rows i0.., k0..; micro-panels [kc][MR], zero-padded rows. */
+/* Software prefetch of n floats of a row read soon: in the transposed packs every row lies in
+ * its own page, too short a run for the hardware prefetchers. */
+static inline void prefetch_row(const float *row, int n) {
+    for (int c = 0; c < n; c += 16) __builtin_prefetch(row + c, 0, 3);
+}
+
 typedef void (*pack_t_fn)(const float *X, size_t ldx, int rows, int kc, int R, float *dst);
 
 static void pack_a_f32(pack_t_fn pt, bool ta, const float *A, int lda, int i0, int mc, int k0, int kc, int MR, float *dst) {
@@ -80,6 +86,7 @@ static void pack_a_f32(pack_t_fn pt, bool ta, const float *A, int lda, int i0, i
     if (ta) { /* A is [K, M]: row k holds op(A)[., k] contiguously; read each row once */
         for (int k = 0; k < kc; k++) {
             const float *src = &A[(size_t)(k0 + k) * lda + i0];
+            if (k + 4 < kc) prefetch_row(src + (size_t)4 * lda, mc);
             for (int ip = 0; ip < npan; ip++) {
                 float *d = dst + (size_t)ip * kc * MR + (size_t)k * MR;
                 int mr = CPHIL_MIN(MR, mc - ip * MR);
@@ -178,6 +185,10 @@ static void pack_bf16(const bf16_prims *pr, pack_t_fn pt, uint32_t *rowbuf, bool
     for (int p = 0; p < kp; p++) {
         const float *s0 = &X[(size_t)(k0 + 2 * p) * ldx + r0];
         const float *s1 = 2 * p + 1 < kc ? s0 + ldx : NULL;
+        if (2 * p + 5 < kc) { /* the pair after next */
+            prefetch_row(s0 + (size_t)4 * ldx, nr_rows);
+            prefetch_row(s0 + (size_t)5 * ldx, nr_rows);
+        }
         for (int c0 = 0; c0 < nr_rows; c0 += PACK_TMP) {
             int nn = CPHIL_MIN(PACK_TMP, nr_rows - c0);
             pr->inter(s0 + c0, s1 ? s1 + c0 : NULL, nn, tmp);
