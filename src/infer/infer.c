@@ -63,7 +63,7 @@ typedef struct lstm_layer { infer_mat ih, hh; } lstm_layer;
 typedef struct mamba_layer {
     float *norm;       /* [H] */
     infer_mat in_proj; /* [2I, H] */
-    float *conv_w;     /* [I][K] */
+    float *conv_w;     /* [K][I]: conv1d.weight [I, 1, K] transposed (contiguous over channels) */
     float *conv_b;     /* [I] */
     infer_mat x_proj;  /* [R+2N, I] */
     infer_mat dt_proj; /* [I, R] + bias */
@@ -320,6 +320,12 @@ static cphil_status build(build_ctx *b) {
             snprintf(n1, sizeof n1, "layers.%d.mixer.conv1d.weight", l);
             int64_t cs[3] = {I, 1, K};
             if ((s = tensor_floats(b, n1, 3, cs, &ml->conv_w))) return s;
+            float *cT = cphil_alloc(sizeof(float) * (size_t)I * K);
+            if (!cT) return cphil_err(CPHIL_E_NOMEM, "out of memory");
+            for (int i = 0; i < I; i++)
+                for (int j = 0; j < K; j++) cT[(size_t)j * I + i] = ml->conv_w[(size_t)i * K + j];
+            cphil_free(ml->conv_w);
+            ml->conv_w = cT;
             snprintf(n1, sizeof n1, "layers.%d.mixer.conv1d.bias", l);
             if ((s = vec(b, n1, I, &ml->conv_b))) return s;
             snprintf(n1, sizeof n1, "layers.%d.mixer.x_proj.weight", l);
@@ -804,7 +810,8 @@ static void mamba_window(cphil_infer_state *s, int T, float *X) {
                 int tt = t - (K - 1) + j;
                 if (tt < 0) continue;
                 const float *xin = XZ + (size_t)tt * wm;
-                for (int i = 0; i < I; i++) xc[i] += ml->conv_w[i * K + j] * xin[i];
+                const float *wj = ml->conv_w + (size_t)j * I;
+                for (int i = 0; i < I; i++) xc[i] += wj[i] * xin[i];
             }
             infer_vsilu(xc, I);
         }
@@ -840,12 +847,14 @@ static void mamba_stream(cphil_infer_state *s, const float *x0, const float *pre
             mm(s, &ml->in_proj, 1, u, H, xz, 2 * I, 0);
         }
         float *ring = s->conv_ring + (size_t)l * Km1 * I; /* ring[j] = input at t-(K-1)+j, j < K-1 */
-        for (int i = 0; i < I; i++) {
-            float a = ml->conv_b[i];
-            for (int j = 0; j < K - 1; j++) a += ml->conv_w[i * K + j] * ring[(size_t)j * I + i];
-            a += ml->conv_w[i * K + K - 1] * xz[i];
-            xc[i] = a;
+        /* same order of sums as window mode: bias, then taps oldest to newest */
+        for (int i = 0; i < I; i++) xc[i] = ml->conv_b[i];
+        for (int j = 0; j < K - 1; j++) {
+            const float *wj = ml->conv_w + (size_t)j * I, *rj = ring + (size_t)j * I;
+            for (int i = 0; i < I; i++) xc[i] += wj[i] * rj[i];
         }
+        const float *wl = ml->conv_w + (size_t)(K - 1) * I;
+        for (int i = 0; i < I; i++) xc[i] += wl[i] * xz[i];
         if (K > 1) {
             memmove(ring, ring + I, sizeof(float) * (size_t)(K - 2) * I);
             memcpy(ring + (size_t)(K - 2) * I, xz, sizeof(float) * (size_t)I);
