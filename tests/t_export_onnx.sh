@@ -3,9 +3,10 @@
 # files in: onnx.checker (Debian python3-onnx) accepts each ONNX file; ONNX Runtime 1.30
 # (npm onnxruntime-node, one thread) matches `cphil predict` (cphil's window mode) within 1e-4
 # relative (f32) on random inputs, and so does an independent NumPy forward pass rebuilt from the
-# .npz export (tests/py/npz_forward.py); the int8 dynamic graph runs in ONNX Runtime and its chosen
-# actions agree with cphil's f32 logits on >= 95% of decisions (cphil's int8 engine is not in
-# this build yet); bad arguments are clear errors. Small models (E 24, H 16, W 6): seconds.
+# .npz export (tests/py/npz_forward.py); the int8 graphs (dynamic, and static QDQ calibrated on
+# the inputs) run in ONNX Runtime and their chosen actions agree with cphil's int8 engine
+# (`cphil predict --int8 dynamic|static`, same calibration) on >= 99% of decisions; bad
+# arguments are clear errors. Small models (E 24, H 16, W 6): seconds.
 set -u
 BIN=${CPHIL_BIN:-build/rel/cphil}
 T=${CPHIL_TEST_TMP:-build/rel/test-tmp}/export_onnx
@@ -23,6 +24,8 @@ out=$("$BIN" export --policy random:mlp --format onxx --output "$T/x.onnx" 2>&1)
 echo "$out" | grep -q "did you mean 'onnx'" || fail "unknown-format message: $out"
 out=$("$BIN" export --policy random:mlp --format npz --int8 dynamic --output "$T/x.npz" 2>&1) && fail "--int8 with npz accepted"
 echo "$out" | grep -q "onnx only" || fail "int8/npz message: $out"
+out=$("$BIN" export --policy random:mlp --format onnx --int8 static --calibration "$T/none.npy" --output "$T/x.onnx" 2>&1) && fail "missing calibration data accepted"
+echo "$out" | grep -q "none.npy" || fail "missing-calibration message: $out"
 out=$("$BIN" export --policy random:mlp --format onnx --int8 static --output "$T/x.onnx" 2>&1) && fail "static without calibration accepted"
 echo "$out" | grep -q "calibration" || fail "static/calibration message: $out"
 out=$("$BIN" export --policy random:mlp --format onnx --output "$T/x.onnx" --bogus 2>&1); [ $? -eq 2 ] || fail "unknown option accepted"
@@ -39,7 +42,7 @@ out=$("$BIN" predict --policy random:lstm:E=32,hidden=16,window=5 --input "$T/ba
 echo "$out" | grep -q "E = 32" || fail "predict E message: $out"
 out=$("$BIN" predict --policy random:lstm --input "$T/none.npy" --output "$T/p.npz" 2>&1) && fail "predict: missing input accepted"
 
-$PY -c "import numpy as np; np.save('$T/x.npy', np.random.default_rng(7).standard_normal((16, 6, 24)).astype(np.float32))"
+$PY -c "import numpy as np; r = np.random.default_rng(7); np.save('$T/x.npy', r.standard_normal((16, 6, 24)).astype(np.float32)); np.save('$T/x64.npy', r.standard_normal((64, 6, 24)).astype(np.float32))"
 for bb in mlp lstm gru mamba attention; do
   spec="random:$bb:E=24,hidden=16,window=6,layers=2,state=4,heads=2,mlp=32x16,seed=3"
   "$BIN" export --quiet --policy "$spec" --format safetensors --output "$T/$bb.safetensors" || fail "$bb: save"
@@ -62,8 +65,14 @@ PYEOF
   node tests/js/onnx_run.js "$T/$bb.onnx" "$T/x.npy" "$T/${bb}_ort" || fail "$bb: onnxruntime f32"
   $PY tests/py/compare.py "$T/${bb}_ort" "$T/${bb}_cphil.npz" --label "$bb f32 ORT vs cphil predict" || fail "$bb: f32 ORT/cphil mismatch"
   $PY tests/py/compare.py "$T/${bb}_np.npz" "$T/${bb}_cphil.npz" --label "$bb f32 NumPy(npz) vs cphil predict" || fail "$bb: f32 NumPy/cphil mismatch"
-  node tests/js/onnx_run.js "$T/${bb}_dyn.onnx" "$T/x.npy" "$T/${bb}_dyn" 1 || fail "$bb: onnxruntime int8 dynamic"
-  $PY tests/py/compare.py "$T/${bb}_dyn" "$T/${bb}_cphil.npz" --agree 0.95 --label "$bb int8-dynamic ORT vs cphil f32" || fail "$bb: int8 agreement"
+  "$BIN" export --quiet --policy "$P" --format onnx --int8 static --calibration "$T/x64.npy" --output "$T/${bb}_qdq.onnx" || fail "$bb: onnx int8 static"
+  $PY -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)" "$T/${bb}_qdq.onnx" || fail "$bb: onnx.checker (static)"
+  "$BIN" predict --quiet --policy "$P" --input "$T/x64.npy" --int8 dynamic --output "$T/${bb}_cdyn.npz" || fail "$bb: predict --int8 dynamic"
+  "$BIN" predict --quiet --policy "$P" --input "$T/x64.npy" --int8 static --calibration "$T/x64.npy" --output "$T/${bb}_cqdq.npz" || fail "$bb: predict --int8 static"
+  node tests/js/onnx_run.js "$T/${bb}_dyn.onnx" "$T/x64.npy" "$T/${bb}_dyn" 1 || fail "$bb: onnxruntime int8 dynamic"
+  node tests/js/onnx_run.js "$T/${bb}_qdq.onnx" "$T/x64.npy" "$T/${bb}_qdq" 1 || fail "$bb: onnxruntime int8 static"
+  $PY tests/py/compare.py "$T/${bb}_dyn" "$T/${bb}_cdyn.npz" --agree 0.99 --label "$bb int8-dynamic ORT vs cphil int8 engine" || fail "$bb: int8 dynamic agreement"
+  $PY tests/py/compare.py "$T/${bb}_qdq" "$T/${bb}_cqdq.npz" --agree 0.99 --label "$bb int8-static ORT vs cphil int8 engine" || fail "$bb: int8 static agreement"
 done
 # Real replay inputs: the windows of a replay, embedded as the agent does (cphil predict --replay),
 # on policies over the real embedding width.

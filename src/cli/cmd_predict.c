@@ -1,6 +1,7 @@
 /* cmd_predict.c — `cphil predict`: a policy's window-mode logits on given dense inputs, written
  * as .npz under the ONNX output names, so any runtime can be checked against cphil. */
 #include "cli/cli.h"
+#include "export/export_calib.h"
 #include "export/npy.h"
 #include "export/policy_io.h"
 #include "export/predict.h"
@@ -11,7 +12,7 @@
 static void predict_usage(FILE *f) {
     fprintf(f,
             "usage: cphil predict --policy P (--input X.npy | --replay R --port N --frames A:B)\n"
-            "                     --output out.npz [--quiet]\n"
+            "                     --output out.npz [--int8 dynamic|static [--calibration DATA]] [--quiet]\n"
             "Runs policy P (a .safetensors policy file or random:BACKBONE[:key=value,...]) in window\n"
             "mode, f32, on the dense inputs X [N, W, E] (any floats: the input layer does the dense\n"
             "product), and writes out.npz with state_sequence [N, W, E] (the inputs used) and the\n"
@@ -20,14 +21,18 @@ static void predict_usage(FILE *f) {
             "X may be float32, float64 or float16; W must be the policy's window (any W for mlp).\n"
             "--replay R --port N --frames A:B: instead, the windows of replay R (.slp) for port N\n"
             "(1-4) that end at frame numbers A to B (the replay's numbering, -123 first), embedded\n"
-            "as the agent does and left-padded with the first frame (window mode).\n");
+            "as the agent does and left-padded with the first frame (window mode).\n"
+            "--int8 dynamic: run cphil's int8 engine instead (int8 weights per output channel,\n"
+            "activations quantized per call); --int8 static --calibration DATA: with activation\n"
+            "scales calibrated on DATA (a .npy [N, W, E], a .slp or a folder of them), the same\n"
+            "calibration `cphil export --int8 static` uses.\n");
 }
 
 int cmd_predict(int argc, char **argv) {
-    const char *policy = NULL, *input = NULL, *output = NULL, *replay = NULL, *frames = NULL;
+    const char *policy = NULL, *input = NULL, *output = NULL, *replay = NULL, *frames = NULL, *int8 = NULL, *calib = NULL;
     long long port = 0;
     bool quiet = false;
-    static const char *const valid[] = {"--policy", "--input", "--output", "--replay", "--port", "--frames",
+    static const char *const valid[] = {"--policy", "--input", "--output", "--replay", "--port", "--frames", "--int8", "--calibration",
                                         "--quiet", "--help", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -43,6 +48,8 @@ int cmd_predict(int argc, char **argv) {
         else if (!strcmp(a, "--output") || !strcmp(a, "-o")) dst = &output;
         else if (!strcmp(a, "--replay")) dst = &replay;
         else if (!strcmp(a, "--frames")) dst = &frames;
+        else if (!strcmp(a, "--int8")) dst = &int8;
+        else if (!strcmp(a, "--calibration")) dst = &calib;
         else if (!strcmp(a, "--port")) {
             if (!cli_parse_int(a, v, 1, 4, &port)) return CLI_EXIT_USAGE;
             i++;
@@ -60,6 +67,14 @@ int cmd_predict(int argc, char **argv) {
     }
     if (!policy || !output || (!input == !replay)) {
         cli_error("predict: --policy, --output and one of --input X.npy or --replay R are required (cphil predict --help)");
+        return CLI_EXIT_USAGE;
+    }
+    if (int8 && strcmp(int8, "dynamic") && strcmp(int8, "static")) {
+        cli_error("predict: --int8 '%s': use dynamic or static", int8);
+        return CLI_EXIT_USAGE;
+    }
+    if ((int8 && !strcmp(int8, "static")) != (calib != NULL)) {
+        cli_error("predict: --int8 static needs --calibration DATA (and --calibration goes with --int8 static)");
         return CLI_EXIT_USAGE;
     }
     int32_t fa = 0, fb = 0;
@@ -86,7 +101,7 @@ int cmd_predict(int argc, char **argv) {
     cphil_status s = CPHIL_OK;
     if (replay) {
         s = cphil_export_load_policy(policy, &m);
-        if (!s) s = cphil_predict_replay_windows(&m, replay, (int)port, fa, fb, &X, &N, &W);
+        if (!s) s = cphil_predict_replay_windows(&m, replay, (int)port, fa, fb, 0, &X, &N, &W);
         E = m.cfg.E;
     } else {
         s = cphil_npy_read(input, &x);
@@ -118,8 +133,22 @@ int cmd_predict(int argc, char **argv) {
         logits = cphil_alloc((size_t)N * CPHIL_N_LOGITS * sizeof(float));
         if (!logits) s = cphil_err(CPHIL_E_NOMEM, "predict: out of memory");
     }
-    double t0 = cphil_now_sec();
-    if (!s) s = cphil_predict_dense(&m, X, N, W, E, logits);
+    double t0 = cphil_now_sec(); /* reset below for the int8 engine (after calibration) */
+    if (!s && !int8) s = cphil_predict_dense(&m, X, N, W, E, logits);
+    if (!s && int8) {
+        if (E != m.cfg.E || W < 1 || (m.cfg.backbone != CPHIL_BACKBONE_MLP && W != m.cfg.window))
+            s = cphil_err(CPHIL_E_ARG, "predict: inputs [%d, %d, %d] do not fit the policy (window %d, E %d)", N, W, E,
+                          m.cfg.window, m.cfg.E);
+        cphil_dense_engine *eng = NULL;
+        cphil_export_calib *cal = NULL;
+        if (!s && calib) s = cphil_export_calib_run(&m, calib, &cal);
+        if (!s) s = cphil_dense_engine_open(&m, true, &eng);
+        if (!s && cal) s = cphil_dense_engine_set_static(eng, cal);
+        t0 = cphil_now_sec();
+        if (!s) s = cphil_dense_engine_run(eng, X, N, W, logits, NULL);
+        cphil_dense_engine_close(eng);
+        cphil_export_calib_free(cal);
+    }
     double dt = cphil_now_sec() - t0;
     if (!s) {
         cphil_npz_writer *z = NULL;
@@ -144,8 +173,8 @@ int cmd_predict(int argc, char **argv) {
     }
     if (s) cli_error(NULL);
     else if (!quiet)
-        printf("wrote %s: %d windows of %d frames x %d (%s policy, window mode, f32) in %.3f s\n", output, N, W, E,
-               cphil_backbone_name(m.cfg.backbone), dt);
+        printf("wrote %s: %d windows of %d frames x %d (%s policy, window mode, %s) in %.3f s\n", output, N, W, E,
+               cphil_backbone_name(m.cfg.backbone), !int8 ? "f32" : !strcmp(int8, "static") ? "cphil int8 engine, static" : "cphil int8 engine, dynamic", dt);
     cphil_free(logits);
     cphil_free(X);
     cphil_npy_array_free(&x);

@@ -52,7 +52,7 @@ cphil_status cphil_predict_dense(const cphil_model *m, const float *X, int N, in
 }
 
 cphil_status cphil_predict_replay_windows(const cphil_model *m, const char *path, int port, int32_t A, int32_t B,
-                                          float **X, int *N, int *W) {
+                                          int max_windows, float **X, int *N, int *W) {
     *X = NULL;
     *N = 0;
     const cphil_model_config *c = &m->cfg;
@@ -78,13 +78,16 @@ cphil_status cphil_predict_replay_windows(const cphil_model *m, const char *path
         cphil_replay_free(r);
         return cphil_err_prefix(s, "%s: port %d: ", path, port);
     }
+    if (A == INT32_MIN) A = r->first_frame;
+    if (B == INT32_MAX) B = r->last_frame;
     if (r->n_frames == 0 || A > B || A < r->first_frame || B > r->last_frame) {
         s = cphil_err(CPHIL_E_ARG, "%s: frames %d:%d are outside the replay's frames %d:%d", path, (int)A, (int)B,
                       (int)r->first_frame, (int)r->last_frame);
         cphil_replay_free(r);
         return s;
     }
-    const int n = (int)(B - A + 1), w = *W, E = L.E;
+    const int span = (int)(B - A + 1), w = *W, E = L.E;
+    const int n = max_windows > 0 && span > max_windows ? max_windows : span;
     float *dense = cphil_calloc((size_t)n * w * E, sizeof(float));
     if (!dense) {
         cphil_replay_free(r);
@@ -94,7 +97,7 @@ cphil_status cphil_predict_replay_windows(const cphil_model *m, const char *path
     int32_t ids[CPHIL_EMBED_MAX_IDS];
     cphil_frame f;
     for (int i = 0; i < n; i++) {
-        int64_t end = (int64_t)(A + i) - r->first_frame;
+        int64_t end = (int64_t)A + (n == span ? i : (int64_t)i * (span - 1) / (n > 1 ? n - 1 : 1)) - r->first_frame;
         for (int t = 0; t < w; t++) {
             int64_t row = end - (w - 1) + t;
             if (row < 0) row = 0;

@@ -27,5 +27,7 @@ cphil_status cphil_predict_dense(const cphil_model *m, const float *X, int N, in
  * previous-controller block); a policy from another layout is CPHIL_E_MISMATCH. *X is
  * cphil_alloc'd (caller frees). Errors: CPHIL_E_IO/FORMAT (replay), CPHIL_E_ARG (port not a
  * player, frames outside the replay). */
+/* max_windows > 0 keeps at most that many windows, their ends spread evenly over A..B; A =
+ * INT32_MIN and B = INT32_MAX stand for the replay's first and last frames. */
 cphil_status cphil_predict_replay_windows(const cphil_model *m, const char *path, int port, int32_t A, int32_t B,
-                                          float **X, int *N, int *W);
+                                          int max_windows, float **X, int *N, int *W);
