@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "model/policy_f64.h"
 #include "nn/nn.h"
+#include "nn/nn_fastmath.h"
 
 #include <stdint.h>
 
@@ -563,6 +564,35 @@ TEST(input_gather_equals_dense_linear) {
     CMPT("db", db1, db2, H0, 1e-6, 1e-6);
 }
 
+/* The vectorizable exp/tanh of the f32 build against libm (their scalar twins), on a dense grid
+ * and ragged array lengths through the activation kernels. */
+TEST(fast_exp_tanh_match_libm) {
+    double worst_e = 0, worst_t = 0;
+    for (int i = 0; i <= 400000; i++) {
+        float x = -87.0f + 175.0f * (float)i / 400000.0f;
+        double e = exp((double)x), fe = cphil_fast_expf(x);
+        worst_e = fmax(worst_e, fabs(fe - e) / e);
+        float u = -12.0f + 24.0f * (float)i / 400000.0f;
+        worst_t = fmax(worst_t, fabs((double)cphil_fast_tanhf(u) - tanh((double)u)));
+    }
+    CHECK_MSG(worst_e <= 3e-7, "exp relative error %.3g", worst_e);
+    CHECK_MSG(worst_t <= 3e-7, "tanh absolute error %.3g", worst_t);
+    CHECK(cphil_fast_expf(-1000.0f) < 1.3e-38f && cphil_fast_expf(-1000.0f) >= 0.0f);
+    CHECK(isfinite(cphil_fast_expf(1000.0f)));
+    CHECK(cphil_fast_tanhf(50.0f) == 1.0f && cphil_fast_tanhf(-50.0f) == -1.0f);
+    arena_reset();
+    for (int n = 1; n <= 37; n += 3) {
+        float *x = fz(n), *y = fz(n);
+        double *xd = dz(n), *yd = dz(n);
+        for (int i = 0; i < n; i++) xd[i] = x[i] = (float)(0.37 * (i - n / 2));
+        for (int a = 0; a < CPHIL_N_ACTS; a++) {
+            cphil_nn_act_forward((cphil_act)a, (size_t)n, x, y);
+            cphil_nn_act_forward_f64((cphil_act)a, (size_t)n, xd, yd);
+            for (int i = 0; i < n; i++) CHECK_NEAR(y[i], yd[i], 1e-6, 1e-6);
+        }
+    }
+}
+
 /* ---- finite differences in double ------------------------------------------------------ */
 static uint64_t g_rng = 0x1234567;
 static double urand(void) { /* [-1, 1) */
@@ -902,6 +932,7 @@ int main(void) {
     RUN(bf16_vs_f32_training_attention);
     RUN(training_step_allocates_nothing);
     RUN(input_gather_equals_dense_linear);
+    RUN(fast_exp_tanh_match_libm);
     RUN(fd_linear);
     RUN(fd_input_layer);
     RUN(fd_norms);

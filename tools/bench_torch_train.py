@@ -74,9 +74,10 @@ def main():
     ap.add_argument('--hidden', type=int, default=256)
     ap.add_argument('--layers', type=int, default=2)
     ap.add_argument('--no-bf16', action='store_true')
+    ap.add_argument('--precisions', default='f32,bf16', help='PyTorch precisions to run')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    precs = ['f32'] if a.no_bf16 else ['f32', 'bf16']
+    precs = [p for p in a.precisions.split(',') if not (a.no_bf16 and p == 'bf16')]
     rows = []
     for bb in a.backbones.split(','):
         c_res = {}

@@ -130,7 +130,7 @@ def rope(x, nh):
     hd = H // nh
     h2 = hd // 2
     inv = torch.tensor([10000.0 ** (-(2 * i) / hd) for i in range(h2)])
-    ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
+    ang = (torch.arange(T, dtype=torch.float64)[:, None] * inv.double()[None, :]).to(x.dtype)
     c, s = torch.cos(ang), torch.sin(ang)
     x = x.view(B, T, nh, hd)
     x1, x2 = x[..., :h2], x[..., h2:]
