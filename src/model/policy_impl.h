@@ -35,6 +35,7 @@ struct NN_FN(cphil_model_ws) {
     int head_off[CPHIL_N_HEADS]; /* column of each head's hidden layer in the HEADS_W rows */
     /* common buffers */
     R *WT, *x0, *dx0, *hpre, *hact, *dhid, *dhpre, *logits, *dlogits, *dfeat;
+    R *hw0, *hb0, *dhw0, *dhb0; /* the six heads' first layers stacked: [HEADS_W, Hb], [HEADS_W] */
     R *feat; /* points at the backbone's output */
     R *carry; /* lstm/gru TBPTT: caller-owned initial state, overwritten with the final state
                * (per layer k: lstm h [B,H] then c [B,H]; gru h [B,H]); NULL = zero state */
@@ -89,6 +90,10 @@ static void NN_FN(plan)(NN_FN(pws) *w, R *base) {
     TAKE(w->logits, M * CPHIL_N_LOGITS);
     TAKE(w->dlogits, M * CPHIL_N_LOGITS);
     TAKE(w->dfeat, M * Hb);
+    TAKE(w->hw0, (size_t)HEADS_W * Hb);
+    TAKE(w->hb0, HEADS_W);
+    TAKE(w->dhw0, (size_t)HEADS_W * Hb);
+    TAKE(w->dhb0, HEADS_W);
     switch (c->backbone) {
     case CPHIL_BACKBONE_MLP: {
         int mx = 0;
@@ -380,16 +385,16 @@ static const R *NN_FN(policy_forward)(const NN_FN(pws) *cw, const R *P, const R 
     default:
         break;
     }
-    /* heads */
+    /* heads: the six first layers as one [HEADS_W, Hb] product (weights stacked in scratch) */
+    for (int h = 0; h < CPHIL_N_HEADS; h++) {
+        const int hh = cphil_head_hidden[h], col = w->head_off[h];
+        memcpy(w->hw0 + (size_t)col * Hb, P + w->o_head[h][0], (size_t)hh * Hb * sizeof(R));
+        memcpy(w->hb0 + col, P + w->o_head[h][1], (size_t)hh * sizeof(R));
+    }
+    NN_FN(cphil_nn_linear_forward)(pr, M, HEADS_W, Hb, w->feat, Hb, w->hw0, w->hb0, w->hpre, HEADS_W);
+    NN_FN(cphil_nn_act_forward)(CPHIL_ACT_RELU, (size_t)M * HEADS_W, w->hpre, w->hact);
     for (int h = 0; h < CPHIL_N_HEADS; h++) {
         const int hh = cphil_head_hidden[h], C = cphil_head_classes[h], col = w->head_off[h];
-        NN_FN(cphil_nn_linear_forward)(pr, M, hh, Hb, w->feat, Hb, P + w->o_head[h][0], P + w->o_head[h][1],
-                                       w->hpre + col, HEADS_W);
-        for (int mm = 0; mm < M; mm++) {
-            const R *a = w->hpre + (size_t)mm * HEADS_W + col;
-            R *b = w->hact + (size_t)mm * HEADS_W + col;
-            for (int j = 0; j < hh; j++) b[j] = a[j] > 0 ? a[j] : 0;
-        }
         NN_FN(cphil_nn_linear_forward)(pr, M, C, hh, w->hact + col, HEADS_W, P + w->o_head[h][2],
                                        P + w->o_head[h][3], w->logits + cphil_head_offset[h], CPHIL_N_LOGITS);
     }
@@ -420,10 +425,17 @@ static void NN_FN(policy_backward)(NN_FN(pws) *w, const R *P, const R *cont, con
                                         HEADS_W, G + w->o_head[h][2], G + w->o_head[h][3]);
     }
     NN_FN(cphil_nn_act_backward)(CPHIL_ACT_RELU, (size_t)M * HEADS_W, w->hpre, w->dhid, w->dhpre);
+    /* the stacked first layers (hw0 still holds this step's weights from the forward) */
+    memset(w->dhw0, 0, (size_t)HEADS_W * Hb * sizeof(R));
+    memset(w->dhb0, 0, HEADS_W * sizeof(R));
+    NN_FN(cphil_nn_linear_backward)(pr, M, HEADS_W, Hb, w->feat, Hb, w->hw0, w->dhpre, HEADS_W, w->dfeat, Hb,
+                                    w->dhw0, w->dhb0);
     for (int h = 0; h < CPHIL_N_HEADS; h++) {
         const int hh = cphil_head_hidden[h], col = w->head_off[h];
-        NN_FN(cphil_nn_linear_backward)(pr, M, hh, Hb, w->feat, Hb, P + w->o_head[h][0], w->dhpre + col,
-                                        HEADS_W, w->dfeat, Hb, G + w->o_head[h][0], G + w->o_head[h][1]);
+        R *gw = G + w->o_head[h][0], *gb = G + w->o_head[h][1];
+        const R *sw = w->dhw0 + (size_t)col * Hb, *sb = w->dhb0 + col;
+        for (size_t q = 0; q < (size_t)hh * Hb; q++) gw[q] += sw[q];
+        for (int q = 0; q < hh; q++) gb[q] += sb[q];
     }
     /* backbone: ends with dx0 = dL/dx0 */
     switch (c->backbone) {
