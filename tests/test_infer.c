@@ -1,6 +1,7 @@
-/* test_infer.c — the inference engine: packed kernels against their scalar twins on every ISA
- * (ragged sizes), window mode against a naive double-precision reference forward for every
- * backbone, padding semantics, stream == window where the mathematics says so, bf16/int8 by
+/* test_infer.c — the inference engine (its packed products are tested in test_kernels.c):
+ * activations and the scan step against their scalar twins on every ISA, window mode against a
+ * naive double-precision reference forward for every backbone, padding semantics, stream ==
+ * window where the mathematics says so, bf16/int8 by
  * action agreement and relative logit error, zero allocations per step, refusal of mismatched
  * tensors. Small models only (speed lives in `cphil bench`).
  */
@@ -18,71 +19,6 @@ static uint64_t rng_state = 12345;
 static float frand(void) { /* [-1, 1) */
     rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
     return (float)((rng_state >> 40) * (1.0 / 16777216.0)) * 2.f - 1.f;
-}
-
-/* ---- kernels --------------------------------------------------------------------------- */
-static void kernel_case(infer_dtype dt, int rows, int cols, int M, int beta, int with_bias, float *maxerr) {
-    float *w = malloc(sizeof(float) * rows * cols), *b = malloc(sizeof(float) * rows);
-    float *x = malloc(sizeof(float) * M * (cols + 3)), *y0 = malloc(sizeof(float) * M * rows),
-          *y1 = malloc(sizeof(float) * M * rows);
-    for (int i = 0; i < rows * cols; i++) w[i] = frand();
-    for (int i = 0; i < rows; i++) b[i] = frand();
-    for (int i = 0; i < M * (cols + 3); i++) x[i] = frand() * 3.f;
-    infer_mat m;
-    if (infer_mat_pack(&m, rows, cols, w, with_bias ? b : NULL, dt)) abort();
-    void *scr_raw = malloc(infer_mat_scratch_bytes(M, m.kp) + 64);
-    void *scr = (void *)(((uintptr_t)scr_raw + 63) & ~(uintptr_t)63);
-    for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
-        for (int i = 0; i < M * rows; i++) y0[i] = y1[i] = 0.5f;
-        infer_isa_set(INFER_ISA_SCALAR);
-        infer_mat_gemm(&m, M, x, cols + 3, y0, rows, beta, scr);
-        infer_isa_set(isa);
-        infer_mat_gemm(&m, M, x, cols + 3, y1, rows, beta, scr);
-        for (int i = 0; i < M * rows; i++) {
-            float e = fabsf(y0[i] - y1[i]) / (1.f + fabsf(y0[i]));
-            if (e > *maxerr) *maxerr = e;
-        }
-    }
-    infer_isa_set(infer_isa_best());
-    infer_mat_free(&m);
-    free(scr_raw);
-    free(w); free(b); free(x); free(y0); free(y1);
-}
-
-TEST(kernels_match_scalar_twins_ragged) {
-    int rows_l[] = {1, 5, 16, 17, 33, 64, 70};
-    int cols_l[] = {1, 3, 4, 7, 32, 65};
-    for (int dt = 0; dt < 3; dt++) {
-        float maxerr = 0.f;
-        for (size_t a = 0; a < CPHIL_ARRAY_LEN(rows_l); a++)
-            for (size_t c = 0; c < CPHIL_ARRAY_LEN(cols_l); c++)
-                for (int M = 1; M <= 7; M += 2) kernel_case((infer_dtype)dt, rows_l[a], cols_l[c], M, (int)(a & 1), (int)(c & 1), &maxerr);
-        /* int8 accumulates exactly; f32/bf16 differ by FMA rounding and summation order */
-        CHECK_MSG(maxerr < (dt == INFER_I8 ? 1e-5f : 2e-5f), "dtype %d: max relative error %g", dt, maxerr);
-    }
-}
-
-TEST(int8_kernel_quantization_error_small) {
-    /* the quantized product is close to the f32 one (relative to the output's scale) */
-    int rows = 64, cols = 256;
-    float *w = malloc(sizeof(float) * rows * cols), x[256], y0[64], y1[64];
-    for (int i = 0; i < rows * cols; i++) w[i] = frand();
-    for (int i = 0; i < cols; i++) x[i] = frand();
-    infer_mat a, b;
-    CHECK(infer_mat_pack(&a, rows, cols, w, NULL, INFER_F32) == CPHIL_OK);
-    CHECK(infer_mat_pack(&b, rows, cols, w, NULL, INFER_I8) == CPHIL_OK);
-    static _Alignas(64) unsigned char scr[1 << 16];
-    infer_mat_gemm(&a, 1, x, cols, y0, rows, 0, scr);
-    infer_mat_gemm(&b, 1, x, cols, y1, rows, 0, scr);
-    double num = 0, den = 0;
-    for (int i = 0; i < rows; i++) {
-        num += (y0[i] - y1[i]) * (y0[i] - y1[i]);
-        den += y0[i] * y0[i];
-    }
-    infer_mat_free(&a);
-    infer_mat_free(&b);
-    free(w);
-    CHECK_MSG(sqrt(num / den) < 0.02, "relative rms error %g", sqrt(num / den));
 }
 
 TEST(activations_match_libm) {
@@ -438,21 +374,6 @@ TEST(bad_frames_are_refused) {
 }
 
 
-TEST(activation_quantization_matches_scalar_twin) {
-    float x[77];
-    int8_t a[77], b[77];
-    for (int n = 1; n <= 77; n += 19) {
-        for (int i = 0; i < n; i++) x[i] = frand() * 5.f;
-        x[0] = 127.5f * 0.04f; /* a tie after scaling in the static case */
-        for (int st = 0; st < 2; st++) {
-            float s0 = infer_quant_row_ref(x, n, st ? 0.04f : 0.f, a);
-            float s1 = infer_quant_row(x, n, st ? 0.04f : 0.f, b);
-            CHECK(s0 == s1);
-            CHECK(memcmp(a, b, (size_t)n) == 0);
-        }
-    }
-}
-
 TEST(ssm_step_matches_scalar_twin) {
     int I = 37, N = 5;
     float At[5 * 37], dt[37], xc[37], B[5], C[5], D[37], h0[5 * 37], h1[5 * 37], y0[37], y1[37];
@@ -549,8 +470,6 @@ TEST(quantized_policy_files) {
 }
 
 int main(void) {
-    RUN(kernels_match_scalar_twins_ragged);
-    RUN(int8_kernel_quantization_error_small);
     RUN(activations_match_libm);
     RUN(window_sequence_equals_reference_every_backbone_and_isa);
     RUN(window_steps_pad_with_first_frame_and_slide);
@@ -560,7 +479,6 @@ int main(void) {
     RUN(build_survives_every_allocation_failure);
     RUN(mismatched_tensors_are_refused_with_a_message);
     RUN(bad_frames_are_refused);
-    RUN(activation_quantization_matches_scalar_twin);
     RUN(ssm_step_matches_scalar_twin);
     RUN(quantized_policy_files);
     return harness_done();

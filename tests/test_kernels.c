@@ -3,6 +3,11 @@
 #include "harness.h"
 #include "core/core.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/panel.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <stdint.h>
 
@@ -155,115 +160,138 @@ static void *count_alloc(size_t size, size_t align, void *user) {
 }
 static void count_free(void *p, void *user) { (void)user; free(p); }
 
-/* One linear case on the active tier: fast vs _ref (bits for bf16/int8), and the ref vs plain
- * f32 math on the unpacked weights. */
-static void linear_case(cphil_wtype type, int M, int out, int in, bool use_bias, bool accum, float act_scale) {
-    int ldx = in + 2, ldy = out + 1, ldw = in + 3;
-    float *W = rand_buf((size_t)out * ldw), *x = rand_buf((size_t)M * ldx), *bias = rand_buf((size_t)out);
-    float *y0 = rand_buf((size_t)M * ldy);
-    for (int i = 0; i < M * ldx; i += 7) x[i] *= 3.0f; /* a few larger values */
-    cphil_wpack p;
-    CHECK(cphil_wpack_init(&p, type, W, out, in, ldw) == CPHIL_OK);
-    size_t sb = cphil_linear_scratch_bytes(&p, M);
-    void *scratch = sb ? cphil_alloc(sb) : NULL;
-    float *yf = cphil_alloc((size_t)M * ldy * 4 + 64), *yr = cphil_alloc((size_t)M * ldy * 4 + 64);
-    memcpy(yf, y0, (size_t)M * ldy * 4);
-    memcpy(yr, y0, (size_t)M * ldy * 4);
-    cphil_allocator ca = {count_alloc, count_free, NULL};
-    g_allocs = 0;
-    cphil_set_allocator(&ca);
-    cphil_linear(&p, M, x, ldx, use_bias ? bias : NULL, yf, ldy, accum, act_scale, scratch);
-    cphil_set_allocator(NULL);
-    long allocs = g_allocs;
-    cphil_linear_ref(&p, M, x, ldx, use_bias ? bias : NULL, yr, ldy, accum, act_scale, scratch);
-    /* plain math on the unpacked weights */
-    float *Wu = cphil_alloc((size_t)out * in * 4 + 64);
-    cphil_wpack_unpack(&p, Wu, in);
-    char msg[160] = "";
-    for (int m = 0; m < M && !msg[0]; m++) {
-        double xmax = 0;
-        for (int k = 0; k < in; k++) xmax = fmax(xmax, fabs(x[(size_t)m * ldx + k]));
-        for (int o = 0; o < out && !msg[0]; o++) {
-            float f = yf[(size_t)m * ldy + o], r = yr[(size_t)m * ldy + o];
-            double d = 0, mag = 0;
-            for (int k = 0; k < in; k++) {
-                double xv = x[(size_t)m * ldx + k];
-                if (type == CPHIL_W_BF16) xv = cphil_bf16_round((float)xv);
-                d += xv * Wu[(size_t)o * in + k];
-                mag += fabs(xv * Wu[(size_t)o * in + k]);
-            }
-            if (use_bias) d += bias[o];
-            if (accum) d += y0[(size_t)m * ldy + o];
-            double tol = 1e-6 * (mag + 4) * 4;
-            if (type == CPHIL_W_I8) {
-                double sx = act_scale > 0 ? act_scale : xmax / 127;
-                double wmax = 0;
-                for (int k = 0; k < in; k++) wmax = fmax(wmax, fabs(Wu[(size_t)o * in + k]));
-                /* activation rounding error only (the weights are already the unpacked ones) */
-                tol += 0.5 * sx * wmax * in * 1.01;
-                if (act_scale > 0) tol += (xmax > 127 * act_scale ? (xmax - 127 * act_scale) * wmax * in : 0);
-            }
-            if (type == CPHIL_W_F32 ? fabs(f - r) > 1e-6 * (mag + 4) * 4 : memcmp(&f, &r, 4) != 0)
-                snprintf(msg, sizeof msg, "fast vs ref (%d,%d): %.9g vs %.9g", m, o, f, r);
-            else if (fabs(r - d) > tol)
-                snprintf(msg, sizeof msg, "ref vs f32 math (%d,%d): %.9g vs %.9g (tol %g)", m, o, r, d, tol);
+/* ---- inference products on 16-row panels (panel.h) ------------------------------------------ */
+static void pmat_case(cphil_wtype dt, int rows, int cols, int M, int beta, int with_bias, float *maxerr) {
+    float *w = malloc(sizeof(float) * rows * cols), *b = malloc(sizeof(float) * rows);
+    float *x = malloc(sizeof(float) * M * (cols + 3)), *y0 = malloc(sizeof(float) * M * rows),
+          *y1 = malloc(sizeof(float) * M * rows);
+    for (int i = 0; i < rows * cols; i++) w[i] = frand();
+    for (int i = 0; i < rows; i++) b[i] = frand();
+    for (int i = 0; i < M * (cols + 3); i++) x[i] = frand() * 3.f;
+    cphil_pmat m;
+    if (cphil_pmat_pack(&m, rows, cols, w, with_bias ? b : NULL, dt)) abort();
+    void *scr_raw = malloc(cphil_pmat_scratch_bytes(M, m.kp) + 64);
+    void *scr = (void *)(((uintptr_t)scr_raw + 63) & ~(uintptr_t)63);
+    for (int isa = CPHIL_ISA_SCALAR; isa <= (int)cphil_pmat_isa_best(); isa++) {
+        for (int i = 0; i < M * rows; i++) y0[i] = y1[i] = 0.5f;
+        cphil_isa_set(CPHIL_ISA_SCALAR);
+        cphil_pmat_gemm(&m, M, x, cols + 3, y0, rows, beta, scr);
+        cphil_isa_set((cphil_isa)isa);
+        cphil_pmat_gemm(&m, M, x, cols + 3, y1, rows, beta, scr);
+        for (int i = 0; i < M * rows; i++) {
+            float e = fabsf(y0[i] - y1[i]) / (1.f + fabsf(y0[i]));
+            if (e > *maxerr) *maxerr = e;
         }
-        for (int o = out; o < ldy && !msg[0]; o++)
-            if (yf[(size_t)m * ldy + o] != y0[(size_t)m * ldy + o]) snprintf(msg, sizeof msg, "wrote past out at (%d,%d)", m, o);
-    }
-    cphil_wpack_free(&p);
-    cphil_free(W); cphil_free(x); cphil_free(bias); cphil_free(y0); cphil_free(yf); cphil_free(yr); cphil_free(Wu);
-    cphil_free(scratch);
-    CHECK_MSG(!msg[0], "tier %s type %d M=%d out=%d in=%d bias=%d acc=%d scale=%g: %s",
-              cphil_isa_name(cphil_isa_active()), (int)type, M, out, in, use_bias, accum, act_scale, msg);
-    CHECK_MSG(allocs == 0, "cphil_linear allocated %ld times", allocs);
-}
-
-TEST(linear_vs_ref_every_tier) {
-    static const int Ms[] = {1, 2, 3, 5, 60};
-    static const int outs[] = {1, 3, 15, 17, 33, 64, 257};
-    static const int ins[] = {1, 3, 15, 17, 31, 255, 257};
-    FOR_TIERS(t) {
-        for (int ty = 0; ty < 3; ty++)
-            for (int a = 0; a < 5; a++)
-                for (int b = 0; b < 7; b++) {
-                    int c = (a * 3 + b * 5 + ty) % 7;
-                    float sc = ty == CPHIL_W_I8 && (b & 1) ? 0.02f : 0.0f; /* static scale, some clamped */
-                    linear_case((cphil_wtype)ty, Ms[a], outs[b], ins[c], (a + b) & 1, (a + c) % 3 == 0, sc);
-                }
-        linear_case(CPHIL_W_I8, 1, 1024, 1991, true, false, 0);
-        linear_case(CPHIL_W_BF16, 60, 256, 256, true, true, 0);
     }
     cphil_isa_set(cphil_isa_best());
+    cphil_pmat_free(&m);
+    free(scr_raw);
+    free(w); free(b); free(x); free(y0); free(y1);
 }
 
-TEST(linear_i8_zero_row_and_saturation) {
-    float W[2 * 5] = {1, -1, 0.5f, 0, 0.25f, 0, 0, 0, 0, 0}; /* second row all zero */
-    cphil_wpack p;
-    CHECK(cphil_wpack_init(&p, CPHIL_W_I8, W, 2, 5, 5) == CPHIL_OK);
-    CHECK(p.scale[1] == 1.0f);
-    float x[5] = {0, 0, 0, 0, 0}, y[2] = {7, 7};
-    char scratch[512] __attribute__((aligned(64)));
-    CHECK(cphil_linear_scratch_bytes(&p, 1) <= sizeof scratch);
-    cphil_linear(&p, 1, x, 5, NULL, y, 2, false, 0, scratch);
-    CHECK(y[0] == 0 && y[1] == 0);
-    float x2[5] = {100, -100, 1, 2, 3}; /* static scale 0.01: clamps to +-127 */
-    cphil_linear(&p, 1, x2, 5, NULL, y, 2, false, 0.01f, scratch);
-    CHECK_NEAR(y[0], 1.27 + 1.27 + 0.5 * 1 + 0.25 * 1.27, 0.01, 0); /* x[4] = 3 clamps to 1.27 */
-    cphil_wpack_free(&p);
-    cphil_wpack_free(&p); /* twice is fine */
-    float bad[2] = {1, NAN};
-    CHECK(cphil_wpack_init(&p, CPHIL_W_F32, bad, 1, 2, 2) == CPHIL_E_NUMERIC);
-    CHECK(cphil_wpack_init(&p, CPHIL_W_F32, bad, 0, 2, 2) == CPHIL_E_ARG);
-    int8_t q[2] = {-128, 3};
-    float sc = 1;
-    CHECK(cphil_wpack_init_i8q(&p, q, &sc, 1, 2) == CPHIL_E_FORMAT);
-    q[0] = -127;
-    CHECK(cphil_wpack_init_i8q(&p, q, &sc, 1, 2) == CPHIL_OK);
-    float u[2];
-    cphil_wpack_unpack(&p, u, 2);
-    CHECK(u[0] == -127 && u[1] == 3);
-    cphil_wpack_free(&p);
+TEST(pmat_vs_ref_every_tier_ragged) {
+    int rows_l[] = {1, 5, 16, 17, 33, 64, 70};
+    int cols_l[] = {1, 3, 4, 7, 32, 65};
+    for (int dt = 0; dt < 3; dt++) {
+        float maxerr = 0.f;
+        for (size_t a = 0; a < CPHIL_ARRAY_LEN(rows_l); a++)
+            for (size_t c = 0; c < CPHIL_ARRAY_LEN(cols_l); c++)
+                for (int M = 1; M <= 7; M += 2) pmat_case((cphil_wtype)dt, rows_l[a], cols_l[c], M, (int)(a & 1), (int)(c & 1), &maxerr);
+        /* int8 accumulates exactly; f32/bf16 differ by FMA rounding and summation order */
+        CHECK_MSG(maxerr < (dt == CPHIL_W_I8 ? 1e-5f : 2e-5f), "dtype %d: max relative error %g", dt, maxerr);
+    }
+}
+
+/* The _ref twin against plain double math on the unpacked weights (cphil_pmat_row: the values
+ * the kernels multiply), with bf16 inputs rounded and int8 inputs quantized as the contract says;
+ * static and dynamic int8 scales, an all-zero input row, M = 60; and no allocation per call on
+ * any tier. */
+TEST(pmat_ref_vs_unpacked_math_no_alloc) {
+    const int rows = 37, cols = 45, M = 60, ldx = 47;
+    float *w = rand_buf((size_t)rows * cols), *b = rand_buf((size_t)rows), *x = rand_buf((size_t)M * ldx);
+    float *y = cphil_alloc(sizeof(float) * M * rows), *wr = cphil_alloc(sizeof(float) * cols);
+    for (int k = 0; k < cols; k++) x[(size_t)3 * ldx + k] = 0.f; /* row 3 all zero */
+    void *scr = cphil_alloc(cphil_pmat_scratch_bytes(M, (cols + 3) & ~3));
+    int8_t xq[64];
+    for (int dt = 0; dt < 3; dt++)
+        for (int st = 0; st < (dt == CPHIL_W_I8 ? 2 : 1); st++) {
+            cphil_pmat m;
+            CHECK(cphil_pmat_pack(&m, rows, cols, w, b, (cphil_wtype)dt) == CPHIL_OK);
+            m.act_scale = st ? 0.01f : 0.f; /* static: clamps most inputs (|x| < 1 -> |x/s| < 100) */
+            cphil_allocator ca = {count_alloc, count_free, NULL};
+            for (int isa = CPHIL_ISA_SCALAR; isa <= (int)cphil_pmat_isa_best(); isa++) {
+                cphil_isa_set((cphil_isa)isa);
+                cphil_set_allocator(&ca);
+                g_allocs = 0;
+                cphil_pmat_gemm(&m, M, x, ldx, y, rows, 0, scr);
+                cphil_set_allocator(NULL);
+                CHECK_MSG(g_allocs == 0, "cphil_pmat_gemm allocated %ld times (tier %d)", g_allocs, isa);
+            }
+            cphil_isa_set(CPHIL_ISA_SCALAR);
+            cphil_pmat_gemm(&m, M, x, ldx, y, rows, 0, scr);
+            cphil_isa_set(cphil_isa_best());
+            double worst = 0;
+            for (int mm = 0; mm < M; mm++) {
+                const float *xr = x + (size_t)mm * ldx;
+                float xs = 1.f;
+                if (dt == CPHIL_W_I8) xs = cphil_pmat_quant_row_ref(xr, cols, m.act_scale, xq);
+                for (int r = 0; r < rows; r++) {
+                    cphil_pmat_row(&m, r, wr);
+                    double acc = 0, mag = 0;
+                    for (int k = 0; k < cols; k++) {
+                        double xv = dt == CPHIL_W_F32 ? xr[k]
+                                    : dt == CPHIL_W_BF16 ? (double)cphil_bf16_to_f32(cphil_pmat_bf16(xr[k]))
+                                                         : (double)xq[k] * xs;
+                        acc += (double)wr[k] * xv;
+                        mag += fabs((double)wr[k] * xv);
+                    }
+                    double e = fabs(acc + b[r] - y[(size_t)mm * rows + r]) / (1.0 + mag + fabs(b[r]));
+                    if (e > worst) worst = e;
+                    if (mm == 3) CHECK(y[(size_t)mm * rows + r] == b[r]); /* zero row: bias only */
+                }
+            }
+            CHECK_MSG(worst < 1e-6, "type %d static %d: ref vs unpacked math %g", dt, st, worst);
+            cphil_pmat_free(&m);
+        }
+    cphil_free(w); cphil_free(b); cphil_free(x); cphil_free(y); cphil_free(wr); cphil_free(scr);
+}
+
+TEST(pmat_int8_quantization_error_small) {
+    /* the quantized product is close to the f32 one (relative to the output's scale) */
+    int rows = 64, cols = 256;
+    float *w = malloc(sizeof(float) * rows * cols), x[256], y0[64], y1[64];
+    for (int i = 0; i < rows * cols; i++) w[i] = frand();
+    for (int i = 0; i < cols; i++) x[i] = frand();
+    cphil_pmat a, b;
+    CHECK(cphil_pmat_pack(&a, rows, cols, w, NULL, CPHIL_W_F32) == CPHIL_OK);
+    CHECK(cphil_pmat_pack(&b, rows, cols, w, NULL, CPHIL_W_I8) == CPHIL_OK);
+    static _Alignas(64) unsigned char scr[1 << 16];
+    cphil_pmat_gemm(&a, 1, x, cols, y0, rows, 0, scr);
+    cphil_pmat_gemm(&b, 1, x, cols, y1, rows, 0, scr);
+    double num = 0, den = 0;
+    for (int i = 0; i < rows; i++) {
+        num += (y0[i] - y1[i]) * (y0[i] - y1[i]);
+        den += y0[i] * y0[i];
+    }
+    cphil_pmat_free(&a);
+    cphil_pmat_free(&b);
+    free(w);
+    CHECK_MSG(sqrt(num / den) < 0.02, "relative rms error %g", sqrt(num / den));
+}
+
+TEST(pmat_quant_row_vs_ref) {
+    float x[77];
+    int8_t a[77], b[77];
+    for (int n = 1; n <= 77; n += 19) {
+        for (int i = 0; i < n; i++) x[i] = frand() * 5.f;
+        x[0] = 127.5f * 0.04f; /* a tie after scaling in the static case */
+        for (int st = 0; st < 2; st++) {
+            float s0 = cphil_pmat_quant_row_ref(x, n, st ? 0.04f : 0.f, a);
+            float s1 = cphil_pmat_quant_row(x, n, st ? 0.04f : 0.f, b);
+            CHECK(s0 == s1);
+            CHECK(memcmp(a, b, (size_t)n) == 0);
+        }
+    }
 }
 
 TEST(gather_add_every_tier) {
@@ -385,8 +413,10 @@ int main(void) {
     RUN(gemm_threads_identical_bits);
     RUN(gemm_bf16_exact_across_tiers);
     RUN(gemm_bf16_vs_f32);
-    RUN(linear_vs_ref_every_tier);
-    RUN(linear_i8_zero_row_and_saturation);
+    RUN(pmat_vs_ref_every_tier_ragged);
+    RUN(pmat_ref_vs_unpacked_math_no_alloc);
+    RUN(pmat_int8_quantization_error_small);
+    RUN(pmat_quant_row_vs_ref);
     RUN(gather_add_every_tier);
     RUN(vec_helpers_accuracy_every_tier);
     RUN(gemm_beta0_ignores_nan);

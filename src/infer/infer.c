@@ -59,21 +59,21 @@ cphil_status cphil_infer_model_lookup(void *ctx, const char *name, cphil_infer_t
 /* ---- model ------------------------------------------------------------------------------- */
 #define MAX_MATS (8 + INFER_MAX_LAYERS * 6 + 8)
 
-typedef struct lstm_layer { infer_mat ih, hh; } lstm_layer;
+typedef struct lstm_layer { cphil_pmat ih, hh; } lstm_layer;
 typedef struct mamba_layer {
     float *norm;       /* [H] */
-    infer_mat in_proj; /* [2I, H] */
+    cphil_pmat in_proj; /* [2I, H] */
     float *conv_w;     /* [K][I]: conv1d.weight [I, 1, K] transposed (contiguous over channels) */
     float *conv_b;     /* [I] */
-    infer_mat x_proj;  /* [R+2N, I] */
-    infer_mat dt_proj; /* [I, R] + bias */
+    cphil_pmat x_proj;  /* [R+2N, I] */
+    cphil_pmat dt_proj; /* [I, R] + bias */
     float *A;          /* [N][I] = -exp(A_log), transposed */
     float *D;          /* [I] */
-    infer_mat out_proj;/* [H, I] */
+    cphil_pmat out_proj;/* [H, I] */
 } mamba_layer;
 typedef struct attn_layer {
     float *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* [H] */
-    infer_mat qkv, out, fc1, fc2;
+    cphil_pmat qkv, out, fc1, fc2;
 } attn_layer;
 
 struct cphil_infer_model {
@@ -84,19 +84,19 @@ struct cphil_infer_model {
     /* input layer: the continuous columns as a packed product (with the bias), the one-hot
      * columns as a gather table (src/kernels: rows = columns of input_proj.weight) */
     int H0p;
-    infer_mat in_cont;   /* [H0, n_cont] */
+    cphil_pmat in_cont;   /* [H0, n_cont] */
     cphil_gtable in_tab; /* columns n_cont .. E-1 */
     bool has_tab;
     float *in_b;
-    infer_mat mlp[INFER_MAX_MLP];
+    cphil_pmat mlp[INFER_MAX_MLP];
     lstm_layer rnn[INFER_MAX_LAYERS];
     mamba_layer mb[INFER_MAX_LAYERS];
     attn_layer at[INFER_MAX_LAYERS];
     float *normf_w, *normf_b;
-    infer_mat head0;                 /* the six first head layers fused: [352, Hb] */
-    infer_mat head2[INFER_N_HEADS];
+    cphil_pmat head0;                 /* the six first head layers fused: [352, Hb] */
+    cphil_pmat head2[INFER_N_HEADS];
     float *rope_cos, *rope_sin;      /* [W][dh/2] window positions */
-    infer_mat *mats[MAX_MATS];
+    cphil_pmat *mats[MAX_MATS];
     char mat_names[MAX_MATS][96];
     int n_mats;
     size_t bytes;
@@ -161,7 +161,7 @@ static cphil_status vec(build_ctx *b, const char *name, int64_t n, float **out) 
 }
 
 /* Pack a Linear: weight [rows, cols] (+ bias [rows] if bias_name). Extra bias (bias2) is added. */
-static cphil_status linear(build_ctx *b, infer_mat *mat, const char *wname, const char *bname, const char *b2name,
+static cphil_status linear(build_ctx *b, cphil_pmat *mat, const char *wname, const char *bname, const char *b2name,
                            int rows, int cols) {
     cphil_infer_model *m = b->m;
     int64_t shape[2] = {rows, cols};
@@ -184,7 +184,7 @@ static cphil_status linear(build_ctx *b, infer_mat *mat, const char *wname, cons
             return cphil_err(CPHIL_E_MISMATCH, "tensor '%s' is int8 but the engine was asked for %s weights",
                              wname, m->prec == INFER_F32 ? "f32" : "bf16");
         }
-        s = infer_mat_pack_i8(mat, rows, cols, t.data, t.scale, bias);
+        s = cphil_pmat_pack_i8(mat, rows, cols, t.data, t.scale, bias);
         mat->act_scale = t.act_scale > 0.f ? t.act_scale : 0.f;
     } else {
         const float *w = t.data;
@@ -198,7 +198,7 @@ static cphil_status linear(build_ctx *b, infer_mat *mat, const char *wname, cons
             for (size_t i = 0; i < (size_t)rows * cols; i++) tmp[i] = infer_bf16_to_f32(((const uint16_t *)t.data)[i]);
             w = tmp;
         }
-        s = infer_mat_pack(mat, rows, cols, w, bias, m->prec);
+        s = cphil_pmat_pack(mat, rows, cols, w, bias, m->prec);
         cphil_free(tmp);
     }
     cphil_free(bias);
@@ -207,9 +207,9 @@ static cphil_status linear(build_ctx *b, infer_mat *mat, const char *wname, cons
     mat->id = m->n_mats;
     snprintf(m->mat_names[m->n_mats], sizeof m->mat_names[0], "%s", wname);
     m->mats[m->n_mats++] = mat;
-    m->bytes += infer_mat_bytes(mat) + (mat->bias ? sizeof(float) * (size_t)rows : 0);
+    m->bytes += cphil_pmat_bytes(mat) + (mat->bias ? sizeof(float) * (size_t)rows : 0);
     if (mat->kp > m->max_kp) m->max_kp = mat->kp;
-    if (mat->np * INFER_PANEL > m->max_rows) m->max_rows = mat->np * INFER_PANEL;
+    if (mat->np * CPHIL_PANEL > m->max_rows) m->max_rows = mat->np * CPHIL_PANEL;
     return CPHIL_OK;
 }
 
@@ -233,14 +233,14 @@ static cphil_status input_layer(build_ctx *b) {
     }
     for (int h = 0; h < H0; h++)
         for (int c = 0; c < nc; c++) wc[(size_t)h * nc + c] = w[(size_t)h * E + c];
-    if (nc > 0) s = infer_mat_pack(&m->in_cont, H0, nc, wc, m->in_b, m->prec);
+    if (nc > 0) s = cphil_pmat_pack(&m->in_cont, H0, nc, wc, m->in_b, m->prec);
     cphil_free(wc);
     if (s) goto out;
     if (nc > 0) {
         m->in_cont.id = m->n_mats;
         snprintf(m->mat_names[m->n_mats], sizeof m->mat_names[0], "input_proj.weight");
         m->mats[m->n_mats++] = &m->in_cont;
-        m->bytes += infer_mat_bytes(&m->in_cont);
+        m->bytes += cphil_pmat_bytes(&m->in_cont);
         if (m->in_cont.kp > m->max_kp) m->max_kp = m->in_cont.kp;
     }
     if (E > nc) {
@@ -418,7 +418,7 @@ static cphil_status build(build_ctx *b) {
     }
     if (!s) {
         /* the fused product is packed f32/bf16/int8 like the others (int8 source dequantized) */
-        s = infer_mat_pack(&m->head0, tot, m->Hb, w0, b0, m->prec);
+        s = cphil_pmat_pack(&m->head0, tot, m->Hb, w0, b0, m->prec);
         cphil_infer_tensor ht;
         if (!s && b->lookup(b->ctx, "heads.buttons.0.weight", &ht) == CPHIL_OK && ht.dtype == INFER_I8)
             m->head0.act_scale = ht.act_scale;
@@ -426,7 +426,7 @@ static cphil_status build(build_ctx *b) {
             m->head0.id = m->n_mats;
             snprintf(m->mat_names[m->n_mats], sizeof m->mat_names[0], "heads.*.0.weight");
             m->mats[m->n_mats++] = &m->head0;
-            m->bytes += infer_mat_bytes(&m->head0);
+            m->bytes += cphil_pmat_bytes(&m->head0);
             if (m->head0.kp > m->max_kp) m->max_kp = m->head0.kp;
             if (m->head0.np * 16 > m->max_rows) m->max_rows = m->head0.np * 16;
         }
@@ -470,7 +470,7 @@ cphil_status cphil_infer_model_build(const cphil_infer_spec *spec, cphil_infer_l
 
 void cphil_infer_model_free(cphil_infer_model *m) {
     if (!m) return;
-    for (int i = 0; i < m->n_mats; i++) infer_mat_free(m->mats[i]);
+    for (int i = 0; i < m->n_mats; i++) cphil_pmat_free(m->mats[i]);
     if (m->has_tab) cphil_gtable_free(&m->in_tab);
     cphil_free(m->in_b);
     for (int l = 0; l < INFER_MAX_LAYERS; l++) {
@@ -530,14 +530,14 @@ struct cphil_infer_state {
     float *calib;        /* per-matrix max |input| (calibration) or NULL */
 };
 
-static void mm(cphil_infer_state *s, const infer_mat *w, int M, const float *X, int ldx, float *Y, int ldy, int beta) {
+static void mm(cphil_infer_state *s, const cphil_pmat *w, int M, const float *X, int ldx, float *Y, int ldy, int beta) {
     if (CPHIL_UNLIKELY(s->calib != NULL)) {
         float a = s->calib[w->id];
         for (int i = 0; i < M; i++)
             for (int k = 0; k < w->cols; k++) a = fmaxf(a, fabsf(X[(size_t)i * ldx + k]));
         s->calib[w->id] = a;
     }
-    infer_mat_gemm(w, M, X, ldx, Y, ldy, beta, s->scratch);
+    cphil_pmat_gemm(w, M, X, ldx, Y, ldy, beta, s->scratch);
 }
 
 void cphil_infer_state_calibrate(cphil_infer_state *s, float *amax) { s->calib = amax; }
@@ -595,7 +595,7 @@ cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode
     ALLOC(s->head_h, 512);
 #undef ALLOC
     if (ok) {
-        s->scratch = cphil_alloc(infer_mat_scratch_bytes(W, m->max_kp > m->H0p ? m->max_kp : m->H0p));
+        s->scratch = cphil_alloc(cphil_pmat_scratch_bytes(W, m->max_kp > m->H0p ? m->max_kp : m->H0p));
         ok = s->scratch != NULL;
     }
     if (!ok) {

@@ -1,5 +1,5 @@
 /* kernels.h — cphil's CPU numerical kernels: the training matrix product (cphil_gemm), the
- * inference kernels on pre-packed weights (f32, bf16, int8) with the one-hot gather-add, vector
+ * inference products on pre-packed weights (panel.h: f32, bf16, int8) with the one-hot gather-add, vector
  * helpers, and the ISA dispatch that chooses among scalar, AVX2/FMA and AVX-512 code at run time.
  *
  * Every fast kernel has a scalar `_ref` twin that states its semantics; tests compare the two on
@@ -26,7 +26,7 @@
  *   avx512 : AVX-512 F/BW/VL/DQ + VNNI; bf16 uses AVX512_BF16 (vdpbf16ps) when present, else the
  *            exact emulation.
  * The active tier is process-wide; change it only while no kernel runs (tests do it between
- * calls). Packed weights (cphil_wpack, cphil_gtable) do not depend on the tier.
+ * calls). Packed weights (cphil_pmat, cphil_gtable) do not depend on the tier.
  * ========================================================================================== */
 typedef enum cphil_isa { CPHIL_ISA_SCALAR = 0, CPHIL_ISA_AVX2 = 1, CPHIL_ISA_AVX512 = 2 } cphil_isa;
 
@@ -83,54 +83,11 @@ float cphil_bf16_to_f32(uint16_t h);
 float cphil_bf16_round(float x);
 
 /* ============================================================================================
- * Inference kernels on pre-packed weights (linear.c, linear_avx2.c, linear_avx512.c)
- * For batch 1 and small M (stream mode M = 1, window mode M = 60). Pack once at load time.
+ * Inference: weight types, and the one-hot gather-add (gather.c, gather_avx2.c, gather_avx512.c).
+ * The dense products on pre-packed weights (16-row panels, f32 / bf16 / int8, batch 1 and small
+ * M) are declared in kernels/cpu/panel.h (panel.c, panel_avx2.c, panel_avx512.c).
  * ========================================================================================== */
 typedef enum cphil_wtype { CPHIL_W_F32 = 0, CPHIL_W_BF16 = 1, CPHIL_W_I8 = 2 } cphil_wtype;
-
-/* A Linear weight W[out, in] (PyTorch layout, y = x W^T) packed in panels of 64 output
- * channels: f32 [in][64], bf16 [in_pad/2][64] u32 pairs (k even in the low half), int8
- * [in_pad/4][64][4]; zero padding. The layout does not depend on the ISA tier.
- * int8: symmetric per-output-channel scale[o] = max_k |W[o,k]| / 127 (1 for an all-zero row),
- * q = clamp(round_half_even(W / scale), -127, 127). */
-typedef struct cphil_wpack {
-    cphil_wtype type;
-    int out, in;         /* logical sizes */
-    int out_pad, in_pad; /* out rounded up to 64, in rounded up to 4 */
-    void *data;          /* the panels (64-byte aligned) */
-    float *scale;        /* int8: [out_pad] per-channel scales (0 in the padding) */
-    int32_t *qsum;       /* int8: [out_pad] 128 * sum_k q[o][k] (VNNI zero-point term) */
-    size_t bytes;        /* memory held */
-} cphil_wpack;
-
-/* Pack W (ldw >= in). CPHIL_E_ARG for bad sizes (out, in in 1..2^20), CPHIL_E_NUMERIC for a
- * non-finite weight, CPHIL_E_NOMEM. *p is zeroed on failure. */
-cphil_status cphil_wpack_init(cphil_wpack *p, cphil_wtype type, const float *W, int out, int in, int ldw);
-/* int8 from already-quantized weights q[out][in] (row-major, |q| <= 127) and scales[out] > 0,
- * e.g. as stored in a quantized policy file. */
-cphil_status cphil_wpack_init_i8q(cphil_wpack *p, const int8_t *q, const float *scale, int out, int in);
-void cphil_wpack_free(cphil_wpack *p); /* NULL-safe, leaves *p zeroed */
-/* The f32 values the kernels multiply (bf16 and dequantized int8 included), W'[out][in]. */
-void cphil_wpack_unpack(const cphil_wpack *p, float *W, int ldw);
-
-/* Scratch bytes cphil_linear needs for up to M rows (0 for f32): allocate once at load. */
-size_t cphil_linear_scratch_bytes(const cphil_wpack *p, int M);
-
-/* y[m, o] = (accumulate ? y[m, o] : 0) + (bias ? bias[o] : 0) + dot(x[m, :], W[o, :]) for
- * m < M, o < out; x is [M, in] (ldx >= in), y is [M, out] (ldy >= out). Never allocates.
- *  F32:  f32 products and sums (order differs between tiers: compare with a tolerance).
- *  BF16: x rounded to bf16 like cphil_gemm; each output reduced over k pairs in order from 0
- *        as vdpbf16ps does, so every tier (and the _ref) gives the same bits.
- *  I8:   x quantized per row: s_m = act_scale when act_scale > 0 (static), else
- *        max_k |x[m,k]| / 127 (dynamic); xq = clamp(round_half_even(x * (1 / s_m)), -127, 127)
- *        (an all-zero row gives xq = 0); acc = sum_k xq * q (int32, exact);
- *        dot = (float)acc * (s_m * scale[o]). Every tier gives the same bits.
- * The epilogue is v = dot; v = v + bias[o]; v = y + v (separately rounded, every tier alike).
- * scratch: cphil_linear_scratch_bytes(p, M) bytes, 64-byte aligned (NULL allowed for F32). */
-void cphil_linear(const cphil_wpack *p, int M, const float *x, int ldx, const float *bias,
-                  float *y, int ldy, bool accumulate, float act_scale, void *scratch);
-void cphil_linear_ref(const cphil_wpack *p, int M, const float *x, int ldx, const float *bias,
-                      float *y, int ldy, bool accumulate, float act_scale, void *scratch);
 
 /* The one-hot input layer: a table of W's columns col0 .. col0+ncols-1 stored as rows
  * T[c][o] = W[o][col0 + c] (so a selected column is contiguous), in f32, bf16 or int8

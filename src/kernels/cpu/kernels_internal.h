@@ -47,20 +47,7 @@ void cphil_bf16_inter_avx512(const float *r0, const float *r1, int n, uint32_t *
 void cphil_pack_t_avx512(const float *X, size_t ldx, int rows, int kc, int R, float *dst);
 #define CPHIL_MIN_I(a, b) ((a) < (b) ? (a) : (b))
 
-/* ---- inference (linear.c) ------------------------------------------------------------------ */
-/* Per-call activation preparation shared by every tier (see kernels.h for the rounding). */
-void cphil_lin_act_bf16(const cphil_wpack *p, int M, const float *x, int ldx, uint32_t *xb);
-void cphil_lin_act_i8(const cphil_wpack *p, int M, const float *x, int ldx, float act_scale, int8_t *xq, float *s);
-/* Tier kernels: xb is [M][in_pad/2] bf16 pairs; xq is [M][in_pad] int8 with row scales s[M]. */
-void cphil_linear_f32_avx2(const cphil_wpack *p, int M, const float *x, int ldx, const float *bias, float *y, int ldy, bool acc);
-void cphil_linear_f32_avx512(const cphil_wpack *p, int M, const float *x, int ldx, const float *bias, float *y, int ldy, bool acc);
-void cphil_linear_bf16_avx2(const cphil_wpack *p, int M, const uint32_t *xb, const float *bias, float *y, int ldy, bool acc);
-void cphil_linear_bf16_avx512(const cphil_wpack *p, int M, const uint32_t *xb, const float *bias, float *y, int ldy, bool acc);
-void cphil_linear_i8_avx2(const cphil_wpack *p, int M, const int8_t *xq, const float *s, const float *bias, float *y, int ldy, bool acc);
-void cphil_linear_i8_avx512(const cphil_wpack *p, int M, const int8_t *xq, const float *s, const float *bias, float *y, int ldy, bool acc);
-void cphil_lin_act_bf16_avx512(const cphil_wpack *p, int M, const float *x, int ldx, uint32_t *xb);
-void cphil_lin_act_i8_avx512(const cphil_wpack *p, int M, const float *x, int ldx, float act_scale, int8_t *xq, float *s);
-void cphil_lin_act_i8_avx2(const cphil_wpack *p, int M, const float *x, int ldx, float act_scale, int8_t *xq, float *s);
+/* ---- inference (gather.c) ---------------------------------------------------------------- */
 int cphil_gather_add_avx2(const cphil_gtable *t, int n_ids, const int32_t *ids, float *y);
 int cphil_gather_add_avx512(const cphil_gtable *t, int n_ids, const int32_t *ids, float *y);
 

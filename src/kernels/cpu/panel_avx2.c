@@ -1,16 +1,16 @@
-/* infer_kern_avx2.c — AVX2/FMA kernels of the inference engine on the panel16 layout:
+/* panel_avx2.c — AVX2/FMA inference products on the panel16 layout:
  * f32 (FMA), bf16 (weights widened to f32 by shifts, then FMA; for CPUs without AVX-512 BF16),
  * int8 (sign-extended to 16 bits and vpmaddwd: exact, no vpmaddubsw saturation). Twins:
- * gemm_*_ref in infer_kern.c. Does not: AVX-VNNI (256-bit) — Zen 4 takes the AVX-512 path.
+ * cphil_pmat_*_ref in panel.c. Does not: AVX-VNNI (256-bit) — Zen 4 takes the AVX-512 path.
  */
-#include "infer/infer_kern.h"
+#include "kernels/cpu/panel.h"
 
 #include <immintrin.h>
 
 #define AI static inline __attribute__((always_inline))
 
-AI void epilogue8(const infer_kargs *a, int mm, int r0, __m256 v) {
-    const infer_mat *m = a->m;
+AI void epilogue8(const cphil_pmat_args *a, int mm, int r0, __m256 v) {
+    const cphil_pmat *m = a->m;
     int n = m->rows - r0;
     float *y = a->Y + (size_t)mm * a->ldy + r0;
     if (n >= 8) {
@@ -29,11 +29,11 @@ AI void epilogue8(const infer_kargs *a, int mm, int r0, __m256 v) {
 }
 
 /* ---- f32 ---------------------------------------------------------------------------------- */
-AI void blk_f32(const infer_kargs *a, int m0, int p0, const int MB, const int PB) {
-    const infer_mat *m = a->m;
+AI void blk_f32(const cphil_pmat_args *a, int m0, int p0, const int MB, const int PB) {
+    const cphil_pmat *m = a->m;
     const int kp = m->kp;
     const float *x = (const float *)a->x + (size_t)m0 * a->ldx;
-    const float *w = (const float *)m->w + (size_t)p0 * INFER_PANEL * kp;
+    const float *w = (const float *)m->w + (size_t)p0 * CPHIL_PANEL * kp;
     __m256 acc[4][4][2];
 #pragma GCC unroll 4
     for (int i = 0; i < MB; i++)
@@ -43,7 +43,7 @@ AI void blk_f32(const infer_kargs *a, int m0, int p0, const int MB, const int PB
         __m256 wv[4][2];
 #pragma GCC unroll 4
         for (int j = 0; j < PB; j++) {
-            const float *wp = w + (size_t)j * INFER_PANEL * kp + (size_t)k * 16;
+            const float *wp = w + (size_t)j * CPHIL_PANEL * kp + (size_t)k * 16;
             wv[j][0] = _mm256_load_ps(wp);
             wv[j][1] = _mm256_load_ps(wp + 8);
         }
@@ -61,12 +61,12 @@ AI void blk_f32(const infer_kargs *a, int m0, int p0, const int MB, const int PB
     for (int i = 0; i < MB; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < PB; j++) {
-            epilogue8(a, m0 + i, (p0 + j) * INFER_PANEL, acc[i][j][0]);
-            epilogue8(a, m0 + i, (p0 + j) * INFER_PANEL + 8, acc[i][j][1]);
+            epilogue8(a, m0 + i, (p0 + j) * CPHIL_PANEL, acc[i][j][0]);
+            epilogue8(a, m0 + i, (p0 + j) * CPHIL_PANEL + 8, acc[i][j][1]);
         }
 }
 
-void gemm_f32_avx2(const infer_kargs *a) {
+void cphil_pmat_f32_avx2(const cphil_pmat_args *a) {
     const int np = a->m->np;
     int m0 = 0;
     for (; m0 + 4 <= a->M; m0 += 4)
@@ -89,11 +89,11 @@ void gemm_f32_avx2(const infer_kargs *a) {
 }
 
 /* ---- bf16 --------------------------------------------------------------------------------- */
-AI void blk_bf16(const infer_kargs *a, int m0, int p0, const int MB) {
-    const infer_mat *m = a->m;
+AI void blk_bf16(const cphil_pmat_args *a, int m0, int p0, const int MB) {
+    const cphil_pmat *m = a->m;
     const int kp = m->kp;
     const uint16_t *x = (const uint16_t *)a->x + (size_t)m0 * kp;
-    const uint16_t *w = (const uint16_t *)m->w + (size_t)p0 * INFER_PANEL * kp;
+    const uint16_t *w = (const uint16_t *)m->w + (size_t)p0 * CPHIL_PANEL * kp;
     const __m256i hi_mask = _mm256_set1_epi32((int)0xffff0000u);
     __m256 acc[4][2];
 #pragma GCC unroll 4
@@ -109,8 +109,8 @@ AI void blk_bf16(const infer_kargs *a, int m0, int p0, const int MB) {
 #pragma GCC unroll 4
         for (int i = 0; i < MB; i++) {
             const uint16_t *xp = x + (size_t)i * kp + 2 * k2;
-            __m256 xe = _mm256_set1_ps(infer_bf16_to_f32(xp[0]));
-            __m256 xo = _mm256_set1_ps(infer_bf16_to_f32(xp[1]));
+            __m256 xe = _mm256_set1_ps(cphil_bf16_to_f32(xp[0]));
+            __m256 xo = _mm256_set1_ps(cphil_bf16_to_f32(xp[1]));
             acc[i][0] = _mm256_fmadd_ps(xe, e0, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(xe, e1, acc[i][1]);
             acc[i][0] = _mm256_fmadd_ps(xo, o0, acc[i][0]);
@@ -119,12 +119,12 @@ AI void blk_bf16(const infer_kargs *a, int m0, int p0, const int MB) {
     }
 #pragma GCC unroll 4
     for (int i = 0; i < MB; i++) {
-        epilogue8(a, m0 + i, p0 * INFER_PANEL, acc[i][0]);
-        epilogue8(a, m0 + i, p0 * INFER_PANEL + 8, acc[i][1]);
+        epilogue8(a, m0 + i, p0 * CPHIL_PANEL, acc[i][0]);
+        epilogue8(a, m0 + i, p0 * CPHIL_PANEL + 8, acc[i][1]);
     }
 }
 
-void gemm_bf16_avx2(const infer_kargs *a) {
+void cphil_pmat_bf16_avx2(const cphil_pmat_args *a) {
     const int np = a->m->np;
     int m0 = 0;
     for (; m0 + 4 <= a->M; m0 += 4)
@@ -138,11 +138,11 @@ void gemm_bf16_avx2(const infer_kargs *a) {
 }
 
 /* ---- int8 --------------------------------------------------------------------------------- */
-AI void blk_i8(const infer_kargs *a, int m0, int p0, const int MB) {
-    const infer_mat *m = a->m;
+AI void blk_i8(const cphil_pmat_args *a, int m0, int p0, const int MB) {
+    const cphil_pmat *m = a->m;
     const int kp = m->kp;
     const int8_t *x = (const int8_t *)a->x + (size_t)m0 * kp;
-    const int8_t *w = (const int8_t *)m->w + (size_t)p0 * INFER_PANEL * kp;
+    const int8_t *w = (const int8_t *)m->w + (size_t)p0 * CPHIL_PANEL * kp;
     __m256i acc[2][4];
 #pragma GCC unroll 2
     for (int i = 0; i < MB; i++)
@@ -160,7 +160,7 @@ AI void blk_i8(const infer_kargs *a, int m0, int p0, const int MB) {
             for (int c = 0; c < 4; c++) acc[i][c] = _mm256_add_epi32(acc[i][c], _mm256_madd_epi16(wv[c], xv));
         }
     }
-    const int r0 = p0 * INFER_PANEL;
+    const int r0 = p0 * CPHIL_PANEL;
 #pragma GCC unroll 2
     for (int i = 0; i < MB; i++) {
         int32_t t[4][8], s[16];
@@ -175,7 +175,7 @@ AI void blk_i8(const infer_kargs *a, int m0, int p0, const int MB) {
     }
 }
 
-void gemm_i8_avx2(const infer_kargs *a) {
+void cphil_pmat_i8_avx2(const cphil_pmat_args *a) {
     const int np = a->m->np;
     int m0 = 0;
     for (; m0 + 2 <= a->M; m0 += 2)

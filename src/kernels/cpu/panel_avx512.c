@@ -1,0 +1,217 @@
+/* panel_avx512.c — AVX-512 inference products on the panel16 layout:
+ * f32 (AVX-512F FMA), bf16 (AVX-512 BF16 vdpbf16ps), int8 (AVX-512 VNNI vpdpbusd, u8 x s8 with
+ * the +128 offset removed through per-row sums). Twins: cphil_pmat_*_ref in panel.c.
+ * Blocking: MB input rows x PB panels of accumulators so that a batch-1 step (M = 1) still has
+ * independent FMA chains. Does not: prefetching, multi-threading.
+ */
+#include "kernels/cpu/panel.h"
+
+#include <immintrin.h>
+
+#define AI static inline __attribute__((always_inline))
+
+/* y[0..15] of panel p for input row mm: bias, beta, masked tail. */
+AI void epilogue(const cphil_pmat_args *a, int mm, int p, __m512 v) {
+    const cphil_pmat *m = a->m;
+    int r0 = p * CPHIL_PANEL;
+    int n = m->rows - r0;
+    __mmask16 k = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
+    float *y = a->Y + (size_t)mm * a->ldy + r0;
+    if (m->bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, m->bias + r0));
+    if (a->beta) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, y));
+    _mm512_mask_storeu_ps(y, k, v);
+}
+
+/* ---- f32 ---------------------------------------------------------------------------------- */
+AI void blk_f32(const cphil_pmat_args *a, int m0, int p0, const int MB, const int PB) {
+    const cphil_pmat *m = a->m;
+    const int kp = m->kp;
+    const float *x = (const float *)a->x + (size_t)m0 * a->ldx;
+    const float *w = (const float *)m->w + (size_t)p0 * CPHIL_PANEL * kp;
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < PB; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int k = 0; k < kp; k++) {
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < PB; j++) wv[j] = _mm512_load_ps(w + (size_t)j * CPHIL_PANEL * kp + (size_t)k * 16);
+#pragma GCC unroll 4
+        for (int i = 0; i < MB; i++) {
+            __m512 xv = _mm512_set1_ps(x[(size_t)i * a->ldx + k]);
+#pragma GCC unroll 4
+            for (int j = 0; j < PB; j++) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < PB; j++) epilogue(a, m0 + i, p0 + j, acc[i][j]);
+}
+
+void cphil_pmat_f32_avx512(const cphil_pmat_args *a) {
+    const int np = a->m->np;
+    int m0 = 0;
+    for (; m0 + 4 <= a->M; m0 += 4) {
+        int p = 0;
+        for (; p + 2 <= np; p += 2) blk_f32(a, m0, p, 4, 2);
+        for (; p < np; p++) blk_f32(a, m0, p, 4, 1);
+    }
+    int rest = a->M - m0;
+    if (!rest) return;
+    int p = 0;
+    for (; p + 4 <= np; p += 4) {
+        if (rest == 1) blk_f32(a, m0, p, 1, 4);
+        else if (rest == 2) blk_f32(a, m0, p, 2, 4);
+        else blk_f32(a, m0, p, 3, 4);
+    }
+    for (; p < np; p++) {
+        if (rest == 1) blk_f32(a, m0, p, 1, 1);
+        else if (rest == 2) blk_f32(a, m0, p, 2, 1);
+        else blk_f32(a, m0, p, 3, 1);
+    }
+}
+
+/* ---- bf16 --------------------------------------------------------------------------------- */
+AI void blk_bf16(const cphil_pmat_args *a, int m0, int p0, const int MB, const int PB) {
+    const cphil_pmat *m = a->m;
+    const int kp = m->kp;
+    const uint16_t *x = (const uint16_t *)a->x + (size_t)m0 * kp;
+    const uint16_t *w = (const uint16_t *)m->w + (size_t)p0 * CPHIL_PANEL * kp;
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < PB; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int k2 = 0; k2 < kp / 2; k2++) {
+        __m512i wv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < PB; j++)
+            wv[j] = _mm512_load_si512((const void *)(w + (size_t)j * CPHIL_PANEL * kp + (size_t)k2 * 32));
+#pragma GCC unroll 4
+        for (int i = 0; i < MB; i++) {
+            int32_t pair;
+            __builtin_memcpy(&pair, x + (size_t)i * kp + 2 * k2, 4);
+            __m512i xv = _mm512_set1_epi32(pair);
+#pragma GCC unroll 4
+            for (int j = 0; j < PB; j++)
+                acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)xv, (__m512bh)wv[j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < PB; j++) epilogue(a, m0 + i, p0 + j, acc[i][j]);
+}
+
+void cphil_pmat_bf16_avx512(const cphil_pmat_args *a) {
+    const int np = a->m->np;
+    int m0 = 0;
+    for (; m0 + 4 <= a->M; m0 += 4) {
+        int p = 0;
+        for (; p + 2 <= np; p += 2) blk_bf16(a, m0, p, 4, 2);
+        for (; p < np; p++) blk_bf16(a, m0, p, 4, 1);
+    }
+    int rest = a->M - m0;
+    if (!rest) return;
+    int p = 0;
+    for (; p + 4 <= np; p += 4) {
+        if (rest == 1) blk_bf16(a, m0, p, 1, 4);
+        else if (rest == 2) blk_bf16(a, m0, p, 2, 4);
+        else blk_bf16(a, m0, p, 3, 4);
+    }
+    for (; p < np; p++) {
+        if (rest == 1) blk_bf16(a, m0, p, 1, 1);
+        else if (rest == 2) blk_bf16(a, m0, p, 2, 1);
+        else blk_bf16(a, m0, p, 3, 1);
+    }
+}
+
+/* ---- int8 (VNNI) -------------------------------------------------------------------------- */
+AI void blk_i8(const cphil_pmat_args *a, int m0, int p0, const int MB, const int PB) {
+    const cphil_pmat *m = a->m;
+    const int kp = m->kp;
+    const int8_t *x = (const int8_t *)a->x + (size_t)m0 * kp;
+    const int8_t *w = (const int8_t *)m->w + (size_t)p0 * CPHIL_PANEL * kp;
+    const __m512i off = _mm512_set1_epi32((int)0x80808080u);
+    __m512i acc[4][8];
+#pragma GCC unroll 8
+    for (int i = 0; i < MB; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < PB; j++) acc[i][j] = _mm512_setzero_si512();
+    for (int k4 = 0; k4 < kp / 4; k4++) {
+        __m512i wv[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < PB; j++)
+            wv[j] = _mm512_load_si512((const void *)(w + (size_t)j * CPHIL_PANEL * kp + (size_t)k4 * 64));
+#pragma GCC unroll 8
+        for (int i = 0; i < MB; i++) {
+            int32_t quad;
+            __builtin_memcpy(&quad, x + (size_t)i * kp + 4 * k4, 4);
+            __m512i xv = _mm512_xor_si512(_mm512_set1_epi32(quad), off); /* s8 -> u8 (+128) */
+#pragma GCC unroll 8
+            for (int j = 0; j < PB; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], xv, wv[j]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < PB; j++) {
+        int r0 = (p0 + j) * CPHIL_PANEL;
+        __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(m->rowsum + r0)), 7);
+        __m512 sc = _mm512_loadu_ps(m->scale + r0);
+#pragma GCC unroll 8
+        for (int i = 0; i < MB; i++) {
+            __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][j], corr));
+            v = _mm512_mul_ps(v, _mm512_mul_ps(sc, _mm512_set1_ps(a->xs[m0 + i])));
+            epilogue(a, m0 + i, p0 + j, v);
+        }
+    }
+}
+
+void cphil_pmat_i8_avx512(const cphil_pmat_args *a) {
+    const int np = a->m->np;
+    int m0 = 0;
+    for (; m0 + 4 <= a->M; m0 += 4) {
+        int p = 0;
+        for (; p + 2 <= np; p += 2) blk_i8(a, m0, p, 4, 2);
+        for (; p < np; p++) blk_i8(a, m0, p, 4, 1);
+    }
+    int rest = a->M - m0;
+    if (!rest) return;
+    int p = 0;
+    /* batch 1: eight panels (128 rows) of independent vpdpbusd chains hide its latency */
+    if (rest == 1)
+        for (; p + 8 <= np; p += 8) blk_i8(a, m0, p, 1, 8);
+    for (; p + 4 <= np; p += 4) {
+        if (rest == 1) blk_i8(a, m0, p, 1, 4);
+        else if (rest == 2) blk_i8(a, m0, p, 2, 4);
+        else blk_i8(a, m0, p, 3, 4);
+    }
+    for (; p < np; p++) {
+        if (rest == 1) blk_i8(a, m0, p, 1, 1);
+        else if (rest == 2) blk_i8(a, m0, p, 2, 1);
+        else blk_i8(a, m0, p, 3, 1);
+    }
+}
+
+float cphil_pmat_quant_row_avx512(const float *x, int n, float act_scale, int8_t *q) {
+    float sc = act_scale;
+    if (sc <= 0.f) {
+        __m512 mx = _mm512_setzero_ps();
+        for (int i = 0; i < n; i += 16) {
+            __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+            mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(k, x + i)));
+        }
+        float amax = _mm512_reduce_max_ps(mx);
+        sc = amax > 0.f ? amax / 127.f : 1.f;
+    }
+    const __m512 inv = _mm512_set1_ps(1.f / sc), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv);
+        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        __m512i r = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm512_mask_cvtepi32_storeu_epi8(q + i, k, r);
+    }
+    return sc;
+}
