@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
         for (int h = 0; h < 5; h++) cls[m * 5 + h] = (uint8_t)(RND() % (uint64_t)cphil_head_classes[h + 1]);
         weight[m] = 1.0f;
     }
-    cphil_batch batch = {B, W, cont, ids, buttons, cls, weight};
+    cphil_model_batch batch = {B, W, cont, ids, buttons, cls, weight};
     cphil_loss_config lc;
     cphil_loss_config_default(&lc);
 

@@ -35,7 +35,7 @@ static void embed_at(const cphil_embed_layout *L, const cphil_replay *r, int sel
 /* Every class of every head survives decode -> encode, and encode picks the nearest class. */
 TEST(controller_roundtrip_every_class) {
     for (int h = 0; h < CPHIL_N_AXES; h++) {
-        int nc = h == CPHIL_HEAD_SHOULDER ? CPHIL_SHOULDER_CLASSES : CPHIL_STICK_CLASSES;
+        int nc = h == CPHIL_AXIS_SHOULDER ? CPHIL_SHOULDER_CLASSES : CPHIL_STICK_CLASSES;
         for (int k = 0; k < nc; k++) {
             cphil_target t = {{0}, {8, 8, 8, 8, 0}};
             t.cls[h] = (uint8_t)k;
@@ -84,7 +84,7 @@ TEST(controller_nearest_class) {
     cphil_controller c = {0, 0, 0, 0, 0.2f, 0.8f, CPHIL_BTN_A | CPHIL_BTN_DUP | CPHIL_BTN_START};
     cphil_target t;
     cphil_controller_encode(&c, &t);
-    CHECK_EQ_INT(t.cls[CPHIL_HEAD_SHOULDER], 3);
+    CHECK_EQ_INT(t.cls[CPHIL_AXIS_SHOULDER], 3);
     CHECK_EQ_INT(t.buttons[0], 1);
     CHECK_EQ_INT(t.buttons[7], 1);
     for (int i = 1; i < 7; i++) CHECK_EQ_INT(t.buttons[i], 0);

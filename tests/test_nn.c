@@ -350,7 +350,7 @@ static void small_cfg(cphil_model_config *c, cphil_backbone b) {
 
 typedef struct pcase {
     cphil_model m;
-    cphil_batch batch;
+    cphil_model_batch batch;
     cphil_loss_config lc;
     cphil_model_ws *ws;
     float *grads;
@@ -379,7 +379,7 @@ static void pcase_load(pcase *pc, cphil_backbone bb, cphil_precision prec) {
         memcpy(pc->m.params + t->offset, r->data, t->numel * 4);
     }
     const int B = 2, T = 5;
-    pc->batch = (cphil_batch){B, T, FF("cont", B * T * 7), fi("ids"), fu8("buttons"), fu8("cls"), FF("weight", B * T)};
+    pc->batch = (cphil_model_batch){B, T, FF("cont", B * T * 7), fi("ids"), fu8("buttons"), fu8("cls"), FF("weight", B * T)};
     cphil_loss_config_default(&pc->lc);
     memcpy(pc->lc.pos_weight, FF("pos_weight", 8), sizeof pc->lc.pos_weight);
     pc->lc.button_weight = 1.5f;

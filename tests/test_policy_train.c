@@ -261,7 +261,7 @@ TEST(tbptt_carry_equals_one_long_pass) {
         cphil_model_ws *wl = NULL, *wc = NULL;
         CHECK(cphil_model_ws_create(&m, B2, T2, &wl) == CPHIL_OK);
         CHECK(cphil_model_ws_create(&m, B2, TH, &wc) == CPHIL_OK);
-        cphil_batch bl = {B2, T2, d.cont, d.ids, NULL, NULL, NULL};
+        cphil_model_batch bl = {B2, T2, d.cont, d.ids, NULL, NULL, NULL};
         const float *zl = cphil_model_forward(&m, wl, &bl);
         size_t cf = cphil_model_carry_floats(&c, B2);
         CHECK(cf > 0);
@@ -276,7 +276,7 @@ TEST(tbptt_carry_equals_one_long_pass) {
                 memcpy(ids2 + (size_t)b * TH * NI, d.ids + ((size_t)b * T2 + (size_t)chunk * TH) * NI,
                        TH * NI * sizeof(int32_t));
             }
-            cphil_batch bc = {B2, TH, cont2, ids2, NULL, NULL, NULL};
+            cphil_model_batch bc = {B2, TH, cont2, ids2, NULL, NULL, NULL};
             const float *zc = cphil_model_forward(&m, wc, &bc);
             for (int b = 0; b < B2; b++)
                 for (int t = 0; t < TH; t++)
@@ -288,7 +288,7 @@ TEST(tbptt_carry_equals_one_long_pass) {
         }
         /* without the carry the second chunk differs (the test can fail) */
         cphil_model_set_carry(wc, NULL);
-        cphil_batch bc = {B2, TH, cont2, ids2, NULL, NULL, NULL};
+        cphil_model_batch bc = {B2, TH, cont2, ids2, NULL, NULL, NULL};
         const float *zc = cphil_model_forward(&m, wc, &bc);
         CHECK(fabsf(zc[(TH - 1) * CPHIL_N_LOGITS] - zl[(T2 - 1) * CPHIL_N_LOGITS]) > 1e-6f);
         cphil_free(carry);

@@ -9,19 +9,7 @@
  */
 #include "cli/cli.h"
 #include "game/embed.h"
-/* game/controller.h (via synth.h) and model/model.h (via infer_policy.h) both name the heads
- * CPHIL_HEAD_*: keep controller.h's names out of the way here. */
-#define CPHIL_HEAD_MAIN_X GC_HEAD_MAIN_X
-#define CPHIL_HEAD_MAIN_Y GC_HEAD_MAIN_Y
-#define CPHIL_HEAD_C_X GC_HEAD_C_X
-#define CPHIL_HEAD_C_Y GC_HEAD_C_Y
-#define CPHIL_HEAD_SHOULDER GC_HEAD_SHOULDER
 #include "game/synth.h"
-#undef CPHIL_HEAD_MAIN_X
-#undef CPHIL_HEAD_MAIN_Y
-#undef CPHIL_HEAD_C_X
-#undef CPHIL_HEAD_C_Y
-#undef CPHIL_HEAD_SHOULDER
 #include "infer/infer_policy.h"
 
 #include <dirent.h>

@@ -40,7 +40,7 @@ cphil_status cphil_predict_dense(const cphil_model *m, const float *X, int N, in
                 memset(cont + (size_t)i * row, 0, row * sizeof(float));
             }
         }
-        cphil_batch batch = {.B = Bc, .T = T, .cont = cont, .ids = NULL};
+        cphil_model_batch batch = {.B = Bc, .T = T, .cont = cont, .ids = NULL};
         const float *lg = cphil_model_forward(&twin, ws, &batch);
         for (int i = 0; i < n; i++)
             memcpy(logits + (size_t)(b0 + i) * CPHIL_N_LOGITS, lg + ((size_t)i * T + (size_t)(T - 1)) * CPHIL_N_LOGITS,

@@ -51,13 +51,13 @@ float cphil_shoulder_value(int k) {
 
 void cphil_controller_encode(const cphil_controller *c, cphil_target *t) {
     for (int i = 0; i < CPHIL_N_BUTTONS; i++) t->buttons[i] = (c->buttons & button_bits[i]) ? 1 : 0;
-    t->cls[CPHIL_HEAD_MAIN_X] = (uint8_t)cphil_stick_class(c->main_x);
-    t->cls[CPHIL_HEAD_MAIN_Y] = (uint8_t)cphil_stick_class(c->main_y);
-    t->cls[CPHIL_HEAD_C_X] = (uint8_t)cphil_stick_class(c->c_x);
-    t->cls[CPHIL_HEAD_C_Y] = (uint8_t)cphil_stick_class(c->c_y);
+    t->cls[CPHIL_AXIS_MAIN_X] = (uint8_t)cphil_stick_class(c->main_x);
+    t->cls[CPHIL_AXIS_MAIN_Y] = (uint8_t)cphil_stick_class(c->main_y);
+    t->cls[CPHIL_AXIS_C_X] = (uint8_t)cphil_stick_class(c->c_x);
+    t->cls[CPHIL_AXIS_C_Y] = (uint8_t)cphil_stick_class(c->c_y);
     float l = c->l_trigger == c->l_trigger ? c->l_trigger : 0.0f;
     float r = c->r_trigger == c->r_trigger ? c->r_trigger : 0.0f;
-    t->cls[CPHIL_HEAD_SHOULDER] = (uint8_t)cphil_shoulder_class(l > r ? l : r);
+    t->cls[CPHIL_AXIS_SHOULDER] = (uint8_t)cphil_shoulder_class(l > r ? l : r);
 }
 
 void cphil_controller_decode(const cphil_target *t, cphil_controller *c) {
@@ -65,10 +65,10 @@ void cphil_controller_decode(const cphil_target *t, cphil_controller *c) {
     for (int i = 0; i < CPHIL_N_BUTTONS; i++)
         if (t->buttons[i]) b |= button_bits[i];
     c->buttons = b;
-    c->main_x = cphil_stick_value(t->cls[CPHIL_HEAD_MAIN_X]);
-    c->main_y = cphil_stick_value(t->cls[CPHIL_HEAD_MAIN_Y]);
-    c->c_x = cphil_stick_value(t->cls[CPHIL_HEAD_C_X]);
-    c->c_y = cphil_stick_value(t->cls[CPHIL_HEAD_C_Y]);
-    c->l_trigger = cphil_shoulder_value(t->cls[CPHIL_HEAD_SHOULDER]);
+    c->main_x = cphil_stick_value(t->cls[CPHIL_AXIS_MAIN_X]);
+    c->main_y = cphil_stick_value(t->cls[CPHIL_AXIS_MAIN_Y]);
+    c->c_x = cphil_stick_value(t->cls[CPHIL_AXIS_C_X]);
+    c->c_y = cphil_stick_value(t->cls[CPHIL_AXIS_C_Y]);
+    c->l_trigger = cphil_shoulder_value(t->cls[CPHIL_AXIS_SHOULDER]);
     c->r_trigger = 0.0f;
 }

@@ -29,7 +29,8 @@
 #define CPHIL_SHOULDER_CLASSES 5
 #define CPHIL_STICK_NEUTRAL 8
 
-enum { CPHIL_HEAD_MAIN_X, CPHIL_HEAD_MAIN_Y, CPHIL_HEAD_C_X, CPHIL_HEAD_C_Y, CPHIL_HEAD_SHOULDER };
+/* Index into cphil_target.cls[CPHIL_N_AXES] (model.h's CPHIL_HEAD_* index the heads, buttons first). */
+enum { CPHIL_AXIS_MAIN_X, CPHIL_AXIS_MAIN_Y, CPHIL_AXIS_C_X, CPHIL_AXIS_C_Y, CPHIL_AXIS_SHOULDER };
 
 /* Physical button bits of the Pre-Frame event. */
 #define CPHIL_BTN_DLEFT 0x0001u

@@ -1,6 +1,6 @@
 /* infer_testing.h — write a small random policy file (model tensor table, seeded PyTorch-style
- * init, cphil_policy_save) for tests and demos. Plain-int interface on purpose: callers that
- * include src/data (whose cphil_batch differs from src/model's) can use it without model.h.
+ * init, cphil_policy_save) for tests and demos. Plain-int interface: callers need not know the
+ * model's tensor table.
  */
 #ifndef CPHIL_INFER_TESTING_H
 #define CPHIL_INFER_TESTING_H

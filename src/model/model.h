@@ -18,6 +18,7 @@
 #define CPHIL_MODEL_H
 
 #include "cphil.h"
+#include "game/controller.h" /* the action space: CPHIL_N_BUTTONS, CPHIL_STICK_CLASSES, ... */
 #include "kernels/cpu/kernels.h"
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,10 +29,7 @@ enum {
     CPHIL_HEAD_BUTTONS = 0, CPHIL_HEAD_MAIN_X, CPHIL_HEAD_MAIN_Y, CPHIL_HEAD_C_X,
     CPHIL_HEAD_C_Y, CPHIL_HEAD_SHOULDER, CPHIL_N_HEADS
 };
-#define CPHIL_N_BUTTONS 8
-#define CPHIL_STICK_CLASSES 17
-#define CPHIL_SHOULDER_CLASSES 5
-#define CPHIL_N_CAT_HEADS 5            /* main_x main_y c_x c_y shoulder (targets cls[5]) */
+#define CPHIL_N_CAT_HEADS CPHIL_N_AXES /* main_x main_y c_x c_y shoulder (targets cls[5]) */
 /* Per frame the logits are [buttons 8 | main_x 17 | main_y 17 | c_x 17 | c_y 17 | shoulder 5]. */
 #define CPHIL_N_LOGITS 81
 extern const char *const cphil_head_names[CPHIL_N_HEADS];  /* "buttons", "main_x", ... */
@@ -137,14 +135,14 @@ static inline float *cphil_tensor_ptr(float *block, const cphil_tensor *t) {
  * dense columns, checked against [n_cont, E) by the caller: out-of-range ids are a programmer
  * error). Targets: buttons [B, T, 8] (0/1), cls [B, T, 5] (main_x main_y c_x c_y shoulder),
  * weight [B, T] (per-frame loss weight, >= 0). */
-typedef struct cphil_batch {
+typedef struct cphil_model_batch {
     int B, T;
     const float *cont;
     const int32_t *ids;
     const uint8_t *buttons;
     const uint8_t *cls;
     const float *weight;
-} cphil_batch;
+} cphil_model_batch;
 
 typedef struct cphil_loss_config {
     float pos_weight[CPHIL_N_BUTTONS]; /* BCE positive weights (1 = plain BCE) */
@@ -172,15 +170,15 @@ size_t cphil_model_ws_bytes(const cphil_model_ws *ws);
  * window is what inference uses); the temporal backbones start each row from zero state.
  * batch->B and batch->T must equal the workspace's (programmer error otherwise). */
 const float *cphil_model_forward(const cphil_model *m, cphil_model_ws *ws,
-                                 const cphil_batch *batch);
+                                 const cphil_model_batch *batch);
 /* Loss of the last forward against batch's targets: sum over (b, t) of
  * weight * (button_weight * mean_j BCE_j + sum of the five CEs) / sum of weights (0 when the
  * weights sum to 0). Also stores dloss/dlogits in ws for the backward. */
-float cphil_model_loss(const cphil_model *m, cphil_model_ws *ws, const cphil_batch *batch,
+float cphil_model_loss(const cphil_model *m, cphil_model_ws *ws, const cphil_model_batch *batch,
                        const cphil_loss_config *lc, cphil_loss_parts *parts);
 /* Backward of the last forward+loss: ADDS dloss/dparams into grads (a block of n_floats laid
  * out like params; zero it before a step). */
-void cphil_model_backward(const cphil_model *m, cphil_model_ws *ws, const cphil_batch *batch,
+void cphil_model_backward(const cphil_model *m, cphil_model_ws *ws, const cphil_model_batch *batch,
                           float *grads);
 /* d(loss)/d(logits) [B, T, 81] that the backward reads, writable: a caller with its own loss
  * (distillation, src/train/distill_loss.h) overwrites it after cphil_model_forward and then

@@ -15,20 +15,20 @@ void cphil_loss_config_default(cphil_loss_config *lc) {
     lc->label_smoothing = 0.0f;
 }
 
-const float *cphil_model_forward(const cphil_model *m, cphil_model_ws *ws, const cphil_batch *batch) {
+const float *cphil_model_forward(const cphil_model *m, cphil_model_ws *ws, const cphil_model_batch *batch) {
     CPHIL_ASSERT(batch->B == ws->B && batch->T == ws->T);
     CPHIL_ASSERT(m->cfg.backbone == ws->cfg.backbone && m->cfg.E == ws->cfg.E);
     return policy_forward(ws, m->params, batch->cont, batch->ids);
 }
 
-float cphil_model_loss(const cphil_model *m, cphil_model_ws *ws, const cphil_batch *batch,
+float cphil_model_loss(const cphil_model *m, cphil_model_ws *ws, const cphil_model_batch *batch,
                        const cphil_loss_config *lc, cphil_loss_parts *parts) {
     (void)m;
     CPHIL_ASSERT(batch->B == ws->B && batch->T == ws->T);
     return policy_loss(ws, batch->buttons, batch->cls, batch->weight, lc, parts);
 }
 
-void cphil_model_backward(const cphil_model *m, cphil_model_ws *ws, const cphil_batch *batch,
+void cphil_model_backward(const cphil_model *m, cphil_model_ws *ws, const cphil_model_batch *batch,
                           float *grads) {
     CPHIL_ASSERT(batch->B == ws->B && batch->T == ws->T);
     policy_backward(ws, m->params, batch->cont, batch->ids, grads);

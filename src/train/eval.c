@@ -65,7 +65,7 @@ cphil_status cphil_policy_foreach_frame(const cphil_model *m, cphil_tr_data *d, 
                     memcpy(cont + (size_t)j * W * nc, cont, (size_t)W * nc * sizeof(float));
                     memcpy(ids + (size_t)j * W * ni, ids, (size_t)W * ni * sizeof(int32_t));
                 }
-                cphil_batch b = {B, W, cont, ids, NULL, NULL, NULL};
+                cphil_model_batch b = {B, W, cont, ids, NULL, NULL, NULL};
                 const float *logits = cphil_model_forward(m, ws, &b);
                 for (int j = 0; j < ns; j++) {
                     slot *s = &slots[j];

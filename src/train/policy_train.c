@@ -99,12 +99,12 @@ fail:
 }
 
 /* The model's view of a loop batch (targets packed: [B, T, 8] and [B, T, 5]). */
-static cphil_batch model_batch(const cphil_tr_batch *tb) {
-    cphil_batch b = {tb->B, tb->T, tb->cont, tb->ids, tb->btn, tb->cls, tb->weight};
+static cphil_model_batch model_batch(const cphil_tr_batch *tb) {
+    cphil_model_batch b = {tb->B, tb->T, tb->cont, tb->ids, tb->btn, tb->cls, tb->weight};
     return b;
 }
 
-static cphil_status check_shape(const cphil_tr_policy *p, const cphil_batch *b) {
+static cphil_status check_shape(const cphil_tr_policy *p, const cphil_model_batch *b) {
     if (b->B != p->o.B || b->T != p->o.T)
         return cphil_err(CPHIL_E_INTERNAL, "batch %dx%d does not match the workspace %dx%d", b->B, b->T, p->o.B,
                          p->o.T);
@@ -121,7 +121,7 @@ static double distill_grad(cphil_tr_policy *p, const cphil_tr_batch *tb, const f
 
 static cphil_status pt_train_step(void *self, const cphil_tr_batch *tb, double lr, double *loss) {
     cphil_tr_policy *p = self;
-    const cphil_batch mb = model_batch(tb), *b = &mb;
+    const cphil_model_batch mb = model_batch(tb), *b = &mb;
     cphil_status s = check_shape(p, b);
     if (s) return s;
     memset(p->grads, 0, p->model.n_floats * sizeof(float));
@@ -152,7 +152,7 @@ static cphil_status pt_train_step(void *self, const cphil_tr_batch *tb, double l
 
 static cphil_status pt_eval(void *self, const cphil_tr_batch *tb, float *logits_out, double *loss) {
     cphil_tr_policy *p = self;
-    const cphil_batch mb = model_batch(tb), *b = &mb;
+    const cphil_model_batch mb = model_batch(tb), *b = &mb;
     cphil_status s = check_shape(p, b);
     if (s) return s;
     cphil_model_set_carry(p->ws, NULL); /* validation windows start from zero state */

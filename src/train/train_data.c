@@ -3,7 +3,6 @@
  * `cphil dataset`, the split stored in it (by file), and two batchers (training: shuffled
  * windows or TBPTT streams; validation: windows in order). Whole entries ("replays": one replay
  * seen from one controlled port) are served to the evaluation.
- * This file includes src/data/ but never src/model/ (both define a type named cphil_batch).
  */
 #include "train/train_data.h"
 
