@@ -8,8 +8,8 @@
  */
 #include "model/model.h"
 #include "core/core.h"
+#include "core/json.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -139,180 +139,82 @@ cphil_status cphil_model_config_to_json(const cphil_model_config *c, char *buf, 
     return CPHIL_OK;
 }
 
-/* A small reader for one flat JSON object whose values are numbers, strings, true/false/null
- * or arrays of numbers (all the config needs). Every byte is bounds-checked. */
-typedef struct jrd {
-    const char *s;
-    size_t n, i;
-} jrd;
+/* The config is one JSON object (parsed by the strict reader of core/json.h). Known keys are
+ * checked for type; unknown keys are ignored; missing keys take the backbone's defaults. */
+static cphil_status cfg_bad(const cphil_json_value *v, const char *key, const char *what) {
+    return cphil_err(CPHIL_E_FORMAT, "model config JSON: byte %zu: \"%s\" must be %s", v->offset, key, what);
+}
+static cphil_status cfg_int(const cphil_json_value *v, const char *key, int *out) {
+    double d;
+    if (!cphil_json_as_double(v, &d) || d != floor(d) || d < -2147483647.0 || d > 2147483647.0)
+        return cfg_bad(v, key, "an integer");
+    *out = (int)d;
+    return CPHIL_OK;
+}
 
-static void j_ws(jrd *r) {
-    while (r->i < r->n && (r->s[r->i] == ' ' || r->s[r->i] == '\t' || r->s[r->i] == '\n' ||
-                           r->s[r->i] == '\r'))
-        r->i++;
-}
-static cphil_status j_bad(const jrd *r, const char *what) {
-    return cphil_err(CPHIL_E_FORMAT, "model config JSON: byte %zu: expected %s", r->i, what);
-}
-static bool j_eat(jrd *r, char ch) {
-    j_ws(r);
-    if (r->i < r->n && r->s[r->i] == ch) {
-        r->i++;
-        return true;
+static cphil_status cfg_from_doc(const cphil_json_value *root, cphil_model_config *cfg) {
+    if (!root || root->type != CPHIL_JSON_OBJECT)
+        return cphil_err(CPHIL_E_FORMAT, "model config JSON: expected an object");
+    /* The backbone first, so missing keys take that backbone's defaults. */
+    const cphil_json_value *bv = cphil_json_get(root, "backbone");
+    if (!bv) return cphil_err(CPHIL_E_FORMAT, "model config JSON: no \"backbone\" key");
+    const char *bs = cphil_json_as_string(bv);
+    if (!bs) return cfg_bad(bv, "backbone", "a string");
+    cphil_backbone b = CPHIL_BACKBONE_LSTM;
+    if (cphil_backbone_parse(bs, &b))
+        return cphil_err(CPHIL_E_FORMAT, "model config JSON: unknown backbone '%s'", bs);
+    cphil_model_config_default(cfg, b);
+
+    struct { const char *k; int *p; } ints[] = {
+        {"n_cont", &cfg->n_cont},         {"n_ids", &cfg->n_ids},
+        {"E", &cfg->E},                   {"hidden", &cfg->hidden},
+        {"num_layers", &cfg->num_layers}, {"window", &cfg->window},
+        {"state_size", &cfg->state_size}, {"expand", &cfg->expand},
+        {"conv_size", &cfg->conv_size},   {"num_heads", &cfg->num_heads}};
+    cphil_status st;
+    for (size_t q = 0; q < CPHIL_ARRAY_LEN(ints); q++) {
+        const cphil_json_value *v = cphil_json_get(root, ints[q].k);
+        if (v && (st = cfg_int(v, ints[q].k, ints[q].p))) return st;
     }
-    return false;
-}
-/* A string without escapes beyond \" and \\ (config strings are plain ASCII). */
-static cphil_status j_str(jrd *r, char *out, size_t cap) {
-    j_ws(r);
-    if (r->i >= r->n || r->s[r->i] != '"') return j_bad(r, "a string");
-    r->i++;
-    size_t k = 0;
-    while (r->i < r->n && r->s[r->i] != '"') {
-        char ch = r->s[r->i++];
-        if (ch == '\\') {
-            if (r->i >= r->n) break;
-            ch = r->s[r->i++];
-        }
-        if (k + 1 < cap) out[k++] = ch;
+    const cphil_json_value *v = cphil_json_get(root, "mlp_hidden");
+    if (v) {
+        if (v->type != CPHIL_JSON_ARRAY) return cfg_bad(v, "mlp_hidden", "an array of integers");
+        if (v->len > CPHIL_MAX_MLP_LAYERS)
+            return cphil_err(CPHIL_E_FORMAT, "model config JSON: more than %d mlp_hidden sizes",
+                             CPHIL_MAX_MLP_LAYERS);
+        cfg->n_mlp = 0;
+        for (size_t i = 0; i < v->len; i++)
+            if ((st = cfg_int(&v->items[i], "mlp_hidden", &cfg->mlp_hidden[cfg->n_mlp++]))) return st;
     }
-    if (r->i >= r->n) return j_bad(r, "the end of a string");
-    r->i++;
-    out[k] = 0;
+    if ((v = cphil_json_get(root, "precision"))) {
+        const char *p = cphil_json_as_string(v);
+        if (!p) return cfg_bad(v, "precision", "a string");
+        if (!strcmp(p, "f32")) cfg->precision = CPHIL_PREC_F32;
+        else if (!strcmp(p, "bf16")) cfg->precision = CPHIL_PREC_BF16;
+        else return cphil_err(CPHIL_E_FORMAT, "model config JSON: precision '%s' (hint: f32, bf16)", p);
+    }
+    if ((v = cphil_json_get(root, "layout_hash"))) {
+        const char *h = cphil_json_as_string(v);
+        if (!h) return cfg_bad(v, "layout_hash", "a hex string");
+        char *end;
+        errno = 0;
+        unsigned long long x = strtoull(h, &end, 16);
+        if (!h[0] || *end || errno || strlen(h) != v->len)
+            return cphil_err(CPHIL_E_FORMAT, "model config JSON: layout_hash '%s' is not hex", h);
+        cfg->layout_hash = (uint64_t)x;
+    }
     return CPHIL_OK;
-}
-static cphil_status j_num(jrd *r, double *v) {
-    j_ws(r);
-    char tmp[64];
-    size_t k = 0;
-    while (r->i < r->n && k + 1 < sizeof tmp &&
-           (isdigit((unsigned char)r->s[r->i]) || strchr("+-.eE", r->s[r->i])))
-        tmp[k++] = r->s[r->i++];
-    tmp[k] = 0;
-    char *end;
-    errno = 0;
-    *v = strtod(tmp, &end);
-    if (!k || *end || errno) return j_bad(r, "a number");
-    return CPHIL_OK;
-}
-static cphil_status j_int(jrd *r, int *out) {
-    double v;
-    cphil_status st = j_num(r, &v);
-    if (st) return st;
-    if (v != floor(v) || v < -2147483647.0 || v > 2147483647.0) return j_bad(r, "an integer");
-    *out = (int)v;
-    return CPHIL_OK;
-}
-/* Skip any value we do not know (numbers, strings, literals, arrays of those). */
-static cphil_status j_skip(jrd *r) {
-    j_ws(r);
-    if (r->i >= r->n) return j_bad(r, "a value");
-    char ch = r->s[r->i];
-    if (ch == '"') {
-        char tmp[8];
-        return j_str(r, tmp, sizeof tmp);
-    }
-    if (ch == '[') {
-        r->i++;
-        if (j_eat(r, ']')) return CPHIL_OK;
-        do {
-            cphil_status st = j_skip(r);
-            if (st) return st;
-        } while (j_eat(r, ','));
-        return j_eat(r, ']') ? CPHIL_OK : j_bad(r, "']'");
-    }
-    if (ch == 't' || ch == 'f' || ch == 'n') {
-        while (r->i < r->n && isalpha((unsigned char)r->s[r->i])) r->i++;
-        return CPHIL_OK;
-    }
-    double v;
-    return j_num(r, &v);
 }
 
 cphil_status cphil_model_config_from_json(const char *json, size_t n, cphil_model_config *c) {
-    jrd r = {json, n, 0};
+    cphil_json_doc *doc = NULL;
+    cphil_status st = cphil_json_parse(json, n, &doc);
+    if (st) return st == CPHIL_E_NOMEM ? st : cphil_err_prefix(CPHIL_E_FORMAT, "model config JSON: ");
     cphil_model_config cfg;
-    cphil_model_config_default(&cfg, CPHIL_BACKBONE_LSTM);
-    /* First pass: the backbone, so missing keys take that backbone's defaults. */
-    bool have_backbone = false;
-    if (!j_eat(&r, '{')) return j_bad(&r, "'{'");
-    if (!j_eat(&r, '}')) {
-        do {
-            char key[64];
-            cphil_status st = j_str(&r, key, sizeof key);
-            if (st) return st;
-            if (!j_eat(&r, ':')) return j_bad(&r, "':'");
-            if (!strcmp(key, "backbone")) {
-                char v[32];
-                if ((st = j_str(&r, v, sizeof v))) return st;
-                cphil_backbone b = CPHIL_BACKBONE_LSTM;
-                if (cphil_backbone_parse(v, &b))
-                    return cphil_err(CPHIL_E_FORMAT, "model config JSON: unknown backbone '%s'", v);
-                cphil_model_config_default(&cfg, b);
-                have_backbone = true;
-            } else if ((st = j_skip(&r))) {
-                return st;
-            }
-        } while (j_eat(&r, ','));
-        if (!j_eat(&r, '}')) return j_bad(&r, "'}' or ','");
-    }
-    if (!have_backbone) return cphil_err(CPHIL_E_FORMAT, "model config JSON: no \"backbone\" key");
-    r.i = 0;
-    j_eat(&r, '{');
-    if (!j_eat(&r, '}')) {
-        do {
-            char key[64];
-            cphil_status st = j_str(&r, key, sizeof key);
-            if (st) return st;
-            j_eat(&r, ':');
-            struct { const char *k; int *p; } ints[] = {
-                {"n_cont", &cfg.n_cont},         {"n_ids", &cfg.n_ids},
-                {"E", &cfg.E},                   {"hidden", &cfg.hidden},
-                {"num_layers", &cfg.num_layers}, {"window", &cfg.window},
-                {"state_size", &cfg.state_size}, {"expand", &cfg.expand},
-                {"conv_size", &cfg.conv_size},   {"num_heads", &cfg.num_heads}};
-            bool done = false;
-            for (size_t q = 0; q < CPHIL_ARRAY_LEN(ints); q++)
-                if (!strcmp(key, ints[q].k)) {
-                    if ((st = j_int(&r, ints[q].p))) return st;
-                    done = true;
-                }
-            if (done) continue;
-            if (!strcmp(key, "mlp_hidden")) {
-                if (!j_eat(&r, '[')) return j_bad(&r, "'['");
-                cfg.n_mlp = 0;
-                if (!j_eat(&r, ']')) {
-                    do {
-                        int v;
-                        if ((st = j_int(&r, &v))) return st;
-                        if (cfg.n_mlp >= CPHIL_MAX_MLP_LAYERS)
-                            return cphil_err(CPHIL_E_FORMAT, "model config JSON: more than %d mlp_hidden sizes",
-                                             CPHIL_MAX_MLP_LAYERS);
-                        cfg.mlp_hidden[cfg.n_mlp++] = v;
-                    } while (j_eat(&r, ','));
-                    if (!j_eat(&r, ']')) return j_bad(&r, "']'");
-                }
-            } else if (!strcmp(key, "precision")) {
-                char v[16];
-                if ((st = j_str(&r, v, sizeof v))) return st;
-                if (!strcmp(v, "f32")) cfg.precision = CPHIL_PREC_F32;
-                else if (!strcmp(v, "bf16")) cfg.precision = CPHIL_PREC_BF16;
-                else return cphil_err(CPHIL_E_FORMAT, "model config JSON: precision '%s' (hint: f32, bf16)", v);
-            } else if (!strcmp(key, "layout_hash")) {
-                char v[32], *end;
-                if ((st = j_str(&r, v, sizeof v))) return st;
-                errno = 0;
-                unsigned long long h = strtoull(v, &end, 16);
-                if (!v[0] || *end || errno)
-                    return cphil_err(CPHIL_E_FORMAT, "model config JSON: layout_hash '%s' is not hex", v);
-                cfg.layout_hash = (uint64_t)h;
-            } else if ((st = j_skip(&r))) {
-                return st;
-            }
-        } while (j_eat(&r, ','));
-    }
-    cphil_status st = cphil_model_config_validate(&cfg);
-    if (st) return cphil_err_prefix(CPHIL_E_FORMAT, "model config JSON: ");
+    st = cfg_from_doc(cphil_json_root(doc), &cfg);
+    cphil_json_free(doc);
+    if (st) return st;
+    if (cphil_model_config_validate(&cfg)) return cphil_err_prefix(CPHIL_E_FORMAT, "model config JSON: ");
     *c = cfg;
     return CPHIL_OK;
 }
