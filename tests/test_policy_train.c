@@ -5,7 +5,6 @@
  * back to the same parameters; distillation batches train through the same code. */
 #include "harness.h"
 #include "train/distill_loss.h"
-#include "train/policy_io.h"
 #include "train/policy_train.h"
 
 #include <math.h>
@@ -207,7 +206,7 @@ TEST(real_model_resume_is_bit_exact) {
     for (int e = 0; e < 3; e++) CHECK(ra.rows[e].val_loss == rc.rows[e].val_loss);
     /* the policy file reads back to the same parameters */
     cphil_model back;
-    CHECK_MSG(cphil_train_policy_read(pa, &back) == CPHIL_OK, "%s", cphil_last_error());
+    CHECK_MSG(cphil_policy_load(pa, &back) == CPHIL_OK, "%s", cphil_last_error());
     CHECK(back.n_floats == ma->n_floats);
     for (int i = 0; i < back.n_tensors; i++) {
         const cphil_tensor *t = &back.tensors[i];

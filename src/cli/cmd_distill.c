@@ -7,7 +7,6 @@
  * --output NAME writes NAME_policy.safetensors, NAME.ckpt, NAME_best_policy.safetensors, ...
  * (an extension on NAME is dropped). */
 #include "cli/opts.h"
-#include "train/policy_io.h"
 #include "train/policy_train.h"
 #include "train/train_data.h"
 

@@ -7,7 +7,6 @@
 #include "core/json.h"
 #include "core/safetensors.h"
 #include "train/eval.h"
-#include "train/policy_io.h"
 
 #include <string.h>
 
@@ -74,7 +73,7 @@ int cmd_eval(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     cphil_model m;
-    if (cphil_train_policy_read(E.policy, &m) != CPHIL_OK) {
+    if (cphil_policy_load(E.policy, &m) != CPHIL_OK) {
         cli_error(NULL);
         return CLI_EXIT_FAIL;
     }
@@ -123,7 +122,7 @@ int cmd_eval(int argc, char **argv) {
     double agree[CPHIL_TR_N_HEADS] = {0}, agree_all = 0;
     if (E.agree_with) {
         cphil_model other;
-        if (cphil_train_policy_read(E.agree_with, &other) != CPHIL_OK) {
+        if (cphil_policy_load(E.agree_with, &other) != CPHIL_OK) {
             cli_error(NULL);
             rc = CLI_EXIT_FAIL;
             goto out;

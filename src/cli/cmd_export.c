@@ -108,7 +108,7 @@ int cmd_export(int argc, char **argv) {
     } else if (!strcmp(format, "npz")) {
         s = cphil_export_npz(&m, output);
     } else {
-        s = cphil_export_save_policy(&m, output);
+        s = cphil_policy_save(&m, output);
     }
     if (s) {
         cli_error(NULL);

@@ -1,4 +1,4 @@
-/* policy_io.c — policy file load/save over safetensors, and "random:" policies (policy_io.h).
+/* policy_io.c — policy file load that also accepts "random:" policies (policy_io.h).
  * Deliberately not: checkpoints (optimizer state; src/train), int8 policy files (src/infer). */
 #include "export/policy_io.h"
 #include "game/embed.h"
@@ -78,5 +78,3 @@ cphil_status cphil_export_load_policy(const char *path, cphil_model *m) {
     if (!strncmp(path, "random:", 7)) return random_policy(path, m);
     return cphil_policy_load(path, m);
 }
-
-cphil_status cphil_export_save_policy(const cphil_model *m, const char *path) { return cphil_policy_save(m, path); }

@@ -1,8 +1,8 @@
 /* policy_io.h — the policy file as the export path reads it, and random policies.
  *
  * A policy file is what src/model's cphil_policy_save writes (safetensors, config JSON in
- * __metadata__["cphil_config"]); these are thin wrappers over cphil_policy_load/save that also
- * accept "random:" specs.
+ * __metadata__["cphil_config"]); cphil_export_load_policy is cphil_policy_load that also
+ * accepts "random:" specs (saving is cphil_policy_save).
  *
  * Random policies ("random:BACKBONE[:key=value,...]") are for tests, benchmarks and trying the
  * export path without training; keys: E n_cont n_ids hidden layers window state expand conv
@@ -20,7 +20,5 @@
  * Errors: CPHIL_E_IO, CPHIL_E_FORMAT (bad file, missing config), CPHIL_E_MISMATCH (a tensor
  * missing or misshapen), CPHIL_E_NUMERIC, CPHIL_E_ARG (bad random spec). */
 cphil_status cphil_export_load_policy(const char *path, cphil_model *m);
-/* Save m as a policy file (F32 tensors, config JSON in the metadata), atomically. */
-cphil_status cphil_export_save_policy(const cphil_model *m, const char *path);
 
 #endif

@@ -224,6 +224,9 @@ float cphil_adamw_step(cphil_adamw *opt, float *params, float *grads);
 /* Write every tensor of the table (F32, PyTorch names and shapes) and the config atomically.
  * __metadata__: "format" = "cphil-policy", "format_version" = "1", "cphil_config" = JSON. */
 cphil_status cphil_policy_save(const cphil_model *m, const char *path);
+/* The same plus __metadata__["cphil_train"] = train_meta_json (a JSON object describing the
+ * training run; NULL: no such key, exactly cphil_policy_save). */
+cphil_status cphil_policy_save_meta(const cphil_model *m, const char *path, const char *train_meta_json);
 /* Read a policy file into a fresh model (cphil_model_init + weights). Every table tensor must be
  * present with its exact shape (F32/BF16/F16/F64 accepted, finite values required); a tensor
  * the table does not know is refused (CPHIL_E_MISMATCH). The caller compares

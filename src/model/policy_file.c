@@ -1,7 +1,8 @@
 /* policy_file.c — the policy file: a safetensors file (src/core/safetensors.h) holding every
  * tensor of the model's table under its PyTorch-style name (F32, shape as in the table) and, in
  * __metadata__, "format" = "cphil-policy", "format_version" = "1" and "cphil_config" = the config
- * JSON (cphil_model_config_to_json). It opens in Python with safetensors.torch.load_file and its
+ * JSON (cphil_model_config_to_json), plus "cphil_train" (the training run) when the trainer
+ * writes it (cphil_policy_save_meta). It opens in Python with safetensors.torch.load_file and its
  * names match a PyTorch module built like tools/gen_nn_fixtures.py's Policy.
  * Not here: optimizer state and training progress (checkpoints, src/train), quantized weights
  * (src/infer). Loading accepts F32, BF16, F16 or F64 tensors (converted to f32).
@@ -12,7 +13,11 @@
 #include <string.h>
 
 cphil_status cphil_policy_save(const cphil_model *m, const char *path) {
-    char cfg[2048];
+    return cphil_policy_save_meta(m, path, NULL);
+}
+
+cphil_status cphil_policy_save_meta(const cphil_model *m, const char *path, const char *train_meta_json) {
+    char cfg[4096];
     cphil_status st = cphil_model_config_to_json(&m->cfg, cfg, sizeof cfg, NULL);
     if (st) return st;
     cphil_st_writer *w;
@@ -20,6 +25,7 @@ cphil_status cphil_policy_save(const cphil_model *m, const char *path) {
     st = cphil_st_writer_meta(w, "format", "cphil-policy");
     if (!st) st = cphil_st_writer_meta(w, "format_version", "1");
     if (!st) st = cphil_st_writer_meta(w, "cphil_config", cfg);
+    if (!st && train_meta_json) st = cphil_st_writer_meta(w, "cphil_train", train_meta_json);
     for (int i = 0; i < m->n_tensors && !st; i++) {
         const cphil_tensor *t = &m->tensors[i];
         int64_t shape[CPHIL_TENSOR_MAX_DIMS];

@@ -8,7 +8,6 @@
 #include "train/policy_train.h"
 
 #include "train/distill_loss.h"
-#include "train/policy_io.h"
 
 #include <math.h>
 #include <string.h>
@@ -182,7 +181,7 @@ static int pt_sections(void *self, cphil_tr_section *out, int cap) {
 
 static cphil_status pt_save(void *self, const char *path, const char *meta_json) {
     cphil_tr_policy *p = self;
-    return cphil_train_policy_write(&p->model, path, meta_json);
+    return cphil_policy_save_meta(&p->model, path, meta_json);
 }
 
 static const char *pt_config(void *self) { return ((cphil_tr_policy *)self)->config_json; }
