@@ -19,15 +19,10 @@
 #define CPHIL_TRAIN_METRICS_H
 
 #include "core/core.h"
+#include "model/model.h" /* head order, sizes and offsets; cphil_head_names */
 
-/* Head order, sizes and offsets are src/model/model.h's (cphil_head_names is defined there).
- * This header does not include model.h so that data-side files (which include
- * src/data/dataset.h) can include it; the values are the same and a test checks them. */
-#define CPHIL_TR_N_HEADS 6
-#define CPHIL_N_BUTTONS 8
-#define CPHIL_N_CAT 5
-#define CPHIL_N_LOGITS 81
-extern const char *const cphil_head_names[CPHIL_TR_N_HEADS];
+#define CPHIL_TR_N_HEADS CPHIL_N_HEADS
+#define CPHIL_N_CAT CPHIL_N_AXES
 
 extern const char *const cphil_button_names[CPHIL_N_BUTTONS]; /* A B X Y Z L R D-up */
 extern const int cphil_cat_classes[CPHIL_N_CAT];             /* 17 17 17 17 5 (= cphil_head_classes[1..]) */
