@@ -240,7 +240,7 @@ TEST(pmat_ref_vs_unpacked_math_no_alloc) {
                     double acc = 0, mag = 0;
                     for (int k = 0; k < cols; k++) {
                         double xv = dt == CPHIL_W_F32 ? xr[k]
-                                    : dt == CPHIL_W_BF16 ? (double)cphil_bf16_to_f32(cphil_pmat_bf16(xr[k]))
+                                    : dt == CPHIL_W_BF16 ? (double)cphil_pmat_bf16_to_f32(cphil_pmat_bf16(xr[k]))
                                                          : (double)xq[k] * xs;
                         acc += (double)wr[k] * xv;
                         mag += fabs((double)wr[k] * xv);

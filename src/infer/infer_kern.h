@@ -60,6 +60,6 @@ void infer_ssm_step_avx512(int I, int N, const float *At, const float *dt, const
                            const float *C, const float *D, float *h, float *y);
 /* f32 <-> bf16 (round-to-nearest-even, NaN kept quiet; the panel products' rounding). */
 static inline uint16_t infer_f32_to_bf16(float f) { return cphil_pmat_bf16(f); }
-static inline float infer_bf16_to_f32(uint16_t h) { return cphil_bf16_to_f32(h); }
+static inline float infer_bf16_to_f32(uint16_t h) { return cphil_pmat_bf16_to_f32(h); }
 
 #endif

@@ -120,7 +120,7 @@ void cphil_pmat_row(const cphil_pmat *m, int r, float *out) {
     for (int k = 0; k < m->cols; k++) {
         size_t i = pidx(m, r, k);
         if (m->dtype == CPHIL_W_F32) out[k] = ((const float *)m->w)[i];
-        else if (m->dtype == CPHIL_W_BF16) out[k] = cphil_bf16_to_f32(((const uint16_t *)m->w)[i]);
+        else if (m->dtype == CPHIL_W_BF16) out[k] = cphil_pmat_bf16_to_f32(((const uint16_t *)m->w)[i]);
         else out[k] = (float)((const int8_t *)m->w)[i] * m->scale[r];
     }
 }
@@ -163,7 +163,7 @@ void cphil_pmat_bf16_ref(const cphil_pmat_args *a) {
         for (int r = 0; r < m->rows; r++) {
             float acc = 0.f;
             for (int k = 0; k < m->kp; k++)
-                acc += cphil_bf16_to_f32(w[pidx(m, r, k)]) * cphil_bf16_to_f32(x[(size_t)mm * m->kp + k]);
+                acc += cphil_pmat_bf16_to_f32(w[pidx(m, r, k)]) * cphil_pmat_bf16_to_f32(x[(size_t)mm * m->kp + k]);
             store(a, mm, r, acc);
         }
 }

@@ -115,5 +115,10 @@ static inline uint16_t cphil_pmat_bf16(float f) {
     uint32_t r = v.u + 0x7fffu + ((v.u >> 16) & 1u);
     return (uint16_t)(r >> 16);
 }
+/* bf16 -> f32 (exact). Inline: the AVX2 and scalar kernels call it in their inner loops. */
+static inline float cphil_pmat_bf16_to_f32(uint16_t h) {
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
 
 #endif

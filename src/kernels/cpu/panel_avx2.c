@@ -109,8 +109,8 @@ AI void blk_bf16(const cphil_pmat_args *a, int m0, int p0, const int MB) {
 #pragma GCC unroll 4
         for (int i = 0; i < MB; i++) {
             const uint16_t *xp = x + (size_t)i * kp + 2 * k2;
-            __m256 xe = _mm256_set1_ps(cphil_bf16_to_f32(xp[0]));
-            __m256 xo = _mm256_set1_ps(cphil_bf16_to_f32(xp[1]));
+            __m256 xe = _mm256_set1_ps(cphil_pmat_bf16_to_f32(xp[0]));
+            __m256 xo = _mm256_set1_ps(cphil_pmat_bf16_to_f32(xp[1]));
             acc[i][0] = _mm256_fmadd_ps(xe, e0, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(xe, e1, acc[i][1]);
             acc[i][0] = _mm256_fmadd_ps(xo, o0, acc[i][0]);
