@@ -399,6 +399,13 @@ typedef struct cphil_slp_stream cphil_slp_stream;
 
 /* name: used in messages (may be NULL). cb may be NULL. */
 cphil_status cphil_slp_stream_open(cphil_slp_stream **out, const cphil_slp_callbacks *cb, const char *name);
+/* Optional, for acting on the newest frame before it is final (online games finalize up to 7
+ * frames late): `fn` is called (with the callbacks' user) once per COPY of a frame as soon as
+ * that copy is complete (at its Frame Bookend; before 3.0.0 when the next frame starts; at
+ * Game End or finish), with the frame as that copy left it (f->copies > 1: a rollback
+ * re-send). In offline 3.7.0+ games it runs just before on_frame for the same frame. */
+typedef void (*cphil_slp_copy_fn)(void *user, const cphil_replay *r, const cphil_frame *f);
+void cphil_slp_stream_on_copy(cphil_slp_stream *s, cphil_slp_copy_fn fn);
 /* Optional: reserve rows for this many frames (avoids growth when the length is known). */
 cphil_status cphil_slp_stream_reserve(cphil_slp_stream *s, uint32_t n_frames);
 /* Parse the next n bytes. A failure is final: later calls return the same status. */

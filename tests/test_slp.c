@@ -604,7 +604,9 @@ typedef struct report_log {
     int32_t expect;
     int bad;
     uint64_t *hash; /* per reported frame */
+    uint64_t *copy_hash; /* per frame: the hash of its latest copy reported by on_copy */
     uint32_t cap;
+    uint64_t n_copies;
 } report_log;
 
 static uint64_t frame_hash(const cphil_frame *f) {
@@ -639,7 +641,16 @@ static void on_frame(void *u, const cphil_replay *r, const cphil_frame *f) {
     l->n_frames++;
 }
 
-/* Each frame is reported once, in order, and (without late re-sends) equals the final row. */
+static void on_copy(void *u, const cphil_replay *r, const cphil_frame *f) {
+    report_log *l = u;
+    (void)r;
+    l->n_copies++;
+    if (f->index < l->cap) l->copy_hash[f->index] = frame_hash(f);
+    if (f->index > l->n_frames + 64) l->bad++; /* a copy is reported before its frame is final */
+}
+
+/* Each frame is reported once, in order, and (without late re-sends) equals the final row;
+ * every copy is reported by on_copy, and the last copy of each frame equals the final row. */
 static void check_reports(const char *rel, size_t piece, uint32_t *n_reported) {
     size_t n;
     uint8_t *d = slurp(rel, &n);
@@ -647,9 +658,11 @@ static void check_reports(const char *rel, size_t piece, uint32_t *n_reported) {
     memset(&log, 0, sizeof log);
     log.cap = 1 << 16;
     log.hash = cphil_alloc(log.cap * sizeof *log.hash);
+    log.copy_hash = cphil_alloc(log.cap * sizeof *log.copy_hash);
     cphil_slp_callbacks cb = {on_start, on_frame, on_end, &log};
     cphil_slp_stream *s;
     CHECK(cphil_slp_stream_open(&s, &cb, rel) == CPHIL_OK);
+    cphil_slp_stream_on_copy(s, on_copy);
     for (size_t pos = 0; pos < n; pos += piece)
         CHECK(cphil_slp_stream_feed(s, d + pos, piece < n - pos ? piece : n - pos) == CPHIL_OK);
     CHECK(cphil_slp_stream_finish(s) == CPHIL_OK);
@@ -659,15 +672,19 @@ static void check_reports(const char *rel, size_t piece, uint32_t *n_reported) {
     CHECK_EQ_INT(log.n_ends, r->end.count);
     CHECK_EQ_INT(log.n_frames, r->n_frames);
     CHECK_EQ_INT(cphil_slp_stream_final_frames(s), r->n_frames);
-    uint32_t same = 0;
+    CHECK_EQ_INT(log.n_copies, r->frame_copies);
+    uint32_t same = 0, same_copy = 0;
     for (uint32_t i = 0; i < r->n_frames && i < log.cap; i++) {
         cphil_frame f;
         cphil_replay_get_frame(r, i, &f);
         same += frame_hash(&f) == log.hash[i];
+        same_copy += frame_hash(&f) == log.copy_hash[i];
     }
+    CHECK_EQ_INT(same_copy, r->n_frames);
     *n_reported = same;
     cphil_slp_stream_close(s);
     cphil_free(log.hash);
+    cphil_free(log.copy_hash);
     cphil_free(d);
 }
 

@@ -49,6 +49,8 @@ struct cphil_slp_stream {
     uint32_t n_final;
     uint64_t late_resends;
     bool in_resend;         /* the current copy re-sends a frame */
+    bool copy_reported;     /* on_copy already ran for the open copy */
+    cphil_slp_copy_fn on_copy;
     uint8_t *split;
     uint32_t split_len, split_cap;
     bool finished, taken;
@@ -89,9 +91,27 @@ static void finalize_through(cphil_slp_stream *s, int64_t last_row) {
     }
 }
 
+/* on_copy for the open copy, once. */
+static void report_copy(cphil_slp_stream *s) {
+    if (!s->on_copy || !s->frame_open || s->copy_reported) return;
+    s->copy_reported = true;
+    cphil_replay *r = s->r;
+    /* absent characters' fields may still hold a superseded copy's values until the row is
+     * final: gather, then blank what is absent */
+    cphil_replay_get_frame(r, s->open_row, &s->frame);
+    for (int p = 0; p < CPHIL_SLP_PORTS; p++)
+        for (int k = 0; k < 2; k++) {
+            cphil_char_frame *c = &s->frame.ports[p][k];
+            if (!(c->present & CPHIL_PRESENT_PRE)) memset(&c->pre, 0, sizeof c->pre);
+            if (!(c->present & CPHIL_PRESENT_POST)) memset(&c->post, 0, sizeof c->post);
+        }
+    s->on_copy(s->cb.user, r, &s->frame);
+}
+
 /* A new copy of frame f begins (Frame Start, or a frame event for another frame number). */
 static cphil_status begin_copy(cphil_slp_stream *s, int32_t f, uint64_t off) {
     cphil_replay *r = s->r;
+    if (!s->bookend_mode) report_copy(s); /* without Bookends a copy ends when the next begins */
     if (!s->have_frames) {
         s->have_frames = true;
         r->first_frame = f;
@@ -121,6 +141,7 @@ static cphil_status begin_copy(cphil_slp_stream *s, int32_t f, uint64_t off) {
     if (r->copies[row] < 255) r->copies[row]++;
     r->frame_copies++;
     s->frame_open = true;
+    s->copy_reported = false;
     s->open_frame = f;
     s->open_row = row;
     if (f > s->newest) s->newest = f;
@@ -409,6 +430,7 @@ static cphil_status ev_bookend(cphil_slp_stream *s, const uint8_t *e, uint32_t l
         r->latest_finalized[s->open_row] = latest;
         if (latest > f) latest = f;
     }
+    report_copy(s);
     s->frame_open = false;
     finalize_through(s, (int64_t)latest - r->first_frame);
     return CPHIL_OK;
@@ -425,6 +447,7 @@ static cphil_status ev_game_end(cphil_slp_stream *s, const uint8_t *e, uint32_t 
     g->lras_initiator = g->has_lras ? (int8_t)e[2] : -1;
     g->has_placements = HAVE(0x03, 4);
     for (int i = 0; i < CPHIL_SLP_PORTS; i++) g->placements[i] = g->has_placements ? (int8_t)e[3 + i] : -1;
+    report_copy(s);
     s->frame_open = false;
     finalize_through(s, (int64_t)r->n_frames - 1);
     if (s->cb.on_game_end) s->cb.on_game_end(s->cb.user, r);
@@ -634,6 +657,8 @@ cphil_status cphil_slp_stream_open(cphil_slp_stream **out, const cphil_slp_callb
     return slp_stream_open_reuse(out, cb, name, NULL);
 }
 
+void cphil_slp_stream_on_copy(cphil_slp_stream *s, cphil_slp_copy_fn fn) { s->on_copy = fn; }
+
 cphil_status cphil_slp_stream_reserve(cphil_slp_stream *s, uint32_t n_frames) {
     if (n_frames > SLP_MAX_ROWS) n_frames = SLP_MAX_ROWS;
     return slp_reserve(s->r, n_frames);
@@ -793,6 +818,7 @@ cphil_status cphil_slp_stream_finish(cphil_slp_stream *s) {
         break;
     default: break;
     }
+    report_copy(s);
     s->frame_open = false;
     finalize_through(s, (int64_t)r->n_frames - 1);
     if (s->have_frames && r->n_frames) r->last_frame = r->first_frame + (int32_t)r->n_frames - 1;

@@ -25,6 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cphil_slp_callbacks cb = {NULL, on_frame, NULL, NULL};
     cphil_slp_stream *s = NULL;
     if (cphil_slp_stream_open(&s, &cb, "fuzz") != CPHIL_OK) abort();
+    cphil_slp_stream_on_copy(s, on_frame);
     size_t pos = 0, k = 0;
     cphil_status b = CPHIL_OK;
     while (pos < size && b == CPHIL_OK) {
