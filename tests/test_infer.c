@@ -397,6 +397,29 @@ TEST(ssm_step_matches_scalar_twin) {
     for (int i = 0; i < I; i++) CHECK_NEAR(y1[i], y0[i], 1e-6, 1e-5);
 }
 
+TEST(lstm_cell_matches_scalar_twin) {
+    enum { H = 37 }; /* ragged: two full 16-lanes and a tail */
+    float g0[4 * H], g1[4 * H], pre[4 * H], h0[H], h1[H], c0[H], c1[H], tmp[H];
+    for (int pass = 0; pass < 2; pass++) {
+        for (int j = 0; j < 4 * H; j++) {
+            g0[j] = g1[j] = frand() * 4.f;
+            pre[j] = frand() * 2.f;
+        }
+        for (int j = 0; j < H; j++) {
+            c0[j] = c1[j] = frand() * 2.f;
+            h0[j] = h1[j] = 7.f;
+        }
+        const float *p = pass ? pre : NULL;
+        infer_lstm_cell_ref(g0, p, h0, c0, H, tmp);
+        infer_isa_set(infer_isa_best());
+        infer_lstm_cell(g1, p, h1, c1, H, tmp);
+        for (int j = 0; j < H; j++) {
+            CHECK_NEAR(c1[j], c0[j], 1e-6, 1e-5);
+            CHECK_NEAR(h1[j], h0[j], 1e-6, 1e-5);
+        }
+    }
+}
+
 /* quantized policy files: written, detected, refused where they cannot run, and close to f32 */
 TEST(quantized_policy_files) {
     char path[600], q8[600], qs[600], qb[600];
@@ -480,6 +503,7 @@ int main(void) {
     RUN(mismatched_tensors_are_refused_with_a_message);
     RUN(bad_frames_are_refused);
     RUN(ssm_step_matches_scalar_twin);
+    RUN(lstm_cell_matches_scalar_twin);
     RUN(quantized_policy_files);
     return harness_done();
 }

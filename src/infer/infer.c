@@ -727,16 +727,6 @@ static void heads_forward(cphil_infer_state *s, const float *feat, float *logits
     }
 }
 
-/* LSTM cell on gates g[4H] (i f g o), state h, c. */
-static void lstm_cell(float *g, float *h, float *c, int H, float *tmp) {
-    infer_vsigmoid(g, 2 * H);
-    infer_vtanh(g + 2 * H, H);
-    infer_vsigmoid(g + 3 * H, H);
-    for (int j = 0; j < H; j++) tmp[j] = c[j] = g[H + j] * c[j] + g[j] * g[2 * H + j];
-    infer_vtanh(tmp, H);
-    for (int j = 0; j < H; j++) h[j] = g[3 * H + j] * tmp[j];
-}
-
 /* GRU cell: gi[3H] = W_ih x + b_ih, gh[3H] = W_hh h + b_hh (r z n). */
 static void gru_cell(float *gi, const float *gh, float *h, int H) {
     for (int j = 0; j < 2 * H; j++) gi[j] += gh[j];
@@ -756,12 +746,14 @@ static void rnn_step(cphil_infer_state *s, int l, const float *pre, float *h, fl
     const int H = m->spec.hidden;
     float *g = s->tmp, *g2 = s->tmp + 4 * H, *t2 = s->tmp + 8 * H;
     if (m->spec.backbone == CPHIL_BACKBONE_LSTM) {
-        if (h_zero) memcpy(g, pre, sizeof(float) * 4 * (size_t)H);
-        else {
+        /* LSTM cell (infer_kern.c): gates = pre + W_hh h, one fused pass on AVX-512 */
+        if (h_zero) {
+            memcpy(g, pre, sizeof(float) * 4 * (size_t)H);
+            infer_lstm_cell(g, NULL, h, c, H, t2);
+        } else {
             mm(s, &m->rnn[l].hh, 1, h, H, g, 4 * H, 0);
-            for (int j = 0; j < 4 * H; j++) g[j] += pre[j];
+            infer_lstm_cell(g, pre, h, c, H, t2);
         }
-        lstm_cell(g, h, c, H, t2);
     } else {
         memcpy(g, pre, sizeof(float) * 3 * (size_t)H);
         if (h_zero) memcpy(g2, m->rnn[l].hh.bias, sizeof(float) * 3 * (size_t)H);

@@ -59,6 +59,22 @@ DISPATCH_ACT(vtanh)
 DISPATCH_ACT(vsilu)
 DISPATCH_ACT(vsoftplus)
 
+void infer_lstm_cell_ref(float *g, const float *pre, float *h, float *c, int H, float *tmp) {
+    if (pre)
+        for (int j = 0; j < 4 * H; j++) g[j] += pre[j];
+    infer_vsigmoid_ref(g, 2 * H);
+    infer_vtanh_ref(g + 2 * H, H);
+    infer_vsigmoid_ref(g + 3 * H, H);
+    for (int j = 0; j < H; j++) tmp[j] = c[j] = g[H + j] * c[j] + g[j] * g[2 * H + j];
+    infer_vtanh_ref(tmp, H);
+    for (int j = 0; j < H; j++) h[j] = g[3 * H + j] * tmp[j];
+}
+
+void infer_lstm_cell(float *g, const float *pre, float *h, float *c, int H, float *tmp) {
+    if (infer_isa_get() == INFER_ISA_AVX512) infer_lstm_cell_avx512(g, pre, h, c, H, tmp);
+    else infer_lstm_cell_ref(g, pre, h, c, H, tmp);
+}
+
 void infer_ssm_step_ref(int I, int N, const float *At, const float *dt, const float *xc, const float *B,
                         const float *C, const float *D, float *h, float *y) {
     for (int i = 0; i < I; i++) {

@@ -48,6 +48,12 @@ void infer_vsigmoid_avx512(float *x, int n);
 void infer_vtanh_avx512(float *x, int n);
 void infer_vsilu_avx512(float *x, int n);
 void infer_vsoftplus_avx512(float *x, int n);
+/* LSTM cell: gates g[4H] (i f g o, pre-activation; pre[4H] added first when not NULL), state
+ * h[H], c[H] updated: c = sig(f) c + sig(i) tanh(g), h = sig(o) tanh(c). g is clobbered; tmp[H]
+ * is scratch. */
+void infer_lstm_cell(float *g, const float *pre, float *h, float *c, int H, float *tmp);
+void infer_lstm_cell_ref(float *g, const float *pre, float *h, float *c, int H, float *tmp);
+void infer_lstm_cell_avx512(float *g, const float *pre, float *h, float *c, int H, float *tmp);
 /* One step of the selective scan (Mamba, recurrent form), state h[N][I] and At[N][I] = A^T:
  *   h[n][i] = exp(dt[i] * At[n][i]) * h[n][i] + dt[i] * B[n] * xc[i]
  *   y[i]    = sum_n h[n][i] * C[n] + D[i] * xc[i]

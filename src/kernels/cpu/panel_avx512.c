@@ -168,8 +168,43 @@ AI void blk_i8(const cphil_pmat_args *a, int m0, int p0, const int MB, const int
     }
 }
 
+/* Batch 1, one panel: a single sequential weight stream, k split over four accumulators (their
+ * integer sum is exact, so the result is the same bits as the blocked form). One stream instead
+ * of eight keeps the address arithmetic in registers (the 1x8 block spilled its eight panel
+ * offsets) and suits the hardware prefetcher. */
+AI void blk_i8_m1(const cphil_pmat_args *a, int p) {
+    const cphil_pmat *m = a->m;
+    const int kq = m->kp / 4;
+    const int8_t *x = (const int8_t *)a->x;
+    const int8_t *w = (const int8_t *)m->w + (size_t)p * CPHIL_PANEL * m->kp;
+    const __m512i off = _mm512_set1_epi32((int)0x80808080u);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    int k = 0;
+#define XQ(kk) ({ int32_t q_; __builtin_memcpy(&q_, x + 4 * (kk), 4); _mm512_xor_si512(_mm512_set1_epi32(q_), off); })
+#define WV(kk) _mm512_load_si512((const void *)(w + (size_t)(kk) * 64))
+    for (; k + 4 <= kq; k += 4) {
+        a0 = _mm512_dpbusd_epi32(a0, XQ(k), WV(k));
+        a1 = _mm512_dpbusd_epi32(a1, XQ(k + 1), WV(k + 1));
+        a2 = _mm512_dpbusd_epi32(a2, XQ(k + 2), WV(k + 2));
+        a3 = _mm512_dpbusd_epi32(a3, XQ(k + 3), WV(k + 3));
+    }
+    for (; k < kq; k++) a0 = _mm512_dpbusd_epi32(a0, XQ(k), WV(k));
+#undef XQ
+#undef WV
+    __m512i acc = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
+    int r0 = p * CPHIL_PANEL;
+    __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(m->rowsum + r0)), 7);
+    __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, corr));
+    v = _mm512_mul_ps(v, _mm512_mul_ps(_mm512_loadu_ps(m->scale + r0), _mm512_set1_ps(a->xs[0])));
+    epilogue(a, 0, p, v);
+}
+
 void cphil_pmat_i8_avx512(const cphil_pmat_args *a) {
     const int np = a->m->np;
+    if (a->M == 1) {
+        for (int p = 0; p < np; p++) blk_i8_m1(a, p);
+        return;
+    }
     int m0 = 0;
     for (; m0 + 4 <= a->M; m0 += 4) {
         int p = 0;
@@ -179,9 +214,6 @@ void cphil_pmat_i8_avx512(const cphil_pmat_args *a) {
     int rest = a->M - m0;
     if (!rest) return;
     int p = 0;
-    /* batch 1: eight panels (128 rows) of independent vpdpbusd chains hide its latency */
-    if (rest == 1)
-        for (; p + 8 <= np; p += 8) blk_i8(a, m0, p, 1, 8);
     for (; p + 4 <= np; p += 4) {
         if (rest == 1) blk_i8(a, m0, p, 1, 4);
         else if (rest == 2) blk_i8(a, m0, p, 2, 4);
