@@ -55,7 +55,7 @@ static void syn_fill(syn_data *d, uint64_t seed, int epoch, int k) {
             float z[CPHIL_N_LOGITS];
             for (int k2 = 0; k2 < CPHIL_N_LOGITS; k2++) z[k2] = 0;
             for (int j = 0; j < 8; j++) z[j] = d->btn[i * 8 + j] ? 4.0f : -4.0f;
-            for (int h = 0; h < 5; h++) z[cphil_cat_offset[h] + d->cls[i * 5 + h]] = 6.0f;
+            for (int h = 0; h < 5; h++) z[cphil_head_offset[1 + h] + d->cls[i * 5 + h]] = 6.0f;
             cphil_soft_probs(z, 2.0, d->soft + (size_t)i * CPHIL_N_LOGITS);
         }
 }

@@ -159,8 +159,8 @@ TEST(model_scoring_matches_definition) {
     for (int t = 0; t < 5; t++) {
         z[t][0] = btn[t][0] ? 3.0f : -3.0f;      /* A right */
         for (int k = 1; k < 8; k++) z[t][k] = -2.0f; /* others right */
-        z[t][cphil_cat_offset[0] + cls[t][0]] = 5.0f;
-        z[t][cphil_cat_offset[1] + (t == 4 ? 3 : 8)] = 5.0f; /* wrong on the last frame */
+        z[t][cphil_head_offset[1 + 0] + cls[t][0]] = 5.0f;
+        z[t][cphil_head_offset[1 + 1] + (t == 4 ? 3 : 8)] = 5.0f; /* wrong on the last frame */
     }
     cphil_head_sums s = {0};
     for (int t = 0; t < 5; t++) cphil_head_sums_add_logits(&s, z[t], btn[t], cls[t]);
@@ -224,7 +224,7 @@ static void distill_fixture(float *z, float *p, uint8_t *btn, uint8_t *cls, int 
         }
         cphil_soft_probs(zt, 2.0, p + t * CPHIL_N_LOGITS);
         for (int k = 0; k < 8; k++) btn[t * 8 + k] = urand(&seed) < 0.3;
-        for (int h = 0; h < 5; h++) cls[t * 5 + h] = (uint8_t)(urand(&seed) * cphil_cat_classes[h]);
+        for (int h = 0; h < 5; h++) cls[t * 5 + h] = (uint8_t)(urand(&seed) * cphil_head_classes[1 + h]);
     }
 }
 
@@ -286,7 +286,7 @@ TEST(distill_alpha_and_temperature_behave) {
     /* probabilities sum to one per categorical head */
     for (int h = 0; h < 5; h++) {
         double sum = 0;
-        for (int k = 0; k < cphil_cat_classes[h]; k++) sum += pt[cphil_cat_offset[h] + k];
+        for (int k = 0; k < cphil_head_classes[1 + h]; k++) sum += pt[cphil_head_offset[1 + h] + k];
         CHECK_NEAR(sum, 1.0, 1e-5, 0);
     }
 }

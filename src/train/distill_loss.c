@@ -11,7 +11,7 @@ static double xlogx(double x) { return x > 0 ? x * log(x) : 0; }
 void cphil_soft_probs(const float *z, double T, float *p) {
     for (int k = 0; k < CPHIL_N_BUTTONS; k++) p[k] = (float)sigm((double)z[k] / T);
     for (int h = 0; h < CPHIL_N_CAT; h++) {
-        int o = cphil_cat_offset[h], C = cphil_cat_classes[h];
+        int o = cphil_head_offset[1 + h], C = cphil_head_classes[1 + h];
         double mx = z[o];
         for (int k = 1; k < C; k++) mx = fmax(mx, (double)z[o + k]);
         double se = 0;
@@ -38,7 +38,7 @@ void cphil_distill_loss(const float *z, const float *p, const uint8_t *btn, cons
             if (dzt) dzt[k] = (float)(inv_n * (ws * (sigm(x / T) - pk) / T + wh * (sigm(x) - y)));
         }
         for (int h = 0; h < CPHIL_N_CAT; h++) {
-            int o = cphil_cat_offset[h], C = cphil_cat_classes[h];
+            int o = cphil_head_offset[1 + h], C = cphil_head_classes[1 + h];
             int y = cls[t * CPHIL_N_CAT + h] < C ? cls[t * CPHIL_N_CAT + h] : C - 1;
             double mx = zt[o];
             for (int k = 1; k < C; k++) mx = fmax(mx, (double)zt[o + k]);

@@ -152,9 +152,9 @@ static void decide(const float *z, uint8_t out[CPHIL_TR_N_HEADS]) {
     for (int k = 0; k < CPHIL_N_BUTTONS; k++) bm |= (uint8_t)((z[k] > 0) << k);
     out[0] = bm;
     for (int h = 0; h < CPHIL_N_CAT; h++) {
-        const float *l = z + cphil_cat_offset[h];
+        const float *l = z + cphil_head_offset[1 + h];
         int am = 0;
-        for (int k = 1; k < cphil_cat_classes[h]; k++)
+        for (int k = 1; k < cphil_head_classes[1 + h]; k++)
             if (l[k] > l[am]) am = k;
         out[1 + h] = (uint8_t)am;
     }

@@ -7,8 +7,6 @@
 #include <string.h>
 
 const char *const cphil_button_names[CPHIL_N_BUTTONS] = {"A", "B", "X", "Y", "Z", "L", "R", "D-up"};
-const int cphil_cat_classes[CPHIL_N_CAT] = {17, 17, 17, 17, 5};
-const int cphil_cat_offset[CPHIL_N_CAT] = {8, 25, 42, 59, 76};
 const uint8_t cphil_cat_neutral[CPHIL_N_CAT] = {8, 8, 8, 8, 0};
 static const uint8_t neutral_btn[CPHIL_N_BUTTONS] = {0};
 
@@ -24,7 +22,7 @@ void cphil_baseline_fit_add(cphil_baseline_fit *f, const uint8_t *btn, const uin
             f->btn_repeat[k] += (b[k] != 0) == (pb[k] != 0);
         }
         for (int h = 0; h < CPHIL_N_CAT; h++) {
-            int k = c[h] < cphil_cat_classes[h] ? c[h] : cphil_cat_classes[h] - 1;
+            int k = c[h] < cphil_head_classes[1 + h] ? c[h] : cphil_head_classes[1 + h] - 1;
             f->cls[h][k] += 1;
             f->cls_repeat[h] += c[h] == pc[h];
         }
@@ -43,8 +41,8 @@ void cphil_baseline_most_frequent_logits(const cphil_baseline_fit *f, float out[
         out[k] = (float)log(r / (1 - r));
     }
     for (int h = 0; h < CPHIL_N_CAT; h++) {
-        int C = cphil_cat_classes[h];
-        for (int k = 0; k < C; k++) out[cphil_cat_offset[h] + k] = (float)log((f->cls[h][k] + 1) / (n + C));
+        int C = cphil_head_classes[1 + h];
+        for (int k = 0; k < C; k++) out[cphil_head_offset[1 + h] + k] = (float)log((f->cls[h][k] + 1) / (n + C));
     }
 }
 
@@ -59,11 +57,11 @@ void cphil_baseline_repeat_logits(const cphil_baseline_fit *f, const uint8_t *pr
         out[k] = (float)(prev_btn[k] ? l : -l);
     }
     for (int h = 0; h < CPHIL_N_CAT; h++) {
-        int C = cphil_cat_classes[h];
+        int C = cphil_head_classes[1 + h];
         double r = clamp_rate((f->cls_repeat[h] + 1) / (n + 2));
         double lo = log((1 - r) / (C - 1)), hi = log(r);
         int pk = prev_cls[h] < C ? prev_cls[h] : C - 1;
-        for (int k = 0; k < C; k++) out[cphil_cat_offset[h] + k] = (float)(k == pk ? hi : lo);
+        for (int k = 0; k < C; k++) out[cphil_head_offset[1 + h] + k] = (float)(k == pk ? hi : lo);
     }
 }
 
@@ -85,8 +83,8 @@ void cphil_head_sums_add_logits(cphil_head_sums *s, const float *z, const uint8_
     s->nll[0] += bnll;
     int every = all;
     for (int h = 0; h < CPHIL_N_CAT; h++) {
-        const float *l = z + cphil_cat_offset[h];
-        int C = cphil_cat_classes[h], am = 0;
+        const float *l = z + cphil_head_offset[1 + h];
+        int C = cphil_head_classes[1 + h], am = 0;
         double mx = l[0];
         for (int k = 1; k < C; k++)
             if (l[k] > mx) mx = l[k], am = k;

@@ -25,8 +25,6 @@
 #define CPHIL_N_CAT CPHIL_N_AXES
 
 extern const char *const cphil_button_names[CPHIL_N_BUTTONS]; /* A B X Y Z L R D-up */
-extern const int cphil_cat_classes[CPHIL_N_CAT];             /* 17 17 17 17 5 (= cphil_head_classes[1..]) */
-extern const int cphil_cat_offset[CPHIL_N_CAT];              /* offsets in the 81 logits (= cphil_head_offset[1..]) */
 extern const uint8_t cphil_cat_neutral[CPHIL_N_CAT];         /* 8 8 8 8 0 */
 
 /* Statistics of training targets that define the baselines. */
