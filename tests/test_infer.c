@@ -420,6 +420,82 @@ TEST(lstm_cell_matches_scalar_twin) {
     }
 }
 
+/* GELU (exact-erf form) on every tier against the function computed in double, ragged n */
+TEST(gelu_matches_exact_erf_every_isa) {
+    enum { N = 1203 };
+    static float in[N], x[N], y[N];
+    for (int i = 0; i < N; i++) in[i] = (i - 601) * 0.0233f + (i % 7) * 1e-4f; /* [-14, 14] */
+    in[0] = 0.f;
+    in[1] = -30.f;
+    in[2] = 1e-30f;
+    in[3] = 30.f;
+    for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+        infer_isa_set(isa);
+        memcpy(x, in, sizeof x);
+        memcpy(y, in, sizeof y);
+        infer_vgelu(x, N);
+        infer_vgelu_ref(y, N);
+        for (int i = 0; i < N; i++) {
+            double xi = in[i], ex = 0.5 * xi * erfc(-xi / sqrt(2.0));
+            CHECK_MSG(fabs(x[i] - ex) <= 4e-7 + 2e-6 * fabs(ex), "isa %s gelu(%.7g) = %.9g, exact %.9g", infer_isa_name(isa),
+                      xi, x[i], ex);
+            CHECK_NEAR(x[i], y[i], 1e-6, 1e-5);
+        }
+    }
+    infer_isa_set(infer_isa_best());
+}
+
+TEST(layernorm_matches_scalar_twin) {
+    static const int ns[] = {1, 7, 16, 37, 256};
+    float x[256], w[256], b[256], y0[256], y1[256];
+    for (size_t c = 0; c < CPHIL_ARRAY_LEN(ns); c++) {
+        int n = ns[c];
+        for (int i = 0; i < n; i++) {
+            x[i] = 3.f + frand() * 2.f; /* an offset mean */
+            w[i] = frand();
+            b[i] = frand();
+        }
+        infer_layernorm_ref(x, w, b, y0, n, 1e-5f);
+        infer_isa_set(infer_isa_best());
+        infer_layernorm(x, w, b, y1, n, 1e-5f);
+        for (int i = 0; i < n; i++) CHECK_NEAR(y1[i], y0[i], 1e-6, 1e-5);
+    }
+}
+
+/* one head of attention: SIMD vs scalar twin vs a double-precision softmax, n keys from 1 to 70
+ * (one to five 16-key blocks, ragged), head sizes 2, 12, 64, 80, strides wider than the rows */
+TEST(attend_head_matches_scalar_twin_and_double) {
+    enum { NMAX = 70, DMAX = 80 };
+    static const int dhs[] = {2, 12, 64, 80};
+    static float q[DMAX], KT[DMAX * (NMAX + 3)], V[NMAX * (DMAX + 5)], o0[DMAX], o1[DMAX], sc[NMAX + 16];
+    for (size_t c = 0; c < CPHIL_ARRAY_LEN(dhs); c++) {
+        int dh = dhs[c], ldkt = NMAX + 3, ldv = dh + 5;
+        float scale = 1.f / sqrtf((float)dh);
+        for (int i = 0; i < dh; i++) q[i] = frand() * 2.f;
+        for (int i = 0; i < DMAX * ldkt; i++) KT[i] = frand() * 2.f;
+        for (int i = 0; i < NMAX * ldv; i++) V[i] = frand();
+        for (int n = 1; n <= NMAX; n++) {
+            infer_attend_head_ref(q, KT, ldkt, V, ldv, n, dh, scale, o0, sc);
+            infer_isa_set(infer_isa_best());
+            infer_attend_head(q, KT, ldkt, V, ldv, n, dh, scale, o1, sc);
+            double p[NMAX], mx = -1e300, sum = 0;
+            for (int j = 0; j < n; j++) {
+                double d = 0;
+                for (int i = 0; i < dh; i++) d += (double)q[i] * KT[i * ldkt + j];
+                p[j] = d * scale;
+                mx = fmax(mx, p[j]);
+            }
+            for (int j = 0; j < n; j++) sum += p[j] = exp(p[j] - mx);
+            for (int i = 0; i < dh; i++) {
+                double e = 0;
+                for (int j = 0; j < n; j++) e += p[j] / sum * V[j * ldv + i];
+                CHECK_MSG(fabs(o0[i] - e) <= 1e-6 + 1e-5 * fabs(e) && fabs(o1[i] - e) <= 1e-6 + 1e-5 * fabs(e),
+                          "dh %d n %d out[%d]: ref %.8g simd %.8g exact %.8g", dh, n, i, o0[i], o1[i], e);
+            }
+        }
+    }
+}
+
 /* quantized policy files: written, detected, refused where they cannot run, and close to f32 */
 TEST(quantized_policy_files) {
     char path[600], q8[600], qs[600], qb[600];
@@ -504,6 +580,9 @@ int main(void) {
     RUN(bad_frames_are_refused);
     RUN(ssm_step_matches_scalar_twin);
     RUN(lstm_cell_matches_scalar_twin);
+    RUN(gelu_matches_exact_erf_every_isa);
+    RUN(layernorm_matches_scalar_twin);
+    RUN(attend_head_matches_scalar_twin_and_double);
     RUN(quantized_policy_files);
     return harness_done();
 }

@@ -520,7 +520,9 @@ struct cphil_infer_state {
     float *hbuf, *cbuf;  /* stream: [L][H] recurrent state; Mamba: conv ring, SSM state */
     float *conv_ring;    /* [L][K-1][I] (stream Mamba) */
     float *ssm;          /* [L][I][N] */
-    float *kring, *vring;/* [L][W][H] (stream attention) */
+    float *kring, *vring;/* [L][H][wp] keys transposed, [L][W][H] values (stream attention) */
+    float *kt;           /* [H][wp] window attention's keys, transposed */
+    int wp;              /* W rounded up to 16 */
     double *rot;         /* [dh/2][2] (cos, sin) of the current absolute position (stream attention) */
     double *rot_step;    /* [dh/2][2] */
     float *tmp;          /* scratch for gates, dA, scores */
@@ -585,7 +587,9 @@ cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode
         ALLOC(s->ssm, (size_t)L * m->I * sp->state);
     }
     if (sp->backbone == CPHIL_BACKBONE_ATTENTION) {
-        ALLOC(s->kring, (size_t)L * Wz * H);
+        s->wp = (W + 15) & ~15;
+        ALLOC(s->kring, (size_t)L * s->wp * H);
+        ALLOC(s->kt, (size_t)s->wp * H);
         ALLOC(s->vring, (size_t)L * Wz * H);
         ALLOC(s->rot, (size_t)H);
         ALLOC(s->rot_step, (size_t)H);
@@ -625,6 +629,7 @@ void cphil_infer_state_close(cphil_infer_state *s) {
     cphil_free(s->ssm);
     cphil_free(s->kring);
     cphil_free(s->vring);
+    cphil_free(s->kt);
     cphil_free(s->rot);
     cphil_free(s->rot_step);
     cphil_free(s->tmp);
@@ -695,16 +700,6 @@ static void rmsnorm(const float *x, const float *w, float *y, int n, float eps) 
     for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
 }
 
-static void layernorm(const float *x, const float *w, const float *b, float *y, int n, float eps) {
-    double mu = 0.0, var = 0.0;
-    for (int i = 0; i < n; i++) mu += x[i];
-    mu /= n;
-    for (int i = 0; i < n; i++) var += ((double)x[i] - mu) * ((double)x[i] - mu);
-    var /= n;
-    float r = (float)(1.0 / sqrt(var + eps));
-    for (int i = 0; i < n; i++) y[i] = ((float)(x[i] - mu)) * r * w[i] + b[i];
-}
-
 /* The frame-local part of the first layer: pre = f(x0). */
 static void first_layer_pre(cphil_infer_state *s, const float *x0, float *pre) {
     const cphil_infer_model *m = s->m;
@@ -717,7 +712,7 @@ static void first_layer_pre(cphil_infer_state *s, const float *x0, float *pre) {
         mm(s, &m->mb[0].in_proj, 1, s->tmp, sp->hidden, pre, s->P, 0);
         break;
     case CPHIL_BACKBONE_ATTENTION:
-        layernorm(x0, m->at[0].ln1_w, m->at[0].ln1_b, s->tmp, sp->hidden, sp->norm_eps);
+        infer_layernorm(x0, m->at[0].ln1_w, m->at[0].ln1_b, s->tmp, sp->hidden, sp->norm_eps);
         mm(s, &m->at[0].qkv, 1, s->tmp, sp->hidden, pre, s->P, 0);
         break;
     default: break;
@@ -888,46 +883,15 @@ static void rope_apply(float *v, int H, int heads, const float *cs, const float 
     }
 }
 
-static float gelu(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
-
-/* q[H] attends over keys/values K[n][ldk], V[n][ldk] (n entries); out[H]. */
-static void attend(const float *q, const float *Kb, const float *Vb, int n, int ldk, int H, int heads, float *out,
-                   float *sc) {
-    int dh = H / heads;
-    float scale = 1.f / sqrtf((float)dh);
-    for (int hd = 0; hd < heads; hd++) {
-        const float *qh = q + hd * dh;
-        float mx = -INFINITY;
-        for (int j = 0; j < n; j++) {
-            const float *kj = Kb + (size_t)j * ldk + hd * dh;
-            float d = 0.f;
-            for (int i = 0; i < dh; i++) d += qh[i] * kj[i];
-            sc[j] = d * scale;
-            mx = fmaxf(mx, sc[j]);
-        }
-        for (int j = 0; j < n; j++) sc[j] -= mx;
-        infer_vexp(sc, n);
-        float sum = 0.f;
-        for (int j = 0; j < n; j++) sum += sc[j];
-        float inv = 1.f / sum;
-        float *oh = out + hd * dh;
-        for (int i = 0; i < dh; i++) oh[i] = 0.f;
-        for (int j = 0; j < n; j++) {
-            const float *vj = Vb + (size_t)j * ldk + hd * dh;
-            float p = sc[j] * inv;
-            for (int i = 0; i < dh; i++) oh[i] += p * vj[i];
-        }
-    }
-}
-
 /* FFN residual on M rows of X[M][H]: X += fc2(gelu(fc1(ln2(X)))) */
 static void attn_ffn(cphil_infer_state *s, const attn_layer *al, int M, float *X, float *U, float *F) {
     const int H = s->m->spec.hidden;
     const int wm = s->wmax;
-    for (int t = 0; t < M; t++) layernorm(X + (size_t)t * H, al->ln2_w, al->ln2_b, U + (size_t)t * wm, H, s->m->spec.norm_eps);
+    for (int t = 0; t < M; t++) infer_layernorm(X + (size_t)t * H, al->ln2_w, al->ln2_b, U + (size_t)t * wm, H, s->m->spec.norm_eps);
     mm(s, &al->fc1, M, U, wm, F, wm, 0);
-    for (int t = 0; t < M; t++)
-        for (int i = 0; i < 4 * H; i++) F[(size_t)t * wm + i] = gelu(F[(size_t)t * wm + i]);
+    if (wm == 4 * H) infer_vgelu(F, M * 4 * H);
+    else
+        for (int t = 0; t < M; t++) infer_vgelu(F + (size_t)t * wm, 4 * H);
     mm(s, &al->fc2, M, F, wm, X, H, 1);
 }
 
@@ -936,13 +900,15 @@ static void attn_window(cphil_infer_state *s, int T, float *X) {
     const cphil_infer_spec *sp = &m->spec;
     const int H = sp->hidden, L = sp->layers, nh = sp->heads, dh = H / nh;
     const int wm = s->wmax;
+    const int Wp = s->wp;
+    const float scale = 1.f / sqrtf((float)dh);
     float *U = s->A, *QKV = s->B, *O = s->C, *F = s->D2;
-    float *sc = s->tmp;
+    float *sc = s->tmp, *KT = s->kt;
     for (int l = 0; l < L; l++) {
         const attn_layer *al = &m->at[l];
         bool last = l == L - 1;
         if (l > 0) {
-            for (int t = 0; t < T; t++) layernorm(X + (size_t)t * H, al->ln1_w, al->ln1_b, U + (size_t)t * wm, H, sp->norm_eps);
+            for (int t = 0; t < T; t++) infer_layernorm(X + (size_t)t * H, al->ln1_w, al->ln1_b, U + (size_t)t * wm, H, sp->norm_eps);
             mm(s, &al->qkv, T, U, wm, QKV, wm, 0);
         } else {
             for (int t = 0; t < T; t++) memcpy(QKV + (size_t)t * wm, s->seq_pre[t], sizeof(float) * 3 * (size_t)H);
@@ -954,22 +920,30 @@ static void attn_window(cphil_infer_state *s, int T, float *X) {
             if (!last || t == T - 1) rope_apply(r, H, nh, cs, sn);
             rope_apply(r + H, H, nh, cs, sn);
         }
+        /* keys transposed (KT[c][t]), so that a query's scores take 16 keys at a time */
+        for (int t = 0; t < T; t++) {
+            const float *k = QKV + (size_t)t * wm + H;
+            for (int c = 0; c < H; c++) KT[(size_t)c * Wp + t] = k[c];
+        }
         int t0 = last ? T - 1 : 0;
         for (int t = t0; t < T; t++)
-            attend(QKV + (size_t)t * wm, QKV + H, QKV + 2 * H, t + 1, wm, H, nh, O + (size_t)(t - t0) * wm, sc);
+            for (int hd = 0; hd < nh; hd++)
+                infer_attend_head(QKV + (size_t)t * wm + hd * dh, KT + (size_t)hd * dh * Wp, Wp,
+                                  QKV + 2 * H + hd * dh, wm, t + 1, dh, scale, O + (size_t)(t - t0) * wm + hd * dh, sc);
         int M = T - t0;
         float *Xl = X + (size_t)t0 * H;
         mm(s, &al->out, M, O, wm, Xl, H, 1);
         attn_ffn(s, al, M, Xl, U, F);
     }
-    layernorm(X + (size_t)(T - 1) * H, m->normf_w, m->normf_b, s->feat, H, sp->norm_eps);
+    infer_layernorm(X + (size_t)(T - 1) * H, m->normf_w, m->normf_b, s->feat, H, sp->norm_eps);
 }
 
 static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0) {
     const cphil_infer_model *m = s->m;
     const cphil_infer_spec *sp = &m->spec;
-    const int H = sp->hidden, L = sp->layers, nh = sp->heads, dh = H / nh, W = s->W;
+    const int H = sp->hidden, L = sp->layers, nh = sp->heads, dh = H / nh, W = s->W, Wp = s->wp;
     const int wm = s->wmax;
+    const float scale = 1.f / sqrtf((float)dh);
     float *x = s->A, *u = s->B, *qkv = s->C, *o = s->D2, *F = s->D2 + wm;
     float cs[2048], sn[2048];
     for (int i = 0; i < dh / 2 && i < 2048; i++) {
@@ -983,20 +957,23 @@ static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0
         const attn_layer *al = &m->at[l];
         if (l == 0) memcpy(qkv, pre0, sizeof(float) * 3 * (size_t)H);
         else {
-            layernorm(x, al->ln1_w, al->ln1_b, u, H, sp->norm_eps);
+            infer_layernorm(x, al->ln1_w, al->ln1_b, u, H, sp->norm_eps);
             mm(s, &al->qkv, 1, u, H, qkv, 3 * H, 0);
         }
         rope_apply(qkv, H, nh, cs, sn);
         rope_apply(qkv + H, H, nh, cs, sn);
-        float *kr = s->kring + (size_t)l * W * H, *vr = s->vring + (size_t)l * W * H;
-        memcpy(kr + (size_t)slot * H, qkv + H, sizeof(float) * (size_t)H);
+        /* key ring transposed (kr[c][slot]), value ring by rows (vr[slot][c]) */
+        float *kr = s->kring + (size_t)l * H * Wp, *vr = s->vring + (size_t)l * W * H;
+        for (int c = 0; c < H; c++) kr[(size_t)c * Wp + slot] = qkv[H + c];
         memcpy(vr + (size_t)slot * H, qkv + 2 * H, sizeof(float) * (size_t)H);
         /* order inside the ring does not matter for softmax attention */
-        attend(qkv, kr, vr, n, H, H, nh, o, s->tmp);
+        for (int hd = 0; hd < nh; hd++)
+            infer_attend_head(qkv + hd * dh, kr + (size_t)hd * dh * Wp, Wp, vr + hd * dh, H, n, dh, scale, o + hd * dh,
+                              s->tmp);
         mm(s, &al->out, 1, o, H, x, H, 1);
         attn_ffn(s, al, 1, x, u, F);
     }
-    layernorm(x, m->normf_w, m->normf_b, s->feat, H, sp->norm_eps);
+    infer_layernorm(x, m->normf_w, m->normf_b, s->feat, H, sp->norm_eps);
     /* advance the absolute position's rotation (double, renormalized) */
     for (int i = 0; i < dh / 2; i++) {
         double c = s->rot[2 * i], sN = s->rot[2 * i + 1];

@@ -95,3 +95,64 @@ void infer_ssm_step(int I, int N, const float *At, const float *dt, const float 
 }
 
 
+/* ---- attention's pieces: GELU, LayerNorm, one head of softmax attention ------------------ */
+void infer_vgelu_ref(float *x, int n) {
+    for (int i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.f + erff(x[i] * 0.70710678118654752f));
+}
+
+void infer_vgelu(float *x, int n) {
+    if (infer_isa_get() == INFER_ISA_AVX512) infer_vgelu_avx512(x, n);
+    else infer_vgelu_ref(x, n);
+}
+
+void infer_layernorm_ref(const float *x, const float *w, const float *b, float *y, int n, float eps) {
+    double mu = 0.0, var = 0.0;
+    for (int i = 0; i < n; i++) mu += x[i];
+    mu /= n;
+    for (int i = 0; i < n; i++) var += ((double)x[i] - mu) * ((double)x[i] - mu);
+    var /= n;
+    float r = (float)(1.0 / sqrt(var + eps));
+    for (int i = 0; i < n; i++) y[i] = ((float)(x[i] - mu)) * r * w[i] + b[i];
+}
+
+void infer_layernorm(const float *x, const float *w, const float *b, float *y, int n, float eps) {
+    if (infer_isa_get() == INFER_ISA_AVX512) infer_layernorm_avx512(x, w, b, y, n, eps);
+    else infer_layernorm_ref(x, w, b, y, n, eps);
+}
+
+/* The twin keeps the layout (scores accumulated over i for all keys: contiguous, so the
+ * compiler may vectorize it at the baseline ISA) and the order of the AVX-512 form's sums only
+ * loosely: results agree within float rounding, not bit for bit. */
+void infer_attend_head_ref(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
+                           float scale, float *out, float *sc) {
+    for (int j = 0; j < n; j++) sc[j] = 0.f;
+    for (int i = 0; i < dh; i++) {
+        const float *kr = KT + (size_t)i * ldkt;
+        float qi = q[i];
+        for (int j = 0; j < n; j++) sc[j] += qi * kr[j];
+    }
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) {
+        sc[j] *= scale;
+        mx = sc[j] > mx ? sc[j] : mx;
+    }
+    float sum = 0.f;
+    for (int j = 0; j < n; j++) {
+        sc[j] = expf(sc[j] - mx);
+        sum += sc[j];
+    }
+    for (int i = 0; i < dh; i++) out[i] = 0.f;
+    for (int j = 0; j < n; j++) {
+        const float *vj = V + (size_t)j * ldv;
+        float p = sc[j];
+        for (int i = 0; i < dh; i++) out[i] += p * vj[i];
+    }
+    float inv = 1.f / sum;
+    for (int i = 0; i < dh; i++) out[i] *= inv;
+}
+
+void infer_attend_head(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
+                       float scale, float *out, float *sc) {
+    if (infer_isa_get() == INFER_ISA_AVX512) infer_attend_head_avx512(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
+    else infer_attend_head_ref(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
+}

@@ -2,6 +2,7 @@
  * the Mamba selective-scan step), each SIMD one with a scalar `_ref` twin.
  * The packed matrix products the engine runs are the kernels' (src/kernels/cpu/panel.h:
  * cphil_pmat_*); the engine's names for the weight types alias the kernels' cphil_wtype.
+ * Attention's pieces (GELU, LayerNorm, one head of softmax attention over a key set) are here too.
  * Does not: matrix products, training kernels.
  */
 #ifndef CPHIL_INFER_KERN_H
@@ -64,6 +65,32 @@ void infer_ssm_step_ref(int I, int N, const float *At, const float *dt, const fl
                         const float *C, const float *D, float *h, float *y);
 void infer_ssm_step_avx512(int I, int N, const float *At, const float *dt, const float *xc, const float *B,
                            const float *C, const float *D, float *h, float *y);
+/* GELU, exact-erf form (PyTorch nn.GELU's default): x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), in
+ * place. _ref is that formula with libm erff. _avx512 computes Phi from erfc(a), a = |x|/sqrt 2:
+ *   erfc(a) = t exp(-a^2 + P(t)),  t = 1 / (1 + a/2),  a in [0, 9.3] (0 beyond)
+ * with P of degree 9, least-squares fitted for this project (relative error of erfc <= 5e-8
+ * before float rounding); Phi = 1 - erfc/2 for x >= 0, erfc/2 below, so the lower tail keeps its
+ * relative accuracy (1 + erff rounds it away). Error against the exact function: <= 4e-7
+ * absolute, <= 5 ulp for x >= -3 (tests/test_infer.c). */
+void infer_vgelu(float *x, int n);
+void infer_vgelu_ref(float *x, int n);
+void infer_vgelu_avx512(float *x, int n);
+/* LayerNorm of one row: y = (x - mean) / sqrt(var + eps) * w + b, mean and variance summed in
+ * f64 (two passes). y must not alias x. */
+void infer_layernorm(const float *x, const float *w, const float *b, float *y, int n, float eps);
+void infer_layernorm_ref(const float *x, const float *w, const float *b, float *y, int n, float eps);
+void infer_layernorm_avx512(const float *x, const float *w, const float *b, float *y, int n, float eps);
+/* One head of softmax attention for one query over n >= 1 keys:
+ *   s_j = scale (q . k_j),  p = softmax(s),  out = sum_j p_j v_j   (j < n)
+ * q[dh]; the keys transposed, k_j[i] = KT[i * ldkt + j] (ldkt >= n), so that the scores are
+ * computed 16 keys at a time; v_j = V + j * ldv; out[dh]; sc: scratch of n rounded up to 16.
+ * out must not alias q, KT or V. */
+void infer_attend_head(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
+                       float scale, float *out, float *sc);
+void infer_attend_head_ref(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
+                           float scale, float *out, float *sc);
+void infer_attend_head_avx512(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
+                              float scale, float *out, float *sc);
 /* f32 <-> bf16 (round-to-nearest-even, NaN kept quiet; the panel products' rounding). */
 static inline uint16_t infer_f32_to_bf16(float f) { return cphil_pmat_bf16(f); }
 static inline float infer_bf16_to_f32(uint16_t h) { return cphil_pmat_bf16_to_f32(h); }

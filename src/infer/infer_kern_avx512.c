@@ -5,6 +5,7 @@
 #include "infer/infer_kern.h"
 
 #include <immintrin.h>
+#include <math.h>
 
 #define AI static inline __attribute__((always_inline))
 /* ---- activations (Cephes expf / logf polynomials) ------------------------------------------ */
@@ -138,3 +139,147 @@ void infer_ssm_step_avx512(int I, int N, const float *At, const float *dt, const
     }
 }
 
+
+/* ---- attention's pieces: GELU, LayerNorm, one head of softmax attention ------------------ */
+AI __mmask16 tail16(int r) { return r >= 16 ? (__mmask16)0xffff : r <= 0 ? (__mmask16)0 : (__mmask16)((1u << r) - 1u); }
+
+/* x Phi(x), Phi from erfc(|x|/sqrt 2) = t exp(-a^2 + P(t)), t = 1/(1 + a/2) (see infer_kern.h).
+ * P: degree 9, fitted by weighted least squares on a in [0, 10] (Lawson iterations towards
+ * minimax), coefficients highest degree first. fnmadd forms -a^2 + P in one rounding. */
+AI __m512 gelu512(__m512 x) {
+    const __m512 a = _mm512_min_ps(_mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f)),
+                                   _mm512_set1_ps(10.f));
+    const __m512 one = _mm512_set1_ps(1.f);
+    __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(a, _mm512_set1_ps(0.5f), one));
+    __m512 p = _mm512_set1_ps(1.421949105e-01f);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-6.660666367e-01f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.122409191e+00f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-6.512591901e-01f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.167788697e-01f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(2.019153185e-02f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(2.835856310e-02f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(3.878994358e-01f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(9.984925488e-01f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.265441440e+00f));
+    __mmask16 live = _mm512_cmp_ps_mask(a, _mm512_set1_ps(9.3f), _CMP_LT_OQ);
+    __m512 h = _mm512_maskz_mul_ps(live, _mm512_mul_ps(t, _mm512_set1_ps(0.5f)), exp512(_mm512_fnmadd_ps(a, a, p)));
+    __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
+    __m512 phi = _mm512_mask_sub_ps(h, pos, one, h);
+    return _mm512_mul_ps(x, phi);
+}
+void infer_vgelu_avx512(float *x, int n) { ACT_LOOP(gelu512(v)) }
+
+/* f64 sums of 16 floats at a time (two halves of 8); the tail is scalar. */
+void infer_layernorm_avx512(const float *x, const float *w, const float *b, float *y, int n, float eps) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    int n16 = n & ~15;
+    for (int i = 0; i < n16; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+    }
+    double mu = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (int i = n16; i < n; i++) mu += x[i];
+    mu /= n;
+    const __m512d m = _mm512_set1_pd(mu);
+    s0 = _mm512_setzero_pd();
+    s1 = _mm512_setzero_pd();
+    for (int i = 0; i < n16; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        __m512d d0 = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), m);
+        __m512d d1 = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)), m);
+        s0 = _mm512_fmadd_pd(d0, d0, s0);
+        s1 = _mm512_fmadd_pd(d1, d1, s1);
+    }
+    double var = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (int i = n16; i < n; i++) var += ((double)x[i] - mu) * ((double)x[i] - mu);
+    var /= n;
+    float r = (float)(1.0 / sqrt(var + eps));
+    const __m512 vr = _mm512_set1_ps(r);
+    for (int i = 0; i < n16; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        __m256 d0 = _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), m));
+        __m256 d1 = _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)), m));
+        __m512 d = _mm512_insertf32x8(_mm512_castps256_ps512(d0), d1, 1);
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(_mm512_mul_ps(d, vr), _mm512_loadu_ps(w + i), _mm512_loadu_ps(b + i)));
+    }
+    for (int i = n16; i < n; i++) y[i] = ((float)(x[i] - mu)) * r * w[i] + b[i];
+}
+
+/* Scores of keys [j0, j0 + 16 NB) (masked at n) into sc, running max in *mx: one broadcast of
+ * q[i] feeds NB independent accumulators (NB chains hide the FMA latency). */
+AI void att_scores(const float *q, const float *KT, int ldkt, int j0, int n, int dh, __m512 scale, float *sc,
+                   __m512 *mx, const int NB) {
+    __m512 acc[4];
+    __mmask16 k[4];
+    for (int b = 0; b < NB; b++) {
+        acc[b] = _mm512_setzero_ps();
+        k[b] = tail16(n - j0 - 16 * b);
+    }
+    for (int i = 0; i < dh; i++) {
+        __m512 qb = _mm512_set1_ps(q[i]);
+        const float *kr = KT + (size_t)i * ldkt + j0;
+        for (int b = 0; b < NB; b++) acc[b] = _mm512_fmadd_ps(qb, _mm512_maskz_loadu_ps(k[b], kr + 16 * b), acc[b]);
+    }
+    for (int b = 0; b < NB; b++) {
+        __m512 s = _mm512_mul_ps(acc[b], scale);
+        _mm512_mask_storeu_ps(sc + j0 + 16 * b, k[b], s);
+        *mx = _mm512_mask_max_ps(*mx, k[b], *mx, s);
+    }
+}
+
+/* out[c0, c0 + 16 NB) = inv * sum_j p_j v_j[...]: two key parities x NB column blocks of chains. */
+AI void att_pv(const float *p, const float *V, int ldv, int n, int c0, int dh, __m512 inv, float *out, const int NB) {
+    __m512 a0[4], a1[4];
+    __mmask16 k[4];
+    for (int b = 0; b < NB; b++) {
+        a0[b] = a1[b] = _mm512_setzero_ps();
+        k[b] = tail16(dh - c0 - 16 * b);
+    }
+    int j = 0;
+    for (; j + 2 <= n; j += 2) {
+        __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
+        const float *v0 = V + (size_t)j * ldv + c0, *v1 = v0 + ldv;
+        for (int b = 0; b < NB; b++) {
+            a0[b] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(k[b], v0 + 16 * b), a0[b]);
+            a1[b] = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(k[b], v1 + 16 * b), a1[b]);
+        }
+    }
+    if (j < n) {
+        __m512 p0 = _mm512_set1_ps(p[j]);
+        const float *v0 = V + (size_t)j * ldv + c0;
+        for (int b = 0; b < NB; b++) a0[b] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(k[b], v0 + 16 * b), a0[b]);
+    }
+    for (int b = 0; b < NB; b++) _mm512_mask_storeu_ps(out + c0 + 16 * b, k[b], _mm512_mul_ps(_mm512_add_ps(a0[b], a1[b]), inv));
+}
+
+void infer_attend_head_avx512(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
+                              float scale, float *out, float *sc) {
+    const __m512 vscale = _mm512_set1_ps(scale);
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    int j0 = 0;
+    for (; j0 < n - 48; j0 += 64) att_scores(q, KT, ldkt, j0, n, dh, vscale, sc, &mx, 4);
+    switch ((n - j0 + 15) / 16) {
+    case 1: att_scores(q, KT, ldkt, j0, n, dh, vscale, sc, &mx, 1); break;
+    case 2: att_scores(q, KT, ldkt, j0, n, dh, vscale, sc, &mx, 2); break;
+    case 3: att_scores(q, KT, ldkt, j0, n, dh, vscale, sc, &mx, 3); break;
+    default: break;
+    }
+    const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 vs = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 k = tail16(n - j);
+        __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, sc + j), vm)));
+        _mm512_mask_storeu_ps(sc + j, k, e);
+        vs = _mm512_add_ps(vs, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.f / _mm512_reduce_add_ps(vs));
+    int c0 = 0;
+    for (; c0 < dh - 48; c0 += 64) att_pv(sc, V, ldv, n, c0, dh, inv, out, 4);
+    switch ((dh - c0 + 15) / 16) {
+    case 1: att_pv(sc, V, ldv, n, c0, dh, inv, out, 1); break;
+    case 2: att_pv(sc, V, ldv, n, c0, dh, inv, out, 2); break;
+    case 3: att_pv(sc, V, ldv, n, c0, dh, inv, out, 3); break;
+    default: break;
+    }
+}
