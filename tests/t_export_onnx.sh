@@ -5,8 +5,9 @@
 # relative (f32) on random inputs, and so does an independent NumPy forward pass rebuilt from the
 # .npz export (tests/py/npz_forward.py); the int8 graphs (dynamic, and static QDQ calibrated on
 # the inputs) run in ONNX Runtime and their chosen actions agree with cphil's int8 engine
-# (`cphil predict --int8 dynamic|static`, same calibration) on >= 99% of decisions; bad
-# arguments are clear errors. Small models (E 24, H 16, W 6): seconds.
+# (`cphil predict --int8 dynamic|static`, same calibration) on >= 99% of decisions; the int8
+# files `cphil quantize` writes (dynamic and static) export as they are and ONNX Runtime agrees
+# with `cphil predict` on them (>= 99%); bad arguments are clear errors. Small models (E 24, H 16, W 6): seconds.
 set -u
 BIN=${CPHIL_BIN:-build/rel/cphil}
 T=${CPHIL_TEST_TMP:-build/rel/test-tmp}/export_onnx
@@ -92,4 +93,34 @@ if [ -f "$R" ]; then
 else
   echo "note: $R missing, real-replay comparisons not run"
 fi
+# Files `cphil quantize` wrote (its own int8 weights and activation mode, static scales calibrated
+# on synthetic games): exported without --int8, and run by `cphil predict` without --int8.
+"$BIN" synth --games 3 --out "$T/games" >/dev/null || fail "synth"
+X=""
+for bb in mlp lstm gru mamba attention; do
+  P="random:$bb:layout=default,hidden=16,window=6,layers=2,state=4,heads=2,mlp=32x16,seed=5"
+  "$BIN" export --quiet --policy "$P" --format safetensors --output "$T/${bb}_f.safetensors" || fail "$bb: save"
+  if [ -z "$X" ]; then
+    "$BIN" predict --quiet --policy "$T/${bb}_f.safetensors" --replay "$T/games/synth_0000.slp" --port 1 --frames 0:127 --output "$T/q_x.npz" || fail "predict --replay (synthetic)"
+    $PY -c "import numpy as np; np.save('$T/q_x.npy', np.load('$T/q_x.npz')['state_sequence'])"
+    X="$T/q_x.npy"
+  fi
+  for mode in dynamic static; do
+    Q="$T/${bb}_q_$mode.safetensors"
+    cal=(); [ $mode = static ] && cal=(--calibration "$T/games")
+    "$BIN" quantize --policy "$T/${bb}_f.safetensors" --mode $mode "${cal[@]}" --output "$Q" >/dev/null || fail "$bb: quantize $mode"
+    "$BIN" export --quiet --policy "$Q" --format onnx --output "$T/${bb}_q_$mode.onnx" || fail "$bb: export of an int8 $mode file"
+    "$BIN" predict --quiet --policy "$Q" --input "$X" --output "$T/${bb}_q_$mode.npz" || fail "$bb: predict on an int8 $mode file"
+    node tests/js/onnx_run.js "$T/${bb}_q_$mode.onnx" "$X" "$T/${bb}_q_${mode}_ort" 1 || fail "$bb: onnxruntime on the int8 $mode file's graph"
+    $PY tests/py/compare.py "$T/${bb}_q_${mode}_ort" "$T/${bb}_q_$mode.npz" --agree 0.99 --label "$bb quantized-file int8 $mode: ORT vs cphil predict" || fail "$bb: quantized $mode agreement"
+  done
+done
+Q="$T/lstm_q_static.safetensors"
+out=$("$BIN" export --policy "$Q" --format npz --output "$T/q.npz" 2>&1) && fail "npz of an int8 file accepted"
+echo "$out" | grep -q "int8 static weights" || fail "int8-file npz message: $out"
+out=$("$BIN" export --policy "$Q" --format onnx --int8 dynamic --output "$T/q.onnx" 2>&1) && fail "--int8 dynamic on a static file accepted"
+echo "$out" | grep -q "drop --int8" || fail "int8-file --int8 message: $out"
+out=$("$BIN" predict --policy "$Q" --input "$X" --int8 static --calibration "$X" --output "$T/q.npz" 2>&1) && fail "predict: --calibration on a static file accepted"
+echo "$out" | grep -q "drop --calibration" || fail "int8-file predict message: $out"
+[ -e "$T/q.npz" ] || [ -e "$T/q.onnx" ] && fail "a refused export left an output file"
 echo "all backbones: npz, onnx f32 and int8 checked"

@@ -22,7 +22,11 @@ static void export_usage(FILE *f) {
             "  --int8 static    (onnx) QDQ with activation scales calibrated on DATA:\n"
             "  --calibration DATA   a .npy of dense inputs [N, W, E] (float), or a replay folder\n"
             "                   or .slp file (its windows, both ports, at most 4096 windows)\n"
-            "  --quiet          print nothing on success\n");
+            "  --quiet          print nothing on success\n"
+            "P may be a file `cphil quantize` wrote: bf16 weights export as their f32 values; an int8\n"
+            "file exports to onnx only, as an int8 graph with its own weights and activation mode\n"
+            "(dynamic, or static with its stored scales; a matrix without one is quantized per call,\n"
+            "as cphil's engine does), so --int8 and --calibration are not needed.\n");
 }
 
 int cmd_export(int argc, char **argv) {
@@ -67,7 +71,7 @@ int cmd_export(int argc, char **argv) {
                   near ? near : "", near ? "'?)" : "");
         return CLI_EXIT_USAGE;
     }
-    cphil_export_opts o = {CPHIL_EXPORT_F32, NULL, NULL};
+    cphil_export_opts o = {CPHIL_EXPORT_F32, NULL, NULL, false};
     if (int8) {
         if (!is_onnx) {
             cli_error("export: --int8 applies to --format onnx only (the .npz and safetensors files hold f32 weights)");
@@ -80,24 +84,50 @@ int cmd_export(int argc, char **argv) {
             return CLI_EXIT_USAGE;
         }
     }
-    if (o.quant == CPHIL_EXPORT_INT8_STATIC && !calib) {
-        cli_error("export: --int8 static needs --calibration DATA (a .npy of inputs [N, W, E] or replays)");
-        return CLI_EXIT_USAGE;
-    }
     if (calib && o.quant != CPHIL_EXPORT_INT8_STATIC) {
         cli_error("export: --calibration is only used with --int8 static");
         return CLI_EXIT_USAGE;
     }
     cphil_model m;
-    cphil_status s = cphil_export_load_policy(policy, &m);
+    cphil_policy_quant pq;
+    cphil_status s = cphil_export_load_policy_quant(policy, &m, &pq);
     if (s) {
         cli_error(NULL);
         return CLI_EXIT_FAIL;
     }
+    bool file_int8 = pq.weights == CPHIL_POLICY_W_INT8_DYNAMIC || pq.weights == CPHIL_POLICY_W_INT8_STATIC;
+    if (file_int8) {
+        /* the file's own quantization: its weights, its activation mode and scales */
+        cphil_export_quant fq = pq.weights == CPHIL_POLICY_W_INT8_STATIC ? CPHIL_EXPORT_INT8_STATIC : CPHIL_EXPORT_INT8_DYNAMIC;
+        const char *why = !is_onnx ? "the .npz and safetensors exports hold f32 weights: export the f32 policy it was "
+                                     "quantized from, or use --format onnx"
+                          : calib ? "its activation scales are in the file: drop --calibration"
+                          : int8 && o.quant != fq ? "its weights and activation mode are used as they are: drop --int8"
+                                                  : NULL;
+        if (why) {
+            cli_error("export: %s holds %s weights (written by cphil quantize); %s", policy,
+                      cphil_policy_weights_name(pq.weights), why);
+            cphil_model_free(&m);
+            cphil_policy_quant_free(&pq);
+            return CLI_EXIT_USAGE;
+        }
+        o.quant = fq;
+        if (fq == CPHIL_EXPORT_INT8_STATIC) {
+            o.amax = cphil_policy_quant_amax;
+            o.amax_ctx = &pq;
+            o.missing_dynamic = true;
+        }
+    }
+    if (o.quant == CPHIL_EXPORT_INT8_STATIC && !calib && !file_int8) {
+        cli_error("export: --int8 static needs --calibration DATA (a .npy of inputs [N, W, E] or replays)");
+        cphil_model_free(&m);
+        cphil_policy_quant_free(&pq);
+        return CLI_EXIT_USAGE;
+    }
     double t0 = cphil_now_sec();
     int nodes = 0;
     cphil_export_calib *cal = NULL;
-    if (o.quant == CPHIL_EXPORT_INT8_STATIC) {
+    if (o.quant == CPHIL_EXPORT_INT8_STATIC && !file_int8) {
         s = cphil_export_calib_run(&m, calib, &cal);
         o.amax = cphil_export_calib_amax;
         o.amax_ctx = cal;
@@ -113,13 +143,18 @@ int cmd_export(int argc, char **argv) {
     if (s) {
         cli_error(NULL);
     } else if (!quiet) {
-        printf("wrote %s (%s%s%s, %s, %d tensors, %zu parameters", output, format, int8 ? " int8 " : "", int8 ? int8 : "",
-               cphil_backbone_name(m.cfg.backbone), m.n_tensors, m.n_weights);
+        if (file_int8)
+            printf("wrote %s (%s, the file's %s weights, %s, %d tensors, %zu parameters", output, format,
+                   cphil_policy_weights_name(pq.weights), cphil_backbone_name(m.cfg.backbone), m.n_tensors, m.n_weights);
+        else
+            printf("wrote %s (%s%s%s, %s, %d tensors, %zu parameters", output, format, int8 ? " int8 " : "",
+                   int8 ? int8 : "", cphil_backbone_name(m.cfg.backbone), m.n_tensors, m.n_weights);
         if (is_onnx) printf(", %d nodes", nodes);
         if (cal) printf(", calibrated on %ld windows", cphil_export_calib_windows(cal));
         printf(") in %.2f s\n", cphil_now_sec() - t0);
     }
     cphil_export_calib_free(cal);
     cphil_model_free(&m);
+    cphil_policy_quant_free(&pq);
     return s ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

@@ -25,7 +25,10 @@ static void predict_usage(FILE *f) {
             "--int8 dynamic: run cphil's int8 engine instead (int8 weights per output channel,\n"
             "activations quantized per call); --int8 static --calibration DATA: with activation\n"
             "scales calibrated on DATA (a .npy [N, W, E], a .slp or a folder of them), the same\n"
-            "calibration `cphil export --int8 static` uses.\n");
+            "calibration `cphil export --int8 static` uses.\n"
+            "P may be a file `cphil quantize` wrote: bf16 weights run as their f32 values; an int8 file\n"
+            "runs on cphil's int8 engine with its own weights and activation mode (dynamic, or static\n"
+            "with its stored scales), so --int8 and --calibration are not needed.\n");
 }
 
 int cmd_predict(int argc, char **argv) {
@@ -96,11 +99,13 @@ int cmd_predict(int argc, char **argv) {
     memset(&x, 0, sizeof x);
     cphil_model m;
     memset(&m, 0, sizeof m);
+    cphil_policy_quant pq;
+    memset(&pq, 0, sizeof pq);
     float *X = NULL, *logits = NULL;
     int N = 0, W = 0, E = 0;
     cphil_status s = CPHIL_OK;
     if (replay) {
-        s = cphil_export_load_policy(policy, &m);
+        s = cphil_export_load_policy_quant(policy, &m, &pq);
         if (!s) s = cphil_predict_replay_windows(&m, replay, (int)port, fa, fb, 0, &X, &N, &W);
         E = m.cfg.E;
     } else {
@@ -128,7 +133,16 @@ int cmd_predict(int argc, char **argv) {
         for (size_t i = 0; i < x.numel && !s; i++)
             if (!(X[i] == X[i]) || X[i] - X[i] != 0)
                 s = cphil_err(CPHIL_E_NUMERIC, "%s: element %zu is not finite", input, i);
-    if (!s && !replay) s = cphil_export_load_policy(policy, &m);
+    if (!s && !replay) s = cphil_export_load_policy_quant(policy, &m, &pq);
+    bool file_static = pq.weights == CPHIL_POLICY_W_INT8_STATIC;
+    if (!s && (file_static || pq.weights == CPHIL_POLICY_W_INT8_DYNAMIC)) {
+        /* an int8 file runs as it is: its weights, its activation mode and scales */
+        const char *mode = file_static ? "static" : "dynamic";
+        if (calib || (int8 && strcmp(int8, mode)))
+            s = cphil_err(CPHIL_E_ARG, "predict: %s holds int8 %s weights (written by cphil quantize) and runs as they are: "
+                          "drop %s", policy, mode, calib ? "--calibration" : "--int8");
+        int8 = mode;
+    }
     if (!s) {
         logits = cphil_alloc((size_t)N * CPHIL_N_LOGITS * sizeof(float));
         if (!logits) s = cphil_err(CPHIL_E_NOMEM, "predict: out of memory");
@@ -144,6 +158,7 @@ int cmd_predict(int argc, char **argv) {
         if (!s && calib) s = cphil_export_calib_run(&m, calib, &cal);
         if (!s) s = cphil_dense_engine_open(&m, true, &eng);
         if (!s && cal) s = cphil_dense_engine_set_static(eng, cal);
+        if (!s && file_static) s = cphil_dense_engine_set_static_fn(eng, cphil_policy_quant_amax, &pq);
         t0 = cphil_now_sec();
         if (!s) s = cphil_dense_engine_run(eng, X, N, W, logits, NULL);
         cphil_dense_engine_close(eng);
@@ -179,5 +194,6 @@ int cmd_predict(int argc, char **argv) {
     cphil_free(X);
     cphil_npy_array_free(&x);
     cphil_model_free(&m);
+    cphil_policy_quant_free(&pq);
     return s ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

@@ -128,7 +128,14 @@ static const char *linear(xb *x, const char *in, const char *prefix, bool bias, 
         const char *wq = cphil_onnx_init(g, tn, CPHIL_ONNX_INT8, 2, (int64_t[]){n_in, n_out}, qt);
         snprintf(tn, sizeof tn, "%s.scale", wn);
         const char *ws = cphil_onnx_init_f32(g, tn, 1, (int64_t[]){n_out}, scale);
-        if (x->o->quant == CPHIL_EXPORT_INT8_DYNAMIC) {
+        float amax = 0;
+        bool calibrated = x->o->quant == CPHIL_EXPORT_INT8_STATIC && x->o->amax &&
+                          x->o->amax(x->o->amax_ctx, wn, &amax) && amax >= 0 && isfinite(amax);
+        if (x->o->quant == CPHIL_EXPORT_INT8_STATIC && !calibrated && !x->o->missing_dynamic) {
+            xerr(x, cphil_err(CPHIL_E_ARG, "export: static int8 needs a calibrated input range for \"%s\" (none given)", wn));
+            return NULL;
+        }
+        if (!calibrated) {
             const char *qo[3];
             cphil_onnx_node(g, "DynamicQuantizeLinear", NULL, 1, (const char *[]){in}, 3, qo, 0, NULL);
             const char *mi = cphil_onnx_op(g, "MatMulInteger", 3, (const char *[]){qo[0], wq, qo[2]}, 0, NULL);
@@ -136,11 +143,6 @@ static const char *linear(xb *x, const char *in, const char *prefix, bool bias, 
             const char *sc = CPHIL_ONNX_OP2(g, "Mul", qo[1], ws);
             y = CPHIL_ONNX_OP2(g, "Mul", f, sc);
         } else {
-            float amax = 0;
-            if (!x->o->amax || !x->o->amax(x->o->amax_ctx, wn, &amax) || !(amax >= 0) || !isfinite(amax)) {
-                xerr(x, cphil_err(CPHIL_E_ARG, "export: static int8 needs a calibrated input range for \"%s\" (none given)", wn));
-                return NULL;
-            }
             float s = amax > 0 ? amax / 127.0f : 1.0f;
             int8_t zp = 0;
             const char *sx = cphil_onnx_scalar_f32(g, s);
@@ -465,7 +467,7 @@ static const char *bb_attention(xb *x, const char *X) {
 }
 
 cphil_status cphil_export_onnx(const cphil_model *m, const cphil_export_opts *opts, const char *path, int *n_nodes) {
-    cphil_export_opts def = {CPHIL_EXPORT_F32, NULL, NULL};
+    cphil_export_opts def = {CPHIL_EXPORT_F32, NULL, NULL, false};
     if (!opts) opts = &def;
     if ((unsigned)opts->quant > CPHIL_EXPORT_INT8_STATIC) return cphil_err(CPHIL_E_ARG, "export: bad quantization mode");
     const cphil_model_config *c = &m->cfg;

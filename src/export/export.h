@@ -16,7 +16,8 @@
  *           Runtime fuses into DynamicQuantizeMatMul). LSTM/GRU weights are stored int8 and
  *           dequantized (DequantizeLinear), the recurrence runs in f32.
  *  static:  QDQ: activations QuantizeLinear/DequantizeLinear with a calibrated per-tensor int8
- *           scale (amax / 127, zero point 0), weights int8 per output channel + DequantizeLinear.
+ *           scale (amax / 127, zero point 0), weights int8 per output channel + DequantizeLinear
+ *           (with missing_dynamic, a Linear without a calibrated range takes the dynamic form).
  * Deliberately not: training graphs, external data (> 2 GB), other opsets.
  */
 #ifndef CPHIL_EXPORT_H
@@ -43,6 +44,9 @@ typedef struct cphil_export_opts {
     cphil_export_quant quant;
     cphil_export_amax_fn amax;  /* static only */
     void *amax_ctx;
+    bool missing_dynamic;       /* static: a Linear amax does not know is quantized per call
+                                 * (DynamicQuantizeLinear) instead of failing: the engine's rule
+                                 * for an int8 file without a scale for that matrix */
 } cphil_export_opts;
 
 /* Write m as an ONNX model to path (atomic). Errors: CPHIL_E_ARG (bad options, missing

@@ -246,15 +246,19 @@ void cphil_export_calib_free(cphil_export_calib *c) {
     cphil_free(c);
 }
 
-cphil_status cphil_dense_engine_set_static(cphil_dense_engine *e, const cphil_export_calib *c) {
+cphil_status cphil_dense_engine_set_static_fn(cphil_dense_engine *e, cphil_export_amax_fn amax, void *ctx) {
     int n = cphil_infer_model_n_mats(e->im);
     float *sc = cphil_calloc((size_t)(n ? n : 1), sizeof(float));
     if (!sc) return cphil_err(CPHIL_E_NOMEM, "engine: out of memory");
     for (int i = 0; i < n; i++) {
         float a = 0;
-        if (cphil_export_calib_amax((void *)c, cphil_infer_model_mat_name(e->im, i), &a) && a > 0) sc[i] = a / 127.0f;
+        if (amax(ctx, cphil_infer_model_mat_name(e->im, i), &a) && a > 0) sc[i] = a / 127.0f;
     }
     cphil_infer_model_set_act_scales(e->im, sc);
     cphil_free(sc);
     return CPHIL_OK;
+}
+
+cphil_status cphil_dense_engine_set_static(cphil_dense_engine *e, const cphil_export_calib *c) {
+    return cphil_dense_engine_set_static_fn(e, cphil_export_calib_amax, (void *)c);
 }

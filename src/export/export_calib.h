@@ -31,6 +31,9 @@ cphil_status cphil_dense_engine_open(const cphil_model *m, bool int8, cphil_dens
 void cphil_dense_engine_close(cphil_dense_engine *e);
 /* Static int8: activation scales from a calibration (amax / 127 per matrix). */
 cphil_status cphil_dense_engine_set_static(cphil_dense_engine *e, const cphil_export_calib *c);
+/* The same from any source of ranges (e.g. an int8 static file's, cphil_policy_quant_amax);
+ * a matrix amax does not know keeps per-call (dynamic) activation scales. */
+cphil_status cphil_dense_engine_set_static_fn(cphil_dense_engine *e, cphil_export_amax_fn amax, void *ctx);
 /* Window mode on X [N, W, E] (the last min(W, window) frames of each) -> logits [N, 81]; amax
  * (NULL or n_mats floats) accumulates each matrix's max |input|. */
 cphil_status cphil_dense_engine_run(cphil_dense_engine *e, const float *X, int N, int W, float *logits, float *amax);

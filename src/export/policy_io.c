@@ -1,7 +1,11 @@
-/* policy_io.c — policy file load that also accepts "random:" policies (policy_io.h).
- * Deliberately not: checkpoints (optimizer state; src/train), int8 policy files (src/infer). */
+/* policy_io.c — policy file load that also accepts "random:" policies and the quantized files
+ * `cphil quantize` writes (read through src/infer's policy reader, dequantized) (policy_io.h).
+ * Deliberately not: checkpoints (optimizer state; src/train). */
 #include "export/policy_io.h"
 #include "game/embed.h"
+#include "infer/infer_policy.h"
+
+#include <math.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -77,4 +81,92 @@ cphil_status cphil_export_load_policy(const char *path, cphil_model *m) {
     memset(m, 0, sizeof *m);
     if (!strncmp(path, "random:", 7)) return random_policy(path, m);
     return cphil_policy_load(path, m);
+}
+
+const char *cphil_policy_weights_name(cphil_policy_weights w) {
+    switch (w) {
+    case CPHIL_POLICY_W_BF16: return "bf16";
+    case CPHIL_POLICY_W_INT8_DYNAMIC: return "int8 dynamic";
+    case CPHIL_POLICY_W_INT8_STATIC: return "int8 static";
+    default: return "f32";
+    }
+}
+
+void cphil_policy_quant_free(cphil_policy_quant *q) {
+    if (!q) return;
+    cphil_free(q->names);
+    cphil_free(q->act_scale);
+    memset(q, 0, sizeof *q);
+}
+
+bool cphil_policy_quant_amax(void *ctx, const char *weight_name, float *amax) {
+    const cphil_policy_quant *q = ctx;
+    /* the engine's fused first head layers share one input: the file stores its scale under
+     * every head's name, the engine reads the buttons head's (src/infer/infer.c) */
+    if (!strcmp(weight_name, "heads.*.0.weight")) weight_name = "heads.buttons.0.weight";
+    for (int i = 0; q && i < q->n; i++)
+        if (!strcmp(q->names[i], weight_name)) {
+            float a = q->act_scale[i] * 127.0f;
+            if (q->has_ids && !strcmp(weight_name, "input_proj.weight") && a < 1.0f) a = 1.0f;
+            *amax = a;
+            return true;
+        }
+    return false;
+}
+
+/* m's tensors from an open quantized policy file, as f32; static scales into q. */
+static cphil_status dequantize(const cphil_infer_policy *p, cphil_model *m, cphil_policy_quant *q) {
+    cphil_status s = cphil_model_init(m, cphil_infer_policy_config(p));
+    if (s) return cphil_err_prefix(s, "%s: ", cphil_infer_policy_path(p));
+    q->names = cphil_calloc((size_t)m->n_tensors, sizeof *q->names);
+    q->act_scale = cphil_calloc((size_t)m->n_tensors, sizeof *q->act_scale);
+    if (!q->names || !q->act_scale) return cphil_err(CPHIL_E_NOMEM, "out of memory");
+    for (int i = 0; i < m->n_tensors; i++) {
+        const cphil_tensor *mt = &m->tensors[i];
+        cphil_infer_tensor t;
+        if ((s = cphil_infer_policy_lookup((void *)p, mt->name, &t))) return s;
+        int64_t n = 1;
+        for (int d = 0; d < t.rank; d++) n *= t.shape[d];
+        if (t.rank != mt->ndim || (size_t)n != mt->numel) /* the reader checked; stay safe */
+            return cphil_err(CPHIL_E_MISMATCH, "%s: tensor '%s' does not fit the config", cphil_infer_policy_path(p), mt->name);
+        float *dst = m->params + mt->offset;
+        if (t.dtype == INFER_F32) memcpy(dst, t.data, sizeof(float) * (size_t)n);
+        else if (t.dtype == INFER_BF16)
+            for (int64_t k = 0; k < n; k++) dst[k] = infer_bf16_to_f32(((const uint16_t *)t.data)[k]);
+        else {
+            const int8_t *qv = t.data;
+            int64_t cols = n / t.shape[0];
+            for (int64_t k = 0; k < n; k++) dst[k] = (float)qv[k] * t.scale[k / cols];
+            if (t.act_scale > 0.f && isfinite(t.act_scale)) {
+                snprintf(q->names[q->n], sizeof q->names[q->n], "%s", mt->name);
+                q->act_scale[q->n++] = t.act_scale;
+            }
+        }
+    }
+    return CPHIL_OK;
+}
+
+cphil_status cphil_export_load_policy_quant(const char *path, cphil_model *m, cphil_policy_quant *q) {
+    memset(q, 0, sizeof *q);
+    memset(m, 0, sizeof *m);
+    cphil_infer_policy *p = NULL;
+    /* f32 files (and anything the engine's reader refuses) take the trainer's loader and its
+     * messages; the reader only decides whether the file is a quantized copy. */
+    if (!strncmp(path, "random:", 7) || cphil_infer_policy_open(path, &p) ||
+        cphil_infer_policy_precision(p) == INFER_F32) {
+        cphil_infer_policy_close(p);
+        return cphil_export_load_policy(path, m);
+    }
+    infer_dtype prec = cphil_infer_policy_precision(p);
+    q->weights = prec == INFER_BF16 ? CPHIL_POLICY_W_BF16
+                 : cphil_infer_policy_is_static(p) ? CPHIL_POLICY_W_INT8_STATIC
+                                                   : CPHIL_POLICY_W_INT8_DYNAMIC;
+    q->has_ids = cphil_infer_policy_config(p)->n_ids > 0;
+    cphil_status s = dequantize(p, m, q);
+    cphil_infer_policy_close(p);
+    if (s) {
+        cphil_model_free(m);
+        cphil_policy_quant_free(q);
+    }
+    return s;
 }
