@@ -374,27 +374,84 @@ TEST(bad_frames_are_refused) {
 }
 
 
-TEST(ssm_step_matches_scalar_twin) {
-    int I = 37, N = 5;
-    float At[5 * 37], dt[37], xc[37], B[5], C[5], D[37], h0[5 * 37], h1[5 * 37], y0[37], y1[37];
+/* the fused Mamba scan step (softplus, 2^x scan, D, gate) on every ISA against its twin: ragged
+ * I and odd N, dt from tiny to beyond softplus's x > 20 cut, exponents from 0 to below -150
+ * (2^x underflow), y aliasing xc, several steps so that state errors would compound */
+TEST(ssm_gated_matches_scalar_twin) {
+    enum { I = 37, N = 5 };
+    float A2[N * I], dtr[I], xc[I], z[I], B[N], C[N], D[I], h0[N * I], h1[N * I], y0[I], y1[I];
     for (int i = 0; i < N * I; i++) {
-        At[i] = -fabsf(frand()) * 3.f;
+        A2[i] = -fabsf(frand()) * (i % 7 == 0 ? 400.f : 4.f);
         h0[i] = h1[i] = frand();
     }
     for (int i = 0; i < I; i++) {
-        dt[i] = fabsf(frand()) * 0.2f;
-        xc[i] = frand();
         D[i] = frand();
+        z[i] = frand() * 6.f;
     }
-    for (int n = 0; n < N; n++) {
-        B[n] = frand();
-        C[n] = frand();
+    for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+        infer_isa_set(isa);
+        for (int step = 0; step < 4; step++) {
+            for (int i = 0; i < I; i++) {
+                dtr[i] = i == 3 ? 25.f : i == 4 ? -12.f : frand() * 5.f;
+                xc[i] = frand();
+            }
+            for (int n = 0; n < N; n++) {
+                B[n] = frand();
+                C[n] = frand();
+            }
+            double hd[N * I]; /* the state update in double: exp(dt A) h + dt B x */
+            for (int i = 0; i < I; i++) {
+                double d = dtr[i] > 20.f ? dtr[i] : log1p(exp((double)dtr[i]));
+                for (int n = 0; n < N; n++)
+                    hd[n * I + i] = exp(d * A2[n * I + i] / 1.4426950408889634) * h1[n * I + i] + d * B[n] * xc[i];
+            }
+            infer_ssm_gated_ref(I, N, A2, dtr, xc, z, B, C, D, h0, y0);
+            memcpy(y1, xc, sizeof y1);
+            infer_ssm_gated(I, N, A2, dtr, y1, z, B, C, D, h1, y1); /* y aliases xc */
+            for (int i = 0; i < N * I; i++) {
+                CHECK_NEAR(h1[i], h0[i], 1e-6, 1e-5);
+                CHECK_NEAR(h1[i], hd[i], 1e-6, 1e-5);
+            }
+            for (int i = 0; i < I; i++) CHECK_NEAR(y1[i], y0[i], 1e-6, 1e-5);
+        }
     }
-    infer_ssm_step_ref(I, N, At, dt, xc, B, C, D, h0, y0);
     infer_isa_set(infer_isa_best());
-    infer_ssm_step(I, N, At, dt, xc, B, C, D, h1, y1);
-    for (int i = 0; i < N * I; i++) CHECK_NEAR(h1[i], h0[i], 1e-6, 1e-5);
-    for (int i = 0; i < I; i++) CHECK_NEAR(y1[i], y0[i], 1e-6, 1e-5);
+}
+
+/* the conv + SiLU step on every ISA against its twin: ragged I, K 1..4, missing taps (window
+ * padding), save aliasing the oldest tap (the stream ring) */
+TEST(conv_silu_matches_scalar_twin) {
+    enum { I = 37, KM = 4 };
+    float w[KM * I], b[I], in[KM][I], ring0[I], ring1[I], o0[I], o1[I];
+    for (int i = 0; i < KM * I; i++) w[i] = frand();
+    for (int i = 0; i < I; i++) b[i] = frand();
+    for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+        infer_isa_set(isa);
+        for (int K = 1; K <= KM; K++)
+            for (int pad = 0; pad <= K; pad++) {
+                for (int j = 0; j < K; j++)
+                    for (int i = 0; i < I; i++) in[j][i] = frand() * 3.f;
+                const float *t0[KM], *t1[KM];
+                for (int i = 0; i < I; i++) ring0[i] = ring1[i] = in[0][i];
+                for (int j = 0; j < K; j++) {
+                    t0[j] = j < pad ? NULL : j == 0 ? ring0 : in[j];
+                    t1[j] = j < pad ? NULL : j == 0 ? ring1 : in[j];
+                }
+                infer_conv_silu_ref(I, K, w, b, t0, K > 1 ? ring0 : NULL, o0);
+                infer_conv_silu(I, K, w, b, t1, K > 1 ? ring1 : NULL, o1);
+                for (int i = 0; i < I; i++) {
+                    CHECK_NEAR(o1[i], o0[i], 1e-6, 1e-5);
+                    float acc = b[i];
+                    for (int j = pad; j < K; j++) acc += w[j * I + i] * in[j][i];
+                    CHECK_NEAR(o0[i], acc / (1.f + expf(-acc)), 1e-6, 1e-5);
+                    if (K > 1) {
+                        CHECK(ring1[i] == ring0[i]);
+                        CHECK(ring0[i] == (pad == K ? 0.f : in[K - 1][i]));
+                    }
+                }
+            }
+    }
+    infer_isa_set(infer_isa_best());
 }
 
 TEST(lstm_cell_matches_scalar_twin) {
@@ -578,7 +635,8 @@ int main(void) {
     RUN(build_survives_every_allocation_failure);
     RUN(mismatched_tensors_are_refused_with_a_message);
     RUN(bad_frames_are_refused);
-    RUN(ssm_step_matches_scalar_twin);
+    RUN(ssm_gated_matches_scalar_twin);
+    RUN(conv_silu_matches_scalar_twin);
     RUN(lstm_cell_matches_scalar_twin);
     RUN(gelu_matches_exact_erf_every_isa);
     RUN(layernorm_matches_scalar_twin);

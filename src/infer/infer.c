@@ -67,7 +67,7 @@ typedef struct mamba_layer {
     float *conv_b;     /* [I] */
     cphil_pmat x_proj;  /* [R+2N, I] */
     cphil_pmat dt_proj; /* [I, R] + bias */
-    float *A;          /* [N][I] = -exp(A_log), transposed */
+    float *A;          /* [N][I] = -exp(A_log) * log2(e), transposed (the scan takes 2^(dt A2)) */
     float *D;          /* [I] */
     cphil_pmat out_proj;/* [H, I] */
 } mamba_layer;
@@ -336,11 +336,13 @@ static cphil_status build(build_ctx *b) {
             snprintf(n1, sizeof n1, "layers.%d.mixer.A_log", l);
             int64_t as[2] = {I, N};
             if ((s = tensor_floats(b, n1, 2, as, &ml->A))) return s;
-            /* A = -exp(A_log), stored transposed [N][I] for the scan (vectorized over i) */
+            /* A = -exp(A_log), stored transposed [N][I] for the scan (vectorized over i) and times
+             * log2(e) (one rounding, in double): the scan computes exp(dt A) as 2^(dt A2) */
             float *At = cphil_alloc(sizeof(float) * (size_t)I * N);
             if (!At) return cphil_err(CPHIL_E_NOMEM, "out of memory");
             for (int i = 0; i < I; i++)
-                for (int n = 0; n < N; n++) At[(size_t)n * I + i] = -expf(ml->A[(size_t)i * N + n]);
+                for (int n = 0; n < N; n++)
+                    At[(size_t)n * I + i] = (float)(-exp((double)ml->A[(size_t)i * N + n]) * 1.4426950408889634074);
             cphil_free(ml->A);
             ml->A = At;
             snprintf(n1, sizeof n1, "layers.%d.mixer.D", l);
@@ -767,17 +769,6 @@ static void rnn_step(cphil_infer_state *s, int l, const float *pre, float *h, fl
 }
 
 /* ---- Mamba --------------------------------------------------------------------------------- */
-/* One mixer time step after the conv: xc[I] (post-SiLU), z[I] (raw), dbl[R+2N] (x_proj),
- * dt[I] (softplus'd), state h[N][I]; writes y[I] (may alias xc). */
-static void mamba_ssm_step(const mamba_layer *ml, int I, int N, int R, const float *xc, const float *z,
-                           const float *dbl, const float *dt, float *h, float *y, float *tmp) {
-    infer_ssm_step(I, N, ml->A, dt, xc, dbl + R, dbl + R + N, ml->D, h, y);
-    /* gate: y *= silu(z) */
-    memcpy(tmp, z, sizeof(float) * (size_t)I);
-    infer_vsilu(tmp, I);
-    for (int i = 0; i < I; i++) y[i] *= tmp[i];
-}
-
 /* Window Mamba over T positions. X[T][H] residual stream (in/out). layer 0 uses seq_pre for xz.
  * last: only the last position's output is needed from the last layer. */
 static void mamba_window(cphil_infer_state *s, int T, float *X) {
@@ -788,7 +779,8 @@ static void mamba_window(cphil_infer_state *s, int T, float *X) {
     float *U = s->A, *XZ = s->B, *XC = s->C, *DBL = s->D2;
     float *DT = s->A; /* U is dead once XZ is made */
     float *h = s->ssm; /* scratch SSM state (window mode never uses the stream state) */
-    float *y = s->feat, *tmp = s->tmp;
+    float *y = s->feat;
+    const float *tap[64];
     for (int l = 0; l < L; l++) {
         const mamba_layer *ml = &m->mb[l];
         /* xz rows: layer 0 from the cache, others computed */
@@ -798,27 +790,22 @@ static void mamba_window(cphil_infer_state *s, int T, float *X) {
         } else {
             for (int t = 0; t < T; t++) memcpy(XZ + (size_t)t * wm, s->seq_pre[t], sizeof(float) * 2 * (size_t)I);
         }
-        /* causal depthwise conv + SiLU: XC[t][i] */
+        /* causal depthwise conv + SiLU: XC[t][i] (taps before the sequence contribute nothing) */
         for (int t = 0; t < T; t++) {
-            float *xc = XC + (size_t)t * wm;
-            for (int i = 0; i < I; i++) xc[i] = ml->conv_b[i];
             for (int j = 0; j < K; j++) {
                 int tt = t - (K - 1) + j;
-                if (tt < 0) continue;
-                const float *xin = XZ + (size_t)tt * wm;
-                const float *wj = ml->conv_w + (size_t)j * I;
-                for (int i = 0; i < I; i++) xc[i] += wj[i] * xin[i];
+                tap[j] = tt < 0 ? NULL : XZ + (size_t)tt * wm;
             }
-            infer_vsilu(xc, I);
+            infer_conv_silu(I, K, ml->conv_w, ml->conv_b, tap, NULL, XC + (size_t)t * wm);
         }
         mm(s, &ml->x_proj, T, XC, wm, DBL, wm, 0);
-        mm(s, &ml->dt_proj, T, DBL, wm, DT, wm, 0);
-        for (int t = 0; t < T; t++) infer_vsoftplus(DT + (size_t)t * wm, I);
+        mm(s, &ml->dt_proj, T, DBL, wm, DT, wm, 0); /* softplus is the scan's */
         memset(h, 0, sizeof(float) * (size_t)I * N);
         bool last_layer = l == L - 1;
         for (int t = 0; t < T; t++) {
-            mamba_ssm_step(ml, I, N, R, XC + (size_t)t * wm, XZ + (size_t)t * wm + I, DBL + (size_t)t * wm,
-                           DT + (size_t)t * wm, h, last_layer ? y : XC + (size_t)t * wm, tmp);
+            const float *dbl = DBL + (size_t)t * wm;
+            infer_ssm_gated(I, N, ml->A, DT + (size_t)t * wm, XC + (size_t)t * wm, XZ + (size_t)t * wm + I, dbl + R,
+                            dbl + R + N, ml->D, h, last_layer ? y : XC + (size_t)t * wm);
         }
         /* XC[t] now holds y[t] (y only for the last position in the last layer) */
         if (last_layer) mm(s, &ml->out_proj, 1, y, I, X + (size_t)(T - 1) * H, H, 1);
@@ -827,44 +814,33 @@ static void mamba_window(cphil_infer_state *s, int T, float *X) {
     rmsnorm(X + (size_t)(T - 1) * H, m->normf_w, s->feat, H, sp->norm_eps);
 }
 
-/* One causal depthwise conv output: out[i] = b[i] + sum_j w[j][i] in_j[i], taps oldest to newest
- * (ring[j] for j < K-1, then xnew): the same order of sums as window mode. restrict: the
- * compiler vectorizes over i. */
-static void conv_step(int I, int K, const float *restrict b, const float *restrict w, const float *restrict ring,
-                      const float *restrict xnew, float *restrict out) {
-    for (int i = 0; i < I; i++) {
-        float acc = b[i];
-        for (int j = 0; j < K - 1; j++) acc += w[(size_t)j * I + i] * ring[(size_t)j * I + i];
-        out[i] = acc + w[(size_t)(K - 1) * I + i] * xnew[i];
-    }
-}
-
+/* One Mamba step per layer. The conv ring holds the last K-1 inputs of each layer in rotating
+ * slots: at frame t the oldest is in slot t mod (K-1), and the new input replaces it (no shifts). */
 static void mamba_stream(cphil_infer_state *s, const float *x0, const float *pre0) {
     const cphil_infer_model *m = s->m;
     const cphil_infer_spec *sp = &m->spec;
     const int H = sp->hidden, I = m->I, R = m->R, N = sp->state, K = sp->conv, L = sp->layers;
-    float *x = s->A, *u = s->B, *xz = s->C, *dbl = s->D2, *xc = s->C + 2 * I, *dt = s->D2 + 64 + R + 2 * N;
+    float *x = s->A, *u = s->B, *xzb = s->C, *dbl = s->D2, *xc = s->C + 2 * I, *dt = s->D2 + 64 + R + 2 * N;
     float *y = s->feat;
+    const float *tap[64];
     memcpy(x, x0, sizeof(float) * (size_t)H);
     const int Km1 = K > 1 ? K - 1 : 1;
+    const int r0 = K > 1 ? (int)(s->t % (K - 1)) : 0;
     for (int l = 0; l < L; l++) {
         const mamba_layer *ml = &m->mb[l];
-        if (l == 0) memcpy(xz, pre0, sizeof(float) * 2 * (size_t)I);
-        else {
+        const float *xz = pre0;
+        if (l > 0) {
             rmsnorm(x, ml->norm, u, H, sp->norm_eps);
-            mm(s, &ml->in_proj, 1, u, H, xz, 2 * I, 0);
+            mm(s, &ml->in_proj, 1, u, H, xzb, 2 * I, 0);
+            xz = xzb;
         }
-        float *ring = s->conv_ring + (size_t)l * Km1 * I; /* ring[j] = input at t-(K-1)+j, j < K-1 */
-        conv_step(I, K, ml->conv_b, ml->conv_w, ring, xz, xc);
-        if (K > 1) {
-            memmove(ring, ring + I, sizeof(float) * (size_t)(K - 2) * I);
-            memcpy(ring + (size_t)(K - 2) * I, xz, sizeof(float) * (size_t)I);
-        }
-        infer_vsilu(xc, I);
+        float *ring = s->conv_ring + (size_t)l * Km1 * I;
+        for (int j = 0; j < K - 1; j++) tap[j] = ring + (size_t)((r0 + j) % (K - 1)) * I;
+        tap[K - 1] = xz;
+        infer_conv_silu(I, K, ml->conv_w, ml->conv_b, tap, K > 1 ? ring + (size_t)r0 * I : NULL, xc);
         mm(s, &ml->x_proj, 1, xc, I, dbl, R + 2 * N, 0);
         mm(s, &ml->dt_proj, 1, dbl, R, dt, I, 0);
-        infer_vsoftplus(dt, I);
-        mamba_ssm_step(ml, I, N, R, xc, xz + I, dbl, dt, s->ssm + (size_t)l * I * N, y, s->tmp);
+        infer_ssm_gated(I, N, ml->A, dt, xc, xz + I, dbl + R, dbl + R + N, ml->D, s->ssm + (size_t)l * I * N, y);
         mm(s, &ml->out_proj, 1, y, I, x, H, 1);
     }
     rmsnorm(x, m->normf_w, s->feat, H, sp->norm_eps);

@@ -1,5 +1,5 @@
 /* infer_kern.c — the engine's view of the ISA tier, and the scalar twins and dispatch of its
- * elementwise work (activations, the selective-scan step). The matrix products are the
+ * elementwise work (activations, the LSTM cell, Mamba's conv + SiLU and its fused scan step). The matrix products are the
  * kernels' (src/kernels/cpu/panel.h). Does not: any SIMD (infer_kern_avx512.c).
  */
 #include "infer/infer_kern.h"
@@ -75,25 +75,37 @@ void infer_lstm_cell(float *g, const float *pre, float *h, float *c, int H, floa
     else infer_lstm_cell_ref(g, pre, h, c, H, tmp);
 }
 
-void infer_ssm_step_ref(int I, int N, const float *At, const float *dt, const float *xc, const float *B,
-                        const float *C, const float *D, float *h, float *y) {
+void infer_ssm_gated_ref(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
+                         const float *B, const float *C, const float *D, float *h, float *y) {
     for (int i = 0; i < I; i++) {
-        float x = xc[i], d = dt[i], dx = d * x, acc = 0.f;
+        float r = dtr[i], d = r > 20.f ? r : log1pf(expf(r));
+        float x = xc[i], dx = d * x, zi = z[i], acc = 0.f;
         for (int n = 0; n < N; n++) {
             float *hn = h + (size_t)n * I + i;
-            *hn = expf(d * At[(size_t)n * I + i]) * *hn + dx * B[n];
+            *hn = exp2f(d * A2[(size_t)n * I + i]) * *hn + dx * B[n];
             acc += *hn * C[n];
         }
-        y[i] = acc + D[i] * x;
+        y[i] = (acc + D[i] * x) * (zi / (1.f + expf(-zi)));
     }
 }
 
-void infer_ssm_step(int I, int N, const float *At, const float *dt, const float *xc, const float *B,
-                    const float *C, const float *D, float *h, float *y) {
-    if (infer_isa_get() == INFER_ISA_AVX512) infer_ssm_step_avx512(I, N, At, dt, xc, B, C, D, h, y);
-    else infer_ssm_step_ref(I, N, At, dt, xc, B, C, D, h, y);
+void infer_ssm_gated(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
+                     const float *B, const float *C, const float *D, float *h, float *y) {
+    if (infer_isa_get() == INFER_ISA_AVX512) infer_ssm_gated_avx512(I, N, A2, dtr, xc, z, B, C, D, h, y);
+    else infer_ssm_gated_ref(I, N, A2, dtr, xc, z, B, C, D, h, y);
 }
 
+void infer_conv_silu_ref(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
+                         float *out) {
+    for (int i = 0; i < I; i++) {
+        float acc = b[i];
+        for (int j = 0; j < K; j++)
+            if (tap[j]) acc += w[(size_t)j * I + i] * tap[j][i];
+        float last = tap[K - 1] ? tap[K - 1][i] : 0.f;
+        out[i] = acc / (1.f + expf(-acc));
+        if (save) save[i] = last;
+    }
+}
 
 /* ---- attention's pieces: GELU, LayerNorm, one head of softmax attention ------------------ */
 void infer_vgelu_ref(float *x, int n) {
@@ -155,4 +167,9 @@ void infer_attend_head(const float *q, const float *KT, int ldkt, const float *V
                        float scale, float *out, float *sc) {
     if (infer_isa_get() == INFER_ISA_AVX512) infer_attend_head_avx512(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
     else infer_attend_head_ref(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
+}
+
+void infer_conv_silu(int I, int K, const float *w, const float *b, const float *const *tap, float *save, float *out) {
+    if (infer_isa_get() == INFER_ISA_AVX512) infer_conv_silu_avx512(I, K, w, b, tap, save, out);
+    else infer_conv_silu_ref(I, K, w, b, tap, save, out);
 }

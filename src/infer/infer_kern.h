@@ -55,16 +55,6 @@ void infer_vsoftplus_avx512(float *x, int n);
 void infer_lstm_cell(float *g, const float *pre, float *h, float *c, int H, float *tmp);
 void infer_lstm_cell_ref(float *g, const float *pre, float *h, float *c, int H, float *tmp);
 void infer_lstm_cell_avx512(float *g, const float *pre, float *h, float *c, int H, float *tmp);
-/* One step of the selective scan (Mamba, recurrent form), state h[N][I] and At[N][I] = A^T:
- *   h[n][i] = exp(dt[i] * At[n][i]) * h[n][i] + dt[i] * B[n] * xc[i]
- *   y[i]    = sum_n h[n][i] * C[n] + D[i] * xc[i]
- * y may alias xc. */
-void infer_ssm_step(int I, int N, const float *At, const float *dt, const float *xc, const float *B,
-                    const float *C, const float *D, float *h, float *y);
-void infer_ssm_step_ref(int I, int N, const float *At, const float *dt, const float *xc, const float *B,
-                        const float *C, const float *D, float *h, float *y);
-void infer_ssm_step_avx512(int I, int N, const float *At, const float *dt, const float *xc, const float *B,
-                           const float *C, const float *D, float *h, float *y);
 /* GELU, exact-erf form (PyTorch nn.GELU's default): x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), in
  * place. _ref is that formula with libm erff. _avx512 computes Phi from erfc(a), a = |x|/sqrt 2:
  *   erfc(a) = t exp(-a^2 + P(t)),  t = 1 / (1 + a/2),  a in [0, 9.3] (0 beyond)
@@ -91,6 +81,33 @@ void infer_attend_head_ref(const float *q, const float *KT, int ldkt, const floa
                            float scale, float *out, float *sc);
 void infer_attend_head_avx512(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
                               float scale, float *out, float *sc);
+/* Mamba, one time step of the mixer after x_proj, fused into one pass over 16 channels (the
+ * AVX-512 kernel keeps dt, the gate and the scan's partial sums in registers). State h[N][I],
+ * A2[N][I] = A^T * log2(e) (A = -exp(A_log)), dtr[I] = dt_proj's output (bias included, before
+ * the softplus), B[N], C[N] and D[I] as in Mamba:
+ *   dt[i]   = softplus(dtr[i])                                 (PyTorch: x > 20 -> x)
+ *   h[n][i] = 2^(dt[i] A2[n][i]) h[n][i] + dt[i] B[n] xc[i]     (2^(dt A2) = exp(dt A))
+ *   y[i]    = (sum_n h[n][i] C[n] + D[i] xc[i]) * silu(z[i])
+ * y may alias xc or dtr (each 16-lane block is read before it is written). _ref uses libm
+ * (log1pf, expf, exp2f); _avx512 uses the file's polynomials (2^f: degree 6 on [-1/2, 1/2],
+ * relative error ~1e-7). */
+void infer_ssm_gated(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
+                     const float *B, const float *C, const float *D, float *h, float *y);
+void infer_ssm_gated_ref(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
+                         const float *B, const float *C, const float *D, float *h, float *y);
+void infer_ssm_gated_avx512(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
+                            const float *B, const float *C, const float *D, float *h, float *y);
+/* Mamba's causal depthwise conv at one position, with the SiLU: w[K][I] (taps oldest to newest,
+ * contiguous over channels), b[I], tap[j] = the input j positions after the oldest (NULL = before
+ * the sequence: contributes nothing), summed in tap order:
+ *   out[i] = silu(b[i] + sum_j w[j][i] tap[j][i])
+ * save (or NULL) receives a copy of tap[K-1] (the stream ring's slot of the oldest input; it may
+ * be tap[0]: each block of every tap is read before save is written). out must not alias a tap. */
+void infer_conv_silu(int I, int K, const float *w, const float *b, const float *const *tap, float *save, float *out);
+void infer_conv_silu_ref(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
+                         float *out);
+void infer_conv_silu_avx512(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
+                            float *out);
 /* f32 <-> bf16 (round-to-nearest-even, NaN kept quiet; the panel products' rounding). */
 static inline uint16_t infer_f32_to_bf16(float f) { return cphil_pmat_bf16(f); }
 static inline float infer_bf16_to_f32(uint16_t h) { return cphil_pmat_bf16_to_f32(h); }
