@@ -9,6 +9,10 @@
 #include "data/dataset.h"
 #include "game/synth.h"
 #include "infer/infer_testing.h"
+#include "agent/sample.h"
+#include "kernels/cpu/kernels.h"
+
+#include <math.h>
 
 #include <stdint.h>
 
@@ -134,6 +138,68 @@ TEST(deterministic_mode_is_argmax) {
     CHECK(checked == 200);
     cphil_replay_free(r);
     cphil_agent_close(a);
+}
+
+/* the Gumbel noise on every tier against libm: ragged counts, u from 2^-54 to 1 - 2^-53 */
+TEST(gumbel_noise_matches_libm) {
+    double u[203], g[203], r[203];
+    cphil_rng rng;
+    cphil_rng_seed(&rng, 3);
+    for (int i = 0; i < 203; i++) u[i] = cphil_rng_uniform(&rng);
+    u[0] = ldexp(1.0, -54);
+    u[1] = 1.0 - ldexp(1.0, -53);
+    u[2] = 0.5;
+    u[3] = exp(-1.0); /* g = 0 */
+    u[4] = 0.999999;
+    cphil_gumbel_f64_ref(u, r, 203);
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_isa_best(); isa++) {
+        cphil_isa_set(isa);
+        for (int n = 0; n <= 203; n += n < 20 ? 1 : 61) {
+            for (int i = 0; i < 203; i++) g[i] = -7.0;
+            cphil_gumbel_f64(u, g, n);
+            for (int i = 0; i < 203; i++) {
+                if (i < n) CHECK_NEAR(g[i], r[i], 1e-15, 1e-15);
+                else CHECK(g[i] == -7.0);
+            }
+        }
+        memcpy(g, u, sizeof g); /* in place */
+        cphil_gumbel_f64(g, g, 203);
+        for (int i = 0; i < 203; i++) CHECK_NEAR(g[i], r[i], 1e-15, 1e-15);
+    }
+    cphil_isa_set(cphil_isa_best());
+}
+
+/* the sampler against the seed's algorithm written out (one draw per class, interleaved with
+ * libm's logs): the same seed gives the same actions on every tier */
+TEST(sampling_equals_the_interleaved_reference) {
+    static const int off[6] = {0, 8, 25, 42, 59, 76}, cls[6] = {8, 17, 17, 17, 17, 5};
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_isa_best(); isa++) {
+        cphil_isa_set(isa);
+        cphil_rng ra, rb, rl;
+        cphil_rng_seed(&ra, 77);
+        cphil_rng_seed(&rb, 77);
+        cphil_rng_seed(&rl, 5);
+        for (int it = 0; it < 300; it++) {
+            float l[81], T = it % 3 == 0 ? 1.f : it % 3 == 1 ? 0.5f : 2.f;
+            for (int i = 0; i < 81; i++) l[i] = (float)(cphil_rng_uniform(&rl) * 6 - 3);
+            uint8_t b[8], c[5];
+            cphil_sample_action(l, T, false, &ra, b, c);
+            for (int i = 0; i < 8; i++) CHECK_EQ_INT(b[i], cphil_rng_uniform(&rb) < 1.0 / (1.0 + exp(-(double)l[i])));
+            for (int h = 1; h < 6; h++) {
+                int best = 0;
+                double bv = -INFINITY;
+                for (int k = 0; k < cls[h]; k++) {
+                    double v = (double)l[off[h] + k] * (1.0 / T) - log(-log(cphil_rng_uniform(&rb)));
+                    if (v > bv) {
+                        bv = v;
+                        best = k;
+                    }
+                }
+                CHECK_EQ_INT(c[h - 1], best);
+            }
+        }
+    }
+    cphil_isa_set(cphil_isa_best());
 }
 
 static long n_allocs;
@@ -285,6 +351,8 @@ int main(void) {
     RUN(open_and_get_config);
     RUN(controls_in_range_and_seeded);
     RUN(deterministic_mode_is_argmax);
+    RUN(gumbel_noise_matches_libm);
+    RUN(sampling_equals_the_interleaved_reference);
     RUN(step_allocates_nothing);
     RUN(bad_files_and_arguments_are_refused);
     RUN(agent_frames_equal_dataset_rows);
