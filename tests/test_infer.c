@@ -454,6 +454,31 @@ TEST(conv_silu_matches_scalar_twin) {
     infer_isa_set(infer_isa_best());
 }
 
+/* RMSNorm on every ISA against its twin and against double: ragged sizes, y aliasing x */
+TEST(rmsnorm_matches_scalar_twin) {
+    float x[300], w[300], y0[300], y1[300];
+    for (int i = 0; i < 300; i++) {
+        x[i] = frand() * (i % 5 == 0 ? 30.f : 1.f);
+        w[i] = frand();
+    }
+    for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+        infer_isa_set(isa);
+        for (int n = 1; n <= 300; n += n < 40 ? 1 : 37) {
+            double ss = 0;
+            for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+            double r = 1.0 / sqrt(ss / n + 1e-5);
+            infer_rmsnorm_ref(x, w, y0, n, 1e-5f);
+            memcpy(y1, x, sizeof(float) * (size_t)n);
+            infer_rmsnorm(y1, w, y1, n, 1e-5f);
+            for (int i = 0; i < n; i++) {
+                CHECK_NEAR(y1[i], y0[i], 1e-7, 1e-6);
+                CHECK_NEAR(y1[i], x[i] * r * w[i], 1e-7, 1e-6);
+            }
+        }
+    }
+    infer_isa_set(infer_isa_best());
+}
+
 TEST(lstm_cell_matches_scalar_twin) {
     enum { H = 37 }; /* ragged: two full 16-lanes and a tail */
     float g0[4 * H], g1[4 * H], pre[4 * H], h0[H], h1[H], c0[H], c1[H], tmp[H];
@@ -637,6 +662,7 @@ int main(void) {
     RUN(bad_frames_are_refused);
     RUN(ssm_gated_matches_scalar_twin);
     RUN(conv_silu_matches_scalar_twin);
+    RUN(rmsnorm_matches_scalar_twin);
     RUN(lstm_cell_matches_scalar_twin);
     RUN(gelu_matches_exact_erf_every_isa);
     RUN(layernorm_matches_scalar_twin);

@@ -686,21 +686,7 @@ static void input_forward(cphil_infer_state *st, const float *cont, const int32_
         for (int j = 0; j < H0; j++) x0[j] = x0[j] > 0.f ? x0[j] : 0.f;
 }
 
-static void rmsnorm(const float *x, const float *w, float *y, int n, float eps) {
-    /* four independent f64 partial sums (one chain was latency-bound) */
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    int i4 = 0;
-    for (; i4 + 4 <= n; i4 += 4) {
-        s0 += (double)x[i4] * x[i4];
-        s1 += (double)x[i4 + 1] * x[i4 + 1];
-        s2 += (double)x[i4 + 2] * x[i4 + 2];
-        s3 += (double)x[i4 + 3] * x[i4 + 3];
-    }
-    for (; i4 < n; i4++) s0 += (double)x[i4] * x[i4];
-    double ss = (s0 + s1) + (s2 + s3);
-    float r = (float)(1.0 / sqrt(ss / n + eps));
-    for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
-}
+static void rmsnorm(const float *x, const float *w, float *y, int n, float eps) { infer_rmsnorm(x, w, y, n, eps); }
 
 /* The frame-local part of the first layer: pre = f(x0). */
 static void first_layer_pre(cphil_infer_state *s, const float *x0, float *pre) {

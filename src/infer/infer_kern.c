@@ -173,3 +173,24 @@ void infer_conv_silu(int I, int K, const float *w, const float *b, const float *
     if (infer_isa_get() == INFER_ISA_AVX512) infer_conv_silu_avx512(I, K, w, b, tap, save, out);
     else infer_conv_silu_ref(I, K, w, b, tap, save, out);
 }
+
+void infer_rmsnorm_ref(const float *x, const float *w, float *y, int n, float eps) {
+    /* four independent f64 partial sums (one chain was latency-bound) */
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    int i4 = 0;
+    for (; i4 + 4 <= n; i4 += 4) {
+        s0 += (double)x[i4] * x[i4];
+        s1 += (double)x[i4 + 1] * x[i4 + 1];
+        s2 += (double)x[i4 + 2] * x[i4 + 2];
+        s3 += (double)x[i4 + 3] * x[i4 + 3];
+    }
+    for (; i4 < n; i4++) s0 += (double)x[i4] * x[i4];
+    double ss = (s0 + s1) + (s2 + s3);
+    float r = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
+}
+
+void infer_rmsnorm(const float *x, const float *w, float *y, int n, float eps) {
+    if (infer_isa_get() == INFER_ISA_AVX512) infer_rmsnorm_avx512(x, w, y, n, eps);
+    else infer_rmsnorm_ref(x, w, y, n, eps);
+}

@@ -108,6 +108,11 @@ void infer_conv_silu_ref(int I, int K, const float *w, const float *b, const flo
                          float *out);
 void infer_conv_silu_avx512(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
                             float *out);
+/* RMSNorm (Mamba's): y[i] = x[i] r w[i], r = 1 / sqrt(sum_i x[i]^2 / n + eps), the sum of squares
+ * in double (exact squares; _ref in four chains, _avx512 in two 8-lane chains). y may alias x. */
+void infer_rmsnorm(const float *x, const float *w, float *y, int n, float eps);
+void infer_rmsnorm_ref(const float *x, const float *w, float *y, int n, float eps);
+void infer_rmsnorm_avx512(const float *x, const float *w, float *y, int n, float eps);
 /* f32 <-> bf16 (round-to-nearest-even, NaN kept quiet; the panel products' rounding). */
 static inline uint16_t infer_f32_to_bf16(float f) { return cphil_pmat_bf16(f); }
 static inline float infer_bf16_to_f32(uint16_t h) { return cphil_pmat_bf16_to_f32(h); }

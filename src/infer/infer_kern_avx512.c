@@ -365,6 +365,26 @@ void infer_conv_silu_avx512(int I, int K, const float *w, const float *b, const 
             if (tap[j])
                 acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, w + (size_t)j * I + i), _mm512_maskz_loadu_ps(k, tap[j] + i), acc);
         if (save) _mm512_mask_storeu_ps(save + i, k, last ? _mm512_maskz_loadu_ps(k, last + i) : _mm512_setzero_ps());
-        _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(acc, sigm512(acc)));
+        _mm512_mask_storeu_ps(out + i, k, silu_scan512(acc));
+    }
+}
+
+/* RMSNorm: squares summed in double (exact products), 16 floats = two 8-lane chains per step */
+void infer_rmsnorm_avx512(const float *x, const float *w, float *y, int n, float eps) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+        __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+        s0 = _mm512_fmadd_pd(lo, lo, s0);
+        s1 = _mm512_fmadd_pd(hi, hi, s1);
+    }
+    double ss = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    __m512 r = _mm512_set1_ps((float)(1.0 / sqrt(ss / n + eps)));
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(_mm512_mul_ps(v, r), _mm512_maskz_loadu_ps(k, w + i)));
     }
 }
