@@ -279,6 +279,47 @@ TEST(pmat_int8_quantization_error_small) {
     CHECK_MSG(sqrt(num / den) < 0.02, "relative rms error %g", sqrt(num / den));
 }
 
+/* A panel view's product equals the columns of the full product it covers (every tier and
+ * precision, ragged rows and cols, bias, a last partial panel, an empty range). */
+TEST(pmat_view_panels_equals_full_product_columns) {
+    enum { ROWS = 53, COLS = 37, M = 5 };
+    static float w[ROWS * COLS], b[ROWS], x[M * COLS], yf[M * ROWS], yv[M * ROWS];
+    for (int i = 0; i < ROWS * COLS; i++) w[i] = frand();
+    for (int i = 0; i < ROWS; i++) b[i] = frand();
+    for (int i = 0; i < M * COLS; i++) x[i] = frand() * 2.f;
+    void *scr = cphil_alloc(cphil_pmat_scratch_bytes(M, 40));
+    static const int ranges[][2] = {{0, 4}, {1, 3}, {2, 4}, {3, 9}, {2, 2}};
+    for (int dt = 0; dt < 3; dt++) {
+        cphil_pmat m;
+        CHECK(cphil_pmat_pack(&m, ROWS, COLS, w, b, (cphil_wtype)dt) == CPHIL_OK);
+        for (int isa = CPHIL_ISA_SCALAR; isa <= (int)cphil_pmat_isa_best(); isa++) {
+            cphil_isa_set((cphil_isa)isa);
+            cphil_pmat_gemm(&m, M, x, COLS, yf, ROWS, 0, scr);
+            for (size_t r = 0; r < CPHIL_ARRAY_LEN(ranges); r++) {
+                int p0 = ranges[r][0], p1 = ranges[r][1];
+                cphil_pmat v = cphil_pmat_view_panels(&m, p0, p1);
+                int c0 = 16 * p0, want = (p1 > 4 ? 4 : p1) * 16;
+                want = (want > ROWS ? ROWS : want) - c0;
+                CHECK_EQ_INT(v.rows, want > 0 ? want : 0);
+                for (int i = 0; i < M * ROWS; i++) yv[i] = 1234.f;
+                if (v.rows > 0) cphil_pmat_gemm(&v, M, x, COLS, yv + c0, ROWS, 0, scr);
+                for (int i = 0; i < M; i++)
+                    for (int c = 0; c < ROWS; c++) {
+                        bool in = c >= c0 && c < c0 + v.rows;
+                        float e = in ? yf[i * ROWS + c] : 1234.f;
+                        /* int8: the same bits; f32/bf16 allowed the kernels' summation order */
+                        float tol = in && dt != CPHIL_W_I8 ? 1e-6f * (1.f + fabsf(e)) : 0.f;
+                        CHECK_MSG(fabsf(yv[i * ROWS + c] - e) <= tol, "dtype %d tier %d view [%d,%d) row %d col %d: %g vs %g", dt, isa,
+                                  p0, p1, i, c, yv[i * ROWS + c], e);
+                    }
+            }
+        }
+        cphil_isa_set(cphil_isa_best());
+        cphil_pmat_free(&m);
+    }
+    cphil_free(scr);
+}
+
 TEST(pmat_quant_row_vs_ref) {
     float x[77];
     int8_t a[77], b[77];
@@ -417,6 +458,7 @@ int main(void) {
     RUN(pmat_ref_vs_unpacked_math_no_alloc);
     RUN(pmat_int8_quantization_error_small);
     RUN(pmat_quant_row_vs_ref);
+    RUN(pmat_view_panels_equals_full_product_columns);
     RUN(gather_add_every_tier);
     RUN(vec_helpers_accuracy_every_tier);
     RUN(gemm_beta0_ignores_nan);

@@ -74,6 +74,7 @@ typedef struct mamba_layer {
 typedef struct attn_layer {
     float *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* [H] */
     cphil_pmat qkv, out, fc1, fc2;
+    cphil_pmat kv; /* view of qkv's panels from the one holding row H on (K, V and a few Q rows) */
 } attn_layer;
 
 struct cphil_infer_model {
@@ -363,6 +364,7 @@ static cphil_status build(build_ctx *b) {
             snprintf(n1, sizeof n1, "layers.%d.attn.qkv.weight", l);
             snprintf(n2, sizeof n2, "layers.%d.attn.qkv.bias", l);
             if ((s = linear(b, &al->qkv, n1, n2, NULL, 3 * H, H))) return s;
+            al->kv = cphil_pmat_view_panels(&al->qkv, H / CPHIL_PANEL, al->qkv.np);
             snprintf(n1, sizeof n1, "layers.%d.attn.out.weight", l);
             snprintf(n2, sizeof n2, "layers.%d.attn.out.bias", l);
             if ((s = linear(b, &al->out, n1, n2, NULL, H, H))) return s;
@@ -871,7 +873,13 @@ static void attn_window(cphil_infer_state *s, int T, float *X) {
         bool last = l == L - 1;
         if (l > 0) {
             for (int t = 0; t < T; t++) infer_layernorm(X + (size_t)t * H, al->ln1_w, al->ln1_b, U + (size_t)t * wm, H, sp->norm_eps);
-            mm(s, &al->qkv, T, U, wm, QKV, wm, 0);
+            if (last && T > 1) { /* only the last position's query is used: K, V for the others */
+                const int c0 = H / CPHIL_PANEL * CPHIL_PANEL;
+                mm(s, &al->kv, T - 1, U, wm, QKV + c0, wm, 0);
+                mm(s, &al->qkv, 1, U + (size_t)(T - 1) * wm, wm, QKV + (size_t)(T - 1) * wm, wm, 0);
+            } else {
+                mm(s, &al->qkv, T, U, wm, QKV, wm, 0);
+            }
         } else {
             for (int t = 0; t < T; t++) memcpy(QKV + (size_t)t * wm, s->seq_pre[t], sizeof(float) * 3 * (size_t)H);
         }

@@ -134,6 +134,22 @@ void cphil_pmat_free(cphil_pmat *m) {
     memset(m, 0, sizeof *m);
 }
 
+cphil_pmat cphil_pmat_view_panels(const cphil_pmat *m, int p0, int p1) {
+    cphil_pmat v = *m;
+    p0 = p0 < 0 ? 0 : p0 > m->np ? m->np : p0;
+    p1 = p1 < p0 ? p0 : p1 > m->np ? m->np : p1;
+    size_t r0 = (size_t)p0 * CPHIL_PANEL;
+    v.w = (uint8_t *)m->w + r0 * (size_t)m->kp * elem_size(m->dtype);
+    if (m->scale) v.scale = m->scale + r0;
+    if (m->rowsum) v.rowsum = m->rowsum + r0;
+    if (m->bias) v.bias = m->bias + r0;
+    v.np = p1 - p0;
+    int end = p1 * CPHIL_PANEL < m->rows ? p1 * CPHIL_PANEL : m->rows;
+    v.rows = end > (int)r0 ? end - (int)r0 : 0;
+    if (v.rows == 0) v.np = 0;
+    return v;
+}
+
 /* ---- scalar reference kernels ------------------------------------------------------------ */
 static inline void store(const cphil_pmat_args *a, int mm, int r, float v) {
     const cphil_pmat *m = a->m;

@@ -61,6 +61,16 @@ void cphil_pmat_row(const cphil_pmat *m, int r, float *out);
 void cphil_pmat_free(cphil_pmat *m);
 size_t cphil_pmat_bytes(const cphil_pmat *m);
 
+/* A view of panels [p0, p1) of m: rows 16 p0 .. min(rows, 16 p1) - 1 of m as rows 0.. of the
+ * view. It shares m's packed weights, scales, row sums and bias (aligned as m's), owns nothing
+ * (never pass it to cphil_pmat_free; it lives as long as m) and keeps m's id and act_scale. Its
+ * product writes m's row 16 p0 + r to column r of Y: offset Y by 16 p0 to land where m's full
+ * product would, with the same values (the same kernels panel by panel; int8 the same bits,
+ * f32/bf16 up to the kernels' order of sums). p0, p1 are clamped to
+ * [0, np]; an empty range gives a view with no rows. Used to compute only some outputs of a
+ * product (the engine's last attention layer needs only K and V for all but the last position). */
+cphil_pmat cphil_pmat_view_panels(const cphil_pmat *m, int p0, int p1);
+
 /* Scratch a product needs for its converted input: bytes for M rows of kp. */
 size_t cphil_pmat_scratch_bytes(int M, int kp);
 
