@@ -578,6 +578,33 @@ TEST(attend_head_matches_scalar_twin_and_double) {
     }
 }
 
+/* causal attention over a window (four queries at a time in the SIMD form) vs one query at a
+ * time in the scalar twin: T from 1 to 70, first query 0, T/2 or T-1, ragged head sizes */
+TEST(attend_causal_matches_scalar_twin) {
+    enum { TMAX = 70, DMAX = 80, LDK = 80 };
+    static const int dhs[] = {2, 12, 64, 80};
+    static float Q[TMAX * (DMAX + 3)], KT[DMAX * LDK], V[TMAX * (DMAX + 5)], o0[TMAX * DMAX], o1[TMAX * DMAX],
+        S[4 * LDK + DMAX];
+    for (size_t c = 0; c < CPHIL_ARRAY_LEN(dhs); c++) {
+        int dh = dhs[c], ldq = dh + 3, ldv = dh + 5;
+        float scale = 1.f / sqrtf((float)dh);
+        for (int i = 0; i < TMAX * ldq; i++) Q[i] = frand() * 2.f;
+        for (int i = 0; i < DMAX * LDK; i++) KT[i] = frand() * 2.f;
+        for (int i = 0; i < TMAX * ldv; i++) V[i] = frand();
+        for (int T = 1; T <= TMAX; T++)
+            for (int w = 0; w < 3; w++) {
+                int t0 = w == 0 ? 0 : w == 1 ? T / 2 : T - 1;
+                infer_attend_causal_ref(Q, ldq, KT, LDK, V, ldv, t0, T, dh, scale, o0, dh, S);
+                for (int i = 0; i < TMAX * DMAX; i++) o1[i] = NAN;
+                infer_isa_set(infer_isa_best());
+                infer_attend_causal(Q, ldq, KT, LDK, V, ldv, t0, T, dh, scale, o1, dh, S);
+                for (int i = 0; i < (T - t0) * dh; i++)
+                    CHECK_MSG(fabsf(o1[i] - o0[i]) <= 1e-6f + 1e-5f * fabsf(o0[i]), "dh %d T %d t0 %d out %d: %.8g vs %.8g", dh,
+                              T, t0, i, o1[i], o0[i]);
+            }
+    }
+}
+
 /* quantized policy files: written, detected, refused where they cannot run, and close to f32 */
 TEST(quantized_policy_files) {
     char path[600], q8[600], qs[600], qb[600];
@@ -667,6 +694,7 @@ int main(void) {
     RUN(gelu_matches_exact_erf_every_isa);
     RUN(layernorm_matches_scalar_twin);
     RUN(attend_head_matches_scalar_twin_and_double);
+    RUN(attend_causal_matches_scalar_twin);
     RUN(quantized_policy_files);
     return harness_done();
 }

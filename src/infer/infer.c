@@ -526,6 +526,7 @@ struct cphil_infer_state {
     float *ssm;          /* [L][I][N] */
     float *kring, *vring;/* [L][H][wp] keys transposed, [L][W][H] values (stream attention) */
     float *kt;           /* [H][wp] window attention's keys, transposed */
+    float *att_s;        /* [4 wp + H + 16] attention's scores (infer_attend_causal) */
     int wp;              /* W rounded up to 16 */
     double *rot;         /* [dh/2][2] (cos, sin) of the current absolute position (stream attention) */
     double *rot_step;    /* [dh/2][2] */
@@ -594,6 +595,7 @@ cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode
         s->wp = (W + 15) & ~15;
         ALLOC(s->kring, (size_t)L * s->wp * H);
         ALLOC(s->kt, (size_t)s->wp * H);
+        ALLOC(s->att_s, (size_t)s->wp * 4 + H + 16);
         ALLOC(s->vring, (size_t)L * Wz * H);
         ALLOC(s->rot, (size_t)H);
         ALLOC(s->rot_step, (size_t)H);
@@ -634,6 +636,7 @@ void cphil_infer_state_close(cphil_infer_state *s) {
     cphil_free(s->kring);
     cphil_free(s->vring);
     cphil_free(s->kt);
+    cphil_free(s->att_s);
     cphil_free(s->rot);
     cphil_free(s->rot_step);
     cphil_free(s->tmp);
@@ -867,7 +870,7 @@ static void attn_window(cphil_infer_state *s, int T, float *X) {
     const int Wp = s->wp;
     const float scale = 1.f / sqrtf((float)dh);
     float *U = s->A, *QKV = s->B, *O = s->C, *F = s->D2;
-    float *sc = s->tmp, *KT = s->kt;
+    float *KT = s->kt;
     for (int l = 0; l < L; l++) {
         const attn_layer *al = &m->at[l];
         bool last = l == L - 1;
@@ -896,10 +899,9 @@ static void attn_window(cphil_infer_state *s, int T, float *X) {
             for (int c = 0; c < H; c++) KT[(size_t)c * Wp + t] = k[c];
         }
         int t0 = last ? T - 1 : 0;
-        for (int t = t0; t < T; t++)
-            for (int hd = 0; hd < nh; hd++)
-                infer_attend_head(QKV + (size_t)t * wm + hd * dh, KT + (size_t)hd * dh * Wp, Wp,
-                                  QKV + 2 * H + hd * dh, wm, t + 1, dh, scale, O + (size_t)(t - t0) * wm + hd * dh, sc);
+        for (int hd = 0; hd < nh; hd++)
+            infer_attend_causal(QKV + hd * dh, wm, KT + (size_t)hd * dh * Wp, Wp, QKV + 2 * H + hd * dh, wm, t0, T, dh, scale,
+                                O + hd * dh, wm, s->att_s);
         int M = T - t0;
         float *Xl = X + (size_t)t0 * H;
         mm(s, &al->out, M, O, wm, Xl, H, 1);

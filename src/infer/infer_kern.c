@@ -194,3 +194,15 @@ void infer_rmsnorm(const float *x, const float *w, float *y, int n, float eps) {
     if (infer_isa_get() == INFER_ISA_AVX512) infer_rmsnorm_avx512(x, w, y, n, eps);
     else infer_rmsnorm_ref(x, w, y, n, eps);
 }
+
+void infer_attend_causal_ref(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0,
+                             int T, int dh, float scale, float *O, int ldo, float *S) {
+    for (int t = t0; t < T; t++)
+        infer_attend_head_ref(Q + (size_t)t * ldq, KT, ldkt, V, ldv, t + 1, dh, scale, O + (size_t)(t - t0) * ldo, S);
+}
+
+void infer_attend_causal(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0, int T,
+                         int dh, float scale, float *O, int ldo, float *S) {
+    if (infer_isa_get() == INFER_ISA_AVX512) infer_attend_causal_avx512(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
+    else infer_attend_causal_ref(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
+}

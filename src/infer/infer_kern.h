@@ -113,6 +113,17 @@ void infer_conv_silu_avx512(int I, int K, const float *w, const float *b, const 
 void infer_rmsnorm(const float *x, const float *w, float *y, int n, float eps);
 void infer_rmsnorm_ref(const float *x, const float *w, float *y, int n, float eps);
 void infer_rmsnorm_avx512(const float *x, const float *w, float *y, int n, float eps);
+/* Causal attention of one head over a window, queries t0 <= t < T: query t attends keys 0..t
+ * (each as infer_attend_head with n = t + 1). q_t = Q + t ldq; keys transposed KT[dh][ldkt]
+ * (ldkt >= T); v_j = V + j ldv; o_t = O + (t - t0) ldo; S: scratch of 4 ldkt + dh floats. The
+ * AVX-512 form takes four queries at a time: their scores share each key's loads (a 4 x 64
+ * register tile), and so does P.V. O must not alias Q, KT or V. */
+void infer_attend_causal(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0, int T,
+                         int dh, float scale, float *O, int ldo, float *S);
+void infer_attend_causal_ref(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0,
+                             int T, int dh, float scale, float *O, int ldo, float *S);
+void infer_attend_causal_avx512(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0,
+                                int T, int dh, float scale, float *O, int ldo, float *S);
 /* f32 <-> bf16 (round-to-nearest-even, NaN kept quiet; the panel products' rounding). */
 static inline uint16_t infer_f32_to_bf16(float f) { return cphil_pmat_bf16(f); }
 static inline float infer_bf16_to_f32(uint16_t h) { return cphil_pmat_bf16_to_f32(h); }

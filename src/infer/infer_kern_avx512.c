@@ -282,6 +282,7 @@ AI void att_scores(const float *q, const float *KT, int ldkt, int j0, int n, int
                    __m512 *mx, const int NB) {
     __m512 acc[4];
     __mmask16 k[4];
+    #pragma GCC unroll 4
     for (int b = 0; b < NB; b++) {
         acc[b] = _mm512_setzero_ps();
         k[b] = tail16(n - j0 - 16 * b);
@@ -289,8 +290,10 @@ AI void att_scores(const float *q, const float *KT, int ldkt, int j0, int n, int
     for (int i = 0; i < dh; i++) {
         __m512 qb = _mm512_set1_ps(q[i]);
         const float *kr = KT + (size_t)i * ldkt + j0;
+        #pragma GCC unroll 4
         for (int b = 0; b < NB; b++) acc[b] = _mm512_fmadd_ps(qb, _mm512_maskz_loadu_ps(k[b], kr + 16 * b), acc[b]);
     }
+    #pragma GCC unroll 4
     for (int b = 0; b < NB; b++) {
         __m512 s = _mm512_mul_ps(acc[b], scale);
         _mm512_mask_storeu_ps(sc + j0 + 16 * b, k[b], s);
@@ -302,6 +305,7 @@ AI void att_scores(const float *q, const float *KT, int ldkt, int j0, int n, int
 AI void att_pv(const float *p, const float *V, int ldv, int n, int c0, int dh, __m512 inv, float *out, const int NB) {
     __m512 a0[4], a1[4];
     __mmask16 k[4];
+    #pragma GCC unroll 4
     for (int b = 0; b < NB; b++) {
         a0[b] = a1[b] = _mm512_setzero_ps();
         k[b] = tail16(dh - c0 - 16 * b);
@@ -310,6 +314,7 @@ AI void att_pv(const float *p, const float *V, int ldv, int n, int c0, int dh, _
     for (; j + 2 <= n; j += 2) {
         __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
         const float *v0 = V + (size_t)j * ldv + c0, *v1 = v0 + ldv;
+        #pragma GCC unroll 4
         for (int b = 0; b < NB; b++) {
             a0[b] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(k[b], v0 + 16 * b), a0[b]);
             a1[b] = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(k[b], v1 + 16 * b), a1[b]);
@@ -318,8 +323,10 @@ AI void att_pv(const float *p, const float *V, int ldv, int n, int c0, int dh, _
     if (j < n) {
         __m512 p0 = _mm512_set1_ps(p[j]);
         const float *v0 = V + (size_t)j * ldv + c0;
+        #pragma GCC unroll 4
         for (int b = 0; b < NB; b++) a0[b] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(k[b], v0 + 16 * b), a0[b]);
     }
+    #pragma GCC unroll 4
     for (int b = 0; b < NB; b++) _mm512_mask_storeu_ps(out + c0 + 16 * b, k[b], _mm512_mul_ps(_mm512_add_ps(a0[b], a1[b]), inv));
 }
 
@@ -386,5 +393,125 @@ void infer_rmsnorm_avx512(const float *x, const float *w, float *y, int n, float
         __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
         __m512 v = _mm512_maskz_loadu_ps(k, x + i);
         _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(_mm512_mul_ps(v, r), _mm512_maskz_loadu_ps(k, w + i)));
+    }
+}
+
+/* ---- causal attention, four queries at a time ------------------------------------------- */
+/* S[r][j0 .. j0 + 16 NB) = scale q_r . k_j for the four queries r (masked at nmax keys). */
+AI void attc_scores(const float *const q[4], const float *KT, int ldkt, int j0, int nmax, int dh, __m512 scale,
+                    float *S, int lds, const int NB) {
+    __m512 acc[4][4];
+    __mmask16 k[4];
+    #pragma GCC unroll 4
+    for (int b = 0; b < NB; b++) {
+        k[b] = tail16(nmax - j0 - 16 * b);
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) acc[r][b] = _mm512_setzero_ps();
+    }
+    for (int i = 0; i < dh; i++) {
+        const float *kr = KT + (size_t)i * ldkt + j0;
+        __m512 kv[4];
+        #pragma GCC unroll 4
+        for (int b = 0; b < NB; b++) kv[b] = _mm512_maskz_loadu_ps(k[b], kr + 16 * b);
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            __m512 qb = _mm512_set1_ps(q[r][i]);
+            #pragma GCC unroll 4
+            for (int b = 0; b < NB; b++) acc[r][b] = _mm512_fmadd_ps(qb, kv[b], acc[r][b]);
+        }
+    }
+    #pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+        #pragma GCC unroll 4
+        for (int b = 0; b < NB; b++) _mm512_mask_storeu_ps(S + (size_t)r * lds + j0 + 16 * b, k[b], _mm512_mul_ps(acc[r][b], scale));
+}
+
+/* o_r[c0 .. c0 + 16 NB) = inv_r sum_{j < nmax} S[r][j] v_j[...] (S zero past each row's keys). */
+AI void attc_pv(const float *S, int lds, const float *V, int ldv, int nmax, int c0, int dh, const float inv[4],
+                float *const o[4], const int NB) {
+    __m512 acc[4][4];
+    __mmask16 k[4];
+    #pragma GCC unroll 4
+    for (int b = 0; b < NB; b++) {
+        k[b] = tail16(dh - c0 - 16 * b);
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) acc[r][b] = _mm512_setzero_ps();
+    }
+    for (int j = 0; j < nmax; j++) {
+        const float *vj = V + (size_t)j * ldv + c0;
+        __m512 vv[4];
+        #pragma GCC unroll 4
+        for (int b = 0; b < NB; b++) vv[b] = _mm512_maskz_loadu_ps(k[b], vj + 16 * b);
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            __m512 p = _mm512_set1_ps(S[(size_t)r * lds + j]);
+            #pragma GCC unroll 4
+            for (int b = 0; b < NB; b++) acc[r][b] = _mm512_fmadd_ps(p, vv[b], acc[r][b]);
+        }
+    }
+    #pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+        #pragma GCC unroll 4
+        for (int b = 0; b < NB; b++)
+            _mm512_mask_storeu_ps(o[r] + c0 + 16 * b, k[b], _mm512_mul_ps(acc[r][b], _mm512_set1_ps(inv[r])));
+}
+
+void infer_attend_causal_avx512(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0,
+                                int T, int dh, float scale, float *O, int ldo, float *S) {
+    const __m512 vscale = _mm512_set1_ps(scale);
+    float *dummy = S + 4 * (size_t)ldkt;
+    for (int t = t0; t < T; t += 4) {
+        if (T - t == 1) { /* a lone query (the last layer's): the one-query kernel */
+            infer_attend_head_avx512(Q + (size_t)t * ldq, KT, ldkt, V, ldv, t + 1, dh, scale, O + (size_t)(t - t0) * ldo, S);
+            break;
+        }
+        /* rows past T repeat the last query; their output goes to scratch */
+        const float *q[4];
+        float *o[4];
+        int nr[4];
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            int tr = t + r < T ? t + r : T - 1;
+            q[r] = Q + (size_t)tr * ldq;
+            o[r] = t + r < T ? O + (size_t)(t + r - t0) * ldo : dummy;
+            nr[r] = tr + 1;
+        }
+        const int nmax = nr[3];
+        int j0 = 0;
+        for (; j0 < nmax - 48; j0 += 64) attc_scores(q, KT, ldkt, j0, nmax, dh, vscale, S, ldkt, 4);
+        switch ((nmax - j0 + 15) / 16) {
+        case 1: attc_scores(q, KT, ldkt, j0, nmax, dh, vscale, S, ldkt, 1); break;
+        case 2: attc_scores(q, KT, ldkt, j0, nmax, dh, vscale, S, ldkt, 2); break;
+        case 3: attc_scores(q, KT, ldkt, j0, nmax, dh, vscale, S, ldkt, 3); break;
+        default: break;
+        }
+        /* softmax of each row over its keys; zeros up to nmax */
+        float inv[4];
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            float *sr = S + (size_t)r * ldkt;
+            __m512 mx = _mm512_set1_ps(-INFINITY);
+            for (int j = 0; j < nr[r]; j += 16) {
+                __mmask16 kn = tail16(nr[r] - j);
+                mx = _mm512_mask_max_ps(mx, kn, mx, _mm512_maskz_loadu_ps(kn, sr + j));
+            }
+            const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+            __m512 vs = _mm512_setzero_ps();
+            for (int j = 0; j < nmax; j += 16) {
+                __mmask16 kn = tail16(nr[r] - j);
+                __m512 e = _mm512_maskz_mov_ps(kn, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(kn, sr + j), vm)));
+                _mm512_mask_storeu_ps(sr + j, tail16(nmax - j), e);
+                vs = _mm512_add_ps(vs, e);
+            }
+            inv[r] = 1.f / _mm512_reduce_add_ps(vs);
+        }
+        int c0 = 0;
+        for (; c0 < dh - 48; c0 += 64) attc_pv(S, ldkt, V, ldv, nmax, c0, dh, inv, o, 4);
+        switch ((dh - c0 + 15) / 16) {
+        case 1: attc_pv(S, ldkt, V, ldv, nmax, c0, dh, inv, o, 1); break;
+        case 2: attc_pv(S, ldkt, V, ldv, nmax, c0, dh, inv, o, 2); break;
+        case 3: attc_pv(S, ldkt, V, ldv, nmax, c0, dh, inv, o, 3); break;
+        default: break;
+        }
     }
 }
