@@ -605,6 +605,45 @@ TEST(attend_causal_matches_scalar_twin) {
     }
 }
 
+/* RoPE pairs (out of place and in place) and the row transpose vs their scalar twins, ragged */
+TEST(rope_pairs_and_transpose_match_scalar_twins) {
+    enum { N = 77 };
+    static float a[N], b[N], c[N], sn[N], oa0[N], ob0[N], oa1[N], ob1[N];
+    for (int n = 1; n <= N; n += 19) {
+        for (int j = 0; j < n; j++) {
+            a[j] = frand();
+            b[j] = frand();
+            c[j] = cosf(frand() * 3.f);
+            sn[j] = sinf(frand() * 3.f);
+        }
+        infer_rope_pairs_ref(a, b, c, sn, oa0, ob0, n);
+        infer_isa_set(infer_isa_best());
+        infer_rope_pairs(a, b, c, sn, oa1, ob1, n);
+        infer_rope_pairs(a, b, c, sn, a, b, n); /* in place */
+        for (int j = 0; j < n; j++) {
+            CHECK_NEAR(oa1[j], oa0[j], 1e-6, 1e-6);
+            CHECK_NEAR(ob1[j], ob0[j], 1e-6, 1e-6);
+            CHECK(a[j] == oa1[j] && b[j] == ob1[j]);
+        }
+    }
+    enum { TR = 37, NCOL = 35, OFS = 3, LDT = 40 };
+    static float src[TR][OFS + NCOL], d0[NCOL * LDT], d1[NCOL * LDT];
+    const float *rows[TR];
+    for (int t = 0; t < TR; t++) {
+        rows[TR - 1 - t] = src[t]; /* rows anywhere, in any order */
+        for (int k = 0; k < OFS + NCOL; k++) src[t][k] = frand();
+    }
+    for (int T = 1; T <= TR; T += 3)
+        for (int n = 1; n <= NCOL; n += 17) {
+            for (int i = 0; i < NCOL * LDT; i++) d0[i] = d1[i] = -7.f;
+            infer_transpose_rows_ref(rows, OFS, T, n, d0, LDT);
+            infer_isa_set(infer_isa_best());
+            infer_transpose_rows(rows, OFS, T, n, d1, LDT);
+            CHECK(memcmp(d0, d1, sizeof d0) == 0); /* untouched outside [n][T] too */
+            CHECK(d0[(size_t)(n - 1) * LDT + T - 1] == rows[T - 1][OFS + n - 1]);
+        }
+}
+
 /* quantized policy files: written, detected, refused where they cannot run, and close to f32 */
 TEST(quantized_policy_files) {
     char path[600], q8[600], qs[600], qb[600];
@@ -695,6 +734,7 @@ int main(void) {
     RUN(layernorm_matches_scalar_twin);
     RUN(attend_head_matches_scalar_twin_and_double);
     RUN(attend_causal_matches_scalar_twin);
+    RUN(rope_pairs_and_transpose_match_scalar_twins);
     RUN(quantized_policy_files);
     return harness_done();
 }

@@ -97,6 +97,7 @@ struct cphil_infer_model {
     cphil_pmat head0;                 /* the six first head layers fused: [352, Hb] */
     cphil_pmat head2[INFER_N_HEADS];
     float *rope_cos, *rope_sin;      /* [W][dh/2] window positions */
+    float *rope_cosT, *rope_sinT;    /* [dh/2][round16(W)] the same, transposed (keys stored transposed) */
     cphil_pmat *mats[MAX_MATS];
     char mat_names[MAX_MATS][96];
     int n_mats;
@@ -384,12 +385,18 @@ static cphil_status build(build_ctx *b) {
         int dh = H / sp->heads, W = sp->window;
         m->rope_cos = cphil_alloc(sizeof(float) * (size_t)W * (dh / 2));
         m->rope_sin = cphil_alloc(sizeof(float) * (size_t)W * (dh / 2));
-        if (!m->rope_cos || !m->rope_sin) return cphil_err(CPHIL_E_NOMEM, "out of memory for RoPE tables");
+        const int Wp = (W + 15) & ~15;
+        m->rope_cosT = cphil_calloc((size_t)Wp * (dh / 2), sizeof(float));
+        m->rope_sinT = cphil_calloc((size_t)Wp * (dh / 2), sizeof(float));
+        if (!m->rope_cos || !m->rope_sin || !m->rope_cosT || !m->rope_sinT)
+            return cphil_err(CPHIL_E_NOMEM, "out of memory for RoPE tables");
         for (int p = 0; p < W; p++)
             for (int i = 0; i < dh / 2; i++) {
                 double th = (double)p * pow((double)sp->rope_base, -2.0 * i / dh);
                 m->rope_cos[p * (dh / 2) + i] = (float)cos(th);
                 m->rope_sin[p * (dh / 2) + i] = (float)sin(th);
+                m->rope_cosT[(size_t)i * Wp + p] = (float)cos(th);
+                m->rope_sinT[(size_t)i * Wp + p] = (float)sin(th);
             }
         break;
     }
@@ -492,6 +499,8 @@ void cphil_infer_model_free(cphil_infer_model *m) {
     cphil_free(m->normf_b);
     cphil_free(m->rope_cos);
     cphil_free(m->rope_sin);
+    cphil_free(m->rope_cosT);
+    cphil_free(m->rope_sinT);
     cphil_free(m);
 }
 
@@ -527,6 +536,7 @@ struct cphil_infer_state {
     float *kring, *vring;/* [L][H][wp] keys transposed, [L][W][H] values (stream attention) */
     float *kt;           /* [H][wp] window attention's keys, transposed */
     float *att_s;        /* [4 wp + H + 16] attention's scores (infer_attend_causal) */
+    const float **att_rows; /* [W] window attention's q|k|v rows */
     int wp;              /* W rounded up to 16 */
     double *rot;         /* [dh/2][2] (cos, sin) of the current absolute position (stream attention) */
     double *rot_step;    /* [dh/2][2] */
@@ -596,6 +606,7 @@ cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode
         ALLOC(s->kring, (size_t)L * s->wp * H);
         ALLOC(s->kt, (size_t)s->wp * H);
         ALLOC(s->att_s, (size_t)s->wp * 4 + H + 16);
+        ALLOC(s->att_rows, Wz);
         ALLOC(s->vring, (size_t)L * Wz * H);
         ALLOC(s->rot, (size_t)H);
         ALLOC(s->rot_step, (size_t)H);
@@ -637,6 +648,7 @@ void cphil_infer_state_close(cphil_infer_state *s) {
     cphil_free(s->vring);
     cphil_free(s->kt);
     cphil_free(s->att_s);
+    cphil_free(s->att_rows);
     cphil_free(s->rot);
     cphil_free(s->rot_step);
     cphil_free(s->tmp);
@@ -838,16 +850,12 @@ static void mamba_stream(cphil_infer_state *s, const float *x0, const float *pre
 }
 
 /* ---- attention ----------------------------------------------------------------------------- */
-static void rope_apply(float *v, int H, int heads, const float *cs, const float *sn) {
-    int dh = H / heads, h2 = dh / 2;
-    for (int hd = 0; hd < heads; hd++) {
-        float *p = v + hd * dh;
-        for (int i = 0; i < h2; i++) {
-            float a = p[i], b = p[i + h2];
-            p[i] = a * cs[i] - b * sn[i];
-            p[i + h2] = a * sn[i] + b * cs[i];
-        }
-    }
+/* RoPE of one row's q or k (H values, heads of dh: rotate-half per head) by angles cs/sn [dh/2];
+ * from src to dst (dst == src: in place). */
+static void rope_row(const float *src, float *dst, int H, int heads, const float *cs, const float *sn) {
+    const int dh = H / heads, h2 = dh / 2;
+    for (int hd = 0; hd < heads; hd++)
+        infer_rope_pairs(src + hd * dh, src + hd * dh + h2, cs, sn, dst + hd * dh, dst + hd * dh + h2, h2);
 }
 
 /* FFN residual on M rows of X[M][H]: X += fc2(gelu(fc1(ln2(X)))) */
@@ -883,22 +891,24 @@ static void attn_window(cphil_infer_state *s, int T, float *X) {
             } else {
                 mm(s, &al->qkv, T, U, wm, QKV, wm, 0);
             }
-        } else {
-            for (int t = 0; t < T; t++) memcpy(QKV + (size_t)t * wm, s->seq_pre[t], sizeof(float) * 3 * (size_t)H);
         }
-        /* RoPE on q and k by window position (relative positions are what matter) */
-        for (int t = 0; t < T; t++) {
-            float *r = QKV + (size_t)t * wm;
-            const float *cs = m->rope_cos + (size_t)t * (dh / 2), *sn = m->rope_sin + (size_t)t * (dh / 2);
-            if (!last || t == T - 1) rope_apply(r, H, nh, cs, sn);
-            rope_apply(r + H, H, nh, cs, sn);
-        }
-        /* keys transposed (KT[c][t]), so that a query's scores take 16 keys at a time */
-        for (int t = 0; t < T; t++) {
-            const float *k = QKV + (size_t)t * wm + H;
-            for (int c = 0; c < H; c++) KT[(size_t)c * Wp + t] = k[c];
-        }
+        /* q|k|v rows: layer 0's are the per-frame cache (read only), the others QKV's */
+        const float **rows = s->att_rows;
+        for (int t = 0; t < T; t++) rows[t] = l == 0 ? s->seq_pre[t] : QKV + (size_t)t * wm;
         int t0 = last ? T - 1 : 0;
+        /* RoPE by window position (relative positions are what matter): the queries used, into
+         * QKV; the keys transposed into KT (KT[c][t]: a query's scores take 16 keys at a time),
+         * rotated along t with the transposed tables; layer 0's values copied into QKV */
+        for (int t = t0; t < T; t++)
+            rope_row(rows[t], QKV + (size_t)t * wm, H, nh, m->rope_cos + (size_t)t * (dh / 2), m->rope_sin + (size_t)t * (dh / 2));
+        if (l == 0)
+            for (int t = 0; t < T; t++) memcpy(QKV + (size_t)t * wm + 2 * H, rows[t] + 2 * H, sizeof(float) * (size_t)H);
+        infer_transpose_rows(rows, H, T, H, KT, Wp);
+        for (int hd = 0; hd < nh; hd++)
+            for (int i = 0; i < dh / 2; i++) {
+                float *ka = KT + (size_t)(hd * dh + i) * Wp, *kb = ka + (size_t)(dh / 2) * Wp;
+                infer_rope_pairs(ka, kb, m->rope_cosT + (size_t)i * Wp, m->rope_sinT + (size_t)i * Wp, ka, kb, T);
+            }
         for (int hd = 0; hd < nh; hd++)
             infer_attend_causal(QKV + hd * dh, wm, KT + (size_t)hd * dh * Wp, Wp, QKV + 2 * H + hd * dh, wm, t0, T, dh, scale,
                                 O + hd * dh, wm, s->att_s);
@@ -932,8 +942,8 @@ static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0
             infer_layernorm(x, al->ln1_w, al->ln1_b, u, H, sp->norm_eps);
             mm(s, &al->qkv, 1, u, H, qkv, 3 * H, 0);
         }
-        rope_apply(qkv, H, nh, cs, sn);
-        rope_apply(qkv + H, H, nh, cs, sn);
+        rope_row(qkv, qkv, H, nh, cs, sn);
+        rope_row(qkv + H, qkv + H, H, nh, cs, sn);
         /* key ring transposed (kr[c][slot]), value ring by rows (vr[slot][c]) */
         float *kr = s->kring + (size_t)l * H * Wp, *vr = s->vring + (size_t)l * W * H;
         for (int c = 0; c < H; c++) kr[(size_t)c * Wp + slot] = qkv[H + c];

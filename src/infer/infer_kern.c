@@ -206,3 +206,26 @@ void infer_attend_causal(const float *Q, int ldq, const float *KT, int ldkt, con
     if (infer_isa_get() == INFER_ISA_AVX512) infer_attend_causal_avx512(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
     else infer_attend_causal_ref(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
 }
+
+void infer_rope_pairs_ref(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob, int n) {
+    for (int j = 0; j < n; j++) {
+        float x = a[j], y = b[j];
+        oa[j] = x * c[j] - y * s[j];
+        ob[j] = x * s[j] + y * c[j];
+    }
+}
+
+void infer_rope_pairs(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob, int n) {
+    if (infer_isa_get() == INFER_ISA_AVX512) infer_rope_pairs_avx512(a, b, c, s, oa, ob, n);
+    else infer_rope_pairs_ref(a, b, c, s, oa, ob, n);
+}
+
+void infer_transpose_rows_ref(const float *const *rows, int off, int T, int n, float *dst, int ldd) {
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < n; c++) dst[(size_t)c * ldd + t] = rows[t][off + c];
+}
+
+void infer_transpose_rows(const float *const *rows, int off, int T, int n, float *dst, int ldd) {
+    if (infer_isa_get() == INFER_ISA_AVX512) infer_transpose_rows_avx512(rows, off, T, n, dst, ldd);
+    else infer_transpose_rows_ref(rows, off, T, n, dst, ldd);
+}

@@ -124,6 +124,18 @@ void infer_attend_causal_ref(const float *Q, int ldq, const float *KT, int ldkt,
                              int T, int dh, float scale, float *O, int ldo, float *S);
 void infer_attend_causal_avx512(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0,
                                 int T, int dh, float scale, float *O, int ldo, float *S);
+/* Rotation of pairs (RoPE, rotate-half form: a is the first half of a head, b the second):
+ *   oa[j] = a[j] c[j] - b[j] s[j],  ob[j] = a[j] s[j] + b[j] c[j]   (j < n)
+ * In place when oa == a and ob == b; otherwise the outputs must not overlap the inputs. */
+void infer_rope_pairs(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob, int n);
+void infer_rope_pairs_ref(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob, int n);
+void infer_rope_pairs_avx512(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob,
+                             int n);
+/* Transpose of T rows: dst[c * ldd + t] = rows[t][off + c] for t < T, c < n (ldd >= T). The
+ * AVX-512 form moves 16 x 16 blocks through registers. */
+void infer_transpose_rows(const float *const *rows, int off, int T, int n, float *dst, int ldd);
+void infer_transpose_rows_ref(const float *const *rows, int off, int T, int n, float *dst, int ldd);
+void infer_transpose_rows_avx512(const float *const *rows, int off, int T, int n, float *dst, int ldd);
 /* f32 <-> bf16 (round-to-nearest-even, NaN kept quiet; the panel products' rounding). */
 static inline uint16_t infer_f32_to_bf16(float f) { return cphil_pmat_bf16(f); }
 static inline float infer_bf16_to_f32(uint16_t h) { return cphil_pmat_bf16_to_f32(h); }

@@ -515,3 +515,62 @@ void infer_attend_causal_avx512(const float *Q, int ldq, const float *KT, int ld
         }
     }
 }
+
+/* ---- RoPE pairs, row transposes ------------------------------------------------------------ */
+/* FMA forms: a c - b s as fmsub(a, c, b s), a s + b c as fmadd(a, s, b c). */
+void infer_rope_pairs_avx512(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob,
+                             int n) {
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 k = tail16(n - j);
+        __m512 x = _mm512_maskz_loadu_ps(k, a + j), y = _mm512_maskz_loadu_ps(k, b + j);
+        __m512 vc = _mm512_maskz_loadu_ps(k, c + j), vs = _mm512_maskz_loadu_ps(k, s + j);
+        _mm512_mask_storeu_ps(oa + j, k, _mm512_fmsub_ps(x, vc, _mm512_mul_ps(y, vs)));
+        _mm512_mask_storeu_ps(ob + j, k, _mm512_fmadd_ps(x, vs, _mm512_mul_ps(y, vc)));
+    }
+}
+
+/* In-register transpose of 16 rows of 16 floats: r[i][j] -> r[j][i] (unpack pairs, then 4 x 4
+ * within 128-bit lanes, then 128-bit lanes across registers). */
+AI void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    /* u[4i + k], 128-bit lane L: rows 4i..4i+3 of column 4L + k */
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88), w0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD);
+        __m512 v1 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88), w1 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xDD);
+        r[k] = _mm512_shuffle_f32x4(v0, v1, 0x88);
+        r[8 + k] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
+        r[4 + k] = _mm512_shuffle_f32x4(w0, w1, 0x88);
+        r[12 + k] = _mm512_shuffle_f32x4(w0, w1, 0xDD);
+    }
+}
+
+void infer_transpose_rows_avx512(const float *const *rows, int off, int T, int n, float *dst, int ldd) {
+    for (int t0 = 0; t0 < T; t0 += 16) {
+        const int nt = T - t0 < 16 ? T - t0 : 16;
+        for (int c0 = 0; c0 < n; c0 += 16) {
+            const __mmask16 kc = tail16(n - c0);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                r[i] = i < nt ? _mm512_maskz_loadu_ps(kc, rows[t0 + i] + off + c0) : _mm512_setzero_ps();
+            transpose16(r);
+            const int nc = n - c0 < 16 ? n - c0 : 16;
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                if (i < nc) _mm512_mask_storeu_ps(dst + (size_t)(c0 + i) * ldd + t0, tail16(nt), r[i]);
+        }
+    }
+}
