@@ -213,29 +213,44 @@ void infer_ssm_gated_avx512(int I, int N, const float *A2, const float *dtr, con
 /* ---- attention's pieces: GELU, LayerNorm, one head of softmax attention ------------------ */
 AI __mmask16 tail16(int r) { return r >= 16 ? (__mmask16)0xffff : r <= 0 ? (__mmask16)0 : (__mmask16)((1u << r) - 1u); }
 
-/* x Phi(x), Phi from erfc(|x|/sqrt 2) = t exp(-a^2 + P(t)), t = 1/(1 + a/2) (see infer_kern.h).
- * P: degree 9, fitted by weighted least squares on a in [0, 10] (Lawson iterations towards
- * minimax), coefficients highest degree first. fnmadd forms -a^2 + P in one rounding. */
+/* x Phi(x), Phi from erfc(a)/2, a = |x|/sqrt 2 (see infer_kern.h), in base 2:
+ *   erfc(a)/2 = t 2^(P2(u) - a^2 log2 e),  t = 1/(1 + a/2),  u = 1 - t = (a/2) t
+ * (in u the sum stays well conditioned near a = 0, where P2 is -1). P2 (degree 9) and the 2^f polynomial on [-1/2, 1/2] (degree 6, relative error 2e-9) were
+ * fitted for this project by weighted least squares (Lawson iterations towards minimax):
+ * P2's error is 6.5e-8 in log2 units over a in [0, 10]. t: rcp14 and one Newton step.
+ * Coefficients highest degree first; fnmadd forms P2 - a^2 log2 e in one rounding. */
 AI __m512 gelu512(__m512 x) {
-    const __m512 a = _mm512_min_ps(_mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f)),
-                                   _mm512_set1_ps(10.f));
     const __m512 one = _mm512_set1_ps(1.f);
-    __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(a, _mm512_set1_ps(0.5f), one));
-    __m512 p = _mm512_set1_ps(1.421949105e-01f);
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-6.660666367e-01f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.122409191e+00f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-6.512591901e-01f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.167788697e-01f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(2.019153185e-02f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(2.835856310e-02f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(3.878994358e-01f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(9.984925488e-01f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.265441440e+00f));
-    __mmask16 live = _mm512_cmp_ps_mask(a, _mm512_set1_ps(9.3f), _CMP_LT_OQ);
-    __m512 h = _mm512_maskz_mul_ps(live, _mm512_mul_ps(t, _mm512_set1_ps(0.5f)), exp512(_mm512_fnmadd_ps(a, a, p)));
-    __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
-    __m512 phi = _mm512_mask_sub_ps(h, pos, one, h);
-    return _mm512_mul_ps(x, phi);
+    const __m512 ax = _mm512_min_ps(_mm512_abs_ps(x), _mm512_set1_ps(14.f)); /* Phi is 0 or 1 past 14 */
+    const __m512 ha = _mm512_mul_ps(ax, _mm512_set1_ps(0.353553390593273762f)); /* a/2 */
+    const __m512 d = _mm512_add_ps(ha, one);
+    __m512 t = _mm512_rcp14_ps(d);
+    t = _mm512_mul_ps(t, _mm512_fnmadd_ps(d, t, _mm512_set1_ps(2.f)));
+    const __m512 u = _mm512_mul_ps(ha, t); /* 1 - t, without the cancellation */
+    __m512 p = _mm512_set1_ps(-2.051431775e-01f);
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(8.853614565e-01f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-1.317022295e+00f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(7.215058970e-01f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-2.352821564e-01f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(3.514765002e-01f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(2.234522828e-01f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-4.368599855e-01f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-1.813134675e+00f));
+    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-9.999999348e-01f));
+    /* a^2 log2 e = x^2 (log2 e)/2 */
+    const __m512 arg = _mm512_fnmadd_ps(_mm512_mul_ps(ax, _mm512_set1_ps(0.721347520444481703f)), ax, p);
+    const __m512 n = _mm512_roundscale_ps(arg, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(arg, n);
+    __m512 e = _mm512_set1_ps(1.535348983e-04f);
+    e = _mm512_fmadd_ps(e, f, _mm512_set1_ps(1.339889537e-03f));
+    e = _mm512_fmadd_ps(e, f, _mm512_set1_ps(9.618436952e-03f));
+    e = _mm512_fmadd_ps(e, f, _mm512_set1_ps(5.550332397e-02f));
+    e = _mm512_fmadd_ps(e, f, _mm512_set1_ps(2.402264792e-01f));
+    e = _mm512_fmadd_ps(e, f, _mm512_set1_ps(6.931472029e-01f));
+    e = _mm512_fmadd_ps(e, f, one);
+    const __m512 h = _mm512_mul_ps(t, _mm512_scalef_ps(e, n)); /* erfc(a)/2 */
+    const __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
+    return _mm512_mul_ps(x, _mm512_mask_sub_ps(h, pos, one, h));
 }
 void infer_vgelu_avx512(float *x, int n) { ACT_LOOP(gelu512(v)) }
 
