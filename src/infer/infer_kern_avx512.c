@@ -427,7 +427,8 @@ AI void attc_scores(const float *const q[4], const float *KT, int ldkt, int j0, 
         const float *kr = KT + (size_t)i * ldkt + j0;
         __m512 kv[4];
         #pragma GCC unroll 4
-        for (int b = 0; b < NB; b++) kv[b] = _mm512_maskz_loadu_ps(k[b], kr + 16 * b);
+        for (int b = 0; b < NB; b++) /* blocks before the last are full */
+            kv[b] = b < NB - 1 ? _mm512_loadu_ps(kr + 16 * b) : _mm512_maskz_loadu_ps(k[b], kr + 16 * b);
         #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             __m512 qb = _mm512_set1_ps(q[r][i]);
