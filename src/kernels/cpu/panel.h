@@ -7,7 +7,7 @@
  * Implements: packing from PyTorch-layout row-major weights (or already-quantized int8), and the
  * products with the project's ISA dispatch (isa.c, CPHIL_ISA): AVX-512 (F FMA, BF16 vdpbf16ps,
  * VNNI vpdpbusd; needs VNNI and BF16, else the AVX2 tier is used), AVX2/FMA (bf16 widened by
- * shifts, int8 through vpmaddwd), scalar. Each SIMD kernel has a scalar `_ref` twin on the same
+ * shifts, int8 through vpmaddubsw with the sign trick), scalar. Each SIMD kernel has a scalar `_ref` twin on the same
  * packed layout; tests/test_kernels.c compares them (int8 exactly, f32/bf16 within tolerance).
  * Does not: training products (cphil_gemm), large-M blocking, threads.
  *

@@ -1,6 +1,6 @@
 /* panel_avx2.c — AVX2/FMA inference products on the panel16 layout:
  * f32 (FMA), bf16 (weights widened to f32 by shifts, then FMA; for CPUs without AVX-512 BF16),
- * int8 (sign-extended to 16 bits and vpmaddwd: exact, no vpmaddubsw saturation). Twins:
+ * int8 (vpmaddubsw with the sign trick, exact: no saturation; see blk_i8). Twins:
  * cphil_pmat_*_ref in panel.c. Does not: AVX-VNNI (256-bit) — Zen 4 takes the AVX-512 path.
  */
 #include "kernels/cpu/panel.h"
@@ -138,48 +138,53 @@ void cphil_pmat_bf16_avx2(const cphil_pmat_args *a) {
 }
 
 /* ---- int8 --------------------------------------------------------------------------------- */
+/* int8 without VNNI: vpmaddubsw multiplies u8 by s8 and adds pairs into s16, saturating. The
+ * sign trick keeps it exact: |x| (u8, <= 127) times sign(x) * w (s8, |w| <= 127), so a pair
+ * sum is at most 2 * 127 * 127 = 32258 < 32767; vpmaddwd by ones then adds the pairs into s32.
+ * One ymm holds 8 rows x one k-quad of a panel (rows 0-7 in the low half of the 64-byte slice,
+ * 8-15 in the high half), so the sums land per row with no reduction; |x| is shared by both
+ * halves. MB input rows share each weight load. */
 AI void blk_i8(const cphil_pmat_args *a, int m0, int p0, const int MB) {
     const cphil_pmat *m = a->m;
     const int kp = m->kp;
     const int8_t *x = (const int8_t *)a->x + (size_t)m0 * kp;
     const int8_t *w = (const int8_t *)m->w + (size_t)p0 * CPHIL_PANEL * kp;
-    __m256i acc[2][4];
-#pragma GCC unroll 2
-    for (int i = 0; i < MB; i++)
-        for (int c = 0; c < 4; c++) acc[i][c] = _mm256_setzero_si256();
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[4][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
     for (int k4 = 0; k4 < kp / 4; k4++) {
-        const int8_t *wp = w + (size_t)k4 * 64;
-        __m256i wv[4];
-        for (int c = 0; c < 4; c++) wv[c] = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(wp + 16 * c)));
-#pragma GCC unroll 2
+        const __m256i w0 = _mm256_load_si256((const __m256i *)(w + (size_t)k4 * 64));
+        const __m256i w1 = _mm256_load_si256((const __m256i *)(w + (size_t)k4 * 64 + 32));
+#pragma GCC unroll 4
         for (int i = 0; i < MB; i++) {
-            const int8_t *xp = x + (size_t)i * kp + 4 * k4;
-            int64_t pat = (int64_t)(uint16_t)(int16_t)xp[0] | (int64_t)(uint16_t)(int16_t)xp[1] << 16 |
-                          (int64_t)(uint16_t)(int16_t)xp[2] << 32 | (int64_t)((uint64_t)(uint16_t)(int16_t)xp[3] << 48);
-            __m256i xv = _mm256_set1_epi64x(pat);
-            for (int c = 0; c < 4; c++) acc[i][c] = _mm256_add_epi32(acc[i][c], _mm256_madd_epi16(wv[c], xv));
+            int32_t quad;
+            __builtin_memcpy(&quad, x + (size_t)i * kp + 4 * k4, 4);
+            const __m256i xv = _mm256_set1_epi32(quad), xa = _mm256_abs_epi8(xv);
+            acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(xa, _mm256_sign_epi8(w0, xv)), ones));
+            acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(xa, _mm256_sign_epi8(w1, xv)), ones));
         }
     }
     const int r0 = p0 * CPHIL_PANEL;
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int i = 0; i < MB; i++) {
-        int32_t t[4][8], s[16];
-        for (int c = 0; c < 4; c++) _mm256_storeu_si256((__m256i *)t[c], acc[i][c]);
-        for (int c = 0; c < 4; c++)
-            for (int r = 0; r < 4; r++) s[4 * c + r] = t[c][2 * r] + t[c][2 * r + 1];
-        float xs = a->xs[m0 + i];
-        float f[16];
-        for (int r = 0; r < 16; r++) f[r] = (float)s[r] * xs * m->scale[r0 + r];
-        epilogue8(a, m0 + i, r0, _mm256_loadu_ps(f));
-        epilogue8(a, m0 + i, r0 + 8, _mm256_loadu_ps(f + 8));
+        const __m256 xs = _mm256_set1_ps(a->xs[m0 + i]);
+        for (int h = 0; h < 2; h++) { /* (acc * xs) * scale: the scalar twin's order */
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][h]), xs);
+            epilogue8(a, m0 + i, r0 + 8 * h, _mm256_mul_ps(v, _mm256_loadu_ps(m->scale + r0 + 8 * h)));
+        }
     }
 }
 
 void cphil_pmat_i8_avx2(const cphil_pmat_args *a) {
     const int np = a->m->np;
     int m0 = 0;
-    for (; m0 + 2 <= a->M; m0 += 2)
-        for (int p = 0; p < np; p++) blk_i8(a, m0, p, 2);
-    if (m0 < a->M)
-        for (int p = 0; p < np; p++) blk_i8(a, m0, p, 1);
+    for (; m0 + 4 <= a->M; m0 += 4)
+        for (int p = 0; p < np; p++) blk_i8(a, m0, p, 4);
+    const int rest = a->M - m0;
+    for (int p = 0; p < np && rest; p++) {
+        if (rest == 1) blk_i8(a, m0, p, 1);
+        else if (rest == 2) blk_i8(a, m0, p, 2);
+        else blk_i8(a, m0, p, 3);
+    }
 }
