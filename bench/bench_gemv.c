@@ -77,6 +77,33 @@ int main(int argc, char **argv) {
             cphil_gtable_free(&g);
         }
     }
+    /* The weight-stream ceiling of a batch-1 int8 step: the AVX-512 kernel alone (input already
+     * quantized, no conversion) over 256-column matrices that fit L1 (64 rows, 16 KB) or only L2
+     * (1024 rows, 256 KB: an LSTM layer's recurrent matrix). A recurrent step cannot reuse
+     * weights across steps, so the L2 figure bounds the recurrence of window and stream modes. */
+    if (cphil_pmat_isa_best() == CPHIL_ISA_AVX512) {
+        cphil_isa_set(CPHIL_ISA_AVX512);
+        int8_t *xq = scratch;
+        for (int k = 0; k < 256; k++) xq[k] = (int8_t)((k * 37) % 255 - 127);
+        float xs = 0.01f;
+        for (int rows = 64; rows <= 1024; rows *= 16) {
+            cphil_pmat p;
+            if (cphil_pmat_pack(&p, rows, 256, W, NULL, CPHIL_W_I8)) return 1;
+            cphil_pmat_args a = {&p, 1, xq, 256, &xs, y, rows, 0};
+            int reps = 2000000 / rows;
+            double t[NR];
+            for (int r = 0; r < NR; r++) {
+                double t0 = tsec();
+                for (int i = 0; i < reps; i++) cphil_pmat_i8_avx512(&a);
+                t[r] = (tsec() - t0) / reps;
+            }
+            qsort(t, NR, sizeof t[0], cmp_d);
+            double ns = t[NR / 2] * 1e9;
+            printf("avx512  int8 kernel only, batch 1, %4d x 256 (%3d KB, %s): %7.0f ns, %6.1f GB/s of weights\n", rows,
+                   rows / 4, rows * 256 <= 32768 ? "fits L1" : "in L2", ns, (double)rows * 256 / ns);
+            cphil_pmat_free(&p);
+        }
+    }
     cphil_isa_set(cphil_isa_best());
     cphil_free(x); cphil_free(y); cphil_free(bias); cphil_free(W); cphil_free(scratch);
     return 0;
