@@ -529,18 +529,22 @@ TEST(gelu_matches_exact_erf_every_isa) {
 
 TEST(layernorm_matches_scalar_twin) {
     static const int ns[] = {1, 7, 16, 37, 256};
-    float x[256], w[256], b[256], y0[256], y1[256];
+    enum { MR = 7, LD = 260 }; /* 7 rows: one group of four and three single rows */
+    static float x[MR * LD], w[256], b[256], y0[MR * LD], y1[MR * LD];
     for (size_t c = 0; c < CPHIL_ARRAY_LEN(ns); c++) {
         int n = ns[c];
+        for (int i = 0; i < MR * LD; i++) x[i] = 3.f + frand() * 2.f; /* an offset mean */
         for (int i = 0; i < n; i++) {
-            x[i] = 3.f + frand() * 2.f; /* an offset mean */
             w[i] = frand();
             b[i] = frand();
         }
-        infer_layernorm_ref(x, w, b, y0, n, 1e-5f);
-        infer_isa_set(infer_isa_best());
-        infer_layernorm(x, w, b, y1, n, 1e-5f);
-        for (int i = 0; i < n; i++) CHECK_NEAR(y1[i], y0[i], 1e-6, 1e-5);
+        for (int M = 1; M <= MR; M += 3) {
+            for (int i = 0; i < MR * LD; i++) y0[i] = y1[i] = -9.f;
+            infer_layernorm_ref(M, x, LD, w, b, y0, LD - 1, n, 1e-5f);
+            infer_isa_set(infer_isa_best());
+            infer_layernorm(M, x, LD, w, b, y1, LD - 1, n, 1e-5f);
+            for (int i = 0; i < MR * LD; i++) CHECK_NEAR(y1[i], y0[i], 1e-6, 1e-5);
+        }
     }
 }
 

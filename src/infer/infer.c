@@ -717,7 +717,7 @@ static void first_layer_pre(cphil_infer_state *s, const float *x0, float *pre) {
         mm(s, &m->mb[0].in_proj, 1, s->tmp, sp->hidden, pre, s->P, 0);
         break;
     case CPHIL_BACKBONE_ATTENTION:
-        infer_layernorm(x0, m->at[0].ln1_w, m->at[0].ln1_b, s->tmp, sp->hidden, sp->norm_eps);
+        infer_layernorm(1, x0, sp->hidden, m->at[0].ln1_w, m->at[0].ln1_b, s->tmp, sp->hidden, sp->hidden, sp->norm_eps);
         mm(s, &m->at[0].qkv, 1, s->tmp, sp->hidden, pre, s->P, 0);
         break;
     default: break;
@@ -862,7 +862,7 @@ static void rope_row(const float *src, float *dst, int H, int heads, const float
 static void attn_ffn(cphil_infer_state *s, const attn_layer *al, int M, float *X, float *U, float *F) {
     const int H = s->m->spec.hidden;
     const int wm = s->wmax;
-    for (int t = 0; t < M; t++) infer_layernorm(X + (size_t)t * H, al->ln2_w, al->ln2_b, U + (size_t)t * wm, H, s->m->spec.norm_eps);
+    infer_layernorm(M, X, H, al->ln2_w, al->ln2_b, U, wm, H, s->m->spec.norm_eps);
     mm(s, &al->fc1, M, U, wm, F, wm, 0);
     if (wm == 4 * H) infer_vgelu(F, M * 4 * H);
     else
@@ -883,7 +883,7 @@ static void attn_window(cphil_infer_state *s, int T, float *X) {
         const attn_layer *al = &m->at[l];
         bool last = l == L - 1;
         if (l > 0) {
-            for (int t = 0; t < T; t++) infer_layernorm(X + (size_t)t * H, al->ln1_w, al->ln1_b, U + (size_t)t * wm, H, sp->norm_eps);
+            infer_layernorm(T, X, H, al->ln1_w, al->ln1_b, U, wm, H, sp->norm_eps);
             if (last && T > 1) { /* only the last position's query is used: K, V for the others */
                 const int c0 = H / CPHIL_PANEL * CPHIL_PANEL;
                 mm(s, &al->kv, T - 1, U, wm, QKV + c0, wm, 0);
@@ -917,7 +917,7 @@ static void attn_window(cphil_infer_state *s, int T, float *X) {
         mm(s, &al->out, M, O, wm, Xl, H, 1);
         attn_ffn(s, al, M, Xl, U, F);
     }
-    infer_layernorm(X + (size_t)(T - 1) * H, m->normf_w, m->normf_b, s->feat, H, sp->norm_eps);
+    infer_layernorm(1, X + (size_t)(T - 1) * H, H, m->normf_w, m->normf_b, s->feat, H, H, sp->norm_eps);
 }
 
 static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0) {
@@ -939,7 +939,7 @@ static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0
         const attn_layer *al = &m->at[l];
         if (l == 0) memcpy(qkv, pre0, sizeof(float) * 3 * (size_t)H);
         else {
-            infer_layernorm(x, al->ln1_w, al->ln1_b, u, H, sp->norm_eps);
+            infer_layernorm(1, x, H, al->ln1_w, al->ln1_b, u, H, H, sp->norm_eps);
             mm(s, &al->qkv, 1, u, H, qkv, 3 * H, 0);
         }
         rope_row(qkv, qkv, H, nh, cs, sn);
@@ -955,7 +955,7 @@ static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0
         mm(s, &al->out, 1, o, H, x, H, 1);
         attn_ffn(s, al, 1, x, u, F);
     }
-    infer_layernorm(x, m->normf_w, m->normf_b, s->feat, H, sp->norm_eps);
+    infer_layernorm(1, x, H, m->normf_w, m->normf_b, s->feat, H, H, sp->norm_eps);
     /* advance the absolute position's rotation (double, renormalized) */
     for (int i = 0; i < dh / 2; i++) {
         double c = s->rot[2 * i], sN = s->rot[2 * i + 1];

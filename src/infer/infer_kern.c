@@ -117,19 +117,25 @@ void infer_vgelu(float *x, int n) {
     else infer_vgelu_ref(x, n);
 }
 
-void infer_layernorm_ref(const float *x, const float *w, const float *b, float *y, int n, float eps) {
-    double mu = 0.0, var = 0.0;
-    for (int i = 0; i < n; i++) mu += x[i];
-    mu /= n;
-    for (int i = 0; i < n; i++) var += ((double)x[i] - mu) * ((double)x[i] - mu);
-    var /= n;
-    float r = (float)(1.0 / sqrt(var + eps));
-    for (int i = 0; i < n; i++) y[i] = ((float)(x[i] - mu)) * r * w[i] + b[i];
+void infer_layernorm_ref(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
+                         float eps) {
+    for (int m = 0; m < M; m++) {
+        const float *x = X + (size_t)m * ldx;
+        float *y = Y + (size_t)m * ldy;
+        double mu = 0.0, var = 0.0;
+        for (int i = 0; i < n; i++) mu += x[i];
+        mu /= n;
+        for (int i = 0; i < n; i++) var += ((double)x[i] - mu) * ((double)x[i] - mu);
+        var /= n;
+        float r = (float)(1.0 / sqrt(var + eps));
+        for (int i = 0; i < n; i++) y[i] = ((float)(x[i] - mu)) * r * w[i] + b[i];
+    }
 }
 
-void infer_layernorm(const float *x, const float *w, const float *b, float *y, int n, float eps) {
-    if (infer_isa_get() == INFER_ISA_AVX512) infer_layernorm_avx512(x, w, b, y, n, eps);
-    else infer_layernorm_ref(x, w, b, y, n, eps);
+void infer_layernorm(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
+                     float eps) {
+    if (infer_isa_get() == INFER_ISA_AVX512) infer_layernorm_avx512(M, X, ldx, w, b, Y, ldy, n, eps);
+    else infer_layernorm_ref(M, X, ldx, w, b, Y, ldy, n, eps);
 }
 
 /* The twin keeps the layout (scores accumulated over i for all keys: contiguous, so the

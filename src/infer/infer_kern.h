@@ -67,11 +67,17 @@ void infer_lstm_cell_avx512(float *g, const float *pre, float *h, float *c, int 
 void infer_vgelu(float *x, int n);
 void infer_vgelu_ref(float *x, int n);
 void infer_vgelu_avx512(float *x, int n);
-/* LayerNorm of one row: y = (x - mean) / sqrt(var + eps) * w + b, mean and variance summed in
- * f64 (two passes). y must not alias x. */
-void infer_layernorm(const float *x, const float *w, const float *b, float *y, int n, float eps);
-void infer_layernorm_ref(const float *x, const float *w, const float *b, float *y, int n, float eps);
-void infer_layernorm_avx512(const float *x, const float *w, const float *b, float *y, int n, float eps);
+/* LayerNorm of M rows (X rows ldx apart, Y rows ldy apart, n values each):
+ *   y = (x - mean) / sqrt(var + eps) * w + b
+ * two passes per row. _ref sums the mean and the variance in f64; _avx512 takes four rows at a
+ * time, sums the mean in f64 and the squares of the centred values (x - mean, the mean split
+ * into two floats) in f32 over 16 lanes. Y must not overlap X. */
+void infer_layernorm(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
+                     float eps);
+void infer_layernorm_ref(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
+                         float eps);
+void infer_layernorm_avx512(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
+                            float eps);
 /* One head of softmax attention for one query over n >= 1 keys:
  *   s_j = scale (q . k_j),  p = softmax(s),  out = sum_j p_j v_j   (j < n)
  * q[dh]; the keys transposed, k_j[i] = KT[i * ldkt + j] (ldkt >= n), so that the scores are

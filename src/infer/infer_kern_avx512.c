@@ -254,41 +254,64 @@ AI __m512 gelu512(__m512 x) {
 }
 void infer_vgelu_avx512(float *x, int n) { ACT_LOOP(gelu512(v)) }
 
-/* f64 sums of 16 floats at a time (two halves of 8); the tail is scalar. */
-void infer_layernorm_avx512(const float *x, const float *w, const float *b, float *y, int n, float eps) {
-    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
-    int n16 = n & ~15;
-    for (int i = 0; i < n16; i += 16) {
-        __m512 v = _mm512_loadu_ps(x + i);
-        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+/* R rows at a time (their dependency chains interleaved: one row alone is latency-bound). The
+ * mean summed in f64 (16 floats at a time as two halves of 8); then the centred values
+ * d = (x - mu_hi) - mu_lo in f32 (mu split into two floats: d as accurate as (float)(x - mu)),
+ * their squares summed in f32 over 16 lanes (n/16 terms per lane), and y = d r w + b. */
+AI void ln_rows(const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n, float eps,
+                const int R) {
+    __m512d s0[4], s1[4];
+    __m512 vmh[4], vml[4], q[4], vr[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) s0[r] = s1[r] = _mm512_setzero_pd();
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 k = tail16(n - i);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 v = _mm512_maskz_loadu_ps(k, X + (size_t)r * ldx + i);
+            s0[r] = _mm512_add_pd(s0[r], _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+            s1[r] = _mm512_add_pd(s1[r], _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+        }
     }
-    double mu = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-    for (int i = n16; i < n; i++) mu += x[i];
-    mu /= n;
-    const __m512d m = _mm512_set1_pd(mu);
-    s0 = _mm512_setzero_pd();
-    s1 = _mm512_setzero_pd();
-    for (int i = 0; i < n16; i += 16) {
-        __m512 v = _mm512_loadu_ps(x + i);
-        __m512d d0 = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), m);
-        __m512d d1 = _mm512_sub_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)), m);
-        s0 = _mm512_fmadd_pd(d0, d0, s0);
-        s1 = _mm512_fmadd_pd(d1, d1, s1);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        const double mu = _mm512_reduce_add_pd(_mm512_add_pd(s0[r], s1[r])) / n;
+        const float mh = (float)mu;
+        vmh[r] = _mm512_set1_ps(mh);
+        vml[r] = _mm512_set1_ps((float)(mu - (double)mh));
+        q[r] = _mm512_setzero_ps();
     }
-    double var = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-    for (int i = n16; i < n; i++) var += ((double)x[i] - mu) * ((double)x[i] - mu);
-    var /= n;
-    float r = (float)(1.0 / sqrt(var + eps));
-    const __m512 vr = _mm512_set1_ps(r);
-    for (int i = 0; i < n16; i += 16) {
-        __m512 v = _mm512_loadu_ps(x + i);
-        __m256 d0 = _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), m));
-        __m256 d1 = _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)), m));
-        __m512 d = _mm512_insertf32x8(_mm512_castps256_ps512(d0), d1, 1);
-        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(_mm512_mul_ps(d, vr), _mm512_loadu_ps(w + i), _mm512_loadu_ps(b + i)));
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 k = tail16(n - i);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 x = _mm512_maskz_loadu_ps(k, X + (size_t)r * ldx + i);
+            __m512 d = _mm512_maskz_sub_ps(k, _mm512_sub_ps(x, vmh[r]), vml[r]);
+            q[r] = _mm512_fmadd_ps(d, d, q[r]);
+        }
     }
-    for (int i = n16; i < n; i++) y[i] = ((float)(x[i] - mu)) * r * w[i] + b[i];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        const double var = (double)_mm512_reduce_add_ps(q[r]) / n;
+        vr[r] = _mm512_set1_ps((float)(1.0 / sqrt(var + eps)));
+    }
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 k = tail16(n - i);
+        const __m512 vw = _mm512_maskz_loadu_ps(k, w + i), vb = _mm512_maskz_loadu_ps(k, b + i);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 x = _mm512_maskz_loadu_ps(k, X + (size_t)r * ldx + i);
+            __m512 d = _mm512_sub_ps(_mm512_sub_ps(x, vmh[r]), vml[r]);
+            _mm512_mask_storeu_ps(Y + (size_t)r * ldy + i, k, _mm512_fmadd_ps(_mm512_mul_ps(d, vr[r]), vw, vb));
+        }
+    }
+}
+
+void infer_layernorm_avx512(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
+                            float eps) {
+    int m = 0;
+    for (; m + 4 <= M; m += 4) ln_rows(X + (size_t)m * ldx, ldx, w, b, Y + (size_t)m * ldy, ldy, n, eps, 4);
+    for (; m < M; m++) ln_rows(X + (size_t)m * ldx, ldx, w, b, Y + (size_t)m * ldy, ldy, n, eps, 1);
 }
 
 /* Scores of keys [j0, j0 + 16 NB) (masked at n) into sc, running max in *mx: one broadcast of
