@@ -251,6 +251,36 @@ TEST(bf16_and_int8_agree_with_f32) {
     }
 }
 
+/* static int8 activation scales set after the build reach every product, the last attention
+ * layer's K/V-only panel view included: the first decision of window mode (all rows the padded
+ * first frame) equals stream mode's (full products, one row at a time), and differs from the
+ * dynamic-scale result (so the scales matter) */
+TEST(int8_static_scales_reach_the_attention_kv_view) {
+    float cont[NC], a[INFER_N_LOGITS], b[INFER_N_LOGITS], d[INFER_N_LOGITS];
+    int32_t ids[NI];
+    pol p;
+    pol_open(&p, CPHIL_BACKBONE_ATTENTION, 2, INFER_I8, 77);
+    make_frames(1, cont, ids);
+    cphil_infer_state *sw, *ss;
+    CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_WINDOW, &sw) == CPHIL_OK);
+    CHECK(cphil_infer_step(sw, cont, ids, d) == CPHIL_OK); /* dynamic */
+    float sc[256];
+    int n = cphil_infer_model_n_mats(p.m);
+    CHECK(n <= 256);
+    for (int i = 0; i < n && i < 256; i++) sc[i] = 0.004f;
+    cphil_infer_model_set_act_scales(p.m, sc);
+    CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_STREAM, &ss) == CPHIL_OK);
+    cphil_infer_state_reset(sw);
+    CHECK(cphil_infer_step(sw, cont, ids, a) == CPHIL_OK);
+    CHECK(cphil_infer_step(ss, cont, ids, b) == CPHIL_OK);
+    CHECK_MSG(max_rel(a, b, INFER_N_LOGITS) < 1e-4, "window %g from stream", max_rel(a, b, INFER_N_LOGITS));
+    CHECK_MSG(max_rel(a, d, INFER_N_LOGITS) > 1e-3, "static scales changed nothing (%g)", max_rel(a, d, INFER_N_LOGITS));
+    cphil_infer_model_set_act_scales(p.m, NULL);
+    cphil_infer_state_close(sw);
+    cphil_infer_state_close(ss);
+    pol_close(&p);
+}
+
 /* ---- allocation ---------------------------------------------------------------------------- */
 static long n_allocs;
 static void *count_alloc(size_t size, size_t align, void *user) {
@@ -726,6 +756,7 @@ int main(void) {
     RUN(window_steps_pad_with_first_frame_and_slide);
     RUN(stream_equals_window_where_the_math_says_so);
     RUN(bf16_and_int8_agree_with_f32);
+    RUN(int8_static_scales_reach_the_attention_kv_view);
     RUN(step_allocates_nothing);
     RUN(build_survives_every_allocation_failure);
     RUN(mismatched_tensors_are_refused_with_a_message);

@@ -74,7 +74,6 @@ typedef struct mamba_layer {
 typedef struct attn_layer {
     float *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* [H] */
     cphil_pmat qkv, out, fc1, fc2;
-    cphil_pmat kv; /* view of qkv's panels from the one holding row H on (K, V and a few Q rows) */
 } attn_layer;
 
 struct cphil_infer_model {
@@ -365,7 +364,6 @@ static cphil_status build(build_ctx *b) {
             snprintf(n1, sizeof n1, "layers.%d.attn.qkv.weight", l);
             snprintf(n2, sizeof n2, "layers.%d.attn.qkv.bias", l);
             if ((s = linear(b, &al->qkv, n1, n2, NULL, 3 * H, H))) return s;
-            al->kv = cphil_pmat_view_panels(&al->qkv, H / CPHIL_PANEL, al->qkv.np);
             snprintf(n1, sizeof n1, "layers.%d.attn.out.weight", l);
             snprintf(n2, sizeof n2, "layers.%d.attn.out.bias", l);
             if ((s = linear(b, &al->out, n1, n2, NULL, H, H))) return s;
@@ -885,8 +883,11 @@ static void attn_window(cphil_infer_state *s, int T, float *X) {
         if (l > 0) {
             infer_layernorm(T, X, H, al->ln1_w, al->ln1_b, U, wm, H, sp->norm_eps);
             if (last && T > 1) { /* only the last position's query is used: K, V for the others */
+                /* a view of qkv's panels from the one holding row H on (K, V and a few Q rows);
+                 * made here so that it sees the matrix's current act_scale */
+                const cphil_pmat kv = cphil_pmat_view_panels(&al->qkv, H / CPHIL_PANEL, al->qkv.np);
                 const int c0 = H / CPHIL_PANEL * CPHIL_PANEL;
-                mm(s, &al->kv, T - 1, U, wm, QKV + c0, wm, 0);
+                mm(s, &kv, T - 1, U, wm, QKV + c0, wm, 0);
                 mm(s, &al->qkv, 1, U + (size_t)(T - 1) * wm, wm, QKV + (size_t)(T - 1) * wm, wm, 0);
             } else {
                 mm(s, &al->qkv, T, U, wm, QKV, wm, 0);
