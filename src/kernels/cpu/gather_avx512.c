@@ -20,14 +20,21 @@ int cphil_gather_add_avx512(const cphil_gtable *t, int n_ids, const int32_t *ids
         else nv++;
     }
     if (nv == 0) return bad;
+    /* up to 64 ids (the usual case): the valid rows are listed once, not once per 16 outputs */
+    int n_once = 0;
+    if (n_ids <= 64)
+        for (int i = 0; i < n_ids; i++) {
+            int64_t r = (int64_t)ids[i] - t->col0;
+            if (r >= 0 && r < t->rows) rows[n_once++] = (int32_t)r;
+        }
     for (int o0 = 0; o0 < t->width; o0 += 16) {
         __mmask16 m = tail_mask(t->width - o0);
         __m512 sf = _mm512_setzero_ps();
         __m512i si = _mm512_setzero_si512();
         bool first = true;
         for (int i0 = 0; i0 < n_ids; i0 += 64) {
-            int n = 0;
-            for (int i = i0; i < n_ids && i < i0 + 64; i++) {
+            int n = n_ids <= 64 ? n_once : 0;
+            for (int i = i0; n_ids > 64 && i < n_ids && i < i0 + 64; i++) {
                 int64_t r = (int64_t)ids[i] - t->col0;
                 if (r >= 0 && r < t->rows) rows[n++] = (int32_t)r;
             }
