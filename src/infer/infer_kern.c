@@ -1,6 +1,8 @@
 /* infer_kern.c — the engine's view of the ISA tier, and the scalar twins and dispatch of its
- * elementwise work (activations, the LSTM cell, Mamba's conv + SiLU and its fused scan step). The matrix products are the
- * kernels' (src/kernels/cpu/panel.h). Does not: any SIMD (infer_kern_avx512.c).
+ * elementwise work (activations, the LSTM cell, Mamba's conv + SiLU and its fused scan step).
+ * The matrix products are the kernels' (src/kernels/cpu/panel.h). Does not: any SIMD
+ * (infer_kern_avx512.c; the AVX2 tier has only the fused scan, infer_kern_avx2.c, and runs the
+ * twins for the rest).
  */
 #include "infer/infer_kern.h"
 #include "kernels/cpu/kernels.h"
@@ -91,7 +93,9 @@ void infer_ssm_gated_ref(int I, int N, const float *A2, const float *dtr, const 
 
 void infer_ssm_gated(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                      const float *B, const float *C, const float *D, float *h, float *y) {
-    if (infer_isa_get() == INFER_ISA_AVX512) infer_ssm_gated_avx512(I, N, A2, dtr, xc, z, B, C, D, h, y);
+    infer_isa isa = infer_isa_get();
+    if (isa == INFER_ISA_AVX512) infer_ssm_gated_avx512(I, N, A2, dtr, xc, z, B, C, D, h, y);
+    else if (isa == INFER_ISA_AVX2) infer_ssm_gated_avx2(I, N, A2, dtr, xc, z, B, C, D, h, y);
     else infer_ssm_gated_ref(I, N, A2, dtr, xc, z, B, C, D, h, y);
 }
 

@@ -97,14 +97,16 @@ void infer_attend_head_avx512(const float *q, const float *KT, int ldkt, const f
  *   h[n][i] = 2^(dt[i] A2[n][i]) h[n][i] + dt[i] B[n] xc[i]     (2^(dt A2) = exp(dt A))
  *   y[i]    = (sum_n h[n][i] C[n] + D[i] xc[i]) * silu(z[i])
  * y may alias xc or dtr (each 16-lane block is read before it is written). _ref uses libm
- * (log1pf, expf, exp2f); _avx512 uses the file's polynomials (2^f: degree 6 on [-1/2, 1/2],
- * relative error ~1e-7). */
+ * (log1pf, expf, exp2f); _avx512 and _avx2 use their files' polynomials (2^f: degree 6 on
+ * [-1/2, 1/2], relative error ~1e-7). */
 void infer_ssm_gated(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                      const float *B, const float *C, const float *D, float *h, float *y);
 void infer_ssm_gated_ref(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                          const float *B, const float *C, const float *D, float *h, float *y);
 void infer_ssm_gated_avx512(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                             const float *B, const float *C, const float *D, float *h, float *y);
+void infer_ssm_gated_avx2(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
+                          const float *B, const float *C, const float *D, float *h, float *y);
 /* Mamba's causal depthwise conv at one position, with the SiLU: w[K][I] (taps oldest to newest,
  * contiguous over channels), b[I], tap[j] = the input j positions after the oldest (NULL = before
  * the sequence: contributes nothing), summed in tap order:
