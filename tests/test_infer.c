@@ -1,5 +1,5 @@
 /* test_infer.c — the inference engine (its packed products are tested in test_kernels.c):
- * activations and the scan step against their scalar twins on every ISA, window mode against a
+ * every SIMD kernel (AVX-512 and AVX2 tiers) against its scalar twin on ragged sizes, window mode against a
  * naive double-precision reference forward for every backbone, padding semantics, stream ==
  * window where the mathematics says so, bf16/int8 by
  * action agreement and relative logit error, zero allocations per step, refusal of mismatched
@@ -25,12 +25,12 @@ TEST(activations_match_libm) {
     float x[301], y[301];
     for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
         infer_isa_set(isa);
-        for (int f = 0; f < 5; f++) {
-            for (int i = 0; i < 301; i++) x[i] = y[i] = (i - 150) * 0.17f + (f == 0 ? -30.f : 0.f);
+        for (int f = 0; f < 10; f++) { /* each function on [-25.5, 25.5] (exp: [-55.5, -4.5]), then on [-9, 9] */
+            for (int i = 0; i < 301; i++) x[i] = y[i] = f >= 5 ? (i - 150) * 0.06f : (i - 150) * 0.17f + (f == 0 ? -30.f : 0.f);
             void (*fn[5])(float *, int) = {infer_vexp, infer_vsigmoid, infer_vtanh, infer_vsilu, infer_vsoftplus};
             void (*rf[5])(float *, int) = {infer_vexp_ref, infer_vsigmoid_ref, infer_vtanh_ref, infer_vsilu_ref, infer_vsoftplus_ref};
-            fn[f](x, 301);
-            rf[f](y, 301);
+            fn[f % 5](x, 301);
+            rf[f % 5](y, 301);
             for (int i = 0; i < 301; i++) CHECK_NEAR(x[i], y[i], 1e-6, 2e-6);
         }
     }
@@ -510,9 +510,10 @@ TEST(rmsnorm_matches_scalar_twin) {
 }
 
 TEST(lstm_cell_matches_scalar_twin) {
-    enum { H = 37 }; /* ragged: two full 16-lanes and a tail */
+    enum { H = 37 }; /* ragged: two full 16-lanes (four 8-lanes) and a tail */
     float g0[4 * H], g1[4 * H], pre[4 * H], h0[H], h1[H], c0[H], c1[H], tmp[H];
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 2 * ((int)infer_isa_best() + 1); pass++) {
+        infer_isa isa = (infer_isa)(pass / 2);
         for (int j = 0; j < 4 * H; j++) {
             g0[j] = g1[j] = frand() * 4.f;
             pre[j] = frand() * 2.f;
@@ -521,15 +522,16 @@ TEST(lstm_cell_matches_scalar_twin) {
             c0[j] = c1[j] = frand() * 2.f;
             h0[j] = h1[j] = 7.f;
         }
-        const float *p = pass ? pre : NULL;
+        const float *p = pass % 2 ? pre : NULL;
         infer_lstm_cell_ref(g0, p, h0, c0, H, tmp);
-        infer_isa_set(infer_isa_best());
+        infer_isa_set(isa);
         infer_lstm_cell(g1, p, h1, c1, H, tmp);
         for (int j = 0; j < H; j++) {
             CHECK_NEAR(c1[j], c0[j], 1e-6, 1e-5);
             CHECK_NEAR(h1[j], h0[j], 1e-6, 1e-5);
         }
     }
+    infer_isa_set(infer_isa_best());
 }
 
 /* GELU (exact-erf form) on every tier against the function computed in double, ragged n */
@@ -558,7 +560,7 @@ TEST(gelu_matches_exact_erf_every_isa) {
 }
 
 TEST(layernorm_matches_scalar_twin) {
-    static const int ns[] = {1, 7, 16, 37, 256};
+    static const int ns[] = {1, 7, 8, 16, 37, 256};
     enum { MR = 7, LD = 260 }; /* 7 rows: one group of four and three single rows */
     static float x[MR * LD], w[256], b[256], y0[MR * LD], y1[MR * LD];
     for (size_t c = 0; c < CPHIL_ARRAY_LEN(ns); c++) {
@@ -568,14 +570,16 @@ TEST(layernorm_matches_scalar_twin) {
             w[i] = frand();
             b[i] = frand();
         }
-        for (int M = 1; M <= MR; M += 3) {
-            for (int i = 0; i < MR * LD; i++) y0[i] = y1[i] = -9.f;
-            infer_layernorm_ref(M, x, LD, w, b, y0, LD - 1, n, 1e-5f);
-            infer_isa_set(infer_isa_best());
-            infer_layernorm(M, x, LD, w, b, y1, LD - 1, n, 1e-5f);
-            for (int i = 0; i < MR * LD; i++) CHECK_NEAR(y1[i], y0[i], 1e-6, 1e-5);
-        }
+        for (int M = 1; M <= MR; M += 3)
+            for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+                for (int i = 0; i < MR * LD; i++) y0[i] = y1[i] = -9.f;
+                infer_layernorm_ref(M, x, LD, w, b, y0, LD - 1, n, 1e-5f);
+                infer_isa_set(isa);
+                infer_layernorm(M, x, LD, w, b, y1, LD - 1, n, 1e-5f);
+                for (int i = 0; i < MR * LD; i++) CHECK_NEAR(y1[i], y0[i], 1e-6, 1e-5);
+            }
     }
+    infer_isa_set(infer_isa_best());
 }
 
 /* one head of attention: SIMD vs scalar twin vs a double-precision softmax, n keys from 1 to 70
@@ -590,9 +594,10 @@ TEST(attend_head_matches_scalar_twin_and_double) {
         for (int i = 0; i < dh; i++) q[i] = frand() * 2.f;
         for (int i = 0; i < DMAX * ldkt; i++) KT[i] = frand() * 2.f;
         for (int i = 0; i < NMAX * ldv; i++) V[i] = frand();
-        for (int n = 1; n <= NMAX; n++) {
+        for (int n = 1; n <= NMAX; n++)
+          for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
             infer_attend_head_ref(q, KT, ldkt, V, ldv, n, dh, scale, o0, sc);
-            infer_isa_set(infer_isa_best());
+            infer_isa_set(isa);
             infer_attend_head(q, KT, ldkt, V, ldv, n, dh, scale, o1, sc);
             double p[NMAX], mx = -1e300, sum = 0;
             for (int j = 0; j < n; j++) {
@@ -606,10 +611,12 @@ TEST(attend_head_matches_scalar_twin_and_double) {
                 double e = 0;
                 for (int j = 0; j < n; j++) e += p[j] / sum * V[j * ldv + i];
                 CHECK_MSG(fabs(o0[i] - e) <= 1e-6 + 1e-5 * fabs(e) && fabs(o1[i] - e) <= 1e-6 + 1e-5 * fabs(e),
-                          "dh %d n %d out[%d]: ref %.8g simd %.8g exact %.8g", dh, n, i, o0[i], o1[i], e);
+                          "isa %s dh %d n %d out[%d]: ref %.8g simd %.8g exact %.8g", infer_isa_name(isa), dh, n, i,
+                          o0[i], o1[i], e);
             }
         }
     }
+    infer_isa_set(infer_isa_best());
 }
 
 /* causal attention over a window (four queries at a time in the SIMD form) vs one query at a
@@ -626,24 +633,27 @@ TEST(attend_causal_matches_scalar_twin) {
         for (int i = 0; i < DMAX * LDK; i++) KT[i] = frand() * 2.f;
         for (int i = 0; i < TMAX * ldv; i++) V[i] = frand();
         for (int T = 1; T <= TMAX; T++)
-            for (int w = 0; w < 3; w++) {
-                int t0 = w == 0 ? 0 : w == 1 ? T / 2 : T - 1;
-                infer_attend_causal_ref(Q, ldq, KT, LDK, V, ldv, t0, T, dh, scale, o0, dh, S);
-                for (int i = 0; i < TMAX * DMAX; i++) o1[i] = NAN;
-                infer_isa_set(infer_isa_best());
-                infer_attend_causal(Q, ldq, KT, LDK, V, ldv, t0, T, dh, scale, o1, dh, S);
-                for (int i = 0; i < (T - t0) * dh; i++)
-                    CHECK_MSG(fabsf(o1[i] - o0[i]) <= 1e-6f + 1e-5f * fabsf(o0[i]), "dh %d T %d t0 %d out %d: %.8g vs %.8g", dh,
-                              T, t0, i, o1[i], o0[i]);
-            }
+            for (int w = 0; w < 3; w++)
+                for (infer_isa isa = INFER_ISA_AVX2; isa <= infer_isa_best(); isa++) {
+                    int t0 = w == 0 ? 0 : w == 1 ? T / 2 : T - 1;
+                    infer_attend_causal_ref(Q, ldq, KT, LDK, V, ldv, t0, T, dh, scale, o0, dh, S);
+                    for (int i = 0; i < TMAX * DMAX; i++) o1[i] = NAN;
+                    infer_isa_set(isa);
+                    infer_attend_causal(Q, ldq, KT, LDK, V, ldv, t0, T, dh, scale, o1, dh, S);
+                    for (int i = 0; i < (T - t0) * dh; i++)
+                        CHECK_MSG(fabsf(o1[i] - o0[i]) <= 1e-6f + 1e-5f * fabsf(o0[i]), "isa %s dh %d T %d t0 %d out %d: %.8g vs %.8g",
+                                  infer_isa_name(isa), dh, T, t0, i, o1[i], o0[i]);
+                }
     }
+    infer_isa_set(infer_isa_best());
 }
 
 /* RoPE pairs (out of place and in place) and the row transpose vs their scalar twins, ragged */
 TEST(rope_pairs_and_transpose_match_scalar_twins) {
     enum { N = 77 };
     static float a[N], b[N], c[N], sn[N], oa0[N], ob0[N], oa1[N], ob1[N];
-    for (int n = 1; n <= N; n += 19) {
+    for (int n = 1; n <= N; n += 19)
+      for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
         for (int j = 0; j < n; j++) {
             a[j] = frand();
             b[j] = frand();
@@ -651,7 +661,7 @@ TEST(rope_pairs_and_transpose_match_scalar_twins) {
             sn[j] = sinf(frand() * 3.f);
         }
         infer_rope_pairs_ref(a, b, c, sn, oa0, ob0, n);
-        infer_isa_set(infer_isa_best());
+        infer_isa_set(isa);
         infer_rope_pairs(a, b, c, sn, oa1, ob1, n);
         infer_rope_pairs(a, b, c, sn, a, b, n); /* in place */
         for (int j = 0; j < n; j++) {
@@ -668,14 +678,16 @@ TEST(rope_pairs_and_transpose_match_scalar_twins) {
         for (int k = 0; k < OFS + NCOL; k++) src[t][k] = frand();
     }
     for (int T = 1; T <= TR; T += 3)
-        for (int n = 1; n <= NCOL; n += 17) {
+        for (int n = 1; n <= NCOL; n += 17)
+          for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
             for (int i = 0; i < NCOL * LDT; i++) d0[i] = d1[i] = -7.f;
             infer_transpose_rows_ref(rows, OFS, T, n, d0, LDT);
-            infer_isa_set(infer_isa_best());
+            infer_isa_set(isa);
             infer_transpose_rows(rows, OFS, T, n, d1, LDT);
             CHECK(memcmp(d0, d1, sizeof d0) == 0); /* untouched outside [n][T] too */
             CHECK(d0[(size_t)(n - 1) * LDT + T - 1] == rows[T - 1][OFS + n - 1]);
         }
+    infer_isa_set(infer_isa_best());
 }
 
 /* quantized policy files: written, detected, refused where they cannot run, and close to f32 */

@@ -1,8 +1,7 @@
 /* infer_kern.c — the engine's view of the ISA tier, and the scalar twins and dispatch of its
- * elementwise work (activations, the LSTM cell, Mamba's conv + SiLU and its fused scan step).
- * The matrix products are the kernels' (src/kernels/cpu/panel.h). Does not: any SIMD
- * (infer_kern_avx512.c; the AVX2 tier has only the fused scan, infer_kern_avx2.c, and runs the
- * twins for the rest).
+ * elementwise work (activations, the LSTM cell, Mamba's conv + SiLU and its fused scan step,
+ * attention's pieces). The matrix products are the kernels' (src/kernels/cpu/panel.h). Does not:
+ * any SIMD (infer_kern_avx512.c, infer_kern_avx2.c: every kernel has both tiers).
  */
 #include "infer/infer_kern.h"
 #include "kernels/cpu/kernels.h"
@@ -52,7 +51,9 @@ void infer_vsoftplus_ref(float *x, int n) {
 
 #define DISPATCH_ACT(name)                                                                     \
     void infer_##name(float *x, int n) {                                                       \
-        if (infer_isa_get() == INFER_ISA_AVX512) infer_##name##_avx512(x, n);                  \
+        infer_isa isa_ = infer_isa_get();                                                      \
+        if (isa_ == INFER_ISA_AVX512) infer_##name##_avx512(x, n);                             \
+        else if (isa_ == INFER_ISA_AVX2) infer_##name##_avx2(x, n);                            \
         else infer_##name##_ref(x, n);                                                         \
     }
 DISPATCH_ACT(vexp)
@@ -73,7 +74,9 @@ void infer_lstm_cell_ref(float *g, const float *pre, float *h, float *c, int H, 
 }
 
 void infer_lstm_cell(float *g, const float *pre, float *h, float *c, int H, float *tmp) {
-    if (infer_isa_get() == INFER_ISA_AVX512) infer_lstm_cell_avx512(g, pre, h, c, H, tmp);
+    infer_isa isa = infer_isa_get();
+    if (isa == INFER_ISA_AVX512) infer_lstm_cell_avx512(g, pre, h, c, H, tmp);
+    else if (isa == INFER_ISA_AVX2) infer_lstm_cell_avx2(g, pre, h, c, H, tmp);
     else infer_lstm_cell_ref(g, pre, h, c, H, tmp);
 }
 
@@ -122,7 +125,9 @@ void infer_vgelu_ref(float *x, int n) {
 }
 
 void infer_vgelu(float *x, int n) {
-    if (infer_isa_get() == INFER_ISA_AVX512) infer_vgelu_avx512(x, n);
+    infer_isa isa = infer_isa_get();
+    if (isa == INFER_ISA_AVX512) infer_vgelu_avx512(x, n);
+    else if (isa == INFER_ISA_AVX2) infer_vgelu_avx2(x, n);
     else infer_vgelu_ref(x, n);
 }
 
@@ -143,7 +148,9 @@ void infer_layernorm_ref(int M, const float *X, int ldx, const float *w, const f
 
 void infer_layernorm(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
                      float eps) {
-    if (infer_isa_get() == INFER_ISA_AVX512) infer_layernorm_avx512(M, X, ldx, w, b, Y, ldy, n, eps);
+    infer_isa isa = infer_isa_get();
+    if (isa == INFER_ISA_AVX512) infer_layernorm_avx512(M, X, ldx, w, b, Y, ldy, n, eps);
+    else if (isa == INFER_ISA_AVX2) infer_layernorm_avx2(M, X, ldx, w, b, Y, ldy, n, eps);
     else infer_layernorm_ref(M, X, ldx, w, b, Y, ldy, n, eps);
 }
 
@@ -180,12 +187,16 @@ void infer_attend_head_ref(const float *q, const float *KT, int ldkt, const floa
 
 void infer_attend_head(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
                        float scale, float *out, float *sc) {
-    if (infer_isa_get() == INFER_ISA_AVX512) infer_attend_head_avx512(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
+    infer_isa isa = infer_isa_get();
+    if (isa == INFER_ISA_AVX512) infer_attend_head_avx512(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
+    else if (isa == INFER_ISA_AVX2) infer_attend_head_avx2(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
     else infer_attend_head_ref(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
 }
 
 void infer_conv_silu(int I, int K, const float *w, const float *b, const float *const *tap, float *save, float *out) {
-    if (infer_isa_get() == INFER_ISA_AVX512) infer_conv_silu_avx512(I, K, w, b, tap, save, out);
+    infer_isa isa = infer_isa_get();
+    if (isa == INFER_ISA_AVX512) infer_conv_silu_avx512(I, K, w, b, tap, save, out);
+    else if (isa == INFER_ISA_AVX2) infer_conv_silu_avx2(I, K, w, b, tap, save, out);
     else infer_conv_silu_ref(I, K, w, b, tap, save, out);
 }
 
@@ -206,7 +217,9 @@ void infer_rmsnorm_ref(const float *x, const float *w, float *y, int n, float ep
 }
 
 void infer_rmsnorm(const float *x, const float *w, float *y, int n, float eps) {
-    if (infer_isa_get() == INFER_ISA_AVX512) infer_rmsnorm_avx512(x, w, y, n, eps);
+    infer_isa isa = infer_isa_get();
+    if (isa == INFER_ISA_AVX512) infer_rmsnorm_avx512(x, w, y, n, eps);
+    else if (isa == INFER_ISA_AVX2) infer_rmsnorm_avx2(x, w, y, n, eps);
     else infer_rmsnorm_ref(x, w, y, n, eps);
 }
 
@@ -218,7 +231,9 @@ void infer_attend_causal_ref(const float *Q, int ldq, const float *KT, int ldkt,
 
 void infer_attend_causal(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0, int T,
                          int dh, float scale, float *O, int ldo, float *S) {
-    if (infer_isa_get() == INFER_ISA_AVX512) infer_attend_causal_avx512(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
+    infer_isa isa = infer_isa_get();
+    if (isa == INFER_ISA_AVX512) infer_attend_causal_avx512(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
+    else if (isa == INFER_ISA_AVX2) infer_attend_causal_avx2(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
     else infer_attend_causal_ref(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
 }
 
@@ -231,7 +246,9 @@ void infer_rope_pairs_ref(const float *a, const float *b, const float *c, const 
 }
 
 void infer_rope_pairs(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob, int n) {
-    if (infer_isa_get() == INFER_ISA_AVX512) infer_rope_pairs_avx512(a, b, c, s, oa, ob, n);
+    infer_isa isa = infer_isa_get();
+    if (isa == INFER_ISA_AVX512) infer_rope_pairs_avx512(a, b, c, s, oa, ob, n);
+    else if (isa == INFER_ISA_AVX2) infer_rope_pairs_avx2(a, b, c, s, oa, ob, n);
     else infer_rope_pairs_ref(a, b, c, s, oa, ob, n);
 }
 
@@ -241,6 +258,8 @@ void infer_transpose_rows_ref(const float *const *rows, int off, int T, int n, f
 }
 
 void infer_transpose_rows(const float *const *rows, int off, int T, int n, float *dst, int ldd) {
-    if (infer_isa_get() == INFER_ISA_AVX512) infer_transpose_rows_avx512(rows, off, T, n, dst, ldd);
+    infer_isa isa = infer_isa_get();
+    if (isa == INFER_ISA_AVX512) infer_transpose_rows_avx512(rows, off, T, n, dst, ldd);
+    else if (isa == INFER_ISA_AVX2) infer_transpose_rows_avx2(rows, off, T, n, dst, ldd);
     else infer_transpose_rows_ref(rows, off, T, n, dst, ldd);
 }

@@ -3,6 +3,8 @@
  * The packed matrix products the engine runs are the kernels' (src/kernels/cpu/panel.h:
  * cphil_pmat_*); the engine's names for the weight types alias the kernels' cphil_wtype.
  * Attention's pieces (GELU, LayerNorm, one head of softmax attention over a key set) are here too.
+ * Tiers: _avx512 (infer_kern_avx512.c), _avx2 (infer_kern_avx2.c: the same kernels on 8 lanes),
+ * scalar _ref (infer_kern.c); the dispatch picks by infer_isa_get().
  * Does not: matrix products, training kernels.
  */
 #ifndef CPHIL_INFER_KERN_H
@@ -146,6 +148,31 @@ void infer_rope_pairs_avx512(const float *a, const float *b, const float *c, con
 void infer_transpose_rows(const float *const *rows, int off, int T, int n, float *dst, int ldd);
 void infer_transpose_rows_ref(const float *const *rows, int off, int T, int n, float *dst, int ldd);
 void infer_transpose_rows_avx512(const float *const *rows, int off, int T, int n, float *dst, int ldd);
+/* ---- the AVX2 + FMA tier (infer_kern_avx2.c): every _avx512 kernel above on 8 lanes, same
+ * contracts (aliasing, scratch sizes) and the same polynomials; tested against the _ref twins
+ * at the AVX-512 forms' tolerances. Differences: 2^x of arguments below -127 reads as 0 (not a
+ * denormal), divisions where AVX-512 uses vrcp14ps + Newton, the causal kernel's tile is 4
+ * queries x 16 keys. */
+void infer_vexp_avx2(float *x, int n);
+void infer_vsigmoid_avx2(float *x, int n);
+void infer_vtanh_avx2(float *x, int n);
+void infer_vsilu_avx2(float *x, int n);
+void infer_vsoftplus_avx2(float *x, int n);
+void infer_vgelu_avx2(float *x, int n);
+void infer_lstm_cell_avx2(float *g, const float *pre, float *h, float *c, int H, float *tmp);
+void infer_layernorm_avx2(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
+                          float eps);
+void infer_attend_head_avx2(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
+                            float scale, float *out, float *sc);
+void infer_attend_causal_avx2(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0,
+                              int T, int dh, float scale, float *O, int ldo, float *S);
+void infer_rope_pairs_avx2(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob,
+                           int n);
+void infer_transpose_rows_avx2(const float *const *rows, int off, int T, int n, float *dst, int ldd);
+void infer_conv_silu_avx2(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
+                          float *out);
+void infer_rmsnorm_avx2(const float *x, const float *w, float *y, int n, float eps);
+
 /* f32 <-> bf16 (round-to-nearest-even, NaN kept quiet; the panel products' rounding). */
 static inline uint16_t infer_f32_to_bf16(float f) { return cphil_pmat_bf16(f); }
 static inline float infer_bf16_to_f32(uint16_t h) { return cphil_pmat_bf16_to_f32(h); }
