@@ -154,35 +154,39 @@ void infer_layernorm(int M, const float *X, int ldx, const float *w, const float
     else infer_layernorm_ref(M, X, ldx, w, b, Y, ldy, n, eps);
 }
 
-/* The twin keeps the layout (scores accumulated over i for all keys: contiguous, so the
- * compiler may vectorize it at the baseline ISA) and the order of the AVX-512 form's sums only
- * loosely: results agree within float rounding, not bit for bit. */
+/* The twin keeps the layout (scores accumulated over i for all keys, P.V over the head size:
+ * both contiguous, restrict-qualified, and allowed the "cheap" vectorizer cost model, so that the
+ * baseline build vectorizes them over j and over i without changing any element's order of sums;
+ * the softmax sum stays sequential). Results agree with the AVX-512 form within float rounding,
+ * not bit for bit. */
+__attribute__((optimize("vect-cost-model=cheap")))
 void infer_attend_head_ref(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
                            float scale, float *out, float *sc) {
-    for (int j = 0; j < n; j++) sc[j] = 0.f;
+    float *restrict s = sc, *restrict o = out;
+    for (int j = 0; j < n; j++) s[j] = 0.f;
     for (int i = 0; i < dh; i++) {
-        const float *kr = KT + (size_t)i * ldkt;
+        const float *restrict kr = KT + (size_t)i * ldkt;
         float qi = q[i];
-        for (int j = 0; j < n; j++) sc[j] += qi * kr[j];
+        for (int j = 0; j < n; j++) s[j] += qi * kr[j];
     }
     float mx = -INFINITY;
     for (int j = 0; j < n; j++) {
-        sc[j] *= scale;
-        mx = sc[j] > mx ? sc[j] : mx;
+        s[j] *= scale;
+        mx = s[j] > mx ? s[j] : mx;
     }
     float sum = 0.f;
     for (int j = 0; j < n; j++) {
-        sc[j] = expf(sc[j] - mx);
-        sum += sc[j];
+        s[j] = expf(s[j] - mx);
+        sum += s[j];
     }
-    for (int i = 0; i < dh; i++) out[i] = 0.f;
+    for (int i = 0; i < dh; i++) o[i] = 0.f;
     for (int j = 0; j < n; j++) {
-        const float *vj = V + (size_t)j * ldv;
-        float p = sc[j];
-        for (int i = 0; i < dh; i++) out[i] += p * vj[i];
+        const float *restrict vj = V + (size_t)j * ldv;
+        float p = s[j];
+        for (int i = 0; i < dh; i++) o[i] += p * vj[i];
     }
     float inv = 1.f / sum;
-    for (int i = 0; i < dh; i++) out[i] *= inv;
+    for (int i = 0; i < dh; i++) o[i] *= inv;
 }
 
 void infer_attend_head(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
