@@ -292,22 +292,44 @@ void infer_ssm_gated_avx2(int I, int N, const float *A2, const float *dtr, const
     }
 }
 
-/* Depthwise conv at one position + SiLU, 8 channels at a time; the taps summed in order. */
-AI void conv8(int I, int K, const float *w, const float *b, const float *const *tap, float *save, float *out,
+/* Depthwise conv at one position + SiLU, 8 channels at a time; the taps summed in order. The
+ * present taps come in a local list (tp, wp: nt of them): read through the caller's array, each
+ * would be reloaded after every store (the build has -fno-strict-aliasing). */
+AI void conv8(int nt, const float *const *wp, const float *const *tp, const float *b, float *save, float *out,
               const float *last, int i, __m256i k, const int full) {
     __m256 acc = ld8(b + i, k, full);
-    for (int j = 0; j < K; j++)
-        if (tap[j]) acc = _mm256_fmadd_ps(ld8(w + (size_t)j * I + i, k, full), ld8(tap[j] + i, k, full), acc);
+    for (int j = 0; j < nt; j++) acc = _mm256_fmadd_ps(ld8(wp[j] + i, k, full), ld8(tp[j] + i, k, full), acc);
     if (save) st8(save + i, k, last ? ld8(last + i, k, full) : _mm256_setzero_ps(), full);
     st8(out + i, k, silu_scan8(acc), full);
 }
 
 void infer_conv_silu_avx2(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
                           float *out) {
+    enum { KMAX = 16 };
+    const float *tl[KMAX], *wl[KMAX];
+    const float *const *tp = tl, *const *wp = wl;
     const float *last = tap[K - 1];
+    int nt = 0;
+    if (K <= KMAX) {
+        for (int j = 0; j < K; j++)
+            if (tap[j]) {
+                tl[nt] = tap[j];
+                wl[nt++] = w + (size_t)j * I;
+            }
+    } else { /* longer kernels: each tap through the caller's array, one at a time */
+        for (int i = 0; i < I; i += 8) {
+            const __m256i k = tail8(I - i);
+            __m256 acc = _mm256_maskload_ps(b + i, k);
+            for (int j = 0; j < K; j++)
+                if (tap[j]) acc = _mm256_fmadd_ps(_mm256_maskload_ps(w + (size_t)j * I + i, k), _mm256_maskload_ps(tap[j] + i, k), acc);
+            if (save) _mm256_maskstore_ps(save + i, k, last ? _mm256_maskload_ps(last + i, k) : _mm256_setzero_ps());
+            _mm256_maskstore_ps(out + i, k, silu_scan8(acc));
+        }
+        return;
+    }
     int i = 0;
-    for (; i + 8 <= I; i += 8) conv8(I, K, w, b, tap, save, out, last, i, tail8(8), 1);
-    if (i < I) conv8(I, K, w, b, tap, save, out, last, i, tail8(I - i), 0);
+    for (; i + 8 <= I; i += 8) conv8(nt, wp, tp, b, save, out, last, i, tail8(8), 1);
+    if (i < I) conv8(nt, wp, tp, b, save, out, last, i, tail8(I - i), 0);
 }
 
 /* RMSNorm: squares summed in double (exact products), 8 floats = two 4-lane chains per step */
