@@ -404,13 +404,21 @@ void infer_attend_head_avx512(const float *q, const float *KT, int ldkt, const f
 /* Depthwise conv at one position + SiLU, 16 channels at a time; the taps summed in order. */
 void infer_conv_silu_avx512(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
                             float *out) {
+    /* the present taps in a local list (the build has -fno-strict-aliasing: the caller's array
+     * would be reloaded after every store) */
+    const float *tp[64], *wp[64];
+    int nt = 0;
+    for (int j = 0; j < K && j < 64; j++)
+        if (tap[j]) {
+            tp[nt] = tap[j];
+            wp[nt++] = w + (size_t)j * I;
+        }
     const float *last = tap[K - 1];
     for (int i = 0; i < I; i += 16) {
         __mmask16 k = I - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (I - i)) - 1u);
         __m512 acc = _mm512_maskz_loadu_ps(k, b + i);
-        for (int j = 0; j < K; j++)
-            if (tap[j])
-                acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, w + (size_t)j * I + i), _mm512_maskz_loadu_ps(k, tap[j] + i), acc);
+        for (int j = 0; j < nt; j++)
+            acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, wp[j] + i), _mm512_maskz_loadu_ps(k, tp[j] + i), acc);
         if (save) _mm512_mask_storeu_ps(save + i, k, last ? _mm512_maskz_loadu_ps(k, last + i) : _mm512_setzero_ps());
         _mm512_mask_storeu_ps(out + i, k, silu_scan512(acc));
     }
