@@ -323,16 +323,23 @@ TEST(pmat_view_panels_equals_full_product_columns) {
 TEST(pmat_quant_row_vs_ref) {
     float x[77];
     int8_t a[77], b[77];
-    for (int n = 1; n <= 77; n += 19) {
-        for (int i = 0; i < n; i++) x[i] = frand() * 5.f;
-        x[0] = 127.5f * 0.04f; /* a tie after scaling in the static case */
-        for (int st = 0; st < 2; st++) {
-            float s0 = cphil_pmat_quant_row_ref(x, n, st ? 0.04f : 0.f, a);
-            float s1 = cphil_pmat_quant_row(x, n, st ? 0.04f : 0.f, b);
-            CHECK(s0 == s1);
-            CHECK(memcmp(a, b, (size_t)n) == 0);
+    FOR_TIERS(t) {
+        for (int n = 1; n <= 77; n += 4) {
+            for (int i = 0; i < n; i++) x[i] = frand() * 5.f;
+            x[0] = 127.5f * 0.04f;                 /* clamped in the static case */
+            if (n > 3) x[3] = -2.5f * 0.04f;       /* a tie (half to even) in the static case */
+            if (n > 9) x[9] = 6.5f * 0.04f;
+            for (int st = 0; st < 2; st++) {
+                float s0 = cphil_pmat_quant_row_ref(x, n, st ? 0.04f : 0.f, a);
+                float s1 = cphil_pmat_quant_row(x, n, st ? 0.04f : 0.f, b);
+                CHECK_MSG(s0 == s1, "tier %d n %d: scale %g vs %g", t, n, s0, s1);
+                CHECK_MSG(memcmp(a, b, (size_t)n) == 0, "tier %d n %d static %d: bytes differ", t, n, st);
+            }
         }
+        for (int i = 0; i < 20; i++) x[i] = 0.f; /* an all-zero row: scale 1 */
+        CHECK(cphil_pmat_quant_row(x, 20, 0.f, b) == 1.f);
     }
+    cphil_isa_set(cphil_isa_best());
 }
 
 TEST(gather_add_every_tier) {

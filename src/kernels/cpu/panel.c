@@ -259,7 +259,10 @@ float cphil_pmat_quant_row_ref(const float *x, int n, float act_scale, int8_t *q
     float sc = act_scale;
     if (sc <= 0.f) {
         float amax = 0.f;
-        for (int k = 0; k < n; k++) amax = fmaxf(amax, fabsf(x[k]));
+        for (int k = 0; k < n; k++) { /* a compare, not libm's fmaxf call (inputs are finite) */
+            float a = fabsf(x[k]);
+            amax = a > amax ? a : amax;
+        }
         sc = amax > 0.f ? amax / 127.f : 1.f;
     }
     float inv = 1.f / sc;
@@ -272,6 +275,8 @@ float cphil_pmat_quant_row_ref(const float *x, int n, float act_scale, int8_t *q
 }
 
 float cphil_pmat_quant_row(const float *x, int n, float act_scale, int8_t *q) {
-    if (cphil_pmat_isa() == CPHIL_ISA_AVX512) return cphil_pmat_quant_row_avx512(x, n, act_scale, q);
+    cphil_isa isa = cphil_pmat_isa();
+    if (isa == CPHIL_ISA_AVX512) return cphil_pmat_quant_row_avx512(x, n, act_scale, q);
+    if (isa == CPHIL_ISA_AVX2) return cphil_pmat_quant_row_avx2(x, n, act_scale, q);
     return cphil_pmat_quant_row_ref(x, n, act_scale, q);
 }

@@ -116,6 +116,7 @@ void cphil_pmat_i8_avx512(const cphil_pmat_args *a);
 float cphil_pmat_quant_row(const float *x, int n, float act_scale, int8_t *q);
 float cphil_pmat_quant_row_ref(const float *x, int n, float act_scale, int8_t *q);
 float cphil_pmat_quant_row_avx512(const float *x, int n, float act_scale, int8_t *q);
+float cphil_pmat_quant_row_avx2(const float *x, int n, float act_scale, int8_t *q);
 
 /* f32 -> bf16 round-to-nearest-even, subnormals kept, NaN kept quiet (unlike
  * cphil_bf16_from_f32, which flushes subnormals as vcvtneps2bf16 does). */

@@ -188,3 +188,38 @@ void cphil_pmat_i8_avx2(const cphil_pmat_args *a) {
         else blk_i8(a, m0, p, 3);
     }
 }
+
+/* Quantize one activation row to s8 (the contract of cphil_pmat_quant_row_ref, same bytes): the
+ * max |x| over 8 lanes, then x / scale clamped to +-127 and rounded half to even (vcvtps2dq
+ * under the default rounding mode, as nearbyintf). */
+float cphil_pmat_quant_row_avx2(const float *x, int n, float act_scale, int8_t *q) {
+    float sc = act_scale;
+    int i = 0;
+    if (sc <= 0.f) {
+        const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+        __m256 mx = _mm256_setzero_ps();
+        for (; i + 8 <= n; i += 8) mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(x + i), absmask));
+        float t[8], amax = 0.f;
+        _mm256_storeu_ps(t, mx);
+        for (int j = 0; j < 8; j++) amax = t[j] > amax ? t[j] : amax;
+        for (; i < n; i++) {
+            float a = x[i] < 0.f ? -x[i] : x[i];
+            amax = a > amax ? a : amax;
+        }
+        sc = amax > 0.f ? amax / 127.f : 1.f;
+    }
+    const float inv = 1.f / sc;
+    const __m256 vinv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-127.f), hi = _mm256_set1_ps(127.f);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv), lo), hi);
+        __m256i r = _mm256_cvtps_epi32(v);
+        __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storel_epi64((__m128i *)(q + i), _mm_packs_epi16(p16, p16));
+    }
+    for (; i < n; i++) { /* the scalar twin's steps (clamping first gives the same byte) */
+        float v = x[i] * inv;
+        v = v > 127.f ? 127.f : v < -127.f ? -127.f : v;
+        q[i] = (int8_t)_mm_cvtss_si32(_mm_set_ss(v));
+    }
+    return sc;
+}
