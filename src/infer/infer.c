@@ -740,8 +740,10 @@ static void heads_forward(cphil_infer_state *s, const float *feat, float *logits
     }
 }
 
-/* GRU cell: gi[3H] = W_ih x + b_ih, gh[3H] = W_hh h + b_hh (r z n). */
-static void gru_cell(float *gi, const float *gh, float *h, int H) {
+/* GRU cell: gi[3H] = W_ih x + b_ih, gh[3H] = W_hh h + b_hh (r z n). The loops vectorize with
+ * the cheap cost model (see relu). */
+__attribute__((optimize("vect-cost-model=cheap"))) static void gru_cell(float *restrict gi, const float *restrict gh,
+                                                                         float *restrict h, int H) {
     for (int j = 0; j < 2 * H; j++) gi[j] += gh[j];
     infer_vsigmoid(gi, 2 * H);
     for (int j = 0; j < H; j++) gi[2 * H + j] += gi[j] * gh[2 * H + j];
