@@ -51,9 +51,34 @@ AI __m512 log512(__m512 x) { /* x > 0 */
     return _mm512_fmadd_ps(e, _mm512_set1_ps(0.693359375f), r);
 }
 
+/* 2^y for any finite y: n = round(y), f = y - n in [-1/2, 1/2] (exact), 2^f = 1 + f P(f) with P
+ * of degree 5 (coefficients fitted for relative error here: ~2e-9 in exact arithmetic, ~1e-7
+ * evaluated in f32), times 2^n by vscalefps (underflows to 0 for y below -150; no clamp needed).
+ * 10 operations where exp512 needs 15: the scan's inner loop runs it N*I times per step. */
+AI __m512 exp2_512(__m512 y) {
+    __m512 n = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_sub_ps(y, n);
+    __m512 p = _mm512_set1_ps(1.535335905e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887618e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437849e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332367e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264774e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471825e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f));
+    return _mm512_scalef_ps(p, n);
+}
+AI __m512 rcp512(__m512 t) { /* 1/t, t in [1, 2^121]: vrcp14ps + one Newton step (~1e-8) */
+    __m512 r = _mm512_rcp14_ps(t);
+    return _mm512_mul_ps(r, _mm512_fnmadd_ps(t, r, _mm512_set1_ps(2.f)));
+}
+
+/* sigmoid(x) = 1 / (1 + 2^(-x log2 e)): exp2_512 and a reciprocal by vrcp14ps + one Newton step
+ * (no division); the exponent is capped at 120 (x < -83: the result is 0 to within 1e-36). The
+ * rounding of -x log2 e gives a relative error ~|x| 6e-8 in 2^(...), i.e. float-level results
+ * (LSTM cell vs its libm twin: <= 3e-7 absolute). */
 AI __m512 sigm512(__m512 x) {
-    __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
-    return _mm512_div_ps(_mm512_set1_ps(1.f), _mm512_add_ps(_mm512_set1_ps(1.f), e));
+    __m512 y = _mm512_min_ps(_mm512_mul_ps(x, _mm512_set1_ps(-1.44269504088896341f)), _mm512_set1_ps(120.f));
+    return rcp512(_mm512_add_ps(exp2_512(y), _mm512_set1_ps(1.f)));
 }
 
 #define ACT_LOOP(expr)                                                                         \
@@ -71,11 +96,12 @@ AI __m512 sigm512(__m512 x) {
 void infer_vexp_avx512(float *x, int n) { ACT_LOOP(exp512(v)) }
 void infer_vsigmoid_avx512(float *x, int n) { ACT_LOOP(sigm512(v)) }
 void infer_vsilu_avx512(float *x, int n) { ACT_LOOP(_mm512_mul_ps(v, sigm512(v))) }
-/* tanh(x) = 1 - 2 / (exp(2x) + 1); for |x| < 0.005 use x - x^3/3 (cancellation) */
+/* tanh(x) = 1 - 2 / (2^(2x log2 e) + 1) (exp2_512, rcp512, exponent capped at 120); for
+ * |x| < 0.005 use x - x^3/3 (cancellation) */
 AI __m512 tanh512(__m512 v) {
-    __m512 e2 = exp512(_mm512_add_ps(v, v));
-    __m512 t = _mm512_sub_ps(_mm512_set1_ps(1.f),
-                             _mm512_div_ps(_mm512_set1_ps(2.f), _mm512_add_ps(e2, _mm512_set1_ps(1.f))));
+    __m512 y = _mm512_min_ps(_mm512_mul_ps(v, _mm512_set1_ps(2.88539008177792682f)), _mm512_set1_ps(120.f));
+    __m512 t = _mm512_fnmadd_ps(_mm512_set1_ps(2.f), rcp512(_mm512_add_ps(exp2_512(y), _mm512_set1_ps(1.f))),
+                                _mm512_set1_ps(1.f));
     __m512 v3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
     __m512 sm = _mm512_fnmadd_ps(v3, _mm512_set1_ps(1.f / 3.f), v);
     __mmask16 tiny = _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(0.005f), _CMP_LT_OQ);
@@ -121,32 +147,12 @@ AI __m512 softplus512(__m512 v) {
 }
 void infer_vsoftplus_avx512(float *x, int n) { ACT_LOOP(softplus512(v)) }
 
-/* 2^y for any finite y: n = round(y), f = y - n in [-1/2, 1/2] (exact), 2^f = 1 + f P(f) with P
- * of degree 5 (coefficients fitted for relative error here: ~2e-9 in exact arithmetic, ~1e-7
- * evaluated in f32), times 2^n by vscalefps (underflows to 0 for y below -150; no clamp needed).
- * 10 operations where exp512 needs 15: the scan's inner loop runs it N*I times per step. */
-AI __m512 exp2_512(__m512 y) {
-    __m512 n = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 f = _mm512_sub_ps(y, n);
-    __m512 p = _mm512_set1_ps(1.535335905e-4f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887618e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437849e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332367e-2f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264774e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471825e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f));
-    return _mm512_scalef_ps(p, n);
-}
 
 /* softplus for the scan (float-level, cheaper than softplus512): u = exp(-|x|) (exp512: its
  * two-constant reduction keeps large |x| accurate),
  * log1p(u) = 2 atanh(s) = s (2 + q P(q)), s = u / (2 + u) in (0, 1/3], q = s^2, P of degree 3
  * fitted here (relative error ~5e-9 in exact arithmetic); 1 / (2 + u) by vrcp14ps and one Newton
  * step. x > 20 -> x as in PyTorch. */
-AI __m512 rcp512(__m512 t) { /* 1/t, t in [1, 2^121]: vrcp14ps + one Newton step (~1e-8) */
-    __m512 r = _mm512_rcp14_ps(t);
-    return _mm512_mul_ps(r, _mm512_fnmadd_ps(t, r, _mm512_set1_ps(2.f)));
-}
 AI __m512 softplus_scan512(__m512 v) {
     __m512 u = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(v)));
     __m512 s = _mm512_mul_ps(u, rcp512(_mm512_add_ps(u, _mm512_set1_ps(2.f))));
