@@ -1,6 +1,6 @@
 /* infer_kern_avx2.c — AVX2 + FMA elementwise work of the inference engine, for CPUs without
  * AVX-512 (AMD Zen 2/3, most Intel desktop parts): the same kernels and the same numerics as
- * infer_kern_avx512.c on 8 lanes — activations (Cephes-style expf / logf polynomials), the LSTM
+ * infer_kern_avx512.c on 8 lanes — activations (Cephes-style expf / logf, fitted 2^x), the LSTM
  * cell, Mamba's conv + SiLU, fused scan step and RMSNorm, and attention's pieces (GELU,
  * LayerNorm, one head and the causal window of softmax attention, RoPE pairs, row transposes).
  * Where AVX-512 has an instruction AVX2 lacks, the substitutes are: 2^n built in the exponent
@@ -50,7 +50,7 @@ AI double hsum4d(__m256d v) {
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
-/* ---- activations (Cephes expf / logf polynomials, as exp512 / log512) ------------------------ */
+/* ---- activations (Cephes expf / logf and the fitted 2^x polynomials, as infer_kern_avx512.c) -- */
 AI __m256 exp8(__m256 x) {
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
     __m256 n = round8(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f))); /* [-126, 127] */
@@ -93,16 +93,35 @@ AI __m256 log8(__m256 x) { /* x > 0, normal */
     return _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f), r);
 }
 
-AI __m256 sigm8(__m256 x) {
-    __m256 e = exp8(neg8(x));
-    return _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_add_ps(_mm256_set1_ps(1.f), e));
+/* 2^y, as exp2_512 (degree-6 polynomial on [-1/2, 1/2]); y clamped to [-127, 127] so that the
+ * exponent field holds 2^n (2^-127 reads as 0, where the AVX-512 form gives a denormal). */
+AI __m256 exp2_8(__m256 y) {
+    y = _mm256_min_ps(_mm256_max_ps(y, _mm256_set1_ps(-127.f)), _mm256_set1_ps(127.f));
+    __m256 n = round8(y);
+    __m256 f = _mm256_sub_ps(y, n);
+    __m256 p = _mm256_set1_ps(1.535335905e-4f);
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.339887618e-3f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618437849e-3f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550332367e-2f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.402264774e-1f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931471825e-1f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.f));
+    return _mm256_mul_ps(p, pow2n8(n));
 }
 
-/* tanh(x) = 1 - 2 / (exp(2x) + 1); for |x| < 0.005 use x - x^3/3 (cancellation) */
+/* sigmoid(x) = 1 / (1 + 2^(-x log2 e)), as sigm512: exp2_8, the exponent capped at 120 (x < -83:
+ * 0 to within 1e-36); a true division (its unit runs beside the FMA ports). */
+AI __m256 sigm8(__m256 x) {
+    __m256 y = _mm256_min_ps(_mm256_mul_ps(x, _mm256_set1_ps(-1.44269504088896341f)), _mm256_set1_ps(120.f));
+    return _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_add_ps(exp2_8(y), _mm256_set1_ps(1.f)));
+}
+
+/* tanh(x) = 1 - 2 / (2^(2x log2 e) + 1) (exp2_8, exponent capped at 120); for |x| < 0.005 use
+ * x - x^3/3 (cancellation) */
 AI __m256 tanh8(__m256 v) {
-    __m256 e2 = exp8(_mm256_add_ps(v, v));
+    __m256 y = _mm256_min_ps(_mm256_mul_ps(v, _mm256_set1_ps(2.88539008177792682f)), _mm256_set1_ps(120.f));
     __m256 t = _mm256_sub_ps(_mm256_set1_ps(1.f),
-                             _mm256_div_ps(_mm256_set1_ps(2.f), _mm256_add_ps(e2, _mm256_set1_ps(1.f))));
+                             _mm256_div_ps(_mm256_set1_ps(2.f), _mm256_add_ps(exp2_8(y), _mm256_set1_ps(1.f))));
     __m256 v3 = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
     __m256 sm = _mm256_fnmadd_ps(v3, _mm256_set1_ps(1.f / 3.f), v);
     __m256 tiny = _mm256_cmp_ps(abs8(v), _mm256_set1_ps(0.005f), _CMP_LT_OQ);
@@ -206,22 +225,6 @@ void infer_lstm_cell_avx2(float *g, const float *pre, float *h, float *c, int H,
 }
 
 /* ---- Mamba: fused scan step, conv + SiLU, RMSNorm ------------------------------------------- */
-/* 2^y, as exp2_512 (degree-6 polynomial on [-1/2, 1/2]); y clamped to [-127, 127] so that the
- * exponent field holds 2^n (2^-127 reads as 0, where the AVX-512 form gives a denormal). */
-AI __m256 exp2_8(__m256 y) {
-    y = _mm256_min_ps(_mm256_max_ps(y, _mm256_set1_ps(-127.f)), _mm256_set1_ps(127.f));
-    __m256 n = round8(y);
-    __m256 f = _mm256_sub_ps(y, n);
-    __m256 p = _mm256_set1_ps(1.535335905e-4f);
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.339887618e-3f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618437849e-3f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550332367e-2f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.402264774e-1f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931471825e-1f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.f));
-    return _mm256_mul_ps(p, pow2n8(n));
-}
-
 /* softplus for the scan, as softplus_scan512: log1p(u) = s (2 + q P(q)), s = u / (2 + u),
  * q = s^2, u = exp(-|x|); x > 20 -> x. */
 AI __m256 softplus_scan8(__m256 v) {
