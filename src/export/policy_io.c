@@ -2,6 +2,7 @@
  * `cphil quantize` writes (read through src/infer's policy reader, dequantized) (policy_io.h).
  * Deliberately not: checkpoints (optimizer state; src/train). */
 #include "export/policy_io.h"
+#include "core/safetensors.h"
 #include "game/embed.h"
 #include "infer/infer_policy.h"
 
@@ -149,20 +150,27 @@ static cphil_status dequantize(const cphil_infer_policy *p, cphil_model *m, cphi
 cphil_status cphil_export_load_policy_quant(const char *path, cphil_model *m, cphil_policy_quant *q) {
     memset(q, 0, sizeof *q);
     memset(m, 0, sizeof *m);
-    cphil_infer_policy *p = NULL;
-    /* f32 files (and anything the engine's reader refuses) take the trainer's loader and its
-     * messages; the reader only decides whether the file is a quantized copy. */
-    if (!strncmp(path, "random:", 7) || cphil_infer_policy_open(path, &p) ||
-        cphil_infer_policy_precision(p) == INFER_F32) {
-        cphil_infer_policy_close(p);
-        return cphil_export_load_policy(path, m);
+    if (!strncmp(path, "random:", 7)) return cphil_export_load_policy(path, m);
+    /* One open decides: a file without "cphil_quant" in its metadata (an f32 policy, or not a
+     * policy at all) goes through the trainer's loader and its messages on that same open; only
+     * a quantized copy is read again, by the engine's reader. */
+    cphil_st_file *f = NULL;
+    cphil_status s = cphil_st_open(path, CPHIL_ST_MMAP, &f);
+    if (s) return s;
+    if (!cphil_st_meta(f, "cphil_quant")) {
+        s = cphil_policy_load_file(f, m);
+        cphil_st_close(f);
+        return s;
     }
+    cphil_st_close(f);
+    cphil_infer_policy *p = NULL;
+    if ((s = cphil_infer_policy_open(path, &p))) return s;
     infer_dtype prec = cphil_infer_policy_precision(p);
     q->weights = prec == INFER_BF16 ? CPHIL_POLICY_W_BF16
                  : cphil_infer_policy_is_static(p) ? CPHIL_POLICY_W_INT8_STATIC
                                                    : CPHIL_POLICY_W_INT8_DYNAMIC;
     q->has_ids = cphil_infer_policy_config(p)->n_ids > 0;
-    cphil_status s = dequantize(p, m, q);
+    s = dequantize(p, m, q);
     cphil_infer_policy_close(p);
     if (s) {
         cphil_model_free(m);

@@ -116,6 +116,13 @@ AI __m256 sigm8(__m256 x) {
     return _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_add_ps(exp2_8(y), _mm256_set1_ps(1.f)));
 }
 
+/* silu(z) = z / (1 + 2^(-z log2 e)) with exp2_8 (one division: z * sigm8(z) would round twice);
+ * 2^(...) capped at 2^120 */
+AI __m256 silu8(__m256 z) {
+    __m256 y = _mm256_min_ps(_mm256_mul_ps(z, _mm256_set1_ps(-1.44269504088896341f)), _mm256_set1_ps(120.f));
+    return _mm256_div_ps(z, _mm256_add_ps(exp2_8(y), _mm256_set1_ps(1.f)));
+}
+
 /* tanh(x) = 1 - 2 / (2^(2x log2 e) + 1) (exp2_8, exponent capped at 120); for |x| < 0.005 use
  * x - x^3/3 (cancellation) */
 AI __m256 tanh8(__m256 v) {
@@ -193,7 +200,7 @@ AI __m256 gelu8(__m256 x) {
 
 void infer_vexp_avx2(float *x, int n) { ACT_LOOP8(exp8(v)) }
 void infer_vsigmoid_avx2(float *x, int n) { ACT_LOOP8(sigm8(v)) }
-void infer_vsilu_avx2(float *x, int n) { ACT_LOOP8(_mm256_mul_ps(v, sigm8(v))) }
+void infer_vsilu_avx2(float *x, int n) { ACT_LOOP8(silu8(v)) }
 void infer_vtanh_avx2(float *x, int n) { ACT_LOOP8(tanh8(v)) }
 void infer_vsoftplus_avx2(float *x, int n) { ACT_LOOP8(softplus8(v)) }
 void infer_vgelu_avx2(float *x, int n) { ACT_LOOP8(gelu8(v)) }
@@ -238,11 +245,6 @@ AI __m256 softplus_scan8(__m256 v) {
     __m256 r = _mm256_add_ps(_mm256_max_ps(v, _mm256_setzero_ps()), l);
     return _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, _mm256_set1_ps(20.f), _CMP_GT_OQ));
 }
-/* silu(z) = z / (1 + 2^(-z log2 e)) with exp2_8, as silu_scan512; 2^(...) capped at 2^120 */
-AI __m256 silu_scan8(__m256 z) {
-    __m256 y = _mm256_min_ps(_mm256_mul_ps(z, _mm256_set1_ps(-1.44269504088896341f)), _mm256_set1_ps(120.f));
-    return _mm256_div_ps(z, _mm256_add_ps(exp2_8(y), _mm256_set1_ps(1.f)));
-}
 
 /* One block of 8 channels: the N state rows read and written once, two partial sums over n. */
 AI void ssm8(int I, int N, const float *A2, const float *xc, const float *B, const float *C, const float *D, float *h,
@@ -281,14 +283,14 @@ AI void ssm8(int I, int N, const float *A2, const float *xc, const float *B, con
 void infer_ssm_gated_avx2(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                           const float *B, const float *C, const float *D, float *h, float *y) {
     __m256i kn = tail8(I);
-    __m256 dn = softplus_scan8(_mm256_maskload_ps(dtr, kn)), gn = silu_scan8(_mm256_maskload_ps(z, kn));
+    __m256 dn = softplus_scan8(_mm256_maskload_ps(dtr, kn)), gn = silu8(_mm256_maskload_ps(z, kn));
     for (int i = 0; i < I; i += 8) {
         const __m256i k = kn;
         const __m256 d = dn, g = gn;
         if (i + 8 < I) {
             kn = tail8(I - i - 8);
             dn = softplus_scan8(_mm256_maskload_ps(dtr + i + 8, kn));
-            gn = silu_scan8(_mm256_maskload_ps(z + i + 8, kn));
+            gn = silu8(_mm256_maskload_ps(z + i + 8, kn));
         }
         if (I - i >= 8) ssm8(I, N, A2, xc, B, C, D, h, y, i, d, g, k, 1);
         else ssm8(I, N, A2, xc, B, C, D, h, y, i, d, g, k, 0);
@@ -303,7 +305,7 @@ AI void conv8(int nt, const float *const *wp, const float *const *tp, const floa
     __m256 acc = ld8(b + i, k, full);
     for (int j = 0; j < nt; j++) acc = _mm256_fmadd_ps(ld8(wp[j] + i, k, full), ld8(tp[j] + i, k, full), acc);
     if (save) st8(save + i, k, last ? ld8(last + i, k, full) : _mm256_setzero_ps(), full);
-    st8(out + i, k, silu_scan8(acc), full);
+    st8(out + i, k, silu8(acc), full);
 }
 
 void infer_conv_silu_avx2(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
@@ -326,7 +328,7 @@ void infer_conv_silu_avx2(int I, int K, const float *w, const float *b, const fl
             for (int j = 0; j < K; j++)
                 if (tap[j]) acc = _mm256_fmadd_ps(_mm256_maskload_ps(w + (size_t)j * I + i, k), _mm256_maskload_ps(tap[j] + i, k), acc);
             if (save) _mm256_maskstore_ps(save + i, k, last ? _mm256_maskload_ps(last + i, k) : _mm256_setzero_ps());
-            _mm256_maskstore_ps(out + i, k, silu_scan8(acc));
+            _mm256_maskstore_ps(out + i, k, silu8(acc));
         }
         return;
     }

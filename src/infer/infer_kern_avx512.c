@@ -81,6 +81,10 @@ AI __m512 sigm512(__m512 x) {
     return rcp512(_mm512_add_ps(exp2_512(y), _mm512_set1_ps(1.f)));
 }
 
+/* silu(z) = z * sigmoid(z) (sigm512: one rounding in the exponent, relative error ~|z| 6e-8,
+ * which matters only where silu(z) is below 1e-6 in magnitude). */
+AI __m512 silu512(__m512 z) { return _mm512_mul_ps(z, sigm512(z)); }
+
 #define ACT_LOOP(expr)                                                                         \
     int i = 0;                                                                                 \
     for (; i + 16 <= n; i += 16) {                                                             \
@@ -95,7 +99,7 @@ AI __m512 sigm512(__m512 x) {
 
 void infer_vexp_avx512(float *x, int n) { ACT_LOOP(exp512(v)) }
 void infer_vsigmoid_avx512(float *x, int n) { ACT_LOOP(sigm512(v)) }
-void infer_vsilu_avx512(float *x, int n) { ACT_LOOP(_mm512_mul_ps(v, sigm512(v))) }
+void infer_vsilu_avx512(float *x, int n) { ACT_LOOP(silu512(v)) }
 /* tanh(x) = 1 - 2 / (2^(2x log2 e) + 1) (exp2_512, rcp512, exponent capped at 120); for
  * |x| < 0.005 use x - x^3/3 (cancellation) */
 AI __m512 tanh512(__m512 v) {
@@ -164,13 +168,6 @@ AI __m512 softplus_scan512(__m512 v) {
     __m512 r = _mm512_add_ps(_mm512_max_ps(v, _mm512_setzero_ps()), l);
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_set1_ps(20.f), _CMP_GT_OQ), r, v);
 }
-/* silu(z) = z / (1 + 2^(-z log2 e)) with exp2_512 (one rounding in the exponent: relative error
- * ~|z| 6e-8, which matters only where silu(z) is below 1e-6 in magnitude); 2^(...) capped at
- * 2^120 (z < -83: the result is 0 to within 1e-34). */
-AI __m512 silu_scan512(__m512 z) {
-    __m512 y = _mm512_min_ps(_mm512_mul_ps(z, _mm512_set1_ps(-1.44269504088896341f)), _mm512_set1_ps(120.f));
-    return _mm512_mul_ps(z, rcp512(_mm512_add_ps(exp2_512(y), _mm512_set1_ps(1.f))));
-}
 
 /* One pass per 16 channels: the N state rows read and written once, two partial sums over n,
  * D x and the gate in registers. softplus(dt) and silu(z) of the next block are issued before
@@ -178,7 +175,7 @@ AI __m512 silu_scan512(__m512 z) {
 void infer_ssm_gated_avx512(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                             const float *B, const float *C, const float *D, float *h, float *y) {
     __mmask16 kn = I >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << I) - 1u);
-    __m512 dn = softplus_scan512(_mm512_maskz_loadu_ps(kn, dtr)), gn = silu_scan512(_mm512_maskz_loadu_ps(kn, z));
+    __m512 dn = softplus_scan512(_mm512_maskz_loadu_ps(kn, dtr)), gn = silu512(_mm512_maskz_loadu_ps(kn, z));
     for (int i = 0; i < I; i += 16) {
         const __mmask16 k = kn;
         const __m512 d = dn, g = gn;
@@ -186,7 +183,7 @@ void infer_ssm_gated_avx512(int I, int N, const float *A2, const float *dtr, con
             int rest = I - i - 16;
             kn = rest >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rest) - 1u);
             dn = softplus_scan512(_mm512_maskz_loadu_ps(kn, dtr + i + 16));
-            gn = silu_scan512(_mm512_maskz_loadu_ps(kn, z + i + 16));
+            gn = silu512(_mm512_maskz_loadu_ps(kn, z + i + 16));
         }
         __m512 x = _mm512_maskz_loadu_ps(k, xc + i);
         __m512 dx = _mm512_mul_ps(d, x), acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
@@ -426,7 +423,7 @@ void infer_conv_silu_avx512(int I, int K, const float *w, const float *b, const 
         for (int j = 0; j < nt; j++)
             acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, wp[j] + i), _mm512_maskz_loadu_ps(k, tp[j] + i), acc);
         if (save) _mm512_mask_storeu_ps(save + i, k, last ? _mm512_maskz_loadu_ps(k, last + i) : _mm512_setzero_ps());
-        _mm512_mask_storeu_ps(out + i, k, silu_scan512(acc));
+        _mm512_mask_storeu_ps(out + i, k, silu512(acc));
     }
 }
 
