@@ -14,7 +14,10 @@ WARN   := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla 
           -Wpointer-arith -Wformat=2 -Wundef
 BASE   := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -pthread -fno-strict-aliasing $(WARN)
 
-ifeq ($(SAN),1)
+ifeq ($(CUDA),1)
+  MODE := cuda
+  OPT  := -O2 -g
+else ifeq ($(SAN),1)
   MODE := san
   OPT  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDSAN:= -fsanitize=address,undefined
@@ -40,6 +43,13 @@ B := build/$(MODE)
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))
 LIB_SRC  := $(filter-out src/cli/%,$(LIB_SRC))
+# The GPU path (src/kernels/cuda/, src/gpu/) is compiled only with CUDA=1; without it
+# src/gpu/gpu_none.c answers every GPU request with "built without CUDA" (mk/cuda.mk).
+ifeq ($(CUDA),1)
+LIB_SRC  := $(filter-out src/gpu/gpu_none.c,$(LIB_SRC))
+else
+LIB_SRC  := $(filter-out src/kernels/cuda/% src/gpu/%,$(LIB_SRC)) src/gpu/gpu_none.c
+endif
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC:= $(sort $(wildcard bench/*.c))

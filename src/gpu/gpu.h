@@ -1,0 +1,45 @@
+/* gpu.h — the GPU training path as the rest of cphil sees it, with no CUDA type in sight: the
+ * CLI and the trainer setup include this in every build. With `make CUDA=1` it is implemented by
+ * src/gpu/*.c over src/kernels/cuda/; in the plain build by gpu_none.c, which answers every
+ * request with CPHIL_E_UNSUPPORTED and "built without CUDA".
+ *
+ * The GPU policy is the GPU twin of src/train/policy_train.c: the same options, the same
+ * checkpoint sections (params, adamw_m, adamw_v, adamw_step, carry: host mirrors, refreshed from
+ * the GPU when the trainer asks for them and uploaded again before the next step), the same
+ * policy file. So a checkpoint written on the GPU resumes on the CPU and the other way round.
+ */
+#ifndef CPHIL_GPU_H
+#define CPHIL_GPU_H
+
+#include "model/model.h"
+#include "train/policy_train.h"
+#include "train/trainer.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* true when this binary has the CUDA path compiled in. */
+bool cphil_gpu_compiled(void);
+/* Parse a --device value: "cpu" -> -1, "cuda" -> 0, "cuda:N" -> N. CPHIL_E_ARG otherwise. */
+cphil_status cphil_device_parse(const char *s, int *gpu_index);
+/* A human-readable line per GPU (name, memory, compute capability, driver), or why there is none
+ * ("built without CUDA", "no CUDA driver", "0 devices"). Returns the number of GPUs found. */
+int cphil_gpu_describe_all(char *buf, size_t n);
+/* Check that `device` can be used by this build on this machine (CPHIL_E_UNSUPPORTED with a
+ * message saying which of the two is missing and what to do). */
+cphil_status cphil_gpu_check(int device);
+
+typedef struct cphil_gpu_policy cphil_gpu_policy;
+/* The GPU twin of cphil_tr_policy_create: the model initialised from o->seed on the host (the
+ * same bits as the CPU trainer), copied to GPU `device`, with the workspace, gradients and AdamW
+ * moments there. Out of GPU memory: CPHIL_E_NOMEM naming the size and the batch. */
+cphil_status cphil_gpu_policy_create(int device, const cphil_model_config *cfg,
+                                     const cphil_tr_policy_opts *o, cphil_gpu_policy **out);
+void cphil_gpu_policy_free(cphil_gpu_policy *p);
+/* The host copy of the model (parameters as of the last sync: after a checkpoint or policy save). */
+cphil_model *cphil_gpu_policy_model(cphil_gpu_policy *p);
+/* One line naming the GPU in use. */
+const char *cphil_gpu_policy_device(const cphil_gpu_policy *p);
+extern const cphil_tr_model_ops cphil_gpu_policy_ops;
+
+#endif
