@@ -25,3 +25,9 @@ $(B)/%.o: %.cu $(wildcard src/kernels/cuda/*.h src/kernels/cuda/*.cuh src/gpu/*.
 TEST_SRC += $(sort $(wildcard tests/cuda/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 endif
+
+ifeq ($(CUDA),1)
+# GPU benchmarks: bench/cuda/*.c (make CUDA=1 bench)
+BENCH_SRC += $(sort $(wildcard bench/cuda/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+endif

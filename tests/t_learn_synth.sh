@@ -20,12 +20,14 @@ configs=("mlp --hidden 64,64 --batch-size 32"
          "mamba ${tmp[*]} --state-size 8 --conv-size 4"
          "attention ${tmp[*]} --num-heads 2")
 case "${CPHIL_BUILD:-}" in *san*) configs=("${configs[0]}") ;; esac
+# CPHIL_TRAIN_DEVICE=cuda: the same on the GPU (tests/cuda/t_gpu_learn.sh)
 status=0
 for cfg in "${configs[@]}"; do
   set -- $cfg; bb=$1; shift
   t0=$(date +%s.%N)
   "$BIN" train --replays "$T/r" --backbone "$bb" "$@" --epochs 3 --lr 0.003 --warmup-steps 20 --val-split 0.2 \
-      --precision f32 --out "$T" --name "$bb" --quiet || fail "$bb: train failed"
+      --precision f32 --out "$T" --name "$bb" --quiet ${CPHIL_TRAIN_DEVICE:+--device "$CPHIL_TRAIN_DEVICE"} \
+      || fail "$bb: train failed"
   "$BIN" eval --policy "$T/${bb}_policy.safetensors" --replays "$T/r" --val-split 0.2 --json > "$T/$bb.json" \
       || fail "$bb: eval failed"
   t1=$(date +%s.%N)

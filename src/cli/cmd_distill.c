@@ -7,6 +7,7 @@
  * --output NAME writes NAME_policy.safetensors, NAME.ckpt, NAME_best_policy.safetensors, ...
  * (an extension on NAME is dropped). */
 #include "cli/opts.h"
+#include "gpu/gpu.h"
 #include "train/policy_train.h"
 #include "train/train_data.h"
 
@@ -19,6 +20,7 @@ typedef struct distill_cli {
     double alpha, lr, weight_decay, val_split;
     int precision;
     bool quiet;
+    const char *device;
 } distill_cli;
 static distill_cli X;
 static const char *const prec_choices[] = {"bf16", "f32", NULL};
@@ -40,6 +42,7 @@ static opt_def distill_defs[] = {
     D("--warmup-steps", OPT_INT, &X.warmup, "100", 0, 1e9, "linear warmup steps"),
     D("--max-steps", OPT_INT, &X.max_steps, "0", 0, 4e18, "stop after N steps (0 = no limit)"),
     D("--threads", OPT_INT, &X.threads, "0", 0, 256, "worker threads (0 = all cores)"),
+    D("--device", OPT_STR, &X.device, "cpu", 0, 0, "where to train: cpu, cuda or cuda:N (needs the CUDA build, make CUDA=1)"),
     {"--resume", OPT_STR, &X.resume, NULL, 0, 0, NULL, NULL, "continue from OUTPUT.ckpt", "PATH", false},
     D("--quiet", OPT_FLAG, &X.quiet, "off", 0, 0, "no progress and no report"),
     {"--stop-after-steps", OPT_INT, &X.stop_after, "0", 0, 4e18, NULL, NULL, NULL, NULL, false},
@@ -92,6 +95,7 @@ int cmd_distill(int argc, char **argv) {
     int rc = CLI_EXIT_OK;
     cphil_tr_data *d = NULL;
     cphil_tr_policy *pol = NULL;
+    cphil_gpu_policy *gpol = NULL;
     cphil_tr_result res;
     memset(&res, 0, sizeof res);
     if (!ds_path[0]) {
@@ -130,11 +134,19 @@ int cmd_distill(int argc, char **argv) {
     po.T = 1;
     po.distill_T = sl.temperature;
     po.distill_alpha = X.alpha;
-    if (cphil_model_config_validate(&mc) != CPHIL_OK || cphil_tr_policy_create(&mc, &po, &pol) != CPHIL_OK) {
+    int gpu = -1;
+    if (cphil_device_parse(X.device, &gpu) != CPHIL_OK) {
+        cli_error(NULL);
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    if (cphil_model_config_validate(&mc) != CPHIL_OK ||
+        (gpu >= 0 ? cphil_gpu_policy_create(gpu, &mc, &po, &gpol) : cphil_tr_policy_create(&mc, &po, &pol)) != CPHIL_OK) {
         cli_error(NULL);
         rc = CLI_EXIT_FAIL;
         goto out;
     }
+    cphil_model *student = gpol ? cphil_gpu_policy_model(gpol) : cphil_tr_policy_model(pol);
     /* OUTPUT -> dir + name stem */
     char dir[4096], name[1024];
     const char *slash = strrchr(X.output, '/');
@@ -150,7 +162,7 @@ int cmd_distill(int argc, char **argv) {
     if (!X.quiet) {
         printf("cphil distill: student mlp ");
         for (int i = 0; i < mc.n_mlp; i++) printf("%s%d", i ? "," : "", mc.mlp_hidden[i]);
-        printf(", %zu parameters; teacher %s at T = %g; alpha %g\n", cphil_tr_policy_model(pol)->n_weights, X.soft,
+        printf(", %zu parameters; teacher %s at T = %g; alpha %g\n", student->n_weights, X.soft,
                (double)sl.temperature, X.alpha);
         printf("  loss = alpha * T^2 * KL(teacher || student at T) + (1 - alpha) * (BCE + CE on the human inputs)\n");
         printf("  data %s: %llu training frames, %llu held-out frames (the dataset's split by file)\n", ds_path,
@@ -179,7 +191,8 @@ int cmd_distill(int argc, char **argv) {
     to.meta_json = meta;
     to.title = "cphil distill";
     cphil_tr_callbacks cb = {NULL, NULL, X.quiet ? NULL : on_epoch, on_note};
-    if (cphil_train_run(&to, &cphil_tr_policy_ops, pol, &cphil_tr_distill_ops, d, &cb, &res) != CPHIL_OK) {
+    if (cphil_train_run(&to, gpol ? &cphil_gpu_policy_ops : &cphil_tr_policy_ops, gpol ? (void *)gpol : (void *)pol,
+                        &cphil_tr_distill_ops, d, &cb, &res) != CPHIL_OK) {
         cli_error(NULL);
         rc = CLI_EXIT_FAIL;
     } else if (res.interrupted) {
@@ -191,6 +204,7 @@ int cmd_distill(int argc, char **argv) {
 out:
     cphil_tr_result_free(&res);
     cphil_tr_policy_free(pol);
+    cphil_gpu_policy_free(gpol);
     cphil_tr_data_close(d);
     cphil_softlabels_close(&sl);
     return rc;

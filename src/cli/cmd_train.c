@@ -9,6 +9,7 @@
  * Deliberately not here: the loop (src/train/trainer.c), the data (train_data.c), the model.
  */
 #include "cli/opts.h"
+#include "gpu/gpu.h"
 #include "train/policy_train.h"
 #include "train/train_data.h"
 
@@ -21,7 +22,7 @@ static const char *const precision_choices[] = {"bf16", "f32", NULL};
 static const char *const schedule_choices[] = {"cosine", "constant", NULL};
 
 typedef struct train_cli {
-    const char *replays, *data, *out, *name, *resume, *train_character;
+    const char *replays, *data, *out, *name, *resume, *train_character, *device;
     const char *characters[OPT_LIST_CAP], *stages[OPT_LIST_CAP];
     int n_characters, n_stages;
     bool temporal, dual_port, prev_action, early_stopping, dry_run, quiet;
@@ -73,6 +74,7 @@ static opt_def train_defs[] = {
     D("--stride", OPT_INT, &C.stride, "0", 0, 100000, "frames between window starts (0 = the window size)"),
     D("--tbptt", OPT_INT, &C.tbptt, "0", 0, 100000, "TBPTT chunk length: slots walk replays carrying state (lstm, gru; 0 = windows)"),
     D("--seed", OPT_INT, &C.seed, "1", 0, 4e18, "seed of the initialisation and the data order"),
+    D("--device", OPT_STR, &C.device, "cpu", 0, 0, "where to train: cpu, cuda or cuda:N (needs the CUDA build, make CUDA=1)"),
     D("--threads", OPT_INT, &C.threads, "0", 0, 256, "worker threads (0 = all cores)"),
     D("--max-steps", OPT_INT, &C.max_steps, "0", 0, 4e18, "stop after N optimizer steps in total (0 = no limit)"),
     /* output and control */
@@ -332,17 +334,33 @@ int cmd_train(int argc, char **argv) {
     po.T = dopt.window;
     po.tbptt = C.tbptt > 0;
     po.threads = (int)C.threads;
+    /* the same loop drives the CPU policy or its GPU twin (src/gpu/), through the model table */
+    int gpu = -1;
+    if ((st = cphil_device_parse(C.device, &gpu)) != CPHIL_OK) {
+        cli_error(NULL);
+        cphil_tr_data_close(data);
+        return CLI_EXIT_USAGE;
+    }
     cphil_tr_policy *pol = NULL;
-    if ((st = cphil_tr_policy_create(&mc, &po, &pol)) != CPHIL_OK) {
+    cphil_gpu_policy *gpol = NULL;
+    const cphil_tr_model_ops *mops = gpu >= 0 ? &cphil_gpu_policy_ops : &cphil_tr_policy_ops;
+    void *model = NULL;
+    if (gpu >= 0) st = cphil_gpu_policy_create(gpu, &mc, &po, &gpol), model = gpol;
+    else st = cphil_tr_policy_create(&mc, &po, &pol), model = pol;
+    if (st != CPHIL_OK) {
         cli_error(NULL);
         cphil_tr_data_close(data);
         return CLI_EXIT_FAIL;
     }
-    if (!C.quiet || C.dry_run)
-        print_banner(&mc, &ds, cphil_tr_policy_model(pol)->n_weights, name, temporal_unused);
+    if (!C.quiet || C.dry_run) {
+        print_banner(&mc, &ds, (gpol ? cphil_gpu_policy_model(gpol) : cphil_tr_policy_model(pol))->n_weights, name,
+                     temporal_unused);
+        if (gpol) printf("device: %s\n", cphil_gpu_policy_device(gpol));
+    }
     if (C.dry_run) {
         printf("dry run: nothing trained\n");
         cphil_tr_policy_free(pol);
+        cphil_gpu_policy_free(gpol);
         cphil_tr_data_close(data);
         return CLI_EXIT_OK;
     }
@@ -379,7 +397,7 @@ int cmd_train(int argc, char **argv) {
     cphil_train_interrupt = 0;
     signal(SIGINT, on_sigint);
     cphil_tr_result res;
-    st = cphil_train_run(&to, &cphil_tr_policy_ops, pol, &cphil_tr_data_ops_impl, data, &cb, &res);
+    st = cphil_train_run(&to, mops, model, &cphil_tr_data_ops_impl, data, &cb, &res);
     signal(SIGINT, SIG_DFL);
     if (ui.bar_open) cphil_progress_end(&ui.bar);
     int rc = CLI_EXIT_OK;
@@ -405,6 +423,7 @@ int cmd_train(int argc, char **argv) {
     }
     cphil_tr_result_free(&res);
     cphil_tr_policy_free(pol);
+    cphil_gpu_policy_free(gpol);
     cphil_tr_data_close(data);
     return rc;
 }

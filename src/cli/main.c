@@ -1,5 +1,6 @@
 /* main.c — the cphil binary: dispatches `cphil <command> [options]` to src/cli/cmd_*.c. */
 #include "cli/cli.h"
+#include "gpu/gpu.h"
 #include "kernels/cpu/kernels.h"
 
 #include <stdarg.h>
@@ -110,6 +111,9 @@ int cmd_version(int argc, char **argv) {
     (void)argv;
     printf("cphil %s\n", CPHIL_VERSION_STRING);
     printf("%s\n", cphil_isa_describe());
+    char gpus[1024];
+    int n = cphil_gpu_describe_all(gpus, sizeof gpus);
+    printf("cuda: %s%s\n", cphil_gpu_compiled() ? (n > 0 ? "compiled in; " : "") : "", gpus);
     return CLI_EXIT_OK;
 }
 

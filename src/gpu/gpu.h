@@ -1,6 +1,6 @@
 /* gpu.h — the GPU training path as the rest of cphil sees it, with no CUDA type in sight: the
  * CLI and the trainer setup include this in every build. With `make CUDA=1` it is implemented by
- * src/gpu/*.c over src/kernels/cuda/; in the plain build by gpu_none.c, which answers every
+ * the src/gpu/ files over src/kernels/cuda/; in the plain build by gpu_none.c, which answers every
  * request with CPHIL_E_UNSUPPORTED and "built without CUDA".
  *
  * The GPU policy is the GPU twin of src/train/policy_train.c: the same options, the same
@@ -41,5 +41,11 @@ cphil_model *cphil_gpu_policy_model(cphil_gpu_policy *p);
 /* One line naming the GPU in use. */
 const char *cphil_gpu_policy_device(const cphil_gpu_policy *p);
 extern const cphil_tr_model_ops cphil_gpu_policy_ops;
+/* Benchmark: stage one batch, run `warmup` steps, then time `steps` whole steps (batch copy,
+ * forward, loss, backward, AdamW; one graph launch each) with CUDA events: gpu_ms[steps]. */
+cphil_status cphil_gpu_policy_time(cphil_gpu_policy *p, const cphil_tr_batch *tb, double lr, int warmup, int steps,
+                                   double *gpu_ms);
+/* Device memory held by the policy (parameters, gradients, moments, workspace, batch). */
+size_t cphil_gpu_policy_device_bytes(const cphil_gpu_policy *p);
 
 #endif

@@ -61,3 +61,12 @@ static const char *none_config(void *self) {
     return "{}";
 }
 const cphil_tr_model_ops cphil_gpu_policy_ops = {none_step, none_eval, none_sections, none_save, none_config, 0};
+cphil_status cphil_gpu_policy_time(cphil_gpu_policy *p, const cphil_tr_batch *tb, double lr, int warmup, int steps,
+                                   double *gpu_ms) {
+    (void)p, (void)tb, (void)lr, (void)warmup, (void)steps, (void)gpu_ms;
+    return no_cuda();
+}
+size_t cphil_gpu_policy_device_bytes(const cphil_gpu_policy *p) {
+    (void)p;
+    return 0;
+}

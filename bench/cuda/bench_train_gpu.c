@@ -1,0 +1,133 @@
+/* bench_train_gpu.c — GPU training throughput of the whole policy (cphil train --device cuda's
+ * step: batch copy, forward, loss on every window position, backward, clipping, AdamW), at the
+ * seed's sizes (hidden 256, 2 layers, window 60, Mamba state 16 expand 2 conv 4, 4 attention
+ * heads, the default embedding: E 2185, 99 continuous features, 10 ids per frame).
+ * Per backbone and batch: the median and p90 of the GPU step time (CUDA events around each whole
+ * step, one graph launch), frames/s = B x W / median, the end-to-end step (host staging of a
+ * fresh batch + the step, wall clock), and the GPU memory the policy holds. One JSON object per
+ * line (bench/gpu_train.sh runs this beside the PyTorch twin and prints the ratio table).
+ *
+ *   build/cuda/bench/cuda/bench_train_gpu [--backbones lstm,gru,mamba,attention,mlp]
+ *       [--batches 64,512] [--precision bf16|f32] [--steps 30] [--warmup 3] [--device N]
+ */
+#include "core/core.h"
+#include "gpu/gpu.h"
+#include "model/model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { N_CONT = 99, N_IDS = 10, E_W = 2185, W = 60 };
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+static uint64_t rng_state = 88172645463325252ull;
+static double urand(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+int main(int argc, char **argv) {
+    char backbones[128] = "lstm,gru,mamba,attention,mlp", batches[64] = "64,512";
+    const char *prec = "bf16";
+    int steps = 30, warmup = 3, device = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--backbones")) snprintf(backbones, sizeof backbones, "%s", argv[i + 1]);
+        else if (!strcmp(argv[i], "--batches")) snprintf(batches, sizeof batches, "%s", argv[i + 1]);
+        else if (!strcmp(argv[i], "--precision")) prec = argv[i + 1];
+        else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--device")) device = atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "bench_train_gpu: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (steps < 1 || steps > 10000 || warmup < 0) {
+        fprintf(stderr, "bench_train_gpu: bad --steps/--warmup\n");
+        return 2;
+    }
+    char desc[1024];
+    if (cphil_gpu_describe_all(desc, sizeof desc) < 1) {
+        fprintf(stderr, "bench_train_gpu: %s\n", desc);
+        return 1;
+    }
+    printf("{\"side\":\"cphil\",\"gpu\":\"%s\"}\n", desc);
+    for (char *bs = strtok(batches, ","); bs; bs = strtok(NULL, ",")) {
+        int B = atoi(bs);
+        if (B < 1) continue;
+        const size_t M = (size_t)B * W;
+        float *cont = malloc(M * N_CONT * sizeof(float)), *wt = malloc(M * sizeof(float));
+        int32_t *ids = malloc(M * N_IDS * sizeof(int32_t));
+        uint8_t *btn = malloc(M * 8), *cls = malloc(M * 5);
+        if (!cont || !wt || !ids || !btn || !cls) return 1;
+        const int span = (E_W - N_CONT) / N_IDS;
+        for (size_t m = 0; m < M; m++) {
+            for (int j = 0; j < N_CONT; j++) cont[m * N_CONT + j] = (float)(urand() * 2 - 1);
+            for (int k = 0; k < N_IDS; k++) ids[m * N_IDS + k] = N_CONT + k * span + (int)(urand() * (span - 1));
+            for (int j = 0; j < 8; j++) btn[m * 8 + j] = urand() < 0.2;
+            for (int h = 0; h < 5; h++) cls[m * 5 + h] = (uint8_t)(urand() * (h == 4 ? 5 : 17));
+            wt[m] = 1.0f;
+        }
+        cphil_tr_batch tb = {.B = B, .T = W, .cont = cont, .ids = ids, .btn = btn, .cls = cls, .weight = wt};
+        char list[128];
+        snprintf(list, sizeof list, "%s", backbones);
+        char *save = NULL;
+        for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+            cphil_backbone bb;
+            if (cphil_backbone_parse(name, &bb) != CPHIL_OK) {
+                fprintf(stderr, "bench_train_gpu: unknown backbone %s\n", name);
+                return 2;
+            }
+            cphil_model_config c;
+            cphil_model_config_default(&c, bb);
+            c.n_cont = N_CONT, c.n_ids = N_IDS, c.E = E_W, c.window = W;
+            c.precision = strcmp(prec, "f32") ? CPHIL_PREC_BF16 : CPHIL_PREC_F32;
+            cphil_tr_policy_opts o;
+            cphil_tr_policy_opts_default(&o);
+            o.B = B, o.T = W;
+            cphil_gpu_policy *p = NULL;
+            if (cphil_gpu_policy_create(device, &c, &o, &p) != CPHIL_OK) {
+                printf("{\"side\":\"cphil\",\"backbone\":\"%s\",\"batch\":%d,\"error\":\"%s\"}\n", name, B,
+                       cphil_last_error());
+                continue;
+            }
+            double *ms = malloc(sizeof(double) * (size_t)steps), e2e[10];
+            cphil_status s = cphil_gpu_policy_time(p, &tb, 1e-4, warmup, steps, ms);
+            for (int i = 0; i < 10 && s == CPHIL_OK; i++) { /* end to end: staging + step + wait */
+                double t0 = now_ms(), loss = 0;
+                s = cphil_gpu_policy_ops.train_step(p, &tb, 1e-4, &loss);
+                e2e[i] = now_ms() - t0;
+            }
+            if (s != CPHIL_OK) {
+                printf("{\"side\":\"cphil\",\"backbone\":\"%s\",\"batch\":%d,\"error\":\"%s\"}\n", name, B,
+                       cphil_last_error());
+            } else {
+                qsort(ms, (size_t)steps, sizeof *ms, cmp_d);
+                qsort(e2e, 10, sizeof *e2e, cmp_d);
+                double med = ms[steps / 2], p90 = ms[(int)(0.9 * (steps - 1))];
+                printf("{\"side\":\"cphil\",\"backbone\":\"%s\",\"batch\":%d,\"precision\":\"%s\",\"step_ms\":%.4f,"
+                       "\"p90_ms\":%.4f,\"frames_per_s\":%.0f,\"e2e_step_ms\":%.4f,\"e2e_frames_per_s\":%.0f,"
+                       "\"device_mib\":%.1f}\n",
+                       name, B, prec, med, p90, (double)M / (med / 1e3), e2e[5], (double)M / (e2e[5] / 1e3),
+                       (double)cphil_gpu_policy_device_bytes(p) / (1 << 20));
+            }
+            fflush(stdout);
+            free(ms);
+            cphil_gpu_policy_free(p);
+        }
+        free(cont), free(wt), free(ids), free(btn), free(cls);
+    }
+    return 0;
+}
