@@ -4,6 +4,7 @@
  * --val-split and --seed as `cphil train`), so "held out" means files training never saw;
  * --all scores every file instead. */
 #include "cli/opts.h"
+#include "gpu/gpu.h"
 #include "core/json.h"
 #include "core/safetensors.h"
 #include "train/eval.h"
@@ -11,7 +12,7 @@
 #include <string.h>
 
 typedef struct eval_cli {
-    const char *policy, *replays, *data, *train_character, *agree_with;
+    const char *device, *policy, *replays, *data, *train_character, *agree_with;
     const char *characters[OPT_LIST_CAP], *stages[OPT_LIST_CAP];
     int n_characters, n_stages;
     bool json, all, dual_port, quiet;
@@ -39,6 +40,7 @@ static opt_def eval_defs[] = {
     D("--frame-delay", OPT_INT, &E.frame_delay, "0", 0, 60, "controller delay D (as in training)"),
     D("--batch-size", OPT_INT, &E.batch, "32", 1, 4096, "windows per forward call"),
     D("--threads", OPT_INT, &E.threads, "0", 0, 256, "worker threads (0 = all cores)"),
+    D("--device", OPT_STR, &E.device, "cpu", 0, 0, "where the policy runs: cpu, cuda or cuda:N (needs the CUDA build, make CUDA=1)"),
     D("--quiet", OPT_FLAG, &E.quiet, "off", 0, 0, "no progress bar"),
 };
 #undef D
@@ -68,6 +70,18 @@ int cmd_eval(int argc, char **argv) {
     int r = opts_parse("eval", eval_defs, N_DEFS, argc, argv, NULL, NULL, "--policy P (--replays DIR | --data PATH) [--json]");
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     cli_set_threads(E.threads);
+    {
+        int gpu = -1;
+        if (cphil_device_parse(E.device, &gpu) != CPHIL_OK) {
+            cli_error(NULL);
+            return CLI_EXIT_USAGE;
+        }
+        if (gpu >= 0 && cphil_gpu_check(gpu) != CPHIL_OK) {
+            cli_error(NULL);
+            return CLI_EXIT_FAIL;
+        }
+        cphil_eval_use_device(gpu);
+    }
     if (!E.policy || !E.replays == !E.data) {
         cli_error("eval: give --policy P and exactly one of --replays DIR or --data PATH (cphil eval --help)");
         return CLI_EXIT_USAGE;

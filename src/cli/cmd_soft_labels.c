@@ -5,16 +5,18 @@
  * cache is written beside the output as OUTPUT.ds and referenced, so `cphil distill` reads the
  * same records. Teacher frames are computed like `cphil eval` (src/train/eval.h). */
 #include "cli/opts.h"
+#include "gpu/gpu.h"
 #include "core/safetensors.h"
 #include "data/dataset.h"
 #include "train/distill_loss.h"
+#include "train/eval.h"
 #include "train/softlabels.h"
 #include "train/train_data.h"
 
 #include <string.h>
 
 typedef struct sl_cli {
-    const char *teacher, *replays, *data, *output, *train_character;
+    const char *device, *teacher, *replays, *data, *output, *train_character;
     const char *characters[OPT_LIST_CAP], *stages[OPT_LIST_CAP];
     int n_characters, n_stages;
     double temperature, val_split;
@@ -41,6 +43,7 @@ static opt_def sl_defs[] = {
     D("--seed", OPT_INT, &S.seed, "1", 0, 4e18, "split seed (with --replays)"),
     D("--batch-size", OPT_INT, &S.batch, "32", 1, 4096, "windows per teacher forward call"),
     D("--threads", OPT_INT, &S.threads, "0", 0, 256, "worker threads (0 = all cores)"),
+    D("--device", OPT_STR, &S.device, "cpu", 0, 0, "where the policy runs: cpu, cuda or cuda:N (needs the CUDA build, make CUDA=1)"),
     D("--quiet", OPT_FLAG, &S.quiet, "off", 0, 0, "no progress bar and no summary"),
 };
 #undef D
@@ -67,6 +70,18 @@ int cmd_soft_labels(int argc, char **argv) {
                        "--teacher P (--replays DIR | --data PATH) --output soft.bin [--temperature 2.0]");
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     cli_set_threads(S.threads);
+    {
+        int gpu = -1;
+        if (cphil_device_parse(S.device, &gpu) != CPHIL_OK) {
+            cli_error(NULL);
+            return CLI_EXIT_USAGE;
+        }
+        if (gpu >= 0 && cphil_gpu_check(gpu) != CPHIL_OK) {
+            cli_error(NULL);
+            return CLI_EXIT_FAIL;
+        }
+        cphil_eval_use_device(gpu);
+    }
     if (!S.teacher || !S.output || !S.replays == !S.data) {
         cli_error("soft-labels: give --teacher P, --output FILE and exactly one of --replays DIR or --data PATH");
         return CLI_EXIT_USAGE;

@@ -48,4 +48,12 @@ cphil_status cphil_gpu_policy_time(cphil_gpu_policy *p, const cphil_tr_batch *tb
 /* Device memory held by the policy (parameters, gradients, moments, workspace, batch). */
 size_t cphil_gpu_policy_device_bytes(const cphil_gpu_policy *p);
 
+/* Forward only, on the GPU, of a loaded policy for batches of B windows of T frames (eval,
+ * soft-labels, agreement): host inputs cont [B*T, n_cont], ids [B*T, n_ids] (checked against
+ * [n_cont, E)); *logits [B*T, 81] host memory owned by the object, valid until the next run. */
+typedef struct cphil_gpu_forward cphil_gpu_forward;
+cphil_status cphil_gpu_forward_create(int device, const cphil_model *m, int B, int T, cphil_gpu_forward **out);
+cphil_status cphil_gpu_forward_run(cphil_gpu_forward *f, const float *cont, const int32_t *ids, const float **logits);
+void cphil_gpu_forward_free(cphil_gpu_forward *f);
+
 #endif

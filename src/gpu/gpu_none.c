@@ -70,3 +70,13 @@ size_t cphil_gpu_policy_device_bytes(const cphil_gpu_policy *p) {
     (void)p;
     return 0;
 }
+cphil_status cphil_gpu_forward_create(int device, const cphil_model *m, int B, int T, cphil_gpu_forward **out) {
+    (void)device, (void)m, (void)B, (void)T;
+    *out = NULL;
+    return no_cuda();
+}
+cphil_status cphil_gpu_forward_run(cphil_gpu_forward *f, const float *cont, const int32_t *ids, const float **logits) {
+    (void)f, (void)cont, (void)ids, (void)logits;
+    return no_cuda();
+}
+void cphil_gpu_forward_free(cphil_gpu_forward *f) { (void)f; }

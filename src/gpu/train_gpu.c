@@ -549,3 +549,55 @@ cphil_status cphil_gpu_policy_time(cphil_gpu_policy *p, const cphil_tr_batch *tb
 size_t cphil_gpu_policy_device_bytes(const cphil_gpu_policy *p) {
     return cphil_gpu_ws_bytes(p->ws) + 4 * p->n * sizeof(float) + p->L.bytes;
 }
+
+/* ---- forward only (eval, soft-labels, agreement on the GPU) --------------------------------- */
+struct cphil_gpu_forward {
+    cphil_gpu_policy *p;
+};
+
+cphil_status cphil_gpu_forward_create(int device, const cphil_model *m, int B, int T, cphil_gpu_forward **out) {
+    *out = NULL;
+    cphil_tr_policy_opts o;
+    cphil_tr_policy_opts_default(&o);
+    o.B = B;
+    o.T = T;
+    cphil_gpu_forward *f = cphil_calloc(1, sizeof *f);
+    if (!f) return cphil_err(CPHIL_E_NOMEM, "out of memory");
+    cphil_status s = cphil_gpu_policy_create(device, &m->cfg, &o, &f->p);
+    if (s) {
+        cphil_free(f);
+        return s;
+    }
+    memcpy(f->p->model.params, m->params, m->n_floats * sizeof(float));
+    f->p->host_dirty = true;
+    *out = f;
+    return CPHIL_OK;
+}
+
+void cphil_gpu_forward_free(cphil_gpu_forward *f) {
+    if (!f) return;
+    cphil_gpu_policy_free(f->p);
+    cphil_free(f);
+}
+
+cphil_status cphil_gpu_forward_run(cphil_gpu_forward *f, const float *cont, const int32_t *ids, const float **logits) {
+    cphil_gpu_policy *p = f->p;
+    const cphil_model_config *c = &p->model.cfg;
+    cphil_status s = push_mirrors(p);
+    if (s) return s;
+    const size_t M = (size_t)p->M, nl = M * CPHIL_N_LOGITS;
+    for (size_t q = 0; q < M * (size_t)c->n_ids; q++)
+        if (ids[q] < c->n_cont || ids[q] >= c->E)
+            return cphil_err(CPHIL_E_FORMAT, "input id %d outside [%d, %d)", (int)ids[q], c->n_cont, c->E);
+    memcpy(p->h_stage + p->L.cont, cont, M * (size_t)c->n_cont * sizeof(float));
+    memcpy(p->h_stage + p->L.ids, ids, M * (size_t)c->n_ids * sizeof(int32_t));
+    enqueue_upload(p);
+    enqueue_forward(p, false);
+    cphil_cu_record(p->cu,
+                    (int)cudaMemcpyAsync(p->h_logits, p->ws->logits, nl * sizeof(float), cudaMemcpyDeviceToHost,
+                                         cphil_cu_stream(p->cu)),
+                    "logits copy", __FILE__, __LINE__);
+    if ((s = cphil_cu_sync(p->cu)) != CPHIL_OK) return s;
+    *logits = p->h_logits;
+    return CPHIL_OK;
+}

@@ -1,7 +1,13 @@
 /* eval.c — held-out evaluation of a policy (see eval.h for how frames are scored). */
 #include "train/eval.h"
 
+#include "gpu/gpu.h"
+
 #include <string.h>
+
+static int eval_device = -1; /* cphil_eval_use_device: -1 = the CPU */
+
+void cphil_eval_use_device(int gpu) { eval_device = gpu; }
 
 typedef struct slot {
     int replay;
@@ -17,6 +23,7 @@ cphil_status cphil_policy_foreach_frame(const cphil_model *m, cphil_tr_data *d, 
     const int B = batch > 0 ? batch : 32;
     const int nc = m->cfg.n_cont, ni = m->cfg.n_ids;
     cphil_model_ws *ws = NULL;
+    cphil_gpu_forward *gf = NULL;
     float *cont = cphil_alloc((size_t)B * W * (size_t)(nc ? nc : 1) * sizeof(float));
     int32_t *ids = cphil_alloc((size_t)B * W * (size_t)(ni ? ni : 1) * sizeof(int32_t));
     slot *slots = cphil_alloc((size_t)B * sizeof(slot));
@@ -26,7 +33,9 @@ cphil_status cphil_policy_foreach_frame(const cphil_model *m, cphil_tr_data *d, 
         st = cphil_err(CPHIL_E_NOMEM, "out of memory for evaluation batches");
         goto done;
     }
-    if ((st = cphil_model_ws_create(m, B, W, &ws)) != CPHIL_OK) goto done;
+    if (eval_device >= 0) st = cphil_gpu_forward_create(eval_device, m, B, W, &gf);
+    else st = cphil_model_ws_create(m, B, W, &ws);
+    if (st != CPHIL_OK) goto done;
     int nrep = cphil_tr_data_n_replays(d, held_out);
     uint64_t total = 0;
     for (int i = 0; i < nrep; i++) total += cphil_tr_data_replay_frames(d, held_out, i);
@@ -65,8 +74,13 @@ cphil_status cphil_policy_foreach_frame(const cphil_model *m, cphil_tr_data *d, 
                     memcpy(cont + (size_t)j * W * nc, cont, (size_t)W * nc * sizeof(float));
                     memcpy(ids + (size_t)j * W * ni, ids, (size_t)W * ni * sizeof(int32_t));
                 }
-                cphil_model_batch b = {B, W, cont, ids, NULL, NULL, NULL};
-                const float *logits = cphil_model_forward(m, ws, &b);
+                const float *logits = NULL;
+                if (gf) {
+                    if ((st = cphil_gpu_forward_run(gf, cont, ids, &logits)) != CPHIL_OK) goto done;
+                } else {
+                    cphil_model_batch b = {B, W, cont, ids, NULL, NULL, NULL};
+                    logits = cphil_model_forward(m, ws, &b);
+                }
                 for (int j = 0; j < ns; j++) {
                     slot *s = &slots[j];
                     for (size_t f = s->score_from; f < s->score_to; f++) {
@@ -87,6 +101,7 @@ cphil_status cphil_policy_foreach_frame(const cphil_model *m, cphil_tr_data *d, 
     cphil_progress_end(&bar);
 done:
     cphil_model_ws_free(ws);
+    cphil_gpu_forward_free(gf);
     cphil_free(cont);
     cphil_free(ids);
     cphil_free(slots);

@@ -31,6 +31,11 @@ typedef cphil_status (*cphil_frame_logits_fn)(void *user, int replay, size_t fra
 cphil_status cphil_policy_foreach_frame(const cphil_model *m, cphil_tr_data *d, bool held_out, int batch, bool quiet,
                                         const char *label, cphil_frame_logits_fn fn, void *user);
 
+/* Where the functions below run the policy: -1 = the CPU (default), N = GPU N (needs the CUDA
+ * build; a failure to open it is returned by the first call). A process-wide choice made once by
+ * the command line (--device), like cphil_threads_set. */
+void cphil_eval_use_device(int gpu);
+
 /* Score policy m on d's held-out replays (held_out=false: on every replay of d). batch: windows
  * per forward call. progress may be NULL. */
 cphil_status cphil_eval_policy(const cphil_model *m, cphil_tr_data *d, bool held_out, int batch, bool quiet,

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const cphil_precision F32 = CPHIL_PREC_F32, BF16 = CPHIL_PREC_BF16;
+static const cphil_precision F32 = CPHIL_PREC_F32;
 
 TEST(gemm_matches_cpu_every_transpose) {
     cphil_cu *cu = cu_ctx();
