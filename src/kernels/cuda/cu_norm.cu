@@ -5,9 +5,11 @@
  * Kernels:
  *  - rows (forward and dx): one warp per row, 8 rows per 256-thread block; each lane walks the
  *    columns lane, lane+32, ... and the row sums are xor-butterfly warp reductions (a fixed order,
- *    and every lane ends with the same bits).
+ *    and every lane ends with the same bits). No __restrict__ here: y may be x, dx may be dy (each
+ *    element is read before the same thread writes it, as in the CPU loops; the dg/db partials
+ *    are taken before dx is written, for the same reason).
  *  - parameter gradients (dg, db), no atomics: the M rows are cut into `nch` chunks (norm_chunks);
- *    k_*_partial has one block per (32-column tile, chunk) of 32 x 8 threads: thread (tx, ty) sums
+ *    k_norm_partial has one block per (32-column tile, chunk) of 32 x 8 threads: thread (tx, ty) sums
  *    column c = tile*32 + tx over the chunk's rows ty, ty+8, ... then the 8 row-lanes are added in
  *    order of ty into scratch[chunk][c]; k_colsum_chunks (32 x 16 threads per 32 columns) adds
  *    the nch partials of a column in a fixed order and ADDS the total into dg/db. The chunking
@@ -43,9 +45,9 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 /* ---- forward ------------------------------------------------------------------------------ */
-__global__ void k_layernorm_fwd(int M, int C, const float *__restrict__ x, const float *__restrict__ g,
-                                const float *__restrict__ b, float eps, float *__restrict__ y,
-                                float *__restrict__ mean, float *__restrict__ rstd) {
+__global__ void k_layernorm_fwd(int M, int C, const float *x, const float *g,
+                                const float *b, float eps, float *y,
+                                float *mean, float *rstd) {
     int lane = threadIdx.x & 31;
     int m = blockIdx.x * NORM_ROWS_PER_BLOCK + (threadIdx.x >> 5);
     if (m >= M) return; /* whole warps leave together: no block-level barrier follows */
@@ -68,8 +70,8 @@ __global__ void k_layernorm_fwd(int M, int C, const float *__restrict__ x, const
     }
 }
 
-__global__ void k_rmsnorm_fwd(int M, int C, const float *__restrict__ x, const float *__restrict__ g, float eps,
-                              float *__restrict__ y, float *__restrict__ rstd) {
+__global__ void k_rmsnorm_fwd(int M, int C, const float *x, const float *g, float eps,
+                              float *y, float *rstd) {
     int lane = threadIdx.x & 31;
     int m = blockIdx.x * NORM_ROWS_PER_BLOCK + (threadIdx.x >> 5);
     if (m >= M) return;
@@ -83,9 +85,9 @@ __global__ void k_rmsnorm_fwd(int M, int C, const float *__restrict__ x, const f
 }
 
 /* ---- backward: dx ------------------------------------------------------------------------- */
-__global__ void k_layernorm_dx(int M, int C, const float *__restrict__ x, const float *__restrict__ g,
-                               const float *__restrict__ mean, const float *__restrict__ rstd,
-                               const float *__restrict__ dy, float *__restrict__ dx) {
+__global__ void k_layernorm_dx(int M, int C, const float *x, const float *g,
+                               const float *mean, const float *rstd,
+                               const float *dy, float *dx) {
     int lane = threadIdx.x & 31;
     int m = blockIdx.x * NORM_ROWS_PER_BLOCK + (threadIdx.x >> 5);
     if (m >= M) return;
@@ -105,8 +107,8 @@ __global__ void k_layernorm_dx(int M, int C, const float *__restrict__ x, const 
     }
 }
 
-__global__ void k_rmsnorm_dx(int M, int C, const float *__restrict__ x, const float *__restrict__ g,
-                             const float *__restrict__ rstd, const float *__restrict__ dy, float *__restrict__ dx) {
+__global__ void k_rmsnorm_dx(int M, int C, const float *x, const float *g,
+                             const float *rstd, const float *dy, float *dx) {
     int lane = threadIdx.x & 31;
     int m = blockIdx.x * NORM_ROWS_PER_BLOCK + (threadIdx.x >> 5);
     if (m >= M) return;
@@ -187,10 +189,6 @@ extern "C" void cphil_cu_layernorm_backward(cphil_cu *cu, int M, int C, const fl
                                             float *dg, float *db, float *scratch) {
     if (M <= 0 || C <= 0) return;
     cudaStream_t st = cphil_cu_stream(cu);
-    if (dx) {
-        k_layernorm_dx<<<row_blocks(M), 32 * NORM_ROWS_PER_BLOCK, 0, st>>>(M, C, x, g, mean, rstd, dy, dx);
-        CPHIL_CU_CHECK_LAUNCH(cu, "layernorm backward dx");
-    }
     int nch = norm_chunks(M), rpc = (M + nch - 1) / nch;
     float *pg = scratch, *pb = scratch + (size_t)nch * C;
     dim3 gp((unsigned)((C + 31) / 32), (unsigned)nch), bp(32, 8);
@@ -201,6 +199,10 @@ extern "C" void cphil_cu_layernorm_backward(cphil_cu *cu, int M, int C, const fl
     CPHIL_CU_CHECK_LAUNCH(cu, "layernorm backward dg");
     k_colsum_chunks<<<gs, bs, 0, st>>>(C, nch, pb, db);
     CPHIL_CU_CHECK_LAUNCH(cu, "layernorm backward db");
+    if (dx) {
+        k_layernorm_dx<<<row_blocks(M), 32 * NORM_ROWS_PER_BLOCK, 0, st>>>(M, C, x, g, mean, rstd, dy, dx);
+        CPHIL_CU_CHECK_LAUNCH(cu, "layernorm backward dx");
+    }
 }
 
 extern "C" void cphil_cu_rmsnorm_forward(cphil_cu *cu, int M, int C, const float *x, const float *g, float eps,
@@ -214,10 +216,6 @@ extern "C" void cphil_cu_rmsnorm_backward(cphil_cu *cu, int M, int C, const floa
                                           const float *rstd, const float *dy, float *dx, float *dg, float *scratch) {
     if (M <= 0 || C <= 0) return;
     cudaStream_t st = cphil_cu_stream(cu);
-    if (dx) {
-        k_rmsnorm_dx<<<row_blocks(M), 32 * NORM_ROWS_PER_BLOCK, 0, st>>>(M, C, x, g, rstd, dy, dx);
-        CPHIL_CU_CHECK_LAUNCH(cu, "rmsnorm backward dx");
-    }
     int nch = norm_chunks(M), rpc = (M + nch - 1) / nch;
     dim3 gp((unsigned)((C + 31) / 32), (unsigned)nch), bp(32, 8);
     k_norm_partial<true><<<gp, bp, 0, st>>>(M, C, rpc, x, NULL, rstd, dy, scratch, NULL);
@@ -225,4 +223,8 @@ extern "C" void cphil_cu_rmsnorm_backward(cphil_cu *cu, int M, int C, const floa
     dim3 gs((unsigned)((C + 31) / 32)), bs(32, 16);
     k_colsum_chunks<<<gs, bs, 0, st>>>(C, nch, scratch, dg);
     CPHIL_CU_CHECK_LAUNCH(cu, "rmsnorm backward dg");
+    if (dx) {
+        k_rmsnorm_dx<<<row_blocks(M), 32 * NORM_ROWS_PER_BLOCK, 0, st>>>(M, C, x, g, rstd, dy, dx);
+        CPHIL_CU_CHECK_LAUNCH(cu, "rmsnorm backward dx");
+    }
 }
