@@ -94,6 +94,9 @@ static void lstm_case(int B, int T, int In, int H, bool with_init, cphil_precisi
         d->dWhh = dev_from(dWhh0, nwh);
         d->dbih = dev_from(dbih0, G);
         d->dbhh = dev_from(dbhh0, G);
+        /* the helpers' poison memsets and uploads run on the legacy default stream, which the
+         * context's non-blocking stream does not wait for */
+        cudaDeviceSynchronize();
         cphil_cu_lstm_forward(cu, prec, B, T, In, H, gx, gWih, gWhh, gbih, gbhh, with_init ? gh0 : NULL,
                               with_init ? gc0 : NULL, d->y, d->gates, d->cs, d->hprev, d->cprev0);
         cphil_cu_lstm_backward(cu, prec, B, T, In, H, gx, gWih, gWhh, d->gates, d->cs, d->hprev, d->cprev0, gdy,
@@ -189,6 +192,9 @@ static void gru_case(int B, int T, int In, int H, bool with_init, cphil_precisio
         d->dWhh = dev_from(dWhh0, nwh);
         d->dbih = dev_from(dbih0, G);
         d->dbhh = dev_from(dbhh0, G);
+        /* the helpers' poison memsets and uploads run on the legacy default stream, which the
+         * context's non-blocking stream does not wait for */
+        cudaDeviceSynchronize();
         cphil_cu_gru_forward(cu, prec, B, T, In, H, gx, gWih, gWhh, gbih, gbhh, with_init ? gh0 : NULL, d->y,
                              d->gates, d->gh, d->hprev);
         cphil_cu_gru_backward(cu, prec, B, T, In, H, gx, gWih, gWhh, d->gates, d->gh, d->hprev, gdy, d->dx, d->dWih,
