@@ -277,7 +277,7 @@ static void mamba_params_at(const cphil_gpu_ws *w, const float *P, int k, cphil_
 }
 
 /* ---- forward ------------------------------------------------------------------------------ */
-const float *cphil_gpu_forward(cphil_gpu_ws *w, const float *P, const float *cont, const int32_t *ids) {
+const float *cphil_gpu_ws_forward(cphil_gpu_ws *w, const float *P, const float *cont, const int32_t *ids) {
     cphil_cu *cu = w->cu;
     const cphil_model_config *c = &w->cfg;
     const cphil_precision pr = c->precision;
@@ -367,7 +367,7 @@ const float *cphil_gpu_forward(cphil_gpu_ws *w, const float *P, const float *con
 }
 
 /* ---- backward ----------------------------------------------------------------------------- */
-void cphil_gpu_backward(cphil_gpu_ws *w, const float *P, const float *cont, const cphil_cu_id_index *ix,
+void cphil_gpu_ws_backward(cphil_gpu_ws *w, const float *P, const float *cont, const cphil_cu_id_index *ix,
                         float *G) {
     cphil_cu *cu = w->cu;
     const cphil_model_config *c = &w->cfg;

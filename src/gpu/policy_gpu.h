@@ -51,9 +51,9 @@ void cphil_gpu_ws_free(cphil_gpu_ws *w);
 size_t cphil_gpu_ws_bytes(const cphil_gpu_ws *w);
 /* Forward over the batch (cont [M, n_cont], ids [M, n_ids] on the device); returns the device
  * logits [M, 81] (in the workspace). P: the device parameter block. */
-const float *cphil_gpu_forward(cphil_gpu_ws *w, const float *P, const float *cont, const int32_t *ids);
+const float *cphil_gpu_ws_forward(cphil_gpu_ws *w, const float *P, const float *cont, const int32_t *ids);
 /* Backward of the last forward from w->dlogits: ADDS into G (device, laid out like P). */
-void cphil_gpu_backward(cphil_gpu_ws *w, const float *P, const float *cont, const cphil_cu_id_index *ix,
+void cphil_gpu_ws_backward(cphil_gpu_ws *w, const float *P, const float *cont, const cphil_cu_id_index *ix,
                         float *G);
 
 #endif

@@ -161,15 +161,21 @@ static cphil_status pinned(void **ptr, size_t bytes, const char *what) {
     return CPHIL_OK;
 }
 
-static cphil_status upload(cphil_gpu_policy *p, void *dst, const void *src, size_t bytes) {
-    cudaError_t e = cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice);
-    if (e != cudaSuccess) return cphil_err(CPHIL_E_INTERNAL, "copy to %s failed: %s", p->device_desc, cudaGetErrorString(e));
+/* Host <-> device copies of the mirrors, on the context's stream (a plain cudaMemcpy runs on the
+ * legacy stream, which the non-blocking stream does not wait for), waited for. */
+static cphil_status copy_sync(cphil_gpu_policy *p, void *dst, const void *src, size_t bytes, enum cudaMemcpyKind k) {
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, k, cphil_cu_stream(p->cu));
+    if (e == cudaSuccess) e = cudaStreamSynchronize(cphil_cu_stream(p->cu));
+    if (e != cudaSuccess)
+        return cphil_err(CPHIL_E_INTERNAL, "copy %s %s failed: %s", k == cudaMemcpyHostToDevice ? "to" : "from",
+                         p->device_desc, cudaGetErrorString(e));
     return CPHIL_OK;
 }
+static cphil_status upload(cphil_gpu_policy *p, void *dst, const void *src, size_t bytes) {
+    return copy_sync(p, dst, src, bytes, cudaMemcpyHostToDevice);
+}
 static cphil_status download(cphil_gpu_policy *p, void *dst, const void *src, size_t bytes) {
-    cudaError_t e = cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost);
-    if (e != cudaSuccess) return cphil_err(CPHIL_E_INTERNAL, "copy from %s failed: %s", p->device_desc, cudaGetErrorString(e));
-    return CPHIL_OK;
+    return copy_sync(p, dst, src, bytes, cudaMemcpyDeviceToHost);
 }
 
 cphil_status cphil_gpu_policy_create(int device, const cphil_model_config *cfg, const cphil_tr_policy_opts *o,
@@ -340,7 +346,7 @@ static void enqueue_forward(cphil_gpu_policy *p, bool carry) {
         int blocks = (int)(p->carry_floats / ((size_t)p->B * (size_t)c->hidden));
         cphil_cu_carry_reset(p->cu, blocks, p->B, c->hidden, D(reset, const uint8_t *), p->d_carry);
     }
-    cphil_gpu_forward(w, p->d_params, D(cont, const float *), D(ids, const int32_t *));
+    cphil_gpu_ws_forward(w, p->d_params, D(cont, const float *), D(ids, const int32_t *));
 }
 
 static void enqueue_loss(cphil_gpu_policy *p) {
@@ -353,7 +359,7 @@ static void enqueue_backward_update(cphil_gpu_policy *p) {
     cphil_cu_id_index ix;
     cphil_cu_id_index_view(p->M, c->n_ids, c->E, c->n_cont, D(index, const int32_t *), &ix);
     cphil_cu_zero(p->cu, p->d_grads, p->n * sizeof(float));
-    cphil_gpu_backward(p->ws, p->d_params, D(cont, const float *), &ix, p->d_grads);
+    cphil_gpu_ws_backward(p->ws, p->d_params, D(cont, const float *), &ix, p->d_grads);
     cphil_cu_adamw_step(p->cu, p->n, p->d_params, p->d_grads, p->d_m, p->d_v, p->opt.cfg.max_grad_norm,
                         D(adamw, const cphil_cu_adamw_params *), p->d_adamw_scratch);
     cudaStream_t s = cphil_cu_stream(p->cu);

@@ -27,11 +27,13 @@ H_UNUSED static float *dev_alloc(size_t n) {
         h_fail_at(__FILE__, __LINE__, "cudaMalloc of %zu floats failed", n);
     /* poison: NaN everywhere, so an element nobody wrote is caught */
     cudaMemset(p, 0xff, (n ? n : 1) * sizeof(float));
+    cudaDeviceSynchronize(); /* the legacy stream's work is done before the context stream runs */
     return p;
 }
 H_UNUSED static float *dev_from(const float *h, size_t n) {
     float *p = dev_alloc(n);
     if (n) cudaMemcpy(p, h, n * sizeof(float), cudaMemcpyHostToDevice);
+    cudaDeviceSynchronize();
     return p;
 }
 H_UNUSED static void dev_to(float *h, const float *d, size_t n) {
@@ -39,7 +41,9 @@ H_UNUSED static void dev_to(float *h, const float *d, size_t n) {
     if (n) cudaMemcpy(h, d, n * sizeof(float), cudaMemcpyDeviceToHost);
 }
 H_UNUSED static void dev_set(float *d, const float *h, size_t n) {
+    cphil_cu_sync(cu_ctx()); /* nothing queued may still read d */
     if (n) cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice);
+    cudaDeviceSynchronize();
 }
 
 /* splitmix64-based uniform floats in [lo, hi) */

@@ -114,6 +114,7 @@ TEST(input_layer_matches_cpu) {
             int32_t *gids = NULL;
             cudaMalloc((void **)&gids, sizeof(int32_t) * (size_t)M * ni);
             cudaMemcpy(gids, ids, sizeof(int32_t) * (size_t)M * ni, cudaMemcpyHostToDevice);
+            cudaDeviceSynchronize();
             cphil_nn_input_forward((cphil_precision)prec, M, H0, E, nc, ni, cont, ids, W, b, WT, y);
             cphil_cu_input_forward(cu, (cphil_precision)prec, M, H0, E, nc, ni, gcont, gids, gW, gb, gWT, gy);
             CHECK_DEV(prec ? "input y bf16" : "input y", gy, y, (size_t)M * H0, prec ? 2e-2 : 1e-5);
@@ -123,6 +124,7 @@ TEST(input_layer_matches_cpu) {
             CHECK(cphil_cu_id_index_build(M, ni, E, nc, ids, packed, count) == CPHIL_OK);
             cudaMalloc((void **)&gpacked, sizeof(int32_t) * nint);
             cudaMemcpy(gpacked, packed, sizeof(int32_t) * nint, cudaMemcpyHostToDevice);
+            cudaDeviceSynchronize();
             cphil_cu_id_index ix;
             cphil_cu_id_index_view(M, ni, E, nc, gpacked, &ix);
             float *gpart = dev_alloc((size_t)cphil_cu_id_index_max_chunks(M, ni, E, nc) * H0);
@@ -189,6 +191,7 @@ TEST(policy_loss_matches_cpu) {
     cudaMalloc(&scr, cphil_cu_loss_scratch_bytes(M));
     cudaMemcpy(gbtn, btn, (size_t)M * CPHIL_N_BUTTONS, cudaMemcpyHostToDevice);
     cudaMemcpy(gcls, cls, (size_t)M * CPHIL_N_CAT_HEADS, cudaMemcpyHostToDevice);
+    cudaDeviceSynchronize();
     cphil_cu_policy_loss(cu, M, glog, gbtn, gcls, gw, &lp, gdl, gout, scr);
     float out[16];
     dev_to(out, gout, 8);
@@ -229,6 +232,7 @@ TEST(adamw_with_clipping_matches_cpu) {
         ap.decay = 1.0f - lr * ac.weight_decay;
         ap.beta1 = ac.beta1, ap.beta2 = ac.beta2, ap.eps = ac.eps;
         cudaMemcpy(gap, &ap, sizeof ap, cudaMemcpyHostToDevice);
+        cudaDeviceSynchronize();
         opt.cfg.lr = lr;
         cphil_adamw_step(&opt, p, g);
         cphil_cu_adamw_step(cu, n, gp, gg, gm, gv, ac.max_grad_norm, gap, scr);

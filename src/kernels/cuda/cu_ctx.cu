@@ -24,7 +24,16 @@ extern "C" {
 
 typedef struct gemm_key {
     int prec, ta, tb, M, N, K, lda, ldb, ldc, beta_zero;
+    int align_a, align_b, align_c; /* pointer alignment in bytes (up to 256): cuBLASLt's kernels
+                                    * assume 256 unless told, and a step's rows are offsets */
 } gemm_key;
+
+static int ptr_align(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    int al = 256;
+    while (al > 4 && (a % (uintptr_t)al) != 0) al >>= 1;
+    return al;
+}
 
 typedef struct gemm_plan {
     gemm_key key;
@@ -200,6 +209,12 @@ static gemm_plan *plan_for(cphil_cu *cu, const gemm_key *k) {
                             CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
             cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &mask,
                                                  sizeof mask);
+            /* operand A of cuBLASLt is our B, its B is our A; C and D are our C */
+            uint32_t al_a = (uint32_t)k->align_b, al_b = (uint32_t)k->align_a, al_c = (uint32_t)k->align_c;
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a);
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b);
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c);
+            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c);
             cublasLtMatmulHeuristicResult_t res;
             int found = 0;
             cublasStatus_t st =
@@ -240,6 +255,9 @@ extern "C" void cphil_cu_gemm(cphil_cu *cu, cphil_precision prec, bool trans_a, 
     k.ldb = ldb;
     k.ldc = ldc;
     k.beta_zero = beta == 0.0f;
+    k.align_a = ptr_align(A);
+    k.align_b = ptr_align(B);
+    k.align_c = ptr_align(C);
     gemm_plan *g = plan_for(cu, &k);
     if (!g || !g->ok) {
         char what[160];
