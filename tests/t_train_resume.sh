@@ -63,6 +63,21 @@ kill -INT $pid
 wait $pid; rc=$?
 [ $rc -eq 130 ] || { cat "$T/sig.err"; fail "SIGINT: exit $rc, expected 130"; }
 grep -q "resume" "$T/sig.err" || fail "SIGINT: no resume hint: $(cat "$T/sig.err")"
-"$BIN" train "${sig[@]}" --epochs 100000 --max-steps 1 --name sig --resume "$T/sig.ckpt" >/dev/null 2>&1 \
+st=$(sed -n 's/.*(step \([0-9]*\)).*/\1/p' "$T/sig.err" | head -1)
+[ -n "$st" ] || fail "SIGINT: no step in: $(cat "$T/sig.err")"
+"$BIN" train "${sig[@]}" --epochs 100000 --max-steps $((st + 1)) --name sig --resume "$T/sig.ckpt" >/dev/null 2>&1 \
   || fail "cannot resume after SIGINT"
+# --max-steps: a stop is an exact position; a resume with a larger --max-steps continues, one
+# with the same number or of a finished run fails with a message (it used to exit 0 silently)
+ms=("${common[@]}" --precision f32 --backbone mlp --epochs 2 --name ms)
+"$BIN" train "${ms[@]}" --max-steps 5 || fail "max-steps 5 failed"
+out=$("$BIN" train "${ms[@]}" --max-steps 5 --resume "$T/ms.ckpt" 2>&1); rc=$?
+[ $rc -ne 0 ] || fail "a resume with the same --max-steps exit 0: $out"
+case "$out" in *"--max-steps"*) ;; *) fail "no --max-steps hint in: $out" ;; esac
+"$BIN" train "${ms[@]}" --max-steps 9 --resume "$T/ms.ckpt" || fail "resume with a larger --max-steps failed"
+tail -1 "$T/ms_curves.csv" | cut -d, -f2 | grep -qx 9 || fail "resume with --max-steps 9 did not reach step 9: $(cat "$T/ms_curves.csv")"
+"$BIN" train "${ms[@]}" --resume "$T/ms.ckpt" || fail "resume without --max-steps failed"
+out=$("$BIN" train "${ms[@]}" --resume "$T/ms.ckpt" 2>&1); rc=$?
+[ $rc -ne 0 ] || fail "a resume of a finished run exit 0: $out"
+case "$out" in *finished*) ;; *) fail "no 'finished' in: $out" ;; esac
 exit 0
