@@ -12,6 +12,9 @@
 
 #include <math.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 static void path_in_tmp(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", harness_tmpdir(), name); }
@@ -485,12 +488,79 @@ TEST(soft_label_reader_checks_the_header_before_reading_the_file) {
     unlink(q);
 }
 
+static bool exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+static void touch(const char *p) {
+    FILE *f = fopen(p, "wb");
+    if (f) {
+        fputs("stale", f);
+        fclose(f);
+    }
+}
+
+TEST(atomic_write_removes_stale_temps_of_dead_writers_only) {
+    /* a PID that is certainly dead: a child that has exited and been reaped */
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    CHECK(child > 0);
+    waitpid(child, NULL, 0);
+    char target[512], dead[600], alive[600], other[600], odd[600];
+    path_in_tmp(target, sizeof target, "atomic_target.ckpt");
+    snprintf(dead, sizeof dead, "%s.tmp.%ld", target, (long)child);
+    snprintf(alive, sizeof alive, "%s.tmp.%ld", target, (long)getppid()); /* our parent: alive */
+    snprintf(odd, sizeof odd, "%s.tmp.12x", target);
+    snprintf(other, sizeof other, "%s/atomic_other.ckpt.tmp.%ld", harness_tmpdir(), (long)child);
+    touch(dead);
+    touch(alive);
+    touch(other);
+    touch(odd);
+    CHECK(cphil_file_write_atomic(target, "new", 3) == CPHIL_OK);
+    CHECK_MSG(!exists(dead), "the dead writer's %s is still there", dead);
+    CHECK(exists(alive));  /* a live process's temporary is never touched */
+    CHECK(exists(other));  /* another target's */
+    CHECK(exists(odd));    /* not a PID */
+    CHECK(exists(target));
+    unlink(alive);
+    unlink(other);
+    unlink(odd);
+    unlink(target);
+}
+
+TEST(atomic_write_leaves_no_temp_on_failure) {
+    /* the rename fails (the target is a non-empty folder): the error is reported and our own
+     * temporary is gone */
+    char target[512], inside[600];
+    path_in_tmp(target, sizeof target, "atomic_dir_target");
+    mkdir(target, 0777);
+    snprintf(inside, sizeof inside, "%s/keep", target);
+    touch(inside);
+    CHECK(cphil_file_write_atomic(target, "x", 1) == CPHIL_E_IO);
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", target, (long)getpid());
+    CHECK(!exists(tmp));
+    /* and a streamed write that is aborted */
+    char t2[512];
+    path_in_tmp(t2, sizeof t2, "atomic_abort.bin");
+    cphil_atomic_file af;
+    CHECK(cphil_atomic_open(&af, t2) == CPHIL_OK);
+    CHECK(cphil_atomic_write(&af, "abc", 3) == CPHIL_OK);
+    cphil_atomic_abort(&af);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", t2, (long)getpid());
+    CHECK(!exists(tmp) && !exists(t2));
+    unlink(inside);
+    rmdir(target);
+}
+
 int main(void) {
     RUN(f16_round_trip);
     RUN(soft_label_file_round_trip_and_refusals);
     RUN(soft_label_reader_refuses_wrapping_offsets_flags_and_non_distributions);
     RUN(soft_label_reader_checks_the_header_before_reading_the_file);
     RUN(ckpt_round_trip);
+    RUN(atomic_write_removes_stale_temps_of_dead_writers_only);
+    RUN(atomic_write_leaves_no_temp_on_failure);
     RUN(ckpt_refuses_truncated_corrupt_foreign);
     RUN(hash64_is_stable_and_sensitive);
     RUN(baselines_hand_computed);
