@@ -128,6 +128,20 @@ build/fuzz/fuzz_slp: $(FUZZ_SRC) include/cphil.h $(wildcard src/slp/*.h)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -O1 -g -fno-omit-frame-pointer \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	  $(filter %.c,$^) -lm -pthread -o $@
+# The training files' readers (checkpoint + resume checks, soft labels): make fuzz_ckpt /
+# make fuzz_softlabels [FUZZ_SECONDS=60]; tests/t_fuzz_train_files.sh runs them bounded.
+FUZZ_TRAIN_SRC := $(wildcard src/core/*.c) src/train/trainer.c src/train/ckpt.c src/train/curves.c \
+  src/train/metrics.c src/train/softlabels.c src/train/distill_loss.c src/model/model.c
+build/fuzz/fuzz_ckpt build/fuzz/fuzz_softlabels: build/fuzz/%: tests/fuzz/%.c $(FUZZ_TRAIN_SRC) $(wildcard src/core/*.h src/train/*.h)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -O1 -g -fno-omit-frame-pointer \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  $(filter %.c,$^) -lm -pthread -o $@
+.PHONY: fuzz_ckpt fuzz_softlabels
+fuzz_ckpt fuzz_softlabels: fuzz_%: build/fuzz/fuzz_%
+	@mkdir -p build/fuzz/corpus_$* build/fuzz/seed_$*
+	cd build/fuzz && CPHIL_FUZZ_SEED_DIR=seed_$* ./fuzz_$* -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	  -print_final_stats=1 corpus_$* seed_$*
 fuzz: build/fuzz/fuzz_slp
 	@mkdir -p build/fuzz/corpus build/fuzz/seed
 	@if [ -d "$(FUZZ_REPLAYS)" ]; then find "$(FUZZ_REPLAYS)" -name '*.slp' -size -160k -exec cp {} build/fuzz/seed/ \; ; fi

@@ -11,6 +11,11 @@
 #include "core/safetensors.h"
 
 #include <math.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <unistd.h>
 
 static void path_in_tmp(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", harness_tmpdir(), name); }
 
@@ -364,10 +369,198 @@ TEST(soft_label_file_round_trip_and_refusals) {
     cphil_free(buf);
 }
 
+static void le64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void le32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+/* Re-seal a soft-label image after an edit: body checksum, then header checksum (so only the
+ * edited field can be what the reader refuses). */
+static void sl_reseal(uint8_t *b, size_t n) {
+    le64(b + 104, cphil_hash64(b + CPHIL_SL_HEADER, n - CPHIL_SL_HEADER, 0));
+    le64(b + 112, cphil_hash64(b, 112, 0));
+}
+
+TEST(soft_label_reader_refuses_wrapping_offsets_flags_and_non_distributions) {
+    char p[512], q[512];
+    path_in_tmp(p, sizeof p, "soft2.bin");
+    path_in_tmp(q, sizeof q, "soft2_bad.bin");
+    CHECK(write_soft(p, 5) == CPHIL_OK);
+    uint8_t *buf;
+    size_t n;
+    CHECK(cphil_file_read(p, 1 << 24, &buf, &n) == CPHIL_OK);
+    uint8_t *w = malloc(n);
+    cphil_softlabels s;
+    /* C4: offsets and counts near 2^64 pass "offset + size <= n" by wrapping around */
+    const struct {
+        int at;
+        uint64_t v;
+    } wraps[] = {
+        {64, UINT64_MAX - 15},                    /* off_rows */
+        {72, UINT64_MAX - 100},                   /* off_probs */
+        {80, UINT64_MAX - 7},                     /* off_meta */
+        {88, UINT64_MAX - 3},                     /* meta_len */
+        {16, (uint64_t)1 << 62},                  /* n_frames: n_frames * 4 wraps to 0 */
+        {16, ((uint64_t)1 << 63) / 81 + 1},       /* n_frames * 162 wraps */
+        {64, 0},                                  /* rows inside the header */
+    };
+    for (size_t i = 0; i < CPHIL_ARRAY_LEN(wraps); i++) {
+        memcpy(w, buf, n);
+        le64(w + wraps[i].at, wraps[i].v);
+        sl_reseal(w, n);
+        CHECK(cphil_file_write_atomic(q, w, n) == CPHIL_OK);
+        cphil_status st = cphil_softlabels_read(q, &s);
+        CHECK_MSG(st == CPHIL_E_FORMAT && strstr(cphil_last_error(), "does not fit"), "field %d = %llx: %d %s",
+                  wraps[i].at, (unsigned long long)wraps[i].v, (int)st, cphil_last_error());
+    }
+    /* unknown flag bits, a non-zero reserved word, an absurd frame delay */
+    memcpy(w, buf, n);
+    le32(w + 28, 1u | 0x80u);
+    sl_reseal(w, n);
+    CHECK(cphil_file_write_atomic(q, w, n) == CPHIL_OK);
+    CHECK(cphil_softlabels_read(q, &s) == CPHIL_E_FORMAT);
+    CHECK_MSG(strstr(cphil_last_error(), "unknown flag bits 0x80") != NULL, "%s", cphil_last_error());
+    memcpy(w, buf, n);
+    le64(w + 120, 1);
+    sl_reseal(w, n);
+    CHECK(cphil_file_write_atomic(q, w, n) == CPHIL_OK);
+    CHECK(cphil_softlabels_read(q, &s) == CPHIL_E_FORMAT);
+    memcpy(w, buf, n);
+    le32(w + 60, 100000);
+    sl_reseal(w, n);
+    CHECK(cphil_file_write_atomic(q, w, n) == CPHIL_OK);
+    CHECK(cphil_softlabels_read(q, &s) == CPHIL_E_FORMAT);
+    /* probabilities all 0 or all 1 (each in [0, 1], but no head sums to 1) */
+    const uint16_t fills[] = {0x0000, 0x3c00};
+    for (int k = 0; k < 2; k++) {
+        memcpy(w, buf, n);
+        uint64_t off_probs = 0;
+        for (int i = 7; i >= 0; i--) off_probs = off_probs << 8 | w[72 + i];
+        for (int j = 0; j < CPHIL_N_LOGITS; j++) {
+            w[off_probs + 2 * (CPHIL_N_LOGITS * 3 + j)] = (uint8_t)(fills[k] & 0xff); /* frame 3 */
+            w[off_probs + 2 * (CPHIL_N_LOGITS * 3 + j) + 1] = (uint8_t)(fills[k] >> 8);
+        }
+        sl_reseal(w, n);
+        CHECK(cphil_file_write_atomic(q, w, n) == CPHIL_OK);
+        CHECK(cphil_softlabels_read(q, &s) == CPHIL_E_FORMAT);
+        CHECK_MSG(strstr(cphil_last_error(), "frame 3") && strstr(cphil_last_error(), "not a distribution"), "%s",
+                  cphil_last_error());
+    }
+    /* the unedited image still reads (the edits above were the only fault) */
+    memcpy(w, buf, n);
+    sl_reseal(w, n);
+    CHECK(cphil_file_write_atomic(q, w, n) == CPHIL_OK);
+    CHECK_MSG(cphil_softlabels_read(q, &s) == CPHIL_OK, "%s", cphil_last_error());
+    cphil_softlabels_close(&s);
+    free(w);
+    cphil_free(buf);
+}
+
+TEST(soft_label_reader_checks_the_header_before_reading_the_file) {
+    /* a 2 GB sparse file that starts like a soft-label file: refused from its header, without
+     * reading (and allocating) the 2 GB */
+    char p[512], q[512];
+    path_in_tmp(p, sizeof p, "soft3.bin");
+    path_in_tmp(q, sizeof q, "soft3_big.bin");
+    CHECK(write_soft(p, 3) == CPHIL_OK);
+    uint8_t *buf;
+    size_t n;
+    CHECK(cphil_file_read(p, 1 << 24, &buf, &n) == CPHIL_OK);
+    FILE *f = fopen(q, "wb");
+    CHECK(f != NULL);
+    CHECK(fwrite(buf, 1, n, f) == n);
+    fclose(f);
+    cphil_free(buf);
+    if (truncate(q, (off_t)2 << 30) != 0) SKIP("cannot make a 2 GB sparse file in %s", harness_tmpdir());
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    cphil_softlabels s;
+    CHECK(cphil_softlabels_read(q, &s) == CPHIL_E_FORMAT);
+    CHECK_MSG(strstr(cphil_last_error(), "the header says") != NULL, "%s", cphil_last_error());
+    getrusage(RUSAGE_SELF, &r1);
+    CHECK_MSG(r1.ru_maxrss - r0.ru_maxrss < 256 * 1024, "peak memory grew by %ld KB", r1.ru_maxrss - r0.ru_maxrss);
+    /* the same for a checkpoint-shaped name: a 2 GB file of zeros is refused from its first bytes */
+    cphil_ckpt c;
+    CHECK(cphil_ckpt_read(q, &c) == CPHIL_E_FORMAT);
+    getrusage(RUSAGE_SELF, &r1);
+    CHECK(r1.ru_maxrss - r0.ru_maxrss < 256 * 1024);
+    unlink(q);
+}
+
+static bool exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+static void touch(const char *p) {
+    FILE *f = fopen(p, "wb");
+    if (f) {
+        fputs("stale", f);
+        fclose(f);
+    }
+}
+
+TEST(atomic_write_removes_stale_temps_of_dead_writers_only) {
+    /* a PID that is certainly dead: a child that has exited and been reaped */
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    CHECK(child > 0);
+    waitpid(child, NULL, 0);
+    char target[512], dead[600], alive[600], other[600], odd[600];
+    path_in_tmp(target, sizeof target, "atomic_target.ckpt");
+    snprintf(dead, sizeof dead, "%s.tmp.%ld", target, (long)child);
+    snprintf(alive, sizeof alive, "%s.tmp.%ld", target, (long)getppid()); /* our parent: alive */
+    snprintf(odd, sizeof odd, "%s.tmp.12x", target);
+    snprintf(other, sizeof other, "%s/atomic_other.ckpt.tmp.%ld", harness_tmpdir(), (long)child);
+    touch(dead);
+    touch(alive);
+    touch(other);
+    touch(odd);
+    CHECK(cphil_file_write_atomic(target, "new", 3) == CPHIL_OK);
+    CHECK_MSG(!exists(dead), "the dead writer's %s is still there", dead);
+    CHECK(exists(alive));  /* a live process's temporary is never touched */
+    CHECK(exists(other));  /* another target's */
+    CHECK(exists(odd));    /* not a PID */
+    CHECK(exists(target));
+    unlink(alive);
+    unlink(other);
+    unlink(odd);
+    unlink(target);
+}
+
+TEST(atomic_write_leaves_no_temp_on_failure) {
+    /* the rename fails (the target is a non-empty folder): the error is reported and our own
+     * temporary is gone */
+    char target[512], inside[600];
+    path_in_tmp(target, sizeof target, "atomic_dir_target");
+    mkdir(target, 0777);
+    snprintf(inside, sizeof inside, "%s/keep", target);
+    touch(inside);
+    CHECK(cphil_file_write_atomic(target, "x", 1) == CPHIL_E_IO);
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", target, (long)getpid());
+    CHECK(!exists(tmp));
+    /* and a streamed write that is aborted */
+    char t2[512];
+    path_in_tmp(t2, sizeof t2, "atomic_abort.bin");
+    cphil_atomic_file af;
+    CHECK(cphil_atomic_open(&af, t2) == CPHIL_OK);
+    CHECK(cphil_atomic_write(&af, "abc", 3) == CPHIL_OK);
+    cphil_atomic_abort(&af);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", t2, (long)getpid());
+    CHECK(!exists(tmp) && !exists(t2));
+    unlink(inside);
+    rmdir(target);
+}
+
 int main(void) {
     RUN(f16_round_trip);
     RUN(soft_label_file_round_trip_and_refusals);
+    RUN(soft_label_reader_refuses_wrapping_offsets_flags_and_non_distributions);
+    RUN(soft_label_reader_checks_the_header_before_reading_the_file);
     RUN(ckpt_round_trip);
+    RUN(atomic_write_removes_stale_temps_of_dead_writers_only);
+    RUN(atomic_write_leaves_no_temp_on_failure);
     RUN(ckpt_refuses_truncated_corrupt_foreign);
     RUN(hash64_is_stable_and_sensitive);
     RUN(baselines_hand_computed);

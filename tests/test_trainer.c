@@ -8,6 +8,7 @@
 #include "train/distill_loss.h"
 #include "train/trainer.h"
 
+#include <limits.h>
 #include <math.h>
 
 enum { D = 12, NF = 480, NV = 96, BT = 16 };
@@ -143,8 +144,8 @@ static cphil_status toy_eval(void *self, const cphil_tr_batch *b, float *logits,
 static int toy_sections(void *self, cphil_tr_section *out, int cap) {
     toy_model *m = self;
     if (cap < 2) return 0;
-    out[0] = (cphil_tr_section){"params", m->w, sizeof m->w};
-    out[1] = (cphil_tr_section){"step", &m->step, sizeof m->step};
+    out[0] = (cphil_tr_section){"params", m->w, sizeof m->w, CPHIL_TR_SEC_F32_FINITE};
+    out[1] = (cphil_tr_section){"step", &m->step, sizeof m->step, CPHIL_TR_SEC_I64_NONNEG};
     return 2;
 }
 static cphil_status toy_save(void *self, const char *path, const char *meta) {
@@ -347,6 +348,278 @@ TEST(lr_schedule) {
     CHECK_NEAR(cphil_tr_lr_at(&o, 60, 110), 1.0, 1e-12, 0);
 }
 
+/* ---- crafted checkpoints: a valid one edited, hashes recomputed by cphil_ckpt_write ---------- */
+enum { TSW_VERSION, TSW_EPOCH, TSW_BATCH, TSW_STEP, TSW_LOSS_SUM, TSW_LOSS_N, TSW_LOSS_EMA, TSW_BEST_VAL,
+       TSW_BEST_EPOCH, TSW_BAD_EPOCHS, TSW_SEED, TSW_TOTAL_STEPS, TSW_EPOCH_SECONDS, TSW_N_ROWS, TSW_WORDS };
+enum { ROW_BYTES = (5 + CPHIL_TR_N_HEADS + 2) * 8 };
+
+typedef struct ck_edit {
+    const char *meta;        /* replace the metadata (NULL: keep) */
+    int word;                /* trainer_state word to set (-1: none) */
+    uint64_t value;
+    int row, row_off;        /* curves: set the 8 bytes at row*ROW_BYTES + row_off (row -1: none) */
+    uint64_t row_value;
+    int param;               /* params float to set (-1: none) */
+    float param_value;
+    bool dup_section;        /* write "params" twice */
+} ck_edit;
+
+static ck_edit ck_none(void) { return (ck_edit){NULL, -1, 0, -1, 0, 0, -1, 0, false}; }
+
+static uint64_t d2u(double d) {
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    return u;
+}
+
+static void put_le64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Copy checkpoint src to dst with one edit; returns false when src cannot be read. */
+static bool ck_rewrite(const char *src, const char *dst, const ck_edit *e) {
+    cphil_ckpt c;
+    if (cphil_ckpt_read(src, &c) != CPHIL_OK) return false;
+    cphil_ckpt_section secs[CPHIL_CKPT_MAX_SECTIONS];
+    uint8_t *copies[CPHIL_CKPT_MAX_SECTIONS];
+    int n = 0;
+    for (int i = 0; i < c.n; i++) {
+        copies[i] = malloc(c.sec[i].size + 1);
+        memcpy(copies[i], c.sec[i].data, c.sec[i].size);
+        if (!strcmp(c.sec[i].name, "trainer_state") && e->word >= 0) put_le64(copies[i] + 8 * e->word, e->value);
+        if (!strcmp(c.sec[i].name, "curves") && e->row >= 0)
+            put_le64(copies[i] + (size_t)e->row * ROW_BYTES + (size_t)e->row_off, e->row_value);
+        if (!strcmp(c.sec[i].name, "params") && e->param >= 0) memcpy(copies[i] + 4 * e->param, &e->param_value, 4);
+        secs[n++] = (cphil_ckpt_section){c.sec[i].name, copies[i], c.sec[i].size};
+    }
+    if (e->dup_section) secs[n++] = secs[0];
+    cphil_status st = cphil_ckpt_write(dst, e->meta ? e->meta : c.meta, secs, n);
+    for (int i = 0; i < c.n; i++) free(copies[i]);
+    cphil_ckpt_close(&c);
+    return st == CPHIL_OK;
+}
+
+/* Resume from an edited copy of `good`; returns the status (the message is in cphil_last_error). */
+static cphil_status resume_edited(const char *good, const ck_edit *e, const char *tag) {
+    char bad[1024];
+    snprintf(bad, sizeof bad, "%s/toy_edit_%s.ckpt", harness_tmpdir(), tag);
+    if (!ck_rewrite(good, bad, e)) return CPHIL_E_INTERNAL;
+    static toy_model m;
+    toy_model_init(&m, 1);
+    cphil_trainer_opts o;
+    opts_for(&o, "toy_edited");
+    o.resume = bad;
+    cphil_tr_result r;
+    cphil_status st = cphil_train_run(&o, &MOPS, &m, &DOPS, &data, NULL, &r);
+    cphil_tr_result_free(&r);
+    return st;
+}
+
+/* A checkpoint in the middle of epoch 3 (2 finished epochs, 2 curve rows), with validation. */
+static void make_mid_ckpt(char *ck, size_t n) {
+    toy_data_init(&data);
+    static toy_model m;
+    toy_model_init(&m, 1);
+    cphil_trainer_opts o;
+    opts_for(&o, "toy_mid");
+    o.stop_after_steps = 2 * NF / BT + 4;
+    cphil_tr_result r;
+    cphil_status st = cphil_train_run(&o, &MOPS, &m, &DOPS, &data, NULL, &r);
+    CHECK(st == CPHIL_OK && r.interrupted);
+    cphil_tr_result_free(&r);
+    cphil_tr_path(&o, "ckpt", ck, n);
+}
+
+TEST(resume_refuses_out_of_range_trainer_state) {
+    char ck[1024];
+    make_mid_ckpt(ck, sizeof ck);
+    ck_edit e = ck_none();
+    CHECK_MSG(resume_edited(ck, &e, "same") == CPHIL_OK, "the unedited copy: %s", cphil_last_error());
+    /* every word of the trainer state, each with a value out of its range */
+    const struct {
+        int word;
+        uint64_t value;
+        const char *why;
+    } bad[] = {
+        {TSW_VERSION, 2, "version"},
+        {TSW_EPOCH, (uint64_t)-1, "epoch"},                 /* C5: negative epoch */
+        {TSW_EPOCH, (uint64_t)INT_MAX, "epoch"},            /* C7: INT_MAX overflows epoch + 1 */
+        {TSW_EPOCH, 1, "curve rows"},                       /* 2 rows for 1 finished epoch */
+        {TSW_BATCH, 1000000, "past step"},                  /* batch > step */
+        {TSW_STEP, (uint64_t)1 << 63, "step"},
+        {TSW_LOSS_SUM, d2u(NAN), "loss sum"},
+        {TSW_LOSS_SUM, d2u(INFINITY), "loss sum"},
+        {TSW_LOSS_N, 3, "losses summed"},
+        {TSW_LOSS_EMA, d2u(-INFINITY), "loss average"},
+        {TSW_BEST_VAL, d2u(NAN), "best value"},
+        {TSW_BEST_VAL, d2u(INFINITY), "best value"},         /* inf with a best epoch set */
+        {TSW_BEST_EPOCH, 3, "best epoch"},
+        {TSW_BEST_EPOCH, (uint64_t)-5, "best epoch"},
+        {TSW_BAD_EPOCHS, (uint64_t)-1, "without improvement"},
+        {TSW_SEED, 77, "seed"},
+        {TSW_TOTAL_STEPS, (uint64_t)-1, "total steps"},
+        {TSW_EPOCH_SECONDS, d2u(NAN), "epoch seconds"},
+        {TSW_EPOCH_SECONDS, d2u(-1.0), "epoch seconds"},
+        {TSW_N_ROWS, 3, "rows"},
+    };
+    for (size_t i = 0; i < CPHIL_ARRAY_LEN(bad); i++) {
+        e = ck_none();
+        e.word = bad[i].word;
+        e.value = bad[i].value;
+        cphil_status st = resume_edited(ck, &e, "word");
+        CHECK_MSG(st == CPHIL_E_FORMAT, "word %d = %llx: status %d", bad[i].word, (unsigned long long)bad[i].value,
+                  (int)st);
+        CHECK_MSG(strstr(cphil_last_error(), bad[i].why) != NULL, "word %d: '%s' not in: %s", bad[i].word, bad[i].why,
+                  cphil_last_error());
+    }
+    /* curve rows: an epoch number out of order, inf losses, accuracy out of [0, 1], flags */
+    const struct {
+        int row, off;
+        uint64_t value;
+    } badrow[] = {
+        {0, 0, (uint64_t)-7},                                     /* epoch */
+        {1, 8, (uint64_t)1 << 40},                                /* step past the state's step */
+        {0, 16, d2u(INFINITY)},                                   /* train loss */
+        {1, 16, d2u(NAN)},
+        {0, 24, d2u(-INFINITY)},                                  /* validation loss */
+        {1, 32, d2u(1.5)},                                        /* accuracy */
+        {0, 40, d2u(NAN)},                                        /* accuracy NaN beside a validation loss */
+        {1, 32 + 8 * CPHIL_TR_N_HEADS, d2u(INFINITY)},            /* seconds */
+        {0, 40 + 8 * CPHIL_TR_N_HEADS, 2},                        /* best flag */
+        {1, 48 + 8 * CPHIL_TR_N_HEADS, 1},                        /* reserved */
+    };
+    for (size_t i = 0; i < CPHIL_ARRAY_LEN(badrow); i++) {
+        e = ck_none();
+        e.row = badrow[i].row;
+        e.row_off = badrow[i].off;
+        e.row_value = badrow[i].value;
+        cphil_status st = resume_edited(ck, &e, "row");
+        CHECK_MSG(st == CPHIL_E_FORMAT && strstr(cphil_last_error(), "curve row"), "row %d +%d: status %d: %s",
+                  badrow[i].row, badrow[i].off, (int)st, cphil_last_error());
+    }
+}
+
+TEST(resume_refuses_nonfinite_values_and_bad_metadata) {
+    char ck[1024];
+    make_mid_ckpt(ck, sizeof ck);
+    ck_edit e = ck_none();
+    e.param = 17;
+    e.param_value = NAN;
+    CHECK(resume_edited(ck, &e, "nan") == CPHIL_E_FORMAT);
+    CHECK_MSG(strstr(cphil_last_error(), "'params' value 17") && strstr(cphil_last_error(), "not finite"), "%s",
+              cphil_last_error());
+    e.param_value = -INFINITY;
+    CHECK(resume_edited(ck, &e, "inf") == CPHIL_E_FORMAT);
+    e = ck_none();
+    e.dup_section = true;
+    CHECK(resume_edited(ck, &e, "dup") == CPHIL_E_FORMAT);
+    CHECK_MSG(strstr(cphil_last_error(), "appears twice") != NULL, "%s", cphil_last_error());
+    const char *metas[] = {
+        "{\"format\":\"cphil-checkpoint\",\"model\":{\"backbone\":\"toy\",\"width\":1},\"trainer\":{\"seed\":3}",
+        "{\"format\":\"cphil-checkpoint\",\"model\":{\"backbone\":\"toy\",\"width\":1},\"trainer\":{\"seed\":3},"
+        "\"trainer\":{\"seed\":3}}",                                   /* duplicate key */
+        "{\"format\":\"other\",\"model\":{\"backbone\":\"toy\",\"width\":1},\"trainer\":{\"seed\":3}}",
+        "{\"format\":\"cphil-checkpoint\",\"model\":{\"backbone\":\"toy\",\"width\":1},\"trainer\":{\"seed\":-3}}",
+        "{\"format\":\"cphil-checkpoint\",\"model\":{\"backbone\":\"toy\",\"width\":1},\"trainer\":{\"seed\":3,"
+        "\"epochs\":0}}",
+        "not json {\"model\":{\"backbone\":\"toy\",\"width\":1},\"seed\":3}",
+    };
+    for (size_t i = 0; i < CPHIL_ARRAY_LEN(metas); i++) {
+        e = ck_none();
+        e.meta = metas[i];
+        cphil_status st = resume_edited(ck, &e, "meta");
+        CHECK_MSG(st == CPHIL_E_FORMAT, "metadata %zu accepted (status %d): %s", i, (int)st, cphil_last_error());
+    }
+    /* the well-formed minimal metadata still loads */
+    e = ck_none();
+    e.meta = "{\"format\":\"cphil-checkpoint\",\"model\":{\"backbone\":\"toy\",\"width\":1},\"trainer\":{\"seed\":3}}";
+    CHECK_MSG(resume_edited(ck, &e, "meta_ok") == CPHIL_OK, "%s", cphil_last_error());
+}
+
+TEST(resume_refuses_a_batch_past_the_epoch) {
+    char ck[1024];
+    make_mid_ckpt(ck, sizeof ck);
+    /* epoch 3 at batch 1000 of its 30: step and loss count kept consistent, so only the
+     * position against the data is wrong (C6: the skip loop read past the epoch's order) */
+    cphil_ckpt c;
+    CHECK(cphil_ckpt_read(ck, &c) == CPHIL_OK);
+    uint8_t ts[TSW_WORDS * 8];
+    uint64_t sz;
+    memcpy(ts, cphil_ckpt_find(&c, "trainer_state", &sz), sizeof ts);
+    cphil_ckpt_close(&c);
+    put_le64(ts + 8 * TSW_BATCH, 1000);
+    put_le64(ts + 8 * TSW_LOSS_N, 1000);
+    put_le64(ts + 8 * TSW_STEP, 2000);
+    char ed[1024];
+    snprintf(ed, sizeof ed, "%s/toy_batch.ckpt", harness_tmpdir());
+    CHECK(cphil_ckpt_read(ck, &c) == CPHIL_OK);
+    cphil_ckpt_section secs[CPHIL_CKPT_MAX_SECTIONS];
+    for (int i = 0; i < c.n; i++)
+        secs[i] = (cphil_ckpt_section){c.sec[i].name, strcmp(c.sec[i].name, "trainer_state") ? (const void *)c.sec[i].data : ts,
+                                       c.sec[i].size};
+    CHECK(cphil_ckpt_write(ed, c.meta, secs, c.n) == CPHIL_OK);
+    cphil_ckpt_close(&c);
+    static toy_model m;
+    toy_model_init(&m, 1);
+    cphil_trainer_opts o;
+    opts_for(&o, "toy_batch");
+    o.resume = ed;
+    cphil_tr_result r;
+    cphil_status st = cphil_train_run(&o, &MOPS, &m, &DOPS, &data, NULL, &r);
+    cphil_tr_result_free(&r);
+    CHECK_MSG(st == CPHIL_E_MISMATCH && strstr(cphil_last_error(), "batch 1000 of epoch 3"), "status %d: %s", (int)st,
+              cphil_last_error());
+}
+
+TEST(max_steps_stop_resumes_with_more_steps) {
+    toy_data_init(&data);
+    static toy_model a, b;
+    cphil_trainer_opts oa, ob;
+    cphil_tr_result ra, rb;
+    /* constant schedule: the schedule's length does not depend on --max-steps, so a run stopped
+     * by max_steps and resumed without it must equal the uninterrupted run bit for bit */
+    toy_model_init(&a, 1);
+    opts_for(&oa, "toy_ms_full");
+    oa.schedule = CPHIL_TR_SCHED_CONSTANT;
+    CHECK(cphil_train_run(&oa, &MOPS, &a, &DOPS, &data, NULL, &ra) == CPHIL_OK);
+    toy_model_init(&b, 1);
+    opts_for(&ob, "toy_ms");
+    ob.schedule = CPHIL_TR_SCHED_CONSTANT;
+    ob.max_steps = NF / BT + 9; /* in the middle of epoch 2 */
+    CHECK(cphil_train_run(&ob, &MOPS, &b, &DOPS, &data, NULL, &rb) == CPHIL_OK);
+    CHECK(rb.steps == (uint64_t)ob.max_steps && rb.epochs_done == 2); /* the partial epoch is reported */
+    cphil_tr_result_free(&rb);
+    char ck[1024];
+    cphil_tr_path(&ob, "ckpt", ck, sizeof ck);
+    ob.resume = ck;
+    /* the same --max-steps: nothing to do, said clearly, not a silent success */
+    toy_model_init(&b, 1);
+    CHECK(cphil_train_run(&ob, &MOPS, &b, &DOPS, &data, NULL, &rb) == CPHIL_E_ARG);
+    CHECK_MSG(strstr(cphil_last_error(), "--max-steps") != NULL, "%s", cphil_last_error());
+    cphil_tr_result_free(&rb);
+    /* a larger --max-steps continues */
+    ob.max_steps = 2 * NF / BT + 3;
+    toy_model_init(&b, 1);
+    CHECK_MSG(cphil_train_run(&ob, &MOPS, &b, &DOPS, &data, NULL, &rb) == CPHIL_OK, "%s", cphil_last_error());
+    CHECK(rb.steps == (uint64_t)ob.max_steps);
+    cphil_tr_result_free(&rb);
+    /* and without a limit it runs to the end, equal to the uninterrupted run */
+    ob.max_steps = 0;
+    toy_model_init(&b, 1);
+    CHECK_MSG(cphil_train_run(&ob, &MOPS, &b, &DOPS, &data, NULL, &rb) == CPHIL_OK, "%s", cphil_last_error());
+    CHECK(rb.steps == ra.steps && rb.epochs_done == 4);
+    CHECK(!memcmp(a.w, b.w, sizeof a.w));
+    CHECK(ra.rows[3].train_loss == rb.rows[3].train_loss);
+    cphil_tr_result_free(&rb);
+    /* a truly finished run says so */
+    toy_model_init(&b, 1);
+    CHECK(cphil_train_run(&ob, &MOPS, &b, &DOPS, &data, NULL, &rb) == CPHIL_E_ARG);
+    CHECK_MSG(strstr(cphil_last_error(), "finished") && strstr(cphil_last_error(), "--epochs"), "%s",
+              cphil_last_error());
+    cphil_tr_result_free(&rb);
+    cphil_tr_result_free(&ra);
+}
+
 int main(void) {
     RUN(trainer_learns_and_writes_files);
     RUN(interrupted_and_resumed_equals_uninterrupted);
@@ -354,5 +627,9 @@ int main(void) {
     RUN(resume_refuses_other_model_and_damage);
     RUN(early_stopping_stops);
     RUN(lr_schedule);
+    RUN(resume_refuses_out_of_range_trainer_state);
+    RUN(resume_refuses_nonfinite_values_and_bad_metadata);
+    RUN(resume_refuses_a_batch_past_the_epoch);
+    RUN(max_steps_stop_resumes_with_more_steps);
     return harness_done();
 }

@@ -1,12 +1,76 @@
-/* file.c — whole-file reads with a size guard, atomic writes (temporary file, fsync, rename),
- * directory helpers. Output files are never left half-written: a crash leaves either the old
- * file or the new one, plus at worst a stray PATH.tmp.PID. */
+/* file.c — whole-file reads with a size guard, atomic writes (temporary file, fsync, rename,
+ * fsync of the directory), directory helpers. Output files are never left half-written: a crash
+ * leaves either the old file or the new one, plus a stray PATH.tmp.PID, which the next atomic
+ * write of the same PATH removes once process PID is gone. */
 #include "core/core.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Split path into its directory (dir, "." when none) and its last component (returned). */
+static const char *split_dir(const char *path, char *dir, size_t n) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(dir, n, ".");
+        return path;
+    }
+    size_t dl = (size_t)(slash - path);
+    if (dl == 0) dl = 1; /* "/name" */
+    if (dl >= n) dl = n - 1;
+    memcpy(dir, path, dl);
+    dir[dl] = '\0';
+    return slash + 1;
+}
+
+/* Remove PATH.tmp.PID files left by killed writers of the same PATH: only regular files whose
+ * PID is a number, not ours, and names no live process (kill(pid, 0) fails with ESRCH; EPERM
+ * means alive under another user, so it stays). A writer in another PID namespace sharing the
+ * folder would look dead; cphil does not share output folders that way. Best effort: nothing
+ * here fails the write. */
+static void remove_stale_temps(const char *path) {
+    char dir[4096];
+    const char *base = split_dir(path, dir, sizeof dir);
+    size_t bl = strlen(base);
+    if (bl == 0) return;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+        if (strncmp(nm, base, bl) != 0 || strncmp(nm + bl, ".tmp.", 5) != 0) continue;
+        const char *num = nm + bl + 5;
+        size_t nd = strspn(num, "0123456789");
+        if (nd == 0 || nd > 9 || num[nd] != '\0') continue;
+        long pid = strtol(num, NULL, 10);
+        if (pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char full[4096 + 256];
+        snprintf(full, sizeof full, "%s/%s", dir, nm);
+        struct stat st;
+        if (lstat(full, &st) == 0 && S_ISREG(st.st_mode)) unlink(full);
+    }
+    closedir(d);
+}
+
+/* fsync the folder that holds path, so the rename itself survives a power loss. Filesystems
+ * that cannot fsync a directory (EINVAL) are not an error. */
+static cphil_status fsync_dir_of(const char *path) {
+    char dir[4096];
+    split_dir(path, dir, sizeof dir);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return cphil_err(CPHIL_E_IO, "%s: cannot open its folder to sync it: %s", path, strerror(errno));
+    cphil_status s = CPHIL_OK;
+    if (fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP)
+        s = cphil_err(CPHIL_E_IO, "%s: syncing its folder failed: %s", path, strerror(errno));
+    close(fd);
+    return s;
+}
 
 cphil_status cphil_file_read(const char *path, size_t max_size, uint8_t **data, size_t *size) {
     *data = NULL;
@@ -51,6 +115,7 @@ cphil_status cphil_atomic_open(cphil_atomic_file *af, const char *path) {
         return cphil_err(CPHIL_E_NOMEM, "%s: out of memory", path);
     }
     snprintf(af->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
+    remove_stale_temps(path);
     af->f = fopen(af->tmp_path, "wb");
     if (!af->f) {
         cphil_status s = cphil_err(CPHIL_E_IO, "%s: cannot create: %s (is the folder there and writable?)",
@@ -79,6 +144,7 @@ cphil_status cphil_atomic_commit(cphil_atomic_file *af) {
     if (s == CPHIL_OK && rename(af->tmp_path, af->final_path) != 0)
         s = cphil_err(CPHIL_E_IO, "%s: cannot rename into place: %s", af->final_path, strerror(errno));
     if (s != CPHIL_OK) remove(af->tmp_path);
+    else s = fsync_dir_of(af->final_path); /* the new file is in place; this makes the rename durable */
     cphil_free(af->tmp_path);
     cphil_free(af->final_path);
     af->tmp_path = af->final_path = NULL;

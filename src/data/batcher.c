@@ -57,6 +57,20 @@ static uint64_t rng_next(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
+/* The windows in their canonical order (entries in file order, starts ascending). Every epoch
+ * shuffles from this order, so an epoch's order depends only on (seed, epoch), never on the
+ * epochs shuffled before it: a run resumed in epoch e sees the same order as one that ran
+ * epochs 0..e-1 in the same process. */
+static void list_wins(cphil_batcher *b) {
+    b->n_wins = 0;
+    for (uint32_t k = 0; k < b->n_entries; k++) {
+        uint32_t p = pairs_of(&b->ds->entries[b->entries[k]], b->o.frame_delay);
+        if (p < (uint32_t)b->o.W) continue;
+        for (uint32_t s = 0; s + (uint32_t)b->o.W <= p; s += (uint32_t)b->o.stride)
+            b->wins[b->n_wins++] = (win){b->entries[k], s};
+    }
+}
+
 cphil_status cphil_batcher_open(cphil_batcher **out, const cphil_dataset *ds, const cphil_batcher_opts *o) {
     *out = NULL;
     if (o->B < 1 || o->W < 1 || o->stride < 0 || o->frame_delay < 0 || o->frame_delay > 600)
@@ -87,12 +101,7 @@ cphil_status cphil_batcher_open(cphil_batcher **out, const cphil_dataset *ds, co
         }
         b->wins = cphil_calloc(n ? n : 1, sizeof(win));
         if (!b->wins) goto oom;
-        for (uint32_t k = 0; k < b->n_entries; k++) {
-            uint32_t p = pairs_of(&ds->entries[b->entries[k]], o->frame_delay);
-            if (p < (uint32_t)o->W) continue;
-            for (uint32_t s = 0; s + (uint32_t)o->W <= p; s += (uint32_t)b->o.stride)
-                b->wins[b->n_wins++] = (win){b->entries[k], s};
-        }
+        list_wins(b);
     }
     cphil_batcher_epoch(b, 0);
     *out = b;
@@ -117,13 +126,15 @@ void cphil_batcher_epoch(cphil_batcher *b, uint64_t e) {
     uint64_t s = b->o.seed * 0x100000001B3ull + e;
     b->pos = 0;
     if (b->o.mode == CPHIL_BATCH_WINDOWS) {
-        if (b->o.shuffle)
+        if (b->o.shuffle) {
+            list_wins(b);
             for (uint64_t i = b->n_wins; i > 1; i--) {
                 uint64_t j = rng_next(&s) % i;
                 win t = b->wins[i - 1];
                 b->wins[i - 1] = b->wins[j];
                 b->wins[j] = t;
             }
+        }
     } else {
         memcpy(b->queue, b->entries, b->n_entries * sizeof(uint32_t));
         if (b->o.shuffle)

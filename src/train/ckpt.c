@@ -3,7 +3,10 @@
  * written rarely and read once; plain bytes keep resume exact and the format trivial). */
 #include "train/ckpt.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char CKPT_MAGIC[8] = {'C', 'P', 'H', 'I', 'L', 'C', 'K', 'P'};
 static const char CKPT_END[8] = {'C', 'K', 'P', 'T', 'E', 'N', 'D', '1'};
@@ -119,9 +122,46 @@ void cphil_ckpt_close(cphil_ckpt *c) {
     memset(c, 0, sizeof *c);
 }
 
+/* Check the 24-byte header and the 24-byte trailer before reading the body, so that a large
+ * file that is not a checkpoint (or a truncated one) is refused after 48 bytes, not after
+ * reading it whole. */
+static cphil_status ckpt_peek(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return cphil_err(CPHIL_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return cphil_err(CPHIL_E_IO, "%s: %s, expected a checkpoint file", path,
+                         S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
+    FILE *f = fopen(path, "rb");
+    if (!f) return cphil_err(CPHIL_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    uint8_t h[24], t[24];
+    size_t n = (size_t)sb.st_size, got = fread(h, 1, n < 24 ? n : 24, f);
+    cphil_status s = CPHIL_OK;
+    if (got < 8 || memcmp(h, CKPT_MAGIC, 8) != 0)
+        s = cphil_err(CPHIL_E_FORMAT, "%s: not a cphil checkpoint (offset 0: magic is not CPHILCKP)", path);
+    else if (n < 48)
+        s = cphil_err(CPHIL_E_TRUNCATED, "%s: truncated checkpoint (%zu bytes, header and trailer need 48)", path, n);
+    else if (rd32(h + 8) != CPHIL_CKPT_VERSION)
+        s = cphil_err(CPHIL_E_MISMATCH, "%s: checkpoint version %u, this cphil reads version %u", path, rd32(h + 8),
+                      CPHIL_CKPT_VERSION);
+    else if (fseeko(f, (off_t)(n - 24), SEEK_SET) != 0 || fread(t, 1, 24, f) != 24)
+        s = cphil_err(CPHIL_E_IO, "%s: cannot read the trailer at offset %zu", path, n - 24);
+    else if (memcmp(t + 16, CKPT_END, 8) != 0)
+        s = cphil_err(CPHIL_E_TRUNCATED,
+                      "%s: truncated or damaged checkpoint: the end marker is missing at offset %zu "
+                      "(the write was interrupted? use the _best checkpoint or an earlier copy)",
+                      path, n - 8);
+    else if (rd64(t) != n - 24)
+        s = cphil_err(CPHIL_E_TRUNCATED, "%s: checkpoint says its body is %llu bytes but the file holds %zu", path,
+                      (unsigned long long)rd64(t), n - 24);
+    fclose(f);
+    return s;
+}
+
 cphil_status cphil_ckpt_read(const char *path, cphil_ckpt *c) {
     memset(c, 0, sizeof *c);
-    cphil_status s = cphil_file_read(path, (size_t)1 << 36, &c->buf, &c->size);
+    cphil_status s = ckpt_peek(path);
+    if (s) return s;
+    s = cphil_file_read(path, (size_t)1 << 36, &c->buf, &c->size);
     if (s) return s;
     const uint8_t *b = c->buf;
     size_t n = c->size;
@@ -188,6 +228,16 @@ cphil_status cphil_ckpt_read(const char *path, cphil_ckpt *c) {
         if (nl > end - off) goto trunc;
         memcpy(c->sec[i].name, b + off, nl);
         c->sec[i].name[nl] = '\0';
+        if (memchr(c->sec[i].name, '\0', nl)) {
+            s = cphil_err(CPHIL_E_FORMAT, "%s: offset %zu: section name holds a NUL byte", path, off);
+            goto fail;
+        }
+        for (uint32_t k = 0; k < i; k++)
+            if (!strcmp(c->sec[k].name, c->sec[i].name)) {
+                s = cphil_err(CPHIL_E_FORMAT, "%s: offset %zu: section '%s' appears twice", path, off,
+                              c->sec[i].name);
+                goto fail;
+            }
         h = cphil_hash64(b + off, nl, h);
         off += nl + pad8(4 + nl);
         if (off + 16 > end) goto trunc;

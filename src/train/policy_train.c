@@ -167,13 +167,15 @@ static int pt_sections(void *self, cphil_tr_section *out, int cap) {
     cphil_tr_policy *p = self;
     if (cap < 4) return 0;
     size_t bytes = p->model.n_floats * sizeof(float);
-    out[0] = (cphil_tr_section){"params", p->model.params, bytes};
-    out[1] = (cphil_tr_section){"adamw_m", p->opt.m, bytes};
-    out[2] = (cphil_tr_section){"adamw_v", p->opt.v, bytes};
+    out[0] = (cphil_tr_section){"params", p->model.params, bytes, CPHIL_TR_SEC_F32_FINITE};
+    out[1] = (cphil_tr_section){"adamw_m", p->opt.m, bytes, CPHIL_TR_SEC_F32_FINITE};
+    out[2] = (cphil_tr_section){"adamw_v", p->opt.v, bytes, CPHIL_TR_SEC_F32_NONNEG};
     /* the step counter in the host's byte order (x86-64: little-endian 64-bit) */
-    out[3] = (cphil_tr_section){"adamw_step", &p->opt.step, sizeof p->opt.step};
+    out[3] = (cphil_tr_section){"adamw_step", &p->opt.step, sizeof p->opt.step,
+                                 sizeof p->opt.step == 8 ? CPHIL_TR_SEC_I64_NONNEG : CPHIL_TR_SEC_BYTES};
     if (p->carry && cap > 4) {
-        out[4] = (cphil_tr_section){"carry", p->carry, p->carry_floats * sizeof(float)};
+        out[4] = (cphil_tr_section){"carry", p->carry, p->carry_floats * sizeof(float),
+                                    CPHIL_TR_SEC_F32_FINITE};
         return 5;
     }
     return 4;

@@ -4,8 +4,11 @@
 #include "core/safetensors.h" /* cphil_f16_to_f32 */
 #include "train/ckpt.h"        /* cphil_hash64 */
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char SL_MAGIC[8] = {'C', 'P', 'H', 'I', 'L', 'S', 'L', 0};
 
@@ -118,48 +121,97 @@ void cphil_softlabels_close(cphil_softlabels *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* The header's fields, checked against the file's size before any of the body is read. */
+typedef struct sl_header {
+    uint64_t n_frames, off_rows, off_probs, off_meta, meta_len;
+} sl_header;
+
+#define SL_KNOWN_FLAGS 1u /* bit 0: prev_action layout */
+#define SL_MAX_FRAME_DELAY 600u /* the batcher's limit */
+
+/* Check the 128-byte header h of a file of n bytes. Every offset is compared with what is left
+ * of the file after it (never "offset + size <= n", which wraps for offsets near 2^64). */
+static cphil_status sl_check_header(const char *path, const uint8_t *h, uint64_t n, sl_header *out) {
+    if (n < 8 || memcmp(h, SL_MAGIC, 8) != 0)
+        return cphil_err(CPHIL_E_FORMAT, "%s: not a cphil soft-label file (offset 0: magic is not CPHILSL)", path);
+    if (n < CPHIL_SL_HEADER)
+        return cphil_err(CPHIL_E_TRUNCATED, "%s: truncated: %llu bytes, the header alone is %d", path,
+                         (unsigned long long)n, CPHIL_SL_HEADER);
+    if (rd32(h + 8) != CPHIL_SL_VERSION)
+        return cphil_err(CPHIL_E_MISMATCH, "%s: soft-label version %u, this cphil reads version %u", path, rd32(h + 8),
+                         CPHIL_SL_VERSION);
+    if (cphil_hash64(h, 112, 0) != rd64(h + 112))
+        return cphil_err(CPHIL_E_FORMAT, "%s: the header is damaged (header checksum mismatch)", path);
+    uint64_t size = rd64(h + 96);
+    if (size != n)
+        return cphil_err(size > n ? CPHIL_E_TRUNCATED : CPHIL_E_FORMAT, "%s: the header says %llu bytes, the file has %llu%s",
+                         path, (unsigned long long)size, (unsigned long long)n, size > n ? " (truncated)" : "");
+    if (rd32(h + 12) != CPHIL_SL_HEADER || rd32(h + 24) != CPHIL_N_LOGITS)
+        return cphil_err(CPHIL_E_FORMAT, "%s: offset 12/24: header size %u and %u probabilities a frame (expected %d and %d)",
+                         path, rd32(h + 12), rd32(h + 24), CPHIL_SL_HEADER, CPHIL_N_LOGITS);
+    uint32_t flags = rd32(h + 28);
+    if (flags & ~SL_KNOWN_FLAGS)
+        return cphil_err(CPHIL_E_FORMAT, "%s: offset 28: unknown flag bits 0x%x (this cphil knows 0x%x: made by a newer "
+                                         "version, or damaged)", path, flags & ~SL_KNOWN_FLAGS, SL_KNOWN_FLAGS);
+    if (rd64(h + 120) != 0) return cphil_err(CPHIL_E_FORMAT, "%s: offset 120: the reserved word is not 0", path);
+    uint32_t tb = rd32(h + 56);
+    float T;
+    memcpy(&T, &tb, 4);
+    if (!(T > 0 && isfinite(T))) return cphil_err(CPHIL_E_FORMAT, "%s: offset 56: bad temperature %g", path, (double)T);
+    if (rd32(h + 60) > SL_MAX_FRAME_DELAY)
+        return cphil_err(CPHIL_E_FORMAT, "%s: offset 60: frame delay %u (at most %u)", path, rd32(h + 60), SL_MAX_FRAME_DELAY);
+    sl_header x = {rd64(h + 16), rd64(h + 64), rd64(h + 72), rd64(h + 80), rd64(h + 88)};
+    const uint64_t per_frame = 4 + CPHIL_N_LOGITS * 2;
+    const char *bad = NULL;
+    if (x.n_frames > (n - CPHIL_SL_HEADER) / per_frame) bad = "the frame count";
+    else if (x.off_rows < CPHIL_SL_HEADER || x.off_rows > n || x.n_frames * 4 > n - x.off_rows) bad = "the rows offset";
+    else if (x.off_probs < x.off_rows + x.n_frames * 4 || x.off_probs > n ||
+             x.n_frames * CPHIL_N_LOGITS * 2 > n - x.off_probs)
+        bad = "the probabilities offset";
+    else if (x.off_meta < x.off_probs + x.n_frames * CPHIL_N_LOGITS * 2 || x.off_meta > n || x.meta_len != n - x.off_meta)
+        bad = "the metadata offset or length";
+    if (bad)
+        return cphil_err(CPHIL_E_FORMAT,
+                         "%s: %s does not fit the file (%llu bytes; frames %llu, rows at %llu, probabilities at %llu, "
+                         "metadata at %llu, %llu bytes)",
+                         path, bad, (unsigned long long)n, (unsigned long long)x.n_frames, (unsigned long long)x.off_rows,
+                         (unsigned long long)x.off_probs, (unsigned long long)x.off_meta, (unsigned long long)x.meta_len);
+    *out = x;
+    return CPHIL_OK;
+}
+
+/* Read the header alone (a 2 GB file that is not a soft-label file is refused after 128 bytes). */
+static cphil_status sl_peek(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return cphil_err(CPHIL_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return cphil_err(CPHIL_E_IO, "%s: %s, expected a soft-label file", path,
+                         S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
+    FILE *f = fopen(path, "rb");
+    if (!f) return cphil_err(CPHIL_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    uint8_t h[CPHIL_SL_HEADER] = {0};
+    size_t got = fread(h, 1, sizeof h, f);
+    fclose(f);
+    sl_header x;
+    /* a short read is judged on what is there: magic first, then "truncated" */
+    return sl_check_header(path, h, got < sizeof h ? got : (uint64_t)sb.st_size, &x);
+}
+
 cphil_status cphil_softlabels_read(const char *path, cphil_softlabels *o) {
     memset(o, 0, sizeof *o);
-    cphil_status s = cphil_file_read(path, (size_t)1 << 36, &o->buf, &o->size);
+    cphil_status s = sl_peek(path);
     if (s) return s;
+    if ((s = cphil_file_read(path, (size_t)1 << 36, &o->buf, &o->size)) != CPHIL_OK) return s;
     const uint8_t *b = o->buf;
     size_t n = o->size;
-    if (n < 8 || memcmp(b, SL_MAGIC, 8) != 0) {
-        s = cphil_err(CPHIL_E_FORMAT, "%s: not a cphil soft-label file (offset 0: magic is not CPHILSL)", path);
-        goto fail;
-    }
-    if (n < CPHIL_SL_HEADER) {
-        s = cphil_err(CPHIL_E_TRUNCATED, "%s: truncated: %zu bytes, the header alone is %d", path, n, CPHIL_SL_HEADER);
-        goto fail;
-    }
-    if (rd32(b + 8) != CPHIL_SL_VERSION) {
-        s = cphil_err(CPHIL_E_MISMATCH, "%s: soft-label version %u, this cphil reads version %u", path, rd32(b + 8),
-                      CPHIL_SL_VERSION);
-        goto fail;
-    }
-    if (cphil_hash64(b, 112, 0) != rd64(b + 112)) {
-        s = cphil_err(CPHIL_E_FORMAT, "%s: the header is damaged (header checksum mismatch)", path);
-        goto fail;
-    }
-    uint64_t size = rd64(b + 96);
-    if (size != n) {
-        s = cphil_err(size > n ? CPHIL_E_TRUNCATED : CPHIL_E_FORMAT, "%s: the header says %llu bytes, the file has %zu%s",
-                      path, (unsigned long long)size, n, size > n ? " (truncated)" : "");
-        goto fail;
-    }
-    o->n_frames = rd64(b + 16);
-    uint64_t off_rows = rd64(b + 64), off_probs = rd64(b + 72), off_meta = rd64(b + 80), ml = rd64(b + 88);
-    if (rd32(b + 12) != CPHIL_SL_HEADER || rd32(b + 24) != CPHIL_N_LOGITS || o->n_frames > n / 4 ||
-        off_rows < CPHIL_SL_HEADER || off_rows + o->n_frames * 4 > n || off_probs < off_rows + o->n_frames * 4 ||
-        off_probs + o->n_frames * CPHIL_N_LOGITS * 2 > n || off_meta < off_probs + o->n_frames * CPHIL_N_LOGITS * 2 ||
-        ml > n || off_meta + ml != n) {
-        s = cphil_err(CPHIL_E_FORMAT, "%s: header sizes or offsets do not fit the file (%zu bytes)", path, n);
-        goto fail;
-    }
+    sl_header x;
+    /* again on the bytes read: the file may have changed since the peek */
+    if ((s = sl_check_header(path, b, n, &x)) != CPHIL_OK) goto fail;
     if (cphil_hash64(b + CPHIL_SL_HEADER, n - CPHIL_SL_HEADER, 0) != rd64(b + 104)) {
         s = cphil_err(CPHIL_E_FORMAT, "%s: the data is damaged (body checksum mismatch)", path);
         goto fail;
     }
+    o->n_frames = x.n_frames;
     o->flags = rd32(b + 28);
     o->layout_hash = rd64(b + 32);
     o->dataset_checksum = rd64(b + 40);
@@ -167,33 +219,45 @@ cphil_status cphil_softlabels_read(const char *path, cphil_softlabels *o) {
     uint32_t tb = rd32(b + 56);
     memcpy(&o->temperature, &tb, 4);
     o->frame_delay = rd32(b + 60);
-    o->rows = b + off_rows;
-    o->probs = b + off_probs;
+    o->rows = b + x.off_rows;
+    o->probs = b + x.off_probs;
     for (uint64_t i = 0; i < o->n_frames; i++)
         if ((uint64_t)rd32(o->rows + 4 * i) + 1 + o->frame_delay >= o->dataset_rows) {
             s = cphil_err(CPHIL_E_FORMAT, "%s: frame %llu refers to dataset row %u, past the dataset's %llu rows", path,
                           (unsigned long long)i, rd32(o->rows + 4 * i), (unsigned long long)o->dataset_rows);
             goto fail;
         }
-    for (uint64_t i = 0; i < o->n_frames * CPHIL_N_LOGITS; i++) {
-        float v = cphil_f16_to_f32((uint16_t)(o->probs[2 * i] | o->probs[2 * i + 1] << 8));
-        if (!(v >= 0.0f && v <= 1.0f)) {
-            s = cphil_err(CPHIL_E_FORMAT, "%s: probability %llu of frame %llu is %g, not in [0, 1]", path,
-                          (unsigned long long)(i % CPHIL_N_LOGITS), (unsigned long long)(i / CPHIL_N_LOGITS), (double)v);
-            goto fail;
+    for (uint64_t f = 0; f < o->n_frames; f++) {
+        float p[CPHIL_N_LOGITS];
+        cphil_softlabels_probs(o, f, p);
+        for (int k = 0; k < CPHIL_N_LOGITS; k++)
+            if (!(p[k] >= 0.0f && p[k] <= 1.0f)) {
+                s = cphil_err(CPHIL_E_FORMAT, "%s: probability %d of frame %llu is %g, not in [0, 1]", path, k,
+                              (unsigned long long)f, (double)p[k]);
+                goto fail;
+            }
+        /* each categorical head is a softmax: its probabilities sum to 1 (f16 rounds each of at
+         * most 17 values by <= 2^-11 relative, so 0.02 is loose); all 0 or all 1 is no distribution */
+        for (int hd = 1; hd < CPHIL_TR_N_HEADS; hd++) {
+            int lo = cphil_head_offset[hd], hi = hd + 1 < CPHIL_TR_N_HEADS ? cphil_head_offset[hd + 1] : CPHIL_N_LOGITS;
+            double sum = 0;
+            for (int k = lo; k < hi; k++) sum += p[k];
+            if (fabs(sum - 1.0) > 0.02) {
+                s = cphil_err(CPHIL_E_FORMAT,
+                              "%s: frame %llu: the %s probabilities sum to %g, not 1 (not a distribution: a damaged "
+                              "or hand-made file)",
+                              path, (unsigned long long)f, cphil_head_names[hd], sum);
+                goto fail;
+            }
         }
     }
-    if (!(o->temperature > 0 && isfinite(o->temperature))) {
-        s = cphil_err(CPHIL_E_FORMAT, "%s: bad temperature %g", path, (double)o->temperature);
-        goto fail;
-    }
-    o->meta = cphil_alloc((size_t)ml + 1);
+    o->meta = cphil_alloc((size_t)x.meta_len + 1);
     if (!o->meta) {
         s = cphil_err(CPHIL_E_NOMEM, "out of memory");
         goto fail;
     }
-    memcpy(o->meta, b + off_meta, (size_t)ml);
-    o->meta[ml] = '\0';
+    memcpy(o->meta, b + x.off_meta, (size_t)x.meta_len);
+    o->meta[x.meta_len] = '\0';
     return CPHIL_OK;
 fail:
     cphil_softlabels_close(o);

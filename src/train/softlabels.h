@@ -15,9 +15,11 @@
  *   80  u64 off_meta             88  u64 meta_len (JSON: teacher path and config, dataset path)
  *   96  u64 file_size            104 u64 body_checksum (cphil_hash64 of bytes [128, file_size))
  *   112 u64 header_checksum      (cphil_hash64 of bytes [0, 112))    120 u64 reserved (0)
- * Refused with a message: wrong magic or version, any offset or size outside the file, a checksum
- * mismatch (damage), a probability that is not finite or outside [0, 1], and (cphil distill)
- * a dataset or embedding layout other than the one referenced.
+ * Refused with a message: wrong magic or version, any offset or size outside the file (checked
+ * without wrapping), unknown flag bits, a checksum mismatch (damage), a probability that is not
+ * finite or outside [0, 1], a categorical head whose probabilities do not sum to 1, and (cphil
+ * distill) a dataset or embedding layout other than the one referenced. The header is read and
+ * checked before the rest of the file.
  */
 #ifndef CPHIL_TRAIN_SOFTLABELS_H
 #define CPHIL_TRAIN_SOFTLABELS_H

@@ -432,6 +432,10 @@ static void sl_fill(cphil_tr_data *d, const uint64_t *idx, uint64_t n, cphil_tr_
 
 static cphil_status sl_next(void *self, cphil_tr_batch *out) {
     cphil_tr_data *d = self;
+    /* the loop never asks past the batches sl_begin announced; a guard, not a data check */
+    if (d->sl_pos + (uint64_t)d->sl_B > d->sl_n[0])
+        return cphil_err(CPHIL_E_INTERNAL, "distillation batch %llu is past the epoch's %llu frames",
+                         (unsigned long long)(d->sl_pos / (uint64_t)d->sl_B), (unsigned long long)d->sl_n[0]);
     sl_fill(d, d->sl_idx[0] + d->sl_pos, (uint64_t)d->sl_B, out);
     d->sl_pos += (uint64_t)d->sl_B;
     return CPHIL_OK;

@@ -14,6 +14,8 @@
  */
 #include "train/trainer.h"
 
+#include "core/json.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +82,7 @@ typedef struct loop_state {
     uint64_t total_steps;
     double epoch_seconds; /* time spent in this epoch before an interruption */
     cphil_curve_row *rows;
-    int n_rows;
+    int n_rows, rows_cap;
 } loop_state;
 
 static uint64_t dbits(double d) {
@@ -156,43 +158,107 @@ static cphil_status save_ckpt(const char *path, const cphil_trainer_opts *o, con
     }
     snprintf(meta, ml,
              "{\"format\":\"cphil-checkpoint\",\"model\":%s,\"trainer\":{\"epochs\":%d,\"lr\":%.17g,"
-             "\"schedule\":\"%s\",\"warmup_steps\":%lld,\"seed\":%llu},\"meta\":%s}",
+             "\"schedule\":\"%s\",\"warmup_steps\":%lld,\"max_steps\":%lld,\"seed\":%llu},\"meta\":%s}",
              mc, o->epochs, o->lr, o->schedule == CPHIL_TR_SCHED_COSINE ? "cosine" : "constant", o->warmup_steps,
-             (unsigned long long)o->seed, o->meta_json ? o->meta_json : "{}");
+             o->max_steps, (unsigned long long)o->seed, o->meta_json ? o->meta_json : "{}");
     cphil_status st = cphil_ckpt_write(path, meta, cs, nm + 2);
     cphil_free(meta);
     cphil_free(rows);
     return st;
 }
 
-/* Find `"key":` in JSON text and return a pointer to the value's first byte (naive: keys of
- * our own flat writer, which never nests the same key). */
-static const char *json_find(const char *j, const char *key) {
-    char pat[96];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(j, pat);
-    return p ? p + strlen(pat) : NULL;
+/* Why a loaded value is refused: every field of the trainer state is range-checked before
+ * anything is copied into the model or the loop, so a crafted checkpoint can neither steer the
+ * loop past its arrays nor feed NaN into the maths. */
+#define BAD_STATE(...)                                                                          \
+    do {                                                                                        \
+        char why_[256];                                                                         \
+        snprintf(why_, sizeof why_, __VA_ARGS__);                                               \
+        st = cphil_err(CPHIL_E_FORMAT, "%s: bad trainer state: %s (a damaged or hand-edited checkpoint; " \
+                       "resume from another copy or start a new run)", path, why_);             \
+        goto out;                                                                               \
+    } while (0)
+
+/* Check a model section's values (see CPHIL_TR_SEC_*); the first bad value is named. */
+static cphil_status check_section(const char *path, const char *name, const void *data, uint64_t size, int kind) {
+    const uint8_t *b = data;
+    if (kind == CPHIL_TR_SEC_F32_FINITE || kind == CPHIL_TR_SEC_F32_NONNEG) {
+        if (size % 4)
+            return cphil_err(CPHIL_E_FORMAT, "%s: section '%s' holds %llu bytes, not whole f32 values", path, name,
+                             (unsigned long long)size);
+        for (uint64_t i = 0; i < size / 4; i++) {
+            float v;
+            memcpy(&v, b + 4 * i, 4);
+            if (!isfinite(v) || (kind == CPHIL_TR_SEC_F32_NONNEG && v < 0))
+                return cphil_err(CPHIL_E_FORMAT,
+                                 "%s: section '%s' value %llu is %g (%s): refusing to train from it (a damaged "
+                                 "checkpoint, or one saved after the run diverged; use NAME_best.ckpt or an earlier copy)",
+                                 path, name, (unsigned long long)i, (double)v,
+                                 isfinite(v) ? "negative where only >= 0 is possible" : "not finite");
+        }
+    } else if (kind == CPHIL_TR_SEC_I64_NONNEG) {
+        int64_t v;
+        if (size != 8) return cphil_err(CPHIL_E_FORMAT, "%s: section '%s' is not one 8-byte integer", path, name);
+        memcpy(&v, b, 8);
+        if (v < 0) return cphil_err(CPHIL_E_FORMAT, "%s: section '%s' is %lld, must be >= 0", path, name, (long long)v);
+    }
+    return CPHIL_OK;
 }
 
-/* Load NAME.ckpt into the model and the loop state; refuse a checkpoint of another model. */
+/* Load NAME.ckpt into the model and the loop state; refuse a checkpoint of another model, one
+ * whose metadata is not the JSON this file writes, and any trainer-state field out of range.
+ * *meta_epochs / *meta_max_steps: the run options the checkpoint was written with. */
 static cphil_status load_ckpt(const char *path, const cphil_trainer_opts *o, const cphil_tr_model_ops *mops,
-                              void *model, loop_state *s) {
+                              void *model, loop_state *s, int64_t *meta_epochs, int64_t *meta_max_steps) {
     cphil_ckpt c;
+    cphil_json_doc *doc = NULL;
     cphil_status st = cphil_ckpt_read(path, &c);
     if (st) return st;
     const char *mc = mops->config_json(model);
-    const char *m = json_find(c.meta, "model");
-    if (!m || strncmp(m, mc, strlen(mc)) != 0) {
+    size_t mcl = strlen(mc);
+    if ((st = cphil_json_parse(c.meta, strlen(c.meta), &doc)) != CPHIL_OK) {
+        st = cphil_err(CPHIL_E_FORMAT, "%s: the checkpoint's metadata is not valid JSON: %s", path, cphil_last_error());
+        goto out;
+    }
+    const cphil_json_value *root = cphil_json_root(doc);
+    const cphil_json_value *fmt = cphil_json_get(root, "format"), *m = cphil_json_get(root, "model"),
+                           *tr = cphil_json_get(root, "trainer");
+    const char *fs = cphil_json_as_string(fmt);
+    if (!fs || strcmp(fs, "cphil-checkpoint") != 0 || !tr || tr->type != CPHIL_JSON_OBJECT) {
+        st = cphil_err(CPHIL_E_FORMAT, "%s: the metadata is not a cphil training checkpoint's (needs \"format\": "
+                                       "\"cphil-checkpoint\" and a \"trainer\" object)", path);
+        goto out;
+    }
+    /* The model config is stored verbatim: compare its text, then make sure it is the whole value. */
+    if (!m || m->type != CPHIL_JSON_OBJECT || strlen(c.meta + m->offset) < mcl ||
+        strncmp(c.meta + m->offset, mc, mcl) != 0 || (c.meta[m->offset + mcl] != ',' && c.meta[m->offset + mcl] != '}')) {
         st = cphil_err(CPHIL_E_MISMATCH,
                        "%s: checkpoint of a different model: it holds %.300s; this run builds %.300s "
                        "(resume with the same model flags, or start a new run)",
-                       path, m ? m : "(no model config)", mc);
+                       path, m ? c.meta + m->offset : "(no model config)", mc);
         goto out;
     }
-    const char *sd = json_find(c.meta, "seed");
-    if (sd && strtoull(sd, NULL, 10) != o->seed) {
+    int64_t seed_meta = 0;
+    const cphil_json_value *sd = cphil_json_get(tr, "seed");
+    if (!cphil_json_as_int64(sd, &seed_meta) || seed_meta < 0) {
+        st = cphil_err(CPHIL_E_FORMAT, "%s: the metadata's trainer.seed is missing or not a non-negative integer", path);
+        goto out;
+    }
+    if ((uint64_t)seed_meta != o->seed) {
         st = cphil_err(CPHIL_E_MISMATCH, "%s: checkpoint made with --seed %llu, this run has --seed %llu", path,
-                       strtoull(sd, NULL, 10), (unsigned long long)o->seed);
+                       (unsigned long long)seed_meta, (unsigned long long)o->seed);
+        goto out;
+    }
+    *meta_epochs = -1;
+    *meta_max_steps = 0;
+    const cphil_json_value *ep = cphil_json_get(tr, "epochs"), *mx = cphil_json_get(tr, "max_steps");
+    if (ep && (!cphil_json_as_int64(ep, meta_epochs) || *meta_epochs < 1 || *meta_epochs > CPHIL_TR_MAX_EPOCHS)) {
+        st = cphil_err(CPHIL_E_FORMAT, "%s: the metadata's trainer.epochs is not an integer in [1, %d]", path,
+                       CPHIL_TR_MAX_EPOCHS);
+        goto out;
+    }
+    if (mx && (!cphil_json_as_int64(mx, meta_max_steps) || *meta_max_steps < 0)) {
+        st = cphil_err(CPHIL_E_FORMAT, "%s: the metadata's trainer.max_steps is not a non-negative integer", path);
         goto out;
     }
     cphil_tr_section ms[CPHIL_CKPT_MAX_SECTIONS - 2];
@@ -200,21 +266,64 @@ static cphil_status load_ckpt(const char *path, const cphil_trainer_opts *o, con
     for (int i = 0; i < nm; i++) {
         const void *d;
         if ((st = cphil_ckpt_get(&c, path, ms[i].name, ms[i].size, &d)) != CPHIL_OK) goto out;
+        if ((st = check_section(path, ms[i].name, d, ms[i].size, ms[i].check)) != CPHIL_OK) goto out;
     }
     const void *tsv, *rowsv;
     uint64_t rows_size = 0;
     if ((st = cphil_ckpt_get(&c, path, "trainer_state", TS_WORDS * 8, &tsv)) != CPHIL_OK) goto out;
     const uint8_t *ts = tsv;
-    uint64_t nrows = get64(ts + 8 * TS_N_ROWS);
-    if (get64(ts) != 1 || nrows > 1000000) {
-        st = cphil_err(CPHIL_E_FORMAT, "%s: bad trainer_state section", path);
-        goto out;
-    }
+    uint64_t w[TS_WORDS];
+    for (int i = 0; i < TS_WORDS; i++) w[i] = get64(ts + 8 * i);
+    if (w[TS_VERSION] != 1) BAD_STATE("version %llu (this cphil writes 1)", (unsigned long long)w[TS_VERSION]);
+    /* Bounds: epochs and rows as the loop can make them; step counts far below 2^62 so no sum
+     * of them overflows; doubles finite except the documented NaN/inf markers. */
+    const uint64_t MAX_STEPS = (uint64_t)1 << 62;
+    uint64_t epoch = w[TS_EPOCH], batch = w[TS_BATCH], step = w[TS_STEP], nrows = w[TS_N_ROWS];
+    double loss_sum = bitsd(w[TS_LOSS_SUM]), loss_ema = bitsd(w[TS_LOSS_EMA]), best_val = bitsd(w[TS_BEST_VAL]),
+           ep_sec = bitsd(w[TS_EPOCH_SECONDS]);
+    if (epoch > CPHIL_TR_MAX_EPOCHS) BAD_STATE("epoch %lld (0 to %d)", (long long)epoch, CPHIL_TR_MAX_EPOCHS);
+    if (nrows > epoch) BAD_STATE("%llu curve rows for %llu finished epochs", (unsigned long long)nrows, (unsigned long long)epoch);
+    if (step >= MAX_STEPS) BAD_STATE("step %llu", (unsigned long long)step);
+    if (batch > step) BAD_STATE("batch %llu of the epoch is past step %llu", (unsigned long long)batch, (unsigned long long)step);
+    if (w[TS_LOSS_N] != batch)
+        BAD_STATE("%llu losses summed for %llu batches", (unsigned long long)w[TS_LOSS_N], (unsigned long long)batch);
+    if (!isfinite(loss_sum) || (batch == 0 && loss_sum != 0)) BAD_STATE("epoch loss sum %g", loss_sum);
+    if (!isfinite(loss_ema)) BAD_STATE("loss average %g", loss_ema);
+    if (w[TS_BEST_EPOCH] > nrows)
+        BAD_STATE("best epoch %lld of %llu", (long long)w[TS_BEST_EPOCH], (unsigned long long)nrows);
+    /* +inf is "no best yet" (the start value); otherwise a finite loss of a finished epoch */
+    if (w[TS_BEST_EPOCH] == 0 ? !(isinf(best_val) && best_val > 0) : !isfinite(best_val))
+        BAD_STATE("best value %g with best epoch %llu", best_val, (unsigned long long)w[TS_BEST_EPOCH]);
+    if (w[TS_BAD_EPOCHS] > nrows)
+        BAD_STATE("%lld epochs without improvement of %llu", (long long)w[TS_BAD_EPOCHS], (unsigned long long)nrows);
+    if (w[TS_SEED] != o->seed)
+        BAD_STATE("seed %llu, the metadata says %llu", (unsigned long long)w[TS_SEED], (unsigned long long)o->seed);
+    if (w[TS_TOTAL_STEPS] >= MAX_STEPS) BAD_STATE("total steps %llu", (unsigned long long)w[TS_TOTAL_STEPS]);
+    if (!isfinite(ep_sec) || ep_sec < 0 || ep_sec > 1e12) BAD_STATE("epoch seconds %g", ep_sec);
     rowsv = cphil_ckpt_find(&c, "curves", &rows_size);
     if (!rowsv || rows_size != nrows * ROW_WORDS * 8) {
         st = cphil_err(CPHIL_E_FORMAT, "%s: the curves section does not hold %llu rows", path,
                        (unsigned long long)nrows);
         goto out;
+    }
+    for (uint64_t r = 0; r < nrows; r++) {
+        const uint8_t *p = (const uint8_t *)rowsv + r * ROW_WORDS * 8;
+        uint64_t rep = get64(p), rstep = get64(p + 8), rbest = get64(p + 40 + 8 * CPHIL_TR_N_HEADS);
+        double tl = bitsd(get64(p + 16)), vl = bitsd(get64(p + 24)), sec = bitsd(get64(p + 32 + 8 * CPHIL_TR_N_HEADS));
+        if (rep != r + 1) BAD_STATE("curve row %llu is for epoch %lld", (unsigned long long)r + 1, (long long)rep);
+        if (rstep > step) BAD_STATE("curve row %llu at step %llu, past step %llu", (unsigned long long)r + 1,
+                                    (unsigned long long)rstep, (unsigned long long)step);
+        if (!isfinite(tl)) BAD_STATE("curve row %llu: train loss %g", (unsigned long long)r + 1, tl);
+        /* NaN validation loss and accuracies mean "no validation set"; infinities never occur */
+        if (isinf(vl)) BAD_STATE("curve row %llu: validation loss %g", (unsigned long long)r + 1, vl);
+        for (int h = 0; h < CPHIL_TR_N_HEADS; h++) {
+            double a = bitsd(get64(p + 32 + 8 * h));
+            if (isnan(vl) ? !isnan(a) : !(a >= 0 && a <= 1))
+                BAD_STATE("curve row %llu: accuracy %g (validation loss %g)", (unsigned long long)r + 1, a, vl);
+        }
+        if (!isfinite(sec) || sec < 0) BAD_STATE("curve row %llu: %g seconds", (unsigned long long)r + 1, sec);
+        if (rbest > 1) BAD_STATE("curve row %llu: best flag %llu", (unsigned long long)r + 1, (unsigned long long)rbest);
+        if (get64(p + 48 + 8 * CPHIL_TR_N_HEADS) != 0) BAD_STATE("curve row %llu: reserved word set", (unsigned long long)r + 1);
     }
     /* Everything checked: copy in. */
     for (int i = 0; i < nm; i++) {
@@ -222,21 +331,24 @@ static cphil_status load_ckpt(const char *path, const cphil_trainer_opts *o, con
         cphil_ckpt_get(&c, path, ms[i].name, ms[i].size, &d);
         if (ms[i].size) memcpy(ms[i].data, d, ms[i].size);
     }
-    s->epoch = (int)get64(ts + 8 * TS_EPOCH);
-    s->batch = get64(ts + 8 * TS_BATCH);
-    s->step = get64(ts + 8 * TS_STEP);
-    s->loss_sum = bitsd(get64(ts + 8 * TS_LOSS_SUM));
-    s->loss_n = get64(ts + 8 * TS_LOSS_N);
-    s->loss_ema = bitsd(get64(ts + 8 * TS_LOSS_EMA));
-    s->best_val = bitsd(get64(ts + 8 * TS_BEST_VAL));
-    s->best_epoch = (int)get64(ts + 8 * TS_BEST_EPOCH);
-    s->bad_epochs = (int)get64(ts + 8 * TS_BAD_EPOCHS);
-    s->total_steps = get64(ts + 8 * TS_TOTAL_STEPS);
-    s->epoch_seconds = bitsd(get64(ts + 8 * TS_EPOCH_SECONDS));
+    s->epoch = (int)epoch;
+    s->batch = batch;
+    s->step = step;
+    s->loss_sum = loss_sum;
+    s->loss_n = w[TS_LOSS_N];
+    s->loss_ema = loss_ema;
+    s->best_val = best_val;
+    s->best_epoch = (int)w[TS_BEST_EPOCH];
+    s->bad_epochs = (int)w[TS_BAD_EPOCHS];
+    s->total_steps = w[TS_TOTAL_STEPS];
+    s->epoch_seconds = ep_sec;
     s->n_rows = (int)nrows;
     cphil_free(s->rows);
-    s->rows = cphil_calloc(nrows + (size_t)o->epochs + 1, sizeof(cphil_curve_row));
+    /* room for the rows so far and one per epoch still to run */
+    s->rows_cap = (int)nrows + (o->epochs > (int)epoch ? o->epochs - (int)epoch : 0) + 1;
+    s->rows = cphil_calloc((size_t)s->rows_cap, sizeof(cphil_curve_row));
     if (!s->rows) {
+        s->rows_cap = 0;
         st = cphil_err(CPHIL_E_NOMEM, "out of memory");
         goto out;
     }
@@ -252,9 +364,11 @@ static cphil_status load_ckpt(const char *path, const cphil_trainer_opts *o, con
         cr->best = (int)get64(p + 40 + 8 * CPHIL_TR_N_HEADS);
     }
 out:
+    cphil_json_free(doc);
     cphil_ckpt_close(&c);
     return st;
 }
+#undef BAD_STATE
 
 static void note(const cphil_tr_callbacks *cb, const char *fmt, ...) CPHIL_PRINTF(2, 3);
 static void note(const cphil_tr_callbacks *cb, const char *fmt, ...) {
@@ -321,7 +435,10 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
     double t_start = cphil_now_sec();
     loop_state s = {0};
     s.best_val = INFINITY;
-    s.rows = cphil_calloc((size_t)o->epochs + 1, sizeof(cphil_curve_row));
+    if (o->epochs < 1 || o->epochs > CPHIL_TR_MAX_EPOCHS)
+        return cphil_err(CPHIL_E_ARG, "epochs must be 1 to %d, not %d", CPHIL_TR_MAX_EPOCHS, o->epochs);
+    s.rows_cap = o->epochs + 1;
+    s.rows = cphil_calloc((size_t)s.rows_cap, sizeof(cphil_curve_row));
     float *logits = NULL; /* validation logits, sized by the first validation batch */
     size_t logits_cap = 0;
     cphil_status st = CPHIL_OK;
@@ -338,8 +455,27 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
     }
     if ((st = cphil_mkdir_p(o->out_dir ? o->out_dir : ".")) != CPHIL_OK) goto done;
     if (o->resume) {
-        if ((st = load_ckpt(o->resume, o, mops, model, &s)) != CPHIL_OK) goto done;
-        if (s.n_rows > o->epochs) s.n_rows = o->epochs;
+        int64_t meta_epochs = -1, meta_max_steps = 0;
+        if ((st = load_ckpt(o->resume, o, mops, model, &s, &meta_epochs, &meta_max_steps)) != CPHIL_OK) goto done;
+        /* Nothing to do is an error, not a silent success: the user asked for training. */
+        if (s.epoch >= o->epochs) {
+            st = cphil_err(CPHIL_E_ARG,
+                           "%s: this run is finished (%s after %d epoch%s, step %llu); nothing to train. Raise "
+                           "--epochs above %d to train further, or start a new run without --resume",
+                           o->resume, s.n_rows < s.epoch ? "stopped early" : "all epochs done", s.n_rows,
+                           s.n_rows == 1 ? "" : "s", (unsigned long long)s.step, s.epoch > s.n_rows ? s.n_rows : s.epoch);
+            goto done;
+        }
+        if (o->max_steps > 0 && s.step >= (uint64_t)o->max_steps) {
+            st = cphil_err(CPHIL_E_ARG,
+                           "%s: the checkpoint is at step %llu and --max-steps is %lld: nothing to train "
+                           "(raise --max-steps, or drop it to run all %d epochs)",
+                           o->resume, (unsigned long long)s.step, o->max_steps, o->epochs);
+            goto done;
+        }
+        /* Other --epochs or --max-steps than the run that wrote it: the schedule's length is laid
+         * out again (at the next epoch start) over the new total. */
+        if ((meta_epochs > 0 && meta_epochs != o->epochs) || meta_max_steps != o->max_steps) s.total_steps = 0;
         note(cb, "resumed from %s at epoch %d, batch %llu, step %llu", o->resume, s.epoch + 1,
              (unsigned long long)s.batch, (unsigned long long)s.step);
     }
@@ -350,6 +486,14 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
         if (nb == 0) {
             st = cphil_err(CPHIL_E_ARG, "no training batches: the training set is smaller than one batch "
                                         "(lower --batch-size or --window-size, or add replays)");
+            goto done;
+        }
+        if (s.batch > nb) {
+            st = cphil_err(CPHIL_E_MISMATCH,
+                           "%s: the checkpoint is at batch %llu of epoch %d, but this epoch has %zu batches: the "
+                           "data or batch shape differ from the run that wrote it (resume with the same data, "
+                           "--batch-size and --window-size)",
+                           o->resume ? o->resume : p_ckpt, (unsigned long long)s.batch, s.epoch + 1, nb);
             goto done;
         }
         if (s.total_steps == 0) {
@@ -409,6 +553,12 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
         }
         double t_train = cphil_now_sec() - t_rate; /* training time of this epoch, validation excluded */
         if (s.batch < nb && stop && s.loss_n == 0) break; /* max_steps hit exactly at an epoch start */
+        /* A --max-steps stop inside the epoch: the epoch is reported (validation, a curve row) but
+         * the checkpoint keeps the exact position, so a resume with a larger --max-steps finishes
+         * this epoch and the report's effects (best value, patience) do not leak into it. */
+        bool partial = s.batch < nb;
+        loop_state at_stop = s;
+        at_stop.epoch_seconds = cphil_now_sec() - t_ep;
         /* End of the epoch (or of max_steps): validate, report, save. */
         cphil_tr_epoch_report r;
         memset(&r, 0, sizeof r);
@@ -431,6 +581,10 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
             s.bad_epochs++;
         }
         r.epochs_without_improvement = s.bad_epochs;
+        if (s.n_rows >= s.rows_cap) {
+            st = cphil_err(CPHIL_E_INTERNAL, "curve rows: %d of room %d", s.n_rows + 1, s.rows_cap);
+            goto done;
+        }
         cphil_curve_row *row = &s.rows[s.n_rows++];
         row->epoch = r.epoch;
         row->step = s.step;
@@ -451,12 +605,13 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
         s.loss_sum = 0;
         s.loss_n = 0;
         s.epoch_seconds = 0;
-        if (stop) s.epoch = o->epochs; /* a resumed run of a finished training does nothing */
+        if (r.early_stop) s.epoch = o->epochs; /* a resume of an early-stopped run says it is finished */
+        const loop_state *saved = partial ? &at_stop : &s;
         if ((st = mops->save_policy(model, p_pol, o->meta_json)) != CPHIL_OK) goto done;
-        if ((st = save_ckpt(p_ckpt, o, mops, model, &s)) != CPHIL_OK) goto done;
+        if ((st = save_ckpt(p_ckpt, o, mops, model, saved)) != CPHIL_OK) goto done;
         if (r.best) {
             if ((st = mops->save_policy(model, p_bpol, o->meta_json)) != CPHIL_OK) goto done;
-            if ((st = save_ckpt(p_bckpt, o, mops, model, &s)) != CPHIL_OK) goto done;
+            if ((st = save_ckpt(p_bckpt, o, mops, model, saved)) != CPHIL_OK) goto done;
         }
         if ((st = cphil_curves_write_csv(p_csv, s.rows, s.n_rows)) != CPHIL_OK) goto done;
         if ((st = cphil_curves_write_svg(p_svg, s.rows, s.n_rows, o->title)) != CPHIL_OK) goto done;

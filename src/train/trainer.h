@@ -45,11 +45,23 @@ typedef struct cphil_tr_data_ops {
     size_t frames_per_batch; /* for frames/s */
 } cphil_tr_data_ops;
 
+/* What a section's bytes must satisfy when a checkpoint is loaded (anything else is refused). */
+enum {
+    CPHIL_TR_SEC_BYTES = 0,     /* opaque bytes: only the size is checked */
+    CPHIL_TR_SEC_F32_FINITE,    /* f32 values, none NaN or infinite (parameters, first moments, state) */
+    CPHIL_TR_SEC_F32_NONNEG,    /* f32 values, finite and >= 0 (AdamW second moments) */
+    CPHIL_TR_SEC_I64_NONNEG     /* one host-order int64 >= 0 (a step counter) */
+};
+
 typedef struct cphil_tr_section {
     const char *name;
     void *data;
     size_t size;
+    int check; /* CPHIL_TR_SEC_* */
 } cphil_tr_section;
+
+/* Largest epoch count the loop accepts (in options and in a checkpoint). */
+#define CPHIL_TR_MAX_EPOCHS 1000000
 
 typedef struct cphil_tr_model_ops {
     /* Forward, backward and one optimizer step at learning rate lr; returns the batch loss
@@ -82,7 +94,9 @@ typedef struct cphil_trainer_opts {
     bool early_stopping;
     int patience;               /* epochs without validation improvement before stopping */
     double min_delta;           /* improvement = best - val > min_delta */
-    long long max_steps;        /* stop after this many steps in total (0 = no limit) */
+    long long max_steps;        /* stop after this many steps in total (0 = no limit); a run stopped
+                                 * here saves its exact position, and a resume with a larger
+                                 * max_steps continues from it */
     long long stop_after_steps; /* test hook: act as if Ctrl-C arrived after this step (0 = off) */
     const char *meta_json;      /* extra metadata for the policy file and checkpoint (JSON object) */
     const char *title;          /* for the SVG plot */
