@@ -502,12 +502,13 @@ static int gp_sections(void *self, cphil_tr_section *out, int cap) {
     if (pull_mirrors(p) != CPHIL_OK) return 0; /* the trainer reports a failed save/load */
     p->host_dirty = true; /* the trainer may write them (resume): upload before the next step */
     size_t bytes = p->n * sizeof(float);
-    out[0] = (cphil_tr_section){"params", p->model.params, bytes};
-    out[1] = (cphil_tr_section){"adamw_m", p->opt.m, bytes};
-    out[2] = (cphil_tr_section){"adamw_v", p->opt.v, bytes};
-    out[3] = (cphil_tr_section){"adamw_step", &p->opt.step, sizeof p->opt.step};
+    out[0] = (cphil_tr_section){"params", p->model.params, bytes, CPHIL_TR_SEC_F32_FINITE};
+    out[1] = (cphil_tr_section){"adamw_m", p->opt.m, bytes, CPHIL_TR_SEC_F32_FINITE};
+    out[2] = (cphil_tr_section){"adamw_v", p->opt.v, bytes, CPHIL_TR_SEC_F32_NONNEG};
+    out[3] = (cphil_tr_section){"adamw_step", &p->opt.step, sizeof p->opt.step,
+                                 sizeof p->opt.step == 8 ? CPHIL_TR_SEC_I64_NONNEG : CPHIL_TR_SEC_BYTES};
     if (p->h_carry && cap > 4) {
-        out[4] = (cphil_tr_section){"carry", p->h_carry, p->carry_floats * sizeof(float)};
+        out[4] = (cphil_tr_section){"carry", p->h_carry, p->carry_floats * sizeof(float), CPHIL_TR_SEC_F32_FINITE};
         return 5;
     }
     return 4;
