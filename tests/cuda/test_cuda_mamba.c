@@ -207,8 +207,8 @@ static void mamba_case(mcase c, cphil_precision prec, double tol, uint64_t seed)
 
 static const mcase RAGGED = {2, 7, 12, 24, 1, 5, 3};
 static const mcase REAL = {64, 60, 256, 512, 16, 16, 4};
-/* N > 32: a channel's states span two warps (shared-memory sums); T = 37 crosses two chunk
- * boundaries of the backward's recomputation with a short last chunk */
+/* N > 32: a channel's states span two warps (shared-memory sums); T = 37 crosses several chunk
+ * boundaries of the backward's recomputation (chunks of 8 steps) with a short last chunk */
 static const mcase WIDE = {3, 37, 20, 40, 2, 40, 4};
 
 TEST(mamba_ragged_f32) { mamba_case(RAGGED, CPHIL_PREC_F32, 1e-4, 11); }

@@ -32,7 +32,9 @@ extern "C" {
 #include "kernels/cuda/cu_util.cuh"
 
 #define SCAN_THREADS 512 /* threads per scan block: 512/G channels x G states */
-#define SCAN_CH 16       /* backward: forward states recomputed per chunk of 16 steps, in registers */
+#define SCAN_CH 8        /* backward: forward states recomputed per chunk of 8 steps, in registers;
+                           8 keeps k_scan_bwd at 64 registers without spills, so two 512-thread
+                           blocks fit an SM (16 needs 94 registers: one block per SM) */
 #define MAX_N 512
 #define MAX_K 64
 #define CONV_CHUNKS 64   /* row chunks of the dconv_w / dconv_b partial sums */
@@ -170,7 +172,7 @@ extern "C" void cphil_cu_mamba_forward(cphil_cu *cu, cphil_precision prec, int B
  * Writes (every element, no zeroing needed): dz into dxz[:, I:], dxa = sum_n g dt B + dy D,
  * ddt = (sum_n dL/d(dt)) softplus'(dtp); partials pB/pC [B, T, nchb, N] (sums over the block's
  * channels), pA [B, I, N], pD [B, I]. */
-__global__ void __launch_bounds__(SCAN_THREADS)
+__global__ void __launch_bounds__(SCAN_THREADS, 2)
 k_scan_bwd(int T, int I, int R, int N, int G, const float *__restrict__ dtp, const float *__restrict__ dt_s,
            const float *__restrict__ xa, const float *__restrict__ xdbl, const float *__restrict__ xz,
            const float *__restrict__ y_s, const float *__restrict__ dg, const float *__restrict__ A_log,
@@ -314,6 +316,7 @@ __global__ void k_scan_bwd_ad(int B, int I, int N, const float *__restrict__ pA,
     size_t n = (size_t)I * N;
     for (size_t q = blockIdx.x * (size_t)blockDim.x + threadIdx.x; q < n; q += (size_t)gridDim.x * blockDim.x) {
         float s = 0.f;
+#pragma unroll 8 /* independent loads in flight; the additions stay in b order */
         for (int b = 0; b < B; b++) s += pA[(size_t)b * n + q];
         gA[q] += s;
         if (q < (size_t)I) {
