@@ -133,6 +133,9 @@ static void run_gpu(const mcase *c, cphil_precision prec, const minputs *in, mre
     for (int k = 0; k < NW; k++) wd[k] = dev_alloc(nw[k]);
     float *u = dev_from(in->u, MH), *dout = dev_from(in->dout, MH), *du = dev_from(in->du0, MH);
     float *out = dev_alloc(MH), *extra = dev_alloc(cphil_cu_mamba_extra_floats(c->B, c->T, c->I, c->N));
+    /* the uploads and NaN fills run on the legacy default stream, which the context's
+     * non-blocking stream does not wait for */
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
     cphil_mamba_params p = mk_params(pd);
     cphil_mamba_saved s = mk_saved(sd);
     cphil_mamba_scratch w = mk_scratch(wd);
