@@ -215,6 +215,56 @@ TEST(stream_equals_window_where_the_math_says_so) {
         }
 }
 
+/* Mamba stream steps at sizes where a scratch piece outgrows the others (issue 13: dt was
+ * placed past the end of a buffer for hidden 16, window 1, state 16; AVX-512's masked stores hid
+ * it, so every tier runs; the sanitizer build sees any write out of bounds). Each config's
+ * stream equals the reference over the whole history (first frame W times, then each frame). */
+TEST(mamba_stream_scratch_fits_every_size) {
+    enum { T = 6 };
+    static const int cfg[][5] = { /* hidden, window, state, expand, conv */
+        {16, 1, 16, 2, 4}, {8, 1, 64, 1, 2}, {16, 2, 32, 2, 1}, {24, 3, 1, 4, 5}, {40, 1, 16, 2, 4}};
+    float cont[T * NC], lg[INFER_N_LOGITS], ref[INFER_N_LOGITS];
+    int32_t ids[T * NI];
+    float hc[(T + 4) * NC];
+    int32_t hi[(T + 4) * NI];
+    make_frames(T, cont, ids);
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        cphil_infer_spec sp;
+        tiny_spec(&sp, CPHIL_BACKBONE_MAMBA, 2);
+        sp.hidden = cfg[c][0];
+        sp.window = cfg[c][1];
+        sp.state = cfg[c][2];
+        sp.expand = cfg[c][3];
+        sp.conv = cfg[c][4];
+        cphil_infer_random *r;
+        cphil_infer_model *m;
+        CHECK(cphil_infer_random_open(&sp, 40 + c, &r) == CPHIL_OK);
+        CHECK(cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, INFER_F32, &m) == CPHIL_OK);
+        for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+            infer_isa_set(isa);
+            cphil_infer_state *s;
+            CHECK(cphil_infer_state_open(m, CPHIL_INFER_STREAM, &s) == CPHIL_OK);
+            for (int t = 0; t < T; t++) {
+                CHECK(cphil_infer_step(s, cont + t * NC, ids + t * NI, lg) == CPHIL_OK);
+                int n = 0;
+                for (int j = 0; j < sp.window - 1; j++, n++) {
+                    memcpy(hc + n * NC, cont, sizeof(float) * NC);
+                    memcpy(hi + n * NI, ids, sizeof(int32_t) * NI);
+                }
+                memcpy(hc + n * NC, cont, sizeof(float) * NC * (size_t)(t + 1));
+                memcpy(hi + n * NI, ids, sizeof(int32_t) * NI * (size_t)(t + 1));
+                ref_forward(&sp, cphil_infer_random_lookup, r, n + t + 1, hc, hi, ref);
+                CHECK_MSG(max_rel(lg, ref, INFER_N_LOGITS) < 1e-4, "H%d W%d N%d isa %s t=%d: %g", sp.hidden, sp.window,
+                          sp.state, infer_isa_name(isa), t, max_rel(lg, ref, INFER_N_LOGITS));
+            }
+            cphil_infer_state_close(s);
+        }
+        infer_isa_set(infer_isa_best());
+        cphil_infer_model_free(m);
+        cphil_infer_random_close(r);
+    }
+}
+
 TEST(bf16_and_int8_agree_with_f32) {
     enum { T = 40 };
     float cont[T * NC], a[INFER_N_LOGITS], b[INFER_N_LOGITS];
@@ -768,6 +818,7 @@ int main(void) {
     RUN(window_sequence_equals_reference_every_backbone_and_isa);
     RUN(window_steps_pad_with_first_frame_and_slide);
     RUN(stream_equals_window_where_the_math_says_so);
+    RUN(mamba_stream_scratch_fits_every_size);
     RUN(bf16_and_int8_agree_with_f32);
     RUN(int8_static_scales_reach_the_attention_kv_view);
     RUN(step_allocates_nothing);

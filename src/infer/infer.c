@@ -524,8 +524,19 @@ struct cphil_infer_state {
     float *ring_x0;      /* [W][H0] input-layer outputs (window mode) */
     float *ring_pre;     /* [W][P] first layer's frame-local product */
     const float **seq_x0, **seq_pre; /* [W] pointers in window order */
-    float *A, *B, *C, *D2; /* [W][wmax] sequence buffers */
+    float *A, *B, *C, *D2; /* [W + 1][wmax] window mode's sequence buffers (rows wmax apart) */
     int wmax;
+    /* stream-step scratch, one frame: each allocated in state_open with the size of what it
+     * holds (no shared offsets into a bigger buffer: a new piece gets its own buffer) */
+    float *st_x;         /* [H] residual stream between layers (Mamba, attention) */
+    float *st_u;         /* [H] a layer's normed input (Mamba RMSNorm, attention ln1/ln2) */
+    float *st_proj;      /* a layer's input product: LSTM [4H] / GRU [3H] gates of layers > 0,
+                          * Mamba in_proj [2I], attention qkv [3H] */
+    float *st_xc;        /* Mamba [I]: causal conv + SiLU output */
+    float *st_dbl;       /* Mamba [R + 2N]: x_proj output (dt rank R, then B[N], C[N]) */
+    float *st_dt;        /* Mamba [I]: dt_proj output (the scan applies the softplus) */
+    float *st_o;         /* attention [H]: the heads' outputs */
+    float *st_ffn;       /* attention [4H]: the FFN's hidden layer */
     float *x0;           /* [H0p] the current frame's input layer */
     float *feat;         /* [max(Hb, H0, I...)] */
     float *hbuf, *cbuf;  /* stream: [L][H] recurrent state; Mamba: conv ring, SSM state */
@@ -593,6 +604,29 @@ cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode
     ALLOC(s->D2, (Wz + 1) * wmax);
     ALLOC(s->x0, m->H0p);
     ALLOC(s->feat, wmax);
+    if (mode == CPHIL_INFER_STREAM) {
+        const int I = m->I, R = m->R, N = sp->state;
+        switch (sp->backbone) {
+        case CPHIL_BACKBONE_LSTM:
+        case CPHIL_BACKBONE_GRU: ALLOC(s->st_proj, (size_t)s->P); break;
+        case CPHIL_BACKBONE_MAMBA:
+            ALLOC(s->st_x, (size_t)H);
+            ALLOC(s->st_u, (size_t)H);
+            ALLOC(s->st_proj, 2 * (size_t)I);
+            ALLOC(s->st_xc, (size_t)I);
+            ALLOC(s->st_dbl, (size_t)R + 2 * (size_t)N);
+            ALLOC(s->st_dt, (size_t)I);
+            break;
+        case CPHIL_BACKBONE_ATTENTION:
+            ALLOC(s->st_x, (size_t)H);
+            ALLOC(s->st_u, (size_t)H);
+            ALLOC(s->st_proj, 3 * (size_t)H);
+            ALLOC(s->st_o, (size_t)H);
+            ALLOC(s->st_ffn, 4 * (size_t)H);
+            break;
+        default: break;
+        }
+    }
     ALLOC(s->hbuf, (size_t)L * H + 16);
     ALLOC(s->cbuf, (size_t)L * H + 16);
     if (sp->backbone == CPHIL_BACKBONE_MAMBA) {
@@ -638,6 +672,14 @@ void cphil_infer_state_close(cphil_infer_state *s) {
     cphil_free(s->D2);
     cphil_free(s->x0);
     cphil_free(s->feat);
+    cphil_free(s->st_x);
+    cphil_free(s->st_u);
+    cphil_free(s->st_proj);
+    cphil_free(s->st_xc);
+    cphil_free(s->st_dbl);
+    cphil_free(s->st_dt);
+    cphil_free(s->st_o);
+    cphil_free(s->st_ffn);
     cphil_free(s->hbuf);
     cphil_free(s->cbuf);
     cphil_free(s->conv_ring);
@@ -829,8 +871,8 @@ static void mamba_stream(cphil_infer_state *s, const float *x0, const float *pre
     const cphil_infer_model *m = s->m;
     const cphil_infer_spec *sp = &m->spec;
     const int H = sp->hidden, I = m->I, R = m->R, N = sp->state, K = sp->conv, L = sp->layers;
-    float *x = s->A, *u = s->B, *xzb = s->C, *dbl = s->D2, *xc = s->C + 2 * I, *dt = s->D2 + 64 + R + 2 * N;
-    float *y = s->feat;
+    float *x = s->st_x, *u = s->st_u, *xzb = s->st_proj, *xc = s->st_xc, *dbl = s->st_dbl, *dt = s->st_dt;
+    float *y = s->feat; /* [I] of wmax >= 2I: the last layer's gated output, then the features */
     const float *tap[64];
     memcpy(x, x0, sizeof(float) * (size_t)H);
     const int Km1 = K > 1 ? K - 1 : 1;
@@ -933,9 +975,8 @@ static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0
     const cphil_infer_model *m = s->m;
     const cphil_infer_spec *sp = &m->spec;
     const int H = sp->hidden, L = sp->layers, nh = sp->heads, dh = H / nh, W = s->W, Wp = s->wp;
-    const int wm = s->wmax;
     const float scale = 1.f / sqrtf((float)dh);
-    float *x = s->A, *u = s->B, *qkv = s->C, *o = s->D2, *F = s->D2 + wm;
+    float *x = s->st_x, *u = s->st_u, *qkv = s->st_proj, *o = s->st_o, *F = s->st_ffn;
     float cs[2048], sn[2048];
     for (int i = 0; i < dh / 2 && i < 2048; i++) {
         cs[i] = (float)s->rot[2 * i];
@@ -1001,7 +1042,7 @@ static void rnn_window(cphil_infer_state *s, int T) {
 static void rnn_stream(cphil_infer_state *s, const float *pre0) {
     const cphil_infer_model *m = s->m;
     const int H = m->spec.hidden, L = m->spec.layers;
-    float *gin = s->D2;
+    float *gin = s->st_proj;
     for (int l = 0; l < L; l++) {
         float *h = s->hbuf + (size_t)l * H, *c = s->cbuf + (size_t)l * H;
         const float *pre = pre0;
