@@ -140,6 +140,102 @@ TEST(deterministic_mode_is_argmax) {
     cphil_agent_close(a);
 }
 
+/* Re-sent frames (cphil.h "Frame numbers"): a duplicate or a rollback re-send never cold-starts
+ * the state. Each case runs beside a reference agent fed each frame once (the same seed, sampling
+ * on): a duplicate returns the same controls and logits; afterwards the two agree exactly.
+ * Window mode applies a corrected copy as if it had come first; stream mode repeats its newest
+ * decision; a frame far lower (a new game at -123) resets the state like a fresh agent. */
+static bool same_ctrl(const cphil_controller_state *x, const cphil_controller_state *y) {
+    return memcmp(x, y, sizeof *x) == 0;
+}
+
+static bool same_logits(const cphil_agent *x, const cphil_agent *y) {
+    const float *a = cphil_agent_last_logits(x), *b = cphil_agent_last_logits(y);
+    return a && b && memcmp(a, b, sizeof(float) * (8 + 4 * 17 + 5)) == 0; /* 81 logits */
+}
+
+TEST(resent_frames_never_cold_start) {
+    setup();
+    cphil_replay *r;
+    CHECK(cphil_slp_read_file(g_replay, &r) == CPHIL_OK);
+    CHECK(r->n_frames > 300);
+    uint32_t i0 = (uint32_t)(CPHIL_AGENT_FIRST_FRAME - r->first_frame); /* the first decided row */
+    for (int mode = 0; mode < 2; mode++) {
+        cphil_agent_params p = cphil_agent_default_params();
+        p.mode = (cphil_agent_mode)mode;
+        p.seed = 21;
+        cphil_agent *ref, *a, *fresh;
+        CHECK(cphil_agent_open(g_policy, &p, &ref) == CPHIL_OK);
+        CHECK(cphil_agent_open(g_policy, &p, &a) == CPHIL_OK);
+        CHECK(cphil_agent_open(g_policy, &p, &fresh) == CPHIL_OK);
+        CHECK(cphil_agent_game_start(ref, r) == CPHIL_OK && cphil_agent_game_start(a, r) == CPHIL_OK);
+        cphil_frame f, g;
+        cphil_controller_state cr, ca, cd;
+        int mismatches = 0;
+        for (uint32_t i = 0; i < i0 + 200; i++) {
+            cphil_replay_get_frame(r, i, &f);
+            CHECK(cphil_agent_step(ref, &f, &cr) == CPHIL_OK);
+            CHECK(cphil_agent_step(a, &f, &ca) == CPHIL_OK);
+            mismatches += !same_ctrl(&cr, &ca) || (i >= i0 && !same_logits(ref, a));
+            if (i >= i0 && i % 7 == 0) { /* the same frame again: the same decision, nothing advances */
+                CHECK(cphil_agent_step(a, &f, &cd) == CPHIL_OK);
+                mismatches += !same_ctrl(&cd, &cr) || !same_logits(ref, a);
+            }
+            if (i >= i0 + 4 && i % 11 == 0) { /* a rollback: identical copies of the last 4 frames */
+                for (uint32_t j = i - 3; j <= i; j++) {
+                    cphil_replay_get_frame(r, j, &g);
+                    CHECK(cphil_agent_step(a, &g, &cd) == CPHIL_OK);
+                }
+                mismatches += !same_ctrl(&cd, &cr) || !same_logits(ref, a);
+            }
+        }
+        CHECK_MSG(mismatches == 0, "%s: %d decisions differ from the agent fed each frame once",
+                  mode ? "stream" : "window", mismatches);
+        /* a corrected re-send: frame k-2 arrives changed, then k-1 and k again */
+        uint32_t k = i0 + 200;
+        for (uint32_t j = k - 2; j <= k; j++) {
+            cphil_replay_get_frame(r, j, &f);
+            CHECK(cphil_agent_step(a, &f, &ca) == CPHIL_OK);
+        }
+        cphil_agent *b; /* fed the corrected frame k-2 the first time */
+        CHECK(cphil_agent_open(g_policy, &p, &b) == CPHIL_OK);
+        CHECK(cphil_agent_game_start(b, r) == CPHIL_OK);
+        for (uint32_t i = 0; i <= k + 30; i++) {
+            cphil_replay_get_frame(r, i, &f);
+            if (i >= k) CHECK(cphil_agent_step(ref, &f, &cr) == CPHIL_OK); /* uncorrected */
+            if (i == k - 2) f.ports[0][0].post.x += 25.f;
+            CHECK(cphil_agent_step(b, &f, &cd) == CPHIL_OK);
+            if (i < k + 1 && i != k - 2) continue;
+            if (i == k - 2) {
+                CHECK(cphil_agent_step(a, &f, &ca) == CPHIL_OK);
+                for (uint32_t j = k - 1; j <= k; j++) {
+                    cphil_replay_get_frame(r, j, &g);
+                    CHECK(cphil_agent_step(a, &g, &ca) == CPHIL_OK);
+                }
+                continue;
+            }
+            CHECK(cphil_agent_step(a, &f, &ca) == CPHIL_OK);
+            if (mode == 0) CHECK_MSG(same_logits(a, b) && same_ctrl(&ca, &cd), "window: frame %u differs after a correction", i);
+            /* stream mode keeps the uncorrected history (its effect fades: checked on the next frame) */
+            if (mode == 1 && i == k + 1) CHECK(!same_logits(a, b));
+            if (i == k + 1) CHECK(!same_logits(ref, b)); /* the correction matters */
+        }
+        /* a new game (frame -123 after frame ~200): the state resets, like a fresh agent's */
+        CHECK(cphil_agent_game_start(fresh, r) == CPHIL_OK);
+        for (uint32_t i = 0; i < i0 + 40; i++) {
+            cphil_replay_get_frame(r, i, &f);
+            CHECK(cphil_agent_step(a, &f, &ca) == CPHIL_OK);
+            CHECK(cphil_agent_step(fresh, &f, &cd) == CPHIL_OK);
+            if (i >= i0) CHECK(same_logits(a, fresh));
+        }
+        cphil_agent_close(ref);
+        cphil_agent_close(a);
+        cphil_agent_close(b);
+        cphil_agent_close(fresh);
+    }
+    cphil_replay_free(r);
+}
+
 /* the Gumbel noise on every tier against libm: ragged counts, u from 2^-54 to 1 - 2^-53 */
 TEST(gumbel_noise_matches_libm) {
     double u[203], g[203], r[203];
@@ -351,6 +447,7 @@ int main(void) {
     RUN(open_and_get_config);
     RUN(controls_in_range_and_seeded);
     RUN(deterministic_mode_is_argmax);
+    RUN(resent_frames_never_cold_start);
     RUN(gumbel_noise_matches_libm);
     RUN(sampling_equals_the_interleaved_reference);
     RUN(step_allocates_nothing);

@@ -1143,6 +1143,33 @@ cphil_status cphil_infer_step(cphil_infer_state *s, const float *cont, const int
     return CPHIL_OK;
 }
 
+cphil_status cphil_infer_correct(cphil_infer_state *s, int back, const float *cont, const int32_t *ids, float *logits) {
+    const cphil_infer_model *m = s->m;
+    const int W = s->W, H0p = m->H0p, P = s->P;
+    if (s->mode != CPHIL_INFER_WINDOW && m->spec.backbone != CPHIL_BACKBONE_MLP)
+        return cphil_err(CPHIL_E_ARG, "a stream-mode state cannot correct a frame it has consumed");
+    int64_t held = s->t < W ? s->t : W;
+    if (back < 0 || back >= held)
+        return cphil_err(CPHIL_E_ARG, "frame %d steps back is not in the window (%lld frames held)", back, (long long)held);
+    cphil_status st = check_frame(m, cont, ids);
+    if (st) return st;
+    int slot = ((s->head - back) % W + W) % W;
+    float *x0 = s->ring_x0 + (size_t)slot * H0p;
+    input_forward(s, cont, ids, x0);
+    if (P) first_layer_pre(s, x0, s->ring_pre + (size_t)slot * P);
+    if (back == s->t - 1) /* the game's first frame (slot 0): the padding slots t..W-1 copy it */
+        for (int j = (int)s->t; j < W; j++) {
+            memcpy(s->ring_x0 + (size_t)j * H0p, x0, sizeof(float) * (size_t)H0p);
+            if (P) memcpy(s->ring_pre + (size_t)j * P, s->ring_pre + (size_t)slot * P, sizeof(float) * (size_t)P);
+        }
+    /* seq_x0 / seq_pre still point at the ring in window order (set by the last step) */
+    seq_forward(s, W);
+    heads_forward(s, s->feat, logits);
+    return CPHIL_OK;
+}
+
+int64_t cphil_infer_state_frames(const cphil_infer_state *s) { return s->t; }
+
 cphil_status cphil_infer_run_sequence(cphil_infer_state *s, int T, const float *cont, const int32_t *ids,
                                       float *logits) {
     const cphil_infer_model *m = s->m;
