@@ -331,6 +331,35 @@ TEST(int8_static_scales_reach_the_attention_kv_view) {
     pol_close(&p);
 }
 
+/* cphil_infer_run_sequence on a stream-mode state is refused and leaves the stream intact (it
+ * used to run in the stream's carried state and restart its frame count): the steps after it
+ * equal those of a stream that never saw the call */
+TEST(run_sequence_refuses_a_stream_state) {
+    enum { T = 8 };
+    float cont[T * NC], a[INFER_N_LOGITS], b[INFER_N_LOGITS];
+    int32_t ids[T * NI];
+    make_frames(T, cont, ids);
+    for (cphil_backbone bb = 0; bb < CPHIL_N_BACKBONES; bb++) {
+        pol p;
+        pol_open(&p, bb, 2, INFER_F32, 500 + bb);
+        cphil_infer_state *s, *r;
+        CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_STREAM, &s) == CPHIL_OK);
+        CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_STREAM, &r) == CPHIL_OK);
+        for (int t = 0; t < T; t++) {
+            if (t == 4) {
+                CHECK_EQ_INT(cphil_infer_run_sequence(s, bb == CPHIL_BACKBONE_MLP ? 1 : 3, cont, ids, a), CPHIL_E_ARG);
+                CHECK(strstr(cphil_last_error(), "window-mode") != NULL);
+            }
+            CHECK(cphil_infer_step(s, cont + t * NC, ids + t * NI, a) == CPHIL_OK);
+            CHECK(cphil_infer_step(r, cont + t * NC, ids + t * NI, b) == CPHIL_OK);
+            CHECK_MSG(memcmp(a, b, sizeof a) == 0, "%s t=%d: the stream changed", cphil_backbone_name(bb), t);
+        }
+        cphil_infer_state_close(s);
+        cphil_infer_state_close(r);
+        pol_close(&p);
+    }
+}
+
 /* ---- allocation ---------------------------------------------------------------------------- */
 static long n_allocs;
 static void *count_alloc(size_t size, size_t align, void *user) {
@@ -821,6 +850,7 @@ int main(void) {
     RUN(mamba_stream_scratch_fits_every_size);
     RUN(bf16_and_int8_agree_with_f32);
     RUN(int8_static_scales_reach_the_attention_kv_view);
+    RUN(run_sequence_refuses_a_stream_state);
     RUN(step_allocates_nothing);
     RUN(build_survives_every_allocation_failure);
     RUN(mismatched_tensors_are_refused_with_a_message);

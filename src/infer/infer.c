@@ -1174,6 +1174,10 @@ cphil_status cphil_infer_run_sequence(cphil_infer_state *s, int T, const float *
                                       float *logits) {
     const cphil_infer_model *m = s->m;
     const cphil_infer_spec *sp = &m->spec;
+    /* window mode only: the sequence runs in the scratch that stream mode carries its state in
+     * (h, c, the SSM state) and restarts the frame count, which would corrupt a stream */
+    if (s->mode != CPHIL_INFER_WINDOW)
+        return cphil_err(CPHIL_E_ARG, "cphil_infer_run_sequence needs a window-mode state (this one streams)");
     if (T < 1 || T > s->W) return cphil_err(CPHIL_E_ARG, "sequence of %d frames (window %d)", T, s->W);
     for (int t = 0; t < T; t++) {
         cphil_status st = check_frame(m, cont + (size_t)t * sp->n_cont, ids + (size_t)t * sp->n_ids);

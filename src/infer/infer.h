@@ -116,7 +116,9 @@ void cphil_infer_state_calibrate(cphil_infer_state *s, float *amax);
 const float *cphil_infer_state_features(const cphil_infer_state *s, int *n);
 
 /* Test hook: window mode over an explicit sequence (no ring, no padding, zero state): run
- * frames[0..T-1] and write the last position's logits. T <= window. Allocates nothing. */
+ * frames[0..T-1] and write the last position's logits. T <= window. Allocates nothing. The
+ * state must be in window mode (a stream-mode state is refused with CPHIL_E_ARG and left as it
+ * was); afterwards the next step starts a new game. */
 cphil_status cphil_infer_run_sequence(cphil_infer_state *s, int T, const float *cont, const int32_t *ids,
                                       float *logits);
 
