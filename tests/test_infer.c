@@ -463,6 +463,32 @@ TEST(mismatched_tensors_are_refused_with_a_message) {
     cphil_infer_random_close(r);
 }
 
+/* attention heads wider than the engine's RoPE tables hold are refused before any tensor is read
+ * (issue 13: a stream step read past its 2048-angle stack tables for heads over 4096 values) */
+static cphil_status no_tensors(void *ctx, const char *name, cphil_infer_tensor *out) {
+    (void)ctx;
+    (void)out;
+    return cphil_err(CPHIL_E_MISMATCH, "tensor '%s' is missing (test lookup)", name);
+}
+
+TEST(attention_heads_wider_than_the_engine_are_refused) {
+    cphil_infer_spec sp;
+    tiny_spec(&sp, CPHIL_BACKBONE_ATTENTION, 1);
+    cphil_infer_model *m = NULL;
+    sp.hidden = 2 * INFER_MAX_HEAD_DIM + 4; /* the largest head dims validation used to accept */
+    sp.heads = 1;
+    CHECK_EQ_INT(cphil_infer_model_build(&sp, no_tensors, NULL, INFER_F32, &m), CPHIL_E_MISMATCH);
+    CHECK_MSG(strstr(cphil_last_error(), "heads of") != NULL, "%s", cphil_last_error());
+    sp.hidden = 16384;
+    sp.heads = 2;
+    CHECK_EQ_INT(cphil_infer_model_build(&sp, no_tensors, NULL, INFER_F32, &m), CPHIL_E_MISMATCH);
+    CHECK(strstr(cphil_last_error(), "heads of") != NULL);
+    sp.hidden = 2 * INFER_MAX_HEAD_DIM; /* at the bound: validation passes, the lookup answers */
+    CHECK_EQ_INT(cphil_infer_model_build(&sp, no_tensors, NULL, INFER_F32, &m), CPHIL_E_MISMATCH);
+    CHECK(strstr(cphil_last_error(), "test lookup") != NULL);
+    CHECK(m == NULL);
+}
+
 TEST(bad_frames_are_refused) {
     pol p;
     pol_open(&p, CPHIL_BACKBONE_GRU, 1, INFER_F32, 5);
@@ -854,6 +880,7 @@ int main(void) {
     RUN(step_allocates_nothing);
     RUN(build_survives_every_allocation_failure);
     RUN(mismatched_tensors_are_refused_with_a_message);
+    RUN(attention_heads_wider_than_the_engine_are_refused);
     RUN(bad_frames_are_refused);
     RUN(ssm_gated_matches_scalar_twin);
     RUN(conv_silu_matches_scalar_twin);

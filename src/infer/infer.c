@@ -276,6 +276,10 @@ static cphil_status check_spec(const cphil_infer_spec *sp) {
     if (sp->backbone == CPHIL_BACKBONE_ATTENTION &&
         (sp->heads < 1 || sp->hidden % sp->heads || (sp->hidden / sp->heads) % 2))
         return cphil_err(CPHIL_E_MISMATCH, "attention: hidden %d must split into %d heads of even size", sp->hidden, sp->heads);
+    if (sp->backbone == CPHIL_BACKBONE_ATTENTION && sp->hidden / sp->heads > INFER_MAX_HEAD_DIM)
+        return cphil_err(CPHIL_E_MISMATCH,
+                         "attention: heads of %d values (hidden %d / %d heads) are over the engine's %d "
+                         "(use more heads)", sp->hidden / sp->heads, sp->hidden, sp->heads, INFER_MAX_HEAD_DIM);
     return CPHIL_OK;
 }
 
@@ -977,8 +981,8 @@ static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0
     const int H = sp->hidden, L = sp->layers, nh = sp->heads, dh = H / nh, W = s->W, Wp = s->wp;
     const float scale = 1.f / sqrtf((float)dh);
     float *x = s->st_x, *u = s->st_u, *qkv = s->st_proj, *o = s->st_o, *F = s->st_ffn;
-    float cs[2048], sn[2048];
-    for (int i = 0; i < dh / 2 && i < 2048; i++) {
+    float cs[INFER_MAX_HEAD_DIM / 2], sn[INFER_MAX_HEAD_DIM / 2]; /* dh <= INFER_MAX_HEAD_DIM: check_spec */
+    for (int i = 0; i < dh / 2; i++) {
         cs[i] = (float)s->rot[2 * i];
         sn[i] = (float)s->rot[2 * i + 1];
     }

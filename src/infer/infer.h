@@ -39,6 +39,9 @@
 #define INFER_MAX_MLP CPHIL_MAX_MLP_LAYERS
 #define INFER_N_HEADS CPHIL_N_HEADS
 #define INFER_N_LOGITS CPHIL_N_LOGITS /* 8 + 4 x 17 + 5 */
+/* The widest attention head the engine accepts (hidden / heads): a stream step keeps the head's
+ * RoPE angles on its stack (8 KB x 2 at the bound); model build refuses wider heads. */
+#define INFER_MAX_HEAD_DIM 4096
 
 typedef struct cphil_infer_spec {
     cphil_backbone backbone;
