@@ -360,6 +360,85 @@ TEST(run_sequence_refuses_a_stream_state) {
     }
 }
 
+/* An int8 file's input layer runs on the file's weights and scales as they are (quantized once)
+ * and applies the file's static activation scale (issue 13: the scale was written by quantize but
+ * ignored, and the weights were dequantized and quantized again). An MLP with one hidden layer
+ * exposes the input layer: its features are relu(input_proj(frame)). The oracle is the int8
+ * arithmetic from the spec: xq = clamp(round(x / a)), y = b + s_h a sum q xq + s_h sum q[id]. */
+typedef struct i8_in_ctx {
+    cphil_infer_random *r;
+    int8_t q[40 * EW];
+    float sc[40];
+    float act;
+} i8_in_ctx;
+static cphil_status i8_in_lookup(void *ctx, const char *name, cphil_infer_tensor *out) {
+    i8_in_ctx *c = ctx;
+    cphil_status s = cphil_infer_random_lookup(c->r, name, out);
+    if (s || strcmp(name, "input_proj.weight")) return s;
+    out->dtype = INFER_I8;
+    out->data = c->q;
+    out->scale = c->sc;
+    out->act_scale = c->act;
+    return CPHIL_OK;
+}
+
+TEST(int8_input_layer_uses_the_file_weights_and_static_scale) {
+    cphil_infer_spec sp;
+    tiny_spec(&sp, CPHIL_BACKBONE_MLP, 1);
+    sp.n_mlp = 1;
+    sp.mlp[0] = 40;
+    static i8_in_ctx c;
+    CHECK(cphil_infer_random_open(&sp, 61, &c.r) == CPHIL_OK);
+    for (int h = 0; h < 40; h++) {
+        c.sc[h] = 0.004f * (1 + h % 5);
+        for (int e = 0; e < EW; e++) /* row maxima below 127: quantizing again would move them */
+            c.q[h * EW + e] = (int8_t)(frand() * (e < NC ? 60.f : 100.f));
+    }
+    cphil_infer_tensor bt;
+    CHECK(cphil_infer_random_lookup(c.r, "input_proj.bias", &bt) == CPHIL_OK);
+    const float *bias = bt.data;
+    enum { T = 6 };
+    float cont[T * NC], lg[INFER_N_LOGITS];
+    int32_t ids[T * NI];
+    make_frames(T, cont, ids);
+    float first[T][40];
+    for (int pass = 0; pass < 2; pass++) {
+        c.act = pass == 0 ? 0.011f : 0.007f;
+        cphil_infer_model *m;
+        CHECK(cphil_infer_model_build(&sp, i8_in_lookup, &c, INFER_I8, &m) == CPHIL_OK);
+        for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+            infer_isa_set(isa);
+            cphil_infer_state *s;
+            CHECK(cphil_infer_state_open(m, CPHIL_INFER_WINDOW, &s) == CPHIL_OK);
+            for (int t = 0; t < T; t++) {
+                CHECK(cphil_infer_step(s, cont + t * NC, ids + t * NI, lg) == CPHIL_OK);
+                int n;
+                const float *f = cphil_infer_state_features(s, &n);
+                CHECK_EQ_INT(n, 40);
+                for (int h = 0; h < 40; h++) {
+                    int32_t acc = 0, gs = 0;
+                    for (int k = 0; k < NC; k++) {
+                        float v = nearbyintf(cont[t * NC + k] * (1.f / c.act));
+                        v = v > 127.f ? 127.f : v < -127.f ? -127.f : v;
+                        acc += c.q[h * EW + k] * (int32_t)v;
+                    }
+                    for (int k = 0; k < NI; k++) gs += c.q[h * EW + ids[t * NI + k]];
+                    double y = bias[h] + (double)acc * c.act * c.sc[h] + (double)gs * c.sc[h];
+                    y = y > 0 ? y : 0;
+                    CHECK_MSG(fabs(f[h] - y) <= 1e-6 + 1e-6 * fabs(y), "act %g isa %s t=%d h=%d: %.8g vs %.8g",
+                              (double)c.act, infer_isa_name(isa), t, h, f[h], y);
+                    if (pass == 0) first[t][h] = f[h];
+                }
+                if (pass == 1) CHECK(memcmp(first[t], f, sizeof first[t]) != 0); /* the scale matters */
+            }
+            cphil_infer_state_close(s);
+        }
+        infer_isa_set(infer_isa_best());
+        cphil_infer_model_free(m);
+    }
+    cphil_infer_random_close(c.r);
+}
+
 /* ---- allocation ---------------------------------------------------------------------------- */
 static long n_allocs;
 static void *count_alloc(size_t size, size_t align, void *user) {
@@ -877,6 +956,7 @@ int main(void) {
     RUN(bf16_and_int8_agree_with_f32);
     RUN(int8_static_scales_reach_the_attention_kv_view);
     RUN(run_sequence_refuses_a_stream_state);
+    RUN(int8_input_layer_uses_the_file_weights_and_static_scale);
     RUN(step_allocates_nothing);
     RUN(build_survives_every_allocation_failure);
     RUN(mismatched_tensors_are_refused_with_a_message);

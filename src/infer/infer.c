@@ -215,27 +215,48 @@ static cphil_status linear(build_ctx *b, cphil_pmat *mat, const char *wname, con
 }
 
 /* input_proj.weight [H0, E]: continuous columns packed like any product (bias folded in),
- * one-hot columns as a gather table in the engine's precision. */
+ * one-hot columns as a gather table in the engine's precision. An int8 file's weights are used
+ * as they are (its per-row scales, and its calibrated activation scale for the continuous
+ * product when the file is static): quantizing the dequantized values again would round twice. */
 static cphil_status input_layer(build_ctx *b) {
     cphil_infer_model *m = b->m;
     const cphil_infer_spec *sp = &m->spec;
     int H0 = m->H0, E = sp->E, nc = sp->n_cont;
     int64_t shape[2] = {H0, E};
-    float *w = NULL;
-    cphil_status s = tensor_floats(b, "input_proj.weight", 2, shape, &w);
+    cphil_infer_tensor t;
+    float *w = NULL, *wc = NULL;
+    int8_t *qc = NULL;
+    cphil_status s = get_tensor(b, "input_proj.weight", 2, shape, &t);
     if (s) return s;
-    m->bytes -= sizeof(float) * (size_t)H0 * E;
-    if ((s = vec(b, "input_proj.bias", H0, &m->in_b))) goto out;
+    const bool i8 = t.dtype == INFER_I8;
+    if (i8 && m->prec != INFER_I8)
+        return cphil_err(CPHIL_E_MISMATCH, "tensor 'input_proj.weight' is int8 but the engine was asked for %s weights",
+                         m->prec == INFER_F32 ? "f32" : "bf16");
+    if ((s = vec(b, "input_proj.bias", H0, &m->in_b))) return s;
     m->H0p = (H0 + 15) & ~15;
-    float *wc = cphil_alloc(sizeof(float) * (size_t)H0 * (nc ? nc : 1));
-    if (!wc) {
-        s = cphil_err(CPHIL_E_NOMEM, "out of memory for the input layer");
-        goto out;
+    if (i8) {
+        qc = cphil_alloc((size_t)H0 * (nc ? nc : 1));
+        if (!qc) return cphil_err(CPHIL_E_NOMEM, "out of memory for the input layer");
+        const int8_t *q = t.data;
+        for (int h = 0; h < H0; h++)
+            for (int c = 0; c < nc; c++) qc[(size_t)h * nc + c] = q[(size_t)h * E + c];
+        if (nc > 0) {
+            s = cphil_pmat_pack_i8(&m->in_cont, H0, nc, qc, t.scale, m->in_b);
+            m->in_cont.act_scale = t.act_scale > 0.f ? t.act_scale : 0.f;
+        }
+    } else {
+        w = cphil_alloc(sizeof(float) * (size_t)H0 * E);
+        wc = cphil_alloc(sizeof(float) * (size_t)H0 * (nc ? nc : 1));
+        if (!w || !wc) {
+            s = cphil_err(CPHIL_E_NOMEM, "out of memory for the input layer");
+            goto out;
+        }
+        for (size_t i = 0; i < (size_t)H0 * E; i++)
+            w[i] = t.dtype == INFER_F32 ? ((const float *)t.data)[i] : infer_bf16_to_f32(((const uint16_t *)t.data)[i]);
+        for (int h = 0; h < H0; h++)
+            for (int c = 0; c < nc; c++) wc[(size_t)h * nc + c] = w[(size_t)h * E + c];
+        if (nc > 0) s = cphil_pmat_pack(&m->in_cont, H0, nc, wc, m->in_b, m->prec);
     }
-    for (int h = 0; h < H0; h++)
-        for (int c = 0; c < nc; c++) wc[(size_t)h * nc + c] = w[(size_t)h * E + c];
-    if (nc > 0) s = cphil_pmat_pack(&m->in_cont, H0, nc, wc, m->in_b, m->prec);
-    cphil_free(wc);
     if (s) goto out;
     if (nc > 0) {
         m->in_cont.id = m->n_mats;
@@ -245,13 +266,19 @@ static cphil_status input_layer(build_ctx *b) {
         if (m->in_cont.kp > m->max_kp) m->max_kp = m->in_cont.kp;
     }
     if (E > nc) {
-        cphil_wtype wt = m->prec == INFER_F32 ? CPHIL_W_F32 : m->prec == INFER_BF16 ? CPHIL_W_BF16 : CPHIL_W_I8;
-        if ((s = cphil_gtable_init(&m->in_tab, wt, w, H0, E, nc, E - nc))) goto out;
+        if (i8) s = cphil_gtable_init_i8(&m->in_tab, t.data, t.scale, H0, E, nc, E - nc);
+        else {
+            cphil_wtype wt = m->prec == INFER_F32 ? CPHIL_W_F32 : m->prec == INFER_BF16 ? CPHIL_W_BF16 : CPHIL_W_I8;
+            s = cphil_gtable_init(&m->in_tab, wt, w, H0, E, nc, E - nc);
+        }
+        if (s) goto out;
         m->has_tab = true;
         m->bytes += m->in_tab.bytes;
     }
 out:
     cphil_free(w);
+    cphil_free(wc);
+    cphil_free(qc);
     return s;
 }
 
