@@ -262,7 +262,7 @@ TEST(gumbel_noise_matches_libm) {
         cphil_gumbel_f64(g, g, 203);
         for (int i = 0; i < 203; i++) CHECK_NEAR(g[i], r[i], 1e-15, 1e-15);
     }
-    cphil_isa_set(cphil_isa_best());
+    cphil_isa_set(cphil_isa_default());
 }
 
 /* the sampler against the seed's algorithm written out (one draw per class, interleaved with
@@ -295,7 +295,7 @@ TEST(sampling_equals_the_interleaved_reference) {
             }
         }
     }
-    cphil_isa_set(cphil_isa_best());
+    cphil_isa_set(cphil_isa_default());
 }
 
 static long n_allocs;

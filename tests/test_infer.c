@@ -34,7 +34,7 @@ TEST(activations_match_libm) {
             for (int i = 0; i < 301; i++) CHECK_NEAR(x[i], y[i], 1e-6, 2e-6);
         }
     }
-    infer_isa_set(infer_isa_best());
+    infer_isa_set(infer_isa_default());
 }
 
 /* ---- tiny policies ------------------------------------------------------------------------ */
@@ -128,7 +128,7 @@ TEST(window_sequence_equals_reference_every_backbone_and_isa) {
                     CHECK_MSG(fabs(lg[i] - ref[i]) <= 1e-4 + 1e-4 * fabs(ref[i]), "%s L%d isa %s logit %d: %.7g vs %.7g",
                               cphil_backbone_name(bb), layers, infer_isa_name(isa), i, lg[i], ref[i]);
             }
-            infer_isa_set(infer_isa_best());
+            infer_isa_set(infer_isa_default());
             pol_close(&p);
         }
 }
@@ -259,7 +259,7 @@ TEST(mamba_stream_scratch_fits_every_size) {
             }
             cphil_infer_state_close(s);
         }
-        infer_isa_set(infer_isa_best());
+        infer_isa_set(infer_isa_default());
         cphil_infer_model_free(m);
         cphil_infer_random_close(r);
     }
@@ -433,7 +433,7 @@ TEST(int8_input_layer_uses_the_file_weights_and_static_scale) {
             }
             cphil_infer_state_close(s);
         }
-        infer_isa_set(infer_isa_best());
+        infer_isa_set(infer_isa_default());
         cphil_infer_model_free(m);
     }
     cphil_infer_random_close(c.r);
@@ -629,7 +629,7 @@ TEST(ssm_gated_matches_scalar_twin) {
             for (int i = 0; i < I; i++) CHECK_NEAR(y1[i], y0[i], 1e-6, 1e-5);
         }
     }
-    infer_isa_set(infer_isa_best());
+    infer_isa_set(infer_isa_default());
 }
 
 /* the conv + SiLU step on every ISA against its twin: ragged I, K 1..18 (past the AVX2 form's
@@ -666,7 +666,7 @@ TEST(conv_silu_matches_scalar_twin) {
                 }
             }
     }
-    infer_isa_set(infer_isa_best());
+    infer_isa_set(infer_isa_default());
 }
 
 /* RMSNorm on every ISA against its twin and against double: ragged sizes, y aliasing x */
@@ -691,7 +691,7 @@ TEST(rmsnorm_matches_scalar_twin) {
             }
         }
     }
-    infer_isa_set(infer_isa_best());
+    infer_isa_set(infer_isa_default());
 }
 
 TEST(lstm_cell_matches_scalar_twin) {
@@ -716,7 +716,7 @@ TEST(lstm_cell_matches_scalar_twin) {
             CHECK_NEAR(h1[j], h0[j], 1e-6, 1e-5);
         }
     }
-    infer_isa_set(infer_isa_best());
+    infer_isa_set(infer_isa_default());
 }
 
 /* GELU (exact-erf form) on every tier against the function computed in double, ragged n */
@@ -741,7 +741,7 @@ TEST(gelu_matches_exact_erf_every_isa) {
             CHECK_NEAR(x[i], y[i], 1e-6, 1e-5);
         }
     }
-    infer_isa_set(infer_isa_best());
+    infer_isa_set(infer_isa_default());
 }
 
 TEST(layernorm_matches_scalar_twin) {
@@ -764,7 +764,7 @@ TEST(layernorm_matches_scalar_twin) {
                 for (int i = 0; i < MR * LD; i++) CHECK_NEAR(y1[i], y0[i], 1e-6, 1e-5);
             }
     }
-    infer_isa_set(infer_isa_best());
+    infer_isa_set(infer_isa_default());
 }
 
 /* one head of attention: SIMD vs scalar twin vs a double-precision softmax, n keys from 1 to 70
@@ -801,7 +801,7 @@ TEST(attend_head_matches_scalar_twin_and_double) {
             }
         }
     }
-    infer_isa_set(infer_isa_best());
+    infer_isa_set(infer_isa_default());
 }
 
 /* causal attention over a window (four queries at a time in the SIMD form) vs one query at a
@@ -830,7 +830,7 @@ TEST(attend_causal_matches_scalar_twin) {
                                   infer_isa_name(isa), dh, T, t0, i, o1[i], o0[i]);
                 }
     }
-    infer_isa_set(infer_isa_best());
+    infer_isa_set(infer_isa_default());
 }
 
 /* RoPE pairs (out of place and in place) and the row transpose vs their scalar twins, ragged */
@@ -872,7 +872,7 @@ TEST(rope_pairs_and_transpose_match_scalar_twins) {
             CHECK(memcmp(d0, d1, sizeof d0) == 0); /* untouched outside [n][T] too */
             CHECK(d0[(size_t)(n - 1) * LDT + T - 1] == rows[T - 1][OFS + n - 1]);
         }
-    infer_isa_set(infer_isa_best());
+    infer_isa_set(infer_isa_default());
 }
 
 /* quantized policy files: written, detected, refused where they cannot run, and close to f32 */

@@ -67,7 +67,7 @@ TEST(gemm_vs_ref_every_tier) {
         gemm_case(CPHIL_PREC_BF16, false, false, 17, 45, 1025, 0.5f, 2.0f);
         gemm_case(CPHIL_PREC_F32, false, false, 13, 7, 0, 1.0f, 2.0f); /* K = 0: C = beta C */
     }
-    cphil_isa_set(cphil_isa_best());
+    cphil_isa_set(cphil_isa_default());
 }
 
 /* Run one gemm into a fresh copy of C0 and return the copy. */
@@ -100,7 +100,7 @@ TEST(gemm_threads_identical_bits) {
                     CHECK_MSG(same, "tier %d prec %d shape %d: thread counts differ", t, p, s);
                 }
     }
-    cphil_isa_set(cphil_isa_best());
+    cphil_isa_set(cphil_isa_default());
 }
 
 /* bf16: every tier (scalar emulation, AVX2 emulation, AVX512_BF16 hardware) gives the same bits. */
@@ -127,7 +127,7 @@ TEST(gemm_bf16_exact_across_tiers) {
     }
     for (int i = 0; i < 4; i++) cphil_free(bases[i]);
     cphil_free(A); cphil_free(B); cphil_free(C0);
-    cphil_isa_set(cphil_isa_best());
+    cphil_isa_set(cphil_isa_default());
 }
 
 /* bf16 against f32: relative to sum |a||b|, within 2 * 2^-8 (two operand roundings). */
@@ -183,7 +183,7 @@ static void pmat_case(cphil_wtype dt, int rows, int cols, int M, int beta, int w
             if (e > *maxerr) *maxerr = e;
         }
     }
-    cphil_isa_set(cphil_isa_best());
+    cphil_isa_set(cphil_isa_default());
     cphil_pmat_free(&m);
     free(scr_raw);
     free(w); free(b); free(x); free(y0); free(y1);
@@ -229,7 +229,7 @@ TEST(pmat_ref_vs_unpacked_math_no_alloc) {
             }
             cphil_isa_set(CPHIL_ISA_SCALAR);
             cphil_pmat_gemm(&m, M, x, ldx, y, rows, 0, scr);
-            cphil_isa_set(cphil_isa_best());
+            cphil_isa_set(cphil_isa_default());
             double worst = 0;
             for (int mm = 0; mm < M; mm++) {
                 const float *xr = x + (size_t)mm * ldx;
@@ -314,7 +314,7 @@ TEST(pmat_view_panels_equals_full_product_columns) {
                     }
             }
         }
-        cphil_isa_set(cphil_isa_best());
+        cphil_isa_set(cphil_isa_default());
         cphil_pmat_free(&m);
     }
     cphil_free(scr);
@@ -339,7 +339,7 @@ TEST(pmat_quant_row_vs_ref) {
         for (int i = 0; i < 20; i++) x[i] = 0.f; /* an all-zero row: scale 1 */
         CHECK(cphil_pmat_quant_row(x, 20, 0.f, b) == 1.f);
     }
-    cphil_isa_set(cphil_isa_best());
+    cphil_isa_set(cphil_isa_default());
 }
 
 TEST(gather_add_every_tier) {
@@ -381,7 +381,7 @@ TEST(gather_add_every_tier) {
                 cphil_free(W); cphil_free(y1); cphil_free(y2); cphil_free(yd);
             }
     }
-    cphil_isa_set(cphil_isa_best());
+    cphil_isa_set(cphil_isa_default());
 }
 
 
@@ -427,7 +427,7 @@ TEST(vec_helpers_accuracy_every_tier) {
         CHECK(isnan(o[0]) && isinf(o[1]) && o[2] == 0 && o[3] == 200 && o[4] == 0);
     }
     cphil_free(x); cphil_free(a); cphil_free(b);
-    cphil_isa_set(cphil_isa_best());
+    cphil_isa_set(cphil_isa_default());
 }
 
 TEST(gemm_beta0_ignores_nan) {
@@ -453,6 +453,7 @@ TEST(isa_force) {
     for (int i = (int)best + 1; i <= 2; i++) CHECK(cphil_isa_set((cphil_isa)i) == CPHIL_E_UNSUPPORTED);
     CHECK(cphil_isa_set(best) == CPHIL_OK);
     CHECK(strlen(cphil_isa_describe()) > 10);
+    CHECK(cphil_isa_set(cphil_isa_default()) == CPHIL_OK);
 }
 
 int main(void) {

@@ -38,6 +38,7 @@ cphil_status cphil_isa_init(void);
 cphil_status cphil_isa_set(cphil_isa isa);
 cphil_isa cphil_isa_active(void);     /* the tier kernels use now */
 cphil_isa cphil_isa_best(void);       /* the best tier this CPU supports */
+cphil_isa cphil_isa_default(void);    /* the tier chosen at start: CPHIL_ISA, else the best */
 bool cphil_isa_supported(cphil_isa isa);
 bool cphil_cpu_has_bf16(void);        /* AVX512_BF16 (vdpbf16ps) */
 bool cphil_cpu_has_vnni(void);        /* AVX512_VNNI */
