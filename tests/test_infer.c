@@ -466,49 +466,72 @@ TEST(step_allocates_nothing) {
                 CHECK(cphil_infer_state_open(p.m, (cphil_infer_mode)mode, &s) == CPHIL_OK);
                 cphil_set_allocator(&ca);
                 n_allocs = 0;
-                for (int t = 0; t < 8; t++) cphil_infer_step(s, cont + t * NC, ids + t * NI, lg);
+                int bad = 0; /* a failing step would allocate nothing: the steps must succeed */
+                for (int t = 0; t < 8; t++) bad += cphil_infer_step(s, cont + t * NC, ids + t * NI, lg) != CPHIL_OK;
                 cphil_infer_state_reset(s);
-                cphil_infer_step(s, cont, ids, lg);
+                bad += cphil_infer_step(s, cont, ids, lg) != CPHIL_OK;
                 long got = n_allocs;
                 cphil_set_allocator(NULL);
+                CHECK_MSG(bad == 0, "%s dtype %d mode %d: %d steps failed", cphil_backbone_name(bb), dt, mode, bad);
                 cphil_infer_state_close(s);
                 pol_close(&p);
                 CHECK_MSG(got == 0, "%s dtype %d mode %d: %ld allocations in steps", cphil_backbone_name(bb), dt, mode, got);
             }
 }
 
-/* a failing allocator: every allocation failure while building returns NOMEM without leaks */
-static long fail_after;
+/* a failing allocator: every allocation failure while building a model and opening a state
+ * returns NOMEM and leaves nothing allocated; the walk goes on until the first success */
+static long fail_after, live_allocs;
 static void *fail_alloc(size_t size, size_t align, void *user) {
     (void)user;
     if (fail_after-- <= 0) return NULL;
     void *p = NULL;
-    return posix_memalign(&p, align, size ? size : 1) ? NULL : p;
+    if (posix_memalign(&p, align, size ? size : 1)) return NULL;
+    live_allocs++;
+    return p;
+}
+static void fail_free(void *p, void *user) {
+    (void)user;
+    if (p) live_allocs--;
+    free(p);
 }
 
 TEST(build_survives_every_allocation_failure) {
-    cphil_infer_spec sp;
-    tiny_spec(&sp, CPHIL_BACKBONE_MAMBA, 2);
-    cphil_infer_random *r;
-    CHECK(cphil_infer_random_open(&sp, 3, &r) == CPHIL_OK);
-    cphil_allocator fa = {fail_alloc, count_free, NULL};
-    int failures = 0;
-    for (long k = 0; k < 400; k++) {
-        fail_after = k;
-        cphil_set_allocator(&fa);
-        cphil_infer_model *m = NULL;
-        cphil_infer_state *s = NULL;
-        cphil_status st = cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, INFER_I8, &m);
-        if (st == CPHIL_OK) st = cphil_infer_state_open(m, CPHIL_INFER_STREAM, &s);
-        cphil_set_allocator(NULL);
-        cphil_infer_state_close(s);
-        cphil_infer_model_free(m);
-        if (st == CPHIL_OK) break;
-        CHECK_EQ_INT(st, CPHIL_E_NOMEM);
-        failures++;
-    }
-    cphil_infer_random_close(r);
-    CHECK(failures > 10);
+    for (cphil_backbone bb = 0; bb < CPHIL_N_BACKBONES; bb++)
+        for (int dt = 0; dt < 3; dt += 2) /* f32 and int8 */
+            for (int mode = 0; mode < 2; mode++) {
+                cphil_infer_spec sp;
+                tiny_spec(&sp, bb, 2);
+                cphil_infer_random *r;
+                CHECK(cphil_infer_random_open(&sp, 3, &r) == CPHIL_OK);
+                cphil_allocator fa = {fail_alloc, fail_free, NULL};
+                long failures = 0, k;
+                bool ok = false;
+                for (k = 0; k < 100000 && !ok; k++) {
+                    fail_after = k;
+                    live_allocs = 0;
+                    cphil_set_allocator(&fa);
+                    cphil_infer_model *m = NULL;
+                    cphil_infer_state *s = NULL;
+                    cphil_status st = cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, (infer_dtype)dt, &m);
+                    if (st != CPHIL_OK) CHECK(m == NULL); /* nothing half-built is handed out */
+                    else if ((st = cphil_infer_state_open(m, (cphil_infer_mode)mode, &s)) != CPHIL_OK) CHECK(s == NULL);
+                    cphil_infer_state_close(s);
+                    cphil_infer_model_free(m);
+                    cphil_set_allocator(NULL);
+                    CHECK_MSG(live_allocs == 0, "%s dtype %d mode %d, failing allocation %ld: %ld blocks leaked",
+                              cphil_backbone_name(bb), dt, mode, k, live_allocs);
+                    if (st == CPHIL_OK) ok = true;
+                    else {
+                        CHECK_MSG(st == CPHIL_E_NOMEM, "%s failing allocation %ld: status %d", cphil_backbone_name(bb), k, st);
+                        failures++;
+                    }
+                }
+                cphil_infer_random_close(r);
+                /* every allocation before the first success failed once, cleanly */
+                CHECK_MSG(ok && failures == k - 1 && failures > 5, "%s dtype %d mode %d: success %d after %ld failures",
+                          cphil_backbone_name(bb), dt, mode, ok, failures);
+            }
 }
 
 /* a lookup that changes one tensor's shape or hides it */
