@@ -215,6 +215,44 @@ TEST(stream_equals_window_where_the_math_says_so) {
         }
 }
 
+/* Stream attention of 1 to 3 layers over a whole game against the reference: every layer's
+ * keys and values of a frame are those computed when the frame arrived, so the stream equals
+ * a transformer over the whole history (first frame W times, then each frame) whose attention
+ * sees the last W positions at every layer. Checked at every frame, on every tier. */
+TEST(stream_attention_equals_banded_history_reference) {
+    enum { T = 120, W = 5 };
+    static float cont[T * NC], hc[(T + W) * NC];
+    static int32_t ids[T * NI], hi[(T + W) * NI];
+    float lg[INFER_N_LOGITS], ref[INFER_N_LOGITS];
+    make_frames(T, cont, ids);
+    for (int n = 0; n < W - 1; n++) {
+        memcpy(hc + n * NC, cont, sizeof(float) * NC);
+        memcpy(hi + n * NI, ids, sizeof(int32_t) * NI);
+    }
+    memcpy(hc + (W - 1) * NC, cont, sizeof(float) * NC * T);
+    memcpy(hi + (W - 1) * NI, ids, sizeof(int32_t) * NI * T);
+    for (int layers = 1; layers <= 3; layers++) {
+        pol p;
+        pol_open(&p, CPHIL_BACKBONE_ATTENTION, layers, INFER_F32, 600 + layers);
+        for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+            infer_isa_set(isa);
+            cphil_infer_state *s;
+            CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_STREAM, &s) == CPHIL_OK);
+            double worst = 0;
+            for (int t = 0; t < T; t++) {
+                CHECK(cphil_infer_step(s, cont + t * NC, ids + t * NI, lg) == CPHIL_OK);
+                if (isa != INFER_ISA_SCALAR && t % 10) continue; /* the SIMD tiers: every 10th frame */
+                ref_forward_band(&p.spec, cphil_infer_random_lookup, p.r, W + t, hc, hi, W, ref);
+                worst = fmax(worst, max_rel(lg, ref, INFER_N_LOGITS));
+            }
+            CHECK_MSG(worst < 1e-4, "L%d isa %s: stream vs banded reference %g", layers, infer_isa_name(isa), worst);
+            cphil_infer_state_close(s);
+        }
+        infer_isa_set(infer_isa_default());
+        pol_close(&p);
+    }
+}
+
 /* Mamba stream steps at sizes where a scratch piece outgrows the others (issue 13: dt was
  * placed past the end of a buffer for hidden 16, window 1, state 16; AVX-512's masked stores hid
  * it, so every tier runs; the sanitizer build sees any write out of bounds). Each config's
@@ -975,6 +1013,7 @@ int main(void) {
     RUN(window_sequence_equals_reference_every_backbone_and_isa);
     RUN(window_steps_pad_with_first_frame_and_slide);
     RUN(stream_equals_window_where_the_math_says_so);
+    RUN(stream_attention_equals_banded_history_reference);
     RUN(mamba_stream_scratch_fits_every_size);
     RUN(bf16_and_int8_agree_with_f32);
     RUN(int8_static_scales_reach_the_attention_kv_view);
