@@ -14,6 +14,8 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static uint64_t rng_state = 12345;
 static float frand(void) { /* [-1, 1) */
@@ -936,6 +938,110 @@ TEST(rope_pairs_and_transpose_match_scalar_twins) {
     infer_isa_set(infer_isa_default());
 }
 
+/* ---- tails at the end of a guarded allocation ----------------------------------------------
+ * Every kernel's inputs and outputs placed so that they end exactly where a PROT_NONE page
+ * begins: a load or store past the last element faults (SIMD masked accesses and the scalar
+ * code alike; the sanitizer build's heap redzones are not needed). Ragged sizes, every tier. */
+#define GUARD_MAX 24
+static struct { void *base; size_t len; } g_guard[GUARD_MAX];
+static int g_nguard;
+static void *guard_end(size_t bytes) { /* `bytes` ending at a PROT_NONE page, zero-filled */
+    const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    size_t data = (bytes + pg - 1) / pg * pg;
+    if (data == 0) data = pg;
+    if (g_nguard >= GUARD_MAX) abort();
+    char *p = mmap(NULL, data + pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED || mprotect(p + data, pg, PROT_NONE)) abort();
+    g_guard[g_nguard].base = p;
+    g_guard[g_nguard++].len = data + pg;
+    return p + data - bytes;
+}
+static float *guard_floats(int n, float lo, float hi) {
+    float *x = guard_end(sizeof(float) * (size_t)n);
+    for (int i = 0; i < n; i++) x[i] = lo + (hi - lo) * 0.5f * (frand() + 1.f);
+    return x;
+}
+static void guard_release(void) {
+    while (g_nguard > 0) {
+        g_nguard--;
+        munmap(g_guard[g_nguard].base, g_guard[g_nguard].len);
+    }
+}
+
+TEST(kernel_tails_stay_inside_guarded_buffers) {
+    static const int sizes[] = {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 47, 64, 65, 100};
+    int runs = 0;
+    for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+        infer_isa_set(isa);
+        for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+            const int n = sizes[si];
+            /* elementwise */
+            void (*fn[6])(float *, int) = {infer_vexp, infer_vsigmoid, infer_vtanh, infer_vsilu, infer_vsoftplus, infer_vgelu};
+            for (int f = 0; f < 6; f++) fn[f](guard_floats(n, f == 0 ? -5.f : -4.f, f == 0 ? 0.f : 4.f), n);
+            guard_release();
+            /* norms */
+            infer_rmsnorm(guard_floats(n, -1.f, 1.f), guard_floats(n, 0.5f, 1.5f), guard_floats(n, 0.f, 0.f), n, 1e-5f);
+            infer_layernorm(1, guard_floats(n, -1.f, 1.f), n, guard_floats(n, 0.5f, 1.5f), guard_floats(n, -.1f, .1f),
+                            guard_floats(n, 0.f, 0.f), n, n, 1e-5f);
+            guard_release();
+            /* LSTM cell: gates [4n], state [n] */
+            infer_lstm_cell(guard_floats(4 * n, -1.f, 1.f), guard_floats(4 * n, -1.f, 1.f), guard_floats(n, -1.f, 1.f),
+                            guard_floats(n, -1.f, 1.f), n, guard_floats(n, 0.f, 0.f));
+            infer_lstm_cell(guard_floats(4 * n, -1.f, 1.f), NULL, guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f), n,
+                            guard_floats(n, 0.f, 0.f));
+            guard_release();
+            /* RoPE pairs */
+            infer_rope_pairs(guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f),
+                             guard_floats(n, -1.f, 1.f), guard_floats(n, 0.f, 0.f), guard_floats(n, 0.f, 0.f), n);
+            guard_release();
+            /* Mamba conv (K = 3) and scan (I = n channels, N = n % 7 + 1 states) */
+            const float *tap[3] = {guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f)};
+            infer_conv_silu(n, 3, guard_floats(3 * n, -1.f, 1.f), guard_floats(n, -1.f, 1.f), tap, guard_floats(n, 0.f, 0.f),
+                            guard_floats(n, 0.f, 0.f));
+            guard_release();
+            const int N = n % 7 + 1;
+            infer_ssm_gated(n, N, guard_floats(N * n, -2.f, -0.1f), guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f),
+                            guard_floats(n, -1.f, 1.f), guard_floats(N, -1.f, 1.f), guard_floats(N, -1.f, 1.f),
+                            guard_floats(n, -1.f, 1.f), guard_floats(N * n, -1.f, 1.f), guard_floats(n, 0.f, 0.f));
+            guard_release();
+            /* one attention head over n keys (ldkt = n: no padding after the last key), dh = 6 */
+            const int dh = 6, n16 = (n + 15) & ~15;
+            infer_attend_head(guard_floats(dh, -1.f, 1.f), guard_floats(dh * n, -1.f, 1.f), n, guard_floats(n * dh, -1.f, 1.f),
+                              dh, n, dh, 0.4f, guard_floats(dh, 0.f, 0.f), guard_floats(n16, 0.f, 0.f));
+            guard_release();
+            /* packed products: X [M][cols] and Y [M][rows] exactly sized, every precision */
+            for (int dt = 0; dt < 3; dt++) {
+                const int rows = n, cols = sizes[(si + 5) % (sizeof sizes / sizeof sizes[0])], M = 1 + n % 4;
+                cphil_pmat m;
+                float *w = guard_floats(rows * cols, -1.f, 1.f);
+                CHECK(cphil_pmat_pack(&m, rows, cols, w, guard_floats(rows, -1.f, 1.f), (cphil_wtype)dt) == CPHIL_OK);
+                void *scr = guard_end((cphil_pmat_scratch_bytes(M, m.kp) + 63) & ~(size_t)63);
+                cphil_pmat_gemm(&m, M, guard_floats(M * cols, -1.f, 1.f), cols, guard_floats(M * rows, 0.f, 0.f), rows, dt & 1, scr);
+                int8_t *q = guard_end((size_t)cols);
+                cphil_pmat_quant_row(guard_floats(cols, -1.f, 1.f), cols, dt == 2 ? 0.01f : 0.f, q);
+                cphil_pmat_free(&m);
+                guard_release();
+            }
+            /* the one-hot gather-add: y [width] and ids exactly sized */
+            for (int wt = 0; wt < 3; wt++) {
+                cphil_gtable gt;
+                const int vocab = 9;
+                CHECK(cphil_gtable_init(&gt, (cphil_wtype)wt, guard_floats(n * vocab, -1.f, 1.f), n, vocab, 0, vocab) == CPHIL_OK);
+                int32_t *gid = guard_end(sizeof(int32_t) * 3);
+                gid[0] = 1;
+                gid[1] = 8;
+                gid[2] = 4;
+                cphil_gather_add(&gt, 3, gid, guard_floats(n, 0.f, 0.f));
+                cphil_gtable_free(&gt);
+                guard_release();
+            }
+            runs++;
+        }
+    }
+    infer_isa_set(infer_isa_default());
+    CHECK(runs >= 16); /* reaching here means no access faulted */
+}
+
 /* quantized policy files: written, detected, refused where they cannot run, and close to f32 */
 TEST(quantized_policy_files) {
     char path[600], q8[600], qs[600], qb[600];
@@ -1033,6 +1139,7 @@ int main(void) {
     RUN(attend_head_matches_scalar_twin_and_double);
     RUN(attend_causal_matches_scalar_twin);
     RUN(rope_pairs_and_transpose_match_scalar_twins);
+    RUN(kernel_tails_stay_inside_guarded_buffers);
     RUN(quantized_policy_files);
     return harness_done();
 }
