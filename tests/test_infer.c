@@ -8,6 +8,7 @@
 #include "harness.h"
 #include "infer_ref.h"
 
+#include "core/safetensors.h"
 #include "infer/infer.h"
 #include "infer/infer_policy.h"
 #include "infer/infer_testing.h"
@@ -1108,6 +1109,24 @@ TEST(quantized_policy_files) {
     cphil_infer_policy *pc = NULL;
     CHECK(cphil_infer_policy_open(cut, &pc) != CPHIL_OK);
     CHECK(pc == NULL && strstr(cphil_last_error(), "infer_pol_cut") != NULL);
+    /* absurd scales (issue 13, C9): a weight scale or an activation scale of 3e38 is refused,
+     * naming the tensor (the weight scale overflowed the packing of the fused heads) */
+    static const char *const patch[2] = {"heads.shoulder.0.weight_scale", "gru.weight_hh_l1_act_scale"};
+    for (int i = 0; i < 2; i++) {
+        CHECK(cphil_file_read(i ? qs : q8, 1 << 26, &data, &size) == CPHIL_OK);
+        cphil_st_file *stf = NULL;
+        CHECK(cphil_st_open_memory(data, size, false, "patched", &stf) == CPHIL_OK);
+        const cphil_st_tensor *sct = stf ? cphil_st_find(stf, patch[i]) : NULL;
+        CHECK(sct != NULL && sct->dtype == CPHIL_DT_F32);
+        size_t off = (size_t)((const uint8_t *)sct->data - data);
+        cphil_st_close(stf);
+        const float huge = 3e38f;
+        memcpy(data + off, &huge, sizeof huge);
+        CHECK(cphil_file_write_atomic(cut, data, size) == CPHIL_OK);
+        cphil_free(data);
+        CHECK_EQ_INT(cphil_infer_policy_open(cut, &pc), CPHIL_E_FORMAT);
+        CHECK_MSG(pc == NULL && strstr(cphil_last_error(), patch[i]) != NULL, "%s", cphil_last_error());
+    }
     cphil_infer_policy_close(p);
     cphil_infer_policy_close(p8);
     cphil_infer_policy_close(ps);

@@ -340,6 +340,35 @@ TEST(pmat_view_panels_equals_full_product_columns) {
     cphil_free(scr);
 }
 
+/* int8 packing of extreme rows (issue 13, C9: an int8 file with scales of 3e38 dequantized to
+ * infinities, which the packing turned into NaN and out-of-range integer conversions): a weight
+ * that is not finite is refused, near-FLT_MAX and subnormal rows pack to finite scales and
+ * in-range values */
+TEST(pmat_pack_int8_extreme_rows) {
+    float w[3 * 5] = {1.f, -2.f, 0.5f, 0.f, 3.f,   3e38f, -3.3e38f, 1e38f, 0.f, 2e37f,   1e-44f, -3e-45f, 0.f, 1e-45f, 0.f};
+    cphil_pmat m;
+    CHECK(cphil_pmat_pack(&m, 3, 5, w, NULL, CPHIL_W_I8) == CPHIL_OK);
+    float row[5];
+    for (int r = 0; r < 3; r++) {
+        CHECK(isfinite(m.scale[r]) && m.scale[r] > 0.f);
+        cphil_pmat_row(&m, r, row);
+        for (int k = 0; k < 5; k++) CHECK_MSG(isfinite(row[k]), "row %d col %d: %g", r, k, row[k]);
+    }
+    cphil_pmat_row(&m, 1, row);
+    CHECK(fabsf(row[1] + 3.3e38f) <= 3.3e38f / 127); /* the extreme row keeps its values */
+    int32_t s1 = 0;
+    for (int k = 0; k < 5; k++) s1 += ((const int8_t *)m.w)[(k / 4) * 64 + 1 * 4 + k % 4];
+    CHECK_EQ_INT(m.rowsum[1], s1);
+    cphil_pmat_free(&m);
+    const float bad[3] = {INFINITY, -INFINITY, NAN};
+    for (int i = 0; i < 3; i++) {
+        w[7] = bad[i];
+        CHECK_EQ_INT(cphil_pmat_pack(&m, 3, 5, w, NULL, CPHIL_W_I8), CPHIL_E_NUMERIC);
+        CHECK(strstr(cphil_last_error(), "[1][2]") != NULL);
+        CHECK(m.w == NULL && m.scale == NULL);
+    }
+}
+
 TEST(pmat_quant_row_vs_ref) {
     float x[77];
     int8_t a[77], b[77];
@@ -489,6 +518,7 @@ int main(void) {
     RUN(pmat_vs_ref_every_tier_ragged);
     RUN(pmat_ref_vs_unpacked_math_no_alloc);
     RUN(pmat_int8_quantization_error_small);
+    RUN(pmat_pack_int8_extreme_rows);
     RUN(pmat_quant_row_vs_ref);
     RUN(pmat_view_panels_equals_full_product_columns);
     RUN(gather_add_every_tier);
