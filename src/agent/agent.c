@@ -162,14 +162,13 @@ static void decide(cphil_agent *a, cphil_controller_state *out) {
     a->last_out = *out;
 }
 
-/* A re-send of frame f <= the newest consumed (cphil.h "Re-sent frames"). Window mode corrects
+/* A re-send of frame f <= the newest consumed (cphil.h, "Frame numbers"). Window mode corrects
  * the frame in the window and decides again for the newest frame, with the sampler rewound to
  * where the newest decision started (an identical copy gives the same controls); stream mode
  * cannot rewind its carried state and repeats the newest decision. */
 static cphil_status redecide(cphil_agent *a, const cphil_frame *f, cphil_controller_state *out) {
     int64_t back = (int64_t)a->last_frame - f->frame;
     int64_t held = cphil_infer_state_frames(a->st);
-    if (!a->decided) return CPHIL_OK; /* neutral: the newest step failed */
     if (a->p.mode == CPHIL_AGENT_STREAM || back >= held || back >= a->window) {
         *out = a->last_out;
         return CPHIL_OK;
