@@ -437,12 +437,28 @@ void cphil_slp_stream_close(cphil_slp_stream *s);
  * allocates nothing and takes no lock; an agent is used by one thread at a time (open one per
  * thread; they may share nothing else). Frames before CPHIL_AGENT_FIRST_FRAME (players cannot
  * act yet) give the neutral controller and do not enter the buffer, as the dataset drops them.
- * A frame number lower than the previous one starts a new game (the buffer is reset).
+ * Frame numbers (live play re-sends frames: an online game rolls back up to 7 frames and sends
+ * the corrected copies again, in order, before the next new frame):
+ *   higher than the newest consumed: a new frame; the state advances (a gap is not filled in).
+ *   equal to or lower than the newest by at most CPHIL_AGENT_MAX_ROLLBACK: a re-send. It never
+ *     resets or advances the state, and the controls returned are again for the frame after the
+ *     newest. Window mode: the re-sent frame replaces its copy in the window (when the window
+ *     still holds it) and the decision is recomputed with the sampler rewound to where the
+ *     newest decision started, so an identical copy gives the same controls, and after a
+ *     rollback's re-sends the window is what it would be had the frames first come corrected.
+ *     Stream mode cannot rewind its carried state: a re-send returns the newest decision again
+ *     and the correction is not applied (feed final frames only, or use window mode, where
+ *     corrections matter).
+ *   lower than the newest by more than CPHIL_AGENT_MAX_ROLLBACK (a new game starts at -123):
+ *     the state is reset, as cphil_agent_reset does, and the frame is a game's first.
  * Sampling: buttons Bernoulli on sigmoid(logit) (temperature does not apply, as in the seed),
  * sticks and shoulder by Gumbel-max on logits / temperature; deterministic: logit > 0 and
  * argmax. Seeded: the same seed and frames give the same controls.
  * ------------------------------------------------------------------------------------------- */
 #define CPHIL_AGENT_FIRST_FRAME (-39)
+/* The deepest re-send the agent treats as a rollback (Slippi rolls back at most 7 frames; a new
+ * game restarts at -123, at least 84 below any frame the agent consumed). */
+#define CPHIL_AGENT_MAX_ROLLBACK 15
 
 typedef enum cphil_agent_mode {
     CPHIL_AGENT_WINDOW = 0, /* the seed's: the last W frames recomputed each frame */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: install what is missing, build, and run every test twice — in the
-# release build and under AddressSanitizer + UBSan. Ends with the line "N passed, N failed".
+# release build and under AddressSanitizer + UBSan — and the C tests a third time under the
+# sanitizers on the scalar kernels. Ends with the line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -21,6 +22,11 @@ echo "$out_rel"
 echo "### AddressSanitizer + UBSan build"
 out_san=$(CPHIL_BUILD=build/san CPHIL_SAN=1 tests/run_tests.sh 2>&1); rc_san=$?
 echo "$out_san"
+# The sanitizer build's C tests again on the scalar kernels: the SIMD tiers' masked loads and
+# stores can hide an out-of-bounds access that the scalar code makes visible to ASan.
+echo "### AddressSanitizer + UBSan build, CPHIL_ISA=scalar (C tests)"
+out_sca=$(CPHIL_ISA=scalar CPHIL_TESTS_C_ONLY=1 CPHIL_BUILD=build/san CPHIL_SAN=1 CPHIL_TEST_TMP=build/san/test-tmp-scalar tests/run_tests.sh 2>&1); rc_sca=$?
+echo "$out_sca"
 out_cuda=""; rc_cuda=0
 if [ "$cuda_built" = ok ] && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   echo "### GPU tests (scripts/test_cuda.sh)"
@@ -30,10 +36,11 @@ elif [ "$cuda_built" = ok ]; then
   echo "### CUDA build: compiled and linked (build/cuda/cphil); no GPU here, so its tests did not run"
 fi
 count() { echo "$1" | tail -1 | sed -n "s/^\([0-9]*\) passed, \([0-9]*\) failed$/\\$2/p"; }
-p=$(( $(count "$out_rel" 1) + $(count "$out_san" 1) ))
-f=$(( $(count "$out_rel" 2) + $(count "$out_san" 2) ))
+p=$(( $(count "$out_rel" 1) + $(count "$out_san" 1) + $(count "$out_sca" 1) ))
+f=$(( $(count "$out_rel" 2) + $(count "$out_san" 2) + $(count "$out_sca" 2) ))
 [ $rc_rel -ne 0 ] && [ "$(count "$out_rel" 2)" = 0 ] && f=$((f+1))
 [ $rc_san -ne 0 ] && [ "$(count "$out_san" 2)" = 0 ] && f=$((f+1))
+[ $rc_sca -ne 0 ] && [ "$(count "$out_sca" 2)" = 0 ] && f=$((f+1))
 if [ -n "$out_cuda" ]; then
   p=$(( p + $(count "$out_cuda" 1) )); f=$(( f + $(count "$out_cuda" 2) ))
   [ $rc_cuda -ne 0 ] && [ "$(count "$out_cuda" 2)" = 0 ] && f=$((f+1))

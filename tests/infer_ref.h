@@ -46,9 +46,11 @@ static void ref_norm(const double *x, const float *w, const float *b, double *y,
     for (int i = 0; i < n; i++) y[i] = (x[i] - mu) / sqrt(v + eps) * w[i] + (b ? b[i] : 0.0);
 }
 
-/* frames: cont[T][n_cont], ids[T][n_ids]; out logits[81] of position T-1. */
-static void ref_forward(const cphil_infer_spec *sp, cphil_infer_lookup lk, void *ctx, int T, const float *cont,
-                        const int32_t *ids, float *logits) {
+/* frames: cont[T][n_cont], ids[T][n_ids]; out logits[81] of position T-1. band > 0: attention
+ * sees only the last `band` positions (itself included) at every layer, the stream engine's
+ * key/value ring of W entries run over a whole history; 0: full causal attention. */
+static void ref_forward_band(const cphil_infer_spec *sp, cphil_infer_lookup lk, void *ctx, int T, const float *cont,
+                             const int32_t *ids, int band, float *logits) {
     const int H = sp->hidden, L = sp->layers, E = sp->E;
     int H0 = sp->backbone == CPHIL_BACKBONE_MLP ? sp->mlp[0] : H;
     int Hb = sp->backbone == CPHIL_BACKBONE_MLP ? sp->mlp[sp->n_mlp - 1] : H;
@@ -186,16 +188,17 @@ static void ref_forward(const cphil_infer_spec *sp, cphil_infer_lookup lk, void 
             for (int t = 0; t < T; t++) {
                 for (int hd = 0; hd < nh; hd++) {
                     double mx = -1e300, sum = 0;
-                    for (int j = 0; j <= t; j++) {
+                    const int j0 = band > 0 && t - band + 1 > 0 ? t - band + 1 : 0;
+                    for (int j = j0; j <= t; j++) {
                         double d = 0;
                         for (int i = 0; i < dh; i++) d += qkv[(size_t)t * 3 * H + hd * dh + i] * qkv[(size_t)j * 3 * H + H + hd * dh + i];
                         sc[j] = d / sqrt((double)dh);
                         mx = sc[j] > mx ? sc[j] : mx;
                     }
-                    for (int j = 0; j <= t; j++) sum += (sc[j] = exp(sc[j] - mx));
+                    for (int j = j0; j <= t; j++) sum += (sc[j] = exp(sc[j] - mx));
                     for (int i = 0; i < dh; i++) {
                         double a = 0;
-                        for (int j = 0; j <= t; j++) a += sc[j] / sum * qkv[(size_t)j * 3 * H + 2 * H + hd * dh + i];
+                        for (int j = j0; j <= t; j++) a += sc[j] / sum * qkv[(size_t)j * 3 * H + 2 * H + hd * dh + i];
                         o[hd * dh + i] = a;
                     }
                 }
@@ -229,6 +232,11 @@ static void ref_forward(const cphil_infer_spec *sp, cphil_infer_lookup lk, void 
         for (int j = 0; j < cphil_head_classes[h]; j++) logits[cphil_head_offset[h] + j] = (float)t2[j];
     }
     free(X); free(Y); free(dense); free(t1); free(t2); free(feat);
+}
+
+static void ref_forward(const cphil_infer_spec *sp, cphil_infer_lookup lk, void *ctx, int T, const float *cont,
+                        const int32_t *ids, float *logits) {
+    ref_forward_band(sp, lk, ctx, T, cont, ids, 0, logits);
 }
 
 #endif

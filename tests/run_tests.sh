@@ -36,6 +36,7 @@ for t in "$B"/tests/test_*; do
 done
 for t in tests/t_*.sh; do
   [ -f "$t" ] || continue
+  [ -n "${CPHIL_TESTS_C_ONLY:-}" ] && break  # the C test executables only (scripts/test.sh's scalar pass)
   name=$(basename "$t" .sh)
   [ -n "$filter" ] && [[ "$name" != *$filter* ]] && continue
   echo "== $name"

@@ -129,15 +129,115 @@ TEST(deterministic_mode_is_argmax) {
         const float *l = cphil_agent_last_logits(a);
         if (!l) continue;
         for (int k = 0; k < 8; k++) CHECK_EQ_INT(c.button[k], l[k] > 0);
-        int best = 0;
-        for (int k = 1; k < 17; k++)
-            if (l[8 + k] > l[8 + best]) best = k;
-        CHECK(c.main_x == best / 16.f);
+        /* every categorical head: main x, main y, c x, c y (17 classes each), shoulder (5) */
+        const float got[5] = {c.main_x * 16.f, c.main_y * 16.f, c.c_x * 16.f, c.c_y * 16.f, c.shoulder * 4.f};
+        for (int h = 0, off = 8; h < 5; off += h < 4 ? 17 : 5, h++) {
+            int n = h < 4 ? 17 : 5, best = 0;
+            for (int k = 1; k < n; k++)
+                if (l[off + k] > l[off + best]) best = k;
+            CHECK_MSG(got[h] == (float)best, "frame %u head %d: class %g, argmax %d", i, h + 1, got[h], best);
+        }
         checked++;
     }
     CHECK(checked == 200);
     cphil_replay_free(r);
     cphil_agent_close(a);
+}
+
+/* Re-sent frames (cphil.h "Frame numbers"): a duplicate or a rollback re-send never cold-starts
+ * the state. Each case runs beside a reference agent fed each frame once (the same seed, sampling
+ * on): a duplicate returns the same controls and logits; afterwards the two agree exactly.
+ * Window mode applies a corrected copy as if it had come first; stream mode repeats its newest
+ * decision; a frame far lower (a new game at -123) resets the state like a fresh agent. */
+static bool same_ctrl(const cphil_controller_state *x, const cphil_controller_state *y) {
+    return memcmp(x, y, sizeof *x) == 0;
+}
+
+static bool same_logits(const cphil_agent *x, const cphil_agent *y) {
+    const float *a = cphil_agent_last_logits(x), *b = cphil_agent_last_logits(y);
+    return a && b && memcmp(a, b, sizeof(float) * (8 + 4 * 17 + 5)) == 0; /* 81 logits */
+}
+
+TEST(resent_frames_never_cold_start) {
+    setup();
+    cphil_replay *r;
+    CHECK(cphil_slp_read_file(g_replay, &r) == CPHIL_OK);
+    CHECK(r->n_frames > 300);
+    uint32_t i0 = (uint32_t)(CPHIL_AGENT_FIRST_FRAME - r->first_frame); /* the first decided row */
+    for (int mode = 0; mode < 2; mode++) {
+        cphil_agent_params p = cphil_agent_default_params();
+        p.mode = (cphil_agent_mode)mode;
+        p.seed = 21;
+        cphil_agent *ref, *a, *fresh;
+        CHECK(cphil_agent_open(g_policy, &p, &ref) == CPHIL_OK);
+        CHECK(cphil_agent_open(g_policy, &p, &a) == CPHIL_OK);
+        CHECK(cphil_agent_open(g_policy, &p, &fresh) == CPHIL_OK);
+        CHECK(cphil_agent_game_start(ref, r) == CPHIL_OK && cphil_agent_game_start(a, r) == CPHIL_OK);
+        cphil_frame f, g;
+        cphil_controller_state cr, ca, cd;
+        int mismatches = 0;
+        for (uint32_t i = 0; i < i0 + 200; i++) {
+            cphil_replay_get_frame(r, i, &f);
+            CHECK(cphil_agent_step(ref, &f, &cr) == CPHIL_OK);
+            CHECK(cphil_agent_step(a, &f, &ca) == CPHIL_OK);
+            mismatches += !same_ctrl(&cr, &ca) || (i >= i0 && !same_logits(ref, a));
+            if (i >= i0 && i % 7 == 0) { /* the same frame again: the same decision, nothing advances */
+                CHECK(cphil_agent_step(a, &f, &cd) == CPHIL_OK);
+                mismatches += !same_ctrl(&cd, &cr) || !same_logits(ref, a);
+            }
+            if (i >= i0 + 4 && i % 11 == 0) { /* a rollback: identical copies of the last 4 frames */
+                for (uint32_t j = i - 3; j <= i; j++) {
+                    cphil_replay_get_frame(r, j, &g);
+                    CHECK(cphil_agent_step(a, &g, &cd) == CPHIL_OK);
+                }
+                mismatches += !same_ctrl(&cd, &cr) || !same_logits(ref, a);
+            }
+        }
+        CHECK_MSG(mismatches == 0, "%s: %d decisions differ from the agent fed each frame once",
+                  mode ? "stream" : "window", mismatches);
+        /* a corrected re-send: frame k-2 arrives changed, then k-1 and k again */
+        uint32_t k = i0 + 200;
+        for (uint32_t j = k - 2; j <= k; j++) {
+            cphil_replay_get_frame(r, j, &f);
+            CHECK(cphil_agent_step(a, &f, &ca) == CPHIL_OK);
+        }
+        cphil_agent *b; /* fed the corrected frame k-2 the first time */
+        CHECK(cphil_agent_open(g_policy, &p, &b) == CPHIL_OK);
+        CHECK(cphil_agent_game_start(b, r) == CPHIL_OK);
+        for (uint32_t i = 0; i <= k + 30; i++) {
+            cphil_replay_get_frame(r, i, &f);
+            if (i >= k) CHECK(cphil_agent_step(ref, &f, &cr) == CPHIL_OK); /* uncorrected */
+            if (i == k - 2) f.ports[0][0].post.x += 25.f;
+            CHECK(cphil_agent_step(b, &f, &cd) == CPHIL_OK);
+            if (i < k + 1 && i != k - 2) continue;
+            if (i == k - 2) {
+                CHECK(cphil_agent_step(a, &f, &ca) == CPHIL_OK);
+                for (uint32_t j = k - 1; j <= k; j++) {
+                    cphil_replay_get_frame(r, j, &g);
+                    CHECK(cphil_agent_step(a, &g, &ca) == CPHIL_OK);
+                }
+                continue;
+            }
+            CHECK(cphil_agent_step(a, &f, &ca) == CPHIL_OK);
+            if (mode == 0) CHECK_MSG(same_logits(a, b) && same_ctrl(&ca, &cd), "window: frame %u differs after a correction", i);
+            /* stream mode keeps the uncorrected history (its effect fades: checked on the next frame) */
+            if (mode == 1 && i == k + 1) CHECK(!same_logits(a, b));
+            if (i == k + 1) CHECK(!same_logits(ref, b)); /* the correction matters */
+        }
+        /* a new game (frame -123 after frame ~200): the state resets, like a fresh agent's */
+        CHECK(cphil_agent_game_start(fresh, r) == CPHIL_OK);
+        for (uint32_t i = 0; i < i0 + 40; i++) {
+            cphil_replay_get_frame(r, i, &f);
+            CHECK(cphil_agent_step(a, &f, &ca) == CPHIL_OK);
+            CHECK(cphil_agent_step(fresh, &f, &cd) == CPHIL_OK);
+            if (i >= i0) CHECK(same_logits(a, fresh));
+        }
+        cphil_agent_close(ref);
+        cphil_agent_close(a);
+        cphil_agent_close(b);
+        cphil_agent_close(fresh);
+    }
+    cphil_replay_free(r);
 }
 
 /* the Gumbel noise on every tier against libm: ragged counts, u from 2^-54 to 1 - 2^-53 */
@@ -166,7 +266,7 @@ TEST(gumbel_noise_matches_libm) {
         cphil_gumbel_f64(g, g, 203);
         for (int i = 0; i < 203; i++) CHECK_NEAR(g[i], r[i], 1e-15, 1e-15);
     }
-    cphil_isa_set(cphil_isa_best());
+    cphil_isa_set(cphil_isa_default());
 }
 
 /* the sampler against the seed's algorithm written out (one draw per class, interleaved with
@@ -199,7 +299,7 @@ TEST(sampling_equals_the_interleaved_reference) {
             }
         }
     }
-    cphil_isa_set(cphil_isa_best());
+    cphil_isa_set(cphil_isa_default());
 }
 
 static long n_allocs;
@@ -225,15 +325,18 @@ TEST(step_allocates_nothing) {
         cphil_allocator ca = {count_alloc, count_free, NULL};
         cphil_set_allocator(&ca);
         n_allocs = 0;
+        int bad = 0, decided = 0;
         for (uint32_t i = 0; i < r->n_frames && i < 400; i++) {
             cphil_frame f;
             cphil_replay_get_frame(r, i, &f);
             cphil_controller_state c;
-            cphil_agent_step(a, &f, &c);
+            bad += cphil_agent_step(a, &f, &c) != CPHIL_OK; /* a failing step allocates nothing */
+            decided += cphil_agent_last_logits(a) != NULL;
         }
         cphil_agent_reset(a);
         long got = n_allocs;
         cphil_set_allocator(NULL);
+        CHECK_MSG(bad == 0 && decided > 300, "mode %d: %d steps failed, %d decided", mode, bad, decided);
         cphil_agent_close(a);
         CHECK_MSG(got == 0, "mode %d: %ld allocations in 400 steps", mode, got);
     }
@@ -351,6 +454,7 @@ int main(void) {
     RUN(open_and_get_config);
     RUN(controls_in_range_and_seeded);
     RUN(deterministic_mode_is_argmax);
+    RUN(resent_frames_never_cold_start);
     RUN(gumbel_noise_matches_libm);
     RUN(sampling_equals_the_interleaved_reference);
     RUN(step_allocates_nothing);

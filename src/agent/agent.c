@@ -22,14 +22,17 @@ struct cphil_agent {
     cphil_embed_layout layout;
     cphil_embed_game game;
     bool have_game;
-    int32_t last_frame;
+    int32_t last_frame;  /* the newest frame number consumed (INT32_MIN: none since reset) */
     bool decided;
+    cphil_controller_state last_out; /* the newest decision (stream mode repeats it on a re-send) */
+    cphil_rng rng_before;            /* the sampler's state before the newest decision */
     float *cont;
     int32_t *ids;
     float logits[CPHIL_N_LOGITS];
     uint8_t det_buttons[8], det_cls[5];
     cphil_rng rng;
     infer_dtype prec;
+    int window;          /* frames the engine's window holds (1 for the MLP) */
 };
 
 cphil_agent_params cphil_agent_default_params(void) {
@@ -99,6 +102,7 @@ cphil_status cphil_agent_open(const char *policy_path, const cphil_agent_params 
         goto fail;
     }
     cphil_rng_seed(&a->rng, p.seed);
+    a->window = cphil_infer_model_spec(a->model)->window;
     a->last_frame = INT32_MIN;
     *out = a;
     return CPHIL_OK;
@@ -138,16 +142,8 @@ static void neutral(cphil_controller_state *o) {
     o->main_x = o->main_y = o->c_x = o->c_y = 0.5f;
 }
 
-cphil_status cphil_agent_step(cphil_agent *a, const cphil_frame *f, cphil_controller_state *out) {
-    if (!a || !f || !out) return cphil_err(CPHIL_E_ARG, "cphil_agent_step: NULL argument");
-    if (!a->have_game) return cphil_err(CPHIL_E_ARG, "cphil_agent_step: call cphil_agent_game_start first");
-    neutral(out);
-    if (f->frame < CPHIL_AGENT_FIRST_FRAME) return CPHIL_OK;
-    if (a->last_frame != INT32_MIN && f->frame <= a->last_frame) cphil_agent_reset(a); /* a new game */
-    a->last_frame = f->frame;
-    cphil_embed_frame(&a->layout, &a->game, f, a->cont, a->ids);
-    cphil_status s = cphil_infer_step(a->st, a->cont, a->ids, a->logits);
-    if (s) return s;
+/* logits -> controls (and the deterministic choice kept for cphil_agent_last_choice) */
+static void decide(cphil_agent *a, cphil_controller_state *out) {
     uint8_t btn[8], cls[5];
     cphil_sample_action(a->logits, 1.f, true, NULL, a->det_buttons, a->det_cls);
     if (a->p.deterministic) {
@@ -163,6 +159,43 @@ cphil_status cphil_agent_step(cphil_agent *a, const cphil_frame *f, cphil_contro
     out->c_x = cls[2] / 16.f;
     out->c_y = cls[3] / 16.f;
     out->shoulder = cls[4] / 4.f;
+    a->last_out = *out;
+}
+
+/* A re-send of frame f <= the newest consumed (cphil.h, "Frame numbers"). Window mode corrects
+ * the frame in the window and decides again for the newest frame, with the sampler rewound to
+ * where the newest decision started (an identical copy gives the same controls); stream mode
+ * cannot rewind its carried state and repeats the newest decision. */
+static cphil_status redecide(cphil_agent *a, const cphil_frame *f, cphil_controller_state *out) {
+    int64_t back = (int64_t)a->last_frame - f->frame;
+    int64_t held = cphil_infer_state_frames(a->st);
+    if (a->p.mode == CPHIL_AGENT_STREAM || back >= held || back >= a->window) {
+        *out = a->last_out;
+        return CPHIL_OK;
+    }
+    cphil_embed_frame(&a->layout, &a->game, f, a->cont, a->ids);
+    cphil_status s = cphil_infer_correct(a->st, (int)back, a->cont, a->ids, a->logits);
+    if (s) return s;
+    a->rng = a->rng_before;
+    decide(a, out);
+    return CPHIL_OK;
+}
+
+cphil_status cphil_agent_step(cphil_agent *a, const cphil_frame *f, cphil_controller_state *out) {
+    if (!a || !f || !out) return cphil_err(CPHIL_E_ARG, "cphil_agent_step: NULL argument");
+    if (!a->have_game) return cphil_err(CPHIL_E_ARG, "cphil_agent_step: call cphil_agent_game_start first");
+    neutral(out);
+    /* far below the newest frame: not a rollback re-send but a new game */
+    if (a->last_frame != INT32_MIN && (int64_t)f->frame < (int64_t)a->last_frame - CPHIL_AGENT_MAX_ROLLBACK)
+        cphil_agent_reset(a);
+    if (f->frame < CPHIL_AGENT_FIRST_FRAME) return CPHIL_OK;
+    if (a->last_frame != INT32_MIN && f->frame <= a->last_frame) return redecide(a, f, out);
+    cphil_embed_frame(&a->layout, &a->game, f, a->cont, a->ids);
+    cphil_status s = cphil_infer_step(a->st, a->cont, a->ids, a->logits);
+    if (s) return s; /* nothing consumed: the state is as before */
+    a->last_frame = f->frame;
+    a->rng_before = a->rng;
+    decide(a, out);
     return CPHIL_OK;
 }
 

@@ -215,27 +215,48 @@ static cphil_status linear(build_ctx *b, cphil_pmat *mat, const char *wname, con
 }
 
 /* input_proj.weight [H0, E]: continuous columns packed like any product (bias folded in),
- * one-hot columns as a gather table in the engine's precision. */
+ * one-hot columns as a gather table in the engine's precision. An int8 file's weights are used
+ * as they are (its per-row scales, and its calibrated activation scale for the continuous
+ * product when the file is static): quantizing the dequantized values again would round twice. */
 static cphil_status input_layer(build_ctx *b) {
     cphil_infer_model *m = b->m;
     const cphil_infer_spec *sp = &m->spec;
     int H0 = m->H0, E = sp->E, nc = sp->n_cont;
     int64_t shape[2] = {H0, E};
-    float *w = NULL;
-    cphil_status s = tensor_floats(b, "input_proj.weight", 2, shape, &w);
+    cphil_infer_tensor t;
+    float *w = NULL, *wc = NULL;
+    int8_t *qc = NULL;
+    cphil_status s = get_tensor(b, "input_proj.weight", 2, shape, &t);
     if (s) return s;
-    m->bytes -= sizeof(float) * (size_t)H0 * E;
-    if ((s = vec(b, "input_proj.bias", H0, &m->in_b))) goto out;
+    const bool i8 = t.dtype == INFER_I8;
+    if (i8 && m->prec != INFER_I8)
+        return cphil_err(CPHIL_E_MISMATCH, "tensor 'input_proj.weight' is int8 but the engine was asked for %s weights",
+                         m->prec == INFER_F32 ? "f32" : "bf16");
+    if ((s = vec(b, "input_proj.bias", H0, &m->in_b))) return s;
     m->H0p = (H0 + 15) & ~15;
-    float *wc = cphil_alloc(sizeof(float) * (size_t)H0 * (nc ? nc : 1));
-    if (!wc) {
-        s = cphil_err(CPHIL_E_NOMEM, "out of memory for the input layer");
-        goto out;
+    if (i8) {
+        qc = cphil_alloc((size_t)H0 * (nc ? nc : 1));
+        if (!qc) return cphil_err(CPHIL_E_NOMEM, "out of memory for the input layer");
+        const int8_t *q = t.data;
+        for (int h = 0; h < H0; h++)
+            for (int c = 0; c < nc; c++) qc[(size_t)h * nc + c] = q[(size_t)h * E + c];
+        if (nc > 0) {
+            s = cphil_pmat_pack_i8(&m->in_cont, H0, nc, qc, t.scale, m->in_b);
+            m->in_cont.act_scale = t.act_scale > 0.f ? t.act_scale : 0.f;
+        }
+    } else {
+        w = cphil_alloc(sizeof(float) * (size_t)H0 * E);
+        wc = cphil_alloc(sizeof(float) * (size_t)H0 * (nc ? nc : 1));
+        if (!w || !wc) {
+            s = cphil_err(CPHIL_E_NOMEM, "out of memory for the input layer");
+            goto out;
+        }
+        for (size_t i = 0; i < (size_t)H0 * E; i++)
+            w[i] = t.dtype == INFER_F32 ? ((const float *)t.data)[i] : infer_bf16_to_f32(((const uint16_t *)t.data)[i]);
+        for (int h = 0; h < H0; h++)
+            for (int c = 0; c < nc; c++) wc[(size_t)h * nc + c] = w[(size_t)h * E + c];
+        if (nc > 0) s = cphil_pmat_pack(&m->in_cont, H0, nc, wc, m->in_b, m->prec);
     }
-    for (int h = 0; h < H0; h++)
-        for (int c = 0; c < nc; c++) wc[(size_t)h * nc + c] = w[(size_t)h * E + c];
-    if (nc > 0) s = cphil_pmat_pack(&m->in_cont, H0, nc, wc, m->in_b, m->prec);
-    cphil_free(wc);
     if (s) goto out;
     if (nc > 0) {
         m->in_cont.id = m->n_mats;
@@ -245,13 +266,19 @@ static cphil_status input_layer(build_ctx *b) {
         if (m->in_cont.kp > m->max_kp) m->max_kp = m->in_cont.kp;
     }
     if (E > nc) {
-        cphil_wtype wt = m->prec == INFER_F32 ? CPHIL_W_F32 : m->prec == INFER_BF16 ? CPHIL_W_BF16 : CPHIL_W_I8;
-        if ((s = cphil_gtable_init(&m->in_tab, wt, w, H0, E, nc, E - nc))) goto out;
+        if (i8) s = cphil_gtable_init_i8(&m->in_tab, t.data, t.scale, H0, E, nc, E - nc);
+        else {
+            cphil_wtype wt = m->prec == INFER_F32 ? CPHIL_W_F32 : m->prec == INFER_BF16 ? CPHIL_W_BF16 : CPHIL_W_I8;
+            s = cphil_gtable_init(&m->in_tab, wt, w, H0, E, nc, E - nc);
+        }
+        if (s) goto out;
         m->has_tab = true;
         m->bytes += m->in_tab.bytes;
     }
 out:
     cphil_free(w);
+    cphil_free(wc);
+    cphil_free(qc);
     return s;
 }
 
@@ -276,6 +303,10 @@ static cphil_status check_spec(const cphil_infer_spec *sp) {
     if (sp->backbone == CPHIL_BACKBONE_ATTENTION &&
         (sp->heads < 1 || sp->hidden % sp->heads || (sp->hidden / sp->heads) % 2))
         return cphil_err(CPHIL_E_MISMATCH, "attention: hidden %d must split into %d heads of even size", sp->hidden, sp->heads);
+    if (sp->backbone == CPHIL_BACKBONE_ATTENTION && sp->hidden / sp->heads > INFER_MAX_HEAD_DIM)
+        return cphil_err(CPHIL_E_MISMATCH,
+                         "attention: heads of %d values (hidden %d / %d heads) are over the engine's %d "
+                         "(use more heads)", sp->hidden / sp->heads, sp->hidden, sp->heads, INFER_MAX_HEAD_DIM);
     return CPHIL_OK;
 }
 
@@ -524,8 +555,19 @@ struct cphil_infer_state {
     float *ring_x0;      /* [W][H0] input-layer outputs (window mode) */
     float *ring_pre;     /* [W][P] first layer's frame-local product */
     const float **seq_x0, **seq_pre; /* [W] pointers in window order */
-    float *A, *B, *C, *D2; /* [W][wmax] sequence buffers */
+    float *A, *B, *C, *D2; /* [W + 1][wmax] window mode's sequence buffers (rows wmax apart) */
     int wmax;
+    /* stream-step scratch, one frame: each allocated in state_open with the size of what it
+     * holds (no shared offsets into a bigger buffer: a new piece gets its own buffer) */
+    float *st_x;         /* [H] residual stream between layers (Mamba, attention) */
+    float *st_u;         /* [H] a layer's normed input (Mamba RMSNorm, attention ln1/ln2) */
+    float *st_proj;      /* a layer's input product: LSTM [4H] / GRU [3H] gates of layers > 0,
+                          * Mamba in_proj [2I], attention qkv [3H] */
+    float *st_xc;        /* Mamba [I]: causal conv + SiLU output */
+    float *st_dbl;       /* Mamba [R + 2N]: x_proj output (dt rank R, then B[N], C[N]) */
+    float *st_dt;        /* Mamba [I]: dt_proj output (the scan applies the softplus) */
+    float *st_o;         /* attention [H]: the heads' outputs */
+    float *st_ffn;       /* attention [4H]: the FFN's hidden layer */
     float *x0;           /* [H0p] the current frame's input layer */
     float *feat;         /* [max(Hb, H0, I...)] */
     float *hbuf, *cbuf;  /* stream: [L][H] recurrent state; Mamba: conv ring, SSM state */
@@ -593,6 +635,29 @@ cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode
     ALLOC(s->D2, (Wz + 1) * wmax);
     ALLOC(s->x0, m->H0p);
     ALLOC(s->feat, wmax);
+    if (mode == CPHIL_INFER_STREAM) {
+        const int I = m->I, R = m->R, N = sp->state;
+        switch (sp->backbone) {
+        case CPHIL_BACKBONE_LSTM:
+        case CPHIL_BACKBONE_GRU: ALLOC(s->st_proj, (size_t)s->P); break;
+        case CPHIL_BACKBONE_MAMBA:
+            ALLOC(s->st_x, (size_t)H);
+            ALLOC(s->st_u, (size_t)H);
+            ALLOC(s->st_proj, 2 * (size_t)I);
+            ALLOC(s->st_xc, (size_t)I);
+            ALLOC(s->st_dbl, (size_t)R + 2 * (size_t)N);
+            ALLOC(s->st_dt, (size_t)I);
+            break;
+        case CPHIL_BACKBONE_ATTENTION:
+            ALLOC(s->st_x, (size_t)H);
+            ALLOC(s->st_u, (size_t)H);
+            ALLOC(s->st_proj, 3 * (size_t)H);
+            ALLOC(s->st_o, (size_t)H);
+            ALLOC(s->st_ffn, 4 * (size_t)H);
+            break;
+        default: break;
+        }
+    }
     ALLOC(s->hbuf, (size_t)L * H + 16);
     ALLOC(s->cbuf, (size_t)L * H + 16);
     if (sp->backbone == CPHIL_BACKBONE_MAMBA) {
@@ -638,6 +703,14 @@ void cphil_infer_state_close(cphil_infer_state *s) {
     cphil_free(s->D2);
     cphil_free(s->x0);
     cphil_free(s->feat);
+    cphil_free(s->st_x);
+    cphil_free(s->st_u);
+    cphil_free(s->st_proj);
+    cphil_free(s->st_xc);
+    cphil_free(s->st_dbl);
+    cphil_free(s->st_dt);
+    cphil_free(s->st_o);
+    cphil_free(s->st_ffn);
     cphil_free(s->hbuf);
     cphil_free(s->cbuf);
     cphil_free(s->conv_ring);
@@ -829,8 +902,8 @@ static void mamba_stream(cphil_infer_state *s, const float *x0, const float *pre
     const cphil_infer_model *m = s->m;
     const cphil_infer_spec *sp = &m->spec;
     const int H = sp->hidden, I = m->I, R = m->R, N = sp->state, K = sp->conv, L = sp->layers;
-    float *x = s->A, *u = s->B, *xzb = s->C, *dbl = s->D2, *xc = s->C + 2 * I, *dt = s->D2 + 64 + R + 2 * N;
-    float *y = s->feat;
+    float *x = s->st_x, *u = s->st_u, *xzb = s->st_proj, *xc = s->st_xc, *dbl = s->st_dbl, *dt = s->st_dt;
+    float *y = s->feat; /* [I] of wmax >= 2I: the last layer's gated output, then the features */
     const float *tap[64];
     memcpy(x, x0, sizeof(float) * (size_t)H);
     const int Km1 = K > 1 ? K - 1 : 1;
@@ -933,11 +1006,10 @@ static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0
     const cphil_infer_model *m = s->m;
     const cphil_infer_spec *sp = &m->spec;
     const int H = sp->hidden, L = sp->layers, nh = sp->heads, dh = H / nh, W = s->W, Wp = s->wp;
-    const int wm = s->wmax;
     const float scale = 1.f / sqrtf((float)dh);
-    float *x = s->A, *u = s->B, *qkv = s->C, *o = s->D2, *F = s->D2 + wm;
-    float cs[2048], sn[2048];
-    for (int i = 0; i < dh / 2 && i < 2048; i++) {
+    float *x = s->st_x, *u = s->st_u, *qkv = s->st_proj, *o = s->st_o, *F = s->st_ffn;
+    float cs[INFER_MAX_HEAD_DIM / 2], sn[INFER_MAX_HEAD_DIM / 2]; /* dh <= INFER_MAX_HEAD_DIM: check_spec */
+    for (int i = 0; i < dh / 2; i++) {
         cs[i] = (float)s->rot[2 * i];
         sn[i] = (float)s->rot[2 * i + 1];
     }
@@ -1001,7 +1073,7 @@ static void rnn_window(cphil_infer_state *s, int T) {
 static void rnn_stream(cphil_infer_state *s, const float *pre0) {
     const cphil_infer_model *m = s->m;
     const int H = m->spec.hidden, L = m->spec.layers;
-    float *gin = s->D2;
+    float *gin = s->st_proj;
     for (int l = 0; l < L; l++) {
         float *h = s->hbuf + (size_t)l * H, *c = s->cbuf + (size_t)l * H;
         const float *pre = pre0;
@@ -1102,10 +1174,41 @@ cphil_status cphil_infer_step(cphil_infer_state *s, const float *cont, const int
     return CPHIL_OK;
 }
 
+cphil_status cphil_infer_correct(cphil_infer_state *s, int back, const float *cont, const int32_t *ids, float *logits) {
+    const cphil_infer_model *m = s->m;
+    const int W = s->W, H0p = m->H0p, P = s->P;
+    if (s->mode != CPHIL_INFER_WINDOW && m->spec.backbone != CPHIL_BACKBONE_MLP)
+        return cphil_err(CPHIL_E_ARG, "a stream-mode state cannot correct a frame it has consumed");
+    int64_t held = s->t < W ? s->t : W;
+    if (back < 0 || back >= held)
+        return cphil_err(CPHIL_E_ARG, "frame %d steps back is not in the window (%lld frames held)", back, (long long)held);
+    cphil_status st = check_frame(m, cont, ids);
+    if (st) return st;
+    int slot = ((s->head - back) % W + W) % W;
+    float *x0 = s->ring_x0 + (size_t)slot * H0p;
+    input_forward(s, cont, ids, x0);
+    if (P) first_layer_pre(s, x0, s->ring_pre + (size_t)slot * P);
+    if (back == s->t - 1) /* the game's first frame (slot 0): the padding slots t..W-1 copy it */
+        for (int j = (int)s->t; j < W; j++) {
+            memcpy(s->ring_x0 + (size_t)j * H0p, x0, sizeof(float) * (size_t)H0p);
+            if (P) memcpy(s->ring_pre + (size_t)j * P, s->ring_pre + (size_t)slot * P, sizeof(float) * (size_t)P);
+        }
+    /* seq_x0 / seq_pre still point at the ring in window order (set by the last step) */
+    seq_forward(s, W);
+    heads_forward(s, s->feat, logits);
+    return CPHIL_OK;
+}
+
+int64_t cphil_infer_state_frames(const cphil_infer_state *s) { return s->t; }
+
 cphil_status cphil_infer_run_sequence(cphil_infer_state *s, int T, const float *cont, const int32_t *ids,
                                       float *logits) {
     const cphil_infer_model *m = s->m;
     const cphil_infer_spec *sp = &m->spec;
+    /* window mode only: the sequence runs in the scratch that stream mode carries its state in
+     * (h, c, the SSM state) and restarts the frame count, which would corrupt a stream */
+    if (s->mode != CPHIL_INFER_WINDOW)
+        return cphil_err(CPHIL_E_ARG, "cphil_infer_run_sequence needs a window-mode state (this one streams)");
     if (T < 1 || T > s->W) return cphil_err(CPHIL_E_ARG, "sequence of %d frames (window %d)", T, s->W);
     for (int t = 0; t < T; t++) {
         cphil_status st = check_frame(m, cont + (size_t)t * sp->n_cont, ids + (size_t)t * sp->n_ids);

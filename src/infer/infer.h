@@ -39,6 +39,9 @@
 #define INFER_MAX_MLP CPHIL_MAX_MLP_LAYERS
 #define INFER_N_HEADS CPHIL_N_HEADS
 #define INFER_N_LOGITS CPHIL_N_LOGITS /* 8 + 4 x 17 + 5 */
+/* The widest attention head the engine accepts (hidden / heads): a stream step keeps the head's
+ * RoPE angles on its stack (8 KB x 2 at the bound); model build refuses wider heads. */
+#define INFER_MAX_HEAD_DIM 4096
 
 typedef struct cphil_infer_spec {
     cphil_backbone backbone;
@@ -101,13 +104,24 @@ void cphil_infer_state_reset(cphil_infer_state *s);
 /* One frame: cont[n_cont], ids[n_ids] (absolute dense columns, checked: an id outside
  * [n_cont, E) is CPHIL_E_ARG); writes the 81 logits (heads in order). Allocates nothing. */
 cphil_status cphil_infer_step(cphil_infer_state *s, const float *cont, const int32_t *ids, float *logits);
+/* Window mode: replace the frame `back` steps before the newest (0 = the newest) with a
+ * corrected copy (a rollback re-send) and recompute the window: writes the newest position's
+ * logits, as if that frame had first arrived corrected. When it is the first frame of the game
+ * and the window is still padded, the padding copies are replaced too. Does not advance the
+ * state. CPHIL_E_ARG when back is outside the frames the window holds (0 .. min(frames, W) - 1)
+ * or the state is in stream mode (its carried state cannot be rewound). Allocates nothing. */
+cphil_status cphil_infer_correct(cphil_infer_state *s, int back, const float *cont, const int32_t *ids, float *logits);
+/* Frames stepped since the last reset. */
+int64_t cphil_infer_state_frames(const cphil_infer_state *s);
 /* Calibration: record per-matrix max |input| over steps into amax[n_mats] (NULL stops). */
 void cphil_infer_state_calibrate(cphil_infer_state *s, float *amax);
 /* The last step's backbone features (Hb floats), for tests. */
 const float *cphil_infer_state_features(const cphil_infer_state *s, int *n);
 
 /* Test hook: window mode over an explicit sequence (no ring, no padding, zero state): run
- * frames[0..T-1] and write the last position's logits. T <= window. Allocates nothing. */
+ * frames[0..T-1] and write the last position's logits. T <= window. Allocates nothing. The
+ * state must be in window mode (a stream-mode state is refused with CPHIL_E_ARG and left as it
+ * was); afterwards the next step starts a new game. */
 cphil_status cphil_infer_run_sequence(cphil_infer_state *s, int T, const float *cont, const int32_t *ids,
                                       float *logits);
 

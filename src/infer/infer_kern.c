@@ -13,6 +13,10 @@
 /* ---- tier: the panel products' (src/kernels/cpu/panel.c), so products and elementwise work
  * always run on the same tier. ---------------------------------------------------------------- */
 infer_isa infer_isa_best(void) { return (infer_isa)cphil_pmat_isa_best(); }
+infer_isa infer_isa_default(void) {
+    cphil_isa d = cphil_isa_default(), b = cphil_pmat_isa_best();
+    return (infer_isa)(d < b ? d : b);
+}
 
 infer_isa infer_isa_set(infer_isa isa) {
     infer_isa best = infer_isa_best();

@@ -31,6 +31,8 @@ infer_isa infer_isa_get(void);
 infer_isa infer_isa_set(infer_isa isa);
 /* The best this CPU supports. */
 infer_isa infer_isa_best(void);
+/* The tier chosen at start (CPHIL_ISA, else the best): tests return to it after a loop over tiers. */
+infer_isa infer_isa_default(void);
 const char *infer_isa_name(infer_isa isa);
 
 /* Elementwise activations in place (the engine's gates, scans and mixers). _ref uses libm;

@@ -10,6 +10,12 @@
 #include <math.h>
 #include <string.h>
 
+/* The largest int8 weight or activation scale a file may hold. A trained policy's are far below
+ * 1 (scale = max|w| / 127); this bound keeps every dequantized weight (at most 127 x scale) and
+ * the products' sums finite, where a scale near FLT_MAX gave infinities that the packing then
+ * turned into NaN and out-of-range integers (issue 13, C9). */
+#define I8_MAX_SCALE 1e20f
+
 typedef struct pol_tensor {
     const char *name;   /* points into the st file (kept open) */
     infer_dtype dtype;  /* INFER_F32 (data = floats) or INFER_I8 (data = int8) */
@@ -66,16 +72,18 @@ static cphil_status load_tensors(cphil_infer_policy *p) {
             if (!t->scale) return cphil_err(CPHIL_E_NOMEM, "%s: out of memory", path);
             if ((s = cphil_st_to_f32(sc, t->scale, (size_t)rows, true))) return cphil_err_prefix(s, "%s: ", path);
             for (int64_t r = 0; r < rows; r++)
-                if (!(t->scale[r] > 0.f))
-                    return cphil_err(CPHIL_E_FORMAT, "%s: tensor '%s' scale %lld is %g (must be > 0)", path, sn, (long long)r,
-                                     (double)t->scale[r]);
+                if (!(t->scale[r] > 0.f && t->scale[r] <= I8_MAX_SCALE))
+                    return cphil_err(CPHIL_E_FORMAT, "%s: tensor '%s' scale %lld is %g (must be > 0 and <= %g)", path, sn,
+                                     (long long)r, (double)t->scale[r], (double)I8_MAX_SCALE);
             snprintf(sn, sizeof sn, "%s_act_scale", st->name);
             const cphil_st_tensor *as = cphil_st_find(p->f, sn);
             if (as) {
                 int64_t one = 1;
                 if ((s = cphil_st_expect(p->f, as, sn, 1, &one))) return s;
                 if ((s = cphil_st_to_f32(as, &t->act_scale, 1, true))) return cphil_err_prefix(s, "%s: ", path);
-                if (!(t->act_scale >= 0.f)) return cphil_err(CPHIL_E_FORMAT, "%s: '%s' is negative", path, sn);
+                if (!(t->act_scale >= 0.f && t->act_scale <= I8_MAX_SCALE))
+                    return cphil_err(CPHIL_E_FORMAT, "%s: '%s' is %g (must be >= 0 and <= %g)", path, sn,
+                                     (double)t->act_scale, (double)I8_MAX_SCALE);
                 if (t->act_scale > 0.f) p->is_static = true;
             }
             p->prec = INFER_I8;

@@ -16,18 +16,15 @@ static inline float round_q(float v) {
 }
 
 /* ---- gather-add ------------------------------------------------------------------------ */
-cphil_status cphil_gtable_init(cphil_gtable *t, cphil_wtype type, const float *W, int out, int ldw,
-                               int col0, int ncols) {
-    memset(t, 0, sizeof *t);
+static cphil_status check_shape(int out, int ldw, int col0, int ncols) {
     if (out < 1 || ncols < 1 || col0 < 0 || out > (1 << 20) || ncols > (1 << 24) || ldw < col0 + ncols)
         return cphil_err(CPHIL_E_ARG, "gather table: bad shape (out %d, columns %d..%d, ldw %d)", out, col0,
                          col0 + ncols, ldw);
-    if (type != CPHIL_W_F32 && type != CPHIL_W_BF16 && type != CPHIL_W_I8)
-        return cphil_err(CPHIL_E_ARG, "gather table: unknown type %d", (int)type);
-    for (int o = 0; o < out; o++)
-        for (int c = 0; c < ncols; c++)
-            if (!isfinite(W[(size_t)o * ldw + col0 + c]))
-                return cphil_err(CPHIL_E_NUMERIC, "gather table: W[%d][%d] is not finite", o, col0 + c);
+    return CPHIL_OK;
+}
+
+/* shape fields and zeroed storage */
+static cphil_status table_alloc(cphil_gtable *t, cphil_wtype type, int out, int col0, int ncols) {
     t->type = type;
     t->rows = ncols;
     t->width = out;
@@ -44,6 +41,21 @@ cphil_status cphil_gtable_init(cphil_gtable *t, cphil_wtype type, const float *W
         cphil_gtable_free(t);
         return cphil_err(CPHIL_E_NOMEM, "gather table: out of memory");
     }
+    return CPHIL_OK;
+}
+
+cphil_status cphil_gtable_init(cphil_gtable *t, cphil_wtype type, const float *W, int out, int ldw,
+                               int col0, int ncols) {
+    memset(t, 0, sizeof *t);
+    cphil_status s = check_shape(out, ldw, col0, ncols);
+    if (s) return s;
+    if (type != CPHIL_W_F32 && type != CPHIL_W_BF16 && type != CPHIL_W_I8)
+        return cphil_err(CPHIL_E_ARG, "gather table: unknown type %d", (int)type);
+    for (int o = 0; o < out; o++)
+        for (int c = 0; c < ncols; c++)
+            if (!isfinite(W[(size_t)o * ldw + col0 + c]))
+                return cphil_err(CPHIL_E_NUMERIC, "gather table: W[%d][%d] is not finite", o, col0 + c);
+    if ((s = table_alloc(t, type, out, col0, ncols))) return s;
     for (int o = 0; o < out; o++) {
         const float *w = &W[(size_t)o * ldw + col0];
         float inv = 1.0f;
@@ -62,6 +74,25 @@ cphil_status cphil_gtable_init(cphil_gtable *t, cphil_wtype type, const float *W
                 r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
                 ((int8_t *)t->data)[i] = (int8_t)round_q(r);
             }
+        }
+    }
+    return CPHIL_OK;
+}
+
+cphil_status cphil_gtable_init_i8(cphil_gtable *t, const int8_t *Q, const float *scale, int out, int ldw,
+                                  int col0, int ncols) {
+    memset(t, 0, sizeof *t);
+    cphil_status s = check_shape(out, ldw, col0, ncols);
+    if (s) return s;
+    for (int o = 0; o < out; o++)
+        if (!(isfinite(scale[o]) && scale[o] > 0.f))
+            return cphil_err(CPHIL_E_NUMERIC, "gather table: scale %d is %g (must be finite and > 0)", o, (double)scale[o]);
+    if ((s = table_alloc(t, CPHIL_W_I8, out, col0, ncols))) return s;
+    for (int o = 0; o < out; o++) {
+        t->scale[o] = scale[o];
+        for (int c = 0; c < ncols; c++) {
+            int8_t v = Q[(size_t)o * ldw + col0 + c];
+            ((int8_t *)t->data)[(size_t)c * t->ld + o] = v == -128 ? -127 : v;
         }
     }
     return CPHIL_OK;

@@ -20,6 +20,7 @@ typedef struct cpu_feat {
 static cpu_feat g_feat;
 static atomic_int g_state = 0; /* 0: not initialised, 1: done */
 static _Atomic int g_active = CPHIL_ISA_SCALAR;
+static _Atomic int g_default = CPHIL_ISA_SCALAR; /* the start-up choice (CPHIL_ISA or the best) */
 static char g_describe[256];
 
 static void detect(cpu_feat *f) {
@@ -111,6 +112,7 @@ static cphil_status init_once(void) {
         isa = want;
     }
 done:
+    atomic_store(&g_default, (int)isa);
     atomic_store(&g_active, (int)isa);
     atomic_store(&g_state, 1);
     return st;
@@ -138,6 +140,11 @@ cphil_status cphil_isa_set(cphil_isa isa) {
 cphil_isa cphil_isa_active(void) {
     ensure_init();
     return (cphil_isa)atomic_load_explicit(&g_active, memory_order_relaxed);
+}
+
+cphil_isa cphil_isa_default(void) {
+    ensure_init();
+    return (cphil_isa)atomic_load_explicit(&g_default, memory_order_relaxed);
 }
 
 cphil_isa cphil_isa_best(void) {

@@ -38,6 +38,7 @@ cphil_status cphil_isa_init(void);
 cphil_status cphil_isa_set(cphil_isa isa);
 cphil_isa cphil_isa_active(void);     /* the tier kernels use now */
 cphil_isa cphil_isa_best(void);       /* the best tier this CPU supports */
+cphil_isa cphil_isa_default(void);    /* the tier chosen at start: CPHIL_ISA, else the best */
 bool cphil_isa_supported(cphil_isa isa);
 bool cphil_cpu_has_bf16(void);        /* AVX512_BF16 (vdpbf16ps) */
 bool cphil_cpu_has_vnni(void);        /* AVX512_VNNI */
@@ -103,6 +104,11 @@ typedef struct cphil_gtable {
 } cphil_gtable;
 cphil_status cphil_gtable_init(cphil_gtable *t, cphil_wtype type, const float *W, int out, int ldw,
                                int col0, int ncols);
+/* The same table from already-quantized int8 weights Q[out][ldw] with their per-output scales
+ * (an int8 policy file's): the values are kept as they are (-128 becomes -127, the symmetric
+ * range), not quantized a second time. CPHIL_E_NUMERIC for a scale that is not finite and > 0. */
+cphil_status cphil_gtable_init_i8(cphil_gtable *t, const int8_t *Q, const float *scale, int out, int ldw,
+                                  int col0, int ncols);
 void cphil_gtable_free(cphil_gtable *t);
 /* y[o] = y[o] + (T[ids[0]-col0][o] + T[ids[1]-col0][o] + ...) summed in id order, for o < width
  * (f32 sums of the f32/bf16 values; int8: the int32 sum of q times scale[o]). Ids outside

@@ -81,7 +81,14 @@ cphil_status cphil_pmat_pack(cphil_pmat *m, int rows, int cols, const float *w, 
         } else {
             float amax = 0.f;
             for (int k = 0; k < cols; k++) amax = fmaxf(amax, fabsf(wr[k]));
-            float sc = amax > 0.f ? amax / 127.f : 1.f;
+            for (int k = 0; k < cols; k++) /* fmaxf skips NaN: test every value */
+                if (!isfinite(wr[k])) {
+                    cphil_pmat_free(m);
+                    return cphil_err(CPHIL_E_NUMERIC, "packing a %dx%d int8 matrix: weight [%d][%d] is %g", rows, cols, r,
+                                     k, (double)wr[k]);
+                }
+            /* a row of only subnormals can give amax / 127 == 0: scale 1 (its values quantize to 0) */
+            float sc = amax / 127.f > 0.f ? amax / 127.f : 1.f;
             int8_t *d = m->w;
             int32_t sum = 0;
             for (int k = 0; k < cols; k++) {

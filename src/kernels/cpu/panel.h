@@ -50,7 +50,8 @@ typedef struct cphil_pmat {
 } cphil_pmat;
 
 /* Pack a row-major weight w[rows][cols] (f32) into m with dtype; bias may be NULL. For CPHIL_W_I8
- * the per-row scales are max|w_r|/127. Returns CPHIL_E_NOMEM on allocation failure. */
+ * the per-row scales are max|w_r|/127 and a weight that is not finite is CPHIL_E_NUMERIC (m
+ * left empty). Returns CPHIL_E_NOMEM on allocation failure. */
 cphil_status cphil_pmat_pack(cphil_pmat *m, int rows, int cols, const float *w, const float *bias,
                              cphil_wtype dtype);
 /* Pack already-quantized int8 weights q[rows][cols] with their per-row scales. */
