@@ -68,10 +68,14 @@ int cmd_predict(int argc, char **argv) {
         *dst = v;
         i++;
     }
-    if (!policy || !output || (!input == !replay)) {
-        cli_error("predict: --policy, --output and one of --input X.npy or --replay R are required (cphil predict --help)");
+    if (!cli_require("predict", "--policy", policy != NULL, "--output", output != NULL, "--input X.npy or --replay R",
+                     input || replay, (char *)NULL))
+        return CLI_EXIT_USAGE;
+    if (input && replay) {
+        cli_error("predict: give one of --input and --replay, not both");
         return CLI_EXIT_USAGE;
     }
+    if (!cli_check_output("predict", "--output", output, false)) return CLI_EXIT_USAGE;
     if (int8 && strcmp(int8, "dynamic") && strcmp(int8, "static")) {
         cli_error("predict: --int8 '%s': use dynamic or static", int8);
         return CLI_EXIT_USAGE;
