@@ -25,16 +25,35 @@ async function main() {
   const x = readNpyF32(input);
   const [B, W, E] = x.shape;
   const perRun = perRunArg ? Number(perRunArg) : B;
-  const sess = await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1 });
-  const outs = {};
-  for (let s = 0; s < B; s += perRun) {
-    const n = Math.min(perRun, B - s);
-    const t = new ort.Tensor('float32', x.data.subarray(s * W * E, (s + n) * W * E), [n, W, E]);
-    const r = await sess.run({ state_sequence: t });
-    for (const k of sess.outputNames) {
-      if (!outs[k]) outs[k] = [];
-      outs[k].push(r[k]);
+  // CPHIL_ORT_PRECISE=1 sets session.x64quantprecision: on x86 CPUs without VNNI, ONNX Runtime's
+  // u8 x s8 products add pairs in 16-bit lanes that saturate; the option (ORT PR 12088) runs
+  // MatMulInteger as u8 x u8 instead, which does not (no effect with VNNI). It breaks QDQ graphs
+  // with per-channel weights in ORT 1.30 ("x_zero_point must be null or 1D"): dynamic graphs only.
+  // Graphs where it fails run again with ORT's defaults (a note on stderr says so).
+  async function runAll(extra) {
+    const sess = await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1, extra });
+    const outs = {};
+    for (let s = 0; s < B; s += perRun) {
+      const n = Math.min(perRun, B - s);
+      const t = new ort.Tensor('float32', x.data.subarray(s * W * E, (s + n) * W * E), [n, W, E]);
+      const r = await sess.run({ state_sequence: t });
+      for (const k of sess.outputNames) {
+        if (!outs[k]) outs[k] = [];
+        outs[k].push(r[k]);
+      }
     }
+    return outs;
+  }
+  let outs;
+  if (process.env.CPHIL_ORT_PRECISE === '1') {
+    try {
+      outs = await runAll({ session: { x64quantprecision: '1' } });
+    } catch (e) {
+      console.error('onnx_run: note: ' + path.basename(model) + ' fails with session.x64quantprecision; ORT defaults');
+      outs = await runAll({});
+    }
+  } else {
+    outs = await runAll({});
   }
   fs.mkdirSync(outdir, { recursive: true });
   const shapes = {};
