@@ -22,6 +22,7 @@ function readNpyF32(file) {
 
 async function main() {
   const [model, input, outdir, perRunArg] = process.argv.slice(2);
+  fs.mkdirSync(outdir, { recursive: true });
   const x = readNpyF32(input);
   const [B, W, E] = x.shape;
   const perRun = perRunArg ? Number(perRunArg) : B;
@@ -31,7 +32,12 @@ async function main() {
   // with per-channel weights in ORT 1.30 ("x_zero_point must be null or 1D"): dynamic graphs only.
   // Graphs where it fails run again with ORT's defaults (a note on stderr says so).
   async function runAll(extra) {
-    const sess = await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1, extra });
+    const opts = { intraOpNumThreads: 1, interOpNumThreads: 1, extra };
+    // CPHIL_ORT_NOOPT=1: no graph optimizations, so QDQ pairs are not fused into integer kernels
+    // (ORT then runs DequantizeLinear -> MatMul in float: the QDQ semantics without integer
+    // accumulation, hence without saturation)
+    if (process.env.CPHIL_ORT_NOOPT === '1') opts.graphOptimizationLevel = 'disabled';
+    const sess = await ort.InferenceSession.create(model, opts);
     const outs = {};
     for (let s = 0; s < B; s += perRun) {
       const n = Math.min(perRun, B - s);
@@ -44,10 +50,12 @@ async function main() {
     }
     return outs;
   }
-  let outs;
+  // OUTDIR/ort_mode says how ORT ran: noopt, x64quantprecision, or optimized (its defaults).
+  let outs, mode = process.env.CPHIL_ORT_NOOPT === '1' ? 'noopt' : 'optimized';
   if (process.env.CPHIL_ORT_PRECISE === '1') {
     try {
       outs = await runAll({ session: { x64quantprecision: '1' } });
+      mode = 'x64quantprecision';
     } catch (e) {
       console.error('onnx_run: note: ' + path.basename(model) + ' fails with session.x64quantprecision; ORT defaults');
       outs = await runAll({});
@@ -67,5 +75,6 @@ async function main() {
     shapes[k] = [B, C];
   }
   fs.writeFileSync(path.join(outdir, 'shapes.json'), JSON.stringify(shapes));
+  fs.writeFileSync(path.join(outdir, 'ort_mode'), mode + '\n');
 }
 main().catch(e => { console.error('onnx_run: ' + (e && e.message ? e.message : e)); process.exit(1); });
