@@ -478,8 +478,10 @@ typedef struct cphil_agent_params {
     float temperature;               /* > 0, default 1 */
     int deterministic;               /* default 0 */
     uint64_t seed;                   /* default 0 */
-    int port;                        /* controlled player index 0..3 (port 1 = 0), default 0 */
-    int opponent;                    /* player index, -1 (default): the lowest other player */
+    /* NOTE: 0-BASED PLAYER INDEXES, NOT PORTS. The CLI (--port, --player), Slippi and every message
+     * number ports 1..4; here port 1 is index 0 (index = port - 1), as in cphil_frame.ports[]. */
+    int port;                        /* controlled player INDEX 0..3 (port 1 = 0), default 0 */
+    int opponent;                    /* player INDEX 0..3, -1 (default): the lowest other player */
 } cphil_agent_params;
 
 /* The controller the agent decides for the next frame. */

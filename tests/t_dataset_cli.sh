@@ -27,7 +27,7 @@ rc=$?; [ $rc -eq 0 ] || [ $rc -eq 1 ] || { echo "alias run exited $rc"; exit 1; 
 "$BIN" dataset --replays "$d/r" --out "$d/c.ds" --val-splitt 0.1 2>&1 | grep -q "did you mean '--val-split'" || { echo "no did-you-mean"; exit 1; }
 mkdir -p "$d/empty"
 msg=$("$BIN" dataset --replays "$d/empty" --out "$d/e.ds" --quiet 2>&1); [ $? -eq 1 ] || { echo "empty folder should fail"; exit 1; }
-echo "$msg" | grep -q "no usable replay" || { echo "unclear message: $msg"; exit 1; }
+echo "$msg" | grep -q "no .slp replay in" || { echo "unclear message: $msg"; exit 1; }
 [ ! -e "$d/e.ds" ] || { echo "a failed build left an output file"; exit 1; }
 ls "$d" | grep -q tmp && { echo "scratch files left behind: $(ls "$d")"; exit 1; }
 exit 0

@@ -5,9 +5,9 @@
 # relative (f32) on random inputs, and so does an independent NumPy forward pass rebuilt from the
 # .npz export (tests/py/npz_forward.py); the int8 graphs (dynamic, and static QDQ calibrated on
 # the inputs) run in ONNX Runtime and their chosen actions agree with cphil's int8 engine
-# (`cphil predict --int8 dynamic|static`, same calibration) on >= 99% of decisions; the int8
+# (`cphil predict --int8 dynamic|static`, same calibration) on >= 98% of decisions, logits within 10% (tests/ort_int8.sh); the int8
 # files `cphil quantize` writes (dynamic and static) export as they are and ONNX Runtime agrees
-# with `cphil predict` on them (>= 99%); bad arguments are clear errors. Small models (E 24, H 16, W 6): seconds.
+# with `cphil predict` on them (the same bar); bad arguments are clear errors. Small models (E 24, H 16, W 6): seconds.
 set -u
 BIN=${CPHIL_BIN:-build/rel/cphil}
 T=${CPHIL_TEST_TMP:-build/rel/test-tmp}/export_onnx
@@ -17,6 +17,10 @@ rm -rf "$T"; mkdir -p "$T"
 [ -x "$PY" ] && $PY -c 'import numpy, onnx' 2>/dev/null || { echo "SKIP: needs /usr/bin/python3 with numpy and onnx (scripts/setup.sh --test)"; exit 77; }
 [ -d "$NODE_MOD" ] && command -v node >/dev/null || { echo "SKIP: needs node and tests/js/node_modules/onnxruntime-node (scripts/setup.sh --test)"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
+# The int8 graphs run in ORT as tests/ort_int8.sh says (the CPU's VNNI decides), which also sets
+# the agreement bar (98% and the largest logit error <= 10% of the row's largest logit; without
+# VNNI, for dynamic graphs ORT cannot run exactly, 90%).
+. tests/ort_int8.sh
 
 # Clear errors.
 out=$("$BIN" export --policy "$T/nope.safetensors" --format onnx --output "$T/x.onnx" 2>&1) && fail "missing policy accepted"
@@ -70,32 +74,33 @@ PYEOF
   $PY -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)" "$T/${bb}_qdq.onnx" || fail "$bb: onnx.checker (static)"
   "$BIN" predict --quiet --policy "$P" --input "$T/x64.npy" --int8 dynamic --output "$T/${bb}_cdyn.npz" || fail "$bb: predict --int8 dynamic"
   "$BIN" predict --quiet --policy "$P" --input "$T/x64.npy" --int8 static --calibration "$T/x64.npy" --output "$T/${bb}_cqdq.npz" || fail "$bb: predict --int8 static"
-  ORT_X64QUANTPRECISION=1 node tests/js/onnx_run.js "$T/${bb}_dyn.onnx" "$T/x64.npy" "$T/${bb}_dyn" 1 || fail "$bb: onnxruntime int8 dynamic"
-  node tests/js/onnx_run.js "$T/${bb}_qdq.onnx" "$T/x64.npy" "$T/${bb}_qdq" 1 || fail "$bb: onnxruntime int8 static"
-  $PY tests/py/compare.py "$T/${bb}_dyn" "$T/${bb}_cdyn.npz" --agree 0.99 --label "$bb int8-dynamic ORT vs cphil int8 engine" || fail "$bb: int8 dynamic agreement"
-  $PY tests/py/compare.py "$T/${bb}_qdq" "$T/${bb}_cqdq.npz" --agree 0.99 --label "$bb int8-static ORT vs cphil int8 engine" || fail "$bb: int8 static agreement"
+  ort_int8 "$T/${bb}_dyn.onnx" "$T/x64.npy" "$T/${bb}_dyn" dynamic || fail "$bb: onnxruntime int8 dynamic"
+  $PY tests/py/compare.py "$T/${bb}_dyn" "$T/${bb}_cdyn.npz" --agree $ORT_BAR --max-rel $ORT_MAXREL --label "$bb int8-dynamic ORT vs cphil int8 engine" || fail "$bb: int8 dynamic agreement"
+  ort_int8 "$T/${bb}_qdq.onnx" "$T/x64.npy" "$T/${bb}_qdq" static || fail "$bb: onnxruntime int8 static"
+  $PY tests/py/compare.py "$T/${bb}_qdq" "$T/${bb}_cqdq.npz" --agree $ORT_BAR --max-rel $ORT_MAXREL --label "$bb int8-static ORT vs cphil int8 engine" || fail "$bb: int8 static agreement"
 done
-# Real replay inputs: the windows of a replay, embedded as the agent does (cphil predict --replay),
-# on policies over the real embedding width.
+# Replay inputs: the windows of a replay, embedded as the agent does (cphil predict --replay),
+# on policies over the real embedding width. A real replay when the shared replays are there,
+# else a synthetic game (the same checks; the synthetic game exercises fewer embedding blocks).
+"$BIN" synth --games 3 --out "$T/games" --quiet >/dev/null || fail "synth"
 R=${CPHIL_REPLAYS:-../shared/replays}/exphil/fox_multishine.slp
-if [ -f "$R" ]; then
-  out=$("$BIN" predict --policy random:lstm:layout=default,hidden=16,window=6 --replay "$R" --port 3 --frames 0:10 --output "$T/p.npz" 2>&1) && fail "predict: empty port accepted"
-  out=$("$BIN" predict --policy random:lstm:layout=default,hidden=16,window=6 --replay "$R" --port 1 --frames 0:99999 --output "$T/p.npz" 2>&1) && fail "predict: frames past the end accepted"
-  echo "$out" | grep -q "outside the replay" || fail "predict frames message: $out"
-  for bb in mlp lstm gru mamba attention; do
-    P="random:$bb:layout=default,hidden=16,window=6,layers=2,state=4,heads=2,mlp=32x16,seed=4"
-    "$BIN" predict --quiet --policy "$P" --replay "$R" --port 1 --frames -123:40 --output "$T/${bb}_rp.npz" || fail "$bb: predict --replay"
-    "$BIN" export --quiet --policy "$P" --format onnx --output "$T/${bb}_rp.onnx" || fail "$bb: onnx (replay width)"
-    $PY -c "import numpy as np; np.save('$T/rp_x.npy', np.load('$T/${bb}_rp.npz')['state_sequence'])"
-    node tests/js/onnx_run.js "$T/${bb}_rp.onnx" "$T/rp_x.npy" "$T/${bb}_rp_ort" || fail "$bb: onnxruntime on replay windows"
-    $PY tests/py/compare.py "$T/${bb}_rp_ort" "$T/${bb}_rp.npz" --label "$bb f32 ORT vs cphil predict, replay windows" || fail "$bb: replay mismatch"
-  done
-else
-  echo "note: $R missing, real-replay comparisons not run"
+if [ ! -f "$R" ]; then
+  echo "note: $R missing: the replay-window comparisons run on a synthetic game"
+  R="$T/games/synth_0001.slp"
 fi
+out=$("$BIN" predict --policy random:lstm:layout=default,hidden=16,window=6 --replay "$R" --port 3 --frames 0:10 --output "$T/p.npz" 2>&1) && fail "predict: empty port accepted"
+out=$("$BIN" predict --policy random:lstm:layout=default,hidden=16,window=6 --replay "$R" --port 1 --frames 0:99999 --output "$T/p.npz" 2>&1) && fail "predict: frames past the end accepted"
+echo "$out" | grep -q "outside the replay" || fail "predict frames message: $out"
+for bb in mlp lstm gru mamba attention; do
+  P="random:$bb:layout=default,hidden=16,window=6,layers=2,state=4,heads=2,mlp=32x16,seed=4"
+  "$BIN" predict --quiet --policy "$P" --replay "$R" --port 1 --frames -123:40 --output "$T/${bb}_rp.npz" || fail "$bb: predict --replay"
+  "$BIN" export --quiet --policy "$P" --format onnx --output "$T/${bb}_rp.onnx" || fail "$bb: onnx (replay width)"
+  $PY -c "import numpy as np; np.save('$T/rp_x.npy', np.load('$T/${bb}_rp.npz')['state_sequence'])"
+  node tests/js/onnx_run.js "$T/${bb}_rp.onnx" "$T/rp_x.npy" "$T/${bb}_rp_ort" || fail "$bb: onnxruntime on replay windows"
+  $PY tests/py/compare.py "$T/${bb}_rp_ort" "$T/${bb}_rp.npz" --label "$bb f32 ORT vs cphil predict, replay windows" || fail "$bb: replay mismatch"
+done
 # Files `cphil quantize` wrote (its own int8 weights and activation mode, static scales calibrated
 # on synthetic games): exported without --int8, and run by `cphil predict` without --int8.
-"$BIN" synth --games 3 --out "$T/games" >/dev/null || fail "synth"
 X=""
 for bb in mlp lstm gru mamba attention; do
   P="random:$bb:layout=default,hidden=16,window=6,layers=2,state=4,heads=2,mlp=32x16,seed=5"
@@ -111,9 +116,8 @@ for bb in mlp lstm gru mamba attention; do
     "$BIN" quantize --policy "$T/${bb}_f.safetensors" --mode $mode "${cal[@]}" --output "$Q" >/dev/null || fail "$bb: quantize $mode"
     "$BIN" export --quiet --policy "$Q" --format onnx --output "$T/${bb}_q_$mode.onnx" || fail "$bb: export of an int8 $mode file"
     "$BIN" predict --quiet --policy "$Q" --input "$X" --output "$T/${bb}_q_$mode.npz" || fail "$bb: predict on an int8 $mode file"
-    xq=0; [ $mode = dynamic ] && xq=1 # see tests/js/onnx_run.js: exact u8s8 products on CPUs without VNNI
-    ORT_X64QUANTPRECISION=$xq node tests/js/onnx_run.js "$T/${bb}_q_$mode.onnx" "$X" "$T/${bb}_q_${mode}_ort" 1 || fail "$bb: onnxruntime on the int8 $mode file's graph"
-    $PY tests/py/compare.py "$T/${bb}_q_${mode}_ort" "$T/${bb}_q_$mode.npz" --agree 0.99 --label "$bb quantized-file int8 $mode: ORT vs cphil predict" || fail "$bb: quantized $mode agreement"
+    ort_int8 "$T/${bb}_q_$mode.onnx" "$X" "$T/${bb}_q_${mode}_ort" $mode || fail "$bb: onnxruntime on the int8 $mode file's graph"
+    $PY tests/py/compare.py "$T/${bb}_q_${mode}_ort" "$T/${bb}_q_$mode.npz" --agree $ORT_BAR --max-rel $ORT_MAXREL --label "$bb quantized-file int8 $mode: ORT vs cphil predict" || fail "$bb: quantized $mode agreement"
   done
 done
 Q="$T/lstm_q_static.safetensors"

@@ -5,7 +5,7 @@
 set -u
 BIN=${CPHIL_BIN:-build/rel/cphil}
 R=${CPHIL_REPLAYS:-../shared/replays}
-[ -d "$R" ] || { echo "needs the shared replays at $R (set CPHIL_REPLAYS)"; exit 77; }
+[ -d "$R" ] || { echo "needs the shared replays at $R (set CPHIL_REPLAYS; t_inspect_synth.sh checks the same behaviour on synthetic games)"; exit 77; }
 PY=/usr/bin/python3
 [ -x "$PY" ] || { echo "needs /usr/bin/python3 to check the JSON"; exit 77; }
 T=${CPHIL_TEST_TMP:-/tmp}/t_inspect.$$

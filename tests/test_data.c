@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 static char g_dir[512];  /* the test folder of replays */
+static bool g_real;      /* built from the shared replays (else from synthetic games only) */
 
 static void copy_file(const char *from, const char *to) {
     uint8_t *d = NULL;
@@ -20,47 +21,100 @@ static void copy_file(const char *from, const char *to) {
     cphil_free(d);
 }
 
-/* A folder with 2 real replays (Kirby v Mario, Fox v Fox), 3 synthetic games, a duplicate, a
- * truncated replay, a non-replay and a doubles game. Built once. */
+static void write_synth(uint64_t seed, int index, const char *to, bool teams, size_t keep) {
+    cphil_synth_opts o = {seed, 1, 40};
+    uint8_t *s = NULL;
+    size_t sn = 0;
+    CPHIL_ASSERT(cphil_synth_game(&o, index, &s, &sn, NULL) == CPHIL_OK);
+    if (teams) {
+        /* the raw array starts at byte 15 ({U\3raw[$U#l + length); its first event is Event
+         * Payloads (0x35, size at [1]), then Game Start (0x36), whose byte 0x0D is "is teams" */
+        uint8_t *raw = s + 15;
+        CPHIL_ASSERT(raw[0] == 0x35);
+        uint8_t *gs = raw + 1 + raw[1];
+        CPHIL_ASSERT(gs[0] == 0x36);
+        gs[0x0D] = 1;
+    }
+    CPHIL_ASSERT(cphil_file_write_atomic(to, s, keep && keep < sn ? keep : sn) == CPHIL_OK);
+    cphil_free(s);
+}
+
+/* A folder of 9 files: game_a.slp and its duplicate sub/game_a_copy.slp, game_b.slp, a teams (or
+ * doubles) game, a truncated replay, a non-replay and 3 synthetic games: 5 usable. With the shared
+ * replays, game_a is Kirby v Mario, game_b a Fox ditto and doubles.slp a doubles game; without
+ * them (a fresh clone), all are synthetic games (doubles.slp: a synthetic game marked as teams),
+ * so the whole pipeline is tested either way. Built once. */
 static const char *make_folder(void) {
     if (g_dir[0]) return g_dir;
+    struct stat st;
+    const char *R = harness_replays_dir();
+    g_real = stat(R, &st) == 0 && S_ISDIR(st.st_mode);
     snprintf(g_dir, sizeof g_dir, "%s/data_replays", harness_tmpdir());
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s/sub'", g_dir, g_dir);
     CPHIL_ASSERT(system(cmd) == 0);
-    const char *R = harness_replays_dir();
     char a[700], b[700];
-    snprintf(a, sizeof a, "%s/slippi-js/consistencyTest/KirbyVMario-nB.slp", R);
-    snprintf(b, sizeof b, "%s/kirby_mario.slp", g_dir);
-    copy_file(a, b);
-    snprintf(b, sizeof b, "%s/sub/kirby_mario_copy.slp", g_dir); /* duplicate content */
-    copy_file(a, b);
-    snprintf(a, sizeof a, "%s/exphil/statestream/fox_ms_float.slp", R);
-    snprintf(b, sizeof b, "%s/fox_ms_float.slp", g_dir);
-    copy_file(a, b);
-    snprintf(a, sizeof a, "%s/slippi-js/doubles.slp", R);
-    snprintf(b, sizeof b, "%s/doubles.slp", g_dir);
-    copy_file(a, b);
-    /* damaged: the first 40 000 bytes of a replay; and text */
-    uint8_t *d = NULL;
-    size_t n = 0;
-    snprintf(a, sizeof a, "%s/exphil/statestream/fox_ms_frame1.slp", R);
-    CPHIL_ASSERT(cphil_file_read(a, (size_t)1 << 30, &d, &n) == CPHIL_OK);
-    snprintf(b, sizeof b, "%s/sub/truncated.slp", g_dir);
-    CPHIL_ASSERT(cphil_file_write_atomic(b, d, 40000) == CPHIL_OK);
-    cphil_free(d);
+    if (g_real) {
+        snprintf(a, sizeof a, "%s/slippi-js/consistencyTest/KirbyVMario-nB.slp", R);
+        snprintf(b, sizeof b, "%s/game_a.slp", g_dir);
+        copy_file(a, b);
+        snprintf(b, sizeof b, "%s/sub/game_a_copy.slp", g_dir); /* duplicate content */
+        copy_file(a, b);
+        snprintf(a, sizeof a, "%s/exphil/statestream/fox_ms_float.slp", R);
+        snprintf(b, sizeof b, "%s/game_b.slp", g_dir);
+        copy_file(a, b);
+        snprintf(a, sizeof a, "%s/slippi-js/doubles.slp", R);
+        snprintf(b, sizeof b, "%s/doubles.slp", g_dir);
+        copy_file(a, b);
+        /* damaged: the first 40 000 bytes of a replay */
+        uint8_t *d = NULL;
+        size_t n = 0;
+        snprintf(a, sizeof a, "%s/exphil/statestream/fox_ms_frame1.slp", R);
+        CPHIL_ASSERT(cphil_file_read(a, (size_t)1 << 30, &d, &n) == CPHIL_OK);
+        snprintf(b, sizeof b, "%s/sub/truncated.slp", g_dir);
+        CPHIL_ASSERT(cphil_file_write_atomic(b, d, 40000) == CPHIL_OK);
+        cphil_free(d);
+    } else {
+        fprintf(stdout, "note: no shared replays at '%s': the dataset folder is synthetic games only\n", R);
+        snprintf(b, sizeof b, "%s/game_a.slp", g_dir);
+        write_synth(23, 0, b, false, 0);
+        snprintf(b, sizeof b, "%s/sub/game_a_copy.slp", g_dir);
+        write_synth(23, 0, b, false, 0);
+        snprintf(b, sizeof b, "%s/game_b.slp", g_dir);
+        write_synth(23, 1, b, false, 0);
+        snprintf(b, sizeof b, "%s/doubles.slp", g_dir);
+        write_synth(23, 2, b, true, 0);
+        snprintf(b, sizeof b, "%s/sub/truncated.slp", g_dir);
+        write_synth(23, 3, b, false, 40000);
+    }
     snprintf(b, sizeof b, "%s/junk.slp", g_dir);
     CPHIL_ASSERT(cphil_file_write_atomic(b, "not a replay\n", 13) == CPHIL_OK);
-    cphil_synth_opts o = {11, 1, 40};
     for (int i = 0; i < 3; i++) {
-        uint8_t *s = NULL;
-        size_t sn = 0;
-        CPHIL_ASSERT(cphil_synth_game(&o, i, &s, &sn, NULL) == CPHIL_OK);
         snprintf(b, sizeof b, "%s/synth_%d.slp", g_dir, i);
-        CPHIL_ASSERT(cphil_file_write_atomic(b, s, sn) == CPHIL_OK);
-        cphil_free(s);
+        write_synth(11, i, b, false, 0);
     }
     return g_dir;
+}
+
+/* The five usable files and what their Game Start says (read here, apart from the builder). */
+static const char *const g_used[5] = {"game_a.slp", "game_b.slp", "synth_0.slp", "synth_1.slp", "synth_2.slp"};
+typedef struct game_head {
+    int stage, chars[2];
+} game_head;
+
+static void read_heads(game_head *h) {
+    for (int i = 0; i < 5; i++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/%s", make_folder(), g_used[i]);
+        cphil_replay *r = NULL;
+        CPHIL_ASSERT(cphil_slp_read_file(p, &r) == CPHIL_OK);
+        h[i].stage = r->game.stage;
+        int k = 0;
+        for (int q = 0; q < CPHIL_SLP_PORTS && k < 2; q++)
+            if (r->game.players[q].type != 3) h[i].chars[k++] = r->game.players[q].character;
+        CPHIL_ASSERT(k == 2);
+        cphil_replay_free(r);
+    }
 }
 
 static cphil_status build(const char *out, cphil_ds_build_opts *o, cphil_ds_build_report *rep) {
@@ -79,20 +133,19 @@ static const cphil_ds_file_report *find(const cphil_ds_build_report *rep, const 
 }
 
 TEST(build_skips_damaged_with_reason) {
-    NEED_REPLAYS();
     cphil_ds_build_opts o;
     cphil_ds_build_default_opts(&o);
     o.val_split = 0.0;
     cphil_ds_build_report rep;
     CHECK(build("all.ds", &o, &rep) == CPHIL_OK);
     CHECK_EQ_INT(rep.files_found, 9);
-    CHECK_EQ_INT(rep.files_used, 5); /* kirby_mario, fox_ms_float, 3 synth */
+    CHECK_EQ_INT(rep.files_used, 5); /* game_a, game_b, 3 synth */
     const cphil_ds_file_report *f = find(&rep, "sub/truncated.slp");
     CHECK(f && f->skip == CPHIL_DS_SKIP_DAMAGED && f->message && strstr(f->message, "truncated.slp"));
     f = find(&rep, "junk.slp");
     CHECK(f && f->skip == CPHIL_DS_SKIP_DAMAGED && f->message && f->message[0]);
-    f = find(&rep, "sub/kirby_mario_copy.slp");
-    CHECK(f && f->skip == CPHIL_DS_SKIP_DUPLICATE && strstr(f->message, "kirby_mario.slp"));
+    f = find(&rep, "sub/game_a_copy.slp");
+    CHECK(f && f->skip == CPHIL_DS_SKIP_DUPLICATE && strstr(f->message, "game_a.slp"));
     f = find(&rep, "doubles.slp");
     CHECK(f && f->skip == CPHIL_DS_SKIP_NOT_1V1);
     CHECK_EQ_INT(rep.skipped[CPHIL_DS_SKIP_DAMAGED], 2);
@@ -103,7 +156,6 @@ TEST(build_skips_damaged_with_reason) {
 /* The same options give the same bytes; the split is by file, its size round(n * v), and it
  * depends on the seed only. */
 TEST(build_deterministic_and_split) {
-    NEED_REPLAYS();
     cphil_ds_build_opts o;
     cphil_ds_build_default_opts(&o);
     o.val_split = 0.4;
@@ -155,18 +207,25 @@ TEST(build_deterministic_and_split) {
     cphil_ds_build_report_free(&r2);
 }
 
+/* Filters, with expectations from the files' own Game Start (read apart from the builder): with
+ * the shared replays game_a is Kirby v Mario on Battlefield and game_b a Fox ditto. */
 TEST(build_filters) {
-    NEED_REPLAYS();
     cphil_ds_build_opts o;
     cphil_ds_build_report rep;
     char p[600];
     cphil_dataset ds;
-    /* --character kirby: only the Kirby game */
+    game_head h[5];
+    read_heads(h);
+    if (g_real) CHECK(h[0].chars[0] == 4 && h[1].chars[0] == 2 && h[1].chars[1] == 2 && h[0].stage == 31);
+    /* --character C (game_a's first player's character): the games where C plays */
+    int c = h[0].chars[0], with_c = 0;
+    for (int i = 0; i < 5; i++) with_c += h[i].chars[0] == c || h[i].chars[1] == c;
     cphil_ds_build_default_opts(&o);
-    o.characters[o.n_characters++] = 4;
+    o.characters[o.n_characters++] = c;
     CHECK(build("f1.ds", &o, &rep) == CPHIL_OK);
-    CHECK_EQ_INT(rep.files_used, 1);
-    CHECK_EQ_INT(rep.skipped[CPHIL_DS_SKIP_CHARACTER], 4);
+    CHECK_EQ_INT(rep.files_used, with_c);
+    CHECK_EQ_INT(rep.skipped[CPHIL_DS_SKIP_CHARACTER], 5 - with_c);
+    if (g_real) CHECK_EQ_INT(with_c, 1); /* only the Kirby game */
     cphil_ds_build_report_free(&rep);
     /* --dual-port: two entries per game, ports 0 and 1, each the other's opponent */
     cphil_ds_build_default_opts(&o);
@@ -181,13 +240,16 @@ TEST(build_filters) {
     }
     cphil_dataset_close(&ds);
     cphil_ds_build_report_free(&rep);
-    /* --train-character fox: the Fox ditto gives two entries, other games none */
+    /* --train-character C (game_b's first player's; Fox with the shared replays): one entry per
+     * port playing C, other games none */
+    int tc = h[1].chars[0], ports_c = 0;
+    for (int i = 0; i < 5; i++) ports_c += (h[i].chars[0] == tc) + (h[i].chars[1] == tc);
     cphil_ds_build_default_opts(&o);
-    o.train_characters[o.n_train_characters++] = 2;
+    o.train_characters[o.n_train_characters++] = tc;
     CHECK(build("f3.ds", &o, &rep) == CPHIL_OK);
-    uint32_t fox_entries = rep.entries;
-    CHECK(fox_entries >= 2);
-    CHECK_EQ_INT(rep.char_entries[2], fox_entries);
+    CHECK_EQ_INT(rep.entries, ports_c);
+    CHECK(ports_c >= (g_real ? 2 : 1));
+    CHECK_EQ_INT(rep.char_entries[tc], ports_c);
     cphil_ds_build_report_free(&rep);
     /* --player 2 and --max-files 2 (first two usable files in path order) */
     cphil_ds_build_default_opts(&o);
@@ -197,18 +259,21 @@ TEST(build_filters) {
     CHECK_EQ_INT(rep.files_used, 2);
     snprintf(p, sizeof p, "%s/f4.ds", harness_tmpdir());
     CHECK(cphil_dataset_open(&ds, p, true) == CPHIL_OK);
-    CHECK_STR(cphil_dataset_entry_name(&ds, 0), "fox_ms_float.slp");
-    CHECK_STR(cphil_dataset_entry_name(&ds, 1), "kirby_mario.slp");
+    CHECK_STR(cphil_dataset_entry_name(&ds, 0), "game_a.slp");
+    CHECK_STR(cphil_dataset_entry_name(&ds, 1), "game_b.slp");
     CHECK_EQ_INT(ds.entries[0].port, 1);
     cphil_dataset_close(&ds);
     cphil_ds_build_report_free(&rep);
-    /* --stage: the Kirby game is on Battlefield (31) */
+    /* --stage S (game_a's; Battlefield with the shared replays): the games on S */
+    int sg = h[0].stage, on_s = 0;
+    for (int i = 0; i < 5; i++) on_s += h[i].stage == sg;
     cphil_ds_build_default_opts(&o);
-    o.stages[o.n_stages++] = 31;
+    o.stages[o.n_stages++] = sg;
     CHECK(build("f5.ds", &o, &rep) == CPHIL_OK);
-    for (uint32_t i = 0; i < rep.files_found; i++)
-        if (rep.files[i].skip == CPHIL_DS_USED) CHECK(rep.stage_files[31] >= 1);
-    CHECK_EQ_INT(rep.stage_files[32], 0);
+    CHECK_EQ_INT(rep.files_used, on_s);
+    CHECK_EQ_INT(rep.stage_files[sg], on_s);
+    for (int q = 0; q < 64; q++)
+        if (q != sg) CHECK_EQ_INT(rep.stage_files[q], 0);
     cphil_ds_build_report_free(&rep);
 }
 
@@ -246,7 +311,6 @@ static void s_frame(void *u, const cphil_replay *r, const cphil_frame *f) {
 }
 
 TEST(rows_equal_streamed_embedding) {
-    NEED_REPLAYS();
     cphil_ds_build_opts o;
     cphil_ds_build_default_opts(&o);
     o.dual_port = true;
@@ -282,7 +346,6 @@ TEST(rows_equal_streamed_embedding) {
 }
 
 TEST(cache_rejects_damage) {
-    NEED_REPLAYS();
     cphil_ds_build_opts o;
     cphil_ds_build_default_opts(&o);
     cphil_ds_build_report rep;
@@ -352,7 +415,6 @@ static int64_t row_of(const cphil_dataset *ds, uint32_t e, const float *cont) {
 }
 
 TEST(batcher_windows) {
-    NEED_REPLAYS();
     cphil_dataset ds;
     CHECK(open_ds(&ds));
     cphil_batcher_opts o;
@@ -425,7 +487,6 @@ TEST(batcher_windows) {
 /* TBPTT streams: each slot walks one entry in consecutive chunks; every pair of every entry of
  * the split is visited exactly once; reset marks the first chunk of an entry. */
 TEST(batcher_streams) {
-    NEED_REPLAYS();
     cphil_dataset ds;
     CHECK(open_ds(&ds));
     cphil_batcher_opts o;

@@ -139,10 +139,57 @@ static void topts(cphil_trainer_opts *o, const char *name, int epochs) {
     o->meta_json = "{\"test\":1}";
 }
 
+/* Accuracy on the 4 validation batches of the trained model, computed here from the logits (not
+ * from the trainer's report): per head (buttons: all 8 right at logit > 0; the others argmax) and
+ * of the whole action (all six heads right on the frame). */
+static void measure(const cphil_model *m, double acc[CPHIL_N_HEADS], double *action) {
+    cphil_model_ws *ws = NULL;
+    CPHIL_ASSERT(cphil_model_ws_create(m, TB, TT, &ws) == CPHIL_OK);
+    static syn_data d;
+    memset(&d, 0, sizeof d);
+    long right[CPHIL_N_HEADS] = {0}, all = 0, n = 0;
+    for (int k = 0; k < 4; k++) {
+        syn_fill(&d, 999, -1, k);
+        float w[TB * TT];
+        for (int i = 0; i < TB * TT; i++) w[i] = 1;
+        cphil_model_batch b = {TB, TT, d.cont, d.ids, d.btn, d.cls, w};
+        const float *lg = cphil_model_forward(m, ws, &b);
+        for (int i = 0; i < TB * TT; i++, n++) {
+            const float *z = lg + (size_t)i * CPHIL_N_LOGITS;
+            int ok[CPHIL_N_HEADS], every = 1;
+            ok[0] = 1;
+            for (int j = 0; j < 8; j++) ok[0] &= (z[j] > 0) == (d.btn[i * 8 + j] != 0);
+            for (int h = 1; h < CPHIL_N_HEADS; h++) {
+                const float *zh = z + cphil_head_offset[h];
+                int best = 0;
+                for (int c = 1; c < cphil_head_classes[h]; c++)
+                    if (zh[c] > zh[best]) best = c;
+                ok[h] = best == d.cls[i * 5 + h - 1];
+            }
+            for (int h = 0; h < CPHIL_N_HEADS; h++) {
+                right[h] += ok[h];
+                every &= ok[h];
+            }
+            all += every;
+        }
+    }
+    for (int h = 0; h < CPHIL_N_HEADS; h++) acc[h] = (double)right[h] / (double)n;
+    *action = (double)all / (double)n;
+    cphil_model_ws_free(ws);
+}
+
+/* Every head of every backbone is checked against its own threshold, and the whole action: the
+ * targets are exact functions of the inputs, so a model that learned the task gets them nearly
+ * all right. buttons: two thresholds of continuous inputs (frames near a threshold may miss);
+ * main_x, shoulder: functions of an id; main_y: a sign; c_y: a constant; c_x: the previous
+ * frame's id (temporal backbones only; the MLP, which sees one frame, must stay near chance,
+ * which shows the target needs history). */
 TEST(every_backbone_learns_the_synthetic_task) {
     static const cphil_backbone bbs[] = {CPHIL_BACKBONE_MLP, CPHIL_BACKBONE_LSTM, CPHIL_BACKBONE_GRU,
                                          CPHIL_BACKBONE_MAMBA, CPHIL_BACKBONE_ATTENTION};
+    static const double min_acc[CPHIL_N_HEADS] = {0.90, 0.97, 0.95, 0.85, 0.99, 0.95};
     for (size_t i = 0; i < CPHIL_ARRAY_LEN(bbs); i++) {
+        bool temporal = bbs[i] != CPHIL_BACKBONE_MLP;
         cphil_tr_policy *p = make(bbs[i], 1);
         CHECK_MSG(p != NULL, "%s", cphil_last_error());
         static syn_data d;
@@ -150,19 +197,34 @@ TEST(every_backbone_learns_the_synthetic_task) {
         cphil_trainer_opts o;
         char name[64];
         snprintf(name, sizeof name, "syn_%s", cphil_backbone_name(bbs[i]));
-        topts(&o, name, 12);
+        /* the recurrent backbones learn the button thresholds slowest (LSTM buttons 0.57 after
+         * 30 epochs, 0.95 after 60) */
+        bool recurrent = bbs[i] == CPHIL_BACKBONE_LSTM || bbs[i] == CPHIL_BACKBONE_GRU;
+        topts(&o, name, recurrent ? 60 : 30);
         o.lr = 1e-2;
         cphil_tr_result r;
         cphil_status s = cphil_train_run(&o, &cphil_tr_policy_ops, p, &SOPS, &d, NULL, &r);
         CHECK_MSG(s == CPHIL_OK, "%s: %s", name, cphil_last_error());
         const cphil_curve_row *last = &r.rows[r.epochs_done - 1];
-        printf("  %-10s val loss %.3f -> %.3f, acc buttons %.3f main_x %.3f main_y %.3f c_x %.3f shoulder %.3f\n",
-               cphil_backbone_name(bbs[i]), r.rows[0].val_loss, last->val_loss, last->acc[0], last->acc[1],
-               last->acc[2], last->acc[3], last->acc[5]);
+        double acc[CPHIL_N_HEADS], action;
+        measure(cphil_tr_policy_model(p), acc, &action);
+        printf("  %-10s val loss %.3f -> %.3f, acc", cphil_backbone_name(bbs[i]), r.rows[0].val_loss, last->val_loss);
+        for (int h = 0; h < CPHIL_N_HEADS; h++) printf(" %s %.3f", cphil_head_names[h], acc[h]);
+        printf(", action %.3f\n", action);
         CHECK_MSG(last->val_loss < 0.5 * r.rows[0].val_loss, "%s did not learn", name);
-        CHECK_MSG(last->acc[1] > 0.9 && last->acc[2] > 0.9, "%s: main stick not learned", name);
-        if (bbs[i] != CPHIL_BACKBONE_MLP) /* c_x is the previous frame's id: needs history */
-            CHECK_MSG(last->acc[3] > 0.8, "%s: did not use the previous frame (c_x acc %.3f)", name, last->acc[3]);
+        for (int h = 0; h < CPHIL_N_HEADS; h++) {
+            if (h == CPHIL_HEAD_C_X && !temporal) {
+                CHECK_MSG(acc[h] < 0.5, "%s: c_x (the previous frame's id) %.3f from one frame?", name, acc[h]);
+                continue;
+            }
+            CHECK_MSG(acc[h] >= min_acc[h], "%s: head %s accuracy %.3f < %.2f", name, cphil_head_names[h], acc[h],
+                      min_acc[h]);
+            /* the trainer's report agrees with the accuracy measured here */
+            CHECK_MSG(fabs(last->acc[h] - acc[h]) < 0.02, "%s: %s: the trainer reports %.3f, measured %.3f", name,
+                      cphil_head_names[h], last->acc[h], acc[h]);
+        }
+        CHECK_MSG(action >= (temporal ? 0.90 : 0.0), "%s: whole-action accuracy %.3f < 0.90", name, action);
+        if (!temporal) CHECK_MSG(action < 0.5, "%s: whole action %.3f without the previous frame?", name, action);
         cphil_tr_result_free(&r);
         cphil_tr_policy_free(p);
     }

@@ -25,5 +25,11 @@ const char *cli_nearest(const char *s, const char *const *valid);
 /* Parse helpers: return false and print an error naming the flag on a bad value. */
 bool cli_parse_int(const char *flag, const char *v, long long lo, long long hi, long long *out);
 bool cli_parse_double(const char *flag, const char *v, double lo, double hi, double *out);
+/* Required flags: pairs (const char *flag, int given) ending with a NULL flag. Prints
+ * "<cmd>: missing --a, --b (cphil <cmd> --help)" naming every flag not given and returns false. */
+bool cli_require(const char *cmd, ...);
+/* An output file path: refuses (printing why, false) a path ending in '/', an existing folder, or
+ * (unless the command makes it: makes_folder) a path whose folder does not exist, before any work. */
+bool cli_check_output(const char *cmd, const char *flag, const char *path, bool makes_folder);
 
 #endif

@@ -1,5 +1,5 @@
-/* cmd_bench.c — `cphil bench`: the seed's architecture table measured on this machine (one
- * core, pinned, after a warm-up): mlp, lstm, gru, mamba, attention at the seed's sizes with the
+/* cmd_bench.c — `cphil bench`: the default architecture table measured on this machine (one
+ * core, pinned, after a warm-up): mlp, lstm, gru, mamba, attention at the default sizes with the
  * default embedding, random weights, f32 / bf16 / int8, window and stream mode; parameters and
  * p50 / p99 microseconds per decision (input layer with its id gathers, backbone, heads and
  * sampling included). `--policy P` benches one policy file instead. The timing loop lives in
@@ -18,10 +18,11 @@ static void bench_usage(FILE *f) {
             "                   [--seconds S] [--cpu N] [--json]\n"
             "Measures decisions per frame: parameters, p50 and p99 microseconds per decision (input layer,\n"
             "backbone, heads and sampling), one thread pinned to one core, after a warm-up.\n"
-            "Without --policy: the seed's table (hidden 256, 2 layers, window 60, state 16, expand 2,\n"
-            "conv 4, 4 heads; MLP 512-512) with random weights and the default embedding.\n"
+            "Without --policy: the default architecture table, every backbone at the sizes cphil trains by\n"
+            "default (hidden 256, 2 layers, window 60, state 16, expand 2, conv 4, 4 heads; MLP 512-512;\n"
+            "the sizes of ExPhil, the project cphil reimplements), random weights, the default embedding.\n"
             "  --policy P      bench this policy file (int8 files run int8; f32 files run --precision)\n"
-            "  --backbone L    comma list of mlp,lstm,gru,mamba,attention (default all)\n"
+            "  --backbone L    comma list of mlp,lstm,gru,mamba,attention (default all; not with --policy)\n"
             "  --precision L   comma list of f32,bf16,int8 (default all)\n"
             "  --mode L        comma list of window,stream (default both)\n"
             "  --seconds S     measuring time per row (default 0.4)\n"
@@ -30,8 +31,42 @@ static void bench_usage(FILE *f) {
             "Timings are noisy on a shared machine; compare ratios measured in the same run.\n");
 }
 
+/* Every name in a comma list must be one of `valid` (a typo would silently bench nothing). */
+static bool check_list(const char *flag, const char *list, const char *const *valid) {
+    if (!list) return true;
+    const char *p = list;
+    for (;;) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        char item[64];
+        snprintf(item, sizeof item, "%.*s", (int)(len < 63 ? len : 63), p);
+        bool ok = false;
+        for (int i = 0; valid[i]; i++) ok |= len == strlen(valid[i]) && !strncmp(p, valid[i], len);
+        if (!ok) {
+            char all[128] = "";
+            for (int i = 0; valid[i]; i++) {
+                if (i) strncat(all, ",", sizeof all - strlen(all) - 1);
+                strncat(all, valid[i], sizeof all - strlen(all) - 1);
+            }
+            const char *near = cli_nearest(item, valid);
+            cli_error("bench: %s: '%s' is not one of %s%s%s%s", flag, item, all, near ? " (did you mean '" : "",
+                      near ? near : "", near ? "'?)" : "");
+            return false;
+        }
+        if (!c) return true;
+        p = c + 1;
+    }
+}
+
+typedef struct bench_out {
+    bool json;
+    int rows;
+} bench_out;
+
 static void print_row(void *user, const cphil_bench_row *w) {
-    bool json = *(bool *)user;
+    bench_out *o = user;
+    o->rows++;
+    bool json = o->json;
     const cphil_bench_result *r = &w->r;
     if (json)
         printf("{\"backbone\":\"%s\",\"precision\":\"%s\",\"mode\":\"%s\",\"params\":%lld,\"p50_us\":%.2f,"
@@ -78,6 +113,28 @@ int cmd_bench(int argc, char **argv) {
             return CLI_EXIT_USAGE;
         }
     }
+    static const char *const bb_names[] = {"mlp", "lstm", "gru", "mamba", "attention", NULL};
+    static const char *const pr_names[] = {"f32", "bf16", "int8", NULL};
+    static const char *const mode_names[] = {"window", "stream", NULL};
+    if (!check_list("--backbone", bbs, bb_names) || !check_list("--precision", precs, pr_names) ||
+        !check_list("--mode", modes, mode_names))
+        return CLI_EXIT_USAGE;
+    if (policy && bbs) {
+        cli_error("bench: --backbone picks rows of the default table; with --policy the file's backbone is benched");
+        return CLI_EXIT_USAGE;
+    }
+    /* open the policy before printing the table's header: an error is the only output */
+    cphil_infer_policy *p = NULL;
+    if (policy && cphil_infer_policy_open(policy, &p)) {
+        cli_error(NULL);
+        return CLI_EXIT_FAIL;
+    }
+    if (p && cphil_infer_policy_precision(p) == INFER_I8 && precs && !cphil_bench_in_list(precs, "int8")) {
+        cli_error("bench: %s is an int8 file (it runs int8 only); --precision %s selects nothing", policy, precs);
+        cphil_infer_policy_close(p);
+        return CLI_EXIT_USAGE;
+    }
+    bench_out out = {json, 0};
     cpu_set_t set;
     CPU_ZERO(&set);
     int c = cpu >= 0 ? (int)cpu : sched_getcpu();
@@ -90,16 +147,11 @@ int cmd_bench(int argc, char **argv) {
                "60fps", "headroom");
     }
     if (!policy) {
-        if (cphil_bench_table(bbs, precs, modes, seconds, print_row, &json)) {
+        if (cphil_bench_table(bbs, precs, modes, seconds, print_row, &out)) {
             cli_error(NULL);
             return CLI_EXIT_FAIL;
         }
         return CLI_EXIT_OK;
-    }
-    cphil_infer_policy *p = NULL;
-    if (cphil_infer_policy_open(policy, &p)) {
-        cli_error(NULL);
-        return CLI_EXIT_FAIL;
     }
     const cphil_infer_spec *sp = cphil_infer_policy_spec(p);
     int n_cont, n_ids, E, off[64], wid[64];
@@ -133,11 +185,15 @@ int cmd_bench(int argc, char **argv) {
                 rc = CLI_EXIT_FAIL;
                 break;
             }
-            print_row(&json, &row);
+            print_row(&out, &row);
         }
         cphil_infer_model_free(m);
     }
     cphil_bench_frames_free(&fr);
     cphil_infer_policy_close(p);
+    if (rc == CLI_EXIT_OK && !out.rows) {
+        cli_error("bench: --precision %s selects no precision this file runs", precs ? precs : "-");
+        rc = CLI_EXIT_USAGE;
+    }
     return rc;
 }

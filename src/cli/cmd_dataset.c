@@ -127,10 +127,9 @@ int cmd_dataset(int argc, char **argv) {
             return CLI_EXIT_USAGE;
         }
     }
-    if (!o.replays_dir || !o.out_path) {
-        cli_error("dataset: --replays DIR and --out PATH are required (cphil dataset --help)");
+    if (!cli_require("dataset", "--replays", o.replays_dir != NULL, "--out", o.out_path != NULL, (char *)NULL) ||
+        !cli_check_output("dataset", "--out", o.out_path, false))
         return CLI_EXIT_USAGE;
-    }
     if ((o.player > 0) + o.dual_port + (o.n_train_characters > 0) > 1) {
         cli_error("dataset: --player, --dual-port and --train-character choose the controlled ports: use one");
         return CLI_EXIT_USAGE;

@@ -36,7 +36,7 @@ static opt_def distill_defs[] = {
     D("--lr", OPT_DOUBLE, &X.lr, "0.001", 0, 10, "peak learning rate (AdamW, warmup + cosine)"),
     D("--batch-size", OPT_INT, &X.batch, "128", 1, 65536, "frames per step"),
     D("--seed", OPT_INT, &X.seed, "1", 0, 4e18, "initialisation and data order"),
-    D("--val-split", OPT_DOUBLE, &X.val_split, "0.1", 0, 0.9, "accepted for the seed's command: the split is the dataset's (by file)"),
+    D("--val-split", OPT_DOUBLE, &X.val_split, "0.1", 0, 0.9, "accepted so ExPhil's distill command line runs; the split is the dataset's (by file)"),
     {"--precision", OPT_ENUM, &X.precision, "bf16", 0, 0, prec_choices, NULL, "matmul precision", NULL, false},
     D("--weight-decay", OPT_DOUBLE, &X.weight_decay, "1e-05", 0, 10, "AdamW weight decay"),
     D("--warmup-steps", OPT_INT, &X.warmup, "100", 0, 1e9, "linear warmup steps"),

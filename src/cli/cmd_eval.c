@@ -34,7 +34,7 @@ static opt_def eval_defs[] = {
     D("--max-files", OPT_INT, &E.max_files, "0", 0, 1e9, "use at most N replays (0 = all)"),
     {"--character", OPT_LIST, E.characters, NULL, 0, 0, NULL, &E.n_characters, "keep games with these characters", "NAME...", false},
     {"--stage", OPT_LIST, E.stages, NULL, 0, 0, NULL, &E.n_stages, "keep games on these stages", "NAME...", false},
-    D("--player", OPT_INT, &E.player, "0", 0, 4, "the player's port (0 = dataset default)"),
+    D("--player", OPT_INT, &E.player, "0", 0, 4, "the player's port (1-4, as Slippi numbers them; 0 = the dataset's default)"),
     {"--train-character", OPT_STR, &E.train_character, NULL, 0, 0, NULL, NULL, "every port playing this character", "NAME", false},
     D("--dual-port", OPT_FLAG, &E.dual_port, "off", 0, 0, "both players of each game"),
     D("--frame-delay", OPT_INT, &E.frame_delay, "0", 0, 60, "controller delay D (as in training)"),
@@ -82,8 +82,11 @@ int cmd_eval(int argc, char **argv) {
         }
         cphil_eval_use_device(gpu);
     }
-    if (!E.policy || !E.replays == !E.data) {
-        cli_error("eval: give --policy P and exactly one of --replays DIR or --data PATH (cphil eval --help)");
+    if (!cli_require("eval", "--policy", E.policy != NULL, "--replays DIR or --data PATH", E.replays || E.data,
+                     (char *)NULL))
+        return CLI_EXIT_USAGE;
+    if (E.replays && E.data) {
+        cli_error("eval: give one of --replays and --data, not both");
         return CLI_EXIT_USAGE;
     }
     cphil_model m;
@@ -124,6 +127,20 @@ int cmd_eval(int argc, char **argv) {
         cli_error("eval: %s was trained on embedding layout %016llx, these replays embed as %016llx "
                   "(a different cphil version or --prev-action setting)",
                   E.policy, (unsigned long long)m.cfg.layout_hash, (unsigned long long)ds.layout_hash);
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    /* a table of zeros is no result: too few replays for the split is an error with its remedy */
+    if (!E.all && (ds.val_files == 0 || ds.val_frames == 0)) {
+        cli_error("eval: no held-out frames: %d usable replay%s %s %d validation file%s at --val-split %g "
+                  "(held-out files are whole replays: give more replays, a larger --val-split, or --all to "
+                  "evaluate on every file)",
+                  ds.files_used, ds.files_used == 1 ? "" : "s", ds.files_used == 1 ? "gives" : "give", ds.val_files, ds.val_files == 1 ? "" : "s", E.val_split);
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    if (E.all && ds.train_frames + ds.val_frames == 0) {
+        cli_error("eval: the data has no frames to evaluate");
         rc = CLI_EXIT_FAIL;
         goto out;
     }

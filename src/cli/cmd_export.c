@@ -59,10 +59,10 @@ int cmd_export(int argc, char **argv) {
         *dst = v;
         i++;
     }
-    if (!policy || !format || !output) {
-        cli_error("export: --policy, --format and --output are required (cphil export --help)");
+    if (!cli_require("export", "--policy", policy != NULL, "--format", format != NULL, "--output", output != NULL,
+                     (char *)NULL) ||
+        !cli_check_output("export", "--output", output, false))
         return CLI_EXIT_USAGE;
-    }
     static const char *const formats[] = {"npz", "onnx", "safetensors", NULL};
     bool is_onnx = !strcmp(format, "onnx");
     if (!is_onnx && strcmp(format, "npz") && strcmp(format, "safetensors")) {

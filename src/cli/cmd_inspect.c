@@ -149,16 +149,14 @@ static void print_json(const char *path, const cphil_replay *r, const char *erro
     fputc('\n', stdout);
 }
 
+/* The error itself goes to stderr only (once); the report says where the read stopped. */
 static void print_human(const char *path, const cphil_replay *r, const char *error) {
+    if (!r) return;
     printf("%s\n", path);
-    if (!r) {
-        printf("  error: %s\n", error);
-        return;
-    }
     char ver[32];
     cphil_replay_version_string(r, ver, sizeof ver);
     const cphil_game_info *g = &r->game;
-    if (error) printf("  error: %s\n", error);
+    if (error) printf("  (read stopped at an error, on stderr; what was read before it:)\n");
     if (!r->has_game_start) {
         printf("  no Game Start read\n");
         return;
@@ -213,8 +211,9 @@ static void print_human(const char *path, const cphil_replay *r, const char *err
 static void usage(FILE *f) {
     fprintf(f, "usage: cphil inspect [--json] FILE...\n\n"
                "Summarize Slippi replays: version, stage, players, frames (with rollback copies), items,\n"
-               "followers, game end, PAL, duration, metadata. A file that cannot be read is reported with\n"
-               "its error and the others are still read; the exit status is 1 if any failed.\n\n"
+               "followers, game end, PAL, duration, metadata. A file that cannot be read gets its error on\n"
+               "stderr (with --json also in its JSON line) and the others are still read; the exit status\n"
+               "is 1 if any failed.\n\n"
                "  --json   one JSON object per line (keys in docs/slp.md)\n");
 }
 
@@ -234,6 +233,7 @@ int cmd_inspect(int argc, char **argv) {
         } else nfiles++;
     }
     if (!nfiles) {
+        cli_error("inspect: missing FILE (one or more .slp replays)");
         usage(stderr);
         return CLI_EXIT_USAGE;
     }

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "game/controller.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,7 +18,8 @@ static void usage(FILE *f) {
             "usage: cphil play-replay --policy P --port N REPLAY... [--mode window|stream]\n"
             "                         [--precision auto|f32|bf16|int8] [--temperature T] [--seed S]\n"
             "                         [--deterministic] [--chunk BYTES] [--json]\n"
-            "Feeds each replay through the incremental parser and an agent frame by frame, as if live.\n"
+            "Feeds each replay (a .slp file, or a folder: its .slp files, not recursive) through the\n"
+            "incremental parser and an agent frame by frame, as if live.\n"
             "Prints decision latency (p50, p99, max microseconds, the whole step), decisions that missed\n"
             "16.67 ms, and per head how often the agent's deterministic choice equals the human's next input.\n"
             "  --port N        the controlled port, 1..4 (the agent plays that player's seat)\n"
@@ -102,14 +104,51 @@ static void on_frame(void *user, const cphil_replay *r, const cphil_frame *f) {
     u->lat[u->n_lat++] = d;
 }
 
+#define MAX_REPLAYS 4096
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* A folder argument stands for its .slp files (sorted, one level); an empty one is an error. The
+ * names are allocated (owned[]) and freed by the caller. */
+static bool expand_folder(const char *dir, const char **replays, int *n_rep, char **owned, int *n_owned) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        cli_error("play-replay: %s: cannot open the folder", dir);
+        return false;
+    }
+    int first = *n_rep;
+    struct dirent *e;
+    while ((e = readdir(d)) && *n_rep < MAX_REPLAYS) {
+        size_t n = strlen(e->d_name);
+        if (n <= 4 || strcmp(e->d_name + n - 4, ".slp")) continue;
+        size_t len = strlen(dir) + n + 2;
+        char *path = cphil_alloc(len);
+        if (!path) break;
+        snprintf(path, len, "%s/%s", dir, e->d_name);
+        if (cphil_path_is_dir(path)) {
+            cphil_free(path);
+            continue;
+        }
+        owned[(*n_owned)++] = path;
+        replays[(*n_rep)++] = path;
+    }
+    closedir(d);
+    if (*n_rep == first) {
+        cli_error("play-replay: %s: a folder without .slp replays", dir);
+        return false;
+    }
+    qsort(replays + first, (size_t)(*n_rep - first), sizeof *replays, cmp_str);
+    return true;
+}
+
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
 int cmd_play_replay(int argc, char **argv) {
-    const char *policy = NULL, *replays[4096];
-    int n_rep = 0;
+    const char *policy = NULL, *args[MAX_REPLAYS];
+    int n_args = 0;
     long long port = 0, seed = 0, chunk = 512;
     double temp = 1.0;
     bool json = false, det = false;
@@ -155,11 +194,28 @@ int cmd_play_replay(int argc, char **argv) {
         } else if (a[0] == '-' && a[1] == '-') {
             cli_unknown_option("play-replay", a, valid);
             return CLI_EXIT_USAGE;
-        } else if (n_rep < 4096) replays[n_rep++] = a;
+        } else if (n_args < MAX_REPLAYS) args[n_args++] = a;
+        else {
+            cli_error("play-replay: more than %d replays", MAX_REPLAYS);
+            return CLI_EXIT_USAGE;
+        }
     }
-    if (!policy || !port || !n_rep) {
-        cli_error("play-replay needs --policy, --port and at least one replay (cphil play-replay --help)");
+    if (!cli_require("play-replay", "--policy", policy != NULL, "--port", port != 0, "REPLAY", n_args != 0, (char *)NULL))
         return CLI_EXIT_USAGE;
+    static const char *replays[MAX_REPLAYS];
+    static char *owned[MAX_REPLAYS];
+    int n_rep = 0, n_owned = 0;
+    bool expanded = true;
+    for (int i = 0; i < n_args && expanded; i++) {
+        if (!cphil_path_is_dir(args[i])) {
+            if (n_rep < MAX_REPLAYS) replays[n_rep++] = args[i];
+        } else {
+            expanded = expand_folder(args[i], replays, &n_rep, owned, &n_owned);
+        }
+    }
+    if (!expanded) {
+        for (int i = 0; i < n_owned; i++) cphil_free(owned[i]);
+        return CLI_EXIT_FAIL;
     }
     p.port = (int)port - 1;
     p.seed = (uint64_t)seed;
@@ -170,6 +226,7 @@ int cmd_play_replay(int argc, char **argv) {
     u.port = p.port;
     if (cphil_agent_open(policy, &p, &u.agent)) {
         cli_error(NULL);
+        for (int i = 0; i < n_owned; i++) cphil_free(owned[i]);
         return CLI_EXIT_FAIL;
     }
     cphil_agent_config cfg;
@@ -201,7 +258,17 @@ int cmd_play_replay(int argc, char **argv) {
         }
         used++;
     }
-    qsort(u.lat, u.n_lat, sizeof *u.lat, cmp_u64);
+    for (int i = 0; i < n_owned; i++) cphil_free(owned[i]);
+    /* no report of zeros: with no replay played, or no decision made, there is nothing to report */
+    if (!used || !u.n_lat) {
+        if (!used) cli_error("play-replay: no replay could be played (%d given; errors above)", n_rep);
+        else cli_error("play-replay: the agent made no decision (no frame from %d on in %d replay%s)",
+                       CPHIL_AGENT_FIRST_FRAME, used, used == 1 ? "" : "s");
+        cphil_free(u.lat);
+        cphil_agent_close(u.agent);
+        return CLI_EXIT_FAIL;
+    }
+    if (u.n_lat > 1) qsort(u.lat, u.n_lat, sizeof *u.lat, cmp_u64); /* never qsort(NULL, 0): undefined */
     double p50 = u.n_lat ? u.lat[u.n_lat / 2] / 1e3 : 0, p99 = u.n_lat ? u.lat[(size_t)((u.n_lat - 1) * 0.99)] / 1e3 : 0;
     double mx = u.n_lat ? u.lat[u.n_lat - 1] / 1e3 : 0;
     uint64_t missed = 0;

@@ -5,6 +5,7 @@
 #include "export/npy.h"
 #include "export/policy_io.h"
 #include "export/predict.h"
+#include "cli/predict_engine.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,8 @@
 static void predict_usage(FILE *f) {
     fprintf(f,
             "usage: cphil predict --policy P (--input X.npy | --replay R --port N --frames A:B)\n"
-            "                     --output out.npz [--int8 dynamic|static [--calibration DATA]] [--quiet]\n"
+            "                     --output out.npz [--int8 dynamic|static [--calibration DATA]] [--engine]\n"
+            "                     [--quiet]\n"
             "Runs policy P (a .safetensors policy file or random:BACKBONE[:key=value,...]) in window\n"
             "mode, f32, on the dense inputs X [N, W, E] (any floats: the input layer does the dense\n"
             "product), and writes out.npz with state_sequence [N, W, E] (the inputs used) and the\n"
@@ -28,15 +30,58 @@ static void predict_usage(FILE *f) {
             "calibration `cphil export --int8 static` uses.\n"
             "P may be a file `cphil quantize` wrote: bf16 weights run as their f32 values; an int8 file\n"
             "runs on cphil's int8 engine with its own weights and activation mode (dynamic, or static\n"
-            "with its stored scales), so --int8 and --calibration are not needed.\n");
+            "with its stored scales), so --int8 and --calibration are not needed. That int8 run is a\n"
+            "dense twin of the engine (the input layer a dense product, all windows in one pass).\n"
+            "--engine (with --replay R --port N --frames A:B, A >= -39): run the engine the agent runs\n"
+            "instead: P goes through cphil_agent_step frame by frame (window mode, the file's precision:\n"
+            "int8 files with their id gather table and activation scales); state_sequence holds the\n"
+            "windows the agent decided on, densified (left-padded with frame -39, where it starts).\n");
+}
+
+/* Write the inputs and the logits under the ONNX names. */
+static cphil_status write_npz(const char *output, const float *X, int N, int W, int E, const float *logits) {
+    cphil_npz_writer *z = NULL;
+    cphil_status s = cphil_npz_writer_open(output, &z);
+    if (!s) s = cphil_npz_writer_add(z, "state_sequence", CPHIL_DT_F32, 3, (int64_t[]){N, W, E}, X);
+    for (int h = 0; h < CPHIL_N_HEADS && !s; h++) {
+        int C = cphil_head_classes[h], off = cphil_head_offset[h];
+        float *col = cphil_alloc((size_t)N * C * sizeof(float));
+        if (!col) {
+            s = cphil_err(CPHIL_E_NOMEM, "predict: out of memory");
+            break;
+        }
+        for (int n = 0; n < N; n++) memcpy(col + (size_t)n * C, logits + (size_t)n * CPHIL_N_LOGITS + off, (size_t)C * sizeof(float));
+        s = cphil_npz_writer_add(z, cphil_head_names[h], CPHIL_DT_F32, 2, (int64_t[]){N, C}, col);
+        cphil_free(col);
+    }
+    if (z) {
+        if (s) cphil_npz_writer_abort(z);
+        else s = cphil_npz_writer_close(z);
+    }
+    return s;
+}
+
+static int predict_engine(const char *policy, const char *replay, int port, int32_t fa, int32_t fb, const char *output,
+                          bool quiet) {
+    cli_engine_out e;
+    double t0 = cphil_now_sec();
+    cphil_status s = cli_predict_engine(policy, replay, port, fa, fb, &e);
+    double dt = cphil_now_sec() - t0;
+    if (!s) s = write_npz(output, e.X, e.N, e.W, e.E, e.logits);
+    if (s) cli_error(NULL);
+    else if (!quiet)
+        printf("wrote %s: %d decisions of the agent's engine (%s, %s, %s activations, window %d, E %d) in %.3f s\n", output,
+               e.N, e.cfg.backbone, e.cfg.precision, e.cfg.activations, e.W, e.E, dt);
+    cli_engine_out_free(&e);
+    return s ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }
 
 int cmd_predict(int argc, char **argv) {
     const char *policy = NULL, *input = NULL, *output = NULL, *replay = NULL, *frames = NULL, *int8 = NULL, *calib = NULL;
     long long port = 0;
-    bool quiet = false;
+    bool quiet = false, engine = false;
     static const char *const valid[] = {"--policy", "--input", "--output", "--replay", "--port", "--frames", "--int8", "--calibration",
-                                        "--quiet", "--help", NULL};
+                                        "--engine", "--quiet", "--help", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **dst = NULL;
@@ -45,6 +90,9 @@ int cmd_predict(int argc, char **argv) {
             return CLI_EXIT_OK;
         } else if (!strcmp(a, "--quiet")) {
             quiet = true;
+            continue;
+        } else if (!strcmp(a, "--engine")) {
+            engine = true;
             continue;
         } else if (!strcmp(a, "--policy")) dst = &policy;
         else if (!strcmp(a, "--input")) dst = &input;
@@ -68,10 +116,14 @@ int cmd_predict(int argc, char **argv) {
         *dst = v;
         i++;
     }
-    if (!policy || !output || (!input == !replay)) {
-        cli_error("predict: --policy, --output and one of --input X.npy or --replay R are required (cphil predict --help)");
+    if (!cli_require("predict", "--policy", policy != NULL, "--output", output != NULL, "--input X.npy or --replay R",
+                     input || replay, (char *)NULL))
+        return CLI_EXIT_USAGE;
+    if (input && replay) {
+        cli_error("predict: give one of --input and --replay, not both");
         return CLI_EXIT_USAGE;
     }
+    if (!cli_check_output("predict", "--output", output, false)) return CLI_EXIT_USAGE;
     if (int8 && strcmp(int8, "dynamic") && strcmp(int8, "static")) {
         cli_error("predict: --int8 '%s': use dynamic or static", int8);
         return CLI_EXIT_USAGE;
@@ -95,6 +147,12 @@ int cmd_predict(int argc, char **argv) {
         cli_error("predict: --port and --frames go with --replay");
         return CLI_EXIT_USAGE;
     }
+    if (engine && (!replay || int8 || calib)) {
+        cli_error("predict: --engine runs the agent on a replay (--replay R --port N --frames A:B) with the file's own "
+                  "precision: %s", !replay ? "give --replay" : "drop --int8 and --calibration");
+        return CLI_EXIT_USAGE;
+    }
+    if (engine) return predict_engine(policy, replay, (int)port, fa, fb, output, quiet);
     cphil_npy_array x;
     memset(&x, 0, sizeof x);
     cphil_model m;
@@ -165,27 +223,7 @@ int cmd_predict(int argc, char **argv) {
         cphil_export_calib_free(cal);
     }
     double dt = cphil_now_sec() - t0;
-    if (!s) {
-        cphil_npz_writer *z = NULL;
-        s = cphil_npz_writer_open(output, &z);
-        if (!s) s = cphil_npz_writer_add(z, "state_sequence", CPHIL_DT_F32, 3, (int64_t[]){N, W, E}, X);
-        float *col = NULL;
-        for (int h = 0; h < CPHIL_N_HEADS && !s; h++) {
-            int C = cphil_head_classes[h], off = cphil_head_offset[h];
-            col = cphil_alloc((size_t)N * C * sizeof(float));
-            if (!col) {
-                s = cphil_err(CPHIL_E_NOMEM, "predict: out of memory");
-                break;
-            }
-            for (int n = 0; n < N; n++) memcpy(col + (size_t)n * C, logits + (size_t)n * CPHIL_N_LOGITS + off, (size_t)C * sizeof(float));
-            s = cphil_npz_writer_add(z, cphil_head_names[h], CPHIL_DT_F32, 2, (int64_t[]){N, C}, col);
-            cphil_free(col);
-        }
-        if (z) {
-            if (s) cphil_npz_writer_abort(z);
-            else s = cphil_npz_writer_close(z);
-        }
-    }
+    if (!s) s = write_npz(output, X, N, W, E, logits);
     if (s) cli_error(NULL);
     else if (!quiet)
         printf("wrote %s: %d windows of %d frames x %d (%s policy, window mode, %s) in %.3f s\n", output, N, W, E,

@@ -23,8 +23,10 @@ static void usage(FILE *f) {
             "Writes Q: int8 weights with per-output-channel scales (dynamic: activation scales per call;\n"
             "static: activation scales calibrated on replays) or bf16 weights, as a policy file the agent,\n"
             "bench and play-replay run. Prints the agreement of the chosen actions with the f32 policy on\n"
-            "held-out frames and the largest logit error (window mode, the seed's semantics).\n"
-            "  --calibration R  a folder of .slp replays or one .slp file (default: 4 synthetic games)\n"
+            "held-out frames and the largest logit error (window mode: each decision sees the last W frames).\n"
+            "  --calibration R  a folder of .slp replays or one .slp file: calibration (static) and held-out\n"
+            "                   frames (default: 4 built-in synthetic games, held-out frames only;\n"
+            "                   --mode static requires R)\n"
             "  --port N         the player to embed, 1..4 (default: the lowest port of each game)\n"
             "  --frames N       held-out frames to compare (default 4000)\n");
 }
@@ -206,12 +208,20 @@ int cmd_quantize(int argc, char **argv) {
             return CLI_EXIT_USAGE;
         }
     }
-    if (!policy || !output) {
-        cli_error("quantize needs --policy and --output (cphil quantize --help)");
+    if (!cli_require("quantize", "--policy", policy != NULL, "--output", output != NULL, (char *)NULL) ||
+        !cli_check_output("quantize", "--output", output, false))
         return CLI_EXIT_USAGE;
-    }
     if (is_static && dt != INFER_I8) {
         cli_error("--mode static applies to int8 only");
+        return CLI_EXIT_USAGE;
+    }
+    /* static scales are fixed by the calibration frames: the built-in scripted games cover a narrow
+     * slice of the game's states, so scales from them clip real play; no silent default */
+    if (is_static && !calib) {
+        cli_error("quantize: --mode static needs --calibration REPLAYS: the activation scales are fixed by the "
+                  "calibration frames, and the built-in scripted games are a poor stand-in for the replays the "
+                  "policy will see (use replays like its training data; to calibrate on scripted games anyway, "
+                  "write some with cphil synth and pass that folder)");
         return CLI_EXIT_USAGE;
     }
     int rc = CLI_EXIT_FAIL;

@@ -35,7 +35,7 @@ static opt_def sl_defs[] = {
     D("--max-files", OPT_INT, &S.max_files, "0", 0, 1e9, "use at most N replays (0 = all)"),
     {"--character", OPT_LIST, S.characters, NULL, 0, 0, NULL, &S.n_characters, "keep games with these characters", "NAME...", false},
     {"--stage", OPT_LIST, S.stages, NULL, 0, 0, NULL, &S.n_stages, "keep games on these stages", "NAME...", false},
-    D("--player", OPT_INT, &S.player, "0", 0, 4, "the player's port (0 = dataset default)"),
+    D("--player", OPT_INT, &S.player, "0", 0, 4, "the player's port (1-4, as Slippi numbers them; 0 = the dataset's default)"),
     {"--train-character", OPT_STR, &S.train_character, NULL, 0, 0, NULL, NULL, "every port playing this character", "NAME", false},
     D("--dual-port", OPT_FLAG, &S.dual_port, "off", 0, 0, "both players of each game"),
     D("--frame-delay", OPT_INT, &S.frame_delay, "0", 0, 60, "controller delay D"),
@@ -82,10 +82,14 @@ int cmd_soft_labels(int argc, char **argv) {
         }
         cphil_eval_use_device(gpu);
     }
-    if (!S.teacher || !S.output || !S.replays == !S.data) {
-        cli_error("soft-labels: give --teacher P, --output FILE and exactly one of --replays DIR or --data PATH");
+    if (!cli_require("soft-labels", "--teacher", S.teacher != NULL, "--output", S.output != NULL,
+                     "--replays DIR or --data PATH", S.replays || S.data, (char *)NULL))
+        return CLI_EXIT_USAGE;
+    if (S.replays && S.data) {
+        cli_error("soft-labels: give one of --replays and --data, not both");
         return CLI_EXIT_USAGE;
     }
+    if (!cli_check_output("soft-labels", "--output", S.output, true)) return CLI_EXIT_USAGE;
     double t0 = cphil_now_sec();
     char ds_path[4096];
     {

@@ -55,10 +55,7 @@ int cmd_synth(int argc, char **argv) {
             return CLI_EXIT_USAGE;
         }
     }
-    if (games < 0 || !out) {
-        cli_error("synth: --games N and --out DIR are required (cphil synth --help)");
-        return CLI_EXIT_USAGE;
-    }
+    if (!cli_require("synth", "--games", games >= 0, "--out", out != NULL, (char *)NULL)) return CLI_EXIT_USAGE;
     if (cphil_mkdir_p(out) != CPHIL_OK) {
         cli_error(NULL);
         return CLI_EXIT_FAIL;

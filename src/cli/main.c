@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct cli_command {
     const char *name;
@@ -106,9 +107,68 @@ bool cli_parse_double(const char *flag, const char *v, double lo, double hi, dou
     return true;
 }
 
+bool cli_require(const char *cmd, ...) {
+    char missing[256] = "";
+    int n = 0;
+    va_list ap;
+    va_start(ap, cmd);
+    for (const char *flag; (flag = va_arg(ap, const char *)) != NULL;) {
+        int given = va_arg(ap, int);
+        if (given) continue;
+        size_t len = strlen(missing);
+        snprintf(missing + len, sizeof missing - len, "%s%s", n++ ? ", " : "", flag);
+    }
+    va_end(ap);
+    if (n) cli_error("%s: missing %s (cphil %s --help)", cmd, missing, cmd);
+    return n == 0;
+}
+
+bool cli_check_output(const char *cmd, const char *flag, const char *path, bool makes_folder) {
+    size_t n = strlen(path);
+    struct stat st;
+    if (n == 0) {
+        cli_error("%s: %s is empty: give a file name", cmd, flag);
+        return false;
+    }
+    if (path[n - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
+        cli_error("%s: %s '%s' names a folder, not a file: give a file name (e.g. %s%sout)", cmd, flag, path, path,
+                  path[n - 1] == '/' ? "" : "/");
+        return false;
+    }
+    /* the folder the file goes into must exist (the write goes to a temporary file beside it) */
+    const char *slash = strrchr(path, '/');
+    if (!makes_folder && slash && slash != path) {
+        char dir[4096];
+        size_t dn = (size_t)(slash - path);
+        if (dn < sizeof dir) {
+            memcpy(dir, path, dn);
+            dir[dn] = '\0';
+            if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+                cli_error("%s: %s '%s': the folder '%s' does not exist (create it first)", cmd, flag, path, dir);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* Commands without options still refuse unknown ones (a typo must not pass silently). */
+static bool no_options(const char *cmd, int argc, char **argv) {
+    static const char *const valid[] = {"--help", NULL};
+    if (argc > 1) {
+        if (argv[1][0] == '-') cli_unknown_option(cmd, argv[1], valid);
+        else cli_error("%s: unexpected argument '%s' (cphil %s takes no arguments)", cmd, argv[1], cmd);
+        return false;
+    }
+    return true;
+}
+
 int cmd_version(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: cphil version\nPrints the version and the CPU features (kernel tier) cphil will use.\n");
+        return CLI_EXIT_OK;
+    }
+    if (!no_options("version", argc, argv)) return CLI_EXIT_USAGE;
     printf("cphil %s\n", CPHIL_VERSION_STRING);
     printf("%s\n", cphil_isa_describe());
     char gpus[1024];

@@ -546,8 +546,11 @@ cphil_status cphil_dataset_build(const cphil_ds_build_opts *o, cphil_ds_build_re
     if (s) goto report;
     size_t n_used = used.n;
     if (!n_used) {
-        s = cphil_err(CPHIL_E_ARG, "dataset: no usable replay in %s (%u files found; see the skip reasons)",
-                      o->replays_dir, rep->files_found);
+        s = rep->files_found
+                ? cphil_err(CPHIL_E_ARG, "dataset: no usable replay in %s (%u .slp files found, all skipped; see the "
+                            "skip reasons)", o->replays_dir, rep->files_found)
+                : cphil_err(CPHIL_E_ARG, "dataset: no .slp replay in %s or its subfolders (point --replays at a "
+                            "folder of Slippi replays, or make some with cphil synth)", o->replays_dir);
         goto report;
     }
     /* split: the round(n * val_split) files with the smallest mix(hash ^ seed) are validation */

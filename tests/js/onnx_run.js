@@ -22,27 +22,46 @@ function readNpyF32(file) {
 
 async function main() {
   const [model, input, outdir, perRunArg] = process.argv.slice(2);
+  fs.mkdirSync(outdir, { recursive: true });
   const x = readNpyF32(input);
   const [B, W, E] = x.shape;
   const perRun = perRunArg ? Number(perRunArg) : B;
-  // ORT_X64QUANTPRECISION=1 sets session.x64quantprecision: on x86 CPUs without VNNI (AVX2,
-  // AVX-512 without VNNI) ORT's u8s8 integer products (MatMulInteger, DynamicQuantizeMatMul) go
-  // through vpmaddubsw, whose int16 pair sums saturate (onnxruntime PR #12088, "x86/64 U8S8 Gemm
-  // Precision Fix"), so its int8 outputs drift from the exact integer sums (measured on an
-  // AVX2-only Zen: 97.1% of dynamic-int8 decisions agreed with cphil's exact engine; 99.9% with
-  // the option). The tests set it for the dynamic-int8 graphs only: on the QDQ (static) graphs
-  // ORT 1.2x's s8->u8 rewrite it triggers builds per-axis zero points that ORT itself rejects.
-  const extra = process.env.ORT_X64QUANTPRECISION === '1' ? { session: { x64quantprecision: '1' } } : {};
-  const sess = await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1, extra });
-  const outs = {};
-  for (let s = 0; s < B; s += perRun) {
-    const n = Math.min(perRun, B - s);
-    const t = new ort.Tensor('float32', x.data.subarray(s * W * E, (s + n) * W * E), [n, W, E]);
-    const r = await sess.run({ state_sequence: t });
-    for (const k of sess.outputNames) {
-      if (!outs[k]) outs[k] = [];
-      outs[k].push(r[k]);
+  // CPHIL_ORT_PRECISE=1 sets session.x64quantprecision: on x86 CPUs without VNNI, ONNX Runtime's
+  // u8 x s8 products add pairs in 16-bit lanes that saturate; the option (ORT PR 12088) runs
+  // MatMulInteger as u8 x u8 instead, which does not (no effect with VNNI). It breaks QDQ graphs
+  // with per-channel weights in ORT 1.30 ("x_zero_point must be null or 1D"): dynamic graphs only.
+  // Graphs where it fails run again with ORT's defaults (a note on stderr says so).
+  async function runAll(extra) {
+    const opts = { intraOpNumThreads: 1, interOpNumThreads: 1, extra };
+    // CPHIL_ORT_NOOPT=1: no graph optimizations, so QDQ pairs are not fused into integer kernels
+    // (ORT then runs DequantizeLinear -> MatMul in float: the QDQ semantics without integer
+    // accumulation, hence without saturation)
+    if (process.env.CPHIL_ORT_NOOPT === '1') opts.graphOptimizationLevel = 'disabled';
+    const sess = await ort.InferenceSession.create(model, opts);
+    const outs = {};
+    for (let s = 0; s < B; s += perRun) {
+      const n = Math.min(perRun, B - s);
+      const t = new ort.Tensor('float32', x.data.subarray(s * W * E, (s + n) * W * E), [n, W, E]);
+      const r = await sess.run({ state_sequence: t });
+      for (const k of sess.outputNames) {
+        if (!outs[k]) outs[k] = [];
+        outs[k].push(r[k]);
+      }
     }
+    return outs;
+  }
+  // OUTDIR/ort_mode says how ORT ran: noopt, x64quantprecision, or optimized (its defaults).
+  let outs, mode = process.env.CPHIL_ORT_NOOPT === '1' ? 'noopt' : 'optimized';
+  if (process.env.CPHIL_ORT_PRECISE === '1') {
+    try {
+      outs = await runAll({ session: { x64quantprecision: '1' } });
+      mode = 'x64quantprecision';
+    } catch (e) {
+      console.error('onnx_run: note: ' + path.basename(model) + ' fails with session.x64quantprecision; ORT defaults');
+      outs = await runAll({});
+    }
+  } else {
+    outs = await runAll({});
   }
   fs.mkdirSync(outdir, { recursive: true });
   const shapes = {};
@@ -56,5 +75,6 @@ async function main() {
     shapes[k] = [B, C];
   }
   fs.writeFileSync(path.join(outdir, 'shapes.json'), JSON.stringify(shapes));
+  fs.writeFileSync(path.join(outdir, 'ort_mode'), mode + '\n');
 }
 main().catch(e => { console.error('onnx_run: ' + (e && e.message ? e.message : e)); process.exit(1); });

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """compare.py — compare logits of two runtimes on the six heads.
 
-    compare.py A B [--rtol 1e-4 --atol 1e-5] [--agree 0.99] [--label text]
+    compare.py A B [--rtol 1e-4 --atol 1e-5] [--agree 0.99 [--max-rel 0.1]] [--label text]
 A and B are .npz files (cphil predict / npz_forward.py) or folders of <head>.f32 files written by
 tests/js/onnx_run.js (shapes from B when it is an .npz). f32 mode (default): every logit must
 satisfy |a - b| <= atol + rtol |b|. With --agree: the chosen actions (button a > 0, argmax of each
@@ -33,6 +33,8 @@ def main():
     ap.add_argument("--rtol", type=float, default=1e-4)
     ap.add_argument("--atol", type=float, default=1e-5)
     ap.add_argument("--agree", type=float, default=None)
+    ap.add_argument("--max-rel", type=float, default=None,
+                    help="with --agree: every row's largest logit error <= this times its largest |logit|")
     ap.add_argument("--label", default="")
     o = ap.parse_args()
     a, b = load(o.a, None), load(o.b, None)
@@ -60,8 +62,17 @@ def main():
             n += eq.size
             same += int(eq.sum())
         frac = same / n
-        print("%s: chosen actions agree on %.2f%% of %d decisions (need %.0f%%)" % (o.label, 100 * frac, n, 100 * o.agree))
-        if frac < o.agree:
+        rel_note, rel_bad = "", False
+        if o.max_rel is not None:
+            ra = np.concatenate([a[k] for k in HEADS], axis=1)
+            rb = np.concatenate([b[k] for k in HEADS], axis=1)
+            rel = np.abs(ra - rb).max(axis=1) / np.maximum(np.abs(rb).max(axis=1), 1e-12)
+            rel_bad = float(rel.max()) > o.max_rel
+            rel_note = "; largest logit error %.2f%% of the row's largest logit (median %.2f%%, allowed %.0f%%)" % (
+                100 * float(rel.max()), 100 * float(np.median(rel)), 100 * o.max_rel)
+        print("%s: chosen actions agree on %.2f%% of %d decisions (need %.0f%%)%s" % (o.label, 100 * frac, n, 100 * o.agree,
+                                                                                    rel_note))
+        if frac < o.agree or rel_bad:
             sys.exit(1)
 
 
