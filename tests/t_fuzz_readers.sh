@@ -18,7 +18,8 @@ fi
 rm -f "${TMPDIR:-/tmp}/cphil_fz_probe.$$"*
 make -s -j2 FUZZ=1 fuzz-readers >/dev/null || { echo "FAIL: make FUZZ=1 fuzz-readers"; exit 1; }
 F=build/fuzzlib/fuzz
-d=${CPHIL_TEST_TMP:-/tmp}/fuzzr.$$
+mkdir -p "${CPHIL_TEST_TMP:-/tmp}" || exit 1
+d=$(cd "${CPHIL_TEST_TMP:-/tmp}" && pwd)/fuzzr.$$ # absolute: the fuzzers run inside it
 trap 'rm -rf "$d"' EXIT
 mkdir -p "$d/policy" "$d/dataset" "$d/npy"
 "$BIN" synth --games 2 --out "$d/r" --seed 5 --stocks 1 --max-seconds 3 --quiet >/dev/null || exit 1
