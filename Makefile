@@ -5,6 +5,8 @@
 #   make test       build and run every test (ends with "N passed, N failed")
 #   make bench      build the benchmarks
 #   make fuzz       bounded libFuzzer run of the replay reader (needs clang)
+#   make FUZZ=1 fuzz-readers   libFuzzer targets of the other file readers -> build/fuzzlib/fuzz/
+#                   (policy f32/bf16/int8, dataset cache, .npy/.npz; run by tests/t_fuzz_readers.sh)
 CC      ?= gcc
 ifeq ($(origin CC),default)
 CC := gcc
@@ -17,6 +19,12 @@ BASE   := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -pthread -fno-strict-aliasing $
 ifeq ($(CUDA),1)
   MODE := cuda
   OPT  := -O2 -g
+else ifeq ($(FUZZ),1)
+  # the library built by clang for the file readers' libFuzzer targets (make FUZZ=1 fuzz-readers)
+  CC   := clang
+  MODE := fuzzlib
+  OPT  := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+  LDSAN:= -fsanitize=address,undefined
 else ifeq ($(SAN),1)
   MODE := san
   OPT  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -142,6 +150,19 @@ fuzz_ckpt fuzz_softlabels: fuzz_%: build/fuzz/fuzz_%
 	@mkdir -p build/fuzz/corpus_$* build/fuzz/seed_$*
 	cd build/fuzz && CPHIL_FUZZ_SEED_DIR=seed_$* ./fuzz_$* -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
 	  -print_final_stats=1 corpus_$* seed_$*
+# The file readers' targets link the whole library (built by clang in FUZZ=1 mode). The SIMD
+# kernel files are compiled without instrumentation there: no reader runs them, and clang's
+# ASan + UBSan take many minutes on the AVX-512 products.
+ifeq ($(MODE),fuzzlib)
+$(B)/%_avx2.o $(B)/%_avx512.o: OPT := -O1 -g
+endif
+FUZZ_READERS := $(B)/fuzz/fuzz_policy $(B)/fuzz/fuzz_dataset $(B)/fuzz/fuzz_npy
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -fsanitize=fuzzer $< $(LIB) $(LDFLAGS) $(LDLIBS) -o $@
+.PHONY: fuzz-readers
+fuzz-readers: $(FUZZ_READERS)
+
 fuzz: build/fuzz/fuzz_slp
 	@mkdir -p build/fuzz/corpus build/fuzz/seed
 	@if [ -d "$(FUZZ_REPLAYS)" ]; then find "$(FUZZ_REPLAYS)" -name '*.slp' -size -160k -exec cp {} build/fuzz/seed/ \; ; fi

@@ -4,6 +4,9 @@
 #include "harness.h"
 #include "model/model.h"
 #include "core/safetensors.h"
+#include "game/embed.h"
+
+#include <stdlib.h>
 
 static void small_cfg(cphil_model_config *c, cphil_backbone b) {
     cphil_model_config_default(c, b);
@@ -192,11 +195,120 @@ TEST(policy_file_refuses_bad_files) {
     cphil_model_free(&m);
 }
 
+/* What validation accepts is bounded (docs/model.md "Limits"): a policy file's config can ask
+ * for no more than a real policy needs. Window 100000 used to pass and make every command try a
+ * workspace of tens of GB. */
+TEST(config_bounds) {
+    cphil_model_config c;
+    small_cfg(&c, CPHIL_BACKBONE_LSTM);
+    c.window = CPHIL_MODEL_MAX_WINDOW;
+    CHECK(cphil_model_config_validate(&c) == CPHIL_OK);
+    c.window = CPHIL_MODEL_MAX_WINDOW + 1;
+    CHECK(cphil_model_config_validate(&c) == CPHIL_E_ARG && strstr(cphil_last_error(), "window"));
+    c.window = 100000;
+    CHECK(cphil_model_config_validate(&c) == CPHIL_E_ARG);
+    small_cfg(&c, CPHIL_BACKBONE_GRU);
+    c.hidden = CPHIL_MODEL_MAX_HIDDEN + 1;
+    CHECK(cphil_model_config_validate(&c) == CPHIL_E_ARG && strstr(cphil_last_error(), "hidden"));
+    small_cfg(&c, CPHIL_BACKBONE_GRU);
+    c.num_layers = CPHIL_MODEL_MAX_LAYERS + 1;
+    CHECK(cphil_model_config_validate(&c) == CPHIL_E_ARG && strstr(cphil_last_error(), "num_layers"));
+    small_cfg(&c, CPHIL_BACKBONE_MLP);
+    c.mlp_hidden[1] = CPHIL_MODEL_MAX_HIDDEN + 1;
+    CHECK(cphil_model_config_validate(&c) == CPHIL_E_ARG);
+    small_cfg(&c, CPHIL_BACKBONE_ATTENTION);
+    c.hidden = 2 * (CPHIL_MODEL_MAX_HEADS + 1);
+    c.num_heads = CPHIL_MODEL_MAX_HEADS + 1;
+    CHECK(cphil_model_config_validate(&c) == CPHIL_E_ARG && strstr(cphil_last_error(), "num_heads"));
+    small_cfg(&c, CPHIL_BACKBONE_MAMBA);
+    c.state_size = CPHIL_MODEL_MAX_STATE + 1;
+    CHECK(cphil_model_config_validate(&c) == CPHIL_E_ARG && strstr(cphil_last_error(), "state_size"));
+    small_cfg(&c, CPHIL_BACKBONE_MAMBA);
+    c.hidden = 1024, c.expand = 4, c.state_size = 32; /* I x N = 131072 */
+    CHECK(cphil_model_config_validate(&c) == CPHIL_E_ARG && strstr(cphil_last_error(), "state_size"));
+    small_cfg(&c, CPHIL_BACKBONE_LSTM);
+    c.E = CPHIL_MODEL_MAX_E + 1;
+    CHECK(cphil_model_config_validate(&c) == CPHIL_E_ARG);
+    c.E = CPHIL_MODEL_MAX_E, c.hidden = 4096; /* E x H alone is 256 Mi parameters */
+    CHECK(cphil_model_config_validate(&c) == CPHIL_E_ARG && strstr(cphil_last_error(), "parameters"));
+    c.E = 2185, c.hidden = 1024, c.num_layers = 4, c.window = 60; /* 35 M parameters, window 60: fine */
+    CHECK(cphil_model_config_validate(&c) == CPHIL_OK);
+    c.window = 1024; /* the same model over 1024 frames: too much work per decision */
+    CHECK(cphil_model_config_validate(&c) == CPHIL_E_ARG && strstr(cphil_last_error(), "window"));
+    /* the seed's default sizes pass at the largest window */
+    cphil_model_config_default(&c, CPHIL_BACKBONE_ATTENTION);
+    c.n_cont = 99, c.n_ids = 10, c.E = 2185, c.window = CPHIL_MODEL_MAX_WINDOW;
+    CHECK(cphil_model_config_validate(&c) == CPHIL_OK);
+}
+
+/* A workspace allocation that fails returns CPHIL_E_NOMEM without touching freed memory (the
+ * error message used to read the freed workspace: ASan reports it). */
+static int ws_budget;
+static void *ws_alloc(size_t size, size_t align, void *user) {
+    (void)user;
+    if (ws_budget-- <= 0) return NULL;
+    void *p = NULL;
+    return posix_memalign(&p, align, size ? size : 1) ? NULL : p;
+}
+static void ws_free(void *p, void *user) { (void)user; free(p); }
+
+TEST(workspace_allocation_failure_is_clean) {
+    cphil_model_config c;
+    small_cfg(&c, CPHIL_BACKBONE_LSTM);
+    cphil_model m;
+    CHECK(cphil_model_init(&m, &c) == CPHIL_OK);
+    cphil_allocator a = {ws_alloc, ws_free, NULL};
+    bool ok = false;
+    for (int k = 0; k < 8 && !ok; k++) {
+        ws_budget = k;
+        cphil_set_allocator(&a);
+        cphil_model_ws *ws = NULL;
+        cphil_status st = cphil_model_ws_create(&m, 2, c.window, &ws);
+        cphil_set_allocator(NULL);
+        ok = st == CPHIL_OK;
+        if (!ok) CHECK_MSG(st == CPHIL_E_NOMEM && !ws && strstr(cphil_last_error(), "workspace"), "budget %d", k);
+        cphil_model_ws_free(ws);
+    }
+    CHECK(ok);
+    cphil_model_free(&m);
+}
+
+/* The one embedding check every command uses: sizes must be equal (a smaller n_cont or n_ids
+ * used to let eval write past its batch buffers), hashes equal where both are known. */
+TEST(embedding_check) {
+    cphil_model_config c;
+    small_cfg(&c, CPHIL_BACKBONE_GRU);
+    c.layout_hash = 0x1234;
+    CHECK(cphil_model_check_embedding(&c, 7, 3, 23, 0x1234, "p") == CPHIL_OK);
+    CHECK(cphil_model_check_embedding(&c, 7, 3, 23, 0, "p") == CPHIL_OK);
+    CHECK(cphil_model_check_embedding(&c, 8, 3, 23, 0x1234, "p") == CPHIL_E_MISMATCH);
+    CHECK(strstr(cphil_last_error(), "p: ") && strstr(cphil_last_error(), "n_cont 8"));
+    CHECK(cphil_model_check_embedding(&c, 7, 2, 23, 0x1234, "p") == CPHIL_E_MISMATCH);
+    CHECK(cphil_model_check_embedding(&c, 7, 4, 23, 0x1234, "p") == CPHIL_E_MISMATCH);
+    CHECK(cphil_model_check_embedding(&c, 7, 3, 24, 0x1234, "p") == CPHIL_E_MISMATCH);
+    CHECK(cphil_model_check_embedding(&c, 7, 3, 23, 0x9999, "p") == CPHIL_E_MISMATCH);
+    /* this build's layouts: the right hash with another E is refused (predict --replay read past
+     * its rows with E 3000 and the default layout's hash) */
+    cphil_embed_layout L, D;
+    cphil_embed_layout_init(&D, NULL);
+    c.n_cont = D.n_cont, c.n_ids = D.n_ids, c.E = D.E, c.layout_hash = D.hash;
+    CHECK(cphil_model_find_layout(&c, &L, "p") == CPHIL_OK && L.hash == D.hash);
+    c.layout_hash = 0;
+    CHECK(cphil_model_find_layout(&c, &L, "p") == CPHIL_OK && L.hash == D.hash);
+    c.layout_hash = D.hash, c.E = 3000;
+    CHECK(cphil_model_find_layout(&c, &L, "p") == CPHIL_E_MISMATCH && strstr(cphil_last_error(), "E 3000"));
+    c.E = D.E, c.n_cont = D.n_cont - 1;
+    CHECK(cphil_model_find_layout(&c, &L, "p") == CPHIL_E_MISMATCH);
+}
+
 int main(void) {
     RUN(policy_file_round_trip);
     RUN(policy_file_refuses_bad_files);
     RUN(config_json_round_trip);
     RUN(config_json_rejects_bad_input);
     RUN(tensor_table_shapes_and_counts);
+    RUN(config_bounds);
+    RUN(workspace_allocation_failure_is_clean);
+    RUN(embedding_check);
     return harness_done();
 }

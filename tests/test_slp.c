@@ -934,6 +934,23 @@ TEST(damaged_synthetic_absurd_sizes) {
     CHECK(strstr(cphil_last_error(), "not a Slippi replay") && strstr(cphil_last_error(), "byte 0"));
 }
 
+/* A pre-1.6.0 bare stream (20 bytes) whose Post-Frame is declared with the 6-byte minimum: the
+ * Sheik/Zelda fix needs byte 7 of the frame -123 Post-Frame and must not read it when the event
+ * is shorter. The bytes sit at the end of an exact heap block so ASan sees any over-read. */
+TEST(damaged_short_post_frame_sheik_fix) {
+    static const uint8_t bytes[20] = {0x35, 7, 0x36, 0x00, 0x04, 0x38, 0x00, 0x06, /* payloads */
+                                      0x36, 0, 1, 0, 0,                            /* 0.1.0 */
+                                      0x38, 0xFF, 0xFF, 0xFF, 0x85, 0, 0};         /* frame -123 */
+    uint8_t *d = malloc(sizeof bytes);
+    CHECK(d);
+    memcpy(d, bytes, sizeof bytes);
+    cphil_replay *r = NULL;
+    CHECK(read_bytes(d, sizeof bytes, &r) == CPHIL_OK);
+    CHECK(r && r->has_game_start && r->n_frames == 1 && r->game.players[0].character == 0);
+    cphil_replay_free(r);
+    free(d);
+}
+
 TEST(damaged_files_empty_dir_missing) {
     const char *dir = harness_tmpdir();
     char path[512];
@@ -1058,6 +1075,7 @@ int main(void) {
     RUN(expected_X2_truncated_by_5137_bytes);
     RUN(damaged_flipped_bytes);
     RUN(damaged_synthetic_absurd_sizes);
+    RUN(damaged_short_post_frame_sheik_fix);
     RUN(damaged_files_empty_dir_missing);
     RUN(allocation_failures_are_clean);
     RUN(table_fully_written_and_reuse);

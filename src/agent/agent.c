@@ -51,18 +51,7 @@ cphil_agent_params cphil_agent_default_params(void) {
 /* The embedding layout the policy was trained with: the default, or with prev_action; matched by
  * hash when the file records one, else by sizes. */
 static cphil_status match_layout(cphil_agent *a, const char *path) {
-    const cphil_model_config *c = cphil_infer_policy_config(a->pol);
-    for (int prev = 0; prev < 2; prev++) {
-        cphil_embed_config ec = {.prev_action = prev != 0};
-        cphil_embed_layout_init(&a->layout, &ec);
-        bool sizes = a->layout.n_cont == c->n_cont && a->layout.n_ids == c->n_ids && a->layout.E == c->E;
-        if (c->layout_hash ? c->layout_hash == a->layout.hash && sizes : sizes) return CPHIL_OK;
-    }
-    return cphil_err(CPHIL_E_MISMATCH,
-                     "%s: the policy's embedding (n_cont %d, n_ids %d, E %d, layout hash %016llx) is not one this "
-                     "build of cphil makes (default: n_cont %d, n_ids %d, E %d): retrain or use a matching cphil",
-                     path, c->n_cont, c->n_ids, c->E, (unsigned long long)c->layout_hash, a->layout.n_cont,
-                     a->layout.n_ids, a->layout.E);
+    return cphil_model_find_layout(cphil_infer_policy_config(a->pol), &a->layout, path);
 }
 
 cphil_status cphil_agent_open(const char *policy_path, const cphil_agent_params *params, cphil_agent **out) {

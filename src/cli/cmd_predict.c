@@ -177,12 +177,13 @@ int cmd_predict(int argc, char **argv) {
             N = (int)x.shape[0];
             W = (int)x.shape[1];
             E = (int)x.shape[2];
-            X = cphil_alloc(x.numel * sizeof(float));
+            /* f32 inputs are used in place: x.data is the .npy's private map (no 2nd copy) */
+            X = x.dtype == CPHIL_DT_F32 ? (float *)x.data : cphil_alloc(x.numel * sizeof(float));
             if (!X) s = cphil_err(CPHIL_E_NOMEM, "predict: out of memory");
         }
     }
     if (!s && !replay) {
-        if (x.dtype == CPHIL_DT_F32) memcpy(X, x.data, x.numel * sizeof(float));
+        if (x.dtype == CPHIL_DT_F32) (void)0;
         else if (x.dtype == CPHIL_DT_F64) for (size_t i = 0; i < x.numel; i++) X[i] = (float)((const double *)x.data)[i];
         else if (x.dtype == CPHIL_DT_F16) for (size_t i = 0; i < x.numel; i++) X[i] = cphil_f16_to_f32(((const uint16_t *)x.data)[i]);
         else s = cphil_err(CPHIL_E_ARG, "%s: inputs must be float (f4, f8 or f2), not %s", input, cphil_dtype_name(x.dtype));
@@ -229,7 +230,7 @@ int cmd_predict(int argc, char **argv) {
         printf("wrote %s: %d windows of %d frames x %d (%s policy, window mode, %s) in %.3f s\n", output, N, W, E,
                cphil_backbone_name(m.cfg.backbone), !int8 ? "f32" : !strcmp(int8, "static") ? "cphil int8 engine, static" : "cphil int8 engine, dynamic", dt);
     cphil_free(logits);
-    cphil_free(X);
+    if (X != (float *)x.data) cphil_free(X);
     cphil_npy_array_free(&x);
     cphil_model_free(&m);
     cphil_policy_quant_free(&pq);

@@ -236,18 +236,7 @@ int cmd_quantize(int argc, char **argv) {
     if (cphil_infer_policy_open(policy, &pf)) goto fail;
     const cphil_model_config *cfg = cphil_infer_policy_config(pf);
     cphil_embed_layout L;
-    bool found = false;
-    for (int prev = 0; prev < 2 && !found; prev++) {
-        cphil_embed_config ec = {.prev_action = prev != 0};
-        cphil_embed_layout_init(&L, &ec);
-        found = L.n_cont == cfg->n_cont && L.n_ids == cfg->n_ids && L.E == cfg->E &&
-                (!cfg->layout_hash || cfg->layout_hash == L.hash);
-    }
-    if (!found) {
-        cphil_err(CPHIL_E_MISMATCH, "%s: the policy's embedding is not one this cphil makes (n_cont %d, n_ids %d, E %d)",
-                  policy, cfg->n_cont, cfg->n_ids, cfg->E);
-        goto fail;
-    }
+    if (cphil_model_find_layout(cfg, &L, policy)) goto fail;
     S.n_cont = L.n_cont;
     S.n_ids = L.n_ids;
     const char *note = "";

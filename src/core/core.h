@@ -52,6 +52,15 @@ bool cphil_size_add(size_t a, size_t b, size_t *out);
 /* ---- files ----------------------------------------------------------------------------- */
 /* Read a whole regular file (max_size guards against absurd inputs). *data is cphil_alloc'd. */
 cphil_status cphil_file_read(const char *path, size_t max_size, uint8_t **data, size_t *size);
+/* Open a regular file for reading without ever blocking: a FIFO, device, socket or directory is
+ * refused with CPHIL_E_IO (O_NONBLOCK open, then fstat; the flag is cleared). *fd is the caller's
+ * to close; *size is the file's size. cphil_file_read and every file reader go through it. */
+cphil_status cphil_file_open_regular(const char *path, int *fd, size_t *size);
+/* Map a regular file read-only (nothing is read until touched, so a reader that refuses a bad
+ * header costs one page, not the file). Release with cphil_file_unmap(data, size). An empty file
+ * gives a valid non-NULL pointer and size 0. Errors as cphil_file_read. */
+cphil_status cphil_file_map(const char *path, size_t max_size, const uint8_t **data, size_t *size);
+void cphil_file_unmap(const uint8_t *data, size_t size);
 /* Write atomically: path.tmp.<pid> then fsync and rename. Never leaves a half-written path. */
 cphil_status cphil_file_write_atomic(const char *path, const void *data, size_t size);
 /* Streamed atomic writer for large outputs. */

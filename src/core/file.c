@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,37 +73,92 @@ static cphil_status fsync_dir_of(const char *path) {
     return s;
 }
 
+/* O_NONBLOCK: opening a FIFO for reading would wait for a writer forever; with it the open
+ * returns at once and fstat refuses it. The flag is cleared again for the reads. */
+cphil_status cphil_file_open_regular(const char *path, int *fd_out, size_t *size) {
+    *fd_out = -1;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return cphil_err(CPHIL_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        cphil_status s = cphil_err(CPHIL_E_IO, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return s;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        if (S_ISDIR(st.st_mode)) return cphil_err(CPHIL_E_IO, "%s: is a directory, expected a file", path);
+        return cphil_err(CPHIL_E_IO, "%s: not a regular file (a FIFO, device or socket is refused)", path);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    *fd_out = fd;
+    *size = (size_t)st.st_size;
+    return CPHIL_OK;
+}
+
 cphil_status cphil_file_read(const char *path, size_t max_size, uint8_t **data, size_t *size) {
     *data = NULL;
     *size = 0;
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return cphil_err(CPHIL_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return cphil_err(CPHIL_E_IO, "%s: is a directory, expected a file", path);
-    if (!S_ISREG(st.st_mode))
-        return cphil_err(CPHIL_E_IO, "%s: not a regular file", path);
-    if ((uint64_t)st.st_size > (uint64_t)max_size)
-        return cphil_err(CPHIL_E_FORMAT, "%s: file is %lld bytes, larger than the %zu-byte limit",
-                         path, (long long)st.st_size, max_size);
-    FILE *f = fopen(path, "rb");
-    if (!f) return cphil_err(CPHIL_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t n = (size_t)st.st_size;
+    int fd;
+    size_t n;
+    cphil_status s = cphil_file_open_regular(path, &fd, &n);
+    if (s) return s;
+    if (n > max_size) {
+        close(fd);
+        return cphil_err(CPHIL_E_FORMAT, "%s: file is %zu bytes, larger than the %zu-byte limit", path, n, max_size);
+    }
     uint8_t *buf = cphil_alloc(n ? n : 1);
     if (!buf) {
-        fclose(f);
+        close(fd);
         return cphil_err(CPHIL_E_NOMEM, "%s: out of memory reading %zu bytes", path, n);
     }
-    size_t got = n ? fread(buf, 1, n, f) : 0;
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr || got != n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = read(fd, buf + got, n - got > ((size_t)1 << 30) ? (size_t)1 << 30 : n - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    close(fd);
+    if (got != n) {
         cphil_free(buf);
         return cphil_err(CPHIL_E_IO, "%s: read failed after %zu of %zu bytes", path, got, n);
     }
     *data = buf;
     *size = n;
     return CPHIL_OK;
+}
+
+static const uint8_t empty_map[1];
+
+cphil_status cphil_file_map(const char *path, size_t max_size, const uint8_t **data, size_t *size) {
+    *data = NULL;
+    *size = 0;
+    int fd;
+    size_t n;
+    cphil_status s = cphil_file_open_regular(path, &fd, &n);
+    if (s) return s;
+    if (n > max_size) {
+        close(fd);
+        return cphil_err(CPHIL_E_FORMAT, "%s: file is %zu bytes, larger than the %zu-byte limit", path, n, max_size);
+    }
+    if (n == 0) {
+        close(fd);
+        *data = empty_map;
+        return CPHIL_OK;
+    }
+    void *m = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) return cphil_err(CPHIL_E_IO, "%s: mmap failed: %s", path, strerror(errno));
+    *data = m;
+    *size = n;
+    return CPHIL_OK;
+}
+
+void cphil_file_unmap(const uint8_t *data, size_t size) {
+    if (data && size && data != empty_map) munmap((void *)data, size);
 }
 
 cphil_status cphil_atomic_open(cphil_atomic_file *af, const char *path) {

@@ -286,38 +286,22 @@ cphil_status cphil_st_open(const char *path, int flags, cphil_st_file **out) {
     cphil_st_file *f = st_new(path);
     if (!f) return cphil_err(CPHIL_E_NOMEM, "safetensors: out of memory");
     cphil_status s;
-    if (flags & CPHIL_ST_MMAP) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            s = cphil_err(CPHIL_E_IO, "%s: cannot open: %s", path, strerror(errno));
-            goto fail;
-        }
-        struct stat st;
-        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-            close(fd);
-            s = cphil_err(CPHIL_E_IO, "%s: not a regular file", path);
-            goto fail;
-        }
-        f->size = (size_t)st.st_size;
-        if (f->size == 0) {
-            close(fd);
-            s = cphil_err(CPHIL_E_TRUNCATED, "%s: empty file (a safetensors file has at least 8 bytes)", path);
-            goto fail;
-        }
-        void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        close(fd);
-        if (m == MAP_FAILED) {
-            s = cphil_err(CPHIL_E_IO, "%s: mmap failed: %s", path, strerror(errno));
-            goto fail;
-        }
-        f->map = m;
-        f->map_size = f->size;
-        f->bytes = m;
-    } else {
-        s = cphil_file_read(path, (size_t)1 << 40, &f->owned, &f->size);
-        if (s) goto fail;
-        f->bytes = f->owned;
+    /* Both modes map: the header is parsed before any tensor byte is touched, so a bogus file
+     * is refused at the cost of a page (reading it whole cost its full size). A map is private
+     * and read-only, which is all a reader needs. */
+    (void)flags;
+    const uint8_t *m;
+    size_t n;
+    if ((s = cphil_file_map(path, (size_t)1 << 40, &m, &n))) goto fail;
+    if (n == 0) {
+        cphil_file_unmap(m, n);
+        s = cphil_err(CPHIL_E_TRUNCATED, "%s: empty file (a safetensors file has at least 8 bytes)", path);
+        goto fail;
     }
+    f->map = (void *)m;
+    f->map_size = n;
+    f->size = n;
+    f->bytes = m;
     s = st_parse(f);
     if (s) goto fail;
     *out = f;

@@ -71,7 +71,8 @@ typedef struct cphil_st_file cphil_st_file;
 
 enum { CPHIL_ST_MMAP = 1 };  /* flags for cphil_st_open: map the file instead of reading it */
 
-/* Open and validate a file (flags: 0 reads it into memory, CPHIL_ST_MMAP maps it read-only).
+/* Open and validate a file (mapped read-only in both modes since the header is checked before the
+ * data is touched; CPHIL_ST_MMAP is kept for callers; a FIFO or other non-regular file is refused).
  * Errors: CPHIL_E_IO (open/read), CPHIL_E_FORMAT / CPHIL_E_TRUNCATED (bad bytes, message names
  * path, tensor and offset), CPHIL_E_NOMEM. */
 cphil_status cphil_st_open(const char *path, int flags, cphil_st_file **out);

@@ -56,10 +56,41 @@ static bool ends_with_slp(const char *s) {
     return n > 4 && (!strcmp(s + n - 4, ".slp") || !strcmp(s + n - 4, ".SLP"));
 }
 
-static cphil_status walk(const char *root, const char *rel, name_list *out, int depth) {
+/* Folders already walked, by (device, inode): each is listed once, so symlinks that point back
+ * up the tree (two links to the folder itself gave 2^33 paths at depth 32) cost nothing. */
+typedef struct seen_dirs {
+    struct { dev_t dev; ino_t ino; } *v;
+    size_t n, cap;
+} seen_dirs;
+
+/* true if (dev, ino) was new and is now recorded; false if seen before or out of memory (*oom) */
+static bool seen_add(seen_dirs *s, const struct stat *st, bool *oom) {
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].dev == st->st_dev && s->v[i].ino == st->st_ino) return false;
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? 2 * s->cap : 64;
+        void *nv = cphil_realloc(s->v, s->cap * sizeof *s->v, nc * sizeof *s->v);
+        if (!nv) {
+            *oom = true;
+            return false;
+        }
+        s->v = nv;
+        s->cap = nc;
+    }
+    s->v[s->n].dev = st->st_dev;
+    s->v[s->n].ino = st->st_ino;
+    s->n++;
+    return true;
+}
+
+static cphil_status walk(const char *root, const char *rel, name_list *out, int depth, seen_dirs *seen) {
     if (depth > 32) return CPHIL_OK;
     char path[4096];
     snprintf(path, sizeof path, "%s%s%s", root, rel[0] ? "/" : "", rel);
+    struct stat ds;
+    bool oom = false;
+    if (stat(path, &ds) == 0 && !seen_add(seen, &ds, &oom))
+        return oom ? cphil_err(CPHIL_E_NOMEM, "%s: out of memory listing folders", root) : CPHIL_OK;
     DIR *d = opendir(path);
     if (!d) return depth == 0 ? cphil_err(CPHIL_E_IO, "%s: cannot open folder (--replays)", root) : CPHIL_OK;
     struct dirent *e;
@@ -73,7 +104,7 @@ static cphil_status walk(const char *root, const char *rel, name_list *out, int 
         snprintf(full, sizeof full, "%s/%s", root, sub);
         struct stat st;
         if (stat(full, &st) != 0) continue;
-        if (S_ISDIR(st.st_mode)) s = walk(root, sub, out, depth + 1);
+        if (S_ISDIR(st.st_mode)) s = walk(root, sub, out, depth + 1, seen);
         else if (S_ISREG(st.st_mode) && ends_with_slp(e->d_name)) s = list_push(out, sub);
     }
     closedir(d);
@@ -144,19 +175,20 @@ static cphil_status process(build_ctx *c, file_job *j) {
     const cphil_ds_build_opts *o = c->o;
     char full[8192];
     snprintf(full, sizeof full, "%s/%s", o->replays_dir, j->rel);
-    uint8_t *data = NULL;
+    const uint8_t *data = NULL;
     size_t size = 0;
-    cphil_status s = cphil_file_read(full, (size_t)1 << 31, &data, &size);
+    /* mapped: a file that is not a replay is refused after its first bytes, before the hash */
+    cphil_status s = cphil_file_map(full, (size_t)1 << 31, &data, &size);
     if (s != CPHIL_OK) {
         if (s == CPHIL_E_NOMEM) return s;
         j->skip = CPHIL_DS_SKIP_DAMAGED;
         set_msg(j, cphil_last_error());
         return CPHIL_OK;
     }
-    j->hash = content_hash(data, size);
     cphil_replay *r = NULL;
     s = cphil_slp_read_mem(data, size, j->rel, &r);
-    cphil_free(data);
+    if (s == CPHIL_OK) j->hash = content_hash(data, size);
+    cphil_file_unmap(data, size);
     if (s != CPHIL_OK) {
         if (s == CPHIL_E_NOMEM) {
             cphil_replay_free(r);
@@ -382,7 +414,9 @@ cphil_status cphil_dataset_build(const cphil_ds_build_opts *o, cphil_ds_build_re
         return cphil_err(CPHIL_E_ARG, "dataset: --val-split %g is not in [0, 1)", o->val_split);
     double t0 = cphil_now_sec();
     name_list names = {0};
-    cphil_status s = walk(o->replays_dir, "", &names, 0);
+    seen_dirs seen = {0};
+    cphil_status s = walk(o->replays_dir, "", &names, 0, &seen);
+    cphil_free(seen.v);
     if (s) {
         for (size_t i = 0; i < names.n; i++) cphil_free(names.v[i]);
         cphil_free(names.v);

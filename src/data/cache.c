@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -66,14 +67,10 @@ static bool range_ok(uint64_t off, uint64_t size, uint64_t file) {
 
 cphil_status cphil_dataset_open(cphil_dataset *ds, const char *path, bool verify) {
     memset(ds, 0, sizeof *ds);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return cphil_err(CPHIL_E_IO, "%s: cannot open: %s (build it with cphil dataset)", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return cphil_err(CPHIL_E_IO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)st.st_size;
+    int fd;
+    size_t size;
+    cphil_status os = cphil_file_open_regular(path, &fd, &size); /* a FIFO is refused, not waited on */
+    if (os) return cphil_err_prefix(os, "dataset cache: ");
     if (size < CPHIL_DS_HEADER_SIZE) {
         close(fd);
         return cphil_err(CPHIL_E_FORMAT, "%s: %zu bytes, shorter than the 256-byte header (not a cphil dataset)", path, size);
@@ -114,6 +111,20 @@ cphil_status cphil_dataset_open(cphil_dataset *ds, const char *path, bool verify
         !range_ok(h->off_strings, h->size_strings, size) ||
         (h->off_entries | h->off_cont | h->off_ids | h->off_targets) % 64 || h->off_entries < CPHIL_DS_HEADER_SIZE)
         BAD("%s: offsets 64..111: a section lies outside the file or is misaligned", path);
+    if (h->n_entries == 0 || n == 0)
+        BAD("%s: offsets 44/48: %u entries, %llu rows: an empty dataset (no replay passed the filters; rebuild it)", path,
+            h->n_entries, (unsigned long long)n);
+    { /* the sections must lie after the header and not overlap one another */
+        uint64_t so[5] = {h->off_entries, h->off_cont, h->off_ids, h->off_targets, h->off_strings};
+        uint64_t sz[5] = {(uint64_t)h->n_entries * sizeof(cphil_ds_entry), n * h->n_cont * 4, n * h->n_ids * 2,
+                          n * sizeof(cphil_ds_target), h->size_strings};
+        for (int i = 0; i < 5; i++) {
+            if (sz[i] && so[i] < CPHIL_DS_HEADER_SIZE) BAD("%s: offsets 56..103: section %d starts inside the header", path, i);
+            for (int j = 0; j < i; j++)
+                if (sz[i] && sz[j] && so[i] < so[j] + sz[j] && so[j] < so[i] + sz[i])
+                    BAD("%s: offsets 56..103: sections %d and %d overlap", path, j, i);
+        }
+    }
     ds->entries = (const cphil_ds_entry *)((const uint8_t *)map + h->off_entries);
     ds->cont = (const float *)((const uint8_t *)map + h->off_cont);
     ds->ids = (const int16_t *)((const uint8_t *)map + h->off_ids);
@@ -138,6 +149,11 @@ cphil_status cphil_dataset_open(cphil_dataset *ds, const char *path, bool verify
     for (uint64_t i = 0; i < n * h->n_ids; i++)
         if (ds->ids[i] < lo || ds->ids[i] >= hi)
             BAD("%s: row %llu: id %d outside [%d, %d)", path, (unsigned long long)(i / h->n_ids), ds->ids[i], lo, hi);
+    /* a NaN or inf feature would reach the model's exp/log as NaN: refuse it here, with its place */
+    for (uint64_t i = 0; i < n * h->n_cont; i++)
+        if (!isfinite(ds->cont[i]))
+            BAD("%s: row %llu: continuous feature %llu is %g (not finite; rebuild the cache)", path,
+                (unsigned long long)(i / h->n_cont), (unsigned long long)(i % h->n_cont), (double)ds->cont[i]);
     for (uint64_t i = 0; i < n; i++) {
         const cphil_ds_target *t = &ds->targets[i];
         if (t->cls[0] > 16 || t->cls[1] > 16 || t->cls[2] > 16 || t->cls[3] > 16 || t->cls[4] > 4)

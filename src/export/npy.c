@@ -7,8 +7,11 @@
  */
 #include "export/npy.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* ---- CRC-32 -------------------------------------------------------------------------------- */
 static uint32_t crc_table[256];
@@ -64,9 +67,11 @@ static bool dtype_of(const char *d, cphil_dtype *out) {
 void cphil_npy_array_free(cphil_npy_array *a) {
     if (!a) return;
     cphil_free(a->name);
-    cphil_free(a->data);
+    if (a->map_) munmap((void *)a->map_, a->map_size_);
+    else cphil_free(a->data);
     a->name = NULL;
     a->data = NULL;
+    a->map_ = NULL;
 }
 
 /* ---- .npy encode ---------------------------------------------------------------------------- */
@@ -200,7 +205,9 @@ static cphil_status npy_bad(const char *name, const char *what) {
     return cphil_err(CPHIL_E_FORMAT, "%s: bad .npy header: %s", name, what);
 }
 
-cphil_status cphil_npy_decode(const uint8_t *buf, size_t size, const char *name, cphil_npy_array *out) {
+/* borrow: out->data may point into buf (a private writable map the array then owns) when the
+ * data starts 64-byte aligned, as NumPy writes it; otherwise it is copied. */
+static cphil_status npy_decode(const uint8_t *buf, size_t size, const char *name, cphil_npy_array *out, bool borrow) {
     memset(out, 0, sizeof *out);
     if (!name) name = "(npy)";
     if (size < 10 || memcmp(buf, "\x93NUMPY", 6) != 0)
@@ -317,9 +324,15 @@ cphil_status cphil_npy_decode(const uint8_t *buf, size_t size, const char *name,
         out->nbytes = k;
         return CPHIL_OK;
     }
-    out->data = cphil_alloc(nb ? nb : 1);
-    if (!out->data) return cphil_err(CPHIL_E_NOMEM, "%s: out of memory (%zu bytes)", name, nb);
-    if (nb) memcpy(out->data, buf + off, nb);
+    if (borrow && nb && (off % 64) == 0) {
+        out->data = (void *)(buf + off);
+        out->map_ = buf;
+        out->map_size_ = size;
+    } else {
+        out->data = cphil_alloc(nb ? nb : 1);
+        if (!out->data) return cphil_err(CPHIL_E_NOMEM, "%s: out of memory (%zu bytes)", name, nb);
+        if (nb) memcpy(out->data, buf + off, nb);
+    }
     out->dtype = dt;
     out->ndim = ndim;
     for (int i = 0; i < ndim; i++) out->shape[i] = shape[i];
@@ -328,14 +341,33 @@ cphil_status cphil_npy_decode(const uint8_t *buf, size_t size, const char *name,
     return CPHIL_OK;
 }
 
+cphil_status cphil_npy_decode(const uint8_t *buf, size_t size, const char *name, cphil_npy_array *out) {
+    return npy_decode(buf, size, name, out, false);
+}
+
+/* The file is mapped (private, copy-on-write): the header is checked before the data is touched
+ * (a 2 GB file that is not a .npy costs a page), and a valid array's data stays in the map
+ * instead of being copied (a 2 GB array cost 2 GB read + 2 GB copy). */
 cphil_status cphil_npy_read(const char *path, cphil_npy_array *out) {
     memset(out, 0, sizeof *out);
-    uint8_t *buf;
+    int fd;
     size_t size;
-    cphil_status s = cphil_file_read(path, (size_t)1 << 38, &buf, &size);
+    cphil_status s = cphil_file_open_regular(path, &fd, &size);
     if (s) return s;
-    s = cphil_npy_decode(buf, size, path, out);
-    cphil_free(buf);
+    if (size > ((size_t)1 << 38)) {
+        close(fd);
+        return cphil_err(CPHIL_E_FORMAT, "%s: file is %zu bytes, larger than the 256 GiB limit", path, size);
+    }
+    if (size == 0) {
+        close(fd);
+        return npy_bad(path, "empty file");
+    }
+    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) return cphil_err(CPHIL_E_IO, "%s: mmap failed: %s", path, strerror(errno));
+    s = npy_decode(m, size, path, out, true);
+    if (!out->map_) munmap(m, size);
+    if (s) cphil_npy_array_free(out);
     return s;
 }
 
@@ -634,11 +666,11 @@ cphil_status cphil_npz_decode(const uint8_t *buf, size_t size, const char *name,
 cphil_status cphil_npz_read(const char *path, cphil_npy_array **arrays, size_t *count) {
     *arrays = NULL;
     *count = 0;
-    uint8_t *buf;
+    const uint8_t *buf;
     size_t size;
-    cphil_status s = cphil_file_read(path, (size_t)1 << 38, &buf, &size);
+    cphil_status s = cphil_file_map(path, (size_t)1 << 38, &buf, &size); /* headers first, then members */
     if (s) return s;
     s = cphil_npz_decode(buf, size, path, arrays, count);
-    cphil_free(buf);
+    cphil_file_unmap(buf, size);
     return s;
 }

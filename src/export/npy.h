@@ -22,7 +22,8 @@
 
 #define CPHIL_NPY_MAX_NDIM 8
 
-/* An array read from .npy/.npz: owns data (cphil_alloc'd, 64-byte aligned). */
+/* An array read from .npy/.npz: owns data (cphil_alloc'd, 64-byte aligned, or for cphil_npy_read
+ * a private copy-on-write map of the file, whose data NumPy aligns to 64 bytes). */
 typedef struct cphil_npy_array {
     char *name;         /* npz member name without ".npy" (NULL for a plain .npy) */
     cphil_dtype dtype;
@@ -31,6 +32,8 @@ typedef struct cphil_npy_array {
     size_t numel;
     void *data;
     size_t nbytes;
+    const void *map_;   /* cphil_npy_read: the file's private map data points into (NULL: data is owned) */
+    size_t map_size_;
 } cphil_npy_array;
 
 void cphil_npy_array_free(cphil_npy_array *a);   /* frees name and data; the struct is the caller's */

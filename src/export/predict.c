@@ -58,15 +58,8 @@ cphil_status cphil_predict_replay_windows(const cphil_model *m, const char *path
     const cphil_model_config *c = &m->cfg;
     *W = c->window;
     cphil_embed_layout L;
-    bool found = false;
-    for (int pa = 0; pa < 2 && !found; pa++) {
-        cphil_embed_config ec = {.prev_action = pa == 1};
-        cphil_embed_layout_init(&L, &ec);
-        found = c->layout_hash ? L.hash == c->layout_hash : (L.E == c->E && L.n_cont == c->n_cont && L.n_ids == c->n_ids);
-    }
-    if (!found)
-        return cphil_err(CPHIL_E_MISMATCH, "predict: the policy's embedding (E %d, layout hash %016llx) is not this build's "
-                         "replay embedding: use --input with your own inputs", c->E, (unsigned long long)c->layout_hash);
+    cphil_status ls = cphil_model_find_layout(c, &L, "predict --replay (--input takes inputs of any embedding)");
+    if (ls) return ls;
     if (port < 1 || port > CPHIL_SLP_PORTS) return cphil_err(CPHIL_E_ARG, "predict: --port %d (1..4)", port);
     cphil_replay *r = NULL;
     cphil_status s = cphil_slp_read_file(path, &r);

@@ -42,6 +42,23 @@ static bool ends_with(const char *s, const char *suf) {
     return n >= m && !strcmp(s + n - m, suf);
 }
 
+/* A "*_scale" / "*_act_scale" tensor belongs to the int8 matrix of its stem; one without that
+ * matrix is refused, not ignored (a file edited by hand, or made for another engine). */
+static cphil_status check_companion(const cphil_infer_policy *p, const char *name) {
+    size_t n = strlen(name), cut = ends_with(name, "_act_scale") ? 10 : 6;
+    char stem[160];
+    const cphil_st_tensor *base = NULL;
+    if (n - cut < sizeof stem) {
+        memcpy(stem, name, n - cut);
+        stem[n - cut] = '\0';
+        base = cphil_st_find(p->f, stem);
+    }
+    if (!base || base->dtype != CPHIL_DT_I8)
+        return cphil_err(CPHIL_E_FORMAT, "%s: tensor '%s' is a scale without an int8 matrix '%.*s' (file edited or made "
+                         "for another model?)", p->path, name, (int)(n - cut), name);
+    return CPHIL_OK;
+}
+
 static cphil_status load_tensors(cphil_infer_policy *p) {
     const char *path = p->path;
     size_t n = cphil_st_count(p->f);
@@ -49,7 +66,11 @@ static cphil_status load_tensors(cphil_infer_policy *p) {
     if (!p->t) return cphil_err(CPHIL_E_NOMEM, "%s: out of memory", path);
     for (size_t i = 0; i < n; i++) {
         const cphil_st_tensor *st = cphil_st_at(p->f, i);
-        if (ends_with(st->name, "_scale")) continue; /* companions, read with their tensor */
+        if (ends_with(st->name, "_scale")) { /* companions, read with their tensor */
+            cphil_status s = check_companion(p, st->name);
+            if (s) return s;
+            continue;
+        }
         pol_tensor *t = &p->t[p->n++];
         t->name = st->name;
         t->rank = st->ndim;
@@ -130,12 +151,8 @@ cphil_status cphil_infer_policy_open(const char *path, cphil_infer_policy **out)
         s = cphil_err(CPHIL_E_NOMEM, "out of memory");
         goto fail;
     }
-    if ((s = cphil_st_open(path, CPHIL_ST_MMAP, &p->f))) goto fail;
+    if ((s = cphil_st_open(path, CPHIL_ST_MMAP, &p->f)) || (s = cphil_policy_check_format(p->f))) goto fail;
     const char *cfg = cphil_st_meta(p->f, "cphil_config");
-    if (!cfg) {
-        s = cphil_err(CPHIL_E_FORMAT, "%s: not a cphil policy (no \"cphil_config\" in the safetensors __metadata__)", path);
-        goto fail;
-    }
     if ((s = cphil_model_config_from_json(cfg, strlen(cfg), &p->cfg))) {
         cphil_err_prefix(s, "%s: cphil_config: ", path);
         goto fail;

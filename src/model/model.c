@@ -9,6 +9,7 @@
 #include "model/model.h"
 #include "core/core.h"
 #include "core/json.h"
+#include "game/embed.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -58,41 +59,91 @@ void cphil_model_config_default(cphil_model_config *c, cphil_backbone b) {
 #define CFG_CHECK(cond, ...) \
     do { if (!(cond)) return cphil_err(CPHIL_E_ARG, __VA_ARGS__); } while (0)
 
+typedef struct tbuilder tbuilder;
+static void build_table(const cphil_model_config *c, tbuilder *b);
+static size_t count_params(const cphil_model_config *c);
+
+/* The bounds (docs/model.md "Limits") keep every command's memory and time proportional to what
+ * a real policy needs: a policy file is untrusted input, and without them a 1 KB file could ask
+ * for a 100 000-frame window (a workspace of tens of GB) or a 65 536-wide hidden layer. */
 cphil_status cphil_model_config_validate(const cphil_model_config *c) {
-    const int big = 1 << 20;
     CFG_CHECK((unsigned)c->backbone < CPHIL_N_BACKBONES, "model config: bad backbone %d", (int)c->backbone);
-    CFG_CHECK(c->n_cont >= 0 && c->n_ids >= 0 && c->E >= 1 && c->E <= big,
-              "model config: n_cont %d, n_ids %d, E %d out of range", c->n_cont, c->n_ids, c->E);
+    CFG_CHECK(c->n_cont >= 0 && c->n_ids >= 0 && c->E >= 1 && c->E <= CPHIL_MODEL_MAX_E,
+              "model config: n_cont %d, n_ids %d, E %d out of range (E at most %d)", c->n_cont, c->n_ids, c->E,
+              CPHIL_MODEL_MAX_E);
     CFG_CHECK(c->n_cont + c->n_ids <= c->E, "model config: n_cont + n_ids (%d) > E (%d)",
               c->n_cont + c->n_ids, c->E);
-    CFG_CHECK(c->window >= 1 && c->window <= 100000, "model config: window %d out of range", c->window);
+    CFG_CHECK(c->window >= 1 && c->window <= CPHIL_MODEL_MAX_WINDOW, "model config: window %d out of range (1..%d)",
+              c->window, CPHIL_MODEL_MAX_WINDOW);
     CFG_CHECK(c->precision == CPHIL_PREC_F32 || c->precision == CPHIL_PREC_BF16,
               "model config: bad precision %d", (int)c->precision);
     if (c->backbone == CPHIL_BACKBONE_MLP) {
         CFG_CHECK(c->n_mlp >= 1 && c->n_mlp <= CPHIL_MAX_MLP_LAYERS,
                   "model config: mlp needs 1..%d hidden sizes (got %d)", CPHIL_MAX_MLP_LAYERS, c->n_mlp);
         for (int i = 0; i < c->n_mlp; i++)
-            CFG_CHECK(c->mlp_hidden[i] >= 1 && c->mlp_hidden[i] <= 65536,
-                      "model config: mlp hidden size %d out of range", c->mlp_hidden[i]);
-        return CPHIL_OK;
+            CFG_CHECK(c->mlp_hidden[i] >= 1 && c->mlp_hidden[i] <= CPHIL_MODEL_MAX_HIDDEN,
+                      "model config: mlp hidden size %d out of range (1..%d)", c->mlp_hidden[i], CPHIL_MODEL_MAX_HIDDEN);
+    } else {
+        CFG_CHECK(c->hidden >= 1 && c->hidden <= CPHIL_MODEL_MAX_HIDDEN, "model config: hidden %d out of range (1..%d)",
+                  c->hidden, CPHIL_MODEL_MAX_HIDDEN);
+        CFG_CHECK(c->num_layers >= 1 && c->num_layers <= CPHIL_MODEL_MAX_LAYERS,
+                  "model config: num_layers %d out of range (1..%d)", c->num_layers, CPHIL_MODEL_MAX_LAYERS);
     }
-    CFG_CHECK(c->hidden >= 1 && c->hidden <= 65536, "model config: hidden %d out of range", c->hidden);
-    CFG_CHECK(c->num_layers >= 1 && c->num_layers <= 64, "model config: num_layers %d out of range",
-              c->num_layers);
     if (c->backbone == CPHIL_BACKBONE_MAMBA) {
-        CFG_CHECK(c->state_size >= 1 && c->state_size <= 1024, "model config: state_size %d out of range",
-                  c->state_size);
-        CFG_CHECK(c->expand >= 1 && c->expand <= 16, "model config: expand %d out of range", c->expand);
-        CFG_CHECK(c->conv_size >= 1 && c->conv_size <= 64, "model config: conv_size %d out of range",
-                  c->conv_size);
+        CFG_CHECK(c->state_size >= 1 && c->state_size <= CPHIL_MODEL_MAX_STATE,
+                  "model config: state_size %d out of range (1..%d)", c->state_size, CPHIL_MODEL_MAX_STATE);
+        CFG_CHECK(c->expand >= 1 && c->expand <= CPHIL_MODEL_MAX_EXPAND, "model config: expand %d out of range (1..%d)",
+                  c->expand, CPHIL_MODEL_MAX_EXPAND);
+        CFG_CHECK(c->conv_size >= 1 && c->conv_size <= CPHIL_MODEL_MAX_CONV,
+                  "model config: conv_size %d out of range (1..%d)", c->conv_size, CPHIL_MODEL_MAX_CONV);
+        /* the scan keeps I x N state per frame of a window */
+        CFG_CHECK((long long)c->expand * c->hidden * c->state_size <= CPHIL_MODEL_MAX_SCAN_STATE,
+                  "model config: expand x hidden x state_size = %lld, at most %d",
+                  (long long)c->expand * c->hidden * c->state_size, CPHIL_MODEL_MAX_SCAN_STATE);
     }
     if (c->backbone == CPHIL_BACKBONE_ATTENTION) {
-        CFG_CHECK(c->num_heads >= 1 && c->hidden % c->num_heads == 0 &&
+        CFG_CHECK(c->num_heads >= 1 && c->num_heads <= CPHIL_MODEL_MAX_HEADS && c->hidden % c->num_heads == 0 &&
                       (c->hidden / c->num_heads) % 2 == 0,
-                  "model config: hidden %d must split into num_heads %d heads of even size",
-                  c->hidden, c->num_heads);
+                  "model config: hidden %d must split into num_heads %d (1..%d) heads of even size",
+                  c->hidden, c->num_heads, CPHIL_MODEL_MAX_HEADS);
     }
+    const size_t np = count_params(c);
+    CFG_CHECK(np <= CPHIL_MODEL_MAX_PARAMS, "model config: %zu parameters, at most %d", np, CPHIL_MODEL_MAX_PARAMS);
+    /* a window decision costs about 2 x parameters x window flops */
+    CFG_CHECK((double)np * c->window <= CPHIL_MODEL_MAX_PARAM_FRAMES,
+              "model config: parameters x window = %zu x %d, at most %.0f (a smaller window or model)", np, c->window,
+              CPHIL_MODEL_MAX_PARAM_FRAMES);
     return CPHIL_OK;
+}
+
+/* ---- the policy's embedding vs the data's ------------------------------------------------ */
+cphil_status cphil_model_check_embedding(const cphil_model_config *c, int n_cont, int n_ids, int E,
+                                         uint64_t layout_hash, const char *what) {
+    const bool sizes = c->n_cont == n_cont && c->n_ids == n_ids && c->E == E;
+    const bool hash = !c->layout_hash || !layout_hash || c->layout_hash == layout_hash;
+    if (sizes && hash) return CPHIL_OK;
+    return cphil_err(CPHIL_E_MISMATCH,
+                     "%s: the policy's embedding (n_cont %d, n_ids %d, E %d, layout %016llx) is not the data's "
+                     "(n_cont %d, n_ids %d, E %d, layout %016llx) (hint: a policy trained by another cphil version "
+                     "or with another --prev-action setting; retrain, or rebuild the data to match)",
+                     what ? what : "policy", c->n_cont, c->n_ids, c->E, (unsigned long long)c->layout_hash, n_cont,
+                     n_ids, E, (unsigned long long)layout_hash);
+}
+
+cphil_status cphil_model_find_layout(const cphil_model_config *c, cphil_embed_layout *L, const char *what) {
+    for (int prev = 0; prev < 2; prev++) {
+        cphil_embed_config ec = {.prev_action = prev != 0};
+        cphil_embed_layout_init(L, &ec);
+        const bool hash = c->layout_hash ? c->layout_hash == L->hash : true;
+        if (hash && c->n_cont == L->n_cont && c->n_ids == L->n_ids && c->E == L->E) return CPHIL_OK;
+    }
+    cphil_embed_layout_init(L, NULL);
+    return cphil_err(CPHIL_E_MISMATCH,
+                     "%s: the policy's embedding (n_cont %d, n_ids %d, E %d, layout %016llx) is not one this build "
+                     "of cphil makes (default: n_cont %d, n_ids %d, E %d, layout %016llx) (hint: retrain, or use the "
+                     "cphil version that trained it)",
+                     what ? what : "policy", c->n_cont, c->n_ids, c->E, (unsigned long long)c->layout_hash, L->n_cont,
+                     L->n_ids, L->E, (unsigned long long)L->hash);
 }
 
 int cphil_model_features(const cphil_model_config *c) {
@@ -220,11 +271,11 @@ cphil_status cphil_model_config_from_json(const char *json, size_t n, cphil_mode
 }
 
 /* ---- the tensor table ------------------------------------------------------------------- */
-typedef struct tbuilder {
+struct tbuilder {
     cphil_tensor *t; /* NULL: count only */
     int n;
     size_t off, weights;
-} tbuilder;
+};
 
 CPHIL_PRINTF(5, 6)
 static void add(tbuilder *b, int ndim, const int *shape, cphil_init init, const char *fmt, ...) {
@@ -340,6 +391,12 @@ static void build_table(const cphil_model_config *c, tbuilder *b) {
         snprintf(p, sizeof p, "heads.%s.2", cphil_head_names[h]);
         add_linear(b, cphil_head_classes[h], cphil_head_hidden[h], true, p);
     }
+}
+
+static size_t count_params(const cphil_model_config *c) {
+    tbuilder cnt = {0};
+    build_table(c, &cnt);
+    return cnt.off;
 }
 
 cphil_status cphil_model_init(cphil_model *m, const cphil_model_config *cfg) {

@@ -65,11 +65,36 @@ typedef struct cphil_model_config {
     cphil_precision precision; /* matmul precision for training and f32/bf16 inference */
 } cphil_model_config;
 
+/* What validation accepts (docs/model.md "Limits"): a policy file is untrusted input, so no
+ * config may make a command allocate or compute far beyond what a real policy needs. */
+#define CPHIL_MODEL_MAX_E 65536
+#define CPHIL_MODEL_MAX_WINDOW 1024
+#define CPHIL_MODEL_MAX_HIDDEN 4096      /* H and every MLP size; attention head dim <= 4096 */
+#define CPHIL_MODEL_MAX_LAYERS 16
+#define CPHIL_MODEL_MAX_HEADS 64
+#define CPHIL_MODEL_MAX_STATE 256        /* Mamba N */
+#define CPHIL_MODEL_MAX_EXPAND 8
+#define CPHIL_MODEL_MAX_CONV 16
+#define CPHIL_MODEL_MAX_SCAN_STATE 65536 /* Mamba I x N */
+#define CPHIL_MODEL_MAX_PARAMS (1 << 26) /* 64 Mi parameters: 256 MiB in f32 */
+#define CPHIL_MODEL_MAX_PARAM_FRAMES 8589934592.0 /* parameters x window, 2^33 */
+
 /* The seed's defaults: mlp [512, 512], lstm/gru/mamba/attention H 256, L 2, W 60, N 16,
  * expand 2, K 4, heads 4, BF16. n_cont/n_ids/E/layout_hash are left 0 for the caller. */
 void cphil_model_config_default(cphil_model_config *c, cphil_backbone b);
 /* Checks every field (ranges, divisibility); CPHIL_E_ARG with the field name. */
 cphil_status cphil_model_config_validate(const cphil_model_config *c);
+/* The ONE check of a policy's embedding against data (every command that feeds a policy uses
+ * it): n_cont, n_ids and E must equal the data's, and the layout hashes must agree where both
+ * are known (0 = unknown). CPHIL_E_MISMATCH naming `what` (the policy path or a role) and both
+ * embeddings otherwise. Buffers sized by the data then always fit the policy and vice versa. */
+cphil_status cphil_model_check_embedding(const cphil_model_config *c, int n_cont, int n_ids, int E,
+                                         uint64_t layout_hash, const char *what);
+/* The embedding layout of this build (default, or with prev_action) that a policy was trained
+ * with, for commands that embed replays themselves: matched by the layout hash when the policy
+ * records one, and always by n_cont, n_ids and E. CPHIL_E_MISMATCH when none matches. */
+struct cphil_embed_layout;
+cphil_status cphil_model_find_layout(const cphil_model_config *c, struct cphil_embed_layout *L, const char *what);
 /* Derived sizes. */
 int cphil_model_features(const cphil_model_config *c);  /* Hb: what the heads see */
 int cphil_model_input_width(const cphil_model_config *c); /* H0: input_proj's output size */
@@ -236,5 +261,9 @@ cphil_status cphil_policy_load(const char *path, cphil_model *m);
  * tensors: use cphil_policy_load_file only on files holding exactly the policy). */
 struct cphil_st_file;
 cphil_status cphil_policy_load_file(const struct cphil_st_file *f, cphil_model *m);
+/* The metadata every policy reader checks first: "format" = "cphil-policy", "format_version" =
+ * "1" and a "cphil_config" key; CPHIL_E_FORMAT naming the file otherwise (an unknown version is
+ * refused, never guessed at). Quantized files keep these keys and add "cphil_quant". */
+cphil_status cphil_policy_check_format(const struct cphil_st_file *f);
 
 #endif /* CPHIL_MODEL_H */

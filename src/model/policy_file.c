@@ -37,15 +37,26 @@ cphil_status cphil_policy_save_meta(const cphil_model *m, const char *path, cons
     return st;
 }
 
-cphil_status cphil_policy_load_file(const cphil_st_file *f, cphil_model *m) {
-    memset(m, 0, sizeof *m);
-    const char *fmt = cphil_st_meta(f, "format"), *cfg = cphil_st_meta(f, "cphil_config");
-    if (!fmt || strcmp(fmt, "cphil-policy") || !cfg)
+cphil_status cphil_policy_check_format(const cphil_st_file *f) {
+    const char *fmt = cphil_st_meta(f, "format"), *ver = cphil_st_meta(f, "format_version");
+    if (!fmt || strcmp(fmt, "cphil-policy") || !cphil_st_meta(f, "cphil_config"))
         return cphil_err(CPHIL_E_FORMAT,
                          "%s: not a cphil policy (no __metadata__ format \"cphil-policy\" and cphil_config)"
                          " (hint: make one with cphil train)", cphil_st_name(f));
+    if (!ver || strcmp(ver, "1"))
+        return cphil_err(CPHIL_E_FORMAT,
+                         "%s: policy format_version %s%s%s, this cphil reads \"1\" (hint: a newer cphil wrote it; "
+                         "use that version)", cphil_st_name(f), ver ? "\"" : "", ver ? ver : "missing", ver ? "\"" : "");
+    return CPHIL_OK;
+}
+
+cphil_status cphil_policy_load_file(const cphil_st_file *f, cphil_model *m) {
+    memset(m, 0, sizeof *m);
+    cphil_status st = cphil_policy_check_format(f);
+    if (st) return st;
+    const char *cfg = cphil_st_meta(f, "cphil_config");
     cphil_model_config c;
-    cphil_status st = cphil_model_config_from_json(cfg, strlen(cfg), &c);
+    st = cphil_model_config_from_json(cfg, strlen(cfg), &c);
     if (st) return cphil_err_prefix(st, "%s: ", cphil_st_name(f));
     if ((st = cphil_model_init(m, &c))) return cphil_err_prefix(st, "%s: ", cphil_st_name(f));
     for (int i = 0; i < m->n_tensors; i++) {

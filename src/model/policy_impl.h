@@ -221,9 +221,9 @@ cphil_status NN_FN(cphil_model_ws_create)(const cphil_model *m, int B, int T, NN
     NN_FN(plan)(w, NULL);
     w->block = cphil_calloc(w->n_elems ? w->n_elems : 1, sizeof(R));
     if (!w->block) {
+        const size_t mb = w->n_elems * sizeof(R) >> 20; /* read before the free */
         cphil_free(w);
-        return cphil_err(CPHIL_E_NOMEM, "model workspace: cannot allocate %zu MB",
-                         w->n_elems * sizeof(R) >> 20);
+        return cphil_err(CPHIL_E_NOMEM, "model workspace: cannot allocate %zu MB", mb);
     }
     NN_FN(plan)(w, w->block);
     /* tensor offsets */

@@ -47,11 +47,12 @@ cphil_status cphil_slp_read_mem(const void *data, size_t size, const char *name,
 
 cphil_status cphil_slp_read_file(const char *path, cphil_replay **out) {
     *out = NULL;
-    uint8_t *data;
+    const uint8_t *data;
     size_t size;
-    cphil_status st = cphil_file_read(path, (size_t)1 << 31, &data, &size);
+    /* mapped, not read: a file that is not a replay is refused after its first bytes */
+    cphil_status st = cphil_file_map(path, (size_t)1 << 31, &data, &size);
     if (st) return st;
     st = cphil_slp_read_mem(data, size, path, out);
-    cphil_free(data);
+    cphil_file_unmap(data, size);
     return st;
 }

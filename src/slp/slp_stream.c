@@ -347,8 +347,9 @@ static cphil_status ev_post(cphil_slp_stream *s, const uint8_t *e, uint32_t len,
     }
     if (fol) r->follower_mask |= (uint8_t)(1u << idx);
     /* Before 1.6.0 a player who started as Sheik is stored as Zelda in Game Start; the frame
-     * -123 Post-Frame tells (slippi-js's fix, reference §3.4). */
-    if (!fol && f == CPHIL_SLP_FIRST_FRAME && cphil_replay_version(r) < cphil_slp_version(1, 6, 0)) {
+     * -123 Post-Frame tells (slippi-js's fix, reference §3.4). Its character byte is byte 7: an
+     * event declared with the 6-byte minimum payload does not have it. */
+    if (!fol && f == CPHIL_SLP_FIRST_FRAME && len > 7 && cphil_replay_version(r) < cphil_slp_version(1, 6, 0)) {
         if (e[7] == 7) r->game.players[idx].character = 0x13;
         else if (e[7] == 0x13) r->game.players[idx].character = 0x12;
     }

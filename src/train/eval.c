@@ -17,7 +17,10 @@ typedef struct slot {
 
 cphil_status cphil_policy_foreach_frame(const cphil_model *m, cphil_tr_data *d, bool held_out, int batch, bool quiet,
                                         const char *label, cphil_frame_logits_fn fn, void *user) {
-    cphil_status st = CPHIL_OK;
+    cphil_tr_data_summary ds; /* the batches below are sized by the policy, the rows by the data */
+    cphil_tr_data_get_summary(d, &ds);
+    cphil_status st = cphil_model_check_embedding(&m->cfg, ds.n_cont, ds.n_ids, ds.E, ds.layout_hash, label);
+    if (st) return st;
     const int W = m->cfg.backbone == CPHIL_BACKBONE_MLP ? 1 : m->cfg.window;
     const size_t half = W > 1 ? (size_t)W / 2 : 1;
     const int B = batch > 0 ? batch : 32;
