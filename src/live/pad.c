@@ -40,15 +40,16 @@ cphil_status cphil_pad_open(const char *fifo_path, int timeout_ms, cphil_pad **o
     for (;;) {
         fd = open(fifo_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
         if (fd >= 0) break;
-        if (errno != ENXIO || cphil_now_sec() >= t_end) {
+        /* ENOENT: retried too, so a bot may start before the FIFO is made (tests, scripts) */
+        if ((errno != ENXIO && errno != ENOENT) || cphil_now_sec() >= t_end) {
             if (errno == ENXIO)
                 return cphil_err(CPHIL_E_IO,
                                  "%s: no reader within %d ms: is Dolphin running with this user directory, and did "
                                  "it start after the FIFO was made (it scans Pipes/ at startup)?",
                                  fifo_path, timeout_ms);
             if (errno == ENOENT)
-                return cphil_err(CPHIL_E_IO, "%s: no such FIFO (make it with cphil dolphin-setup, then restart Dolphin)",
-                                 fifo_path);
+                return cphil_err(CPHIL_E_IO, "%s: no such FIFO after %d ms (make it with cphil dolphin-setup, then restart Dolphin)",
+                                 fifo_path, timeout_ms);
             return cphil_err(CPHIL_E_IO, "%s: cannot open for writing: %s", fifo_path, strerror(errno));
         }
         sleep_ms(20);
