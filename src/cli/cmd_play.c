@@ -390,12 +390,14 @@ int cmd_play(int argc, char **argv) {
         cphil_live_get_stats(live, &ls);
         fprintf(stderr,
                 "play: %d game(s), %llu decisions, late %llu, missed %llu; %llu messages, %llu reconnects, %llu duplicates "
-                "dropped, %llu skipped (malformed %llu, zero-length %llu, unknown type %llu, truncated events %llu)\n",
+                "dropped, %llu skipped (malformed %llu, zero-length %llu, unknown type %llu, truncated events %llu); unknown "
+                "events skipped by size %llu, menu frames inside games %llu\n",
                 games_done, (unsigned long long)tot_dec, (unsigned long long)tot_late, (unsigned long long)tot_missed,
                 (unsigned long long)ls.messages, (unsigned long long)ls.reconnects, (unsigned long long)ls.duplicates,
                 (unsigned long long)(ls.malformed + ls.zero_length + ls.unknown_types + ls.truncated_events),
                 (unsigned long long)ls.malformed, (unsigned long long)ls.zero_length, (unsigned long long)ls.unknown_types,
-                (unsigned long long)ls.truncated_events);
+                (unsigned long long)ls.truncated_events, (unsigned long long)ls.unknown_events,
+                (unsigned long long)ls.menu_in_game);
     }
 done:
     if (log_open) {

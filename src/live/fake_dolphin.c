@@ -707,6 +707,7 @@ cphil_status live_fake_run(const live_fake_params *p, live_fake_stats *st) {
         }
         service(f, 1);
         read_pipes(f);
+        write_events(f); /* as Dolphin's loop: a client that (re)connected gets what it lacks */
         double now = cphil_now_sec();
         if (st->flushes != last_flushes) {
             last_flushes = st->flushes;
