@@ -4,7 +4,8 @@
 # policy (trained here for a moment on `cphil synth` games) through the spectator stream and the
 # controller FIFO; tests/py/live_check.py then checks that the pad state Dolphin would read for
 # frame N+1 equals what `cphil play-replay --decide first --log` decides at frame N, on every
-# frame, with exactly one FLUSH per bookend (rollback re-sends included) and after Game Start.
+# frame, with exactly one FLUSH per bookend (rollback re-sends included), after Game Start and per
+# menu frame (the synth game is preceded by 8 menu frames).
 # Games: a synth game (always), and from the shared replays (CPHIL_REPLAYS) a local game, an
 # online game with rollbacks and a game with items; each missing replay is named and skipped.
 set -u
@@ -41,7 +42,7 @@ run_one() { # name replay port-of-the-bot [extra fake args]
   echo "$name ($(basename "$rep"), bot on port $bot):"
   "$PY" "$(dirname "$0")/py/live_check.py" "$d/fake.json" "$d/rec.jsonl" "$d/live.jsonl" "$d/ref.jsonl" || status=1
 }
-run_one synth "$T/r/synth_0000.slp" 1
+run_one synth+menus "$T/r/synth_0000.slp" 1 --menu-frames 8
 for spec in "local:slippi-js/consistencyTest/KirbyVMario-nB.slp:1" \
             "online-rollback:slippi-js/rollbackFrameTest.slp:1" \
             "items:slippi-js/consistencyTest/DKVBows-nB.slp:2"; do
