@@ -693,7 +693,8 @@ cphil_status live_fake_run(const live_fake_params *p, live_fake_stats *st) {
     double period = 1.0 / (p->fps > 0 ? p->fps : 59.94);
     double next_tick = cphil_now_sec();
     double last_progress = cphil_now_sec();
-    uint64_t last_flushes = 0;
+    uint64_t last_flushes = 0, flushes_at_emit = 0;
+    double last_emit = 0;
     size_t next = 0;
     int menus_left = p->menu_frames;
     bool closing = false, closed_early = false;
@@ -723,7 +724,11 @@ cphil_status live_fake_run(const live_fake_params *p, live_fake_stats *st) {
         }
         if (!go) continue;
         if (!p->lockstep) {
-            if (!caught_up && st->need_inputs) st->late++;
+            /* late: nothing answered the previous frame before this one was due (a frame the
+             * bot chose to skip, or answered after the next, stays counted once) */
+            if (st->need_inputs && st->flushes == flushes_at_emit && now - last_emit >= 0.9 * period) st->late++;
+            flushes_at_emit = st->flushes;
+            last_emit = now; /* a catch-up burst after this process was descheduled is not the bot's fault */
             next_tick += period;
             if (now - next_tick > 1.0) next_tick = now; /* we were descheduled: do not burst */
         }
