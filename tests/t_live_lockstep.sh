@@ -50,4 +50,18 @@ for spec in "local:slippi-js/consistencyTest/KirbyVMario-nB.slp:1" \
   if [ -f "$REPLAYS/$rel" ]; then run_one "$name" "$REPLAYS/$rel" "$bot"
   else echo "$name: SKIP, needs the shared replay $REPLAYS/$rel (set CPHIL_REPLAYS)"; fi
 done
+# examples/live_bot.c (the C API around cphil_agent_step) plays the synth game in lockstep: every
+# wait answered once.
+EX=$(dirname "$BIN")/examples/live_bot
+if [ -x "$EX" ]; then
+  d="$T/example"; mkdir -p "$d/U"; PORT=$((PORT + 1))
+  timeout 60 "$BIN" fake-dolphin --replay "$T/r/synth_0000.slp" --port $PORT --lockstep --user-dir "$d/U" --json \
+      --quiet --wait-client 20 > "$d/fake.json" 2> "$d/fake.err" &
+  fpid=$!
+  timeout 60 "$EX" "$POL" "$d/U/Pipes/slippibot1" 127.0.0.1 $PORT > "$d/ex.out" 2> "$d/ex.err"; erc=$?
+  wait $fpid; frc=$?
+  if [ $erc -ne 0 ] || [ $frc -ne 0 ] || ! "$PY" -c 'import json,sys; f=json.load(open(sys.argv[1])); sys.exit(0 if f["flushes"]==f["need_inputs"]>600 and f["invalid_lines"]==0 else 1)' "$d/fake.json"; then
+    echo "example: live_bot exit $erc, fake exit $frc"; cat "$d/ex.out" "$d/ex.err" "$d/fake.json"; status=1
+  else echo "example: $(cat "$d/ex.out"); $(cut -c1-150 "$d/fake.json")"; fi
+else echo "example: SKIP, $EX not built"; fi
 exit $status
