@@ -6,7 +6,7 @@
 #   kick (reconnect mid-game), pause longer than the client's ENet timeout, server restart on the
 #   same port, zero-length / unknown-type / malformed JSON / bad base64 packets, undeclared
 #   ("unknown") event codes in every frame, a menu frame inside a game_event, a truncated event;
-# then Dolphin closing mid-game (exit 1, clear message) and no Dolphin at all (exit 1, bounded).
+# Dolphin at the menus without the menu gecko code (a hint naming it); then Dolphin closing mid-game (exit 1, clear message) and no Dolphin at all (exit 1, bounded).
 set -u
 BIN=${CPHIL_BIN:-${CPHIL_BUILD:-build/rel}/cphil}
 PY=/usr/bin/python3
@@ -59,6 +59,8 @@ run_case bad-base64 "not base64" --fault bad-base64
 run_case unknown-event "unknown events skipped by size [1-9]" --fault unknown-event
 run_case menu-in-game "menu frames inside games 1" --fault menu-in-game
 run_case truncated "truncated event 0x39" --fault truncated
+# at the menus for 6 s without menu frames (no gecko code): play names the code to enable
+run_case no-menu-frames "Extract Menu Info" --start-delay 6
 
 # Dolphin closes at frame 40 (its bookend never comes): play exits 1 naming the game and frame; the fake itself is fine.
 d="$T/close"; mkdir -p "$d/U"; PORT=$((PORT + 1))

@@ -17,7 +17,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: cphil fake-dolphin --replay R [--port P] [--realtime | --lockstep] [--user-dir DIR]\n"
             "                          [--record FILE.jsonl] [--fault LIST] [--fault-frame F] [--pause-ms MS]\n"
-            "                          [--menu-frames N] [--wait-client S] [--stall-ms MS] [--bind HOST] [--json] [--quiet]\n"
+            "                          [--menu-frames N] [--start-delay S] [--wait-client S] [--stall-ms MS] [--bind HOST] [--json] [--quiet]\n"
             "Serves one replay exactly as Slippi Dolphin's spectator server streams a game (ENet/UDP, JSON messages,\n"
             "base64 events batched per frame, cursors, catch-up, rollback re-sends of online replays, end_game, then\n"
             "dolphin_closed) and reads the controller FIFOs in DIR/Pipes/ the way Dolphin's pipe device does,\n"
@@ -32,6 +32,7 @@ static void usage(FILE *f) {
             "  --fault-frame F   the frame whose bookend triggers the faults (default 60)\n"
             "  --pause-ms MS     length of the pause fault (default 3000)\n"
             "  --menu-frames N   menu frames (character select, then stage select) before the game (default 0)\n"
+            "  --start-delay S   seconds at the menus without menu frames (no gecko code) before the game (default 0)\n"
             "  --wait-client S   seconds to wait for a first client (default 30)\n"
             "  --stall-ms MS     lockstep: give up when no FLUSH comes for this long (default 10000)\n"
             "  --bind HOST       address to listen on (default 127.0.0.1; Dolphin listens on all interfaces)\n"
@@ -53,7 +54,7 @@ int cmd_fake_dolphin(int argc, char **argv) {
     double d;
     static const char *const valid[] = {"--replay", "--port", "--realtime", "--lockstep", "--user-dir", "--pipe-port",
                                         "--record", "--fault", "--fault-frame", "--pause-ms", "--menu-frames",
-                                        "--wait-client", "--stall-ms", "--bind", "--json", "--quiet", "--help", NULL};
+                                        "--start-delay", "--wait-client", "--stall-ms", "--bind", "--json", "--quiet", "--help", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -97,6 +98,9 @@ int cmd_fake_dolphin(int argc, char **argv) {
         } else if (!strcmp(a, "--menu-frames")) {
             if (!cli_parse_int(a, val, 0, 1000000, &v)) return CLI_EXIT_USAGE;
             p.menu_frames = (int)v, i++;
+        } else if (!strcmp(a, "--start-delay")) {
+            if (!cli_parse_double(a, val, 0, 86400, &d)) return CLI_EXIT_USAGE;
+            p.start_delay_ms = (int)(d * 1000), i++;
         } else if (!strcmp(a, "--stall-ms")) {
             if (!cli_parse_int(a, val, 1, 3600000, &v)) return CLI_EXIT_USAGE;
             p.stall_ms = (int)v, i++;

@@ -228,6 +228,9 @@ int cmd_play(int argc, char **argv) {
     bool agent_ok = false, have_ctrl = false, in_game = false;
     int games_done = 0, game_no = 0;
     double last_line = 0;
+    /* menus: without the "Extract Menu Info" gecko code Dolphin sends nothing between games */
+    double idle_since = cphil_now_sec();
+    bool seen_menu = false, menu_hint = false;
     cphil_controller_state ctrl;
     memset(&ctrl, 0, sizeof ctrl);
     uint64_t tot_late = 0, tot_missed = 0, tot_dec = 0;
@@ -239,8 +242,18 @@ int cmd_play(int argc, char **argv) {
             break;
         }
         cphil_status ws = CPHIL_OK;
+        if (ev.type != CPHIL_LIVE_TIMEOUT && ev.type != CPHIL_LIVE_WARNING) idle_since = cphil_now_sec();
         switch (ev.type) {
-        case CPHIL_LIVE_TIMEOUT: break;
+        case CPHIL_LIVE_TIMEOUT:
+            if (!in_game && !seen_menu && !menu_hint && !quiet && cphil_now_sec() - idle_since > 5) {
+                menu_hint = true;
+                fprintf(stderr,
+                        "%splay: waiting for a game; no menu frames have come from Dolphin. The menus are yours to "
+                        "play (start a game by hand); for the bot to see menu frames, enable the gecko code "
+                        "\"Optional: Extract Menu Info\" in Dolphin\n",
+                        tty ? "\r\033[K" : "");
+            }
+            break;
         case CPHIL_LIVE_CONNECTED:
         case CPHIL_LIVE_DISCONNECTED:
         case CPHIL_LIVE_WARNING:
@@ -321,6 +334,7 @@ int cmd_play(int argc, char **argv) {
             break;
         }
         case CPHIL_LIVE_MENU:
+            seen_menu |= !ev.in_game;
             /* lockstep Dolphin waits for a FLUSH per menu frame; a menu frame inside a game
              * (Dolphin bug) gets the current state again, not a neutral one */
             if (blocking) ws = ev.in_game && have_ctrl ? cphil_pad_write(pad, &ctrl) : cphil_pad_neutral(pad);

@@ -690,6 +690,15 @@ cphil_status live_fake_run(const live_fake_params *p, live_fake_stats *st) {
             goto out;
         }
     }
+    /* at the menus without the menu gecko code: Dolphin sends nothing */
+    for (double t_menu = cphil_now_sec() + p->start_delay_ms / 1000.0; cphil_now_sec() < t_menu;) {
+        if (p->stop && *p->stop) {
+            s = cphil_err(CPHIL_E_INTERRUPTED, "fake Dolphin: stopped");
+            goto out;
+        }
+        service(f, 1);
+        read_pipes(f);
+    }
     double period = 1.0 / (p->fps > 0 ? p->fps : 59.94);
     double next_tick = cphil_now_sec();
     double last_progress = cphil_now_sec();

@@ -41,6 +41,7 @@ typedef struct live_fake_params {
     int fault_frame;             /* default 60 */
     int pause_ms;                /* FAKE_FAULT_PAUSE (default 3000) */
     int menu_frames;             /* synthesized menu frames before the game (CSS then stage select) */
+    int start_delay_ms;          /* after the first client: this long at the menus (no menu frames) first */
     int wait_client_ms;          /* wait this long for a first client (default 30000) */
     int stall_ms;                /* lockstep: fail when no FLUSH comes for this long (default 10000) */
     int linger_ms;               /* after dolphin_closed: keep serving this long (default 500) */

@@ -145,7 +145,7 @@ static bool get_int(const cphil_json_value *root, const char *key, int64_t *out)
     return cphil_json_as_int64(cphil_json_get(root, key), out);
 }
 
-static void on_packet(cphil_live *l, const uint8_t *data, size_t len) {
+static void on_packet(cphil_live *l, const uint8_t *data, size_t len, uint64_t t_recv) {
     stat_add(l, &l->stats.bytes, len);
     if (len == 0) { /* libmelee skips these too ("at the end of a game for some reason") */
         stat_add(l, &l->stats.zero_length, 1);
@@ -221,6 +221,7 @@ static void on_packet(cphil_live *l, const uint8_t *data, size_t len) {
                 goto done;
             }
             m->len = (uint32_t)out_len;
+            m->arrival_ns = t_recv; /* arrival = the packet leaving ENet, before JSON and base64 */
         } else {
             m = new_msg(is_start ? M_START : M_END, 0);
             if (!m) goto nomem;
@@ -322,7 +323,7 @@ static void *net_main(void *arg) {
                 if (ev.peer == l->peer) send_request(l);
                 break;
             case ENET_EVENT_TYPE_RECEIVE:
-                if (ev.peer == l->peer) on_packet(l, ev.packet->data, ev.packet->dataLength);
+                if (ev.peer == l->peer) on_packet(l, ev.packet->data, ev.packet->dataLength, cphil_now_ns());
                 enet_packet_destroy(ev.packet);
                 break;
             case ENET_EVENT_TYPE_DISCONNECT:
