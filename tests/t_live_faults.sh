@@ -6,7 +6,8 @@
 #   kick (reconnect mid-game), pause longer than the client's ENet timeout, server restart on the
 #   same port, zero-length / unknown-type / malformed JSON / bad base64 packets, undeclared
 #   ("unknown") event codes in every frame, a menu frame inside a game_event, a truncated event;
-# Dolphin at the menus without the menu gecko code (a hint naming it); then Dolphin closing mid-game (exit 1, clear message) and no Dolphin at all (exit 1, bounded).
+# Dolphin at the menus without the menu gecko code (a hint naming it); a second client joining
+# mid-game (catch-up from the game's start); Ctrl-C (clean exit, log kept); Dolphin closing mid-game (exit 1, clear message) and no Dolphin at all (exit 1, bounded).
 set -u
 BIN=${CPHIL_BIN:-${CPHIL_BUILD:-build/rel}/cphil}
 PY=/usr/bin/python3
@@ -61,6 +62,50 @@ run_case menu-in-game "menu frames inside games 1" --fault menu-in-game
 run_case truncated "truncated event 0x39" --fault truncated
 # at the menus for 6 s without menu frames (no gecko code): play names the code to enable
 run_case no-menu-frames "Extract Menu Info" --start-delay 6
+
+# Catch-up: a second client joining mid-game with cursor 0 (libmelee and slippi-js always do)
+# gets the whole game from its start_game, then the live frames: its decisions (bot on port 2)
+# equal play-replay's on every frame, though it answered the backlog late (missed > 0).
+d="$T/catchup"; mkdir -p "$d/U/Pipes"; PORT=$((PORT + 1))
+mkfifo "$d/U/Pipes/slippibot1" "$d/U/Pipes/slippibot2"
+"$BIN" play-replay --policy "$POL" --port 2 --deterministic --decide first --log "$d/ref2.jsonl" "$REP" >/dev/null \
+    || fail "play-replay port 2"
+timeout 60 "$BIN" fake-dolphin --replay "$REP" --port $PORT --realtime --user-dir "$d/U" --json --quiet \
+    --wait-client 20 > "$d/fake.json" 2> "$d/fake.err" &
+fpid=$!
+timeout 60 "$BIN" play --policy "$POL" --port 1 --address 127.0.0.1:$PORT --dolphin-user-dir "$d/U" --deterministic \
+    --games 1 --connect-timeout 20 --quiet 2> "$d/p1.err" &
+p1=$!
+sleep 2.5
+timeout 60 "$BIN" play --policy "$POL" --port 2 --address 127.0.0.1:$PORT --dolphin-user-dir "$d/U" --deterministic \
+    --games 1 --connect-timeout 20 --json --log "$d/live2.jsonl" > "$d/p2.json" 2> "$d/p2.err"; rc2=$?
+wait $p1; rc1=$?; wait $fpid; frc=$?
+if [ $rc1 -ne 0 ] || [ $rc2 -ne 0 ] || [ $frc -ne 0 ]; then
+  echo "catch-up: exits $rc1 $rc2 $frc"; cat "$d/p1.err" "$d/p2.err" "$d/fake.err"; status=1
+elif ! "$PY" - "$d/live2.jsonl" "$d/ref2.jsonl" "$d/p2.json" <<'PYEOF'
+import json, sys
+strip = lambda l: {k: v for k, v in json.loads(l).items() if k != "latency_us"}
+a = [strip(l) for l in open(sys.argv[1])]; b = [strip(l) for l in open(sys.argv[2])]
+g = json.loads(open(sys.argv[3]).readline())
+print("catch-up: the late client decided %d frames (%d missed while catching up), replay %d, equal: %s"
+      % (len(a), g["missed"], len(b), a == b))
+sys.exit(0 if a == b and g["missed"] > 0 else 1)
+PYEOF
+then status=1; fi
+
+# Ctrl-C (SIGINT) mid-game: play stops cleanly (exit 0) and commits its log.
+d="$T/sigint"; mkdir -p "$d/U"; PORT=$((PORT + 1))
+timeout 60 "$BIN" fake-dolphin --replay "$REP" --port $PORT --realtime --user-dir "$d/U" --quiet --wait-client 20 \
+    > /dev/null 2> "$d/fake.err" &
+fpid=$!
+timeout 60 "$BIN" play --policy "$POL" --port 1 --address 127.0.0.1:$PORT --dolphin-user-dir "$d/U" --deterministic \
+    --log "$d/live.jsonl" --connect-timeout 20 2> "$d/play.err" &
+ppid=$!
+sleep 2.5; kill -INT $ppid; wait $ppid; prc=$?; wait $fpid
+n=$(wc -l < "$d/live.jsonl" 2>/dev/null || echo 0)
+if [ $prc -ne 0 ] || [ "$n" -lt 10 ] || ls "$d" | grep -q "live.jsonl.tmp"; then
+  echo "Ctrl-C: exit $prc, $n log lines"; cat "$d/play.err"; status=1
+else echo "Ctrl-C: exit 0, log committed with $n decisions, '$(grep -o "stopped during game [0-9]*" "$d/play.err")'"; fi
 
 # Dolphin closes at frame 40 (its bookend never comes): play exits 1 naming the game and frame; the fake itself is fine.
 d="$T/close"; mkdir -p "$d/U"; PORT=$((PORT + 1))

@@ -170,11 +170,6 @@ int cmd_play(int argc, char **argv) {
     ap.temperature = (float)temp;
     ap.deterministic = det;
     signal(SIGPIPE, SIG_IGN); /* a closed Dolphin gives EPIPE on write, reported by cphil_pad */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 
     cphil_agent *agent = NULL;
     cphil_live *live = NULL;
@@ -190,14 +185,6 @@ int cmd_play(int argc, char **argv) {
     }
     cphil_agent_config cfg;
     cphil_agent_get_config(agent, &cfg);
-    if (log_path) {
-        if (cphil_atomic_open(&logf, log_path)) {
-            cli_error(NULL);
-            cphil_agent_close(agent);
-            return CLI_EXIT_FAIL;
-        }
-        log_open = true;
-    }
     cphil_live_params lp = cphil_live_default_params();
     lp.host = host;
     lp.port = (int)sport;
@@ -215,6 +202,20 @@ int cmd_play(int argc, char **argv) {
         cli_error(NULL);
         rc = CLI_EXIT_FAIL;
         goto done;
+    }
+    /* from here on Ctrl-C ends the loop, so the log is committed (before, it just exits) */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (log_path) {
+        if (cphil_atomic_open(&logf, log_path)) {
+            cli_error(NULL);
+            rc = CLI_EXIT_FAIL;
+            goto done;
+        }
+        log_open = true;
     }
     g.cap = 1 << 16;
     g.lat = cphil_alloc(g.cap * sizeof *g.lat);
