@@ -18,15 +18,18 @@ REP=${2:-$T/r/synth_0000.slp}
 [ -f "$T/gru_policy.safetensors" ] || { echo "bench_live: training the policy failed" >&2; exit 1; }
 "$BIN" quantize --policy "$T/gru_policy.safetensors" --mode dynamic --output "$T/gru_int8.safetensors" >/dev/null
 PORT=$((30000 + $$ % 20000))
-for pace in realtime lockstep; do
-  PORT=$((PORT + 1)); mkdir -p "$T/$pace"
+# realtime and lockstep as cphil play runs by default; "spin": real time with --spin-us 20000
+# (the caller busy-waits for the next message instead of sleeping: a core for a faster wake-up)
+for run in realtime lockstep spin; do
+  pace=$run; spin=0; [ $run = spin ] && pace=realtime && spin=20000
+  PORT=$((PORT + 1)); mkdir -p "$T/$run"
   blk=""; [ $pace = lockstep ] && blk=--blocking
-  timeout 300 "$BIN" fake-dolphin --replay "$REP" --port $PORT --$pace --user-dir "$T/$pace" --json --quiet \
-      > "$T/$pace.fake" &
+  timeout 300 "$BIN" fake-dolphin --replay "$REP" --port $PORT --$pace --user-dir "$T/$run" --json --quiet \
+      > "$T/$run.fake" &
   timeout 300 "$BIN" play --policy "$T/gru_int8.safetensors" --mode stream --port 1 --address 127.0.0.1:$PORT \
-      --dolphin-user-dir "$T/$pace" --deterministic --games 1 $blk --json --quiet > "$T/$pace.json"
+      --dolphin-user-dir "$T/$run" --deterministic --games 1 $blk --spin-us $spin --json --quiet > "$T/$run.json"
   wait
-  /usr/bin/python3 - "$T/$pace.json" "$T/$pace.fake" "$pace" <<'PYEOF'
+  /usr/bin/python3 - "$T/$run.json" "$T/$run.fake" "$run" <<'PYEOF'
 import json, sys
 g = json.loads(open(sys.argv[1]).readline()); f = json.load(open(sys.argv[2]))
 print("%-9s int8 gru stream: %5d frames | decision p50 %6.1f us p99 %6.1f us | bookend arrival to write p50 %6.1f us "

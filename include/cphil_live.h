@@ -39,6 +39,8 @@ typedef struct cphil_live_params {
     int connect_timeout_ms;    /* give up when no connection is made in this time (default 60000) */
     int reconnect_timeout_ms;  /* after a drop, give up after this long without a connection (default 30000) */
     int net_timeout_ms;        /* ENet's silence limit before a peer counts as gone (0: ENet's 5-30 s) */
+    int spin_us;               /* cphil_live_next busy-waits this long before sleeping (0, default): spends a
+                                * core to save the thread wake-up (tens of us) between a bookend and its event */
 } cphil_live_params;
 
 cphil_live_params cphil_live_default_params(void);

@@ -29,7 +29,7 @@ static void usage(FILE *f) {
             "usage: cphil play --policy P --port N [--address HOST:PORT] [--dolphin-user-dir DIR | --pipe FIFO]\n"
             "                  [--mode window|stream] [--precision auto|f32|bf16|int8] [--temperature T | --deterministic]\n"
             "                  [--seed S] [--games N] [--blocking] [--log FILE.jsonl] [--connect-timeout S]\n"
-            "                  [--net-timeout MS] [--json] [--quiet]\n"
+            "                  [--net-timeout MS] [--spin-us N] [--json] [--quiet]\n"
             "Plays a policy in a running Slippi Dolphin: game state from Dolphin's spectator server (ENet/UDP), the\n"
             "controller through the pipe input device <DIR>/Pipes/slippibot<N> (cphil dolphin-setup prepares both).\n"
             "  --port N            the controlled port, 1..4: the agent plays that player and writes slippibotN\n"
@@ -42,6 +42,8 @@ static void usage(FILE *f) {
             "                      lines as `cphil play-replay --log --decide first` on the replay of the game\n"
             "  --connect-timeout S give up when Dolphin is not reachable for S seconds (default 60; 30 after a drop)\n"
             "  --net-timeout MS    declare the connection dead after MS ms of silence (default: ENet's 5-30 s)\n"
+            "  --spin-us N         busy-wait up to N us for the next message before sleeping (default 0): costs a\n"
+            "                      core, saves the thread wake-up between a bookend's arrival and the decision\n"
             "Prints a live line (frames, decision latency, late and missed frames) and a summary per game.\n"
             "Exit status: 0 when the games are played or Dolphin closes between games (or Ctrl-C), 1 on a failure\n"
             "(Dolphin unreachable, closed mid-game, controller pipe closed), 2 usage.\n");
@@ -68,13 +70,13 @@ static void pct(uint64_t *v, size_t n, double *p50, double *p99, double *mx) {
 
 int cmd_play(int argc, char **argv) {
     const char *policy = NULL, *address = "127.0.0.1:51441", *user_dir = NULL, *pipe_path = NULL, *log_path = NULL;
-    long long port = 0, seed = 0, games = 0, net_timeout = 0;
+    long long port = 0, seed = 0, games = 0, net_timeout = 0, spin_us = 0;
     double temp = 1.0, connect_timeout = 60;
     bool det = false, blocking = false, json = false, quiet = false;
     cphil_agent_params ap = cphil_agent_default_params();
     static const char *const valid[] = {"--policy", "--port", "--address", "--dolphin-user-dir", "--pipe", "--mode",
                                         "--precision", "--temperature", "--deterministic", "--seed", "--games",
-                                        "--blocking", "--log", "--connect-timeout", "--net-timeout", "--json", "--quiet",
+                                        "--blocking", "--log", "--connect-timeout", "--net-timeout", "--spin-us", "--json", "--quiet",
                                         "--help", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -108,6 +110,9 @@ int cmd_play(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--net-timeout")) {
             if (!cli_parse_int(a, v, 100, 600000, &net_timeout)) return CLI_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--spin-us")) {
+            if (!cli_parse_int(a, v, 0, 100000, &spin_us)) return CLI_EXIT_USAGE;
             i++;
         } else if (!strcmp(a, "--connect-timeout")) {
             if (!cli_parse_double(a, v, 0.1, 86400, &connect_timeout)) return CLI_EXIT_USAGE;
@@ -190,6 +195,7 @@ int cmd_play(int argc, char **argv) {
     lp.port = (int)sport;
     lp.connect_timeout_ms = (int)(connect_timeout * 1000);
     lp.net_timeout_ms = (int)net_timeout;
+    lp.spin_us = (int)spin_us;
     if (cphil_live_open(&lp, &live)) {
         cli_error(NULL);
         rc = CLI_EXIT_FAIL;

@@ -51,6 +51,7 @@ struct cphil_live {
     pthread_cond_t cv;
     msg *head, *tail;
     atomic_uint queued_events;
+    atomic_uint queued;       /* every message kind: what the caller's spin watches */
     cphil_live_stats stats; /* under mu */
     /* network thread */
     ENetPeer *peer;
@@ -93,6 +94,7 @@ static void push(cphil_live *l, msg *m) {
     else l->head = m;
     l->tail = m;
     if (m->kind == M_EVENT) atomic_fetch_add(&l->queued_events, 1);
+    atomic_fetch_add(&l->queued, 1);
     pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&l->mu);
 }
@@ -651,6 +653,11 @@ cphil_status cphil_live_next(cphil_live *l, int timeout_ms, cphil_live_event *ev
     double t_end = cphil_now_sec() + (timeout_ms > 0 ? timeout_ms / 1000.0 : 0);
     for (;;) {
         msg *m = l->cur;
+        if (!m && l->p.spin_us > 0 && timeout_ms != 0 && !atomic_load(&l->queued)) {
+            uint64_t t_spin = cphil_now_ns() + (uint64_t)l->p.spin_us * 1000u;
+            while (!atomic_load_explicit(&l->queued, memory_order_acquire) && cphil_now_ns() < t_spin)
+                __builtin_ia32_pause();
+        }
         if (!m) {
             pthread_mutex_lock(&l->mu);
             while (!l->head && timeout_ms != 0) {
@@ -672,6 +679,7 @@ cphil_status cphil_live_next(cphil_live *l, int timeout_ms, cphil_live_event *ev
                 l->head = m->next;
                 if (!l->head) l->tail = NULL;
                 if (m->kind == M_EVENT) atomic_fetch_sub(&l->queued_events, 1);
+                atomic_fetch_sub(&l->queued, 1);
             }
             pthread_mutex_unlock(&l->mu);
             if (!m) {
