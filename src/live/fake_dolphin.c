@@ -818,14 +818,36 @@ cphil_status live_fake_run(const live_fake_params *p, live_fake_stats *st) {
     }
     if (!closed_early && (s = push_item(f, &(item){.kind = I_END}, true))) goto out;
     write_events(f);
+    /* a graceful close: every client has had (and acknowledged) everything, at most 10 s for a
+     * slow one, then linger_ms more; enet_peer_disconnect would drop what is still queued */
+    t_end = cphil_now_sec() + 10.0;
+    while (cphil_now_sec() < t_end && !(p->stop && *p->stop)) {
+        service(f, 1);
+        read_pipes(f);
+        write_events(f);
+        bool pending = false;
+        for (int i = 0; i < 4; i++) {
+            ENetPeer *e = f->peers[i].peer;
+            if (e && f->peers[i].shaken &&
+                (f->peers[i].cursor < f->buf_n || !enet_list_empty(&e->outgoingCommands) ||
+                 !enet_list_empty(&e->sentReliableCommands)))
+                pending = true;
+        }
+        if (!pending) break;
+    }
     t_end = cphil_now_sec() + p->linger_ms / 1000.0;
     while (cphil_now_sec() < t_end) {
         service(f, 1);
         read_pipes(f);
     }
     for (int i = 0; i < 4; i++)
-        if (f->peers[i].peer) enet_peer_disconnect(f->peers[i].peer, 0);
-    for (int t = 0; t < 50; t++) service(f, 2);
+        if (f->peers[i].peer) enet_peer_disconnect_later(f->peers[i].peer, 0);
+    for (int t = 0; t < 100; t++) {
+        bool any = false;
+        for (int i = 0; i < 4; i++) any |= f->peers[i].peer != NULL;
+        if (!any) break;
+        service(f, 10);
+    }
 out:
     st->seconds = cphil_now_sec() - t0;
     host_down(f);
