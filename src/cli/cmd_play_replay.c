@@ -7,6 +7,7 @@
  */
 #include "cli/cli.h"
 #include "game/controller.h"
+#include "live/live_log.h"
 
 #include <dirent.h>
 #include <stdlib.h>
@@ -17,13 +18,18 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: cphil play-replay --policy P --port N REPLAY... [--mode window|stream]\n"
             "                         [--precision auto|f32|bf16|int8] [--temperature T] [--seed S]\n"
-            "                         [--deterministic] [--chunk BYTES] [--json]\n"
+            "                         [--deterministic] [--chunk BYTES] [--json] [--log FILE.jsonl]\n"
+            "                         [--decide final|first]\n"
             "Feeds each replay (a .slp file, or a folder: its .slp files, not recursive) through the\n"
             "incremental parser and an agent frame by frame, as if live.\n"
             "Prints decision latency (p50, p99, max microseconds, the whole step), decisions that missed\n"
             "16.67 ms, and per head how often the agent's deterministic choice equals the human's next input.\n"
             "  --port N        the controlled port, 1..4 (the agent plays that player's seat)\n"
-            "  --chunk BYTES   bytes fed to the parser at a time (default 512)\n");
+            "  --chunk BYTES   bytes fed to the parser at a time (default 512)\n"
+            "  --log FILE      one JSON line per decision (game = replay number, frame, controller, classes, latency_us),\n"
+            "                  the lines `cphil play --log` writes live\n"
+            "  --decide final|first  decide on each frame's final copy (default) or, as `cphil play` does live, on its\n"
+            "                  first simulation (differs only in online games with rollback)\n");
 }
 
 static uint64_t now_ns(void) {
@@ -43,6 +49,9 @@ typedef struct run {
     uint64_t same[7], total; /* buttons (all 8), main_x, main_y, c_x, c_y, shoulder, all six */
     uint64_t btn_same, btn_total;
     uint64_t frames;
+    bool first;           /* decide on first simulations (on_copy) instead of final frames */
+    int game;
+    cphil_atomic_file *log;
 } run;
 
 static void on_start(void *user, const cphil_replay *r) {
@@ -52,9 +61,7 @@ static void on_start(void *user, const cphil_replay *r) {
     u->have_prev = 0;
 }
 
-static void on_frame(void *user, const cphil_replay *r, const cphil_frame *f) {
-    (void)r;
-    run *u = user;
+static void decide(run *u, const cphil_frame *f) {
     if (u->err) return;
     u->frames++;
     /* the human's input on this frame vs the agent's choice after the previous frame */
@@ -88,6 +95,14 @@ static void on_frame(void *user, const cphil_replay *r, const cphil_frame *f) {
     if (s) {
         u->err = s;
         return;
+    }
+    if (u->log) {
+        char line[512];
+        size_t n = live_log_format(line, sizeof line, u->game, f->frame, &out, d / 1e3);
+        if (cphil_atomic_write(u->log, line, n)) {
+            u->err = CPHIL_E_IO;
+            return;
+        }
     }
     u->have_prev = cphil_agent_last_choice(u->agent, u->prev_btn, u->prev_cls);
     if (!u->have_prev) return; /* before the first decision frame */
@@ -141,20 +156,33 @@ static bool expand_folder(const char *dir, const char **replays, int *n_rep, cha
     return true;
 }
 
+static void on_frame(void *user, const cphil_replay *r, const cphil_frame *f) {
+    (void)r;
+    run *u = user;
+    if (!u->first) decide(u, f);
+}
+
+static void on_copy(void *user, const cphil_replay *r, const cphil_frame *f) {
+    (void)r;
+    run *u = user;
+    if (u->first && f->copies == 1) decide(u, f);
+}
+
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
 int cmd_play_replay(int argc, char **argv) {
-    const char *policy = NULL, *args[MAX_REPLAYS];
+    const char *policy = NULL, *args[MAX_REPLAYS], *log_path = NULL;
+    bool first = false;
     int n_args = 0;
     long long port = 0, seed = 0, chunk = 512;
     double temp = 1.0;
     bool json = false, det = false;
     cphil_agent_params p = cphil_agent_default_params();
     static const char *const valid[] = {"--policy", "--port", "--mode", "--precision", "--temperature", "--seed",
-                                        "--deterministic", "--chunk", "--json", "--help", NULL};
+                                        "--deterministic", "--chunk", "--json", "--log", "--decide", "--help", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -165,6 +193,15 @@ int cmd_play_replay(int argc, char **argv) {
         else if (!strcmp(a, "--policy")) {
             if (!v) { cli_error("--policy needs a value"); return CLI_EXIT_USAGE; }
             policy = v;
+            i++;
+        } else if (!strcmp(a, "--log")) {
+            if (!v) { cli_error("--log needs a value"); return CLI_EXIT_USAGE; }
+            log_path = v;
+            i++;
+        } else if (!strcmp(a, "--decide")) {
+            if (v && !strcmp(v, "first")) first = true;
+            else if (v && !strcmp(v, "final")) first = false;
+            else { cli_error("--decide: '%s' is not final or first", v ? v : ""); return CLI_EXIT_USAGE; }
             i++;
         } else if (!strcmp(a, "--port")) {
             if (!cli_parse_int(a, v, 1, 4, &port)) return CLI_EXIT_USAGE;
@@ -224,6 +261,8 @@ int cmd_play_replay(int argc, char **argv) {
     run u;
     memset(&u, 0, sizeof u);
     u.port = p.port;
+    u.first = first;
+    cphil_atomic_file logf;
     if (cphil_agent_open(policy, &p, &u.agent)) {
         cli_error(NULL);
         for (int i = 0; i < n_owned; i++) cphil_free(owned[i]);
@@ -231,6 +270,14 @@ int cmd_play_replay(int argc, char **argv) {
     }
     cphil_agent_config cfg;
     cphil_agent_get_config(u.agent, &cfg);
+    if (log_path) {
+        if (cphil_atomic_open(&logf, log_path)) {
+            cli_error(NULL);
+            cphil_agent_close(u.agent);
+            return CLI_EXIT_FAIL;
+        }
+        u.log = &logf;
+    }
     int rc = CLI_EXIT_OK;
     int used = 0;
     for (int r = 0; r < n_rep; r++) {
@@ -243,7 +290,9 @@ int cmd_play_replay(int argc, char **argv) {
         }
         cphil_slp_callbacks cb = {on_start, on_frame, NULL, &u};
         cphil_slp_stream *st = NULL;
+        u.game = r + 1;
         cphil_status s = cphil_slp_stream_open(&st, &cb, replays[r]);
+        if (!s) cphil_slp_stream_on_copy(st, on_copy);
         for (size_t off = 0; !s && off < size && !u.err; off += (size_t)chunk)
             s = cphil_slp_stream_feed(st, data + off, CPHIL_MIN((size_t)chunk, size - off));
         if (!s && !u.err) s = cphil_slp_stream_finish(st);
@@ -293,6 +342,16 @@ int cmd_play_replay(int argc, char **argv) {
                (unsigned long long)u.total);
         for (int h = 0; h < 7; h++) printf("  %-9s %6.2f%%\n", hn[h], 100.0 * u.same[h] / tot);
         printf("  %-9s %6.2f%% (each button separately)\n", "button", u.btn_total ? 100.0 * u.btn_same / u.btn_total : 0.0);
+    }
+    if (u.log) {
+        if (rc == CLI_EXIT_OK) {
+            if (cphil_atomic_commit(u.log)) {
+                cli_error(NULL);
+                rc = CLI_EXIT_FAIL;
+            }
+        } else {
+            cphil_atomic_abort(u.log);
+        }
     }
     cphil_free(u.lat);
     cphil_agent_close(u.agent);

@@ -1,0 +1,436 @@
+/* cmd_play.c — `cphil play`: a policy plays in a running Slippi Dolphin. Game state comes from
+ * Dolphin's spectator server (cphil_live: ENet on its own thread, cursors, reconnect), the
+ * controller goes out through the pipe device FIFO (cphil_pad: one write per frame ending in
+ * FLUSH). The agent decides on the first simulation of each frame (docs/live.md "When the bot
+ * decides"); with --blocking (Dolphin's BlockingPipes) every bookend, re-simulations included,
+ * Game Start and every menu frame get exactly one FLUSH. In real time a frame whose bookend
+ * arrives while newer ones already wait is still fed to the agent (its memory needs every frame)
+ * but its controller write is skipped and counted as missed.
+ */
+#include "cli/cli.h"
+#include "cphil_live.h"
+#include "live/live_log.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LATE_NS 12000000ull /* libmelee's guard: a decision later than 12 ms may miss its frame */
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: cphil play --policy P --port N [--address HOST:PORT] [--dolphin-user-dir DIR | --pipe FIFO]\n"
+            "                  [--mode window|stream] [--precision auto|f32|bf16|int8] [--temperature T | --deterministic]\n"
+            "                  [--seed S] [--games N] [--blocking] [--log FILE.jsonl] [--connect-timeout S]\n"
+            "                  [--net-timeout MS] [--spin-us N] [--json] [--quiet]\n"
+            "Plays a policy in a running Slippi Dolphin: game state from Dolphin's spectator server (ENet/UDP), the\n"
+            "controller through the pipe input device <DIR>/Pipes/slippibot<N> (cphil dolphin-setup prepares both).\n"
+            "  --port N            the controlled port, 1..4: the agent plays that player and writes slippibotN\n"
+            "  --address HOST:PORT Dolphin's spectator server (default 127.0.0.1:51441; IPv4 only)\n"
+            "  --dolphin-user-dir DIR  Dolphin's user directory (the FIFO is DIR/Pipes/slippibotN)\n"
+            "  --pipe FIFO         the controller FIFO itself (instead of --dolphin-user-dir)\n"
+            "  --blocking          Dolphin runs with BlockingPipes (lockstep): answer every bookend, re-sends included\n"
+            "  --games N           stop after N games (default: until Dolphin closes or Ctrl-C)\n"
+            "  --log FILE.jsonl    one JSON line per decision (game, frame, controller, classes, latency_us); the same\n"
+            "                      lines as `cphil play-replay --log --decide first` on the replay of the game\n"
+            "  --connect-timeout S give up when Dolphin is not reachable for S seconds (default 60; 30 after a drop)\n"
+            "  --net-timeout MS    declare the connection dead after MS ms of silence (default: ENet's 5-30 s)\n"
+            "  --spin-us N         busy-wait up to N us for the next message before sleeping (default 0): costs a\n"
+            "                      core, saves the thread wake-up between a bookend's arrival and the decision\n"
+            "Prints a live line (frames, decision latency, late and missed frames) and a summary per game.\n"
+            "Exit status: 0 when the games are played or Dolphin closes between games (or Ctrl-C), 1 on a failure\n"
+            "(Dolphin unreachable, closed mid-game, controller pipe closed), 2 usage.\n");
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct game_stats {
+    uint64_t bookends, resends, decisions, writes, late, missed;
+    int32_t last_frame;
+    uint64_t *lat, *e2e; /* decision (step) and arrival-to-write latencies, ns */
+    size_t n_lat, n_e2e, cap;
+} game_stats;
+
+static void pct(uint64_t *v, size_t n, double *p50, double *p99, double *mx) {
+    qsort(v, n, sizeof *v, cmp_u64);
+    *p50 = n ? v[n / 2] / 1e3 : 0;
+    *p99 = n ? v[(size_t)((n - 1) * 0.99)] / 1e3 : 0;
+    *mx = n ? v[n - 1] / 1e3 : 0;
+}
+
+int cmd_play(int argc, char **argv) {
+    const char *policy = NULL, *address = "127.0.0.1:51441", *user_dir = NULL, *pipe_path = NULL, *log_path = NULL;
+    long long port = 0, seed = 0, games = 0, net_timeout = 0, spin_us = 0;
+    double temp = 1.0, connect_timeout = 60;
+    bool det = false, blocking = false, json = false, quiet = false;
+    cphil_agent_params ap = cphil_agent_default_params();
+    static const char *const valid[] = {"--policy", "--port", "--address", "--dolphin-user-dir", "--pipe", "--mode",
+                                        "--precision", "--temperature", "--deterministic", "--seed", "--games",
+                                        "--blocking", "--log", "--connect-timeout", "--net-timeout", "--spin-us", "--json", "--quiet",
+                                        "--help", NULL};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return CLI_EXIT_OK;
+        } else if (!strcmp(a, "--deterministic")) det = true;
+        else if (!strcmp(a, "--blocking")) blocking = true;
+        else if (!strcmp(a, "--json")) json = true;
+        else if (!strcmp(a, "--quiet")) quiet = true;
+        else if (!strcmp(a, "--policy") || !strcmp(a, "--address") || !strcmp(a, "--dolphin-user-dir") ||
+                 !strcmp(a, "--pipe") || !strcmp(a, "--log")) {
+            if (!v) {
+                cli_error("%s needs a value", a);
+                return CLI_EXIT_USAGE;
+            }
+            if (!strcmp(a, "--policy")) policy = v;
+            else if (!strcmp(a, "--address")) address = v;
+            else if (!strcmp(a, "--dolphin-user-dir")) user_dir = v;
+            else if (!strcmp(a, "--pipe")) pipe_path = v;
+            else log_path = v;
+            i++;
+        } else if (!strcmp(a, "--port")) {
+            if (!cli_parse_int(a, v, 1, 4, &port)) return CLI_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--seed")) {
+            if (!cli_parse_int(a, v, 0, (long long)1 << 62, &seed)) return CLI_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--games")) {
+            if (!cli_parse_int(a, v, 1, 1 << 30, &games)) return CLI_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--net-timeout")) {
+            if (!cli_parse_int(a, v, 100, 600000, &net_timeout)) return CLI_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--spin-us")) {
+            if (!cli_parse_int(a, v, 0, 100000, &spin_us)) return CLI_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--connect-timeout")) {
+            if (!cli_parse_double(a, v, 0.1, 86400, &connect_timeout)) return CLI_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--temperature")) {
+            if (!cli_parse_double(a, v, 1e-6, 1e6, &temp)) return CLI_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--mode")) {
+            if (v && !strcmp(v, "window")) ap.mode = CPHIL_AGENT_WINDOW;
+            else if (v && !strcmp(v, "stream")) ap.mode = CPHIL_AGENT_STREAM;
+            else {
+                cli_error("--mode: '%s' is not window or stream", v ? v : "");
+                return CLI_EXIT_USAGE;
+            }
+            i++;
+        } else if (!strcmp(a, "--precision")) {
+            static const char *const pn[] = {"auto", "f32", "bf16", "int8"};
+            int k = -1;
+            for (int j = 0; j < 4 && v; j++)
+                if (!strcmp(v, pn[j])) k = j;
+            if (k < 0) {
+                cli_error("--precision: '%s' is not auto, f32, bf16 or int8", v ? v : "");
+                return CLI_EXIT_USAGE;
+            }
+            ap.precision = (cphil_agent_precision)k;
+            i++;
+        } else {
+            if (a[0] == '-') cli_unknown_option("play", a, valid);
+            else cli_error("play: unexpected argument '%s' (cphil play --help)", a);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!policy || !port) {
+        cli_error("play needs --policy and --port (cphil play --help)");
+        return CLI_EXIT_USAGE;
+    }
+    if (!user_dir == !pipe_path) {
+        cli_error("play needs exactly one of --dolphin-user-dir DIR or --pipe FIFO (where the controller goes)");
+        return CLI_EXIT_USAGE;
+    }
+    char host[64];
+    long long sport = 51441;
+    {
+        const char *colon = strrchr(address, ':');
+        size_t hl = colon ? (size_t)(colon - address) : strlen(address);
+        if (hl == 0 || hl >= sizeof host) {
+            cli_error("--address: '%s' is not HOST:PORT (e.g. 127.0.0.1:51441)", address);
+            return CLI_EXIT_USAGE;
+        }
+        memcpy(host, address, hl);
+        host[hl] = '\0';
+        if (colon && !cli_parse_int("--address port", colon + 1, 1, 65535, &sport)) return CLI_EXIT_USAGE;
+    }
+    char fifo[1100];
+    if (pipe_path) snprintf(fifo, sizeof fifo, "%s", pipe_path);
+    else snprintf(fifo, sizeof fifo, "%s/Pipes/slippibot%lld", user_dir, port);
+
+    ap.port = (int)port - 1;
+    ap.seed = (uint64_t)seed;
+    ap.temperature = (float)temp;
+    ap.deterministic = det;
+    signal(SIGPIPE, SIG_IGN); /* a closed Dolphin gives EPIPE on write, reported by cphil_pad */
+
+    cphil_agent *agent = NULL;
+    cphil_live *live = NULL;
+    cphil_pad *pad = NULL;
+    cphil_atomic_file logf;
+    bool log_open = false;
+    game_stats g;
+    memset(&g, 0, sizeof g);
+    int rc = CLI_EXIT_OK;
+    if (cphil_agent_open(policy, &ap, &agent)) {
+        cli_error(NULL);
+        return CLI_EXIT_FAIL;
+    }
+    cphil_agent_config cfg;
+    cphil_agent_get_config(agent, &cfg);
+    cphil_live_params lp = cphil_live_default_params();
+    lp.host = host;
+    lp.port = (int)sport;
+    lp.connect_timeout_ms = (int)(connect_timeout * 1000);
+    lp.net_timeout_ms = (int)net_timeout;
+    lp.spin_us = (int)spin_us;
+    if (cphil_live_open(&lp, &live)) {
+        cli_error(NULL);
+        rc = CLI_EXIT_FAIL;
+        goto done;
+    }
+    if (!quiet)
+        fprintf(stderr, "play: %s (%s, %s, %s mode) as port %lld; Dolphin at %s:%lld; controller %s%s\n", policy,
+                cfg.backbone, cfg.precision, cfg.mode, port, host, sport, fifo, blocking ? " (blocking)" : "");
+    if (cphil_pad_open(fifo, (int)(connect_timeout * 1000), &pad)) {
+        cli_error(NULL);
+        rc = CLI_EXIT_FAIL;
+        goto done;
+    }
+    /* from here on Ctrl-C ends the loop, so the log is committed (before, it just exits) */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (log_path) {
+        if (cphil_atomic_open(&logf, log_path)) {
+            cli_error(NULL);
+            rc = CLI_EXIT_FAIL;
+            goto done;
+        }
+        log_open = true;
+    }
+    g.cap = 1 << 16;
+    g.lat = cphil_alloc(g.cap * sizeof *g.lat);
+    g.e2e = cphil_alloc(g.cap * sizeof *g.e2e);
+    if (!g.lat || !g.e2e) {
+        cli_error("out of memory");
+        rc = CLI_EXIT_FAIL;
+        goto done;
+    }
+    bool tty = isatty(2) && !quiet;
+    bool agent_ok = false, have_ctrl = false, in_game = false;
+    int games_done = 0, game_no = 0;
+    double last_line = 0;
+    /* menus: without the "Extract Menu Info" gecko code Dolphin sends nothing between games */
+    double idle_since = cphil_now_sec();
+    bool seen_menu = false, menu_hint = false;
+    cphil_controller_state ctrl;
+    memset(&ctrl, 0, sizeof ctrl);
+    uint64_t tot_late = 0, tot_missed = 0, tot_dec = 0;
+    while (!g_stop) {
+        cphil_live_event ev;
+        if (cphil_live_next(live, 100, &ev)) {
+            cli_error(NULL);
+            rc = CLI_EXIT_FAIL;
+            break;
+        }
+        cphil_status ws = CPHIL_OK;
+        if (ev.type != CPHIL_LIVE_TIMEOUT && ev.type != CPHIL_LIVE_WARNING) idle_since = cphil_now_sec();
+        switch (ev.type) {
+        case CPHIL_LIVE_TIMEOUT:
+            if (!in_game && !seen_menu && !menu_hint && !quiet && cphil_now_sec() - idle_since > 5) {
+                menu_hint = true;
+                fprintf(stderr,
+                        "%splay: waiting for a game; no menu frames have come from Dolphin. The menus are yours to "
+                        "play (start a game by hand); for the bot to see menu frames, enable the gecko code "
+                        "\"Optional: Extract Menu Info\" in Dolphin\n",
+                        tty ? "\r\033[K" : "");
+            }
+            break;
+        case CPHIL_LIVE_CONNECTED:
+        case CPHIL_LIVE_DISCONNECTED:
+        case CPHIL_LIVE_WARNING:
+            if (!quiet) fprintf(stderr, "%splay: %s\n", tty ? "\r\033[K" : "", ev.text);
+            break;
+        case CPHIL_LIVE_GAME_START: {
+            game_no = ev.game;
+            in_game = true;
+            g.bookends = g.resends = g.decisions = g.writes = g.late = g.missed = 0;
+            g.n_lat = g.n_e2e = 0;
+            g.last_frame = 0;
+            have_ctrl = false;
+            cphil_status s = cphil_agent_game_start(agent, ev.game_info);
+            agent_ok = s == CPHIL_OK;
+            if (!agent_ok) fprintf(stderr, "play: game %d: %s; the bot stays neutral this game\n", ev.game, cphil_last_error());
+            else if (!quiet) fprintf(stderr, "play: game %d started (stage %u)\n", ev.game, ev.game_info->game.stage);
+            ws = cphil_pad_neutral(pad); /* all released and neutral: the game reads pads on its first frame */
+            break;
+        }
+        case CPHIL_LIVE_FRAME: {
+            g.bookends++;
+            g.resends += ev.resend;
+            g.last_frame = ev.frame_number;
+            uint64_t dec_ns = 0;
+            if (ev.decide && agent_ok) {
+                uint64_t t0 = cphil_now_ns();
+                cphil_status s = cphil_agent_step(agent, ev.frame, &ctrl);
+                dec_ns = cphil_now_ns() - t0;
+                if (s) {
+                    fprintf(stderr, "play: game %d frame %d: %s; the bot stays neutral this game\n", ev.game,
+                            (int)ev.frame_number, cphil_last_error());
+                    agent_ok = false;
+                    memset(&ctrl, 0, sizeof ctrl);
+                    ctrl.main_x = ctrl.main_y = ctrl.c_x = ctrl.c_y = 0.5f;
+                } else {
+                    have_ctrl = true;
+                    g.decisions++;
+                    if (g.n_lat < g.cap) g.lat[g.n_lat++] = dec_ns;
+                }
+            }
+            bool write = blocking || (!ev.resend && ev.pending_bookends == 0);
+            if (!blocking && ev.decide && ev.pending_bookends > 0) g.missed++;
+            if (write) {
+                ws = have_ctrl ? cphil_pad_write(pad, &ctrl) : cphil_pad_neutral(pad);
+                uint64_t e2e = cphil_now_ns() - ev.arrival_ns;
+                if (ev.decide) {
+                    g.late += e2e > LATE_NS;
+                    if (g.n_e2e < g.cap) g.e2e[g.n_e2e++] = e2e;
+                }
+                g.writes++;
+            }
+            if (ev.decide && agent_ok && log_open) {
+                char line[512];
+                size_t n = live_log_format(line, sizeof line, ev.game, ev.frame_number, &ctrl, dec_ns / 1e3);
+                if (cphil_atomic_write(&logf, line, n)) {
+                    cli_error(NULL);
+                    rc = CLI_EXIT_FAIL;
+                    g_stop = 1;
+                }
+            }
+            double now = cphil_now_sec();
+            if (tty && now - last_line > 0.25) {
+                last_line = now;
+                double p50 = 0, p99 = 0;
+                if (g.n_lat) {
+                    /* the newest window, so the line follows the current game */
+                    size_t n = g.n_lat < 600 ? g.n_lat : 600;
+                    uint64_t tmp[600];
+                    memcpy(tmp, g.lat + g.n_lat - n, n * sizeof *tmp);
+                    qsort(tmp, n, sizeof *tmp, cmp_u64);
+                    p50 = tmp[n / 2] / 1e3;
+                    p99 = tmp[(size_t)((n - 1) * 0.99)] / 1e3;
+                }
+                fprintf(stderr, "\r\033[Kgame %d frame %d | decisions %llu, p50 %.0f us p99 %.0f us | late %llu missed %llu",
+                        ev.game, (int)ev.frame_number, (unsigned long long)g.decisions, p50, p99,
+                        (unsigned long long)g.late, (unsigned long long)g.missed);
+            }
+            break;
+        }
+        case CPHIL_LIVE_MENU:
+            seen_menu |= !ev.in_game;
+            /* lockstep Dolphin waits for a FLUSH per menu frame; a menu frame inside a game
+             * (Dolphin bug) gets the current state again, not a neutral one */
+            if (blocking) ws = ev.in_game && have_ctrl ? cphil_pad_write(pad, &ctrl) : cphil_pad_neutral(pad);
+            break;
+        case CPHIL_LIVE_GAME_END: {
+            in_game = false;
+            double p50, p99, mx, e50, e99, emx;
+            pct(g.lat, g.n_lat, &p50, &p99, &mx);
+            pct(g.e2e, g.n_e2e, &e50, &e99, &emx);
+            tot_late += g.late;
+            tot_missed += g.missed;
+            tot_dec += g.decisions;
+            const cphil_replay *r = ev.game_info;
+            const char *how = ev.dolphin_closed ? "Dolphin closed mid-game"
+                              : ev.interrupted ? "interrupted (no end_game)"
+                                               : "ended";
+            if (json)
+                printf("{\"game\":%d,\"end\":\"%s\",\"method\":%d,\"last_frame\":%d,\"bookends\":%llu,\"resends\":%llu,"
+                       "\"decisions\":%llu,\"writes\":%llu,\"late\":%llu,\"missed\":%llu,\"decision_p50_us\":%.2f,"
+                       "\"decision_p99_us\":%.2f,\"decision_max_us\":%.2f,\"write_p50_us\":%.2f,\"write_p99_us\":%.2f,"
+                       "\"write_max_us\":%.2f}\n",
+                       ev.game, ev.dolphin_closed ? "closed" : ev.interrupted ? "interrupted" : "ended",
+                       r && r->end.present ? r->end.method : -1, (int)g.last_frame, (unsigned long long)g.bookends,
+                       (unsigned long long)g.resends, (unsigned long long)g.decisions, (unsigned long long)g.writes,
+                       (unsigned long long)g.late, (unsigned long long)g.missed, p50, p99, mx, e50, e99, emx);
+            if (!quiet)
+                fprintf(stderr,
+                        "%sgame %d %s at frame %d: %llu bookends (%llu re-sent), %llu decisions; decision p50 %.1f us, "
+                        "p99 %.1f us, max %.1f us; bookend to write p50 %.1f us, p99 %.1f us; late %llu, missed %llu\n",
+                        tty ? "\r\033[K" : "", ev.game, how, (int)g.last_frame, (unsigned long long)g.bookends,
+                        (unsigned long long)g.resends, (unsigned long long)g.decisions, p50, p99, mx, e50, e99,
+                        (unsigned long long)g.late, (unsigned long long)g.missed);
+            if (ev.dolphin_closed) {
+                cli_error("Dolphin closed during game %d (frame %d)", ev.game, (int)g.last_frame);
+                rc = CLI_EXIT_FAIL;
+                g_stop = 1;
+                break;
+            }
+            if (!ev.interrupted) games_done++;
+            if (games && games_done >= games) g_stop = 1;
+            break;
+        }
+        case CPHIL_LIVE_CLOSED:
+            if (!quiet) fprintf(stderr, "play: Dolphin closed after %d game(s)\n", games_done);
+            if (games && games_done < games) {
+                cli_error("Dolphin closed after %d of %lld games", games_done, games);
+                rc = CLI_EXIT_FAIL;
+            }
+            g_stop = 1;
+            break;
+        case CPHIL_LIVE_LOST:
+            cli_error("%s", ev.text);
+            rc = CLI_EXIT_FAIL;
+            g_stop = 1;
+            break;
+        }
+        if (ws) {
+            cli_error(NULL);
+            rc = CLI_EXIT_FAIL;
+            break;
+        }
+    }
+    (void)game_no;
+    if (in_game && rc == CLI_EXIT_OK && !quiet) fprintf(stderr, "%splay: stopped during game %d\n", tty ? "\r\033[K" : "", game_no);
+    if (!quiet) {
+        cphil_live_stats ls;
+        cphil_live_get_stats(live, &ls);
+        fprintf(stderr,
+                "play: %d game(s), %llu decisions, late %llu, missed %llu; %llu messages, %llu reconnects, %llu duplicates "
+                "dropped, %llu skipped (malformed %llu, zero-length %llu, unknown type %llu, truncated events %llu); unknown "
+                "events skipped by size %llu, menu frames inside games %llu\n",
+                games_done, (unsigned long long)tot_dec, (unsigned long long)tot_late, (unsigned long long)tot_missed,
+                (unsigned long long)ls.messages, (unsigned long long)ls.reconnects, (unsigned long long)ls.duplicates,
+                (unsigned long long)(ls.malformed + ls.zero_length + ls.unknown_types + ls.truncated_events),
+                (unsigned long long)ls.malformed, (unsigned long long)ls.zero_length, (unsigned long long)ls.unknown_types,
+                (unsigned long long)ls.truncated_events, (unsigned long long)ls.unknown_events,
+                (unsigned long long)ls.menu_in_game);
+    }
+done:
+    if (log_open) {
+        if (cphil_atomic_commit(&logf)) {
+            cli_error(NULL);
+            rc = CLI_EXIT_FAIL;
+        }
+    }
+    cphil_pad_close(pad);
+    cphil_live_close(live);
+    cphil_agent_close(agent);
+    cphil_free(g.lat);
+    cphil_free(g.e2e);
+    return rc;
+}
