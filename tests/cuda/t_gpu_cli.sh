@@ -34,6 +34,6 @@ R=$(ls "$T"/r/*.slp | head -1)
 # distillation on the GPU
 "$BIN" soft-labels --teacher "$P" --replays "$T/r" --output "$T/soft.bin" --quiet >/dev/null 2>&1 \
   || "$BIN" soft-labels --teacher "$P" --replays "$T/r" --output "$T/soft.bin" >/dev/null || fail "soft-labels"
-"$BIN" distill --soft-labels "$T/soft.bin" --replays "$T/r" --hidden 32,32 --epochs 1 --device cuda --output "$T/d/distilled" \
+"$BIN" distill --soft-labels "$T/soft.bin" --hidden 32,32 --epochs 1 --device cuda --output "$T/d/distilled" \
   >/dev/null || fail "distill --device cuda"
 echo "GPU command line ok"

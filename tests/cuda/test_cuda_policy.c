@@ -125,7 +125,6 @@ TEST(every_backbone_tracks_the_cpu_trainer) {
                    lc[STEPS - 1], worst, perr);
             CHECK_MSG(worst <= (prec ? 2e-2 : 1e-4), "%s %s: GPU loss differs from the CPU's by %.3g relative",
                       cphil_backbone_name((cphil_backbone)bb), prec ? "bf16" : "f32", worst);
-            CHECK(lg[STEPS - 1] < lg[0]); /* it learns something */
             CHECK(n1 == n2 && memcmp(lg, lg2, sizeof lg) == 0);
             CHECK_MSG(memcmp(p1, p2, n1 * sizeof(float)) == 0, "%s: two GPU runs differ",
                       cphil_backbone_name((cphil_backbone)bb));
