@@ -265,11 +265,19 @@ static void print_banner(const cphil_model_config *mc, const cphil_tr_data_summa
     fflush(stdout);
 }
 
-int cmd_train(int argc, char **argv) {
+static int train_main(int argc, char **argv, cphil_dist *dist) {
     static const char usage[] = "(--replays DIR | --data PATH) [options]";
     int r = opts_parse("train", train_defs, N_DEFS, argc, argv, NULL, NULL, usage);
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     cli_set_threads(C.threads);
+    const int rank = cphil_dist_rank(dist), ranks = cphil_dist_size(dist);
+    if (rank > 0) C.quiet = true; /* rank 0 alone prints (and writes files: trainer.c) */
+    if (ranks > 1 && C.tbptt) {
+        cli_error("train: --tbptt with %d ranks: each rank's slots carry their own recurrent state, which the "
+                  "checkpoint (written by rank 0) does not gather; train TBPTT in one process, or use windows",
+                  ranks);
+        return CLI_EXIT_USAGE;
+    }
     if (!C.replays == !C.data) {
         cli_error("train: give exactly one of --replays DIR or --data PATH (cphil train --help)");
         return CLI_EXIT_USAGE;
@@ -305,6 +313,8 @@ int cmd_train(int argc, char **argv) {
     dopt.seed = (uint64_t)C.seed;
     dopt.threads = (int)C.threads;
     dopt.quiet = C.quiet;
+    dopt.rank = rank;
+    dopt.ranks = ranks;
     cphil_tr_data *data = NULL;
     cphil_status st = cphil_tr_data_open(&dopt, &data);
     if (st) {
@@ -334,6 +344,7 @@ int cmd_train(int argc, char **argv) {
     po.T = dopt.window;
     po.tbptt = C.tbptt > 0;
     po.threads = (int)C.threads;
+    po.dist = ranks > 1 ? dist : NULL;
     /* the same loop drives the CPU policy or its GPU twin (src/gpu/), through the model table */
     int gpu = -1;
     if ((st = cphil_device_parse(C.device, &gpu)) != CPHIL_OK) {
@@ -356,6 +367,15 @@ int cmd_train(int argc, char **argv) {
         print_banner(&mc, &ds, (gpol ? cphil_gpu_policy_model(gpol) : cphil_tr_policy_model(pol))->n_weights, name,
                      temporal_unused);
         if (gpol) printf("device: %s\n", cphil_gpu_policy_device(gpol));
+        if (ranks > 1)
+            printf("ranks: %d (MPI), batch %lld per rank = %lld windows per step; rank 0 writes the files\n", ranks,
+                   C.batch, C.batch * ranks);
+    }
+    if (C.dry_run && rank > 0) {
+        cphil_tr_policy_free(pol);
+        cphil_gpu_policy_free(gpol);
+        cphil_tr_data_close(data);
+        return CLI_EXIT_OK;
     }
     if (C.dry_run) {
         printf("dry run: nothing trained\n");
@@ -381,6 +401,8 @@ int cmd_train(int argc, char **argv) {
     to.min_delta = C.min_delta;
     to.max_steps = C.max_steps;
     to.stop_after_steps = C.stop_after;
+    to.dist = dist;
+    to.global_batch = C.batch * ranks;
     char meta[1024];
     snprintf(meta, sizeof meta,
              "{\"trained_by\":\"cphil train\",\"prev_action\":%s,\"frame_delay\":%lld,\"train_files\":%d,"
@@ -397,11 +419,12 @@ int cmd_train(int argc, char **argv) {
     cphil_train_interrupt = 0;
     signal(SIGINT, on_sigint);
     cphil_tr_result res;
-    st = cphil_train_run(&to, mops, model, &cphil_tr_data_ops_impl, data, &cb, &res);
+    st = cphil_train_run(&to, mops, model, &cphil_tr_data_ops_impl, data, rank == 0 ? &cb : NULL, &res);
     signal(SIGINT, SIG_DFL);
     if (ui.bar_open) cphil_progress_end(&ui.bar);
     int rc = CLI_EXIT_OK;
     if (st) {
+        if (ranks > 1) fprintf(stderr, "cphil train: rank %d of %d stopped:\n", rank, ranks);
         cli_error(NULL);
         rc = CLI_EXIT_FAIL;
     } else if (res.interrupted) {
@@ -425,5 +448,20 @@ int cmd_train(int argc, char **argv) {
     cphil_tr_policy_free(pol);
     cphil_gpu_policy_free(gpol);
     cphil_tr_data_close(data);
+    return rc;
+}
+
+/* The ranks (docs/distributed.md): joined before anything else, so a build without MPI started
+ * by mpirun refuses at once; a rank that fails ends the whole job (MPI_Abort) instead of leaving
+ * the others waiting for it. */
+int cmd_train(int argc, char **argv) {
+    cphil_dist *dist = NULL;
+    if (cphil_dist_open(0, &dist) != CPHIL_OK) {
+        cli_error(NULL);
+        return CLI_EXIT_FAIL;
+    }
+    int rc = train_main(argc, argv, dist);
+    if (rc != CLI_EXIT_OK && rc != 130 && cphil_dist_size(dist) > 1) cphil_dist_abort(dist, rc);
+    cphil_dist_close(dist);
     return rc;
 }

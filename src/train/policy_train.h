@@ -19,6 +19,11 @@ typedef struct cphil_tr_policy_opts {
     bool tbptt;        /* carry recurrent state between consecutive batches, per slot */
     int threads;
     double distill_T, distill_alpha; /* distillation temperature and alpha (when batches carry soft labels) */
+    /* Data-parallel ranks (docs/distributed.md; NULL = one process): each step the ranks sum
+     * their frame weights, scale their gradients by local / global weight, sum the gradient
+     * block (and the loss) over the ranks, then every rank clips and updates the same way, so N
+     * ranks with batch B compute what one process with batch N x B computes. */
+    cphil_dist *dist;
 } cphil_tr_policy_opts;
 
 void cphil_tr_policy_opts_default(cphil_tr_policy_opts *o);
