@@ -15,6 +15,7 @@
 
 #include <math.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const backbone_choices[] = {"mlp", "lstm", "gru", "mamba", "attention", NULL};
@@ -352,6 +353,11 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
         cphil_tr_data_close(data);
         return CLI_EXIT_USAGE;
     }
+    /* GPU ranks: `--device cuda` (no index) takes the rank's GPU on its machine; gradients go
+     * through NCCL for any rank count, and with one rank when CPHIL_GPU_NCCL=1 (the same path) */
+    if (gpu >= 0 && ranks > 1 && !strcmp(C.device, "cuda")) gpu = cphil_dist_env_local_rank();
+    const char *nccl_env = getenv("CPHIL_GPU_NCCL");
+    po.nccl = gpu >= 0 && (ranks > 1 || (nccl_env && !strcmp(nccl_env, "1")));
     cphil_tr_policy *pol = NULL;
     cphil_gpu_policy *gpol = NULL;
     const cphil_tr_model_ops *mops = gpu >= 0 ? &cphil_gpu_policy_ops : &cphil_tr_policy_ops;

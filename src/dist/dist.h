@@ -26,6 +26,9 @@ bool cphil_dist_compiled(void);
 /* The world size a launcher announced in the environment (Open MPI's OMPI_COMM_WORLD_SIZE,
  * PMI/Slurm's PMI_SIZE), or 0 when the process was not started by one. */
 int cphil_dist_env_world(void);
+/* This process's index among the ranks on its machine (OMPI_COMM_WORLD_LOCAL_RANK,
+ * MPI_LOCALRANKID, SLURM_LOCALID), or 0: which GPU a rank takes under `--device cuda`. */
+int cphil_dist_env_local_rank(void);
 
 /* Join the ranks the launcher started (MPI_Init), or make a world of one when none did.
  * timeout_s bounds every collective (<= 0: CPHIL_DIST_TIMEOUT from the environment, else 600).
@@ -50,5 +53,9 @@ cphil_status cphil_dist_max_u64(cphil_dist *d, uint64_t *x, size_t n, const char
 cphil_status cphil_dist_bcast(cphil_dist *d, void *buf, size_t bytes, const char *what);
 /* Every rank's `value` must be rank 0's: CPHIL_E_MISMATCH naming the ranks that differ. */
 cphil_status cphil_dist_check_same(cphil_dist *d, uint64_t value, const char *what);
+/* After a wait elsewhere timed out (the GPU's NCCL exchange): which ranks are dead or hung? Every
+ * live rank that also calls this answers within `grace` seconds; the others are written to buf
+ * ("1, 3"). Returns their count (0 for a world of one). */
+int cphil_dist_silent_ranks(cphil_dist *d, double grace, char *buf, size_t n);
 
 #endif

@@ -15,3 +15,15 @@ int cphil_dist_env_world(void) {
     }
     return 0;
 }
+
+int cphil_dist_env_local_rank(void) {
+    static const char *vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (!v || !*v) continue;
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end == '\0' && n >= 0 && n < 1 << 20) return (int)n;
+    }
+    return 0;
+}
