@@ -353,11 +353,13 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
         cphil_tr_data_close(data);
         return CLI_EXIT_USAGE;
     }
-    /* GPU ranks: `--device cuda` (no index) takes the rank's GPU on its machine; gradients go
-     * through NCCL for any rank count, and with one rank when CPHIL_GPU_NCCL=1 (the same path) */
+    /* GPU ranks: `--device cuda` (no index) takes the rank's GPU on its machine; under mpirun the
+     * gradients go through NCCL at every rank count (-np 1 included), and without mpirun when
+     * CPHIL_GPU_NCCL=1 (the same path, for tests) */
     if (gpu >= 0 && ranks > 1 && !strcmp(C.device, "cuda")) gpu = cphil_dist_env_local_rank();
     const char *nccl_env = getenv("CPHIL_GPU_NCCL");
-    po.nccl = gpu >= 0 && (ranks > 1 || (nccl_env && !strcmp(nccl_env, "1")));
+    po.nccl = gpu >= 0 && (cphil_dist_env_world() > 0 || (nccl_env && !strcmp(nccl_env, "1")));
+    if (po.nccl) po.dist = dist;
     cphil_tr_policy *pol = NULL;
     cphil_gpu_policy *gpol = NULL;
     const cphil_tr_model_ops *mops = gpu >= 0 ? &cphil_gpu_policy_ops : &cphil_tr_policy_ops;
