@@ -23,8 +23,8 @@ mkdir -p "$T"
 trap 'rm -rf "$T"' EXIT
 fail() { echo "$*"; exit 1; }
 command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found (scripts/setup.sh --test installs openmpi-bin)"; exit 77; }
-MPI=(timeout 120 mpirun --allow-run-as-root --oversubscribe -x ASAN_OPTIONS -x CPHIL_DIST_TIMEOUT -x CPHIL_DIST_LOG_WINDOWS)
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+MPI=(timeout 120 env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+     mpirun --allow-run-as-root --oversubscribe -x ASAN_OPTIONS -x CPHIL_DIST_TIMEOUT -x CPHIL_DIST_LOG_WINDOWS)
 export CPHIL_DIST_TIMEOUT=60 CPHIL_DIST_LOG_WINDOWS=
 if ! "$BIN" version | grep -q '^mpi: compiled in'; then
   # a build without MPI must refuse to be one of several ranks, not train 2 copies
