@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const backbone_choices[] = {"mlp", "lstm", "gru", "mamba", "attention", NULL};
 static const char *const precision_choices[] = {"bf16", "f32", NULL};
@@ -76,7 +77,7 @@ static opt_def train_defs[] = {
     D("--tbptt", OPT_INT, &C.tbptt, "0", 0, 100000, "TBPTT chunk length: slots walk replays carrying state (lstm, gru; 0 = windows)"),
     D("--seed", OPT_INT, &C.seed, "1", 0, 4e18, "seed of the initialisation and the data order"),
     D("--device", OPT_STR, &C.device, "cpu", 0, 0, "where to train: cpu, cuda or cuda:N (needs the CUDA build, make CUDA=1)"),
-    D("--threads", OPT_INT, &C.threads, "0", 0, 256, "worker threads (0 = all cores)"),
+    D("--threads", OPT_INT, &C.threads, "0", 0, 256, "worker threads (0 = all cores; under mpirun, the cores / the ranks on the machine)"),
     D("--max-steps", OPT_INT, &C.max_steps, "0", 0, 4e18, "stop after N optimizer steps in total (0 = no limit)"),
     /* output and control */
     D("--out", OPT_STR, &C.out, "checkpoints", 0, 0, "output folder"),
@@ -270,8 +271,15 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
     static const char usage[] = "(--replays DIR | --data PATH) [options]";
     int r = opts_parse("train", train_defs, N_DEFS, argc, argv, NULL, NULL, usage);
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    cli_set_threads(C.threads);
     const int rank = cphil_dist_rank(dist), ranks = cphil_dist_size(dist);
+    /* several ranks on one machine share its cores: by default each takes its part of them */
+    long long threads = C.threads;
+    int local = cphil_dist_env_local_size();
+    if (threads == 0 && ranks > 1 && local > 1) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores / local > 1 ? cores / local : 1;
+    }
+    cli_set_threads(threads);
     if (rank > 0) C.quiet = true; /* rank 0 alone prints (and writes files: trainer.c) */
     if (ranks > 1 && C.tbptt) {
         cli_error("train: --tbptt with %d ranks: each rank's slots carry their own recurrent state, which the "

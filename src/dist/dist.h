@@ -29,6 +29,9 @@ int cphil_dist_env_world(void);
 /* This process's index among the ranks on its machine (OMPI_COMM_WORLD_LOCAL_RANK,
  * MPI_LOCALRANKID, SLURM_LOCALID), or 0: which GPU a rank takes under `--device cuda`. */
 int cphil_dist_env_local_rank(void);
+/* How many ranks run on this machine (OMPI_COMM_WORLD_LOCAL_SIZE, MPI_LOCALNRANKS,
+ * SLURM_NTASKS_PER_NODE), or 0: the default thread count of a rank is the cores divided by it. */
+int cphil_dist_env_local_size(void);
 
 /* Join the ranks the launcher started (MPI_Init), or make a world of one when none did.
  * timeout_s bounds every collective (<= 0: CPHIL_DIST_TIMEOUT from the environment, else 600).
