@@ -34,6 +34,8 @@ if ! "$BIN" version | grep -q '^mpi: compiled in'; then
   echo "SKIP: $BIN was built without MPI (it refuses mpirun, checked); install libopenmpi-dev and rebuild"
   exit 77
 fi
+out=$("$BIN" train --gpus 2 --data /nonexistent 2>&1) && fail "--gpus without --device cuda accepted"
+case "$out" in *"--gpus 2 needs --device cuda"*) ;; *) fail "no clear --gpus message: $out" ;; esac
 PY=$(command -v python3) || { echo "SKIP: python3 missing (compares the policy tensors)"; exit 77; }
 
 "$BIN" synth --games 4 --out "$T/r" --seed 11 --max-seconds 4 --quiet >/dev/null || fail "synth failed"

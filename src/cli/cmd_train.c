@@ -13,6 +13,7 @@
 #include "train/policy_train.h"
 #include "train/train_data.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ typedef struct train_cli {
     int hidden[8], n_hidden;
     long long window, state_size, expand, conv_size, num_layers, num_heads, epochs, max_files, player,
         frame_delay, batch, warmup, stride, tbptt, seed, threads, save_every, patience, max_steps,
-        stop_after;
+        stop_after, gpus;
     double lr, weight_decay, val_split, max_grad_norm, label_smoothing, min_delta, button_weight;
 } train_cli;
 
@@ -77,6 +78,7 @@ static opt_def train_defs[] = {
     D("--tbptt", OPT_INT, &C.tbptt, "0", 0, 100000, "TBPTT chunk length: slots walk replays carrying state (lstm, gru; 0 = windows)"),
     D("--seed", OPT_INT, &C.seed, "1", 0, 4e18, "seed of the initialisation and the data order"),
     D("--device", OPT_STR, &C.device, "cpu", 0, 0, "where to train: cpu, cuda or cuda:N (needs the CUDA build, make CUDA=1)"),
+    D("--gpus", OPT_INT, &C.gpus, "0", 0, 1024, "with --device cuda: train on N GPUs of this machine, one process each (started through mpirun)"),
     D("--threads", OPT_INT, &C.threads, "0", 0, 256, "worker threads (0 = all cores; under mpirun, the cores / the ranks on the machine)"),
     D("--max-steps", OPT_INT, &C.max_steps, "0", 0, 4e18, "stop after N optimizer steps in total (0 = no limit)"),
     /* output and control */
@@ -267,11 +269,70 @@ static void print_banner(const cphil_model_config *mc, const cphil_tr_data_summa
     fflush(stdout);
 }
 
+/* `--gpus N` outside a launcher: this process becomes `mpirun -np N <this cphil> train <the same
+ * arguments>` (docs/distributed.md), so the N ranks rendezvous over MPI like any mpirun job and
+ * each takes the GPU of its local rank. Returns only when mpirun cannot be started. */
+static int launch_gpus(int argc, char **argv, long long n) {
+    if (!cphil_dist_compiled()) {
+        cli_error("train: --gpus %lld: this cphil was built without MPI, which starts and connects the processes; "
+                  "install Open MPI (scripts/setup.sh) and rebuild",
+                  n);
+        return CLI_EXIT_FAIL;
+    }
+    char self[4096];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (k <= 0) {
+        cli_error("train: --gpus: cannot find this program's path (/proc/self/exe) to start its ranks");
+        return CLI_EXIT_FAIL;
+    }
+    self[k] = '\0';
+    char np[32];
+    snprintf(np, sizeof np, "%lld", n);
+    char **av = cphil_calloc((size_t)argc + 8, sizeof(char *));
+    if (!av) {
+        cli_error("train: out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    int j = 0;
+    av[j++] = "mpirun";
+    if (geteuid() == 0) av[j++] = "--allow-run-as-root"; /* containers run as root */
+    av[j++] = "-np";
+    av[j++] = np;
+    av[j++] = self;
+    for (int i = 0; i < argc; i++) av[j++] = argv[i]; /* "train" and every option, --gpus included */
+    av[j] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    execvp("mpirun", av);
+    cphil_free(av);
+    cli_error("train: --gpus %lld: cannot start mpirun (%s): install Open MPI (scripts/setup.sh installs "
+              "openmpi-bin), or start the ranks yourself: mpirun -np %lld cphil train --device cuda ...",
+              n, strerror(errno), n);
+    return CLI_EXIT_FAIL;
+}
+
 static int train_main(int argc, char **argv, cphil_dist *dist) {
     static const char usage[] = "(--replays DIR | --data PATH) [options]";
     int r = opts_parse("train", train_defs, N_DEFS, argc, argv, NULL, NULL, usage);
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     const int rank = cphil_dist_rank(dist), ranks = cphil_dist_size(dist);
+    if (C.gpus > 0) {
+        if (strncmp(C.device, "cuda", 4) != 0) {
+            cli_error("train: --gpus %lld needs --device cuda (CPU ranks: mpirun -np N cphil train ...)", C.gpus);
+            return CLI_EXIT_USAGE;
+        }
+        if (!cphil_gpu_compiled()) {
+            cli_error("train: --gpus %lld: this cphil was built without CUDA (build with make CUDA=1)", C.gpus);
+            return CLI_EXIT_USAGE;
+        }
+        if (cphil_dist_env_world() == 0) return launch_gpus(argc, argv, C.gpus);
+        if (C.gpus != ranks) {
+            cli_error("train: --gpus %lld, but this is one of %d ranks started by a launcher: give the launcher's "
+                      "rank count, or leave --gpus out under mpirun",
+                      C.gpus, ranks);
+            return CLI_EXIT_USAGE;
+        }
+    }
     /* several ranks on one machine share its cores: by default each takes its part of them */
     long long threads = C.threads;
     int local = cphil_dist_env_local_size();

@@ -3,7 +3,8 @@
 # through the full NCCL path at world size 1 (CPHIL_GPU_NCCL=1: ncclCommInitRank, the weight-share
 # scale and ncclAllReduce inside the step's CUDA graph, the polling wait) ends with the plain GPU
 # trainer's policy bit for bit, per backbone, in f32 and bf16; so does `mpirun -np 1` (the MPI
-# rendezvous of the ncclUniqueId) when mpirun is here.
+# rendezvous of the ncclUniqueId) and `--gpus 1` (cphil starting its rank through mpirun) when
+# mpirun is here.
 set -u
 BIN=${CPHIL_BIN:-build/cuda/cphil}
 case "$BIN" in /*) ;; *) BIN=$PWD/$BIN ;; esac
@@ -21,6 +22,9 @@ for prec in f32 bf16; do
     cmp "$T/plain_${bb}_${prec}_policy.safetensors" "$T/nccl_${bb}_${prec}_policy.safetensors" \
       || fail "$bb $prec: the one-rank NCCL path differs from the plain GPU trainer"
     if command -v mpirun >/dev/null 2>&1; then
+      "$BIN" train "${args[@]}" --gpus 1 --name "gpus_${bb}_$prec" || fail "$bb $prec: --gpus 1"
+      cmp "$T/plain_${bb}_${prec}_policy.safetensors" "$T/gpus_${bb}_${prec}_policy.safetensors" \
+        || fail "$bb $prec: --gpus 1 (cphil starting its own rank through mpirun) differs from the plain GPU trainer"
       mpirun --allow-run-as-root -np 1 "$BIN" train "${args[@]}" --name "mpi_${bb}_$prec" || fail "$bb $prec: mpirun -np 1"
       cmp "$T/plain_${bb}_${prec}_policy.safetensors" "$T/mpi_${bb}_${prec}_policy.safetensors" \
         || fail "$bb $prec: mpirun -np 1 differs from the plain GPU trainer"
