@@ -1,5 +1,5 @@
 # cuda.mk — the GPU build (make CUDA=1 -> build/cuda/cphil): CUDA 13 at /usr/local/cuda (nvcc,
-# cudart, cuBLASLt). Kernels are .cu files under src/kernels/cuda/ compiled by nvcc for Hopper
+# cudart, cuBLASLt, NCCL for the ranks' gradient exchange: src/gpu/dist_nccl.c). Kernels are .cu files under src/kernels/cuda/ compiled by nvcc for Hopper
 # (sm_90 machine code) plus compute_90 PTX, so newer cards JIT it; the C files of the GPU path
 # (src/gpu/) include the CUDA runtime headers. Without CUDA=1 none of this is used and the build
 # needs no CUDA header (src/gpu/gpu_none.c stands in).
@@ -11,7 +11,7 @@ NVCC_FLAGS  ?= -O3 -std=c++17 $(CUDA_ARCH) -Iinclude -Isrc -DCPHIL_CUDA=1 \
                --compiler-options -Wall,-Wextra,-fno-strict-aliasing -Xptxas -warn-spills \
                -lineinfo
 EXTRA_CFLAGS += -DCPHIL_CUDA=1 -I$(CUDA_HOME)/include
-EXTRA_LIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart -lstdc++ -ldl -lrt
+EXTRA_LIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart -lnccl -lstdc++ -ldl -lrt
 
 CU_SRC  := $(sort $(wildcard src/kernels/cuda/*.cu src/gpu/*.cu))
 CU_OBJ  := $(CU_SRC:%.cu=$(B)/%.o)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what cphil needs on a fresh Debian 12 machine (run as root; idempotent).
 #   scripts/setup.sh           build dependencies (compiler, make, protobuf-c for ONNX export,
-#                              libenet-dev for live play)
+#                              libenet-dev for live play, Open MPI for data-parallel ranks)
 #   scripts/setup.sh --test    plus the test tools: clang (fuzzing), NumPy and ONNX (Debian),
 #                              Node.js with @slippi/slippi-js and onnxruntime-node (npm, tests/js)
 #   scripts/setup.sh --bench   plus Debian's python3-torch for the PyTorch comparisons
@@ -17,7 +17,7 @@ for a in "$@"; do
   esac
 done
 
-pkgs=(gcc make libc6-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libenet-dev)
+pkgs=(gcc make libc6-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libenet-dev openmpi-bin libopenmpi-dev)
 [ $want_test = 1 ] && pkgs+=(clang libclang-rt-14-dev python3 python3-numpy python3-onnx)
 # Node.js: the machine image may carry its own build (with npm bundled); use Debian's only
 # when there is none.

@@ -533,6 +533,73 @@ TEST(batcher_streams) {
     cphil_dataset_close(&ds);
 }
 
+/* Data-parallel shares (docs/distributed.md): two batchers that each fill half of a B-slot batch
+ * see, slot for slot, the windows and stream chunks of one batcher that fills all B, with the
+ * same targets and weights: the global batch dealt to the ranks, nothing lost, nothing twice. */
+TEST(batcher_shares_are_the_global_batch) {
+    NEED_REPLAYS();
+    cphil_dataset ds;
+    CHECK(open_ds(&ds));
+    for (int mode = 0; mode < 2; mode++) {
+        cphil_batcher_opts o;
+        cphil_batcher_default_opts(&o);
+        o.mode = mode ? CPHIL_BATCH_STREAMS : CPHIL_BATCH_WINDOWS;
+        o.split = CPHIL_SPLIT_ALL;
+        o.B = 6;
+        o.W = 40;
+        o.seed = 3;
+        o.drop_last = true;
+        cphil_batcher *all = NULL, *part[2] = {NULL, NULL};
+        CHECK(cphil_batcher_open(&all, &ds, &o) == CPHIL_OK);
+        for (int r = 0; r < 2; r++) {
+            cphil_batcher_opts q = o;
+            q.share_at = 3 * r;
+            q.share = 3;
+            CHECK(cphil_batcher_open(&part[r], &ds, &q) == CPHIL_OK);
+        }
+        cphil_batcher_opts bad = o;
+        bad.share_at = 4;
+        bad.share = 3;
+        cphil_batcher *nb = NULL;
+        CHECK(cphil_batcher_open(&nb, &ds, &bad) == CPHIL_E_ARG);
+        cphil_batch xa, xp[2];
+        CHECK(cphil_batch_alloc(&xa, all) == CPHIL_OK);
+        CHECK(cphil_batch_alloc(&xp[0], part[0]) == CPHIL_OK && cphil_batch_alloc(&xp[1], part[1]) == CPHIL_OK);
+        CHECK_EQ_INT(xp[0].B, 3);
+        cphil_batcher_epoch(all, 2);
+        cphil_batcher_epoch(part[0], 2);
+        cphil_batcher_epoch(part[1], 2);
+        int steps = 0, same = 1;
+        size_t per = (size_t)o.W;
+        while (cphil_batcher_next(all, &xa)) {
+            for (int r = 0; r < 2; r++) {
+                CHECK(cphil_batcher_next(part[r], &xp[r]));
+                for (int k = 0; k < 3; k++) {
+                    int g = 3 * r + k;
+                    same &= xp[r].entry[k] == xa.entry[g] && xp[r].start[k] == xa.start[g] &&
+                            xp[r].reset[k] == xa.reset[g];
+                    same &= !memcmp(xp[r].weight + (size_t)k * per, xa.weight + (size_t)g * per, per * sizeof(float));
+                    same &= !memcmp(xp[r].cls + (size_t)k * per * CPHIL_N_AXES, xa.cls + (size_t)g * per * CPHIL_N_AXES,
+                                    per * CPHIL_N_AXES);
+                    same &= !memcmp(xp[r].cont + (size_t)k * per * (size_t)xa.n_cont,
+                                    xa.cont + (size_t)g * per * (size_t)xa.n_cont, per * (size_t)xa.n_cont * sizeof(float));
+                }
+            }
+            steps++;
+        }
+        CHECK(steps > 2);
+        CHECK(same);
+        CHECK(!cphil_batcher_next(part[0], &xp[0]) && !cphil_batcher_next(part[1], &xp[1]));
+        cphil_batch_free(&xa);
+        for (int r = 0; r < 2; r++) {
+            cphil_batch_free(&xp[r]);
+            cphil_batcher_close(part[r]);
+        }
+        cphil_batcher_close(all);
+    }
+    cphil_dataset_close(&ds);
+}
+
 int main(void) {
     RUN(build_skips_damaged_with_reason);
     RUN(build_deterministic_and_split);
@@ -541,5 +608,6 @@ int main(void) {
     RUN(cache_rejects_damage);
     RUN(batcher_windows);
     RUN(batcher_streams);
+    RUN(batcher_shares_are_the_global_batch);
     return harness_done();
 }

@@ -13,9 +13,12 @@
 #include "train/policy_train.h"
 #include "train/train_data.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const backbone_choices[] = {"mlp", "lstm", "gru", "mamba", "attention", NULL};
 static const char *const precision_choices[] = {"bf16", "f32", NULL};
@@ -30,7 +33,7 @@ typedef struct train_cli {
     int hidden[8], n_hidden;
     long long window, state_size, expand, conv_size, num_layers, num_heads, epochs, max_files, player,
         frame_delay, batch, warmup, stride, tbptt, seed, threads, save_every, patience, max_steps,
-        stop_after;
+        stop_after, gpus;
     double lr, weight_decay, val_split, max_grad_norm, label_smoothing, min_delta, button_weight;
 } train_cli;
 
@@ -75,7 +78,8 @@ static opt_def train_defs[] = {
     D("--tbptt", OPT_INT, &C.tbptt, "0", 0, 100000, "TBPTT chunk length: slots walk replays carrying state (lstm, gru; 0 = windows)"),
     D("--seed", OPT_INT, &C.seed, "1", 0, 4e18, "seed of the initialisation and the data order"),
     D("--device", OPT_STR, &C.device, "cpu", 0, 0, "where to train: cpu, cuda or cuda:N (needs the CUDA build, make CUDA=1)"),
-    D("--threads", OPT_INT, &C.threads, "0", 0, 256, "worker threads (0 = all cores)"),
+    D("--gpus", OPT_INT, &C.gpus, "0", 0, 1024, "with --device cuda: train on N GPUs of this machine, one process each (started through mpirun)"),
+    D("--threads", OPT_INT, &C.threads, "0", 0, 256, "worker threads (0 = all cores; under mpirun, the cores / the ranks on the machine)"),
     D("--max-steps", OPT_INT, &C.max_steps, "0", 0, 4e18, "stop after N optimizer steps in total (0 = no limit)"),
     /* output and control */
     D("--out", OPT_STR, &C.out, "checkpoints", 0, 0, "output folder"),
@@ -265,11 +269,85 @@ static void print_banner(const cphil_model_config *mc, const cphil_tr_data_summa
     fflush(stdout);
 }
 
-int cmd_train(int argc, char **argv) {
+/* `--gpus N` outside a launcher: this process becomes `mpirun -np N <this cphil> train <the same
+ * arguments>` (docs/distributed.md), so the N ranks rendezvous over MPI like any mpirun job and
+ * each takes the GPU of its local rank. Returns only when mpirun cannot be started. */
+static int launch_gpus(int argc, char **argv, long long n) {
+    if (!cphil_dist_compiled()) {
+        cli_error("train: --gpus %lld: this cphil was built without MPI, which starts and connects the processes; "
+                  "install Open MPI (scripts/setup.sh) and rebuild",
+                  n);
+        return CLI_EXIT_FAIL;
+    }
+    char self[4096];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (k <= 0) {
+        cli_error("train: --gpus: cannot find this program's path (/proc/self/exe) to start its ranks");
+        return CLI_EXIT_FAIL;
+    }
+    self[k] = '\0';
+    char np[32];
+    snprintf(np, sizeof np, "%lld", n);
+    char **av = cphil_calloc((size_t)argc + 8, sizeof(char *));
+    if (!av) {
+        cli_error("train: out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    int j = 0;
+    av[j++] = "mpirun";
+    if (geteuid() == 0) av[j++] = "--allow-run-as-root"; /* containers run as root */
+    av[j++] = "-np";
+    av[j++] = np;
+    av[j++] = self;
+    for (int i = 0; i < argc; i++) av[j++] = argv[i]; /* "train" and every option, --gpus included */
+    av[j] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    execvp("mpirun", av);
+    cphil_free(av);
+    cli_error("train: --gpus %lld: cannot start mpirun (%s): install Open MPI (scripts/setup.sh installs "
+              "openmpi-bin), or start the ranks yourself: mpirun -np %lld cphil train --device cuda ...",
+              n, strerror(errno), n);
+    return CLI_EXIT_FAIL;
+}
+
+static int train_main(int argc, char **argv, cphil_dist *dist) {
     static const char usage[] = "(--replays DIR | --data PATH) [options]";
     int r = opts_parse("train", train_defs, N_DEFS, argc, argv, NULL, NULL, usage);
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    cli_set_threads(C.threads);
+    const int rank = cphil_dist_rank(dist), ranks = cphil_dist_size(dist);
+    if (C.gpus > 0) {
+        if (strncmp(C.device, "cuda", 4) != 0) {
+            cli_error("train: --gpus %lld needs --device cuda (CPU ranks: mpirun -np N cphil train ...)", C.gpus);
+            return CLI_EXIT_USAGE;
+        }
+        if (!cphil_gpu_compiled()) {
+            cli_error("train: --gpus %lld: this cphil was built without CUDA (build with make CUDA=1)", C.gpus);
+            return CLI_EXIT_USAGE;
+        }
+        if (cphil_dist_env_world() == 0) return launch_gpus(argc, argv, C.gpus);
+        if (C.gpus != ranks) {
+            cli_error("train: --gpus %lld, but this is one of %d ranks started by a launcher: give the launcher's "
+                      "rank count, or leave --gpus out under mpirun",
+                      C.gpus, ranks);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    /* several ranks on one machine share its cores: by default each takes its part of them */
+    long long threads = C.threads;
+    int local = cphil_dist_env_local_size();
+    if (threads == 0 && ranks > 1 && local > 1) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores / local > 1 ? cores / local : 1;
+    }
+    cli_set_threads(threads);
+    if (rank > 0) C.quiet = true; /* rank 0 alone prints (and writes files: trainer.c) */
+    if (ranks > 1 && C.tbptt) {
+        cli_error("train: --tbptt with %d ranks: each rank's slots carry their own recurrent state, which the "
+                  "checkpoint (written by rank 0) does not gather; train TBPTT in one process, or use windows",
+                  ranks);
+        return CLI_EXIT_USAGE;
+    }
     if (!C.replays == !C.data) {
         cli_error("train: give exactly one of --replays DIR or --data PATH (cphil train --help)");
         return CLI_EXIT_USAGE;
@@ -305,6 +383,8 @@ int cmd_train(int argc, char **argv) {
     dopt.seed = (uint64_t)C.seed;
     dopt.threads = (int)C.threads;
     dopt.quiet = C.quiet;
+    dopt.rank = rank;
+    dopt.ranks = ranks;
     cphil_tr_data *data = NULL;
     cphil_status st = cphil_tr_data_open(&dopt, &data);
     if (st) {
@@ -334,6 +414,7 @@ int cmd_train(int argc, char **argv) {
     po.T = dopt.window;
     po.tbptt = C.tbptt > 0;
     po.threads = (int)C.threads;
+    po.dist = ranks > 1 ? dist : NULL;
     /* the same loop drives the CPU policy or its GPU twin (src/gpu/), through the model table */
     int gpu = -1;
     if ((st = cphil_device_parse(C.device, &gpu)) != CPHIL_OK) {
@@ -341,6 +422,13 @@ int cmd_train(int argc, char **argv) {
         cphil_tr_data_close(data);
         return CLI_EXIT_USAGE;
     }
+    /* GPU ranks: `--device cuda` (no index) takes the rank's GPU on its machine; under mpirun the
+     * gradients go through NCCL at every rank count (-np 1 included), and without mpirun when
+     * CPHIL_GPU_NCCL=1 (the same path, for tests) */
+    if (gpu >= 0 && ranks > 1 && !strcmp(C.device, "cuda")) gpu = cphil_dist_env_local_rank();
+    const char *nccl_env = getenv("CPHIL_GPU_NCCL");
+    po.nccl = gpu >= 0 && (cphil_dist_env_world() > 0 || (nccl_env && !strcmp(nccl_env, "1")));
+    if (po.nccl) po.dist = dist;
     cphil_tr_policy *pol = NULL;
     cphil_gpu_policy *gpol = NULL;
     const cphil_tr_model_ops *mops = gpu >= 0 ? &cphil_gpu_policy_ops : &cphil_tr_policy_ops;
@@ -356,6 +444,15 @@ int cmd_train(int argc, char **argv) {
         print_banner(&mc, &ds, (gpol ? cphil_gpu_policy_model(gpol) : cphil_tr_policy_model(pol))->n_weights, name,
                      temporal_unused);
         if (gpol) printf("device: %s\n", cphil_gpu_policy_device(gpol));
+        if (ranks > 1)
+            printf("ranks: %d (MPI), batch %lld per rank = %lld windows per step; rank 0 writes the files\n", ranks,
+                   C.batch, C.batch * ranks);
+    }
+    if (C.dry_run && rank > 0) {
+        cphil_tr_policy_free(pol);
+        cphil_gpu_policy_free(gpol);
+        cphil_tr_data_close(data);
+        return CLI_EXIT_OK;
     }
     if (C.dry_run) {
         printf("dry run: nothing trained\n");
@@ -381,6 +478,8 @@ int cmd_train(int argc, char **argv) {
     to.min_delta = C.min_delta;
     to.max_steps = C.max_steps;
     to.stop_after_steps = C.stop_after;
+    to.dist = dist;
+    to.global_batch = C.batch * ranks;
     char meta[1024];
     snprintf(meta, sizeof meta,
              "{\"trained_by\":\"cphil train\",\"prev_action\":%s,\"frame_delay\":%lld,\"train_files\":%d,"
@@ -397,11 +496,12 @@ int cmd_train(int argc, char **argv) {
     cphil_train_interrupt = 0;
     signal(SIGINT, on_sigint);
     cphil_tr_result res;
-    st = cphil_train_run(&to, mops, model, &cphil_tr_data_ops_impl, data, &cb, &res);
+    st = cphil_train_run(&to, mops, model, &cphil_tr_data_ops_impl, data, rank == 0 ? &cb : NULL, &res);
     signal(SIGINT, SIG_DFL);
     if (ui.bar_open) cphil_progress_end(&ui.bar);
     int rc = CLI_EXIT_OK;
     if (st) {
+        if (ranks > 1) fprintf(stderr, "cphil train: rank %d of %d stopped:\n", rank, ranks);
         cli_error(NULL);
         rc = CLI_EXIT_FAIL;
     } else if (res.interrupted) {
@@ -425,5 +525,20 @@ int cmd_train(int argc, char **argv) {
     cphil_tr_policy_free(pol);
     cphil_gpu_policy_free(gpol);
     cphil_tr_data_close(data);
+    return rc;
+}
+
+/* The ranks (docs/distributed.md): joined before anything else, so a build without MPI started
+ * by mpirun refuses at once; a rank that fails ends the whole job (MPI_Abort) instead of leaving
+ * the others waiting for it. */
+int cmd_train(int argc, char **argv) {
+    cphil_dist *dist = NULL;
+    if (cphil_dist_open(0, &dist) != CPHIL_OK) {
+        cli_error(NULL);
+        return CLI_EXIT_FAIL;
+    }
+    int rc = train_main(argc, argv, dist);
+    if (rc != CLI_EXIT_OK && rc != 130 && cphil_dist_size(dist) > 1) cphil_dist_abort(dist, rc);
+    cphil_dist_close(dist);
     return rc;
 }

@@ -1,5 +1,6 @@
 /* main.c — the cphil binary: dispatches `cphil <command> [options]` to src/cli/cmd_*.c. */
 #include "cli/cli.h"
+#include "dist/dist.h"
 #include "gpu/gpu.h"
 #include "kernels/cpu/kernels.h"
 
@@ -174,6 +175,8 @@ int cmd_version(int argc, char **argv) {
     char gpus[1024];
     int n = cphil_gpu_describe_all(gpus, sizeof gpus);
     printf("cuda: %s%s\n", cphil_gpu_compiled() ? (n > 0 ? "compiled in; " : "") : "", gpus);
+    printf("mpi: %s\n", cphil_dist_compiled() ? "compiled in (mpirun -np N cphil train: docs/distributed.md)"
+                                              : "not compiled in (scripts/setup.sh installs Open MPI; then rebuild)");
     return CLI_EXIT_OK;
 }
 

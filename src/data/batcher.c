@@ -73,14 +73,16 @@ static void list_wins(cphil_batcher *b) {
 
 cphil_status cphil_batcher_open(cphil_batcher **out, const cphil_dataset *ds, const cphil_batcher_opts *o) {
     *out = NULL;
-    if (o->B < 1 || o->W < 1 || o->stride < 0 || o->frame_delay < 0 || o->frame_delay > 600)
-        return cphil_err(CPHIL_E_ARG, "batcher: bad options (B %d, W %d, stride %d, frame delay %d)", o->B, o->W,
-                         o->stride, o->frame_delay);
+    if (o->B < 1 || o->W < 1 || o->stride < 0 || o->frame_delay < 0 || o->frame_delay > 600 || o->share < 0 ||
+        o->share_at < 0 || o->share_at + o->share > o->B)
+        return cphil_err(CPHIL_E_ARG, "batcher: bad options (B %d, W %d, stride %d, frame delay %d, share %d at %d)",
+                         o->B, o->W, o->stride, o->frame_delay, o->share, o->share_at);
     cphil_batcher *b = cphil_calloc(1, sizeof *b);
     if (!b) return cphil_err(CPHIL_E_NOMEM, "batcher: out of memory");
     b->ds = ds;
     b->o = *o;
     if (b->o.stride == 0) b->o.stride = o->W;
+    if (b->o.share == 0) b->o.share_at = 0, b->o.share = o->B;
     uint32_t ne = ds->h->n_entries;
     b->entries = cphil_calloc(ne ? ne : 1, sizeof(uint32_t));
     b->queue = cphil_calloc(ne ? ne : 1, sizeof(uint32_t));
@@ -160,7 +162,7 @@ uint64_t cphil_batcher_batches(const cphil_batcher *b) {
 
 cphil_status cphil_batch_alloc(cphil_batch *x, const cphil_batcher *b) {
     memset(x, 0, sizeof *x);
-    size_t B = (size_t)b->o.B, W = (size_t)b->o.W, nc = b->ds->h->n_cont, ni = b->ds->h->n_ids;
+    size_t B = (size_t)b->o.share, W = (size_t)b->o.W, nc = b->ds->h->n_cont, ni = b->ds->h->n_ids;
     x->B = (int)B;
     x->W = (int)W;
     x->n_cont = (int)nc;
@@ -172,7 +174,8 @@ cphil_status cphil_batch_alloc(cphil_batch *x, const cphil_batcher *b) {
     x->weight = cphil_alloc(B * W * sizeof(float));
     x->reset = cphil_alloc(B);
     x->entry = cphil_alloc(B * sizeof(int32_t));
-    if (!x->cont || !x->ids || !x->buttons || !x->cls || !x->weight || !x->reset || !x->entry) {
+    x->start = cphil_alloc(B * sizeof(uint32_t));
+    if (!x->cont || !x->ids || !x->buttons || !x->cls || !x->weight || !x->reset || !x->entry || !x->start) {
         cphil_batch_free(x);
         return cphil_err(CPHIL_E_NOMEM, "batch: out of memory (B %zu, W %zu)", B, W);
     }
@@ -188,6 +191,7 @@ void cphil_batch_free(cphil_batch *x) {
     cphil_free(x->weight);
     cphil_free(x->reset);
     cphil_free(x->entry);
+    cphil_free(x->start);
     memset(x, 0, sizeof *x);
 }
 
@@ -232,30 +236,34 @@ static void clear(cphil_batch *x, int k, int w0, int n) {
 }
 
 bool cphil_batcher_next(cphil_batcher *b, cphil_batch *x) {
-    int B = b->o.B, W = b->o.W;
+    int B = b->o.B, W = b->o.W, at = b->o.share_at, share = b->o.share;
     if (b->o.mode == CPHIL_BATCH_WINDOWS) {
         uint64_t left = b->n_wins - b->pos;
         if (left == 0 || (b->o.drop_last && left < (uint64_t)B)) return false;
-        int n = left < (uint64_t)B ? (int)left : B;
-        for (int k = 0; k < B; k++) {
+        int n = left < (uint64_t)B ? (int)left : B, valid = 0;
+        for (int k = 0; k < share; k++) {
+            int g = at + k; /* the slot in the global batch */
             x->reset[k] = 1;
-            if (k < n) {
-                const win *w = &b->wins[b->pos + (uint64_t)k];
+            if (g < n) {
+                const win *w = &b->wins[b->pos + (uint64_t)g];
                 fill(b, x, k, w->entry, w->start, 0, W);
                 x->entry[k] = (int32_t)w->entry;
+                x->start[k] = w->start;
+                valid++;
             } else {
                 clear(x, k, 0, W);
                 x->entry[k] = -1;
+                x->start[k] = 0;
             }
         }
         b->pos += (uint64_t)n;
-        x->n_valid = n;
+        x->n_valid = valid;
         return true;
     }
-    /* streams: refill idle slots from the queue; stop when every slot is idle and the queue empty */
+    /* streams: refill idle slots from the queue (every global slot: the packing is the global
+     * one); stop when every slot is idle and the queue empty */
     int active = 0;
     for (int k = 0; k < B; k++) {
-        x->reset[k] = 0;
         if (b->slot_entry[k] < 0 && b->pos < b->n_entries) {
             b->slot_entry[k] = (int32_t)b->queue[b->pos++];
             b->slot_row[k] = 0;
@@ -264,23 +272,33 @@ bool cphil_batcher_next(cphil_batcher *b, cphil_batch *x) {
         active += b->slot_entry[k] >= 0;
     }
     if (!active) return false;
-    for (int k = 0; k < B; k++) {
-        x->entry[k] = b->slot_entry[k];
-        if (b->slot_entry[k] < 0) {
-            clear(x, k, 0, W);
+    int valid = 0;
+    for (int g = 0; g < B; g++) {
+        int k = g - at; /* the slot in this process's share, or outside it */
+        bool mine = k >= 0 && k < share;
+        if (mine) {
+            x->reset[k] = 0;
+            x->entry[k] = b->slot_entry[g];
+            x->start[k] = b->slot_entry[g] < 0 ? 0 : b->slot_row[g];
+        }
+        if (b->slot_entry[g] < 0) {
+            if (mine) clear(x, k, 0, W);
             continue;
         }
-        uint32_t e = (uint32_t)b->slot_entry[k];
+        uint32_t e = (uint32_t)b->slot_entry[g];
         uint32_t p = pairs_of(&b->ds->entries[e], b->o.frame_delay);
-        uint32_t r0 = b->slot_row[k];
+        uint32_t r0 = b->slot_row[g];
         uint32_t n = p - r0 < (uint32_t)W ? p - r0 : (uint32_t)W;
-        fill(b, x, k, e, r0, 0, (int)n);
-        if ((int)n < W) clear(x, k, (int)n, W - (int)n);
-        x->reset[k] = b->slot_new[k];
-        b->slot_new[k] = 0;
-        b->slot_row[k] = r0 + n;
-        if (b->slot_row[k] >= p) b->slot_entry[k] = -1; /* next chunk starts a new entry */
+        if (mine) {
+            fill(b, x, k, e, r0, 0, (int)n);
+            if ((int)n < W) clear(x, k, (int)n, W - (int)n);
+            x->reset[k] = b->slot_new[g];
+            valid++;
+        }
+        b->slot_new[g] = 0;
+        b->slot_row[g] = r0 + n;
+        if (b->slot_row[g] >= p) b->slot_entry[g] = -1; /* next chunk starts a new entry */
     }
-    x->n_valid = active;
+    x->n_valid = valid;
     return true;
 }

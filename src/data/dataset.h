@@ -168,6 +168,11 @@ typedef struct cphil_batcher_opts {
     bool shuffle;          /* windows: shuffle window order; streams: shuffle entry order */
     bool drop_last;        /* windows: drop the last partial batch */
     float neutral_weight;  /* weight of samples whose target is all-neutral (default 1) */
+    /* Data-parallel ranks (docs/distributed.md): B is the GLOBAL batch (every rank's slots); this
+     * process fills only slots [share_at, share_at + share) of each, into a batch of `share`
+     * slots. The walk (window order, stream packing) is the global one, so N ranks together see
+     * exactly the batches one process with B slots sees. share 0 = all B slots. */
+    int share_at, share;
 } cphil_batcher_opts;
 
 void cphil_batcher_default_opts(cphil_batcher_opts *o);
@@ -182,6 +187,7 @@ typedef struct cphil_batch {
     float *weight;     /* [B, W] 0 for padding and frames without a controller */
     uint8_t *reset;    /* [B] streams: 1 when the slot starts a new entry at this chunk */
     int32_t *entry;    /* [B] entry index of the slot (-1 idle) */
+    uint32_t *start;   /* [B] entry row of the slot's first position (window id with entry) */
     int n_valid;       /* slots holding data (the rest has weight 0) */
 } cphil_batch;
 

@@ -19,6 +19,7 @@
  * adamw.c computes them and travel with the batch, so the graph reads them from device memory.
  */
 #include "gpu/gpu.h"
+#include "gpu/dist_nccl.h"
 #include "gpu/policy_gpu.h"
 
 #include "core/core.h"
@@ -100,6 +101,7 @@ struct cphil_gpu_policy {
     bool use_graph;
     cudaGraphExec_t graph;
     int eager_steps;
+    cphil_gpu_dist *gd;  /* NCCL gradient exchange between the ranks (o.nccl), or NULL */
 };
 
 static void layout(cphil_gpu_policy *p) {
@@ -131,6 +133,7 @@ void cphil_gpu_policy_free(cphil_gpu_policy *p) {
     if (p->graph) cudaGraphExecDestroy(p->graph);
     cphil_gpu_ws_free(p->ws);
     cphil_cu_free(p->d_params);
+    cphil_gpu_dist_free(p->gd);
     cphil_cu_free(p->d_grads);
     cphil_cu_free(p->d_m);
     cphil_cu_free(p->d_v);
@@ -248,6 +251,7 @@ cphil_status cphil_gpu_policy_create(int device, const cphil_model_config *cfg, 
     p->host_dirty = true; /* parameters and zero moments go up before the first step */
     const char *g = getenv("CPHIL_CUDA_GRAPH");
     p->use_graph = !(g && !strcmp(g, "0"));
+    if (o->nccl && (s = cphil_gpu_dist_create(o->dist, p->cu, &p->gd)) != CPHIL_OK) goto fail;
     *out = p;
     return CPHIL_OK;
 fail:
@@ -360,6 +364,8 @@ static void enqueue_backward_update(cphil_gpu_policy *p) {
     cphil_cu_id_index_view(p->M, c->n_ids, c->E, c->n_cont, D(index, const int32_t *), &ix);
     cphil_cu_zero(p->cu, p->d_grads, p->n * sizeof(float));
     cphil_gpu_ws_backward(p->ws, p->d_params, D(cont, const float *), &ix, p->d_grads);
+    /* ranks: gradients x this rank's weight share, summed over the ranks (one graph still) */
+    if (p->gd) cphil_gpu_dist_enqueue(p->gd, p->cu, p->d_grads, p->n);
     cphil_cu_adamw_step(p->cu, p->n, p->d_params, p->d_grads, p->d_m, p->d_v, p->opt.cfg.max_grad_norm,
                         D(adamw, const cphil_cu_adamw_params *), p->d_adamw_scratch);
     cudaStream_t s = cphil_cu_stream(p->cu);
@@ -376,13 +382,19 @@ static void enqueue_readback(cphil_gpu_policy *p) {
                     "loss copy", __FILE__, __LINE__);
 }
 
+/* Wait for a step: with ranks, a polling wait bounded by the dist timeout (NCCL kernels wait
+ * for their peers without end). */
+static cphil_status step_sync(cphil_gpu_policy *p) {
+    return p->gd ? cphil_gpu_dist_wait(p->gd, p->cu) : cphil_cu_sync(p->cu);
+}
+
 /* The whole imitation step, eager or as one graph (captured after two eager steps). */
 static cphil_status run_step(cphil_gpu_policy *p) {
     cudaStream_t s = cphil_cu_stream(p->cu);
     if (p->graph) {
         cudaError_t e = cudaGraphLaunch(p->graph, s);
         if (e != cudaSuccess) cphil_cu_record(p->cu, (int)e, "graph launch", __FILE__, __LINE__);
-        return cphil_cu_sync(p->cu);
+        return step_sync(p);
     }
     bool capture = p->use_graph && p->eager_steps >= 2;
     cudaGraph_t g = NULL;
@@ -410,14 +422,14 @@ static cphil_status run_step(cphil_gpu_policy *p) {
             enqueue_loss(p);
             enqueue_backward_update(p);
             enqueue_readback(p);
-            return cphil_cu_sync(p->cu);
+            return step_sync(p);
         }
         e = cudaGraphLaunch(p->graph, s);
         if (e != cudaSuccess) cphil_cu_record(p->cu, (int)e, "graph launch", __FILE__, __LINE__);
-        return cphil_cu_sync(p->cu);
+        return step_sync(p);
     }
     p->eager_steps++;
-    return cphil_cu_sync(p->cu);
+    return step_sync(p);
 }
 
 /* Distillation: forward, the host's distillation loss, backward + update. */
@@ -441,7 +453,7 @@ static cphil_status run_distill_step(cphil_gpu_policy *p, const cphil_tr_batch *
                     "logit gradient copy", __FILE__, __LINE__);
     enqueue_backward_update(p);
     enqueue_readback(p);
-    return cphil_cu_sync(p->cu);
+    return step_sync(p);
 }
 
 static cphil_status gp_train_step(void *self, const cphil_tr_batch *tb, double lr, double *loss) {
@@ -450,13 +462,25 @@ static cphil_status gp_train_step(void *self, const cphil_tr_batch *tb, double l
     if ((s = push_mirrors(p)) != CPHIL_OK) return s;
     if ((s = stage(p, tb, true)) != CPHIL_OK) return s;
     stage_adamw(p, lr);
+    if (p->gd) {
+        /* this rank's share of the global frame weight, before the step's graph reads it */
+        size_t nw = (size_t)tb->B * (size_t)tb->T;
+        double w = 0;
+        if (!tb->weight) w = (double)nw;
+        else
+            for (size_t i = 0; i < nw; i++) w += tb->weight[i];
+        if ((s = cphil_gpu_dist_begin_step(p->gd, w)) != CPHIL_OK) return s;
+    }
     if (tb->soft) {
         if ((s = run_distill_step(p, tb, loss)) != CPHIL_OK) return s;
-        if (!isfinite(*loss)) return CPHIL_OK;
+        if (!isfinite(*loss) && !p->gd) return CPHIL_OK;
     } else {
         if ((s = run_step(p)) != CPHIL_OK) return s;
         *loss = p->h_out[0];
     }
+    /* ranks: the global loss (a NaN on any rank reaches all, so all stop together) */
+    if (p->gd && (s = cphil_gpu_dist_loss(p->gd, loss)) != CPHIL_OK) return s;
+    if (tb->soft && !isfinite(*loss)) return CPHIL_OK;
     p->device_newer = true;
     double norm;
     memcpy(&norm, p->h_out + 8, sizeof norm);

@@ -66,7 +66,8 @@ cphil_status cphil_tr_policy_create(const cphil_model_config *cfg, const cphil_t
     ac.schedule = CPHIL_SCHED_CONSTANT; /* the loop passes the scheduled lr every step */
     if ((s = cphil_adamw_init(&p->opt, &ac, p->model.n_floats)) != CPHIL_OK) goto fail;
     if ((s = cphil_model_ws_create(&p->model, o->B, o->T, &p->ws)) != CPHIL_OK) goto fail;
-    p->grads = cphil_calloc(p->model.n_floats, sizeof(float));
+    /* one float past the gradients: the rank's share of the loss rides in the same all-reduce */
+    p->grads = cphil_calloc(p->model.n_floats + 1, sizeof(float));
     p->dz = cphil_calloc((size_t)o->B * (size_t)o->T * CPHIL_N_LOGITS, sizeof(float));
     if (!p->grads || !p->dz) {
         s = cphil_err(CPHIL_E_NOMEM, "out of memory for the gradients");
@@ -118,12 +119,30 @@ static double distill_grad(cphil_tr_policy *p, const cphil_tr_batch *tb, const f
     return t.loss;
 }
 
+/* Frame-weight sum of a batch (the loss's denominator). */
+static double weight_sum(const cphil_tr_batch *tb) {
+    size_t n = (size_t)tb->B * (size_t)tb->T;
+    if (!tb->weight) return (double)n;
+    double w = 0;
+    for (size_t i = 0; i < n; i++) w += tb->weight[i];
+    return w;
+}
+
 static cphil_status pt_train_step(void *self, const cphil_tr_batch *tb, double lr, double *loss) {
     cphil_tr_policy *p = self;
     const cphil_model_batch mb = model_batch(tb), *b = &mb;
     cphil_status s = check_shape(p, b);
     if (s) return s;
-    memset(p->grads, 0, p->model.n_floats * sizeof(float));
+    /* ranks: this rank's part of the global frame weight (1 for one process, exactly) */
+    double frac = 1.0;
+    if (p->o.dist) {
+        double w[2] = {weight_sum(tb), 0};
+        w[1] = w[0];
+        if ((s = cphil_dist_sum_f64(p->o.dist, w + 1, 1, "frame-weight sum")) != CPHIL_OK) return s;
+        frac = w[1] > 0 ? w[0] / w[1] : 0.0;
+    }
+    const size_t n = p->model.n_floats;
+    memset(p->grads, 0, (n + 1) * sizeof(float));
     if (p->carry) {
         /* a slot that starts a new replay starts from zero state (rows of every layer) */
         const cphil_model_config *c = &p->model.cfg;
@@ -141,8 +160,27 @@ static cphil_status pt_train_step(void *self, const cphil_tr_batch *tb, double l
     } else {
         *loss = cphil_model_loss(&p->model, p->ws, b, &p->lc, NULL);
     }
-    if (!isfinite(*loss)) return CPHIL_OK; /* the loop stops with a message; nothing updated */
-    cphil_model_backward(&p->model, p->ws, b, p->grads);
+    if (p->o.dist) {
+        /* Normalize over the global batch: scale this rank's mean-loss gradient by its weight
+         * share, then sum gradients and loss shares over the ranks. A non-finite local loss still
+         * joins the sum (as NaN, backward skipped) so every rank sees it and stops together. */
+        if (isfinite(*loss)) {
+            cphil_model_backward(&p->model, p->ws, b, p->grads);
+            if (frac != 1.0) {
+                float f = (float)frac;
+                for (size_t i = 0; i < n; i++) p->grads[i] *= f;
+            }
+            p->grads[n] = (float)(frac * *loss);
+        } else {
+            p->grads[n] = NAN;
+        }
+        if ((s = cphil_dist_sum_f32(p->o.dist, p->grads, n + 1, "gradient all-reduce")) != CPHIL_OK) return s;
+        *loss = p->grads[n];
+        if (!isfinite(*loss)) return CPHIL_OK; /* every rank stops with the loop's message */
+    } else {
+        if (!isfinite(*loss)) return CPHIL_OK; /* the loop stops with a message; nothing updated */
+        cphil_model_backward(&p->model, p->ws, b, p->grads);
+    }
     p->opt.cfg.lr = (float)lr;
     float gn = cphil_adamw_step(&p->opt, p->model.params, p->grads);
     if (!isfinite(gn)) *loss = NAN; /* non-finite gradient: AdamW updated nothing; stop */

@@ -19,6 +19,15 @@ typedef struct cphil_tr_policy_opts {
     bool tbptt;        /* carry recurrent state between consecutive batches, per slot */
     int threads;
     double distill_T, distill_alpha; /* distillation temperature and alpha (when batches carry soft labels) */
+    /* Data-parallel ranks (docs/distributed.md; NULL = one process): each step the ranks sum
+     * their frame weights, scale their gradients by local / global weight, sum the gradient
+     * block (and the loss) over the ranks, then every rank clips and updates the same way, so N
+     * ranks with batch B compute what one process with batch N x B computes. */
+    cphil_dist *dist;
+    /* GPU policy only: exchange the gradients through NCCL (src/gpu/dist_nccl.c) over dist's
+     * ranks. Set for every GPU run with ranks; also with one rank (dist NULL) to run the path a
+     * multi-GPU run takes, which gives the plain GPU trainer's bits. */
+    bool nccl;
 } cphil_tr_policy_opts;
 
 void cphil_tr_policy_opts_default(cphil_tr_policy_opts *o);

@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "game/ids.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,6 +36,11 @@ struct cphil_tr_data {
     float *b_cont, *b_w, *b_soft;
     int32_t *b_ids;
     uint8_t *b_btn, *b_cls;
+    /* CPHIL_DIST_LOG_WINDOWS=PREFIX (a debug aid, tests/t_dist_mpi.sh): every training batch's
+     * window ids (entry:start per slot) appended to PREFIX.rankR */
+    FILE *wlog;
+    int epoch;
+    uint64_t batch_i;
 };
 
 static int sample_count(const cphil_tr_data *d, const cphil_ds_entry *e) {
@@ -44,6 +50,7 @@ static int sample_count(const cphil_tr_data *d, const cphil_ds_entry *e) {
 
 void cphil_tr_data_close(cphil_tr_data *d) {
     if (!d) return;
+    if (d->wlog) fclose(d->wlog);
     if (d->tb_alloc) cphil_batch_free(&d->tbatch);
     if (d->vb_alloc) cphil_batch_free(&d->vbatch);
     cphil_batcher_close(d->tb);
@@ -178,7 +185,10 @@ cphil_status cphil_tr_data_open(const cphil_tr_data_opts *o, cphil_tr_data **out
         cphil_batcher_default_opts(&bo);
         bo.mode = o->tbptt > 0 ? CPHIL_BATCH_STREAMS : CPHIL_BATCH_WINDOWS;
         bo.split = CPHIL_SPLIT_TRAIN;
-        bo.B = o->batch;
+        int ranks = o->ranks > 1 ? o->ranks : 1;
+        bo.B = o->batch * ranks; /* the global batch; this rank fills its share */
+        bo.share_at = ranks > 1 ? o->rank * o->batch : 0;
+        bo.share = ranks > 1 ? o->batch : 0;
         bo.W = o->window;
         bo.stride = o->stride > 0 ? o->stride : o->window;
         bo.frame_delay = (int)o->frame_delay;
@@ -192,6 +202,8 @@ cphil_status cphil_tr_data_open(const cphil_tr_data_opts *o, cphil_tr_data **out
         }
         bo.mode = CPHIL_BATCH_WINDOWS;
         bo.split = CPHIL_SPLIT_VAL;
+        bo.B = o->batch;
+        bo.share_at = bo.share = 0;
         bo.stride = o->window;
         bo.shuffle = false;
         bo.drop_last = false;
@@ -199,6 +211,15 @@ cphil_status cphil_tr_data_open(const cphil_tr_data_opts *o, cphil_tr_data **out
             if ((s = cphil_batcher_open(&d->vb, &d->ds, &bo)) != CPHIL_OK) goto fail;
             if ((s = cphil_batch_alloc(&d->vbatch, d->vb)) != CPHIL_OK) goto fail;
             d->vb_alloc = true;
+        }
+    }
+    const char *wl = getenv("CPHIL_DIST_LOG_WINDOWS");
+    if (wl && *wl && d->tb) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s.rank%d", wl, o->rank);
+        if (!(d->wlog = fopen(p, "w"))) {
+            s = cphil_err(CPHIL_E_IO, "CPHIL_DIST_LOG_WINDOWS: cannot write %s", p);
+            goto fail;
         }
     }
     *out = d;
@@ -231,6 +252,8 @@ static cphil_status d_begin(void *self, uint64_t seed, int epoch, size_t *nb) {
         return CPHIL_OK;
     }
     cphil_batcher_epoch(d->tb, (uint64_t)epoch);
+    d->epoch = epoch;
+    d->batch_i = 0;
     if (d->o.tbptt > 0) {
         /* streams: the count depends on the packing; walk the epoch once (filling batches is
          * cheap and deterministic), then restart it */
@@ -248,6 +271,14 @@ static cphil_status d_next(void *self, cphil_tr_batch *out) {
     cphil_tr_data *d = self;
     if (!cphil_batcher_next(d->tb, &d->tbatch))
         return cphil_err(CPHIL_E_INTERNAL, "the batcher ended before the batches it announced");
+    if (d->wlog) {
+        fprintf(d->wlog, "%d %llu", d->epoch, (unsigned long long)d->batch_i);
+        for (int k = 0; k < d->tbatch.B; k++)
+            if (d->tbatch.entry[k] >= 0) fprintf(d->wlog, " %d:%u", d->tbatch.entry[k], d->tbatch.start[k]);
+        fputc('\n', d->wlog);
+        fflush(d->wlog);
+    }
+    d->batch_i++;
     to_tr_batch(&d->tbatch, d->o.tbptt > 0, out);
     return CPHIL_OK;
 }

@@ -36,6 +36,11 @@ typedef struct cphil_tr_data_opts {
     int threads;
     bool quiet;
     bool all_files_eval;   /* eval: every file is "held out" (no training split) */
+    /* Data-parallel ranks (docs/distributed.md): `batch` is per rank; each training step's global
+     * batch of ranks x batch slots is the one a single process with that batch takes, and rank r
+     * reads slots [r x batch, (r + 1) x batch) of it. Validation is not split (every rank
+     * validates the whole held-out set, so all agree on the best epoch). 0 = one process. */
+    int rank, ranks;
 } cphil_tr_data_opts;
 
 typedef struct cphil_tr_data cphil_tr_data;

@@ -158,9 +158,11 @@ static cphil_status save_ckpt(const char *path, const cphil_trainer_opts *o, con
     }
     snprintf(meta, ml,
              "{\"format\":\"cphil-checkpoint\",\"model\":%s,\"trainer\":{\"epochs\":%d,\"lr\":%.17g,"
-             "\"schedule\":\"%s\",\"warmup_steps\":%lld,\"max_steps\":%lld,\"seed\":%llu},\"meta\":%s}",
+             "\"schedule\":\"%s\",\"warmup_steps\":%lld,\"max_steps\":%lld,\"seed\":%llu,\"ranks\":%d,"
+             "\"global_batch\":%lld},\"meta\":%s}",
              mc, o->epochs, o->lr, o->schedule == CPHIL_TR_SCHED_COSINE ? "cosine" : "constant", o->warmup_steps,
-             o->max_steps, (unsigned long long)o->seed, o->meta_json ? o->meta_json : "{}");
+             o->max_steps, (unsigned long long)o->seed, cphil_dist_size(o->dist), o->global_batch,
+             o->meta_json ? o->meta_json : "{}");
     cphil_status st = cphil_ckpt_write(path, meta, cs, nm + 2);
     cphil_free(meta);
     cphil_free(rows);
@@ -209,7 +211,8 @@ static cphil_status check_section(const char *path, const char *name, const void
  * whose metadata is not the JSON this file writes, and any trainer-state field out of range.
  * *meta_epochs / *meta_max_steps: the run options the checkpoint was written with. */
 static cphil_status load_ckpt(const char *path, const cphil_trainer_opts *o, const cphil_tr_model_ops *mops,
-                              void *model, loop_state *s, int64_t *meta_epochs, int64_t *meta_max_steps) {
+                              void *model, loop_state *s, int64_t *meta_epochs, int64_t *meta_max_steps,
+                              int64_t *meta_ranks, int64_t *meta_global_batch) {
     cphil_ckpt c;
     cphil_json_doc *doc = NULL;
     cphil_status st = cphil_ckpt_read(path, &c);
@@ -259,6 +262,19 @@ static cphil_status load_ckpt(const char *path, const cphil_trainer_opts *o, con
     }
     if (mx && (!cphil_json_as_int64(mx, meta_max_steps) || *meta_max_steps < 0)) {
         st = cphil_err(CPHIL_E_FORMAT, "%s: the metadata's trainer.max_steps is not a non-negative integer", path);
+        goto out;
+    }
+    /* written since data-parallel ranks exist; older checkpoints are one process, batch unknown */
+    *meta_ranks = 1;
+    *meta_global_batch = 0;
+    const cphil_json_value *rk = cphil_json_get(tr, "ranks"), *gb = cphil_json_get(tr, "global_batch");
+    if (rk && (!cphil_json_as_int64(rk, meta_ranks) || *meta_ranks < 1 || *meta_ranks > (1 << 20))) {
+        st = cphil_err(CPHIL_E_FORMAT, "%s: the metadata's trainer.ranks is not an integer in [1, %d]", path, 1 << 20);
+        goto out;
+    }
+    if (gb && (!cphil_json_as_int64(gb, meta_global_batch) || *meta_global_batch < 0 ||
+               *meta_global_batch > ((int64_t)1 << 40))) {
+        st = cphil_err(CPHIL_E_FORMAT, "%s: the metadata's trainer.global_batch is not a non-negative integer", path);
         goto out;
     }
     cphil_tr_section ms[CPHIL_CKPT_MAX_SECTIONS - 2];
@@ -381,6 +397,20 @@ static void note(const cphil_tr_callbacks *cb, const char *fmt, ...) {
     cb->on_note(cb->user, buf);
 }
 
+/* FNV-1a over every model section but the carried recurrent state (each rank's own slots): equal
+ * on every rank while the ranks train one model. */
+static uint64_t state_hash(const cphil_tr_model_ops *mops, void *model) {
+    cphil_tr_section ms[CPHIL_CKPT_MAX_SECTIONS - 2];
+    int nm = mops->sections(model, ms, (int)CPHIL_ARRAY_LEN(ms));
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; i < nm; i++) {
+        if (!strcmp(ms[i].name, "carry")) continue;
+        const uint8_t *p = ms[i].data;
+        for (size_t k = 0; k < ms[i].size; k++) h = (h ^ p[k]) * 0x100000001b3ull;
+    }
+    return h;
+}
+
 static size_t count_frames(const cphil_tr_batch *b) {
     size_t n = (size_t)b->B * (size_t)b->T;
     if (!b->weight) return n;
@@ -455,8 +485,10 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
     }
     if ((st = cphil_mkdir_p(o->out_dir ? o->out_dir : ".")) != CPHIL_OK) goto done;
     if (o->resume) {
-        int64_t meta_epochs = -1, meta_max_steps = 0;
-        if ((st = load_ckpt(o->resume, o, mops, model, &s, &meta_epochs, &meta_max_steps)) != CPHIL_OK) goto done;
+        int64_t meta_epochs = -1, meta_max_steps = 0, meta_ranks = 1, meta_gb = 0;
+        if ((st = load_ckpt(o->resume, o, mops, model, &s, &meta_epochs, &meta_max_steps, &meta_ranks, &meta_gb)) !=
+            CPHIL_OK)
+            goto done;
         /* Nothing to do is an error, not a silent success: the user asked for training. */
         if (s.epoch >= o->epochs) {
             st = cphil_err(CPHIL_E_ARG,
@@ -476,10 +508,33 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
         /* Other --epochs or --max-steps than the run that wrote it: the schedule's length is laid
          * out again (at the next epoch start) over the new total. */
         if ((meta_epochs > 0 && meta_epochs != o->epochs) || meta_max_steps != o->max_steps) s.total_steps = 0;
+        /* Another number of ranks (or batch slots per step): the position inside the epoch is
+         * counted in the old global batches; carry it over as windows done, rounding down to a
+         * whole new batch, and lay the schedule out again. */
+        int ranks = cphil_dist_size(o->dist);
+        if (meta_gb > 0 && o->global_batch > 0 && meta_gb != o->global_batch) {
+            uint64_t windows = s.batch * (uint64_t)meta_gb, nb = windows / (uint64_t)o->global_batch;
+            double mean = s.loss_n ? s.loss_sum / (double)s.loss_n : 0;
+            note(cb, "%s was written by %lld rank%s with %lld batch slots per step; this run has %d rank%s with %lld: "
+                     "the epoch's %llu windows done continue as batch %llu%s; the learning-rate schedule is laid out "
+                     "again",
+                 o->resume, (long long)meta_ranks, meta_ranks == 1 ? "" : "s", (long long)meta_gb, ranks,
+                 ranks == 1 ? "" : "s", o->global_batch, (unsigned long long)windows, (unsigned long long)nb,
+                 windows % (uint64_t)o->global_batch ? " (the windows of a partial batch are seen again)" : "");
+            s.batch = nb;
+            s.loss_n = nb;
+            s.loss_sum = mean * (double)nb;
+            s.total_steps = 0;
+        } else if (meta_ranks != ranks) {
+            note(cb, "%s was written by %lld rank%s; this run has %d rank%s (same %lld batch slots per step)", o->resume,
+                 (long long)meta_ranks, meta_ranks == 1 ? "" : "s", ranks, ranks == 1 ? "" : "s", o->global_batch);
+        }
         note(cb, "resumed from %s at epoch %d, batch %llu, step %llu", o->resume, s.epoch + 1,
              (unsigned long long)s.batch, (unsigned long long)s.step);
     }
     bool stop = false;
+    /* data-parallel ranks: rank 0 alone writes; every rank runs the same steps */
+    const bool root = cphil_dist_rank(o->dist) == 0, multi = cphil_dist_size(o->dist) > 1;
     for (; s.epoch < o->epochs && !stop; s.epoch++) {
         size_t nb = 0;
         if ((st = dops->begin_epoch(data, o->seed, s.epoch, &nb)) != CPHIL_OK) goto done;
@@ -534,17 +589,26 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
             s.loss_sum += loss;
             s.loss_n++;
             s.loss_ema = s.loss_n == 1 && s.loss_ema == 0 ? loss : 0.95 * s.loss_ema + 0.05 * loss;
-            frames_since += count_frames(&b);
+            uint64_t frames = count_frames(&b);
+            bool interrupt = cphil_train_interrupt || (o->stop_after_steps > 0 && s.step == (uint64_t)o->stop_after_steps);
+            if (multi) {
+                /* Ctrl-C reaches the ranks at different steps: all stop at the first step any saw
+                 * it, so no rank is left waiting in a collective; frames/s counts every rank's */
+                double v[2] = {interrupt ? 1.0 : 0.0, (double)frames};
+                if ((st = cphil_dist_sum_f64(o->dist, v, 2, "step agreement")) != CPHIL_OK) goto done;
+                interrupt = v[0] > 0;
+                frames = (uint64_t)v[1];
+            }
+            frames_since += frames;
             double now = cphil_now_sec();
             double fps = now > t_rate ? (double)frames_since / (now - t_rate) : 0;
             if (cb && cb->on_step) cb->on_step(cb->user, s.epoch, (size_t)s.batch, nb, s.loss_ema, fps);
-            bool interrupt = cphil_train_interrupt || (o->stop_after_steps > 0 && s.step == (uint64_t)o->stop_after_steps);
             if (interrupt || (o->save_every > 0 && s.step % (uint64_t)o->save_every == 0 && s.batch < nb)) {
                 s.epoch_seconds = cphil_now_sec() - t_ep;
-                if ((st = save_ckpt(p_ckpt, o, mops, model, &s)) != CPHIL_OK) goto done;
+                if (root && (st = save_ckpt(p_ckpt, o, mops, model, &s)) != CPHIL_OK) goto done;
             }
             if (interrupt) {
-                if ((st = mops->save_policy(model, p_pol, o->meta_json)) != CPHIL_OK) goto done;
+                if (root && (st = mops->save_policy(model, p_pol, o->meta_json)) != CPHIL_OK) goto done;
                 note(cb, "interrupted at epoch %d, batch %llu (step %llu): saved %s and %s; continue with --resume %s",
                      s.epoch + 1, (unsigned long long)s.batch, (unsigned long long)s.step, p_ckpt, p_pol, p_ckpt);
                 res->interrupted = true;
@@ -607,14 +671,20 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
         s.epoch_seconds = 0;
         if (r.early_stop) s.epoch = o->epochs; /* a resume of an early-stopped run says it is finished */
         const loop_state *saved = partial ? &at_stop : &s;
-        if ((st = mops->save_policy(model, p_pol, o->meta_json)) != CPHIL_OK) goto done;
-        if ((st = save_ckpt(p_ckpt, o, mops, model, saved)) != CPHIL_OK) goto done;
-        if (r.best) {
-            if ((st = mops->save_policy(model, p_bpol, o->meta_json)) != CPHIL_OK) goto done;
-            if ((st = save_ckpt(p_bckpt, o, mops, model, saved)) != CPHIL_OK) goto done;
+        /* the ranks must hold one model: a cheap cross-check before rank 0 saves it */
+        if (multi && (st = cphil_dist_check_same(o->dist, state_hash(mops, model),
+                                                 "the model state (parameters, AdamW moments and step)")) != CPHIL_OK)
+            goto done;
+        if (root) {
+            if ((st = mops->save_policy(model, p_pol, o->meta_json)) != CPHIL_OK) goto done;
+            if ((st = save_ckpt(p_ckpt, o, mops, model, saved)) != CPHIL_OK) goto done;
+            if (r.best) {
+                if ((st = mops->save_policy(model, p_bpol, o->meta_json)) != CPHIL_OK) goto done;
+                if ((st = save_ckpt(p_bckpt, o, mops, model, saved)) != CPHIL_OK) goto done;
+            }
+            if ((st = cphil_curves_write_csv(p_csv, s.rows, s.n_rows)) != CPHIL_OK) goto done;
+            if ((st = cphil_curves_write_svg(p_svg, s.rows, s.n_rows, o->title)) != CPHIL_OK) goto done;
         }
-        if ((st = cphil_curves_write_csv(p_csv, s.rows, s.n_rows)) != CPHIL_OK) goto done;
-        if ((st = cphil_curves_write_svg(p_svg, s.rows, s.n_rows, o->title)) != CPHIL_OK) goto done;
         if (cb && cb->on_epoch) cb->on_epoch(cb->user, &r);
         s.epoch = ep; /* the for loop increments */
         if (stop) break;

@@ -13,6 +13,7 @@
 #ifndef CPHIL_TRAIN_TRAINER_H
 #define CPHIL_TRAIN_TRAINER_H
 
+#include "dist/dist.h"
 #include "train/ckpt.h"
 #include "train/curves.h"
 #include "train/metrics.h"
@@ -100,6 +101,13 @@ typedef struct cphil_trainer_opts {
     long long stop_after_steps; /* test hook: act as if Ctrl-C arrived after this step (0 = off) */
     const char *meta_json;      /* extra metadata for the policy file and checkpoint (JSON object) */
     const char *title;          /* for the SVG plot */
+    /* Data-parallel ranks (docs/distributed.md; NULL = one process). Every rank runs the loop on
+     * its share of each global batch (the model's train_step exchanges the gradients); only rank
+     * 0 writes files and calls the callbacks' output; the ranks agree on stopping every step and
+     * check at every epoch end that their model sections are identical. */
+    cphil_dist *dist;
+    long long global_batch;     /* batch slots per step over all ranks (checkpoint metadata: a
+                                 * resume with another count maps the epoch position; 0 = unknown) */
 } cphil_trainer_opts;
 
 void cphil_trainer_opts_default(cphil_trainer_opts *o);

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# t_gpu_nccl.sh — the GPU ranks' gradient exchange (docs/distributed.md) with one GPU: a run
+# through the full NCCL path at world size 1 (CPHIL_GPU_NCCL=1: ncclCommInitRank, the weight-share
+# scale and ncclAllReduce inside the step's CUDA graph, the polling wait) ends with the plain GPU
+# trainer's policy bit for bit, per backbone, in f32 and bf16; so does `mpirun -np 1` (the MPI
+# rendezvous of the ncclUniqueId) and `--gpus 1` (cphil starting its rank through mpirun) when
+# mpirun is here.
+set -u
+BIN=${CPHIL_BIN:-build/cuda/cphil}
+case "$BIN" in /*) ;; *) BIN=$PWD/$BIN ;; esac
+T=${CPHIL_TEST_TMP:-/tmp}/t_gpu_nccl.$$
+mkdir -p "$T"; trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+"$BIN" synth --games 4 --out "$T/r" --seed 3 --quiet >/dev/null || fail synth
+"$BIN" dataset --replays "$T/r" --out "$T/d.ds" --quiet >/dev/null 2>&1 || fail dataset
+for prec in f32 bf16; do
+  for bb in mlp lstm mamba; do
+    args=(--data "$T/d.ds" --backbone "$bb" --hidden 32 --window-size 16 --num-layers 1 --batch-size 8 --epochs 1
+          --max-steps 12 --precision "$prec" --seed 5 --quiet --device cuda --out "$T")
+    "$BIN" train "${args[@]}" --name "plain_${bb}_$prec" || fail "$bb $prec: plain GPU run"
+    CPHIL_GPU_NCCL=1 "$BIN" train "${args[@]}" --name "nccl_${bb}_$prec" || fail "$bb $prec: NCCL run"
+    cmp "$T/plain_${bb}_${prec}_policy.safetensors" "$T/nccl_${bb}_${prec}_policy.safetensors" \
+      || fail "$bb $prec: the one-rank NCCL path differs from the plain GPU trainer"
+    if command -v mpirun >/dev/null 2>&1; then
+      "$BIN" train "${args[@]}" --gpus 1 --name "gpus_${bb}_$prec" || fail "$bb $prec: --gpus 1"
+      cmp "$T/plain_${bb}_${prec}_policy.safetensors" "$T/gpus_${bb}_${prec}_policy.safetensors" \
+        || fail "$bb $prec: --gpus 1 (cphil starting its own rank through mpirun) differs from the plain GPU trainer"
+      mpirun --allow-run-as-root -np 1 "$BIN" train "${args[@]}" --name "mpi_${bb}_$prec" || fail "$bb $prec: mpirun -np 1"
+      cmp "$T/plain_${bb}_${prec}_policy.safetensors" "$T/mpi_${bb}_${prec}_policy.safetensors" \
+        || fail "$bb $prec: mpirun -np 1 differs from the plain GPU trainer"
+    fi
+  done
+done
+echo "NCCL path at world size 1: bit-identical to the plain GPU trainer (mlp, lstm, mamba; f32, bf16)"

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# t_dist_mpi.sh — data-parallel CPU ranks (docs/distributed.md) through mpirun on synthetic games:
+#  1. 2 ranks with --batch-size 8 end 10 f32 steps where 1 process with --batch-size 16 ends:
+#     every policy tensor within 1e-4 of its largest value (the bits differ where the gradient
+#     sums are ordered differently: per rank, then across ranks, after a weight-share scale);
+#  2. the ranks' shares of every step are disjoint and together are the 1-process batch
+#     (CPHIL_DIST_LOG_WINDOWS logs the window ids each rank trained on);
+#  3. kill -9 of one rank mid-epoch ends the other within 30 s with a message naming the rank, and
+#     the last checkpoint stays intact (a 1-process resume from it trains);
+#  4. a 2-rank checkpoint (stopped mid-epoch) resumes in 1 process with the same global batch and
+#     ends where the uninterrupted 1-process run ends; with another global batch it says how the
+#     position was carried over;
+#  5. a rank that hangs (SIGSTOP) makes the other stop after CPHIL_DIST_TIMEOUT, naming it.
+# Exit 77 when mpirun is missing (scripts/setup.sh --test installs Open MPI) or cphil was built
+# without MPI (then it must refuse to run as one of several ranks, which is checked first).
+# Under the sanitizer build, LeakSanitizer is off for the mpirun runs only: Open MPI keeps
+# allocations of its own until exit, which LSan reports as leaks in libmpi/libopen-pal.
+set -u
+BIN=${CPHIL_BIN:-build/rel/cphil}
+case "$BIN" in /*) ;; *) BIN=$PWD/$BIN ;; esac
+T=${CPHIL_TEST_TMP:-/tmp}/t_dist_mpi.$$
+mkdir -p "$T"
+trap 'rm -rf "$T"' EXIT
+fail() { echo "$*"; exit 1; }
+command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found (scripts/setup.sh --test installs openmpi-bin)"; exit 77; }
+MPI=(timeout 120 env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+     mpirun --allow-run-as-root --oversubscribe -x ASAN_OPTIONS -x CPHIL_DIST_TIMEOUT -x CPHIL_DIST_LOG_WINDOWS)
+export CPHIL_DIST_TIMEOUT=60 CPHIL_DIST_LOG_WINDOWS=
+if ! "$BIN" version | grep -q '^mpi: compiled in'; then
+  # a build without MPI must refuse to be one of several ranks, not train 2 copies
+  out=$(PMI_SIZE=2 "$BIN" train --data /nonexistent 2>&1); rc=$?
+  [ $rc -ne 0 ] || fail "a build without MPI ran as one of 2 ranks"
+  case "$out" in *"without MPI"*) ;; *) fail "no 'without MPI' in: $out" ;; esac
+  echo "SKIP: $BIN was built without MPI (it refuses mpirun, checked); install libopenmpi-dev and rebuild"
+  exit 77
+fi
+out=$("$BIN" train --gpus 2 --data /nonexistent 2>&1) && fail "--gpus without --device cuda accepted"
+case "$out" in *"--gpus 2 needs --device cuda"*) ;; *) fail "no clear --gpus message: $out" ;; esac
+PY=$(command -v python3) || { echo "SKIP: python3 missing (compares the policy tensors)"; exit 77; }
+
+"$BIN" synth --games 4 --out "$T/r" --seed 11 --max-seconds 4 --quiet >/dev/null || fail "synth failed"
+"$BIN" dataset --replays "$T/r" --out "$T/d.ds" --dual-port --val-split 0.25 --quiet >/dev/null 2>&1 || fail "dataset failed"
+common=(--data "$T/d.ds" --dual-port --backbone mlp --hidden 8 --num-layers 1 --window-size 8 --precision f32
+        --lr 0.003 --warmup-steps 3 --seed 5 --quiet --out "$T")
+
+# compare two policy files tensor by tensor: max |a - b| <= 1e-4 x max |a|
+cat > "$T/cmp.py" <<'PYEOF'
+import json, struct, sys
+from array import array
+def load(p):
+    b = open(p, 'rb').read()
+    n = struct.unpack('<Q', b[:8])[0]
+    h = json.loads(b[8:8 + n]); base = 8 + n; out = {}
+    for k, v in h.items():
+        if k == '__metadata__': continue
+        if v['dtype'] != 'F32': sys.exit(f'{k}: dtype {v["dtype"]}, expected F32')
+        s, e = v['data_offsets']; a = array('f'); a.frombytes(b[base + s:base + e]); out[k] = a
+    return out
+a, b = load(sys.argv[1]), load(sys.argv[2])
+if set(a) != set(b): sys.exit('the files hold different tensors')
+worst, nd, nt = 0.0, 0, 0
+for k in sorted(a):
+    x, y = a[k], b[k]
+    if len(x) != len(y): sys.exit(f'{k}: sizes differ')
+    scale = max(max((abs(v) for v in x), default=0.0), 1e-30)
+    d = max((abs(u - v) for u, v in zip(x, y)), default=0.0) / scale
+    nd += sum(1 for u, v in zip(x, y) if u != v); nt += len(x); worst = max(worst, d)
+    if d > 1e-4: sys.exit(f'{k}: differs by {d:.3g} of its largest value (limit 1e-4)')
+print(f'{len(a)} tensors, {nt} values, {nd} differ in bits, worst {worst:.3g}')
+PYEOF
+
+# 1 + 2: one process with batch 16 against 2 ranks with batch 8, 10 steps
+CPHIL_DIST_LOG_WINDOWS="$T/w1" "$BIN" train "${common[@]}" --epochs 3 --max-steps 10 --batch-size 16 --name one \
+  || fail "1-process run failed"
+CPHIL_DIST_LOG_WINDOWS="$T/w2" "${MPI[@]}" -np 2 "$BIN" train "${common[@]}" --epochs 3 --max-steps 10 --batch-size 8 \
+  --name two > "$T/two.out" 2>&1 || { cat "$T/two.out"; fail "2-rank run failed"; }
+[ ! -s "$T/two.out" ] || { cat "$T/two.out"; fail "2 quiet ranks printed something"; }
+[ "$(tail -1 "$T/one_curves.csv" | cut -d, -f2)" = 10 ] || fail "the 1-process run did not end at step 10"
+[ "$(tail -1 "$T/two_curves.csv" | cut -d, -f2)" = 10 ] || fail "the 2-rank run did not end at step 10"
+res=$("$PY" "$T/cmp.py" "$T/one_policy.safetensors" "$T/two_policy.safetensors") \
+  || fail "2 ranks x batch 8 differ from 1 process x batch 16: $res"
+echo "# 10 steps, 2 ranks x 8 vs 1 x 16: $res"
+[ "$(wc -l < "$T/w1.rank0")" = 10 ] || fail "the window log has $(wc -l < "$T/w1.rank0") steps, expected 10"
+while IFS= read -r l1 && IFS= read -r l2 <&3 && IFS= read -r l3 <&4; do
+  set -- $l1; s1=$(shift 2; printf '%s\n' "$@" | sort)
+  set -- $l2; [ $# -eq 10 ] || fail "rank 0 trained $(($# - 2)) windows in a step, expected 8: $l2"; a=$(shift 2; printf '%s\n' "$@")
+  set -- $l3; [ $# -eq 10 ] || fail "rank 1 trained $(($# - 2)) windows in a step, expected 8: $l3"; b=$(shift 2; printf '%s\n' "$@")
+  [ -z "$(comm -12 <(sort <<<"$a") <(sort <<<"$b"))" ] || fail "ranks share windows in step: $l2 / $l3"
+  [ "$(printf '%s\n%s\n' "$a" "$b" | sort)" = "$s1" ] || fail "the ranks' shares are not the global batch: $l1 / $l2 / $l3"
+done < "$T/w1.rank0" 3< "$T/w2.rank0" 4< "$T/w2.rank1"
+[ "$(wc -l < "$T/w2.rank1")" = 10 ] || fail "rank 1 logged $(wc -l < "$T/w2.rank1") steps, expected 10"
+
+# the process of rank $2 of the job whose --name is $1 (a grandchild of timeout/mpirun)
+rank_pid() {
+  local p
+  for p in $(pgrep -f -- "--name $1"); do
+    tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -q -- "--out $T .*--name $1\b" || continue
+    grep -qz "^OMPI_COMM_WORLD_RANK=$2\$" /proc/$p/environ 2>/dev/null && { echo $p; return; }
+  done
+}
+
+# 4: a 2-rank run stopped mid-epoch (the Ctrl-C hook) resumes in 1 process
+"${MPI[@]}" -np 2 "$BIN" train "${common[@]}" --epochs 3 --max-steps 10 --batch-size 8 --name rs --stop-after-steps 4 \
+  > "$T/rs.out" 2>&1
+rc=$?; [ $rc -eq 130 ] || { cat "$T/rs.out"; fail "interrupted 2-rank run exit $rc, expected 130"; }
+cp "$T/rs.ckpt" "$T/rs8.ckpt"
+out=$("$BIN" train "${common[@]}" --epochs 3 --max-steps 10 --batch-size 16 --name rs --resume "$T/rs.ckpt" --quiet 2>&1) \
+  || fail "1-process resume of a 2-rank checkpoint failed: $out"
+case "$out" in *"written by 2 ranks"*) ;; *) fail "the resume did not say it changed the rank count: $out" ;; esac
+res=$("$PY" "$T/cmp.py" "$T/one_policy.safetensors" "$T/rs_policy.safetensors") \
+  || fail "2 ranks then 1 process differ from 1 process: $res"
+out=$("$BIN" train "${common[@]}" --epochs 3 --max-steps 10 --batch-size 8 --name rs8 --resume "$T/rs8.ckpt" 2>&1) \
+  || fail "1-process resume with another global batch failed: $out"
+case "$out" in *"64 windows done continue as batch 8"*) ;; *) fail "no position carried over in: $out" ;; esac
+
+# 3: kill -9 of rank 1 mid-epoch
+"${MPI[@]}" -np 2 "$BIN" train "${common[@]}" --epochs 100000 --batch-size 8 --save-every 3 --name k > "$T/k.out" 2>&1 &
+mp=$!
+for i in $(seq 1 300); do [ -f "$T/k.ckpt" ] && break; sleep 0.1; done
+[ -f "$T/k.ckpt" ] || { kill $mp; fail "no checkpoint from the 2-rank run to kill"; }
+r1=$(rank_pid k 1)
+[ -n "$r1" ] || { kill $mp; fail "rank 1's process not found under mpirun ($mp)"; }
+t0=$SECONDS
+kill -9 "$r1"
+for i in $(seq 1 300); do kill -0 $mp 2>/dev/null || break; sleep 0.1; done
+kill -0 $mp 2>/dev/null && { kill -9 $mp; fail "rank 0 still runs 30 s after rank 1 was killed"; }
+wait $mp; rc=$?
+[ $rc -ne 0 ] || fail "the job exited 0 after a rank was killed"
+grep -q "rank 1" "$T/k.out" || { cat "$T/k.out"; fail "no message names rank 1"; }
+echo "# kill -9 of rank 1: the job ended in $((SECONDS - t0)) s (exit $rc)"
+# the checkpoint loads (--max-steps 1 is refused only after every check passed, naming its step)
+out=$("$BIN" train "${common[@]}" --epochs 100000 --max-steps 1 --batch-size 16 --name k --resume "$T/k.ckpt" 2>&1)
+step=$(sed -n 's/.*the checkpoint is at step \([0-9]*\) .*/\1/p' <<<"$out")
+[ -n "$step" ] || fail "the checkpoint left by the killed job does not load: $out"
+"$BIN" train "${common[@]}" --epochs 100000 --max-steps $((step + 2)) --batch-size 16 --name k --resume "$T/k.ckpt" \
+  > /dev/null 2>&1 || fail "the checkpoint left by the killed job (step $step) does not train on"
+
+# 5: a hung rank (SIGSTOP): the other gives up after the timeout, naming it
+CPHIL_DIST_TIMEOUT=3 "${MPI[@]}" -np 2 "$BIN" train "${common[@]}" --epochs 100000 --batch-size 8 --save-every 3 \
+  --name h > "$T/h.out" 2>&1 &
+mp=$!
+for i in $(seq 1 300); do [ -f "$T/h.ckpt" ] && break; sleep 0.1; done
+r1=$(rank_pid h 1)
+[ -n "$r1" ] || { kill $mp; fail "rank 1's process not found under mpirun ($mp)"; }
+kill -STOP "$r1"
+for i in $(seq 1 300); do kill -0 $mp 2>/dev/null || break; sleep 0.1; done
+kill -0 $mp 2>/dev/null && { kill -9 $mp "$r1"; fail "rank 0 still waits 30 s after rank 1 hung"; }
+wait $mp
+for i in $(seq 1 100); do kill -0 "$r1" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$r1" 2>/dev/null && { ps -o pid,stat,cmd -p "$r1"; kill -9 "$r1"; fail "the hung rank was left running"; }
+grep -q "rank 1 did not answer" "$T/h.out" || { cat "$T/h.out"; fail "no message names the hung rank 1"; }
+exit 0
