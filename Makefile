@@ -140,7 +140,7 @@ build/fuzz/fuzz_slp: $(FUZZ_SRC) include/cphil.h $(wildcard src/slp/*.h)
 # make fuzz_softlabels [FUZZ_SECONDS=60]; tests/t_fuzz_train_files.sh runs them bounded.
 FUZZ_TRAIN_SRC := $(wildcard src/core/*.c) src/train/trainer.c src/train/ckpt.c src/train/curves.c \
   src/train/metrics.c src/train/softlabels.c src/train/distill_loss.c src/model/model.c \
-  src/dist/dist_common.c src/dist/dist_none.c
+  src/dist/dist_common.c src/dist/dist_none.c src/game/embed_layout.c
 build/fuzz/fuzz_ckpt build/fuzz/fuzz_softlabels: build/fuzz/%: tests/fuzz/%.c $(FUZZ_TRAIN_SRC) $(wildcard src/core/*.h src/train/*.h)
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -O1 -g -fno-omit-frame-pointer \

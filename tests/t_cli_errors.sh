@@ -51,7 +51,7 @@ expect 2 "'foo' is not one of mlp,lstm,gru,mamba,attention" bench --backbone foo
 expect 2 "did you mean 'lstm'" bench --backbone lsmt --seconds 0.01
 expect 2 "'int4' is not one of f32,bf16,int8" bench --precision int4
 expect 2 "'both' is not one of window,stream" bench --mode both
-expect 1 "not a regular file" bench --policy "$T"
+expect 1 "is a directory, expected a file" bench --policy "$T"
 expect 2 "with --policy the file's backbone is benched" bench --policy "$P" --backbone mlp
 
 # unknown flags and stray arguments are refused everywhere
