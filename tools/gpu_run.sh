@@ -3,6 +3,10 @@
 # made elsewhere (the GPU machine has no protobuf-c tools): the GPU tests (scripts/test_cuda.sh
 # with CPHIL_PREBUILT=1), then the training benchmark beside PyTorch (bench/gpu_train.sh).
 # Logs go to $OUT (or build/cuda/run-out). Each part is bounded with `timeout`.
+# Here, before the call: `make CUDA=1 MPI=0 all bench` (the GPU machine has no Open MPI), copy the
+# Debian libraries it lacks next to the build (mkdir -p build/cuda/lib; cp -L
+# /usr/lib/x86_64-linux-gnu/{libprotobuf-c.so.1,libenet.so.7} build/cuda/lib/), and carry
+# build/cuda/{cphil,tests/cuda,bench/cuda,lib}.
 #   tools/gpu_run.sh [tests|bench|all]
 set -u
 cd "$(dirname "$0")/.."
