@@ -70,18 +70,7 @@ int cmd_eval(int argc, char **argv) {
     int r = opts_parse("eval", eval_defs, N_DEFS, argc, argv, NULL, NULL, "--policy P (--replays DIR | --data PATH) [--json]");
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     cli_set_threads(E.threads);
-    {
-        int gpu = -1;
-        if (cphil_device_parse(E.device, &gpu) != CPHIL_OK) {
-            cli_error(NULL);
-            return CLI_EXIT_USAGE;
-        }
-        if (gpu >= 0 && cphil_gpu_check(gpu) != CPHIL_OK) {
-            cli_error(NULL);
-            return CLI_EXIT_FAIL;
-        }
-        cphil_eval_use_device(gpu);
-    }
+    if ((r = cli_use_device_for_eval(E.device)) != CLI_EXIT_OK) return r;
     if (!cli_require("eval", "--policy", E.policy != NULL, "--replays DIR or --data PATH", E.replays || E.data,
                      (char *)NULL))
         return CLI_EXIT_USAGE;

@@ -70,18 +70,7 @@ int cmd_soft_labels(int argc, char **argv) {
                        "--teacher P (--replays DIR | --data PATH) --output soft.bin [--temperature 2.0]");
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     cli_set_threads(S.threads);
-    {
-        int gpu = -1;
-        if (cphil_device_parse(S.device, &gpu) != CPHIL_OK) {
-            cli_error(NULL);
-            return CLI_EXIT_USAGE;
-        }
-        if (gpu >= 0 && cphil_gpu_check(gpu) != CPHIL_OK) {
-            cli_error(NULL);
-            return CLI_EXIT_FAIL;
-        }
-        cphil_eval_use_device(gpu);
-    }
+    if ((r = cli_use_device_for_eval(S.device)) != CLI_EXIT_OK) return r;
     if (!cli_require("soft-labels", "--teacher", S.teacher != NULL, "--output", S.output != NULL,
                      "--replays DIR or --data PATH", S.replays || S.data, (char *)NULL))
         return CLI_EXIT_USAGE;

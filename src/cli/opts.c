@@ -1,7 +1,9 @@
 /* opts.c — table-driven option parsing (see opts.h). */
 #include "cli/opts.h"
 
+#include "gpu/gpu.h"
 #include "kernels/cpu/kernels.h"
+#include "train/eval.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,20 @@ void cli_set_threads(long long n) {
     if (n < 1) n = 1;
     if (n > 64) n = 64;
     cphil_threads_set((int)n);
+}
+
+int cli_use_device_for_eval(const char *device) {
+    int gpu = -1;
+    if (cphil_device_parse(device, &gpu) != CPHIL_OK) {
+        cli_error(NULL);
+        return CLI_EXIT_USAGE;
+    }
+    if (gpu >= 0 && cphil_gpu_check(gpu) != CPHIL_OK) {
+        cli_error(NULL);
+        return CLI_EXIT_FAIL;
+    }
+    cphil_eval_use_device(gpu);
+    return CLI_EXIT_OK;
 }
 
 opt_def *opts_find(opt_def *defs, int n_defs, const char *name) {

@@ -50,5 +50,9 @@ void opts_value_text(const opt_def *d, char *buf, size_t n);
 /* --threads N for the matrix products (src/kernels): 0 = every online core (at most 64). Results do
  * not depend on the count (kernels.h). */
 void cli_set_threads(long long n);
+/* --device of the commands that only run a policy (eval, soft-labels): parse it, check the GPU,
+ * and make src/train/eval.c run the policy there. Returns CLI_EXIT_OK or the exit status of the
+ * error it printed. */
+int cli_use_device_for_eval(const char *device);
 
 #endif
