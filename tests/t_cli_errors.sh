@@ -42,6 +42,9 @@ expect 1 "no replay could be played" play-replay --policy "$P" --port 3 "$T/game
 expect 1 "a folder without .slp replays" play-replay --policy "$P" --port 1 "$T/empty"
 expect 1 "no replay could be played" play-replay --policy "$P" --port 1 "$T/garbage.slp"
 expect 2 "missing --port" play-replay --policy "$P" "$T/games/synth_0000.slp"
+# more replays than play-replay takes (4096): refused, not cut short in silence
+mkdir -p "$T/many" && (cd "$T/many" && for i in $(seq 1 4097); do : > "g$i.slp"; done)
+expect 1 "more than 4096 replays" play-replay --policy "$P" --port 1 "$T/many"
 # a folder of replays plays its .slp files
 "$BIN" play-replay --policy "$P" --port 1 --deterministic "$T/one" >"$T/out" 2>"$T/err" || fail "play-replay on a folder: $(cat "$T/err")"
 grep -q "^replays 1, frames" "$T/out" || fail "play-replay on a folder: $(cat "$T/out")"

@@ -133,12 +133,22 @@ static bool expand_folder(const char *dir, const char **replays, int *n_rep, cha
     }
     int first = *n_rep;
     struct dirent *e;
-    while ((e = readdir(d)) && *n_rep < MAX_REPLAYS) {
+    bool ok = true;
+    while (ok && (e = readdir(d))) {
         size_t n = strlen(e->d_name);
         if (n <= 4 || strcmp(e->d_name + n - 4, ".slp")) continue;
+        if (*n_rep >= MAX_REPLAYS) { /* never cut the list short without saying so */
+            cli_error("play-replay: %s: more than %d replays in all; give fewer files or folders", dir, MAX_REPLAYS);
+            ok = false;
+            break;
+        }
         size_t len = strlen(dir) + n + 2;
         char *path = cphil_alloc(len);
-        if (!path) break;
+        if (!path) {
+            cli_error("play-replay: out of memory listing %s", dir);
+            ok = false;
+            break;
+        }
         snprintf(path, len, "%s/%s", dir, e->d_name);
         if (cphil_path_is_dir(path)) {
             cphil_free(path);
@@ -148,6 +158,7 @@ static bool expand_folder(const char *dir, const char **replays, int *n_rep, cha
         replays[(*n_rep)++] = path;
     }
     closedir(d);
+    if (!ok) return false;
     if (*n_rep == first) {
         cli_error("play-replay: %s: a folder without .slp replays", dir);
         return false;
