@@ -81,6 +81,27 @@ H_UNUSED static double rel_err(const float *a, const float *b, size_t n) {
     if (!(e_ <= (tol))) h_fail_at(__FILE__, __LINE__, "%s: relative error %.3g > %.3g", (name), e_, (double)(tol)); \
     printf("  %-28s rel err %.2e\n", (name), e_); } while (0)
 
+/* A device buffer copied to a fresh host array (caller frees). */
+H_UNUSED static float *host_of(const float *d, size_t n) {
+    float *h = (float *)malloc((n ? n : 1) * sizeof(float));
+    dev_to(h, d, n);
+    return h;
+}
+/* Two device buffers hold the same bits (determinism checks). */
+H_UNUSED static void same_bits(const char *what, const float *d1, const float *d2, size_t n) {
+    float *a = host_of(d1, n), *b = host_of(d2, n);
+    int same = memcmp(a, b, n * sizeof(float)) == 0;
+    free(a);
+    free(b);
+    CHECK_MSG(same, "%s: two GPU runs on the same inputs differ", what);
+}
+/* A copy of a host array (caller frees). */
+H_UNUSED static float *copy_of(const float *h, size_t n) {
+    float *c = (float *)malloc((n ? n : 1) * sizeof(float));
+    memcpy(c, h, n * sizeof(float));
+    return c;
+}
+
 H_UNUSED static int cu_test_done(void) {
     if (g_cu) cphil_cu_destroy(g_cu);
     return harness_done();

@@ -10,23 +10,6 @@
 
 #define TOL 1e-4
 
-static float *host_of(const float *d, size_t n) {
-    float *h = (float *)malloc((n ? n : 1) * sizeof(float));
-    dev_to(h, d, n);
-    return h;
-}
-static void same_bits(const char *what, const float *d1, const float *d2, size_t n) {
-    float *a = host_of(d1, n), *b = host_of(d2, n);
-    int same = memcmp(a, b, n * sizeof(float)) == 0;
-    free(a);
-    free(b);
-    CHECK_MSG(same, "%s: two GPU runs on the same inputs differ", what);
-}
-static float *copy_of(const float *h, size_t n) {
-    float *c = (float *)malloc((n ? n : 1) * sizeof(float));
-    memcpy(c, h, n * sizeof(float));
-    return c;
-}
 
 /* Both runs of the GPU layer: outputs [2] so they can be compared bit for bit. */
 static void layernorm_case(int M, int C, uint64_t seed) {
