@@ -2,7 +2,8 @@
  * 81 logits, trained by SGD on the plain imitation loss): it learns; an interrupted and resumed
  * run ends with the same bits as an uninterrupted one; a NaN loss stops the run and keeps the
  * last good checkpoint; a checkpoint of another model, or a damaged one, is refused; the best
- * files and curves are written; early stopping stops. The real model runs the same loop
+ * files and curves are written; early stopping stops; a model that stages batches itself gets
+ * them one ahead on the loader thread with the same bits. The real model runs the same loop
  * (tests/t_train_*.sh). */
 #include "harness.h"
 #include "train/distill_loss.h"
@@ -155,7 +156,7 @@ static cphil_status toy_save(void *self, const char *path, const char *meta) {
 }
 static const char *toy_config(void *self) { return ((toy_model *)self)->config; }
 
-static const cphil_tr_model_ops MOPS = {toy_step, toy_eval, toy_sections, toy_save, toy_config, BT};
+static const cphil_tr_model_ops MOPS = {toy_step, toy_eval, toy_sections, toy_save, toy_config, NULL};
 static const cphil_tr_data_ops DOPS = {toy_begin, toy_next, toy_val_begin, toy_val_next, BT};
 
 static toy_data data;
@@ -571,6 +572,124 @@ TEST(resume_refuses_a_batch_past_the_epoch) {
               cphil_last_error());
 }
 
+/* A toy that stages its batches as the GPU policy does (cphil_tr_model_ops.prepare): the loop's
+ * loader thread copies batch i+1 into the slot step i does not read. The data source refills
+ * one shared view per `next`, so a step that read its batch after the loader's `next` would
+ * train on the wrong batch and the bits would differ from the serial loop's. */
+typedef struct staged_toy {
+    toy_model m;
+    toy_view slot_view[2];
+    uint8_t slot_btn[2][BT][8], slot_cls[2][BT][5];
+    bool ready[2];
+    int prep, run, fail_at, prepared;
+    bool refuse; /* act as for a distillation batch: not staged */
+} staged_toy;
+
+static cphil_status staged_prepare(void *self, const cphil_tr_batch *b, bool *staged) {
+    staged_toy *t = self;
+    *staged = false;
+    if (t->refuse) return CPHIL_OK;
+    if (t->fail_at && ++t->prepared == t->fail_at) return cphil_err(CPHIL_E_FORMAT, "toy batch %d is bad", t->fail_at);
+    int k = t->prep;
+    t->slot_view[k] = *(const toy_view *)b->inputs;
+    memcpy(t->slot_btn[k], b->btn, sizeof t->slot_btn[k]);
+    memcpy(t->slot_cls[k], b->cls, sizeof t->slot_cls[k]);
+    t->ready[k] = true;
+    t->prep ^= 1;
+    *staged = true;
+    return CPHIL_OK;
+}
+static cphil_status staged_step(void *self, const cphil_tr_batch *b, double lr, double *loss) {
+    staged_toy *t = self;
+    cphil_tr_batch mine = *b;
+    if (t->ready[t->run]) {
+        int k = t->run;
+        t->ready[k] = false;
+        t->run ^= 1;
+        mine.inputs = &t->slot_view[k];
+        mine.btn = &t->slot_btn[k][0][0];
+        mine.cls = &t->slot_cls[k][0][0];
+    }
+    return toy_step(&t->m, &mine, lr, loss);
+}
+static cphil_status staged_eval(void *self, const cphil_tr_batch *b, float *logits, double *loss) {
+    return toy_eval(&((staged_toy *)self)->m, b, logits, loss);
+}
+static int staged_sections(void *self, cphil_tr_section *out, int cap) {
+    return toy_sections(&((staged_toy *)self)->m, out, cap);
+}
+static cphil_status staged_save(void *self, const char *path, const char *meta) {
+    return toy_save(&((staged_toy *)self)->m, path, meta);
+}
+static const char *staged_config(void *self) { return ((staged_toy *)self)->m.config; }
+static const cphil_tr_model_ops STAGED_MOPS = {staged_step, staged_eval, staged_sections, staged_save, staged_config,
+                                               staged_prepare};
+
+TEST(prefetching_loader_gives_the_serial_bits) {
+    toy_data_init(&data);
+    static toy_model a;
+    static staged_toy b, c, d, e;
+    cphil_trainer_opts o;
+    cphil_tr_result ra, rb, rc, rd, re;
+    toy_model_init(&a, 1);
+    opts_for(&o, "toy_serial");
+    o.max_steps = 3 * NF / BT + 5; /* a stop inside an epoch: nothing is fetched past it */
+    CHECK(cphil_train_run(&o, &MOPS, &a, &DOPS, &data, NULL, &ra) == CPHIL_OK);
+    memset(&b, 0, sizeof b);
+    toy_model_init(&b.m, 1);
+    opts_for(&o, "toy_prefetch");
+    o.max_steps = 3 * NF / BT + 5;
+    CHECK_MSG(cphil_train_run(&o, &STAGED_MOPS, &b, &DOPS, &data, NULL, &rb) == CPHIL_OK, "%s", cphil_last_error());
+    CHECK_EQ_INT(rb.steps, ra.steps);
+    CHECK(!memcmp(a.w, b.m.w, sizeof a.w));
+    for (int ep = 0; ep < ra.epochs_done; ep++) CHECK(ra.rows[ep].val_loss == rb.rows[ep].val_loss);
+    CHECK(!b.ready[0] && !b.ready[1]); /* every staged batch was stepped */
+    /* interrupted with a batch staged ahead, then resumed: still the same bits */
+    memset(&c, 0, sizeof c);
+    toy_model_init(&c.m, 1);
+    opts_for(&o, "toy_prefetch_int");
+    o.max_steps = 3 * NF / BT + 5;
+    o.stop_after_steps = NF / BT + 11;
+    CHECK(cphil_train_run(&o, &STAGED_MOPS, &c, &DOPS, &data, NULL, &rc) == CPHIL_OK && rc.interrupted);
+    memset(&d, 0, sizeof d);
+    toy_model_init(&d.m, 1);
+    char ck[1024];
+    cphil_tr_path(&o, "ckpt", ck, sizeof ck);
+    o.stop_after_steps = 0;
+    o.resume = ck;
+    CHECK_MSG(cphil_train_run(&o, &STAGED_MOPS, &d, &DOPS, &data, NULL, &rd) == CPHIL_OK, "%s", cphil_last_error());
+    CHECK(!memcmp(a.w, d.m.w, sizeof a.w));
+    /* a model that refuses to stage (distillation batches): the serial loop, same bits */
+    memset(&e, 0, sizeof e);
+    toy_model_init(&e.m, 1);
+    e.refuse = true;
+    opts_for(&o, "toy_refuse");
+    o.max_steps = 3 * NF / BT + 5;
+    CHECK(cphil_train_run(&o, &STAGED_MOPS, &e, &DOPS, &data, NULL, &re) == CPHIL_OK);
+    CHECK(!memcmp(a.w, e.m.w, sizeof a.w));
+    cphil_tr_result_free(&ra);
+    cphil_tr_result_free(&rb);
+    cphil_tr_result_free(&rc);
+    cphil_tr_result_free(&rd);
+    cphil_tr_result_free(&re);
+}
+
+TEST(prefetching_loader_reports_a_bad_batch) {
+    toy_data_init(&data);
+    static staged_toy t;
+    memset(&t, 0, sizeof t);
+    toy_model_init(&t.m, 1);
+    t.fail_at = 9; /* prepared on the loader thread, during step 8 */
+    cphil_trainer_opts o;
+    opts_for(&o, "toy_prefetch_bad");
+    cphil_tr_result r;
+    cphil_status s = cphil_train_run(&o, &STAGED_MOPS, &t, &DOPS, &data, NULL, &r);
+    CHECK(s == CPHIL_E_FORMAT);
+    CHECK_MSG(strstr(cphil_last_error(), "toy batch 9 is bad") != NULL, "%s", cphil_last_error());
+    CHECK_EQ_INT(t.m.step, 8);
+    cphil_tr_result_free(&r);
+}
+
 TEST(max_steps_stop_resumes_with_more_steps) {
     toy_data_init(&data);
     static toy_model a, b;
@@ -631,5 +750,7 @@ int main(void) {
     RUN(resume_refuses_nonfinite_values_and_bad_metadata);
     RUN(resume_refuses_a_batch_past_the_epoch);
     RUN(max_steps_stop_resumes_with_more_steps);
+    RUN(prefetching_loader_gives_the_serial_bits);
+    RUN(prefetching_loader_reports_a_bad_batch);
     return harness_done();
 }

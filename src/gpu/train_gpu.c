@@ -3,10 +3,12 @@
  *
  * One optimizer step: the batch (continuous features, ids, targets, frame weights, TBPTT resets
  * and the id index for the input layer's backward: about 0.3 KB a frame, never an E-wide dense
- * row) is packed on the host into one pinned buffer; then ONE stream sequence copies it to the
- * GPU, runs forward, loss, backward, gradient-norm clipping and AdamW, and copies back the loss,
- * its per-head parts and the gradient norm (40 bytes). After the first (eager) step that sequence
- * is captured into a CUDA graph and replayed, so a step costs one graph launch and one wait.
+ * row) is packed on the host into one of two pinned staging slots; then ONE stream sequence copies
+ * it to the GPU, runs forward, loss, backward, gradient-norm clipping and AdamW, and copies back
+ * the loss, its per-head parts and the gradient norm (40 bytes). After two eager steps that
+ * sequence is captured into a CUDA graph per slot and replayed, so a step costs one graph launch
+ * and one wait. The trainer's loader thread (train/prefetch.h) builds batch i+1 and packs it into
+ * the other slot (gp_prepare) while step i runs, so the host's work hides behind the GPU's.
  * Distillation batches (teacher probabilities) run the distillation loss on the host between a
  * forward and a backward launch (src/train/distill_loss.c, the CPU trainer's own code).
  *
@@ -73,7 +75,7 @@ cphil_status cphil_gpu_check(int device) {
     return CPHIL_OK;
 }
 
-/* The pinned staging buffer and its device twin: one copy per step. */
+/* A pinned staging slot's layout (both slots and the device buffer share it): one copy per step. */
 typedef struct stage_layout {
     size_t cont, ids, btn, cls, weight, reset, index, adamw, bytes;
 } stage_layout;
@@ -91,7 +93,13 @@ struct cphil_gpu_policy {
     float *d_params, *d_grads, *d_m, *d_v, *d_carry, *h_carry;
     size_t carry_floats;
     stage_layout L;
-    unsigned char *h_stage, *d_stage;
+    /* Two pinned slots: step i's graph copies slot i % 2 while the loader packs batch i+1 into
+     * the other. prep_slot: where gp_prepare packs next; run_slot: what the next step reads;
+     * slot_ready/slot_weight: packed by gp_prepare, not yet stepped (and its frame weight). */
+    unsigned char *h_slot[2], *d_stage;
+    int prep_slot, run_slot, cur; /* cur: the slot the next upload reads */
+    bool slot_ready[2];
+    double slot_weight[2];
     int32_t *h_count;    /* E + 1 ints: the id index's counting sort */
     float *h_out, *d_out; /* pinned / device: loss[8] then the gradient norm (double) */
     void *d_loss_scratch, *d_adamw_scratch;
@@ -99,7 +107,7 @@ struct cphil_gpu_policy {
     bool host_dirty;     /* mirrors handed out: upload before the next step */
     bool device_newer;   /* the GPU has updates the mirrors lack */
     bool use_graph;
-    cudaGraphExec_t graph;
+    cudaGraphExec_t graph[2]; /* the step, captured once per staging slot */
     int eager_steps;
     cphil_gpu_dist *gd;  /* NCCL gradient exchange between the ranks (o.nccl), or NULL */
 };
@@ -130,7 +138,8 @@ const char *cphil_gpu_policy_device(const cphil_gpu_policy *p) { return p->devic
 void cphil_gpu_policy_free(cphil_gpu_policy *p) {
     if (!p) return;
     if (p->cu) cphil_cu_sync(p->cu);
-    if (p->graph) cudaGraphExecDestroy(p->graph);
+    for (int k = 0; k < 2; k++)
+        if (p->graph[k]) cudaGraphExecDestroy(p->graph[k]);
     cphil_gpu_ws_free(p->ws);
     cphil_cu_free(p->d_params);
     cphil_gpu_dist_free(p->gd);
@@ -142,7 +151,8 @@ void cphil_gpu_policy_free(cphil_gpu_policy *p) {
     cphil_cu_free(p->d_out);
     cphil_cu_free(p->d_loss_scratch);
     cphil_cu_free(p->d_adamw_scratch);
-    if (p->h_stage) cudaFreeHost(p->h_stage);
+    for (int k = 0; k < 2; k++)
+        if (p->h_slot[k]) cudaFreeHost(p->h_slot[k]);
     if (p->h_out) cudaFreeHost(p->h_out);
     if (p->h_logits) cudaFreeHost(p->h_logits);
     if (p->h_dlogits) cudaFreeHost(p->h_dlogits);
@@ -226,7 +236,8 @@ cphil_status cphil_gpu_policy_create(int device, const cphil_model_config *cfg, 
             goto fail;
     }
     layout(p);
-    if ((s = pinned((void **)&p->h_stage, p->L.bytes, "the batch staging buffer")) ||
+    if ((s = pinned((void **)&p->h_slot[0], p->L.bytes, "the batch staging buffers")) ||
+        (s = pinned((void **)&p->h_slot[1], p->L.bytes, "the batch staging buffers")) ||
         (s = cphil_cu_malloc(p->cu, (void **)&p->d_stage, p->L.bytes, "the batch")) ||
         (s = pinned((void **)&p->h_out, 16 * sizeof(float), "the loss")) ||
         (s = cphil_cu_malloc(p->cu, (void **)&p->d_out, 16 * sizeof(float), "the loss")) ||
@@ -235,7 +246,8 @@ cphil_status cphil_gpu_policy_create(int device, const cphil_model_config *cfg, 
         (s = pinned((void **)&p->h_logits, (size_t)p->M * CPHIL_N_LOGITS * sizeof(float), "logits")) ||
         (s = pinned((void **)&p->h_dlogits, (size_t)p->M * CPHIL_N_LOGITS * sizeof(float), "logit gradients")))
         goto fail;
-    memset(p->h_stage, 0, p->L.bytes);
+    memset(p->h_slot[0], 0, p->L.bytes);
+    memset(p->h_slot[1], 0, p->L.bytes);
     p->h_count = cphil_calloc((size_t)cfg->E + 1, sizeof(int32_t));
     if (!p->h_count) {
         s = cphil_err(CPHIL_E_NOMEM, "out of memory for the id index");
@@ -286,8 +298,8 @@ static cphil_status pull_mirrors(cphil_gpu_policy *p) {
     return CPHIL_OK;
 }
 
-/* Pack the batch into the pinned staging buffer. */
-static cphil_status stage(cphil_gpu_policy *p, const cphil_tr_batch *tb, bool with_index) {
+/* Pack the batch into pinned staging slot `slot`. */
+static cphil_status stage(cphil_gpu_policy *p, int slot, const cphil_tr_batch *tb, bool with_index) {
     const cphil_model_config *c = &p->model.cfg;
     if (tb->B != p->B || tb->T != p->T)
         return cphil_err(CPHIL_E_INTERNAL, "batch %dx%d does not match the GPU workspace %dx%d", tb->B, tb->T, p->B,
@@ -295,7 +307,7 @@ static cphil_status stage(cphil_gpu_policy *p, const cphil_tr_batch *tb, bool wi
     if (tb->tstride != 0 && tb->tstride != CPHIL_N_BUTTONS)
         return cphil_err(CPHIL_E_INTERNAL, "GPU batches need packed targets (stride %zu)", tb->tstride);
     const size_t M = (size_t)p->M;
-    unsigned char *h = p->h_stage;
+    unsigned char *h = p->h_slot[slot];
     memcpy(h + p->L.cont, tb->cont, M * (size_t)c->n_cont * sizeof(float));
     memcpy(h + p->L.ids, tb->ids, M * (size_t)c->n_ids * sizeof(int32_t));
     memcpy(h + p->L.btn, tb->btn, M * CPHIL_N_BUTTONS);
@@ -324,7 +336,7 @@ static void stage_adamw(cphil_gpu_policy *p, double lr) {
     const long step = p->opt.step + 1;
     const double bc1 = 1.0 - pow((double)c->beta1, (double)step);
     const double bc2 = 1.0 - pow((double)c->beta2, (double)step);
-    cphil_cu_adamw_params *ap = (cphil_cu_adamw_params *)(p->h_stage + p->L.adamw);
+    cphil_cu_adamw_params *ap = (cphil_cu_adamw_params *)(p->h_slot[p->cur] + p->L.adamw);
     ap->step_size = (float)(lrf / bc1);
     ap->bc2s = (float)sqrt(bc2);
     ap->decay = 1.0f - lrf * c->weight_decay;
@@ -335,7 +347,7 @@ static void stage_adamw(cphil_gpu_policy *p, double lr) {
 
 static void enqueue_upload(cphil_gpu_policy *p) {
     cphil_cu_record(p->cu,
-                    (int)cudaMemcpyAsync(p->d_stage, p->h_stage, p->L.bytes, cudaMemcpyHostToDevice,
+                    (int)cudaMemcpyAsync(p->d_stage, p->h_slot[p->cur], p->L.bytes, cudaMemcpyHostToDevice,
                                          cphil_cu_stream(p->cu)),
                     "batch copy", __FILE__, __LINE__);
 }
@@ -391,8 +403,9 @@ static cphil_status step_sync(cphil_gpu_policy *p) {
 /* The whole imitation step, eager or as one graph (captured after two eager steps). */
 static cphil_status run_step(cphil_gpu_policy *p) {
     cudaStream_t s = cphil_cu_stream(p->cu);
-    if (p->graph) {
-        cudaError_t e = cudaGraphLaunch(p->graph, s);
+    cudaGraphExec_t *graph = &p->graph[p->cur];
+    if (*graph) {
+        cudaError_t e = cudaGraphLaunch(*graph, s);
         if (e != cudaSuccess) cphil_cu_record(p->cu, (int)e, "graph launch", __FILE__, __LINE__);
         return step_sync(p);
     }
@@ -410,12 +423,12 @@ static cphil_status run_step(cphil_gpu_policy *p) {
     enqueue_readback(p);
     if (capture) {
         cudaError_t e = cudaStreamEndCapture(s, &g);
-        if (e == cudaSuccess) e = cudaGraphInstantiate(&p->graph, g, 0);
+        if (e == cudaSuccess) e = cudaGraphInstantiate(graph, g, 0);
         if (g) cudaGraphDestroy(g);
         if (e != cudaSuccess) {
             /* capture is an optimization: fall back to eager steps, saying nothing is lost */
             cudaGetLastError();
-            p->graph = NULL;
+            *graph = NULL;
             p->use_graph = false;
             enqueue_upload(p);
             enqueue_forward(p, p->d_carry != NULL);
@@ -424,7 +437,7 @@ static cphil_status run_step(cphil_gpu_policy *p) {
             enqueue_readback(p);
             return step_sync(p);
         }
-        e = cudaGraphLaunch(p->graph, s);
+        e = cudaGraphLaunch(*graph, s);
         if (e != cudaSuccess) cphil_cu_record(p->cu, (int)e, "graph launch", __FILE__, __LINE__);
         return step_sync(p);
     }
@@ -456,21 +469,49 @@ static cphil_status run_distill_step(cphil_gpu_policy *p, const cphil_tr_batch *
     return step_sync(p);
 }
 
+static double batch_weight(const cphil_tr_batch *tb) {
+    size_t nw = (size_t)tb->B * (size_t)tb->T;
+    if (!tb->weight) return (double)nw;
+    double w = 0;
+    for (size_t i = 0; i < nw; i++) w += tb->weight[i];
+    return w;
+}
+
+/* The loader thread's half of a step (cphil_tr_model_ops.prepare): pack the next step's batch
+ * into the slot the running step does not read. Touches only that slot, the id index scratch and
+ * prep_slot. Distillation batches stay with their step (the host loss reads the teacher's
+ * probabilities after the forward). */
+static cphil_status gp_prepare(void *self, const cphil_tr_batch *tb, bool *staged) {
+    cphil_gpu_policy *p = self;
+    *staged = false;
+    if (tb->soft) return CPHIL_OK;
+    const int slot = p->prep_slot;
+    cphil_status s = stage(p, slot, tb, true);
+    if (s != CPHIL_OK) return s;
+    p->slot_weight[slot] = batch_weight(tb);
+    p->slot_ready[slot] = true;
+    p->prep_slot = slot ^ 1;
+    *staged = true;
+    return CPHIL_OK;
+}
+
 static cphil_status gp_train_step(void *self, const cphil_tr_batch *tb, double lr, double *loss) {
     cphil_gpu_policy *p = self;
     cphil_status s;
     if ((s = push_mirrors(p)) != CPHIL_OK) return s;
-    if ((s = stage(p, tb, true)) != CPHIL_OK) return s;
-    stage_adamw(p, lr);
-    if (p->gd) {
-        /* this rank's share of the global frame weight, before the step's graph reads it */
-        size_t nw = (size_t)tb->B * (size_t)tb->T;
-        double w = 0;
-        if (!tb->weight) w = (double)nw;
-        else
-            for (size_t i = 0; i < nw; i++) w += tb->weight[i];
-        if ((s = cphil_gpu_dist_begin_step(p->gd, w)) != CPHIL_OK) return s;
+    double w;
+    p->cur = p->run_slot;
+    if (p->slot_ready[p->cur]) { /* packed by gp_prepare: tb's arrays may be refilled already */
+        p->slot_ready[p->cur] = false;
+        w = p->slot_weight[p->cur];
+        p->run_slot ^= 1;
+    } else { /* nothing pending (prep_slot == run_slot): pack it here */
+        if ((s = stage(p, p->cur, tb, true)) != CPHIL_OK) return s;
+        w = batch_weight(tb);
     }
+    stage_adamw(p, lr);
+    /* ranks: this rank's share of the global frame weight, before the step's graph reads it */
+    if (p->gd && (s = cphil_gpu_dist_begin_step(p->gd, w)) != CPHIL_OK) return s;
     if (tb->soft) {
         if ((s = run_distill_step(p, tb, loss)) != CPHIL_OK) return s;
         if (!isfinite(*loss) && !p->gd) return CPHIL_OK;
@@ -497,7 +538,8 @@ static cphil_status gp_eval(void *self, const cphil_tr_batch *tb, float *logits_
     cphil_gpu_policy *p = self;
     cphil_status s;
     if ((s = push_mirrors(p)) != CPHIL_OK) return s;
-    if ((s = stage(p, tb, false)) != CPHIL_OK) return s;
+    p->cur = p->run_slot; /* nothing is pending between epochs */
+    if ((s = stage(p, p->cur, tb, false)) != CPHIL_OK) return s;
     const size_t nl = (size_t)p->M * CPHIL_N_LOGITS;
     enqueue_upload(p);
     enqueue_forward(p, false); /* validation windows start from zero state */
@@ -547,14 +589,15 @@ static cphil_status gp_save(void *self, const char *path, const char *meta_json)
 
 static const char *gp_config(void *self) { return ((cphil_gpu_policy *)self)->config_json; }
 
-const cphil_tr_model_ops cphil_gpu_policy_ops = {gp_train_step, gp_eval, gp_sections, gp_save, gp_config, 0};
+const cphil_tr_model_ops cphil_gpu_policy_ops = {gp_train_step, gp_eval, gp_sections, gp_save, gp_config, gp_prepare};
 
 /* ---- benchmark hook (bench/cuda/bench_train_gpu.c) ----------------------------------------- */
 cphil_status cphil_gpu_policy_time(cphil_gpu_policy *p, const cphil_tr_batch *tb, double lr, int warmup, int steps,
                                    double *gpu_ms) {
     cphil_status s;
     if ((s = push_mirrors(p)) != CPHIL_OK) return s;
-    if ((s = stage(p, tb, true)) != CPHIL_OK) return s;
+    p->cur = p->run_slot;
+    if ((s = stage(p, p->cur, tb, true)) != CPHIL_OK) return s;
     stage_adamw(p, lr);
     for (int i = 0; i < warmup; i++)
         if ((s = run_step(p)) != CPHIL_OK) return s;
@@ -578,7 +621,7 @@ cphil_status cphil_gpu_policy_time(cphil_gpu_policy *p, const cphil_tr_batch *tb
 }
 
 size_t cphil_gpu_policy_device_bytes(const cphil_gpu_policy *p) {
-    return cphil_gpu_ws_bytes(p->ws) + 4 * p->n * sizeof(float) + p->L.bytes;
+    return cphil_gpu_ws_bytes(p->ws) + 4 * p->n * sizeof(float) + p->L.bytes; /* the device's staging copy */
 }
 
 /* ---- forward only (eval, soft-labels, agreement on the GPU) --------------------------------- */
@@ -620,8 +663,9 @@ cphil_status cphil_gpu_forward_run(cphil_gpu_forward *f, const float *cont, cons
     for (size_t q = 0; q < M * (size_t)c->n_ids; q++)
         if (ids[q] < c->n_cont || ids[q] >= c->E)
             return cphil_err(CPHIL_E_FORMAT, "input id %d outside [%d, %d)", (int)ids[q], c->n_cont, c->E);
-    memcpy(p->h_stage + p->L.cont, cont, M * (size_t)c->n_cont * sizeof(float));
-    memcpy(p->h_stage + p->L.ids, ids, M * (size_t)c->n_ids * sizeof(int32_t));
+    p->cur = p->run_slot;
+    memcpy(p->h_slot[p->cur] + p->L.cont, cont, M * (size_t)c->n_cont * sizeof(float));
+    memcpy(p->h_slot[p->cur] + p->L.ids, ids, M * (size_t)c->n_ids * sizeof(int32_t));
     enqueue_upload(p);
     enqueue_forward(p, false);
     cphil_cu_record(p->cu,

@@ -13,6 +13,7 @@
  * Deliberately not here: the model maths (src/model/), batching (src/data/), printing (CLI).
  */
 #include "train/trainer.h"
+#include "train/prefetch.h"
 
 #include "core/json.h"
 
@@ -411,13 +412,7 @@ static uint64_t state_hash(const cphil_tr_model_ops *mops, void *model) {
     return h;
 }
 
-static size_t count_frames(const cphil_tr_batch *b) {
-    size_t n = (size_t)b->B * (size_t)b->T;
-    if (!b->weight) return n;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) k += b->weight[i] > 0;
-    return k;
-}
+#define count_frames cphil_tr_batch_frames
 
 /* Validation pass: loss (frame-weighted mean of batch losses) and per-head metrics. */
 static cphil_status validate(const cphil_tr_model_ops *mops, void *model, const cphil_tr_data_ops *dops, void *data,
@@ -464,6 +459,7 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
     memset(res, 0, sizeof *res);
     double t_start = cphil_now_sec();
     loop_state s = {0};
+    cphil_prefetch *pf = NULL; /* the loader thread, when the model stages batches itself */
     s.best_val = INFINITY;
     if (o->epochs < 1 || o->epochs > CPHIL_TR_MAX_EPOCHS)
         return cphil_err(CPHIL_E_ARG, "epochs must be 1 to %d, not %d", CPHIL_TR_MAX_EPOCHS, o->epochs);
@@ -535,6 +531,14 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
     bool stop = false;
     /* data-parallel ranks: rank 0 alone writes; every rank runs the same steps */
     const bool root = cphil_dist_rank(o->dist) == 0, multi = cphil_dist_size(o->dist) > 1;
+    /* A model that stages batches itself (the GPU policy): build and stage batch i+1 on the
+     * loader thread while step i runs (prefetch.h); without a loader, one after the other. */
+    const char *pf_env = getenv("CPHIL_PREFETCH");
+    if (mops->prepare && !(pf_env && !strcmp(pf_env, "0")) && cphil_prefetch_open(dops, data, mops, model, &pf))
+        pf = NULL; /* no thread: the serial loop computes the same steps */
+    bool prefetching = pf != NULL, have_ahead = false;
+    cphil_tr_batch ahead;
+    size_t frames_ahead = 0;
     for (; s.epoch < o->epochs && !stop; s.epoch++) {
         size_t nb = 0;
         if ((st = dops->begin_epoch(data, o->seed, s.epoch, &nb)) != CPHIL_OK) goto done;
@@ -568,9 +572,32 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
                 break;
             }
             cphil_tr_batch b;
-            if ((st = dops->next(data, &b)) != CPHIL_OK) goto done;
+            size_t frames_b;
+            if (have_ahead) { /* fetched (and staged) by the loader during the previous step */
+                b = ahead;
+                frames_b = frames_ahead;
+                have_ahead = false;
+            } else {
+                if ((st = dops->next(data, &b)) != CPHIL_OK) goto done;
+                frames_b = count_frames(&b);
+                bool staged = false;
+                if (prefetching && (st = mops->prepare(model, &b, &staged)) != CPHIL_OK) goto done;
+                if (!staged) prefetching = false;
+            }
             double lr = cphil_tr_lr_at(o, s.step, s.total_steps), loss = 0;
-            if ((st = mops->train_step(model, &b, lr, &loss)) != CPHIL_OK) goto done;
+            /* the next batch of this epoch, unless the run stops before it */
+            bool fetch_ahead = prefetching && s.batch + 1 < nb &&
+                               !(o->max_steps > 0 && s.step + 1 >= (uint64_t)o->max_steps);
+            if (fetch_ahead) cphil_prefetch_start(pf);
+            st = mops->train_step(model, &b, lr, &loss);
+            if (fetch_ahead) {
+                bool staged = false;
+                cphil_status st2 = cphil_prefetch_wait(pf, &ahead, &staged, &frames_ahead);
+                if (st == CPHIL_OK) st = st2;
+                have_ahead = st2 == CPHIL_OK;
+                if (!staged) prefetching = false; /* that batch is still valid, unstaged: train_step stages it */
+            }
+            if (st != CPHIL_OK) goto done;
             if (!isfinite(loss)) {
                 FILE *f = fopen(p_ckpt, "rb");
                 bool have = f != NULL;
@@ -589,7 +616,7 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
             s.loss_sum += loss;
             s.loss_n++;
             s.loss_ema = s.loss_n == 1 && s.loss_ema == 0 ? loss : 0.95 * s.loss_ema + 0.05 * loss;
-            uint64_t frames = count_frames(&b);
+            uint64_t frames = frames_b;
             bool interrupt = cphil_train_interrupt || (o->stop_after_steps > 0 && s.step == (uint64_t)o->stop_after_steps);
             if (multi) {
                 /* Ctrl-C reaches the ranks at different steps: all stop at the first step any saw
@@ -690,6 +717,7 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
         if (stop) break;
     }
 done:
+    cphil_prefetch_close(pf);
     res->epochs_done = s.n_rows;
     res->steps = s.step;
     res->best_val_loss = s.best_val;

@@ -77,7 +77,14 @@ typedef struct cphil_tr_model_ops {
     cphil_status (*save_policy)(void *self, const char *path, const char *meta_json);
     /* The model's config as JSON (stored in the checkpoint; resume refuses a different one). */
     const char *(*config_json)(void *self);
-    size_t reserved;
+    /* Optional (NULL: the loop builds each batch, then steps). Take batch b, which the next
+     * train_step will receive, into the model's own staging memory: the loop calls it on its
+     * loader thread (train/prefetch.h) while the previous step still runs on an accelerator, in
+     * batch order and one batch ahead at most. After it sets *staged, train_step must not read
+     * b's arrays (the data source may have refilled them). *staged = false: the model cannot
+     * take this batch (distillation targets, say); the loop then stops prefetching. It must not
+     * touch what a running train_step uses. */
+    cphil_status (*prepare)(void *self, const cphil_tr_batch *b, bool *staged);
 } cphil_tr_model_ops;
 
 /* Same values as model.h's cphil_schedule (this header does not include model.h). */
