@@ -66,6 +66,10 @@ const float *cphil_cu_ones(cphil_cu *cu, size_t n);
 void cphil_cu_gemm(cphil_cu *cu, cphil_precision prec, bool trans_a, bool trans_b, int M, int N,
                    int K, float alpha, const float *A, int lda, const float *B, int ldb,
                    float beta, float *C, int ldc);
+/* y[M,N] = x W^T + b (W [N, K], ldw) in one product with cuBLASLt's bias epilogue (y is not read);
+ * false, having enqueued nothing, when no algorithm takes the bias for this shape. */
+bool cphil_cu_gemm_bias(cphil_cu *cu, cphil_precision prec, int M, int N, int K, const float *x, int ldx,
+                        const float *W, int ldw, const float *b, float *y, int ldy);
 
 /* ---- elementwise -------------------------------------------------------------------------- */
 void cphil_cu_fill(cphil_cu *cu, float *x, size_t n, float v);

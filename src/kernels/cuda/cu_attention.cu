@@ -28,7 +28,7 @@ extern "C" {
 #include <cuda_bf16.h>
 
 #define ATT_THREADS 256
-#define ATT_MAX_TILE 64
+#define ATT_MAX_TILE 64 /* = TG * MT below: one thread block covers a whole tile */
 #define ATT_SMEM_BYTES 49152
 
 /* ---- RoPE ------------------------------------------------------------------------------------- */
@@ -78,12 +78,23 @@ __device__ __forceinline__ void blk_load(float *dst, int ld, const float *src, s
     }
 }
 
+/* The three products below run on a 16 x 16 grid of threads (ATT_THREADS = 256), each thread
+ * owning a 4 x 4 block of outputs held in registers: per step of the inner sum it reads 4 + 4
+ * operands from shared memory for 16 FMAs (one thread per output read 2 for 1, and shared
+ * memory was the bound). Every output is still summed by one thread, in the same order as a
+ * plain loop over the inner index, so the bits do not depend on the tiling. */
+#define MT 4  /* outputs per thread along each side of its block */
+#define TG 16 /* threads along each side of the grid: TG * MT = ATT_MAX_TILE */
+
 /* S[i][j] = alpha * sum_c A[i][c] Bm[j][c] for the causal part j <= i of the T x T slice S
- * (row stride T); entries above the diagonal are left alone. A, Bm: T rows of hd, strides lda, ldb. */
+ * (row stride T); entries above the diagonal are left alone. A, Bm: T rows of hd, strides lda, ldb.
+ * Thread (ti, tj) owns rows ti*4.., columns tj*4.. of a tile pair; blocks wholly above the
+ * diagonal are skipped. */
 __device__ void blk_scores(int T, int hd, int tile, float alpha, const float *A, size_t lda, const float *Bm,
                            size_t ldb, float *S, float *smem, bool bf) {
     const int ld = hd + 1; /* odd stride: the rows a warp reads fall in different banks */
     float *As = smem, *Bs = smem + tile * ld;
+    const int ti = threadIdx.x / TG, tj = threadIdx.x % TG;
     for (int i0 = 0; i0 < T; i0 += tile) {
         int ni = min(tile, T - i0);
         blk_load(As, ld, A + (size_t)i0 * lda, lda, ni, hd, bf);
@@ -91,13 +102,26 @@ __device__ void blk_scores(int T, int hd, int tile, float alpha, const float *A,
             int nj = min(tile, T - j0);
             blk_load(Bs, ld, Bm + (size_t)j0 * ldb, ldb, nj, hd, bf);
             __syncthreads();
-            for (int idx = threadIdx.x; idx < ni * nj; idx += blockDim.x) {
-                int ii = idx / nj, jj = idx % nj, i = i0 + ii, j = j0 + jj;
-                if (j > i) continue;
-                const float *a = As + ii * ld, *bb = Bs + jj * ld;
-                float s = 0.f;
-                for (int c = 0; c < hd; c++) s += a[c] * bb[c];
-                S[(size_t)i * T + j] = alpha * s;
+            const int r0 = ti * MT, c0 = tj * MT;
+            if (r0 < ni && c0 < nj && j0 + c0 <= i0 + min(r0 + MT - 1, ni - 1)) {
+                const float *a[MT], *bb[MT];
+                for (int r = 0; r < MT; r++) a[r] = As + min(r0 + r, ni - 1) * ld; /* clamped rows are not stored */
+                for (int q = 0; q < MT; q++) bb[q] = Bs + min(c0 + q, nj - 1) * ld;
+                float acc[MT][MT];
+                for (int r = 0; r < MT; r++)
+                    for (int q = 0; q < MT; q++) acc[r][q] = 0.f;
+                for (int c = 0; c < hd; c++) {
+                    float av[MT], bv[MT];
+                    for (int r = 0; r < MT; r++) av[r] = a[r][c];
+                    for (int q = 0; q < MT; q++) bv[q] = bb[q][c];
+                    for (int r = 0; r < MT; r++)
+                        for (int q = 0; q < MT; q++) acc[r][q] += av[r] * bv[q];
+                }
+                for (int r = 0; r < MT; r++)
+                    for (int q = 0; q < MT; q++) {
+                        int ii = r0 + r, jj = c0 + q, i = i0 + ii, j = j0 + jj;
+                        if (ii < ni && jj < nj && j <= i) S[(size_t)i * T + j] = alpha * acc[r][q];
+                    }
             }
             __syncthreads(); /* Bs (and at the end As) are reloaded next */
         }
@@ -105,11 +129,13 @@ __device__ void blk_scores(int T, int hd, int tile, float alpha, const float *A,
 }
 
 /* O[i][d] = sum_j Pm[i][j] X[j][d] (Pm: the T x T slice, zero above the diagonal; X: T rows of hd,
- * stride ldx; O stride ldo, overwritten). Accumulates in shared memory, one thread per element. */
+ * stride ldx; O stride ldo, overwritten). Accumulates in shared memory; thread (ti, tj) owns rows
+ * ti*4.. and columns tj, tj+16, .. (strided, so a warp reads consecutive banks of X). */
 __device__ void blk_pv(int T, int hd, int tile, const float *Pm, const float *X, size_t ldx, float *O, size_t ldo,
                        float *smem, bool bf) {
     const int ld = hd + 1;
     float *Os = smem, *Xs = smem + tile * ld, *Ps = smem + 2 * tile * ld;
+    const int ti = threadIdx.x / TG, tj = threadIdx.x % TG, r0 = ti * MT;
     for (int i0 = 0; i0 < T; i0 += tile) {
         int ni = min(tile, T - i0);
         for (int idx = threadIdx.x; idx < ni * hd; idx += blockDim.x) Os[(idx / hd) * ld + idx % hd] = 0.f;
@@ -118,12 +144,25 @@ __device__ void blk_pv(int T, int hd, int tile, const float *Pm, const float *X,
             blk_load(Xs, ld, X + (size_t)j0 * ldx, ldx, nj, hd, bf);
             blk_load(Ps, tile, Pm + (size_t)i0 * T + j0, T, ni, nj, bf);
             __syncthreads();
-            for (int idx = threadIdx.x; idx < ni * hd; idx += blockDim.x) {
-                int ii = idx / hd, d = idx % hd;
-                const float *p = Ps + ii * tile;
-                float acc = Os[ii * ld + d];
-                for (int jj = 0; jj < nj; jj++) acc += p[jj] * Xs[jj * ld + d];
-                Os[ii * ld + d] = acc;
+            for (int d0 = 0; d0 < hd && r0 < ni; d0 += TG * MT) {
+                float acc[MT][MT];
+                for (int r = 0; r < MT; r++)
+                    for (int q = 0; q < MT; q++) {
+                        int ii = r0 + r, d = d0 + tj + TG * q; /* only this thread's own entries */
+                        acc[r][q] = ii < ni && d < hd ? Os[ii * ld + d] : 0.f;
+                    }
+                for (int jj = 0; jj < nj; jj++) {
+                    float pv[MT], xv[MT];
+                    for (int r = 0; r < MT; r++) pv[r] = Ps[min(r0 + r, ni - 1) * tile + jj];
+                    for (int q = 0; q < MT; q++) xv[q] = Xs[jj * ld + min(d0 + tj + TG * q, hd - 1)];
+                    for (int r = 0; r < MT; r++)
+                        for (int q = 0; q < MT; q++) acc[r][q] += pv[r] * xv[q];
+                }
+                for (int r = 0; r < MT; r++)
+                    for (int q = 0; q < MT; q++) {
+                        int ii = r0 + r, d = d0 + tj + TG * q;
+                        if (ii < ni && d < hd) Os[ii * ld + d] = acc[r][q];
+                    }
             }
             __syncthreads();
         }
@@ -136,11 +175,12 @@ __device__ void blk_pv(int T, int hd, int tile, const float *Pm, const float *X,
 }
 
 /* O[j][d] = sum_i Pm[i][j] X[i][d] (the transposed product: dv = P^T dO, dk = dS^T q). Rows i < j
- * of Pm are zero, so only row tiles i0 + tile > j0 are read. */
+ * of Pm are zero, so only row tiles i0 + tile > j0 are read. Threads as in blk_pv, rows = j. */
 __device__ void blk_ptv(int T, int hd, int tile, const float *Pm, const float *X, size_t ldx, float *O, size_t ldo,
                         float *smem, bool bf) {
     const int ld = hd + 1;
     float *Os = smem, *Xs = smem + tile * ld, *Ps = smem + 2 * tile * ld;
+    const int ti = threadIdx.x / TG, tj = threadIdx.x % TG, r0 = ti * MT;
     for (int j0 = 0; j0 < T; j0 += tile) {
         int nj = min(tile, T - j0);
         for (int idx = threadIdx.x; idx < nj * hd; idx += blockDim.x) Os[(idx / hd) * ld + idx % hd] = 0.f;
@@ -149,11 +189,25 @@ __device__ void blk_ptv(int T, int hd, int tile, const float *Pm, const float *X
             blk_load(Xs, ld, X + (size_t)i0 * ldx, ldx, ni, hd, bf);
             blk_load(Ps, tile, Pm + (size_t)i0 * T + j0, T, ni, nj, bf);
             __syncthreads();
-            for (int idx = threadIdx.x; idx < nj * hd; idx += blockDim.x) {
-                int jj = idx / hd, d = idx % hd;
-                float acc = Os[jj * ld + d];
-                for (int ii = 0; ii < ni; ii++) acc += Ps[ii * tile + jj] * Xs[ii * ld + d];
-                Os[jj * ld + d] = acc;
+            for (int d0 = 0; d0 < hd && r0 < nj; d0 += TG * MT) {
+                float acc[MT][MT];
+                for (int r = 0; r < MT; r++)
+                    for (int q = 0; q < MT; q++) {
+                        int jj = r0 + r, d = d0 + tj + TG * q; /* only this thread's own entries */
+                        acc[r][q] = jj < nj && d < hd ? Os[jj * ld + d] : 0.f;
+                    }
+                for (int ii = 0; ii < ni; ii++) {
+                    float pv[MT], xv[MT];
+                    for (int r = 0; r < MT; r++) pv[r] = Ps[ii * tile + min(r0 + r, nj - 1)];
+                    for (int q = 0; q < MT; q++) xv[q] = Xs[ii * ld + min(d0 + tj + TG * q, hd - 1)];
+                    for (int r = 0; r < MT; r++)
+                        for (int q = 0; q < MT; q++) acc[r][q] += pv[r] * xv[q];
+                }
+                for (int r = 0; r < MT; r++)
+                    for (int q = 0; q < MT; q++) {
+                        int jj = r0 + r, d = d0 + tj + TG * q;
+                        if (jj < nj && d < hd) Os[jj * ld + d] = acc[r][q];
+                    }
             }
             __syncthreads();
         }

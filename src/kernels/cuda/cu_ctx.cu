@@ -24,6 +24,7 @@ extern "C" {
 
 typedef struct gemm_key {
     int prec, ta, tb, M, N, K, lda, ldb, ldc, beta_zero;
+    int bias; /* 1: cuBLASLt's bias epilogue adds a vector of N to every row (cphil_cu_gemm_bias) */
     int align_a, align_b, align_c; /* pointer alignment in bytes (up to 256): cuBLASLt's kernels
                                     * assume 256 unless told, and a step's rows are offsets */
 } gemm_key;
@@ -192,6 +193,15 @@ static gemm_plan *plan_for(cphil_cu *cu, const gemm_key *k) {
             cublasOperation_t opb = k->ta ? CUBLAS_OP_T : CUBLAS_OP_N; /* second operand: A */
             cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa);
             cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb);
+            if (k->bias) { /* our rows are cuBLASLt's columns: a bias of N per row is its per-row bias */
+                cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+                cudaDataType_t bt = CUDA_R_32F;
+                if (cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep) !=
+                        CUBLAS_STATUS_SUCCESS ||
+                    cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt) !=
+                        CUBLAS_STATUS_SUCCESS)
+                    return g;
+            }
             /* B (row-major K x N, or N x K when tb) is column-major N x K (ld ldb) or K x N */
             uint64_t brows = k->tb ? (uint64_t)k->K : (uint64_t)k->N, bcols = k->tb ? (uint64_t)k->N : (uint64_t)k->K;
             uint64_t arows = k->ta ? (uint64_t)k->M : (uint64_t)k->K, acols = k->ta ? (uint64_t)k->K : (uint64_t)k->M;
@@ -231,18 +241,11 @@ static gemm_plan *plan_for(cphil_cu *cu, const gemm_key *k) {
     return NULL;
 }
 
-extern "C" void cphil_cu_gemm(cphil_cu *cu, cphil_precision prec, bool trans_a, bool trans_b, int M, int N, int K,
-                              float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                              int ldc) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) { /* C = beta C: cuBLASLt wants K >= 1 */
-        if (beta == 0.0f) {
-            for (int r = 0; r < M; r++) cphil_cu_zero(cu, C + (size_t)r * ldc, (size_t)N * sizeof(float));
-        } else if (beta != 1.0f) {
-            cphil_cu_record(cu, -1, "gemm with K = 0 and beta not 0 or 1", __FILE__, __LINE__);
-        }
-        return;
-    }
+/* The product, with an optional bias epilogue (bias != NULL: D = alpha AB + bias, C unread). Returns
+ * false when no algorithm exists for the shape (the bias caller then falls back); records errors. */
+static bool gemm_run(cphil_cu *cu, cphil_precision prec, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                     const float *bias) {
     gemm_key k;
     memset(&k, 0, sizeof k);
     k.prec = (int)prec;
@@ -255,16 +258,25 @@ extern "C" void cphil_cu_gemm(cphil_cu *cu, cphil_precision prec, bool trans_a, 
     k.ldb = ldb;
     k.ldc = ldc;
     k.beta_zero = beta == 0.0f;
+    k.bias = bias != NULL;
     k.align_a = ptr_align(A);
     k.align_b = ptr_align(B);
     k.align_c = ptr_align(C);
     gemm_plan *g = plan_for(cu, &k);
     if (!g || !g->ok) {
+        if (bias) return false;
         char what[160];
         snprintf(what, sizeof what, "gemm %dx%dx%d (ta %d tb %d, ld %d %d %d): no cuBLASLt algorithm%s", M, N, K,
                  (int)trans_a, (int)trans_b, lda, ldb, ldc, g ? "" : " (plan cache full)");
         cphil_cu_record(cu, -1, what, __FILE__, __LINE__);
-        return;
+        return false;
+    }
+    /* the plan is shared by every call of this shape: the bias pointer is set per call (a graph
+     * captured afterwards keeps the pointer it was captured with) */
+    if (bias && cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) !=
+                    CUBLAS_STATUS_SUCCESS) {
+        cphil_cu_record(cu, -1, "gemm bias pointer", __FILE__, __LINE__);
+        return true;
     }
     cublasStatus_t st = cublasLtMatmul(cu->lt, g->desc, &alpha, B, g->la, A, g->lb, &beta, C, g->lc, C, g->lc,
                                        &g->algo, cu->workspace, WORKSPACE_BYTES, cu->stream);
@@ -273,4 +285,26 @@ extern "C" void cphil_cu_gemm(cphil_cu *cu, cphil_precision prec, bool trans_a, 
         snprintf(what, sizeof what, "cublasLtMatmul %dx%dx%d (status %d)", M, N, K, (int)st);
         cphil_cu_record(cu, -1, what, __FILE__, __LINE__);
     }
+    return true;
+}
+
+extern "C" void cphil_cu_gemm(cphil_cu *cu, cphil_precision prec, bool trans_a, bool trans_b, int M, int N, int K,
+                              float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                              int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* C = beta C: cuBLASLt wants K >= 1 */
+        if (beta == 0.0f) {
+            for (int r = 0; r < M; r++) cphil_cu_zero(cu, C + (size_t)r * ldc, (size_t)N * sizeof(float));
+        } else if (beta != 1.0f) {
+            cphil_cu_record(cu, -1, "gemm with K = 0 and beta not 0 or 1", __FILE__, __LINE__);
+        }
+        return;
+    }
+    gemm_run(cu, prec, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+extern "C" bool cphil_cu_gemm_bias(cphil_cu *cu, cphil_precision prec, int M, int N, int K, const float *x, int ldx,
+                                   const float *W, int ldw, const float *b, float *y, int ldy) {
+    if (M <= 0 || N <= 0 || K <= 0 || !b) return false;
+    return gemm_run(cu, prec, false, true, M, N, K, 1.f, x, ldx, W, ldw, 0.f, y, ldy, b);
 }

@@ -107,7 +107,8 @@ extern "C" void cphil_cu_act_backward(cphil_cu *cu, cphil_act f, size_t n, const
 extern "C" void cphil_cu_linear_forward(cphil_cu *cu, cphil_precision prec, int M, int N, int K, const float *x,
                                         int ldx, const float *W, const float *b, float *y, int ldy) {
     float beta = 0.f;
-    if (b) {
+    if (b && cphil_cu_gemm_bias(cu, prec, M, N, K, x, ldx, W, K, b, y, ldy)) return; /* the bias in the epilogue */
+    if (b) { /* no epilogue algorithm for this shape: the bias first, then the product adds to it */
         k_bias_rows<<<cu_grid((size_t)M * N), CU_BLOCK, 0, cphil_cu_stream(cu)>>>(M, N, b, y, ldy);
         CPHIL_CU_CHECK_LAUNCH(cu, "linear bias");
         beta = 1.f;
