@@ -34,6 +34,14 @@ struct cphil_gpu_dist {
     double timeout;
     float *h_share;   /* pinned: [0] this step's weight share (read by the captured graph) */
     double share;
+    /* buckets overlapped with the backward: the exchange stream, the fork event (the backward
+     * up to a stage boundary) and the join event (every bucket's all-reduce) */
+    size_t bucket_floats; /* 0 = buckets off */
+    cudaStream_t comm_stream;
+    cudaEvent_t fork, join;
+    cphil_cu *cu;
+    float *grads;
+    size_t hi; /* gradients [hi, n) are being exchanged; [lo, hi) wait for the next bucket */
 };
 
 int cphil_gpu_dist_size(const cphil_gpu_dist *g) { return g ? g->size : 1; }
@@ -116,6 +124,20 @@ cphil_status cphil_gpu_dist_create(cphil_dist *d, cphil_cu *cu, cphil_gpu_dist *
         s = nccl_fail(g, r, "ncclCommInitRank");
         goto fail;
     }
+    const char *mb = getenv("CPHIL_GPU_BUCKET_MB");
+    double bucket_mb = mb && *mb ? atof(mb) : 25.0;
+    if (bucket_mb > 0) {
+        g->bucket_floats = (size_t)(bucket_mb * (1 << 20) / sizeof(float));
+        if (g->bucket_floats == 0) g->bucket_floats = 1;
+        if (cudaStreamCreateWithFlags(&g->comm_stream, cudaStreamNonBlocking) != cudaSuccess ||
+            cudaEventCreateWithFlags(&g->fork, cudaEventDisableTiming) != cudaSuccess ||
+            cudaEventCreateWithFlags(&g->join, cudaEventDisableTiming) != cudaSuccess) {
+            cudaGetLastError();
+            s = cphil_err(CPHIL_E_INTERNAL, "rank %d: cannot create the gradient exchange's stream and events",
+                          g->rank);
+            goto fail;
+        }
+    }
     *out = g;
     return CPHIL_OK;
 fail:
@@ -127,6 +149,9 @@ void cphil_gpu_dist_free(cphil_gpu_dist *g) {
     if (!g) return;
     if (g->comm) ncclCommDestroy(g->comm); /* after an error it was aborted and cleared */
     if (g->h_share) cudaFreeHost(g->h_share);
+    if (g->fork) cudaEventDestroy(g->fork);
+    if (g->join) cudaEventDestroy(g->join);
+    if (g->comm_stream) cudaStreamDestroy(g->comm_stream);
     cphil_free(g);
 }
 
@@ -145,6 +170,43 @@ void cphil_gpu_dist_enqueue(cphil_gpu_dist *g, cphil_cu *cu, float *d_grads, siz
     cphil_cu_record(cu, (int)cudaGetLastError(), "gradient share scale", __FILE__, __LINE__);
     ncclResult_t r = ncclAllReduce(d_grads, d_grads, n, ncclFloat32, ncclSum, g->comm, st);
     if (r != ncclSuccess) cphil_cu_record(cu, (int)cudaErrorUnknown, "ncclAllReduce of the gradients", __FILE__, __LINE__);
+}
+
+bool cphil_gpu_dist_buckets_begin(cphil_gpu_dist *g, cphil_cu *cu, float *d_grads, size_t n) {
+    if (!g->bucket_floats) return false;
+    g->cu = cu;
+    g->grads = d_grads;
+    g->hi = n;
+    return true;
+}
+
+/* Exchange [lo, hi) on the exchange stream once the main stream has finished writing it. */
+static void bucket_flush(cphil_gpu_dist *g, size_t lo) {
+    cphil_cu *cu = g->cu;
+    cudaStream_t st = cphil_cu_stream(cu);
+    size_t n = g->hi - lo;
+    if (n == 0) return;
+    cphil_cu_record(cu, (int)cudaEventRecord(g->fork, st), "bucket fork", __FILE__, __LINE__);
+    cphil_cu_record(cu, (int)cudaStreamWaitEvent(g->comm_stream, g->fork, 0), "bucket wait", __FILE__, __LINE__);
+    cphil_gpu_dist_scale(g->comm_stream, g->grads + lo, n, g->h_share);
+    cphil_cu_record(cu, (int)cudaGetLastError(), "gradient share scale", __FILE__, __LINE__);
+    ncclResult_t r = ncclAllReduce(g->grads + lo, g->grads + lo, n, ncclFloat32, ncclSum, g->comm, g->comm_stream);
+    if (r != ncclSuccess)
+        cphil_cu_record(cu, (int)cudaErrorUnknown, "ncclAllReduce of a gradient bucket", __FILE__, __LINE__);
+    g->hi = lo;
+}
+
+void cphil_gpu_dist_buckets_ready(cphil_gpu_dist *g, size_t lo) {
+    if (lo >= g->hi) return;
+    if (g->hi - lo >= g->bucket_floats || lo == 0) bucket_flush(g, lo);
+}
+
+void cphil_gpu_dist_buckets_end(cphil_gpu_dist *g) {
+    cphil_cu *cu = g->cu;
+    if (g->hi > 0) bucket_flush(g, 0); /* a backward that never announced 0: exchange the rest */
+    cphil_cu_record(cu, (int)cudaEventRecord(g->join, g->comm_stream), "bucket join", __FILE__, __LINE__);
+    cphil_cu_record(cu, (int)cudaStreamWaitEvent(cphil_cu_stream(cu), g->join, 0), "bucket join wait", __FILE__,
+                    __LINE__);
 }
 
 cphil_status cphil_gpu_dist_wait(cphil_gpu_dist *g, cphil_cu *cu) {

@@ -4,7 +4,15 @@
  * it between backward and AdamW, on its stream, so the step stays one CUDA graph:
  *   host, before the step:  cphil_gpu_dist_begin_step (the ranks' frame-weight sum over MPI ->
  *                           this rank's share, written to pinned memory the graph reads)
- *   stream, after backward: cphil_gpu_dist_enqueue (gradients x share, ncclAllReduce sum in place)
+ *   stream, during backward: cphil_gpu_dist_buckets_begin, then _ready(lo) at each of the
+ *                           backward's stage boundaries: once [lo, hi) holds a bucket's worth
+ *                           (CPHIL_GPU_BUCKET_MB, default 25; 0 = one exchange after the
+ *                           backward), it is scaled by the share and all-reduced on a second
+ *                           stream that waits for the backward up to there (an event), while
+ *                           the backward goes on; _end joins that stream before AdamW. Inside
+ *                           the captured graph these are edges, so the step stays one graph.
+ *   stream, after backward: cphil_gpu_dist_enqueue (the unbucketed form: gradients x share,
+ *                           ncclAllReduce sum in place)
  *   host, instead of a plain stream sync: cphil_gpu_dist_wait (polls the stream and NCCL's
  *                           asynchronous error with a deadline; on error or timeout it aborts the
  *                           communicator and names the silent ranks)
@@ -28,6 +36,11 @@ int cphil_gpu_dist_size(const cphil_gpu_dist *g);
 
 cphil_status cphil_gpu_dist_begin_step(cphil_gpu_dist *g, double local_weight);
 void cphil_gpu_dist_enqueue(cphil_gpu_dist *g, cphil_cu *cu, float *d_grads, size_t n);
+/* Bucketed exchange overlapped with the backward (above); false from _begin = buckets are off
+ * (CPHIL_GPU_BUCKET_MB=0): use cphil_gpu_dist_enqueue after the backward instead. */
+bool cphil_gpu_dist_buckets_begin(cphil_gpu_dist *g, cphil_cu *cu, float *d_grads, size_t n);
+void cphil_gpu_dist_buckets_ready(cphil_gpu_dist *g, size_t lo);
+void cphil_gpu_dist_buckets_end(cphil_gpu_dist *g);
 cphil_status cphil_gpu_dist_wait(cphil_gpu_dist *g, cphil_cu *cu);
 cphil_status cphil_gpu_dist_loss(cphil_gpu_dist *g, double *loss);
 

@@ -367,6 +367,12 @@ const float *cphil_gpu_ws_forward(cphil_gpu_ws *w, const float *P, const float *
 }
 
 /* ---- backward ----------------------------------------------------------------------------- */
+/* The tensor table is input_proj, the backbone's layers first to last (then norm_f), the heads;
+ * the backward finishes them in the reverse order (as the CPU's, policy_impl.h). */
+#define GRADS_READY(w, lo)                                                                         \
+    do {                                                                                           \
+        if ((w)->grads_ready) (w)->grads_ready((w)->grads_user, (lo));                            \
+    } while (0)
 void cphil_gpu_ws_backward(cphil_gpu_ws *w, const float *P, const float *cont, const cphil_cu_id_index *ix,
                         float *G) {
     cphil_cu *cu = w->cu;
@@ -395,6 +401,7 @@ void cphil_gpu_ws_backward(cphil_gpu_ws *w, const float *P, const float *cont, c
         cphil_cu_accumulate(cu, (size_t)hh * Hb, w->dhw0 + (size_t)col * Hb, G + w->o_head[h][0]);
         cphil_cu_accumulate(cu, (size_t)hh, w->dhb0 + col, G + w->o_head[h][1]);
     }
+    GRADS_READY(w, w->o_head[0][0]);
     /* backbone: ends with dx0 = dL/dx0 */
     switch (c->backbone) {
     case CPHIL_BACKBONE_MLP: {
@@ -410,6 +417,7 @@ void cphil_gpu_ws_backward(cphil_gpu_ws *w, const float *P, const float *cont, c
             cphil_cu_linear_backward(cu, pr, M, c->mlp_hidden[i], c->mlp_hidden[i - 1], w->ma[i - 1],
                                      c->mlp_hidden[i - 1], P + w->o_layer[i - 1][0], dz, c->mlp_hidden[i], dprev,
                                      c->mlp_hidden[i - 1], G + w->o_layer[i - 1][0], G + w->o_layer[i - 1][1]);
+            GRADS_READY(w, w->o_layer[i - 1][0]);
             da = dprev;
         }
         break;
@@ -430,6 +438,7 @@ void cphil_gpu_ws_backward(cphil_gpu_ws *w, const float *P, const float *cont, c
                 cphil_cu_gru_backward(cu, pr, B, T, H, H, x, P + o[0], P + o[1], w->rgates[k], w->rgh[k],
                                       w->rhprev[k], dy, dx, G + o[0], G + o[1], G + o[2], G + o[3], w->rdG, w->rdGh,
                                       w->rdh);
+            GRADS_READY(w, o[0]);
             dy = dx;
         }
         break;
@@ -450,6 +459,7 @@ void cphil_gpu_ws_backward(cphil_gpu_ws *w, const float *P, const float *cont, c
                                     &w->mw, w->mextra, w->dstream, w->dnu, &g);
             cphil_cu_rmsnorm_backward(cu, M, H, w->xs[k], P + o[0], w->nr[k], w->dnu, w->dstream, G + o[0],
                                       w->norm_scratch);
+            GRADS_READY(w, o[0]);
         }
         cphil_cu_copy(cu, w->dx0, w->dstream, MH * fs);
         break;
@@ -478,6 +488,7 @@ void cphil_gpu_ws_backward(cphil_gpu_ws *w, const float *P, const float *cont, c
                                         G + o[4], G + o[5], w->datt, w->dqkv, w->dP);
             cphil_cu_layernorm_backward(cu, M, H, w->xs[k], P + o[0], w->nm[k], w->nr[k], w->dnu, w->dstream,
                                         G + o[0], G + o[1], w->norm_scratch);
+            GRADS_READY(w, o[0]);
         }
         cphil_cu_copy(cu, w->dx0, w->dstream, MH * fs);
         break;
@@ -487,4 +498,6 @@ void cphil_gpu_ws_backward(cphil_gpu_ws *w, const float *P, const float *cont, c
     }
     cphil_cu_input_backward(cu, pr, M, H0, c->E, c->n_cont, c->n_ids, cont, ix, w->dx0, G + w->o_in_w,
                             G + w->o_in_b, w->id_partial);
+    GRADS_READY(w, 0);
 }
+#undef GRADS_READY

@@ -27,6 +27,11 @@ typedef struct cphil_gpu_ws {
     float *WT, *x0, *dx0, *hpre, *hact, *dhid, *dhpre, *logits, *dlogits, *dfeat;
     float *hw0, *hb0, *dhw0, *dhb0, *feat, *id_partial;
     float *carry; /* lstm/gru TBPTT state on the device (NULL = zero state) */
+    /* ranks (dist_nccl.h): called while the backward is enqueued, each time the gradients
+     * [lo, n_floats) are final (heads, backbone layers last to first, input layer: lo decreasing,
+     * 0 last), so their exchange can be enqueued on a second stream (NULL = no calls) */
+    void (*grads_ready)(void *user, size_t lo);
+    void *grads_user;
     /* mlp */
     float *mz[CPHIL_MAX_MLP_LAYERS], *ma[CPHIL_MAX_MLP_LAYERS], *md0, *md1;
     /* lstm / gru */
@@ -52,7 +57,8 @@ size_t cphil_gpu_ws_bytes(const cphil_gpu_ws *w);
 /* Forward over the batch (cont [M, n_cont], ids [M, n_ids] on the device); returns the device
  * logits [M, 81] (in the workspace). P: the device parameter block. */
 const float *cphil_gpu_ws_forward(cphil_gpu_ws *w, const float *P, const float *cont, const int32_t *ids);
-/* Backward of the last forward from w->dlogits: ADDS into G (device, laid out like P). */
+/* Backward of the last forward from w->dlogits: ADDS into G (device, laid out like P); calls
+ * w->grads_ready (if set) at the stage boundaries of the CPU backward (policy_impl.h). */
 void cphil_gpu_ws_backward(cphil_gpu_ws *w, const float *P, const float *cont, const cphil_cu_id_index *ix,
                         float *G);
 

@@ -370,14 +370,21 @@ static void enqueue_loss(cphil_gpu_policy *p) {
                          D(weight, const float *), &p->lp, p->ws->dlogits, p->d_out, p->d_loss_scratch);
 }
 
+static void grads_ready(void *user, size_t lo) { cphil_gpu_dist_buckets_ready(user, lo); }
+
 static void enqueue_backward_update(cphil_gpu_policy *p) {
     const cphil_model_config *c = &p->model.cfg;
     cphil_cu_id_index ix;
     cphil_cu_id_index_view(p->M, c->n_ids, c->E, c->n_cont, D(index, const int32_t *), &ix);
     cphil_cu_zero(p->cu, p->d_grads, p->n * sizeof(float));
+    /* ranks: gradients x this rank's weight share, summed over the ranks (one graph still), in
+     * buckets on a second stream while the backward goes on, or after it */
+    bool buckets = p->gd && cphil_gpu_dist_buckets_begin(p->gd, p->cu, p->d_grads, p->n);
+    p->ws->grads_ready = buckets ? grads_ready : NULL;
+    p->ws->grads_user = p->gd;
     cphil_gpu_ws_backward(p->ws, p->d_params, D(cont, const float *), &ix, p->d_grads);
-    /* ranks: gradients x this rank's weight share, summed over the ranks (one graph still) */
-    if (p->gd) cphil_gpu_dist_enqueue(p->gd, p->cu, p->d_grads, p->n);
+    if (buckets) cphil_gpu_dist_buckets_end(p->gd);
+    else if (p->gd) cphil_gpu_dist_enqueue(p->gd, p->cu, p->d_grads, p->n);
     cphil_cu_adamw_step(p->cu, p->n, p->d_params, p->d_grads, p->d_m, p->d_v, p->opt.cfg.max_grad_norm,
                         D(adamw, const cphil_cu_adamw_params *), p->d_adamw_scratch);
     cudaStream_t s = cphil_cu_stream(p->cu);

@@ -3,10 +3,14 @@
  * cphil_tr_policy_ops) from the same seed on the same batches: the losses track within 1e-4
  * relative in f32 and 2% in bf16; two GPU runs give the same bits (losses and every parameter,
  * through the CUDA graph path); the GPU's checkpoint sections continue on the CPU (and TBPTT for
- * the recurrent backbones). Needs a GPU (skips without one). */
+ * the recurrent backbones); the backward's "gradients [lo, n) are final" announcements (the
+ * ranks' bucketed exchange starts on them) are never followed by a write into [lo, n). Needs a
+ * GPU (skips without one). */
 #include "cu_test.h"
 
 #include "gpu/gpu.h"
+#include "gpu/policy_gpu.h"
+#include "kernels/cuda/cu_train.h"
 #include "train/policy_train.h"
 
 #include <stdlib.h>
@@ -183,6 +187,72 @@ TEST(tbptt_and_checkpoint_sections_move_between_gpu_and_cpu) {
     }
 }
 
+/* The hook's record: every announced lo with a copy of the gradients [lo, n) at that moment. */
+typedef struct grads_log {
+    const float *G;
+    size_t n;
+    int calls;
+    size_t lo[64];
+    float *snap[64];
+} grads_log;
+
+static void log_ready(void *user, size_t lo) {
+    grads_log *g = user;
+    if (g->calls >= 64) return;
+    float *h = malloc((g->n - lo + 1) * sizeof(float));
+    dev_to(h, g->G + lo, g->n - lo); /* waits for the backward enqueued so far */
+    g->lo[g->calls] = lo;
+    g->snap[g->calls++] = h;
+}
+
+TEST(backward_announces_only_final_gradients) {
+    cphil_cu *cu = cu_ctx();
+    for (int bb = 0; bb < CPHIL_N_BACKBONES; bb++) {
+        cphil_model_config c;
+        config(&c, (cphil_backbone)bb, CPHIL_PREC_F32);
+        cphil_model m;
+        CHECK(cphil_model_init(&m, &c) == CPHIL_OK);
+        cphil_model_init_params(&m, 5);
+        cphil_gpu_ws *w = NULL;
+        CHECK_MSG(cphil_gpu_ws_create(cu, &m, B, T, &w) == CPHIL_OK, "%s", cphil_last_error());
+        const size_t n = m.n_floats;
+        float *P = dev_from(m.params, n), *G = dev_alloc(n);
+        batch_buf b;
+        make_batch(&b, 0, false);
+        float *cont = dev_from(b.cont, (size_t)B * T * NC);
+        int32_t *ids = (int32_t *)dev_from((const float *)b.ids, (size_t)B * T * NI);
+        size_t ni = cphil_cu_id_index_ints(B * T, NI, E, NC);
+        int32_t *packed = malloc(ni * sizeof(int32_t)), *count = malloc((E + 1) * sizeof(int32_t));
+        CHECK(cphil_cu_id_index_build(B * T, NI, E, NC, b.ids, packed, count) == CPHIL_OK);
+        int32_t *d_index = (int32_t *)dev_from((const float *)packed, ni);
+        cphil_cu_id_index ix;
+        cphil_cu_id_index_view(B * T, NI, E, NC, d_index, &ix);
+        cphil_gpu_ws_forward(w, P, cont, ids);
+        float *dl = rnd_host((size_t)B * T * CPHIL_N_LOGITS, 77 + (uint64_t)bb, -1, 1);
+        dev_set(w->dlogits, dl, (size_t)B * T * CPHIL_N_LOGITS);
+        cphil_cu_zero(cu, G, n * sizeof(float));
+        grads_log lg = {.G = G, .n = n};
+        w->grads_ready = log_ready;
+        w->grads_user = &lg;
+        cphil_gpu_ws_backward(w, P, cont, &ix, G);
+        float *fin = malloc(n * sizeof(float));
+        dev_to(fin, G, n);
+        CHECK_MSG(lg.calls >= 3 && lg.lo[lg.calls - 1] == 0, "%s: %d announcements, last lo %zu",
+                  cphil_backbone_name((cphil_backbone)bb), lg.calls, lg.calls ? lg.lo[lg.calls - 1] : (size_t)-1);
+        for (int k = 0; k < lg.calls; k++) {
+            CHECK_MSG(k == 0 || lg.lo[k] < lg.lo[k - 1], "%s: lo not decreasing", cphil_backbone_name((cphil_backbone)bb));
+            CHECK_MSG(!memcmp(lg.snap[k], fin + lg.lo[k], (n - lg.lo[k]) * sizeof(float)),
+                      "%s: gradients [%zu, %zu) changed after they were announced final",
+                      cphil_backbone_name((cphil_backbone)bb), lg.lo[k], n);
+            free(lg.snap[k]);
+        }
+        free(fin), free(dl), free(packed), free(count);
+        cphil_cu_free(P), cphil_cu_free(G), cphil_cu_free(cont), cphil_cu_free(ids), cphil_cu_free(d_index);
+        cphil_gpu_ws_free(w);
+        cphil_model_free(&m);
+    }
+}
+
 TEST(eval_batch_matches_the_cpu) {
     cu_ctx();
     for (int bb = 0; bb < CPHIL_N_BACKBONES; bb++) {
@@ -212,6 +282,7 @@ TEST(eval_batch_matches_the_cpu) {
 
 int main(void) {
     RUN(eval_batch_matches_the_cpu);
+    RUN(backward_announces_only_final_gradients);
     RUN(every_backbone_tracks_the_cpu_trainer);
     RUN(tbptt_and_checkpoint_sections_move_between_gpu_and_cpu);
     return cu_test_done();
