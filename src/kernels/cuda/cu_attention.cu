@@ -128,14 +128,42 @@ __device__ void blk_scores(int T, int hd, int tile, float alpha, const float *A,
     }
 }
 
+/* Os[row][d] += sum_k P(row, k) Xs[k][d] for rows < nrows, k < nk, d < hd: the shared inner
+ * step of blk_pv (P(row, k) = Ps[row * tile + k]) and blk_ptv (P(row, k) = Ps[k * tile + row]),
+ * given as the strides p_row, p_k. Thread (ti, tj) owns rows ti*4.. and columns tj, tj+16, ..
+ * (strided, so a warp reads consecutive banks of Xs), reads and writes only its own entries of
+ * Os, and sums k in order. */
+__device__ __forceinline__ void blk_accum(float *Os, int ld, const float *Xs, const float *Ps, int p_row, int p_k,
+                                          int nrows, int nk, int hd) {
+    const int tj = threadIdx.x % TG, r0 = (threadIdx.x / TG) * MT;
+    for (int d0 = 0; d0 < hd && r0 < nrows; d0 += TG * MT) {
+        float acc[MT][MT];
+        for (int r = 0; r < MT; r++)
+            for (int q = 0; q < MT; q++) {
+                int row = r0 + r, d = d0 + tj + TG * q;
+                acc[r][q] = row < nrows && d < hd ? Os[row * ld + d] : 0.f;
+            }
+        for (int k = 0; k < nk; k++) {
+            float pv[MT], xv[MT];
+            for (int r = 0; r < MT; r++) pv[r] = Ps[min(r0 + r, nrows - 1) * p_row + k * p_k]; /* clamped: not stored */
+            for (int q = 0; q < MT; q++) xv[q] = Xs[k * ld + min(d0 + tj + TG * q, hd - 1)];
+            for (int r = 0; r < MT; r++)
+                for (int q = 0; q < MT; q++) acc[r][q] += pv[r] * xv[q];
+        }
+        for (int r = 0; r < MT; r++)
+            for (int q = 0; q < MT; q++) {
+                int row = r0 + r, d = d0 + tj + TG * q;
+                if (row < nrows && d < hd) Os[row * ld + d] = acc[r][q];
+            }
+    }
+}
+
 /* O[i][d] = sum_j Pm[i][j] X[j][d] (Pm: the T x T slice, zero above the diagonal; X: T rows of hd,
- * stride ldx; O stride ldo, overwritten). Accumulates in shared memory; thread (ti, tj) owns rows
- * ti*4.. and columns tj, tj+16, .. (strided, so a warp reads consecutive banks of X). */
+ * stride ldx; O stride ldo, overwritten). Accumulates in shared memory (blk_accum). */
 __device__ void blk_pv(int T, int hd, int tile, const float *Pm, const float *X, size_t ldx, float *O, size_t ldo,
                        float *smem, bool bf) {
     const int ld = hd + 1;
     float *Os = smem, *Xs = smem + tile * ld, *Ps = smem + 2 * tile * ld;
-    const int ti = threadIdx.x / TG, tj = threadIdx.x % TG, r0 = ti * MT;
     for (int i0 = 0; i0 < T; i0 += tile) {
         int ni = min(tile, T - i0);
         for (int idx = threadIdx.x; idx < ni * hd; idx += blockDim.x) Os[(idx / hd) * ld + idx % hd] = 0.f;
@@ -144,26 +172,7 @@ __device__ void blk_pv(int T, int hd, int tile, const float *Pm, const float *X,
             blk_load(Xs, ld, X + (size_t)j0 * ldx, ldx, nj, hd, bf);
             blk_load(Ps, tile, Pm + (size_t)i0 * T + j0, T, ni, nj, bf);
             __syncthreads();
-            for (int d0 = 0; d0 < hd && r0 < ni; d0 += TG * MT) {
-                float acc[MT][MT];
-                for (int r = 0; r < MT; r++)
-                    for (int q = 0; q < MT; q++) {
-                        int ii = r0 + r, d = d0 + tj + TG * q; /* only this thread's own entries */
-                        acc[r][q] = ii < ni && d < hd ? Os[ii * ld + d] : 0.f;
-                    }
-                for (int jj = 0; jj < nj; jj++) {
-                    float pv[MT], xv[MT];
-                    for (int r = 0; r < MT; r++) pv[r] = Ps[min(r0 + r, ni - 1) * tile + jj];
-                    for (int q = 0; q < MT; q++) xv[q] = Xs[jj * ld + min(d0 + tj + TG * q, hd - 1)];
-                    for (int r = 0; r < MT; r++)
-                        for (int q = 0; q < MT; q++) acc[r][q] += pv[r] * xv[q];
-                }
-                for (int r = 0; r < MT; r++)
-                    for (int q = 0; q < MT; q++) {
-                        int ii = r0 + r, d = d0 + tj + TG * q;
-                        if (ii < ni && d < hd) Os[ii * ld + d] = acc[r][q];
-                    }
-            }
+            blk_accum(Os, ld, Xs, Ps, tile, 1, ni, nj, hd);
             __syncthreads();
         }
         for (int idx = threadIdx.x; idx < ni * hd; idx += blockDim.x) {
@@ -175,12 +184,11 @@ __device__ void blk_pv(int T, int hd, int tile, const float *Pm, const float *X,
 }
 
 /* O[j][d] = sum_i Pm[i][j] X[i][d] (the transposed product: dv = P^T dO, dk = dS^T q). Rows i < j
- * of Pm are zero, so only row tiles i0 + tile > j0 are read. Threads as in blk_pv, rows = j. */
+ * of Pm are zero, so only row tiles i0 + tile > j0 are read. */
 __device__ void blk_ptv(int T, int hd, int tile, const float *Pm, const float *X, size_t ldx, float *O, size_t ldo,
                         float *smem, bool bf) {
     const int ld = hd + 1;
     float *Os = smem, *Xs = smem + tile * ld, *Ps = smem + 2 * tile * ld;
-    const int ti = threadIdx.x / TG, tj = threadIdx.x % TG, r0 = ti * MT;
     for (int j0 = 0; j0 < T; j0 += tile) {
         int nj = min(tile, T - j0);
         for (int idx = threadIdx.x; idx < nj * hd; idx += blockDim.x) Os[(idx / hd) * ld + idx % hd] = 0.f;
@@ -189,26 +197,7 @@ __device__ void blk_ptv(int T, int hd, int tile, const float *Pm, const float *X
             blk_load(Xs, ld, X + (size_t)i0 * ldx, ldx, ni, hd, bf);
             blk_load(Ps, tile, Pm + (size_t)i0 * T + j0, T, ni, nj, bf);
             __syncthreads();
-            for (int d0 = 0; d0 < hd && r0 < nj; d0 += TG * MT) {
-                float acc[MT][MT];
-                for (int r = 0; r < MT; r++)
-                    for (int q = 0; q < MT; q++) {
-                        int jj = r0 + r, d = d0 + tj + TG * q; /* only this thread's own entries */
-                        acc[r][q] = jj < nj && d < hd ? Os[jj * ld + d] : 0.f;
-                    }
-                for (int ii = 0; ii < ni; ii++) {
-                    float pv[MT], xv[MT];
-                    for (int r = 0; r < MT; r++) pv[r] = Ps[ii * tile + min(r0 + r, nj - 1)];
-                    for (int q = 0; q < MT; q++) xv[q] = Xs[ii * ld + min(d0 + tj + TG * q, hd - 1)];
-                    for (int r = 0; r < MT; r++)
-                        for (int q = 0; q < MT; q++) acc[r][q] += pv[r] * xv[q];
-                }
-                for (int r = 0; r < MT; r++)
-                    for (int q = 0; q < MT; q++) {
-                        int jj = r0 + r, d = d0 + tj + TG * q;
-                        if (jj < nj && d < hd) Os[jj * ld + d] = acc[r][q];
-                    }
-            }
+            blk_accum(Os, ld, Xs, Ps, 1, tile, nj, ni, hd);
             __syncthreads();
         }
         for (int idx = threadIdx.x; idx < nj * hd; idx += blockDim.x) {
