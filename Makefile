@@ -138,7 +138,7 @@ build/fuzz/fuzz_slp: $(FUZZ_SRC) include/cphil.h $(wildcard src/slp/*.h)
 	  $(filter %.c,$^) -lm -pthread -o $@
 # The training files' readers (checkpoint + resume checks, soft labels): make fuzz_ckpt /
 # make fuzz_softlabels [FUZZ_SECONDS=60]; tests/t_fuzz_train_files.sh runs them bounded.
-FUZZ_TRAIN_SRC := $(wildcard src/core/*.c) src/train/trainer.c src/train/ckpt.c src/train/curves.c \
+FUZZ_TRAIN_SRC := $(wildcard src/core/*.c) src/train/trainer.c src/train/prefetch.c src/train/ckpt.c src/train/curves.c \
   src/train/metrics.c src/train/softlabels.c src/train/distill_loss.c src/model/model.c \
   src/dist/dist_common.c src/dist/dist_none.c src/game/embed_layout.c
 build/fuzz/fuzz_ckpt build/fuzz/fuzz_softlabels: build/fuzz/%: tests/fuzz/%.c $(FUZZ_TRAIN_SRC) $(wildcard src/core/*.h src/train/*.h)

@@ -99,7 +99,7 @@ static cphil_status fz_vnext(void *self, cphil_tr_batch *b) {
     fill(b);
     return CPHIL_OK;
 }
-static const cphil_tr_model_ops MOPS = {fz_step, fz_eval, fz_sections, fz_save, fz_config, 1};
+static const cphil_tr_model_ops MOPS = {fz_step, fz_eval, fz_sections, fz_save, fz_config, NULL};
 static const cphil_tr_data_ops DOPS = {fz_begin, fz_next, fz_vbegin, fz_vnext, 1};
 
 static char out_dir[256], in_path[300];
