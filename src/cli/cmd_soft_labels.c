@@ -27,10 +27,10 @@ static sl_cli S;
 
 #define D OPT_D
 static opt_def sl_defs[] = {
-    {.name = "--teacher", .kind = OPT_STR, .target = &S.teacher, .help = "teacher policy (any backbone)", .metavar = "P"},
+    {.name = "--teacher", .kind = OPT_STR, .target = &S.teacher, .required = true, .help = "teacher policy (any backbone)", .metavar = "P"},
     {.name = "--replays", .kind = OPT_STR, .target = &S.replays, .help = "folder of .slp replays (the cache goes to OUTPUT.ds)", .metavar = "DIR"},
     {.name = "--data", .kind = OPT_STR, .target = &S.data, .help = "or a dataset cache (cphil dataset)", .metavar = "PATH"},
-    {.name = "--output", .kind = OPT_STR, .target = &S.output, .help = "soft-label file to write", .metavar = "soft.bin"},
+    {.name = "--output", .kind = OPT_STR, .target = &S.output, .required = true, .help = "soft-label file to write", .metavar = "soft.bin"},
     D("--temperature", OPT_DOUBLE, &S.temperature, "2", 0.05, 100, "softening temperature T"),
     D("--max-files", OPT_INT, &S.max_files, "0", 0, 1e9, "use at most N replays (0 = all)"),
     {.name = "--character", .kind = OPT_LIST, .target = S.characters, .list_n = &S.n_characters, .help = "keep games with these characters", .metavar = "NAME..."},
@@ -76,8 +76,7 @@ int cmd_soft_labels(int argc, char **argv) {
     if (r) return opts_exit(r);
     cli_set_threads(S.threads);
     if ((r = cli_use_device_for_eval(S.device)) != CLI_EXIT_OK) return r;
-    if (!cli_require("soft-labels", "--teacher", S.teacher != NULL, "--output", S.output != NULL,
-                     "--replays DIR or --data PATH", S.replays || S.data, (char *)NULL))
+    if (!cli_require("soft-labels", "--replays DIR or --data PATH", S.replays || S.data, (char *)NULL))
         return CLI_EXIT_USAGE;
     if (S.replays && S.data) {
         cli_error("soft-labels: give one of --replays and --data, not both");

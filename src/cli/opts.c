@@ -59,6 +59,40 @@ void cli_optim_defs(cli_optim *o, opt_def defs[CLI_OPTIM_N]) {
     memcpy(defs, t, sizeof t);
 }
 
+static const char *const agent_modes[] = {"window", "stream", NULL};
+static const char *const agent_precisions[] = {"auto", "f32", "bf16", "int8", NULL};
+
+void cli_agent_defs(cli_agent *a, opt_def defs[CLI_AGENT_N]) {
+    const opt_def t[CLI_AGENT_N] = {
+        {.name = "--policy", .kind = OPT_STR, .target = &a->policy, .required = true, .metavar = "P",
+         .help = "the policy file (any precision cphil quantize writes)"},
+        {.name = "--port", .kind = OPT_INT, .target = &a->port, .lo = 1, .hi = 4, .required = true,
+         .help = "the controlled port, 1..4: the agent plays that player's seat"},
+        {.name = "--mode", .kind = OPT_ENUM, .target = &a->mode, .def = "window", .choices = agent_modes,
+         .help = "window: the last W frames recomputed each frame; stream: carried state, O(1) per frame"},
+        {.name = "--precision", .kind = OPT_ENUM, .target = &a->precision, .def = "auto", .choices = agent_precisions,
+         .help = "the engine's precision (auto: the file's)"},
+        OPT_D("--temperature", OPT_DOUBLE, &a->temperature, "1", 1e-6, 1e6, "sampling temperature of the stick and shoulder heads"),
+        OPT_D("--deterministic", OPT_FLAG, &a->deterministic, NULL, 0, 0, "take the most likely class of every head (no sampling)"),
+        OPT_D("--seed", OPT_INT, &a->seed, "0", 0, 4611686018427387904.0, "sampling seed: the same seed and frames give the same controls"),
+        {.name = "--log", .kind = OPT_STR, .target = &a->log, .metavar = "FILE.jsonl",
+         .help = "one JSON line per decision (game, frame, controller, classes, latency_us): the same lines from "
+                 "cphil play and from cphil play-replay --decide first on the replay of the game"},
+    };
+    memcpy(defs, t, sizeof t);
+}
+
+cphil_agent_params cli_agent_params(const cli_agent *a) {
+    cphil_agent_params p = cphil_agent_default_params();
+    p.mode = a->mode == 1 ? CPHIL_AGENT_STREAM : CPHIL_AGENT_WINDOW;
+    p.precision = (cphil_agent_precision)a->precision;
+    p.port = (int)a->port - 1;
+    p.seed = (uint64_t)a->seed;
+    p.temperature = (float)a->temperature;
+    p.deterministic = a->deterministic;
+    return p;
+}
+
 bool cli_int8_file_ok(const char *cmd, const char *policy, bool file_static, const char *int8, bool calibration,
                       bool f32_format) {
     const char *mode = file_static ? "static" : "dynamic";
@@ -444,8 +478,9 @@ static void help_group(FILE *f, const opt_group *g) {
 }
 
 void opts_help(FILE *f, const opts_spec *s) {
-    fprintf(f, "usage: cphil %s %s\n", s->cmd, s->usage ? s->usage : "[options]");
+    fprintf(f, "usage: cphil %s%s%s\n", s->cmd, s->usage && !*s->usage ? "" : " ", s->usage ? s->usage : "[options]");
     if (s->about) fprintf(f, "%s%s", s->about, s->about[strlen(s->about) - 1] == '\n' ? "" : "\n");
+    if (!s->groups[0].defs) fprintf(f, "\noptions:\n");
     for (int g = 0; g < OPT_MAX_GROUPS; g++) {
         if (!s->groups[g].defs) continue;
         fprintf(f, "\n%s:\n", s->groups[g].title ? s->groups[g].title : "options");

@@ -100,6 +100,22 @@ extern const char *const cli_optim_schedule_choices[];
 /* Fill defs[CLI_OPTIM_N] with the shared entries, targets in *o. */
 void cli_optim_defs(cli_optim *o, opt_def defs[CLI_OPTIM_N]);
 
+/* The agent options play and play-replay share (one table fragment): the policy, the seat, and
+ * how the agent decides. */
+typedef struct cli_agent {
+    const char *policy, *log;
+    long long port, seed;
+    double temperature;
+    int mode;      /* 0 window, 1 stream (cphil_agent_mode) */
+    int precision; /* auto, f32, bf16, int8 (cphil_agent_precision) */
+    bool deterministic;
+} cli_agent;
+#define CLI_AGENT_N 8
+/* Fill defs[CLI_AGENT_N] with the shared entries, targets in *a (--policy and --port required). */
+void cli_agent_defs(cli_agent *a, opt_def defs[CLI_AGENT_N]);
+/* The agent parameters the options ask for (port 1..4 becomes index 0..3). */
+cphil_agent_params cli_agent_params(const cli_agent *a);
+
 /* An int8 policy file (written by cphil quantize) runs as it is: its weights, its activation mode
  * and its scales. Shared by export and predict: true when the request agrees with the file; else
  * prints "<cmd>: P holds int8 <mode> weights (written by cphil quantize) and runs as it is: <what
