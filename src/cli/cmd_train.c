@@ -1,6 +1,6 @@
 /* cmd_train.c — `cphil train`: imitation learning from replays (or a dataset cache).
  *
- * Flags: the seed's (--replays --temporal --backbone --hidden --window-size --state-size
+ * Flags: ExPhil's (--replays --temporal --backbone --hidden --window-size --state-size
  * --expand-factor --conv-size --num-layers --epochs --max-files --precision) plus the dataset
  * filters and the optimizer, schedule, split, output and control flags (docs/training.md lists
  * each with its default). Prints a banner (config, what differs from the defaults, parameter
