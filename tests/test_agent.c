@@ -319,9 +319,14 @@ TEST(step_allocates_nothing) {
         cphil_agent_params p = cphil_agent_default_params();
         p.mode = (cphil_agent_mode)mode;
         p.precision = CPHIL_AGENT_PREC_INT8;
-        cphil_agent *a;
+        cphil_agent *a, *b; /* b: the same agent driven from cphil_bot_frame */
         CHECK(cphil_agent_open(g_policy, &p, &a) == CPHIL_OK);
+        CHECK(cphil_agent_open(g_policy, &p, &b) == CPHIL_OK);
         CHECK(cphil_agent_game_start(a, r) == CPHIL_OK);
+        cphil_bot_game g;
+        cphil_bot_game_from_replay(r, &g);
+        CHECK(cphil_agent_game_start_bot(b, &g) == CPHIL_OK);
+        static cphil_bot_frame s;
         cphil_allocator ca = {count_alloc, count_free, NULL};
         cphil_set_allocator(&ca);
         n_allocs = 0;
@@ -331,13 +336,15 @@ TEST(step_allocates_nothing) {
             cphil_replay_get_frame(r, i, &f);
             cphil_controller_state c;
             bad += cphil_agent_step(a, &f, &c) != CPHIL_OK; /* a failing step allocates nothing */
-            decided += cphil_agent_last_logits(a) != NULL;
+            bad += cphil_bot_frame_from_frame(&f, &s) != CPHIL_OK || cphil_agent_step_bot(b, &s, &c) != CPHIL_OK;
+            decided += cphil_agent_last_logits(a) != NULL && cphil_agent_last_logits(b) != NULL;
         }
         cphil_agent_reset(a);
         long got = n_allocs;
         cphil_set_allocator(NULL);
         CHECK_MSG(bad == 0 && decided > 300, "mode %d: %d steps failed, %d decided", mode, bad, decided);
         cphil_agent_close(a);
+        cphil_agent_close(b);
         CHECK_MSG(got == 0, "mode %d: %ld allocations in 400 steps", mode, got);
     }
     cphil_replay_free(r);

@@ -110,13 +110,15 @@ bool cli_int8_file_ok(const char *cmd, const char *policy, bool file_static, con
 
 /* ---- parsing ---------------------------------------------------------------------------- */
 
+/* Every opt_def of every group of spec s, as `d`. */
 #define FOR_EACH_DEF(s, d)                                                                                   \
     for (int g_ = 0; g_ < OPT_MAX_GROUPS; g_++)                                                               \
         for (opt_def *d = (s)->groups[g_].defs, *end_##d = d ? d + (s)->groups[g_].n : NULL; d && d < end_##d; d++)
 
 opt_def *opts_find(const opts_spec *s, const char *name) {
-    FOR_EACH_DEF(s, d)
-    if (!strcmp(d->name, name) || (d->alias && !strcmp(d->alias, name))) return d;
+    FOR_EACH_DEF(s, d) {
+        if (!strcmp(d->name, name) || (d->alias && !strcmp(d->alias, name))) return d;
+    }
     return NULL;
 }
 
@@ -333,7 +335,9 @@ int opts_parse(opts_spec *s, int argc, char **argv) {
         if (!d) {
             const char *names[160];
             int nn = 0;
-            FOR_EACH_DEF(s, e) if (nn < 158) names[nn++] = e->name;
+            FOR_EACH_DEF(s, e) {
+                if (nn < 158) names[nn++] = e->name;
+            }
             names[nn++] = "--help";
             names[nn] = NULL;
             cli_unknown_option(cmd, name, names);
@@ -364,10 +368,11 @@ int opts_parse(opts_spec *s, int argc, char **argv) {
     /* every required flag (and the positional arguments) named at once */
     char missing[512] = "";
     int n = 0;
-    FOR_EACH_DEF(s, d)
-    if (d->required && !d->set) {
-        size_t len = strlen(missing);
-        snprintf(missing + len, sizeof missing - len, "%s%s", n++ ? ", " : "", d->name);
+    FOR_EACH_DEF(s, d) {
+        if (d->required && !d->set) {
+            size_t len = strlen(missing);
+            snprintf(missing + len, sizeof missing - len, "%s%s", n++ ? ", " : "", d->name);
+        }
     }
     if (s->positional && *s->n_positional < s->min_positional) {
         size_t len = strlen(missing);

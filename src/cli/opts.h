@@ -31,7 +31,8 @@ typedef struct opt_def {
     const char *name; /* "--hidden" */
     opt_kind kind;
     void *target;     /* bool*, long long*, double*, const char**, int*, const char*[OPT_LIST_CAP], int[8] */
-    const char *def;  /* default as text (NULL: none) */
+    const char *def;  /* default as text (NULL: none; an int or number target then keeps the
+                       * value the command gave it before parsing) */
     double lo, hi;    /* OPT_INT, OPT_DOUBLE, OPT_INTLIST: the accepted range */
     const char *const *choices; /* OPT_ENUM, OPT_ENUMLIST */
     int *list_n;                /* OPT_LIST / OPT_INTLIST: count */
