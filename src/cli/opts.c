@@ -264,7 +264,8 @@ static const char *metavar(const opt_def *d) {
         /* the flag's name in capitals: --output OUTPUT, --device DEVICE */
         static char up[64];
         size_t k = 0;
-        for (const char *p = d->name + 2; *p && k + 1 < sizeof up; p++) up[k++] = *p == '-' ? '_' : (char)(*p & ~0x20);
+        for (const char *p = d->name + 2; *p && k + 1 < sizeof up; p++)
+            up[k++] = *p == '-' ? '_' : (*p >= 'a' && *p <= 'z') ? (char)(*p - 'a' + 'A') : *p;
         up[k] = '\0';
         return up;
     }
