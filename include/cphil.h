@@ -423,9 +423,11 @@ void cphil_slp_stream_close(cphil_slp_stream *s);
 
 /* ---------------------------------------------------------------------------------------------
  * Agent: a policy driven one game frame at a time, as a bot harness embeds it (src/agent/,
- * docs/inference.md). The seed's ExPhil.Agents: start with a policy (its config is read from
- * the file: backbone, sizes, window, embedding layout, weight precision), get an action per
- * game frame (frame buffer or recurrent state kept inside), reset at game start, get_config.
+ * docs/inference.md), with the calls of ExPhil.Agents (ExPhil: the Elixir project cphil
+ * reimplements): start with a policy (its config is read from the file: backbone, sizes, window,
+ * embedding layout, weight precision), get an action per game frame (frame buffer or recurrent
+ * state kept inside), reset at game start, get_config. Harnesses that do not use cphil's replay
+ * parser use the cphil_bot_* structs below instead of cphil_replay / cphil_frame.
  *
  *   cphil_agent_params p = cphil_agent_default_params();  p.port = 0;  (player index, port 1)
  *   cphil_agent *a;  cphil_agent_open("policy.safetensors", &p, &a);
@@ -451,7 +453,7 @@ void cphil_slp_stream_close(cphil_slp_stream *s);
  *     corrections matter).
  *   lower than the newest by more than CPHIL_AGENT_MAX_ROLLBACK (a new game starts at -123):
  *     the state is reset, as cphil_agent_reset does, and the frame is a game's first.
- * Sampling: buttons Bernoulli on sigmoid(logit) (temperature does not apply, as in the seed),
+ * Sampling: buttons Bernoulli on sigmoid(logit) (temperature does not apply, as in ExPhil),
  * sticks and shoulder by Gumbel-max on logits / temperature; deterministic: logit > 0 and
  * argmax. Seeded: the same seed and frames give the same controls.
  * ------------------------------------------------------------------------------------------- */
@@ -461,7 +463,7 @@ void cphil_slp_stream_close(cphil_slp_stream *s);
 #define CPHIL_AGENT_MAX_ROLLBACK 15
 
 typedef enum cphil_agent_mode {
-    CPHIL_AGENT_WINDOW = 0, /* the seed's: the last W frames recomputed each frame */
+    CPHIL_AGENT_WINDOW = 0, /* ExPhil's: the last W frames recomputed each frame */
     CPHIL_AGENT_STREAM = 1  /* O(1) per frame: recurrent state / conv ring / key-value ring */
 } cphil_agent_mode;
 
@@ -492,7 +494,7 @@ typedef struct cphil_controller_state {
     float shoulder;             /* [0, 1] (class k of 5 is k/4) */
 } cphil_controller_state;
 
-/* The seed's get_config. Strings are static. */
+/* ExPhil's get_config. Strings are static. */
 typedef struct cphil_agent_config {
     const char *backbone;       /* "mlp", "lstm", "gru", "mamba", "attention" */
     int temporal;               /* 0 for the MLP */
@@ -519,7 +521,7 @@ void cphil_agent_close(cphil_agent *a);
 cphil_status cphil_agent_game_start(cphil_agent *a, const cphil_replay *game);
 /* One final frame -> the controller for the next frame. CPHIL_E_ARG before game_start. */
 cphil_status cphil_agent_step(cphil_agent *a, const cphil_frame *frame, cphil_controller_state *out);
-/* Forget the frames seen (the seed's reset_buffer); the game context stays. */
+/* Forget the frames seen (ExPhil's reset_buffer); the game context stays. */
 void cphil_agent_reset(cphil_agent *a);
 void cphil_agent_get_config(const cphil_agent *a, cphil_agent_config *out);
 /* After a step that decided: its 81 logits (heads in order), the deterministic choice
@@ -528,6 +530,100 @@ void cphil_agent_get_config(const cphil_agent *a, cphil_agent_config *out);
 const float *cphil_agent_last_logits(const cphil_agent *a);
 int cphil_agent_last_choice(const cphil_agent *a, uint8_t buttons[8], uint8_t cls[5]);
 int cphil_agent_last_inputs(const cphil_agent *a, const float **cont, const int32_t **ids);
+
+
+/* ---------------------------------------------------------------------------------------------
+ * Driving the agent without cphil's replay parser. A bot harness that reads the game some other
+ * way (libmelee, a memory reader, its own Slippi client) fills these compact structs with what it
+ * knows about the game each frame, and calls cphil_agent_game_start_bot / cphil_agent_step_bot
+ * instead of the replay-typed pair above. They hold exactly what the policy's features read
+ * (docs/embedding.md lists each feature and its source), in the game's own units; the agent then
+ * runs the same embedding, engine and sampling, so the decisions are identical to those taken
+ * from the parser's frames (tests/test_agent.c checks it on every frame of shared replays).
+ *
+ *   cphil_bot_game g = cphil_bot_game_default();  g.stage = 32;  g.playing[0] = g.playing[1] = 1;
+ *   cphil_agent_game_start_bot(a, &g);
+ *   every frame: fill a cphil_bot_frame s (memset 0, then the fields), cphil_agent_step_bot(a, &s, &ctrl)
+ *
+ * Player slots are 0-based player indexes (port 1 = 0), as everywhere in this header.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Which fields the harness's frames carry. A replay of an old Slippi version lacks some; a live
+ * harness (libmelee, ...) normally has them all (the default). A field left out reads as 0 and the
+ * model sees that it is missing (the embedding's mask features). */
+#define CPHIL_BOT_HAS_STATE_FLAGS 0x01u /* on_ground, jumps_left, hitstun_left, shielding, fastfall, in_hitlag, dead (Slippi 2.0.0) */
+#define CPHIL_BOT_HAS_HURTBOX 0x02u     /* invulnerable (2.1.0) */
+#define CPHIL_BOT_HAS_SPEEDS 0x04u      /* the five speed_* fields (3.5.0) */
+#define CPHIL_BOT_HAS_HITLAG 0x08u      /* hitlag_left (3.8.0) */
+#define CPHIL_BOT_HAS_ITEMS 0x10u       /* items[] (3.0.0) */
+#define CPHIL_BOT_HAS_ALL 0x1Fu
+
+/* One game's context: given once, at game start. */
+typedef struct cphil_bot_game {
+    int stage;          /* EXTERNAL stage id (32 Final Destination, 31 Battlefield, ...) */
+    int playing[4];     /* 1 for each player index in the game */
+    unsigned fields;    /* CPHIL_BOT_HAS_* (default CPHIL_BOT_HAS_ALL) */
+} cphil_bot_game;
+
+/* A controller as the player held it on this frame (used by policies trained with prev_action). */
+typedef struct cphil_bot_pad {
+    uint8_t button[8];        /* A B X Y Z L R D-up held: 0 or 1 (physical buttons) */
+    float main_x, main_y;     /* processed main stick, -1..1 */
+    float c_x, c_y;           /* processed C-stick, -1..1 */
+    float l, r;               /* physical analog triggers, 0..1 */
+} cphil_bot_pad;
+
+/* One character (a player, or Nana for the Ice Climbers) on one frame, after the frame ran. */
+typedef struct cphil_bot_player {
+    int present;              /* 0: absent this frame (no such player, Nana dead): every other field ignored */
+    int character;            /* INTERNAL character id (the in-game one: 0 Mario, 1 Fox, ...) */
+    int action_state;         /* action state id */
+    float action_frame;       /* frames into the action state */
+    float x, y;               /* position */
+    float facing;             /* +1 right, -1 left */
+    float percent;            /* damage */
+    float shield;             /* shield size, 0..60 */
+    int stocks;               /* stocks left */
+    int on_ground;            /* 1 standing on the ground, 0 in the air */
+    int jumps_left;
+    float hitstun_left;       /* hitstun frames left; 0 when not in hitstun */
+    float hitlag_left;        /* hitlag frames left */
+    int in_hitlag, shielding, fastfall, dead, invulnerable; /* 0 or 1 (invulnerable: or intangible) */
+    float speed_air_x, speed_y;           /* self-induced air x and y speed */
+    float speed_attack_x, speed_attack_y; /* knockback speed */
+    float speed_ground_x;                 /* self-induced ground x speed */
+    int pad_present;          /* 1 when pad holds this frame's controller (players, not Nana) */
+    cphil_bot_pad pad;
+} cphil_bot_player;
+
+/* A projectile or item on the stage. */
+typedef struct cphil_bot_item {
+    int type;                 /* item type id (the game's) */
+    int owner;                /* owner's player index, -1 none */
+    float x, y, vx, vy;       /* position and velocity */
+} cphil_bot_item;
+
+#define CPHIL_BOT_MAX_ITEMS 64
+
+/* The game on one frame, after it ran: what the bot sees. */
+typedef struct cphil_bot_frame {
+    int32_t frame;            /* frame number (-123 the first; the agent decides from CPHIL_AGENT_FIRST_FRAME on) */
+    cphil_bot_player player[4];   /* by player index */
+    cphil_bot_player follower[4]; /* Nana of an Ice Climbers player (else present = 0) */
+    int n_items;                  /* 0..CPHIL_BOT_MAX_ITEMS */
+    cphil_bot_item items[CPHIL_BOT_MAX_ITEMS];
+} cphil_bot_frame;
+
+cphil_bot_game cphil_bot_game_default(void); /* fields = CPHIL_BOT_HAS_ALL, nobody playing, stage 0 */
+/* The same structs from the parser's types (for harnesses that have both, and for tests).
+ * cphil_bot_frame_from_frame: CPHIL_E_ARG when the frame has more than CPHIL_BOT_MAX_ITEMS items. */
+void cphil_bot_game_from_replay(const cphil_replay *r, cphil_bot_game *out);
+cphil_status cphil_bot_frame_from_frame(const cphil_frame *f, cphil_bot_frame *out);
+/* cphil_agent_game_start and cphil_agent_step for those structs: the same contracts (frame
+ * numbers, re-sends, first frame), no allocation, no lock. Errors: CPHIL_E_ARG (the controlled
+ * player is not playing; a step before game start; n_items out of range). */
+cphil_status cphil_agent_game_start_bot(cphil_agent *a, const cphil_bot_game *game);
+cphil_status cphil_agent_step_bot(cphil_agent *a, const cphil_bot_frame *frame, cphil_controller_state *out);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # t_train_cli.sh — the option errors of `cphil train` and `cphil eval`: an unknown flag or a bad
 # value is an error (exit 2) that names it and suggests the nearest valid one; --help lists the
-# seed's flags.
+# flags ExPhil's train_from_replays takes.
 set -u
 BIN=${CPHIL_BIN:-build/rel/cphil}
 fail() { echo "$*"; exit 1; }
@@ -16,7 +16,7 @@ expect "did you mean '--window-size'" train --replays x --windowsize 60
 expect "did you mean 'lstm'" train --replays x --backbone lsmt
 expect "did you mean 'bf16'" train --replays x --precision bf61
 expect "--epochs: 'five' is not a whole number" train --replays x --epochs five
-expect "--lr: '-1' is not a number" train --replays x --lr -1
+expect "--lr: '-1' is out of range" train --replays x --lr -1
 expect "--hidden: '64,,64'" train --replays x --backbone mlp --hidden 64,,64
 expect "takes one size" train --replays x --backbone lstm --hidden 64,64
 expect "exactly one of --replays DIR or --data PATH" train --epochs 1

@@ -319,9 +319,14 @@ TEST(step_allocates_nothing) {
         cphil_agent_params p = cphil_agent_default_params();
         p.mode = (cphil_agent_mode)mode;
         p.precision = CPHIL_AGENT_PREC_INT8;
-        cphil_agent *a;
+        cphil_agent *a, *b; /* b: the same agent driven from cphil_bot_frame */
         CHECK(cphil_agent_open(g_policy, &p, &a) == CPHIL_OK);
+        CHECK(cphil_agent_open(g_policy, &p, &b) == CPHIL_OK);
         CHECK(cphil_agent_game_start(a, r) == CPHIL_OK);
+        cphil_bot_game g;
+        cphil_bot_game_from_replay(r, &g);
+        CHECK(cphil_agent_game_start_bot(b, &g) == CPHIL_OK);
+        static cphil_bot_frame s;
         cphil_allocator ca = {count_alloc, count_free, NULL};
         cphil_set_allocator(&ca);
         n_allocs = 0;
@@ -331,13 +336,15 @@ TEST(step_allocates_nothing) {
             cphil_replay_get_frame(r, i, &f);
             cphil_controller_state c;
             bad += cphil_agent_step(a, &f, &c) != CPHIL_OK; /* a failing step allocates nothing */
-            decided += cphil_agent_last_logits(a) != NULL;
+            bad += cphil_bot_frame_from_frame(&f, &s) != CPHIL_OK || cphil_agent_step_bot(b, &s, &c) != CPHIL_OK;
+            decided += cphil_agent_last_logits(a) != NULL && cphil_agent_last_logits(b) != NULL;
         }
         cphil_agent_reset(a);
         long got = n_allocs;
         cphil_set_allocator(NULL);
         CHECK_MSG(bad == 0 && decided > 300, "mode %d: %d steps failed, %d decided", mode, bad, decided);
         cphil_agent_close(a);
+        cphil_agent_close(b);
         CHECK_MSG(got == 0, "mode %d: %ld allocations in 400 steps", mode, got);
     }
     cphil_replay_free(r);
@@ -440,6 +447,136 @@ TEST(agent_frames_equal_dataset_rows) {
     cphil_dataset_close(&ds);
 }
 
+/* A harness's own mapping of the parser's frame into the bot struct (the way a libmelee harness
+ * maps its GameState), written from the field descriptions of include/cphil.h, independently of
+ * cphil_bot_frame_from_frame. */
+static void harness_player(const cphil_char_frame *c, cphil_bot_player *o) {
+    if (c->present & CPHIL_PRESENT_POST) {
+        const cphil_post_frame *p = &c->post;
+        *o = (cphil_bot_player){.present = 1, .character = p->character, .action_state = p->action_state,
+                                .action_frame = p->action_frame, .x = p->x, .y = p->y, .facing = p->facing,
+                                .percent = p->percent, .shield = p->shield, .stocks = p->stocks,
+                                .on_ground = p->airborne == 0, .jumps_left = p->jumps,
+                                .hitstun_left = (p->flags4 & 0x02) ? p->misc_as : 0.0f, .hitlag_left = p->hitlag,
+                                .in_hitlag = (p->flags2 & 0x20) != 0, .shielding = (p->flags3 & 0x80) != 0,
+                                .fastfall = (p->flags2 & 0x08) != 0, .dead = (p->flags5 & 0x40) != 0,
+                                .invulnerable = p->hurtbox != 0, .speed_air_x = p->self_air_x, .speed_y = p->self_y,
+                                .speed_attack_x = p->attack_x, .speed_attack_y = p->attack_y,
+                                .speed_ground_x = p->self_ground_x};
+    }
+    if (c->present & CPHIL_PRESENT_PRE) {
+        static const uint16_t bit[8] = {0x0100, 0x0200, 0x0400, 0x0800, 0x0010, 0x0040, 0x0020, 0x0008};
+        o->pad_present = 1;
+        for (int i = 0; i < 8; i++) o->pad.button[i] = (c->pre.buttons_physical & bit[i]) != 0;
+        o->pad.main_x = c->pre.joystick_x;
+        o->pad.main_y = c->pre.joystick_y;
+        o->pad.c_x = c->pre.cstick_x;
+        o->pad.c_y = c->pre.cstick_y;
+        o->pad.l = c->pre.trigger_l;
+        o->pad.r = c->pre.trigger_r;
+    }
+}
+
+static void harness_frame(const cphil_frame *f, cphil_bot_frame *s) {
+    memset(s, 0, sizeof *s);
+    s->frame = f->frame;
+    for (int p = 0; p < 4; p++) {
+        harness_player(&f->ports[p][0], &s->player[p]);
+        harness_player(&f->ports[p][1], &s->follower[p]);
+    }
+    s->n_items = (int)f->n_items;
+    for (uint32_t i = 0; i < f->n_items; i++)
+        s->items[i] = (cphil_bot_item){f->items[i].type, f->items[i].owner, f->items[i].x, f->items[i].y,
+                                       f->items[i].vx, f->items[i].vy};
+}
+
+/* The agent driven from cphil_bot_frame decides exactly as the agent driven from the parser's
+ * frames, on every frame of shared replays (items, Ice Climbers' Nana, old versions that lack
+ * fields, a previous-controller layout), in window and stream mode, sampling with the same seed. */
+TEST(bot_frames_decide_as_parser_frames) {
+    NEED_REPLAYS();
+    setup();
+    static const char *const names[] = {"exphil/fox_multishine.slp", "slippi-js/itemExport.slp",
+                                        "slippi-js/sheik_vs_ics_yoshis.slp", "slippi-js/pal.slp"};
+    /* a second policy on the previous-controller layout (reads the pad fields) */
+    char prev_policy[600];
+    snprintf(prev_policy, sizeof prev_policy, "%s/agent_prev_policy.safetensors", harness_tmpdir());
+    cphil_embed_config ec = {.prev_action = true};
+    cphil_embed_layout L;
+    cphil_embed_layout_init(&L, &ec);
+    cphil_test_policy_opts po = {.backbone = "gru", .n_cont = L.n_cont, .n_ids = L.n_ids, .E = L.E,
+                                 .layout_hash = L.hash, .hidden = 16, .layers = 1, .window = 5, .seed = 9};
+    CHECK(cphil_write_test_policy(prev_policy, &po) == CPHIL_OK);
+    const char *policies[2] = {g_policy, prev_policy};
+    long compared = 0, items_seen = 0, nana_seen = 0, masked = 0;
+    for (size_t k = 0; k < CPHIL_ARRAY_LEN(names); k++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", harness_replays_dir(), names[k]);
+        cphil_replay *r = NULL;
+        cphil_status rs = cphil_slp_read_file(path, &r);
+        CHECK_MSG(rs == CPHIL_OK || rs == CPHIL_E_TRUNCATED, "%s: %s", path, cphil_last_error());
+        if (!r) continue;
+        cphil_bot_game g;
+        cphil_bot_game_from_replay(r, &g);
+        masked += g.fields != CPHIL_BOT_HAS_ALL;
+        CHECK(g.stage == r->game.stage);
+        for (int pi = 0; pi < 2; pi++) {
+            cphil_agent_params p = cphil_agent_default_params();
+            for (int q = 3; q >= 0; q--)
+                if (r->game.players[q].type != 3) p.port = q; /* the lowest player */
+            p.seed = 7 + k;
+            p.mode = pi ? CPHIL_AGENT_STREAM : CPHIL_AGENT_WINDOW;
+            cphil_agent *a = NULL, *b = NULL;
+            CHECK(cphil_agent_open(policies[pi], &p, &a) == CPHIL_OK);
+            CHECK(cphil_agent_open(policies[pi], &p, &b) == CPHIL_OK);
+            CHECK(cphil_agent_game_start(a, r) == CPHIL_OK);
+            CHECK(cphil_agent_game_start_bot(b, &g) == CPHIL_OK);
+            static cphil_bot_frame s, lib;
+            for (uint32_t i = 0; i < r->n_frames; i++) {
+                cphil_frame f;
+                cphil_replay_get_frame(r, i, &f);
+                harness_frame(&f, &s);
+                CHECK(cphil_bot_frame_from_frame(&f, &lib) == CPHIL_OK);
+                CHECK_MSG(memcmp(&s, &lib, sizeof s) == 0, "%s frame %d: cphil_bot_frame_from_frame differs from the harness's mapping",
+                          names[k], f.frame);
+                cphil_controller_state ca, cb;
+                CHECK(cphil_agent_step(a, &f, &ca) == CPHIL_OK);
+                CHECK(cphil_agent_step_bot(b, &s, &cb) == CPHIL_OK);
+                CHECK_MSG(same_ctrl(&ca, &cb), "%s frame %d: controls differ", names[k], f.frame);
+                CHECK_MSG(cphil_agent_last_logits(a) ? same_logits(a, b) : !cphil_agent_last_logits(b),
+                          "%s frame %d: logits differ", names[k], f.frame);
+                if (cphil_agent_last_logits(a)) compared++;
+                items_seen += f.n_items > 0;
+                nana_seen += (f.ports[p.port][1].present & CPHIL_PRESENT_POST) != 0 ||
+                             (f.ports[(p.port + 1) % 4][1].present & CPHIL_PRESENT_POST) != 0;
+            }
+            cphil_agent_close(a);
+            cphil_agent_close(b);
+        }
+        cphil_replay_free(r);
+    }
+    CHECK_MSG(compared > 10000 && items_seen > 100 && nana_seen > 100 && masked >= 1,
+              "coverage: %ld decisions, %ld frames with items, %ld with Nana, %ld replays lacking fields", compared,
+              items_seen, nana_seen, masked);
+    /* refusals: a player not in the game, a step before game start, items out of range */
+    cphil_agent_params p = cphil_agent_default_params();
+    p.port = 2;
+    cphil_agent *a = NULL;
+    CHECK(cphil_agent_open(g_policy, &p, &a) == CPHIL_OK);
+    static cphil_bot_frame s;
+    memset(&s, 0, sizeof s);
+    cphil_controller_state c;
+    CHECK(cphil_agent_step_bot(a, &s, &c) == CPHIL_E_ARG);
+    cphil_bot_game g = cphil_bot_game_default();
+    g.playing[0] = g.playing[1] = 1;
+    CHECK(cphil_agent_game_start_bot(a, &g) == CPHIL_E_ARG);
+    g.playing[2] = 1;
+    CHECK(cphil_agent_game_start_bot(a, &g) == CPHIL_OK);
+    s.n_items = CPHIL_BOT_MAX_ITEMS + 1;
+    CHECK(cphil_agent_step_bot(a, &s, &c) == CPHIL_E_ARG);
+    cphil_agent_close(a);
+}
+
 TEST(agent_example_runs) {
     setup();
     const char *b = getenv("CPHIL_BUILD");
@@ -448,6 +585,21 @@ TEST(agent_example_runs) {
              b && *b ? b : "build/rel", g_policy, g_replay, harness_tmpdir());
     int rc = system(cmd);
     CHECK_MSG(rc == 0, "agent_example failed (rc %d): see %s/agent_example.out", rc, harness_tmpdir());
+}
+
+TEST(bot_frame_example_runs) {
+    setup();
+    const char *b = getenv("CPHIL_BUILD");
+    char cmd[2048], out[600];
+    snprintf(out, sizeof out, "%s/bot_frame_example.out", harness_tmpdir());
+    snprintf(cmd, sizeof cmd, "%s/examples/bot_frame_example '%s' 90 > '%s' 2>&1", b && *b ? b : "build/rel", g_policy, out);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "bot_frame_example failed (rc %d): see %s", rc, out);
+    uint8_t *text = NULL;
+    size_t n = 0;
+    CHECK(cphil_file_read(out, 1 << 20, &text, &n) == CPHIL_OK);
+    CHECK_MSG(n > 0 && strstr((const char *)text, "frame   50: ") != NULL, "bot_frame_example printed no decision for frame 50");
+    cphil_free(text);
 }
 
 int main(void) {
@@ -460,6 +612,8 @@ int main(void) {
     RUN(step_allocates_nothing);
     RUN(bad_files_and_arguments_are_refused);
     RUN(agent_frames_equal_dataset_rows);
+    RUN(bot_frames_decide_as_parser_frames);
     RUN(agent_example_runs);
+    RUN(bot_frame_example_runs);
     return harness_done();
 }

@@ -126,6 +126,16 @@ cphil_status cphil_agent_game_start(cphil_agent *a, const cphil_replay *game) {
     return CPHIL_OK;
 }
 
+cphil_status cphil_agent_game_start_bot(cphil_agent *a, const cphil_bot_game *game) {
+    if (!a || !game) return cphil_err(CPHIL_E_ARG, "cphil_agent_game_start_bot: NULL argument");
+    cphil_status s = cphil_embed_game_init_parts(&a->game, game->stage, game->playing, game->fields, a->p.port,
+                                                 a->p.opponent);
+    if (s) return s;
+    a->have_game = true;
+    cphil_agent_reset(a);
+    return CPHIL_OK;
+}
+
 static void neutral(cphil_controller_state *o) {
     memset(o, 0, sizeof *o);
     o->main_x = o->main_y = o->c_x = o->c_y = 0.5f;

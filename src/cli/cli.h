@@ -22,9 +22,9 @@ void cli_unknown_option(const char *cmd, const char *opt, const char *const *val
 int cli_edit_distance(const char *a, const char *b);
 /* Nearest of `valid` to `s` (NULL if none is close). */
 const char *cli_nearest(const char *s, const char *const *valid);
-/* Parse helpers: return false and print an error naming the flag on a bad value. */
+/* A whole number inside a flag's value (e.g. the port of --address HOST:PORT); flags themselves go
+ * through opts_parse (opts.h). Returns false and prints an error naming `flag` on a bad value. */
 bool cli_parse_int(const char *flag, const char *v, long long lo, long long hi, long long *out);
-bool cli_parse_double(const char *flag, const char *v, double lo, double hi, double *out);
 /* Required flags: pairs (const char *flag, int given) ending with a NULL flag. Prints
  * "<cmd>: missing --a, --b (cphil <cmd> --help)" naming every flag not given and returns false. */
 bool cli_require(const char *cmd, ...);

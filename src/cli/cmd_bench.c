@@ -5,58 +5,50 @@
  * sampling included). `--policy P` benches one policy file instead. The timing loop lives in
  * src/infer/infer_bench.c (shared with bench/bench_infer).
  */
-#include "cli/cli.h"
+#include "cli/opts.h"
 #include "infer/infer_bench.h"
 #include "infer/infer_policy.h"
 
 #include <sched.h>
 #include <string.h>
 
-static void bench_usage(FILE *f) {
-    fprintf(f,
-            "usage: cphil bench [--policy P] [--backbone B[,B..]] [--precision f32,bf16,int8] [--mode window,stream]\n"
-            "                   [--seconds S] [--cpu N] [--json]\n"
-            "Measures decisions per frame: parameters, p50 and p99 microseconds per decision (input layer,\n"
-            "backbone, heads and sampling), one thread pinned to one core, after a warm-up.\n"
-            "Without --policy: the default architecture table, every backbone at the sizes cphil trains by\n"
-            "default (hidden 256, 2 layers, window 60, state 16, expand 2, conv 4, 4 heads; MLP 512-512;\n"
-            "the sizes of ExPhil, the project cphil reimplements), random weights, the default embedding.\n"
-            "  --policy P      bench this policy file (int8 files run int8; f32 files run --precision)\n"
-            "  --backbone L    comma list of mlp,lstm,gru,mamba,attention (default all; not with --policy)\n"
-            "  --precision L   comma list of f32,bf16,int8 (default all)\n"
-            "  --mode L        comma list of window,stream (default both)\n"
-            "  --seconds S     measuring time per row (default 0.4)\n"
-            "  --cpu N         core to pin to (default: the current one)\n"
-            "  --json          one JSON object per row: backbone, precision, mode, params, p50_us, p99_us\n"
-            "Timings are noisy on a shared machine; compare ratios measured in the same run.\n");
-}
+static const char *const bb_names[] = {"mlp", "lstm", "gru", "mamba", "attention", NULL};
+static const char *const pr_names[] = {"f32", "bf16", "int8", NULL};
+static const char *const mode_names[] = {"window", "stream", NULL};
 
-/* Every name in a comma list must be one of `valid` (a typo would silently bench nothing). */
-static bool check_list(const char *flag, const char *list, const char *const *valid) {
-    if (!list) return true;
-    const char *p = list;
-    for (;;) {
-        const char *c = strchr(p, ',');
-        size_t len = c ? (size_t)(c - p) : strlen(p);
-        char item[64];
-        snprintf(item, sizeof item, "%.*s", (int)(len < 63 ? len : 63), p);
-        bool ok = false;
-        for (int i = 0; valid[i]; i++) ok |= len == strlen(valid[i]) && !strncmp(p, valid[i], len);
-        if (!ok) {
-            char all[128] = "";
-            for (int i = 0; valid[i]; i++) {
-                if (i) strncat(all, ",", sizeof all - strlen(all) - 1);
-                strncat(all, valid[i], sizeof all - strlen(all) - 1);
-            }
-            const char *near = cli_nearest(item, valid);
-            cli_error("bench: %s: '%s' is not one of %s%s%s%s", flag, item, all, near ? " (did you mean '" : "",
-                      near ? near : "", near ? "'?)" : "");
-            return false;
-        }
-        if (!c) return true;
-        p = c + 1;
-    }
-}
+static struct bench_cli {
+    const char *policy, *bbs, *precs, *modes;
+    double seconds;
+    long long cpu;
+    bool json;
+} A;
+
+static opt_def bench_defs[] = {
+    {.name = "--policy", .kind = OPT_STR, .target = &A.policy, .metavar = "P",
+     .help = "bench this policy file (int8 files run int8; f32 files run --precision)"},
+    {.name = "--backbone", .kind = OPT_ENUMLIST, .target = &A.bbs, .choices = bb_names,
+     .help = "rows of the default table, default all (not with --policy)"},
+    {.name = "--precision", .kind = OPT_ENUMLIST, .target = &A.precs, .choices = pr_names, .help = "precisions to run, default all"},
+    {.name = "--mode", .kind = OPT_ENUMLIST, .target = &A.modes, .choices = mode_names, .help = "modes to run, default both"},
+    OPT_D("--seconds", OPT_DOUBLE, &A.seconds, "0.4", 0.001, 3600, "measuring time per row"),
+    {.name = "--cpu", .kind = OPT_INT, .target = &A.cpu, .lo = 0, .hi = 4095,
+     .help = "core to pin to (default: the current one)"},
+    OPT_D("--json", OPT_FLAG, &A.json, NULL, 0, 0,
+          "one JSON object per row: backbone, precision, mode, params, p50_us, p99_us"),
+};
+
+static opts_spec spec = {
+    .cmd = "bench",
+    .usage = "[--policy P] [--backbone B[,B..]] [--precision f32,bf16,int8] [--mode window,stream]\n"
+             "                   [--seconds S] [--cpu N] [--json]",
+    .about = "Measures decisions per frame: parameters, p50 and p99 microseconds per decision (input layer,\n"
+             "backbone, heads and sampling), one thread pinned to one core, after a warm-up.\n"
+             "Without --policy: the default architecture table, every backbone at the sizes cphil trains by\n"
+             "default (hidden 256, 2 layers, window 60, state 16, expand 2, conv 4, 4 heads; MLP 512-512;\n"
+             "the sizes of ExPhil, the project cphil reimplements), random weights, the default embedding.",
+    .notes = "Timings are noisy on a shared machine; compare ratios measured in the same run.",
+    .groups = {{NULL, bench_defs, (int)CPHIL_ARRAY_LEN(bench_defs)}},
+};
 
 typedef struct bench_out {
     bool json;
@@ -80,45 +72,13 @@ static void print_row(void *user, const cphil_bench_row *w) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *policy = NULL, *bbs = NULL, *precs = NULL, *modes = NULL;
-    double seconds = 0.4;
-    long long cpu = -1;
-    bool json = false;
-    static const char *const valid[] = {"--policy", "--backbone", "--precision", "--mode", "--seconds",
-                                        "--cpu", "--json", "--help", NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            bench_usage(stdout);
-            return CLI_EXIT_OK;
-        } else if (!strcmp(a, "--json")) json = true;
-        else if (!strcmp(a, "--policy") || !strcmp(a, "--backbone") || !strcmp(a, "--precision") || !strcmp(a, "--mode")) {
-            if (!v) {
-                cli_error("%s needs a value", a);
-                return CLI_EXIT_USAGE;
-            }
-            if (!strcmp(a, "--policy")) policy = v;
-            else if (!strcmp(a, "--backbone")) bbs = v;
-            else if (!strcmp(a, "--precision")) precs = v;
-            else modes = v;
-            i++;
-        } else if (!strcmp(a, "--seconds")) {
-            if (!cli_parse_double(a, v, 0.001, 3600, &seconds)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--cpu")) {
-            if (!cli_parse_int(a, v, 0, 4095, &cpu)) return CLI_EXIT_USAGE;
-            i++;
-        } else {
-            cli_unknown_option("bench", a, valid);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    static const char *const bb_names[] = {"mlp", "lstm", "gru", "mamba", "attention", NULL};
-    static const char *const pr_names[] = {"f32", "bf16", "int8", NULL};
-    static const char *const mode_names[] = {"window", "stream", NULL};
-    if (!check_list("--backbone", bbs, bb_names) || !check_list("--precision", precs, pr_names) ||
-        !check_list("--mode", modes, mode_names))
-        return CLI_EXIT_USAGE;
+    A.cpu = -1; /* no default: the current core */
+    int r = opts_parse(&spec, argc, argv);
+    if (r) return opts_exit(r);
+    const char *policy = A.policy, *bbs = A.bbs, *precs = A.precs, *modes = A.modes;
+    double seconds = A.seconds;
+    long long cpu = A.cpu;
+    bool json = A.json;
     if (policy && bbs) {
         cli_error("bench: --backbone picks rows of the default table; with --policy the file's backbone is benched");
         return CLI_EXIT_USAGE;

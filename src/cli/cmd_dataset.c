@@ -1,41 +1,60 @@
 /* cmd_dataset.c — `cphil dataset`: build a dataset cache from a folder of replays
  * (src/data/build.c; format and options in docs/data.md). */
-#include "cli/cli.h"
+#include "cli/opts.h"
 #include "data/dataset.h"
 #include "game/ids.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static void ds_usage(FILE *f) {
-    fprintf(f,
-            "usage: cphil dataset --replays DIR --out PATH [options]\n"
-            "Builds a dataset cache (compact per-frame records: embedding features, ids, targets)\n"
-            "from every .slp under DIR (recursively). 1v1 games only unless --any-players.\n"
-            "  --max-files N          use at most N replays (after filters and duplicates)\n"
-            "  --character NAME...    keep games where some player plays one of these (aliases: falcon, ics, puff, gnw, ...)\n"
-            "  --stage NAME...        keep games on these stages (fd, bf, ys, dl, fod, ps, or names/ids)\n"
-            "  --player PORT          control this port (1-4; default: the lowest occupied port)\n"
-            "  --train-character NAME...  control every port playing one of these (dittos give two entries)\n"
-            "  --dual-port            control every port (two entries per game)\n"
-            "  --any-players          keep games that are not 1v1\n"
-            "  --val-split F          fraction of files held out for validation (default 0.1), by file\n"
-            "  --seed S               split seed (default 1)\n"
-            "  --prev-action          add the player's controller of frame t to the embedding\n"
-            "  --jobs N               worker threads (default 2)\n"
-            "  --json                 print the summary as one JSON object\n"
-            "  --quiet                no progress bar\n");
-}
+static struct dataset_cli {
+    const char *replays, *out;
+    const char *characters[OPT_LIST_CAP], *stages[OPT_LIST_CAP], *train_characters[OPT_LIST_CAP];
+    int n_characters, n_stages, n_train_characters;
+    long long max_files, player, seed, jobs;
+    double val_split;
+    bool dual_port, any_players, prev_action, json, quiet;
+} A;
 
-/* Parse NAME... values (until the next --flag) with lookup(); false on an unknown name. */
-static bool names(int argc, char **argv, int *i, const char *flag, int (*lookup)(const char *), int *out,
+static opt_def ds_defs[] = {
+    {.name = "--replays", .kind = OPT_STR, .target = &A.replays, .required = true, .metavar = "DIR",
+     .help = "folder of .slp replays (searched recursively)"},
+    {.name = "--out", .kind = OPT_STR, .target = &A.out, .required = true, .metavar = "PATH", .help = "the cache to write"},
+    {.name = "--max-files", .kind = OPT_INT, .target = &A.max_files, .lo = 1, .hi = 100000000,
+     .help = "use at most N replays (after filters and duplicates)"},
+    {.name = "--character", .alias = "--characters", .kind = OPT_LIST, .target = A.characters,
+     .list_n = &A.n_characters,
+     .help = "keep games where some player plays one of these (aliases: falcon, ics, puff, gnw, ...; commas too)"},
+    {.name = "--stage", .alias = "--stages", .kind = OPT_LIST, .target = A.stages, .list_n = &A.n_stages,
+     .help = "keep games on these stages (fd, bf, ys, dl, fod, ps, or names/ids)"},
+    {.name = "--player", .kind = OPT_INT, .target = &A.player, .lo = 1, .hi = 4, .metavar = "PORT",
+     .help = "control this port (1-4; default: the lowest occupied port)"},
+    {.name = "--train-character", .kind = OPT_LIST, .target = A.train_characters, .list_n = &A.n_train_characters,
+     .help = "control every port playing one of these (dittos give two entries)"},
+    OPT_D("--dual-port", OPT_FLAG, &A.dual_port, NULL, 0, 0, "control every port (two entries per game)"),
+    OPT_D("--any-players", OPT_FLAG, &A.any_players, NULL, 0, 0, "keep games that are not 1v1"),
+    OPT_D("--val-split", OPT_DOUBLE, &A.val_split, "0.1", 0, 0.95, "fraction of files held out for validation, by file"),
+    OPT_D("--seed", OPT_INT, &A.seed, "1", 0, 4611686018427387904.0, "split seed"),
+    OPT_D("--prev-action", OPT_FLAG, &A.prev_action, NULL, 0, 0, "add the player's controller of frame t to the embedding"),
+    OPT_D("--jobs", OPT_INT, &A.jobs, "2", 1, 64, "worker threads"),
+    OPT_D("--json", OPT_FLAG, &A.json, NULL, 0, 0, "print the summary as one JSON object"),
+    OPT_D("--quiet", OPT_FLAG, &A.quiet, NULL, 0, 0, "no progress bar"),
+};
+
+static opts_spec spec = {
+    .cmd = "dataset",
+    .usage = "--replays DIR --out PATH [options]",
+    .about = "Builds a dataset cache (compact per-frame records: embedding features, ids, targets)\n"
+             "from every .slp under DIR (recursively). 1v1 games only unless --any-players.",
+    .groups = {{NULL, ds_defs, (int)CPHIL_ARRAY_LEN(ds_defs)}},
+};
+
+/* Resolve NAME values (each may be a comma list) with lookup() into ids; false on an unknown name. */
+static bool names(const char *flag, const char *const *vals, int n_vals, int (*lookup)(const char *), int *out,
                   int *n) {
-    int start = *i + 1;
-    while (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0) {
-        const char *v = argv[++*i];
-        /* comma-separated lists are accepted too */
+    for (int v = 0; v < n_vals; v++) {
         char buf[256];
-        snprintf(buf, sizeof buf, "%s", v);
+        snprintf(buf, sizeof buf, "%s", vals[v]);
         char *save = NULL;
         for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             int id = lookup(t);
@@ -55,79 +74,30 @@ static bool names(int argc, char **argv, int *i, const char *flag, int (*lookup)
             out[(*n)++] = id;
         }
     }
-    if (*i + 1 == start) {
-        cli_error("dataset: %s needs at least one name", flag);
-        return false;
-    }
     return true;
 }
 
 int cmd_dataset(int argc, char **argv) {
     cphil_ds_build_opts o;
     cphil_ds_build_default_opts(&o);
-    bool json = false;
-    static const char *const valid[] = {"--replays", "--out", "--max-files", "--character", "--characters",
-                                        "--stage", "--stages", "--player", "--train-character", "--dual-port",
-                                        "--any-players", "--val-split", "--seed", "--prev-action", "--jobs",
-                                        "--json", "--quiet", "--help", NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long long x;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            ds_usage(stdout);
-            return CLI_EXIT_OK;
-        } else if (!strcmp(a, "--replays") || !strcmp(a, "--out")) {
-            if (!v) {
-                cli_error("dataset: %s needs a value", a);
-                return CLI_EXIT_USAGE;
-            }
-            if (a[2] == 'r') o.replays_dir = v;
-            else o.out_path = v;
-            i++;
-        } else if (!strcmp(a, "--max-files")) {
-            if (!cli_parse_int(a, v, 1, 100000000, &x)) return CLI_EXIT_USAGE;
-            o.max_files = (int)x;
-            i++;
-        } else if (!strcmp(a, "--character") || !strcmp(a, "--characters")) {
-            if (!names(argc, argv, &i, a, cphil_char_lookup, o.characters, &o.n_characters)) return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--train-character")) {
-            if (!names(argc, argv, &i, a, cphil_char_lookup, o.train_characters, &o.n_train_characters))
-                return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--stage") || !strcmp(a, "--stages")) {
-            if (!names(argc, argv, &i, a, cphil_stage_lookup, o.stages, &o.n_stages)) return CLI_EXIT_USAGE;
-        } else if (!strcmp(a, "--player")) {
-            if (!cli_parse_int(a, v, 1, 4, &x)) return CLI_EXIT_USAGE;
-            o.player = (int)x;
-            i++;
-        } else if (!strcmp(a, "--dual-port")) {
-            o.dual_port = true;
-        } else if (!strcmp(a, "--any-players")) {
-            o.any_players = true;
-        } else if (!strcmp(a, "--val-split")) {
-            double d;
-            if (!cli_parse_double(a, v, 0.0, 0.95, &d)) return CLI_EXIT_USAGE;
-            o.val_split = d;
-            i++;
-        } else if (!strcmp(a, "--seed")) {
-            if (!cli_parse_int(a, v, 0, (long long)1 << 62, &x)) return CLI_EXIT_USAGE;
-            o.seed = (uint64_t)x;
-            i++;
-        } else if (!strcmp(a, "--jobs")) {
-            if (!cli_parse_int(a, v, 1, 64, &x)) return CLI_EXIT_USAGE;
-            o.jobs = (int)x;
-            i++;
-        } else if (!strcmp(a, "--prev-action")) {
-            o.embed.prev_action = true;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!strcmp(a, "--quiet")) {
-            o.quiet = true;
-        } else {
-            cli_unknown_option("dataset", a, valid);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (!cli_require("dataset", "--replays", o.replays_dir != NULL, "--out", o.out_path != NULL, (char *)NULL) ||
+    int r = opts_parse(&spec, argc, argv);
+    if (r) return opts_exit(r);
+    o.replays_dir = A.replays;
+    o.out_path = A.out;
+    if (A.max_files) o.max_files = (int)A.max_files;
+    if (A.player) o.player = (int)A.player;
+    o.dual_port = A.dual_port;
+    o.any_players = A.any_players;
+    o.val_split = A.val_split;
+    o.seed = (uint64_t)A.seed;
+    o.jobs = (int)A.jobs;
+    o.embed.prev_action = A.prev_action;
+    o.quiet = A.quiet;
+    bool json = A.json;
+    if (!names("--character", A.characters, A.n_characters, cphil_char_lookup, o.characters, &o.n_characters) ||
+        !names("--train-character", A.train_characters, A.n_train_characters, cphil_char_lookup, o.train_characters,
+               &o.n_train_characters) ||
+        !names("--stage", A.stages, A.n_stages, cphil_stage_lookup, o.stages, &o.n_stages) ||
         !cli_check_output("dataset", "--out", o.out_path, false))
         return CLI_EXIT_USAGE;
     if ((o.player > 0) + o.dual_port + (o.n_train_characters > 0) > 1) {

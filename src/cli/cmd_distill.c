@@ -16,39 +16,37 @@
 typedef struct distill_cli {
     const char *soft, *data, *output, *resume;
     int hidden[8], n_hidden;
-    long long epochs, batch, seed, warmup, max_steps, threads, stop_after;
-    double alpha, lr, weight_decay, val_split;
-    int precision;
+    long long batch, stop_after;
+    double alpha, val_split;
     bool quiet;
-    const char *device;
+    cli_optim o; /* the options shared with train (opts.h) */
 } distill_cli;
 static distill_cli X;
-static const char *const prec_choices[] = {"bf16", "f32", NULL};
 
-#define D(name, kind, target, def, lo, hi, help) {name, kind, target, def, lo, hi, NULL, NULL, help, NULL, false}
+#define D OPT_D
 static opt_def distill_defs[] = {
-    {"--soft-labels", OPT_STR, &X.soft, NULL, 0, 0, NULL, NULL, "soft-label file from cphil soft-labels", "FILE", false},
-    {"--data", OPT_STR, &X.data, NULL, 0, 0, NULL, NULL, "the dataset cache (default: the one the file names)", "PATH", false},
-    {"--hidden", OPT_INTLIST, X.hidden, "64,64", 1, 65536, NULL, &X.n_hidden, "student MLP hidden sizes", "H1,H2", false},
-    D("--epochs", OPT_INT, &X.epochs, "10", 1, 100000, "passes over the training frames"),
+    {.name = "--soft-labels", .kind = OPT_STR, .target = &X.soft, .required = true, .metavar = "FILE",
+     .help = "soft-label file (make one with cphil soft-labels)"},
+    {.name = "--data", .kind = OPT_STR, .target = &X.data, .help = "the dataset cache (default: the one the file names)", .metavar = "PATH"},
+    {.name = "--hidden", .kind = OPT_INTLIST, .target = X.hidden, .def = "64,64", .lo = 1, .hi = 65536, .list_n = &X.n_hidden, .help = "student MLP hidden sizes", .metavar = "H1,H2"},
     D("--alpha", OPT_DOUBLE, &X.alpha, "0.7", 0, 1, "weight of the teacher term (1: teacher only, 0: human inputs only)"),
     D("--output", OPT_STR, &X.output, "distilled", 0, 0, "output stem: OUTPUT_policy.safetensors, OUTPUT.ckpt, ..."),
-    D("--lr", OPT_DOUBLE, &X.lr, "0.001", 0, 10, "peak learning rate (AdamW, warmup + cosine)"),
     D("--batch-size", OPT_INT, &X.batch, "128", 1, 65536, "frames per step"),
-    D("--seed", OPT_INT, &X.seed, "1", 0, 4e18, "initialisation and data order"),
     D("--val-split", OPT_DOUBLE, &X.val_split, "0.1", 0, 0.9, "accepted so ExPhil's distill command line runs; the split is the dataset's (by file)"),
-    {"--precision", OPT_ENUM, &X.precision, "bf16", 0, 0, prec_choices, NULL, "matmul precision", NULL, false},
-    D("--weight-decay", OPT_DOUBLE, &X.weight_decay, "1e-05", 0, 10, "AdamW weight decay"),
-    D("--warmup-steps", OPT_INT, &X.warmup, "100", 0, 1e9, "linear warmup steps"),
-    D("--max-steps", OPT_INT, &X.max_steps, "0", 0, 4e18, "stop after N steps (0 = no limit)"),
-    D("--threads", OPT_INT, &X.threads, "0", 0, 256, "worker threads (0 = all cores)"),
-    D("--device", OPT_STR, &X.device, "cpu", 0, 0, "where to train: cpu, cuda or cuda:N (needs the CUDA build, make CUDA=1)"),
-    {"--resume", OPT_STR, &X.resume, NULL, 0, 0, NULL, NULL, "continue from OUTPUT.ckpt", "PATH", false},
+    {.name = "--resume", .kind = OPT_STR, .target = &X.resume, .help = "continue from OUTPUT.ckpt", .metavar = "PATH"},
     D("--quiet", OPT_FLAG, &X.quiet, "off", 0, 0, "no progress and no report"),
-    {"--stop-after-steps", OPT_INT, &X.stop_after, "0", 0, 4e18, NULL, NULL, NULL, NULL, false},
+    {.name = "--stop-after-steps", .kind = OPT_INT, .target = &X.stop_after, .def = "0", .hi = 4e18},
 };
 #undef D
-#define N_DEFS ((int)CPHIL_ARRAY_LEN(distill_defs))
+static opt_def optim_defs[CLI_OPTIM_N];
+static opts_spec spec = {
+    .cmd = "distill",
+    .usage = "--soft-labels soft.bin [--hidden 64,64] [--epochs 10] [--alpha 0.7] [--output distilled]",
+    .about = "Trains a small MLP student from a teacher's soft labels (cphil soft-labels) and the human inputs:\n"
+             "loss = alpha * T^2 * KL(teacher at T || student at T) + (1 - alpha) * (BCE + CE on the human inputs).",
+    .groups = {{NULL, distill_defs, (int)CPHIL_ARRAY_LEN(distill_defs)},
+               {"optimization (shared with cphil train)", optim_defs, CLI_OPTIM_N}},
+};
 
 static void on_epoch(void *user, const cphil_tr_epoch_report *r) {
     (void)user;
@@ -68,14 +66,10 @@ static void on_note(void *user, const char *msg) {
 }
 
 int cmd_distill(int argc, char **argv) {
-    int r = opts_parse("distill", distill_defs, N_DEFS, argc, argv, NULL, NULL,
-                       "--soft-labels soft.bin [--hidden 64,64] [--epochs 10] [--alpha 0.7] [--output distilled]");
-    if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    cli_set_threads(X.threads);
-    if (!X.soft) {
-        cli_error("distill: --soft-labels FILE is required (make one with cphil soft-labels)");
-        return CLI_EXIT_USAGE;
-    }
+    cli_optim_defs(&X.o, optim_defs);
+    int r = opts_parse(&spec, argc, argv);
+    if (r) return opts_exit(r);
+    cli_set_threads(X.o.threads);
     cphil_softlabels sl;
     if (cphil_softlabels_read(X.soft, &sl) != CPHIL_OK) {
         cli_error(NULL);
@@ -125,17 +119,18 @@ int cmd_distill(int argc, char **argv) {
     mc.n_ids = ds.n_ids;
     mc.E = ds.E;
     mc.layout_hash = ds.layout_hash;
-    mc.precision = X.precision == 0 ? CPHIL_PREC_BF16 : CPHIL_PREC_F32;
+    mc.precision = X.o.precision == 0 ? CPHIL_PREC_BF16 : CPHIL_PREC_F32;
     cphil_tr_policy_opts po;
     cphil_tr_policy_opts_default(&po);
-    po.seed = (uint64_t)X.seed;
-    po.weight_decay = X.weight_decay;
+    po.seed = (uint64_t)X.o.seed;
+    po.weight_decay = X.o.weight_decay;
+    po.max_grad_norm = X.o.max_grad_norm;
     po.B = (int)X.batch;
     po.T = 1;
     po.distill_T = sl.temperature;
     po.distill_alpha = X.alpha;
     int gpu = -1;
-    if (cphil_device_parse(X.device, &gpu) != CPHIL_OK) {
+    if (cphil_device_parse(X.o.device, &gpu) != CPHIL_OK) {
         cli_error(NULL);
         rc = CLI_EXIT_USAGE;
         goto out;
@@ -167,27 +162,28 @@ int cmd_distill(int argc, char **argv) {
         printf("  loss = alpha * T^2 * KL(teacher || student at T) + (1 - alpha) * (BCE + CE on the human inputs)\n");
         printf("  data %s: %llu training frames, %llu held-out frames (the dataset's split by file)\n", ds_path,
                (unsigned long long)ds.train_frames, (unsigned long long)ds.val_frames);
-        if (opts_was_set(distill_defs, N_DEFS, "--val-split"))
+        if (opts_was_set(&spec, "--val-split"))
             printf("  note: --val-split has no effect here: the split is the dataset's (set it in cphil dataset / "
                    "soft-labels)\n");
         fflush(stdout);
     }
     cphil_trainer_opts to;
     cphil_trainer_opts_default(&to);
-    to.epochs = (int)X.epochs;
-    to.lr = X.lr;
-    to.warmup_steps = X.warmup;
-    to.seed = (uint64_t)X.seed;
+    to.epochs = (int)X.o.epochs;
+    to.lr = X.o.lr;
+    to.schedule = X.o.schedule == 0 ? CPHIL_TR_SCHED_COSINE : CPHIL_TR_SCHED_CONSTANT;
+    to.warmup_steps = X.o.warmup;
+    to.seed = (uint64_t)X.o.seed;
     to.out_dir = dir;
     to.name = name;
     to.resume = X.resume;
-    to.max_steps = X.max_steps;
+    to.max_steps = X.o.max_steps;
     to.stop_after_steps = X.stop_after;
     char meta[1024];
     snprintf(meta, sizeof meta,
              "{\"trained_by\":\"cphil distill\",\"prev_action\":%s,\"frame_delay\":%u,\"alpha\":%g,\"temperature\":%g,"
              "\"seed\":%lld}",
-             (sl.flags & 1) ? "true" : "false", sl.frame_delay, X.alpha, (double)sl.temperature, X.seed);
+             (sl.flags & 1) ? "true" : "false", sl.frame_delay, X.alpha, (double)sl.temperature, X.o.seed);
     to.meta_json = meta;
     to.title = "cphil distill";
     cphil_tr_callbacks cb = {NULL, NULL, X.quiet ? NULL : on_epoch, on_note};

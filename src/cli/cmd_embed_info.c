@@ -1,18 +1,25 @@
 /* cmd_embed_info.c — `cphil embed-info`: print the embedding layout (blocks, offsets, widths,
  * total E, hash) as text, JSON (--json) or the feature tables of docs/embedding.md (--markdown). */
-#include "cli/cli.h"
+#include "cli/opts.h"
 #include "game/embed.h"
 
 #include <string.h>
 
-static void ei_usage(FILE *f) {
-    fprintf(f, "usage: cphil embed-info [--json | --markdown] [--prev-action]\n"
-               "Prints the embedding layout: continuous groups and one-hot blocks with their dense\n"
-               "offsets and widths, n_cont, n_ids, the total width E and the layout hash.\n"
-               "  --json         one JSON object\n"
-               "  --markdown     the per-feature tables of docs/embedding.md\n"
-               "  --prev-action  the layout with the previous-controller features\n");
-}
+static bool json, md, prev_action;
+
+static opt_def ei_defs[] = {
+    OPT_D("--json", OPT_FLAG, &json, NULL, 0, 0, "one JSON object"),
+    OPT_D("--markdown", OPT_FLAG, &md, NULL, 0, 0, "the per-feature tables of docs/embedding.md"),
+    OPT_D("--prev-action", OPT_FLAG, &prev_action, NULL, 0, 0, "the layout with the previous-controller features"),
+};
+
+static opts_spec spec = {
+    .cmd = "embed-info",
+    .usage = "[--json | --markdown] [--prev-action]",
+    .about = "Prints the embedding layout: continuous groups and one-hot blocks with their dense\n"
+             "offsets and widths, n_cont, n_ids, the total width E and the layout hash.",
+    .groups = {{NULL, ei_defs, (int)CPHIL_ARRAY_LEN(ei_defs)}},
+};
 
 static void markdown(const cphil_embed_layout *L) {
     printf("| dense offset | block | feature | source field | scale and clamp | version |\n");
@@ -40,21 +47,10 @@ static void markdown(const cphil_embed_layout *L) {
 }
 
 int cmd_embed_info(int argc, char **argv) {
-    bool json = false, md = false;
+    int r = opts_parse(&spec, argc, argv);
+    if (r) return opts_exit(r);
     cphil_embed_config cfg = {0};
-    static const char *const valid[] = {"--json", "--markdown", "--prev-action", "--help", NULL};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            ei_usage(stdout);
-            return CLI_EXIT_OK;
-        } else if (!strcmp(argv[i], "--json")) json = true;
-        else if (!strcmp(argv[i], "--markdown")) md = true;
-        else if (!strcmp(argv[i], "--prev-action")) cfg.prev_action = true;
-        else {
-            cli_unknown_option("embed-info", argv[i], valid);
-            return CLI_EXIT_USAGE;
-        }
-    }
+    cfg.prev_action = prev_action;
     cphil_embed_layout L;
     cphil_embed_layout_init(&L, &cfg);
     if (md) {

@@ -21,21 +21,22 @@ typedef struct eval_cli {
 } eval_cli;
 static eval_cli E;
 
-#define D(name, kind, target, def, lo, hi, help) {name, kind, target, def, lo, hi, NULL, NULL, help, NULL, false}
+#define D OPT_D
 static opt_def eval_defs[] = {
-    {"--policy", OPT_STR, &E.policy, NULL, 0, 0, NULL, NULL, "policy file (NAME_policy.safetensors)", "P", false},
-    {"--replays", OPT_STR, &E.replays, NULL, 0, 0, NULL, NULL, "folder of .slp replays", "DIR", false},
-    {"--data", OPT_STR, &E.data, NULL, 0, 0, NULL, NULL, "dataset cache (cphil dataset)", "PATH", false},
+    {.name = "--policy", .kind = OPT_STR, .target = &E.policy, .required = true, .metavar = "P",
+     .help = "policy file (NAME_policy.safetensors)"},
+    {.name = "--replays", .kind = OPT_STR, .target = &E.replays, .help = "folder of .slp replays", .metavar = "DIR"},
+    {.name = "--data", .kind = OPT_STR, .target = &E.data, .help = "dataset cache (cphil dataset)", .metavar = "PATH"},
     D("--json", OPT_FLAG, &E.json, "off", 0, 0, "print one JSON object"),
-    {"--agree-with", OPT_STR, &E.agree_with, NULL, 0, 0, NULL, NULL, "also report agreement of the decisions with this policy (e.g. the teacher)", "P2", false},
+    {.name = "--agree-with", .kind = OPT_STR, .target = &E.agree_with, .help = "also report agreement of the decisions with this policy (e.g. the teacher)", .metavar = "P2"},
     D("--all", OPT_FLAG, &E.all, "off", 0, 0, "score every file, not only the held-out ones"),
     D("--val-split", OPT_DOUBLE, &E.val_split, "0.1", 0, 0.9, "held-out fraction of files (as in training)"),
     D("--seed", OPT_INT, &E.seed, "1", 0, 4e18, "split seed (as in training)"),
     D("--max-files", OPT_INT, &E.max_files, "0", 0, 1e9, "use at most N replays (0 = all)"),
-    {"--character", OPT_LIST, E.characters, NULL, 0, 0, NULL, &E.n_characters, "keep games with these characters", "NAME...", false},
-    {"--stage", OPT_LIST, E.stages, NULL, 0, 0, NULL, &E.n_stages, "keep games on these stages", "NAME...", false},
+    {.name = "--character", .kind = OPT_LIST, .target = E.characters, .list_n = &E.n_characters, .help = "keep games with these characters", .metavar = "NAME..."},
+    {.name = "--stage", .kind = OPT_LIST, .target = E.stages, .list_n = &E.n_stages, .help = "keep games on these stages", .metavar = "NAME..."},
     D("--player", OPT_INT, &E.player, "0", 0, 4, "the player's port (1-4, as Slippi numbers them; 0 = the dataset's default)"),
-    {"--train-character", OPT_STR, &E.train_character, NULL, 0, 0, NULL, NULL, "every port playing this character", "NAME", false},
+    {.name = "--train-character", .kind = OPT_STR, .target = &E.train_character, .help = "every port playing this character", .metavar = "NAME"},
     D("--dual-port", OPT_FLAG, &E.dual_port, "off", 0, 0, "both players of each game"),
     D("--frame-delay", OPT_INT, &E.frame_delay, "0", 0, 60, "controller delay D (as in training)"),
     D("--batch-size", OPT_INT, &E.batch, "32", 1, 4096, "windows per forward call"),
@@ -44,7 +45,14 @@ static opt_def eval_defs[] = {
     D("--quiet", OPT_FLAG, &E.quiet, "off", 0, 0, "no progress bar"),
 };
 #undef D
-#define N_DEFS ((int)CPHIL_ARRAY_LEN(eval_defs))
+static opts_spec spec = {
+    .cmd = "eval",
+    .usage = "--policy P (--replays DIR | --data PATH) [--json]",
+    .about = "Per-head accuracy and likelihood of a policy on held-out replays (the training split: same\n"
+             "--val-split and --seed as cphil train), beside the most-frequent-class and repeat-previous-input\n"
+             "baselines.",
+    .groups = {{NULL, eval_defs, (int)CPHIL_ARRAY_LEN(eval_defs)}},
+};
 
 static void json_head(cphil_json_out *j, const char *key, const cphil_head_report *r, int h) {
     cphil_json_key(j, key);
@@ -67,11 +75,11 @@ static bool policy_prev_action(const char *path) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    int r = opts_parse("eval", eval_defs, N_DEFS, argc, argv, NULL, NULL, "--policy P (--replays DIR | --data PATH) [--json]");
-    if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    int r = opts_parse(&spec, argc, argv);
+    if (r) return opts_exit(r);
     cli_set_threads(E.threads);
     if ((r = cli_use_device_for_eval(E.device)) != CLI_EXIT_OK) return r;
-    if (!cli_require("eval", "--policy", E.policy != NULL, "--replays DIR or --data PATH", E.replays || E.data,
+    if (!cli_require("eval", "--replays DIR or --data PATH", E.replays || E.data,
                      (char *)NULL))
         return CLI_EXIT_USAGE;
     if (E.replays && E.data) {

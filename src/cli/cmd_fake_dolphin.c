@@ -1,7 +1,7 @@
 /* cmd_fake_dolphin.c — `cphil fake-dolphin`: serve a replay as Slippi Dolphin streams a game
  * (spectator server over ENet, pipe controller input read back), for testing bots without
  * Dolphin. The work is in src/live/fake_dolphin.c; this file parses options and prints. */
-#include "cli/cli.h"
+#include "cli/opts.h"
 #include "live/fake_dolphin.h"
 
 #include <signal.h>
@@ -13,32 +13,52 @@ static void on_signal(int sig) {
     g_stop = 1;
 }
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: cphil fake-dolphin --replay R [--port P] [--realtime | --lockstep] [--user-dir DIR]\n"
-            "                          [--record FILE.jsonl] [--fault LIST] [--fault-frame F] [--pause-ms MS]\n"
-            "                          [--menu-frames N] [--start-delay S] [--wait-client S] [--stall-ms MS] [--bind HOST] [--json] [--quiet]\n"
-            "Serves one replay exactly as Slippi Dolphin's spectator server streams a game (ENet/UDP, JSON messages,\n"
-            "base64 events batched per frame, cursors, catch-up, rollback re-sends of online replays, end_game, then\n"
-            "dolphin_closed) and reads the controller FIFOs in DIR/Pipes/ the way Dolphin's pipe device does,\n"
-            "recording the pad state at every FLUSH.\n"
-            "  --port P          spectator port (default 51441; Dolphin's SlippiSpectatorLocalPort)\n"
-            "  --realtime        one frame every 1/59.94 s (default); FLUSHes that come too late are counted\n"
-            "  --lockstep        BlockingPipes: after Game Start, every bookend and every menu frame, wait for a FLUSH\n"
-            "  --user-dir DIR    Dolphin user dir: reads every FIFO in DIR/Pipes/ (makes slippibot1 when there is none)\n"
-            "  --pipe-port N     the FIFO made when Pipes/ is empty: slippibotN (default 1)\n"
-            "  --record FILE     JSONL, one line per FLUSH: what it answered, the GameCube bytes, the classes\n"
-            "  --fault LIST      comma list: %s\n"
-            "  --fault-frame F   the frame whose bookend triggers the faults (default 60)\n"
-            "  --pause-ms MS     length of the pause fault (default 3000)\n"
-            "  --menu-frames N   menu frames (character select, then stage select) before the game (default 0)\n"
-            "  --start-delay S   seconds at the menus without menu frames (no gecko code) before the game (default 0)\n"
-            "  --wait-client S   seconds to wait for a first client (default 30)\n"
-            "  --stall-ms MS     lockstep: give up when no FLUSH comes for this long (default 10000)\n"
-            "  --bind HOST       address to listen on (default 127.0.0.1; Dolphin listens on all interfaces)\n"
-            "Exit status: 0 served, 1 failure (bad replay, port in use, no client, a lockstep client stalled), 2 usage.\n",
-            live_fake_fault_names);
-}
+static struct fake_cli {
+    const char *replay, *user_dir, *record, *bind, *faults;
+    long long port, pipe_port, fault_frame, pause_ms, menu_frames, stall_ms;
+    double start_delay, wait_client;
+    bool realtime, lockstep, json, quiet;
+} A;
+
+static opt_def fake_defs[] = {
+    {.name = "--replay", .kind = OPT_STR, .target = &A.replay, .required = true, .metavar = "R",
+     .help = "the replay to serve (.slp)"},
+    OPT_D("--port", OPT_INT, &A.port, "51441", 1, 65535, "spectator port (Dolphin's SlippiSpectatorLocalPort)"),
+    OPT_D("--realtime", OPT_FLAG, &A.realtime, NULL, 0, 0,
+          "one frame every 1/59.94 s (the default); FLUSHes that come too late are counted"),
+    OPT_D("--lockstep", OPT_FLAG, &A.lockstep, NULL, 0, 0,
+          "BlockingPipes: after Game Start, every bookend and every menu frame, wait for a FLUSH"),
+    {.name = "--user-dir", .kind = OPT_STR, .target = &A.user_dir, .metavar = "DIR",
+     .help = "Dolphin user dir: reads every FIFO in DIR/Pipes/ (makes slippibot1 when there is none)"},
+    OPT_D("--pipe-port", OPT_INT, &A.pipe_port, "1", 1, 4, "the FIFO made when Pipes/ is empty: slippibotN"),
+    {.name = "--record", .kind = OPT_STR, .target = &A.record, .metavar = "FILE.jsonl",
+     .help = "JSONL, one line per FLUSH: what it answered, the GameCube bytes, the classes"},
+    {.name = "--fault", .kind = OPT_STR, .target = &A.faults, .metavar = "LIST",
+     .help = "comma list of faults to inject (below)"},
+    OPT_D("--fault-frame", OPT_INT, &A.fault_frame, "60", -123, 1 << 30, "the frame whose bookend triggers the faults"),
+    OPT_D("--pause-ms", OPT_INT, &A.pause_ms, "3000", 0, 600000, "length of the pause fault"),
+    OPT_D("--menu-frames", OPT_INT, &A.menu_frames, "0", 0, 1000000,
+          "menu frames (character select, then stage select) before the game"),
+    OPT_D("--start-delay", OPT_DOUBLE, &A.start_delay, "0", 0, 86400,
+          "seconds at the menus without menu frames (no gecko code) before the game"),
+    OPT_D("--wait-client", OPT_DOUBLE, &A.wait_client, "30", 0.001, 86400, "seconds to wait for a first client"),
+    OPT_D("--stall-ms", OPT_INT, &A.stall_ms, "10000", 1, 3600000, "lockstep: give up when no FLUSH comes for this long"),
+    {.name = "--bind", .kind = OPT_STR, .target = &A.bind, .metavar = "HOST",
+     .help = "address to listen on (default 127.0.0.1; Dolphin listens on all interfaces)"},
+    OPT_D("--json", OPT_FLAG, &A.json, NULL, 0, 0, "print the statistics as one JSON object"),
+    OPT_D("--quiet", OPT_FLAG, &A.quiet, NULL, 0, 0, "no log lines"),
+};
+
+static opts_spec spec = {
+    .cmd = "fake-dolphin",
+    .usage = "--replay R [--port P] [--realtime | --lockstep] [--user-dir DIR] [--record FILE.jsonl]\n"
+             "                          [--fault LIST] [options]",
+    .about = "Serves one replay exactly as Slippi Dolphin's spectator server streams a game (ENet/UDP, JSON messages,\n"
+             "base64 events batched per frame, cursors, catch-up, rollback re-sends of online replays, end_game, then\n"
+             "dolphin_closed) and reads the controller FIFOs in DIR/Pipes/ the way Dolphin's pipe device does,\n"
+             "recording the pad state at every FLUSH.",
+    .groups = {{NULL, fake_defs, (int)CPHIL_ARRAY_LEN(fake_defs)}},
+};
 
 static void log_line(void *user, const char *line) {
     if (*(bool *)user) return;
@@ -46,76 +66,42 @@ static void log_line(void *user, const char *line) {
 }
 
 int cmd_fake_dolphin(int argc, char **argv) {
+    static char notes[1024];
+    snprintf(notes, sizeof notes,
+             "Faults (--fault): %s\n"
+             "Exit status: 0 served, 1 failure (bad replay, port in use, no client, a lockstep client stalled), 2 usage.",
+             live_fake_fault_names);
+    spec.notes = notes;
+    int r = opts_parse(&spec, argc, argv);
+    if (r) return opts_exit(r);
+    if (A.realtime && A.lockstep) {
+        cli_error("fake-dolphin: give one of --realtime and --lockstep");
+        return CLI_EXIT_USAGE;
+    }
     live_fake_params p;
     live_fake_default_params(&p);
-    const char *replay = NULL;
-    bool json = false, quiet = false;
-    long long v;
-    double d;
-    static const char *const valid[] = {"--replay", "--port", "--realtime", "--lockstep", "--user-dir", "--pipe-port",
-                                        "--record", "--fault", "--fault-frame", "--pause-ms", "--menu-frames",
-                                        "--start-delay", "--wait-client", "--stall-ms", "--bind", "--json", "--quiet", "--help", NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return CLI_EXIT_OK;
-        } else if (!strcmp(a, "--realtime")) p.lockstep = false;
-        else if (!strcmp(a, "--lockstep")) p.lockstep = true;
-        else if (!strcmp(a, "--json")) json = true;
-        else if (!strcmp(a, "--quiet")) quiet = true;
-        else if (!strcmp(a, "--replay") || !strcmp(a, "--user-dir") || !strcmp(a, "--record") || !strcmp(a, "--bind") ||
-                 !strcmp(a, "--fault")) {
-            if (!val) {
-                cli_error("%s needs a value", a);
-                return CLI_EXIT_USAGE;
-            }
-            if (!strcmp(a, "--replay")) replay = val;
-            else if (!strcmp(a, "--user-dir")) p.user_dir = val;
-            else if (!strcmp(a, "--record")) p.record_path = val;
-            else if (!strcmp(a, "--bind")) p.bind_host = val;
-            else {
-                const char *bad;
-                size_t bl;
-                if (!live_fake_parse_faults(val, &p.faults, &bad, &bl)) {
-                    cli_error("--fault: '%.*s' is not one of: %s", (int)bl, bad, live_fake_fault_names);
-                    return CLI_EXIT_USAGE;
-                }
-            }
-            i++;
-        } else if (!strcmp(a, "--port")) {
-            if (!cli_parse_int(a, val, 1, 65535, &v)) return CLI_EXIT_USAGE;
-            p.port = (int)v, i++;
-        } else if (!strcmp(a, "--pipe-port")) {
-            if (!cli_parse_int(a, val, 1, 4, &v)) return CLI_EXIT_USAGE;
-            p.pipe_port = (int)v, i++;
-        } else if (!strcmp(a, "--fault-frame")) {
-            if (!cli_parse_int(a, val, -123, 1 << 30, &v)) return CLI_EXIT_USAGE;
-            p.fault_frame = (int)v, i++;
-        } else if (!strcmp(a, "--pause-ms")) {
-            if (!cli_parse_int(a, val, 0, 600000, &v)) return CLI_EXIT_USAGE;
-            p.pause_ms = (int)v, i++;
-        } else if (!strcmp(a, "--menu-frames")) {
-            if (!cli_parse_int(a, val, 0, 1000000, &v)) return CLI_EXIT_USAGE;
-            p.menu_frames = (int)v, i++;
-        } else if (!strcmp(a, "--start-delay")) {
-            if (!cli_parse_double(a, val, 0, 86400, &d)) return CLI_EXIT_USAGE;
-            p.start_delay_ms = (int)(d * 1000), i++;
-        } else if (!strcmp(a, "--stall-ms")) {
-            if (!cli_parse_int(a, val, 1, 3600000, &v)) return CLI_EXIT_USAGE;
-            p.stall_ms = (int)v, i++;
-        } else if (!strcmp(a, "--wait-client")) {
-            if (!cli_parse_double(a, val, 0.001, 86400, &d)) return CLI_EXIT_USAGE;
-            p.wait_client_ms = (int)(d * 1000), i++;
-        } else {
-            cli_unknown_option("fake-dolphin", a, valid);
+    const char *replay = A.replay;
+    bool json = A.json, quiet = A.quiet;
+    p.lockstep = A.lockstep;
+    if (A.user_dir) p.user_dir = A.user_dir;
+    if (A.record) p.record_path = A.record;
+    if (A.bind) p.bind_host = A.bind;
+    if (A.faults) {
+        const char *bad;
+        size_t bl;
+        if (!live_fake_parse_faults(A.faults, &p.faults, &bad, &bl)) {
+            cli_error("fake-dolphin: --fault: '%.*s' is not one of: %s", (int)bl, bad, live_fake_fault_names);
             return CLI_EXIT_USAGE;
         }
     }
-    if (!replay) {
-        cli_error("fake-dolphin needs --replay R (cphil fake-dolphin --help)");
-        return CLI_EXIT_USAGE;
-    }
+    p.port = (int)A.port;
+    p.pipe_port = (int)A.pipe_port;
+    p.fault_frame = (int)A.fault_frame;
+    p.pause_ms = (int)A.pause_ms;
+    p.menu_frames = (int)A.menu_frames;
+    p.start_delay_ms = (int)(A.start_delay * 1000);
+    p.stall_ms = (int)A.stall_ms;
+    p.wait_client_ms = (int)(A.wait_client * 1000);
     uint8_t *data = NULL;
     size_t size = 0;
     if (cphil_file_read(replay, (size_t)1 << 30, &data, &size)) {

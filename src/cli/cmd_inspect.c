@@ -2,7 +2,7 @@
  * object per line with --json). A file that cannot be read is reported (its error, with the
  * byte offset) and the others are still read; the exit status is 1 if any file failed or was
  * truncated. Keys of --json are documented in docs/slp.md. */
-#include "cli/cli.h"
+#include "cli/opts.h"
 #include "game/ids.h"
 
 #include <string.h>
@@ -208,46 +208,53 @@ static void print_human(const char *path, const cphil_replay *r, const char *err
     } else printf("  metadata: none\n");
 }
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: cphil inspect [--json] FILE...\n\n"
-               "Summarize Slippi replays: version, stage, players, frames (with rollback copies), items,\n"
-               "followers, game end, PAL, duration, metadata. A file that cannot be read gets its error on\n"
-               "stderr (with --json also in its JSON line) and the others are still read; the exit status\n"
-               "is 1 if any failed.\n\n"
-               "  --json   one JSON object per line (keys in docs/slp.md)\n");
-}
+static bool json;
+static int nfiles;
+
+static opt_def inspect_defs[] = {
+    OPT_D("--json", OPT_FLAG, &json, NULL, 0, 0, "one JSON object per line (keys in docs/slp.md)"),
+};
+
+static opts_spec spec = {
+    .cmd = "inspect",
+    .usage = "[--json] FILE...",
+    .about = "Summarize Slippi replays: version, stage, players, frames (with rollback copies), items,\n"
+             "followers, game end, PAL, duration, metadata. A file that cannot be read gets its error on\n"
+             "stderr (with --json also in its JSON line) and the others are still read; the exit status\n"
+             "is 1 if any failed.",
+    .groups = {{NULL, inspect_defs, (int)CPHIL_ARRAY_LEN(inspect_defs)}},
+    .positional_name = "FILE (one or more .slp replays)",
+    .n_positional = &nfiles,
+    .min_positional = 1,
+};
 
 int cmd_inspect(int argc, char **argv) {
-    bool json = false;
-    int nfiles = 0, failed = 0;
-    static const char *const valid[] = {"--json", "--help", NULL};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return CLI_EXIT_OK;
-        }
-        if (!strcmp(argv[i], "--json")) json = true;
-        else if (argv[i][0] == '-' && argv[i][1]) {
-            cli_unknown_option("inspect", argv[i], valid);
-            return CLI_EXIT_USAGE;
-        } else nfiles++;
+    int failed = 0;
+    /* the files are a subset of argv: room for all of them */
+    const char **files = cphil_calloc((size_t)argc, sizeof *files);
+    if (!files) {
+        cli_error("inspect: out of memory");
+        return CLI_EXIT_FAIL;
     }
-    if (!nfiles) {
-        cli_error("inspect: missing FILE (one or more .slp replays)");
-        usage(stderr);
-        return CLI_EXIT_USAGE;
+    spec.positional = files;
+    spec.positional_cap = argc;
+    int pr = opts_parse(&spec, argc, argv);
+    if (pr) {
+        cphil_free(files);
+        return opts_exit(pr);
     }
-    for (int i = 1; i < argc; i++) {
-        if (argv[i][0] == '-' && argv[i][1]) continue;
+    for (int k = 0; k < nfiles; k++) {
+        const char *path = files[k];
         cphil_replay *r = NULL;
-        cphil_status st = cphil_slp_read_file(argv[i], &r);
+        cphil_status st = cphil_slp_read_file(path, &r);
         const char *err = st ? cphil_last_error() : NULL;
         if (st) failed++;
-        if (json) print_json(argv[i], r, err);
-        else print_human(argv[i], r, err);
+        if (json) print_json(path, r, err);
+        else print_human(path, r, err);
         if (st) cli_error("%s", err);
         fflush(stdout);
         cphil_replay_free(r);
     }
+    cphil_free(files);
     return failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

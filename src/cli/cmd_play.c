@@ -7,7 +7,7 @@
  * arrives while newer ones already wait is still fed to the agent (its memory needs every frame)
  * but its controller write is skipped and counted as missed.
  */
-#include "cli/cli.h"
+#include "cli/opts.h"
 #include "cphil_live.h"
 #include "live/live_log.h"
 
@@ -24,30 +24,49 @@ static void on_signal(int sig) {
     g_stop = 1;
 }
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: cphil play --policy P --port N [--address HOST:PORT] [--dolphin-user-dir DIR | --pipe FIFO]\n"
-            "                  [--mode window|stream] [--precision auto|f32|bf16|int8] [--temperature T | --deterministic]\n"
-            "                  [--seed S] [--games N] [--blocking] [--log FILE.jsonl] [--connect-timeout S]\n"
-            "                  [--net-timeout MS] [--spin-us N] [--json] [--quiet]\n"
-            "Plays a policy in a running Slippi Dolphin: game state from Dolphin's spectator server (ENet/UDP), the\n"
-            "controller through the pipe input device <DIR>/Pipes/slippibot<N> (cphil dolphin-setup prepares both).\n"
-            "  --port N            the controlled port, 1..4: the agent plays that player and writes slippibotN\n"
-            "  --address HOST:PORT Dolphin's spectator server (default 127.0.0.1:51441; IPv4 only)\n"
-            "  --dolphin-user-dir DIR  Dolphin's user directory (the FIFO is DIR/Pipes/slippibotN)\n"
-            "  --pipe FIFO         the controller FIFO itself (instead of --dolphin-user-dir)\n"
-            "  --blocking          Dolphin runs with BlockingPipes (lockstep): answer every bookend, re-sends included\n"
-            "  --games N           stop after N games (default: until Dolphin closes or Ctrl-C)\n"
-            "  --log FILE.jsonl    one JSON line per decision (game, frame, controller, classes, latency_us); the same\n"
-            "                      lines as `cphil play-replay --log --decide first` on the replay of the game\n"
-            "  --connect-timeout S give up when Dolphin is not reachable for S seconds (default 60; 30 after a drop)\n"
-            "  --net-timeout MS    declare the connection dead after MS ms of silence (default: ENet's 5-30 s)\n"
-            "  --spin-us N         busy-wait up to N us for the next message before sleeping (default 0): costs a\n"
-            "                      core, saves the thread wake-up between a bookend's arrival and the decision\n"
-            "Prints a live line (frames, decision latency, late and missed frames) and a summary per game.\n"
-            "Exit status: 0 when the games are played or Dolphin closes between games (or Ctrl-C), 1 on a failure\n"
-            "(Dolphin unreachable, closed mid-game, controller pipe closed), 2 usage.\n");
-}
+static struct play_cli {
+    cli_agent agent; /* shared with cphil play-replay */
+    const char *address, *user_dir, *pipe_path;
+    long long games, net_timeout, spin_us;
+    double connect_timeout;
+    bool blocking, json, quiet;
+} A;
+
+static opt_def play_defs[] = {
+    OPT_D("--address", OPT_STR, &A.address, "127.0.0.1:51441", 0, 0, "Dolphin's spectator server, HOST:PORT (IPv4 only)"),
+    {.name = "--dolphin-user-dir", .kind = OPT_STR, .target = &A.user_dir, .metavar = "DIR",
+     .help = "Dolphin's user directory (the FIFO is DIR/Pipes/slippibotN)"},
+    {.name = "--pipe", .kind = OPT_STR, .target = &A.pipe_path, .metavar = "FIFO",
+     .help = "the controller FIFO itself (instead of --dolphin-user-dir)"},
+    OPT_D("--blocking", OPT_FLAG, &A.blocking, NULL, 0, 0,
+          "Dolphin runs with BlockingPipes (lockstep): answer every bookend, re-sends included"),
+    {.name = "--games", .kind = OPT_INT, .target = &A.games, .lo = 1, .hi = 1 << 30,
+     .help = "stop after N games (default: until Dolphin closes or Ctrl-C)"},
+    OPT_D("--connect-timeout", OPT_DOUBLE, &A.connect_timeout, "60", 0.1, 86400,
+          "give up when Dolphin is not reachable for S seconds (30 after a drop)"),
+    {.name = "--net-timeout", .kind = OPT_INT, .target = &A.net_timeout, .lo = 100, .hi = 600000, .metavar = "MS",
+     .help = "declare the connection dead after MS ms of silence (default: ENet's 5-30 s)"},
+    OPT_D("--spin-us", OPT_INT, &A.spin_us, "0", 0, 100000,
+          "busy-wait up to N us for the next message before sleeping: costs a core, saves the thread wake-up "
+          "between a bookend's arrival and the decision"),
+    OPT_D("--json", OPT_FLAG, &A.json, NULL, 0, 0, "print the summary as JSON"),
+    OPT_D("--quiet", OPT_FLAG, &A.quiet, NULL, 0, 0, "no live line"),
+};
+static opt_def agent_defs[CLI_AGENT_N];
+
+static opts_spec spec = {
+    .cmd = "play",
+    .usage = "--policy P --port N [--address HOST:PORT] [--dolphin-user-dir DIR | --pipe FIFO]\n"
+             "                  [--mode window|stream] [--precision auto|f32|bf16|int8] [--temperature T | --deterministic]\n"
+             "                  [--seed S] [--games N] [--blocking] [--log FILE.jsonl] [--connect-timeout S]\n"
+             "                  [--net-timeout MS] [--spin-us N] [--json] [--quiet]",
+    .about = "Plays a policy in a running Slippi Dolphin: game state from Dolphin's spectator server (ENet/UDP), the\n"
+             "controller through the pipe input device <DIR>/Pipes/slippibot<N> (cphil dolphin-setup prepares both).",
+    .notes = "Prints a live line (frames, decision latency, late and missed frames) and a summary per game.\n"
+             "Exit status: 0 when the games are played or Dolphin closes between games (or Ctrl-C), 1 on a failure\n"
+             "(Dolphin unreachable, closed mid-game, controller pipe closed), 2 usage.",
+    .groups = {{"agent (shared with cphil play-replay)", agent_defs, CLI_AGENT_N}, {NULL, play_defs, (int)CPHIL_ARRAY_LEN(play_defs)}},
+};
 
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -69,86 +88,15 @@ static void pct(uint64_t *v, size_t n, double *p50, double *p99, double *mx) {
 }
 
 int cmd_play(int argc, char **argv) {
-    const char *policy = NULL, *address = "127.0.0.1:51441", *user_dir = NULL, *pipe_path = NULL, *log_path = NULL;
-    long long port = 0, seed = 0, games = 0, net_timeout = 0, spin_us = 0;
-    double temp = 1.0, connect_timeout = 60;
-    bool det = false, blocking = false, json = false, quiet = false;
-    cphil_agent_params ap = cphil_agent_default_params();
-    static const char *const valid[] = {"--policy", "--port", "--address", "--dolphin-user-dir", "--pipe", "--mode",
-                                        "--precision", "--temperature", "--deterministic", "--seed", "--games",
-                                        "--blocking", "--log", "--connect-timeout", "--net-timeout", "--spin-us", "--json", "--quiet",
-                                        "--help", NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return CLI_EXIT_OK;
-        } else if (!strcmp(a, "--deterministic")) det = true;
-        else if (!strcmp(a, "--blocking")) blocking = true;
-        else if (!strcmp(a, "--json")) json = true;
-        else if (!strcmp(a, "--quiet")) quiet = true;
-        else if (!strcmp(a, "--policy") || !strcmp(a, "--address") || !strcmp(a, "--dolphin-user-dir") ||
-                 !strcmp(a, "--pipe") || !strcmp(a, "--log")) {
-            if (!v) {
-                cli_error("%s needs a value", a);
-                return CLI_EXIT_USAGE;
-            }
-            if (!strcmp(a, "--policy")) policy = v;
-            else if (!strcmp(a, "--address")) address = v;
-            else if (!strcmp(a, "--dolphin-user-dir")) user_dir = v;
-            else if (!strcmp(a, "--pipe")) pipe_path = v;
-            else log_path = v;
-            i++;
-        } else if (!strcmp(a, "--port")) {
-            if (!cli_parse_int(a, v, 1, 4, &port)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--seed")) {
-            if (!cli_parse_int(a, v, 0, (long long)1 << 62, &seed)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--games")) {
-            if (!cli_parse_int(a, v, 1, 1 << 30, &games)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--net-timeout")) {
-            if (!cli_parse_int(a, v, 100, 600000, &net_timeout)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--spin-us")) {
-            if (!cli_parse_int(a, v, 0, 100000, &spin_us)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--connect-timeout")) {
-            if (!cli_parse_double(a, v, 0.1, 86400, &connect_timeout)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--temperature")) {
-            if (!cli_parse_double(a, v, 1e-6, 1e6, &temp)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--mode")) {
-            if (v && !strcmp(v, "window")) ap.mode = CPHIL_AGENT_WINDOW;
-            else if (v && !strcmp(v, "stream")) ap.mode = CPHIL_AGENT_STREAM;
-            else {
-                cli_error("--mode: '%s' is not window or stream", v ? v : "");
-                return CLI_EXIT_USAGE;
-            }
-            i++;
-        } else if (!strcmp(a, "--precision")) {
-            static const char *const pn[] = {"auto", "f32", "bf16", "int8"};
-            int k = -1;
-            for (int j = 0; j < 4 && v; j++)
-                if (!strcmp(v, pn[j])) k = j;
-            if (k < 0) {
-                cli_error("--precision: '%s' is not auto, f32, bf16 or int8", v ? v : "");
-                return CLI_EXIT_USAGE;
-            }
-            ap.precision = (cphil_agent_precision)k;
-            i++;
-        } else {
-            if (a[0] == '-') cli_unknown_option("play", a, valid);
-            else cli_error("play: unexpected argument '%s' (cphil play --help)", a);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (!policy || !port) {
-        cli_error("play needs --policy and --port (cphil play --help)");
-        return CLI_EXIT_USAGE;
-    }
+    cli_agent_defs(&A.agent, agent_defs);
+    int pr = opts_parse(&spec, argc, argv);
+    if (pr) return opts_exit(pr);
+    const char *policy = A.agent.policy, *address = A.address, *user_dir = A.user_dir, *pipe_path = A.pipe_path,
+               *log_path = A.agent.log;
+    long long port = A.agent.port, games = A.games, net_timeout = A.net_timeout, spin_us = A.spin_us;
+    double connect_timeout = A.connect_timeout;
+    bool blocking = A.blocking, json = A.json, quiet = A.quiet;
+    cphil_agent_params ap = cli_agent_params(&A.agent);
     if (!user_dir == !pipe_path) {
         cli_error("play needs exactly one of --dolphin-user-dir DIR or --pipe FIFO (where the controller goes)");
         return CLI_EXIT_USAGE;
@@ -170,10 +118,6 @@ int cmd_play(int argc, char **argv) {
     if (pipe_path) snprintf(fifo, sizeof fifo, "%s", pipe_path);
     else snprintf(fifo, sizeof fifo, "%s/Pipes/slippibot%lld", user_dir, port);
 
-    ap.port = (int)port - 1;
-    ap.seed = (uint64_t)seed;
-    ap.temperature = (float)temp;
-    ap.deterministic = det;
     signal(SIGPIPE, SIG_IGN); /* a closed Dolphin gives EPIPE on write, reported by cphil_pad */
 
     cphil_agent *agent = NULL;

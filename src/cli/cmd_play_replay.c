@@ -5,7 +5,7 @@
  * agent's deterministic choice after frame t equals the human's input on frame t+1 (the pairing
  * the dataset trains on), per head.
  */
-#include "cli/cli.h"
+#include "cli/opts.h"
 #include "game/controller.h"
 #include "live/live_log.h"
 
@@ -14,23 +14,44 @@
 #include <string.h>
 #include <time.h>
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: cphil play-replay --policy P --port N REPLAY... [--mode window|stream]\n"
-            "                         [--precision auto|f32|bf16|int8] [--temperature T] [--seed S]\n"
-            "                         [--deterministic] [--chunk BYTES] [--json] [--log FILE.jsonl]\n"
-            "                         [--decide final|first]\n"
-            "Feeds each replay (a .slp file, or a folder: its .slp files, not recursive) through the\n"
-            "incremental parser and an agent frame by frame, as if live.\n"
-            "Prints decision latency (p50, p99, max microseconds, the whole step), decisions that missed\n"
-            "16.67 ms, and per head how often the agent's deterministic choice equals the human's next input.\n"
-            "  --port N        the controlled port, 1..4 (the agent plays that player's seat)\n"
-            "  --chunk BYTES   bytes fed to the parser at a time (default 512)\n"
-            "  --log FILE      one JSON line per decision (game = replay number, frame, controller, classes, latency_us),\n"
-            "                  the lines `cphil play --log` writes live\n"
-            "  --decide final|first  decide on each frame's final copy (default) or, as `cphil play` does live, on its\n"
-            "                  first simulation (differs only in online games with rollback)\n");
-}
+static const char *const decide_names[] = {"final", "first", NULL};
+
+static struct play_replay_cli {
+    cli_agent agent; /* shared with cphil play */
+    long long chunk;
+    int decide; /* 0 final, 1 first */
+    bool json;
+} A;
+
+static opt_def pr_defs[] = {
+    OPT_D("--chunk", OPT_INT, &A.chunk, "512", 1, 1 << 30, "bytes fed to the parser at a time"),
+    {.name = "--decide", .kind = OPT_ENUM, .target = &A.decide, .def = "final", .choices = decide_names,
+     .help = "decide on each frame's final copy or, as cphil play does live, on its first simulation (they "
+             "differ only in online games with rollback)"},
+    OPT_D("--json", OPT_FLAG, &A.json, NULL, 0, 0, "print the report as one JSON object"),
+};
+static opt_def agent_defs[CLI_AGENT_N];
+
+#define MAX_REPLAYS 4096
+static const char *args[MAX_REPLAYS];
+static int n_args;
+
+static opts_spec spec = {
+    .cmd = "play-replay",
+    .usage = "--policy P --port N REPLAY... [--mode window|stream] [--precision auto|f32|bf16|int8]\n"
+             "                         [--temperature T] [--seed S] [--deterministic] [--chunk BYTES] [--json]\n"
+             "                         [--log FILE.jsonl] [--decide final|first]",
+    .about = "Feeds each replay (a .slp file, or a folder: its .slp files, not recursive) through the\n"
+             "incremental parser and an agent frame by frame, as if live.\n"
+             "Prints decision latency (p50, p99, max microseconds, the whole step), decisions that missed\n"
+             "16.67 ms, and per head how often the agent's deterministic choice equals the human's next input.",
+    .groups = {{"agent (shared with cphil play)", agent_defs, CLI_AGENT_N}, {NULL, pr_defs, (int)CPHIL_ARRAY_LEN(pr_defs)}},
+    .positional_name = "REPLAY",
+    .positional = args,
+    .positional_cap = MAX_REPLAYS,
+    .n_positional = &n_args,
+    .min_positional = 1,
+};
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -119,8 +140,6 @@ static void decide(run *u, const cphil_frame *f) {
     u->lat[u->n_lat++] = d;
 }
 
-#define MAX_REPLAYS 4096
-
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* A folder argument stands for its .slp files (sorted, one level); an empty one is an error. The
@@ -185,71 +204,13 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 int cmd_play_replay(int argc, char **argv) {
-    const char *policy = NULL, *args[MAX_REPLAYS], *log_path = NULL;
-    bool first = false;
-    int n_args = 0;
-    long long port = 0, seed = 0, chunk = 512;
-    double temp = 1.0;
-    bool json = false, det = false;
-    cphil_agent_params p = cphil_agent_default_params();
-    static const char *const valid[] = {"--policy", "--port", "--mode", "--precision", "--temperature", "--seed",
-                                        "--deterministic", "--chunk", "--json", "--log", "--decide", "--help", NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return CLI_EXIT_OK;
-        } else if (!strcmp(a, "--json")) json = true;
-        else if (!strcmp(a, "--deterministic")) det = true;
-        else if (!strcmp(a, "--policy")) {
-            if (!v) { cli_error("--policy needs a value"); return CLI_EXIT_USAGE; }
-            policy = v;
-            i++;
-        } else if (!strcmp(a, "--log")) {
-            if (!v) { cli_error("--log needs a value"); return CLI_EXIT_USAGE; }
-            log_path = v;
-            i++;
-        } else if (!strcmp(a, "--decide")) {
-            if (v && !strcmp(v, "first")) first = true;
-            else if (v && !strcmp(v, "final")) first = false;
-            else { cli_error("--decide: '%s' is not final or first", v ? v : ""); return CLI_EXIT_USAGE; }
-            i++;
-        } else if (!strcmp(a, "--port")) {
-            if (!cli_parse_int(a, v, 1, 4, &port)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--seed")) {
-            if (!cli_parse_int(a, v, 0, (long long)1 << 62, &seed)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--chunk")) {
-            if (!cli_parse_int(a, v, 1, 1 << 30, &chunk)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--temperature")) {
-            if (!cli_parse_double(a, v, 1e-6, 1e6, &temp)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--mode")) {
-            if (v && !strcmp(v, "window")) p.mode = CPHIL_AGENT_WINDOW;
-            else if (v && !strcmp(v, "stream")) p.mode = CPHIL_AGENT_STREAM;
-            else { cli_error("--mode: '%s' is not window or stream", v ? v : ""); return CLI_EXIT_USAGE; }
-            i++;
-        } else if (!strcmp(a, "--precision")) {
-            static const char *const pn[] = {"auto", "f32", "bf16", "int8"};
-            int k = -1;
-            for (int j = 0; j < 4 && v; j++)
-                if (!strcmp(v, pn[j])) k = j;
-            if (k < 0) { cli_error("--precision: '%s' is not auto, f32, bf16 or int8", v ? v : ""); return CLI_EXIT_USAGE; }
-            p.precision = (cphil_agent_precision)k;
-            i++;
-        } else if (a[0] == '-' && a[1] == '-') {
-            cli_unknown_option("play-replay", a, valid);
-            return CLI_EXIT_USAGE;
-        } else if (n_args < MAX_REPLAYS) args[n_args++] = a;
-        else {
-            cli_error("play-replay: more than %d replays", MAX_REPLAYS);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (!cli_require("play-replay", "--policy", policy != NULL, "--port", port != 0, "REPLAY", n_args != 0, (char *)NULL))
-        return CLI_EXIT_USAGE;
+    cli_agent_defs(&A.agent, agent_defs);
+    int pr = opts_parse(&spec, argc, argv);
+    if (pr) return opts_exit(pr);
+    const char *policy = A.agent.policy, *log_path = A.agent.log;
+    bool first = A.decide == 1, json = A.json;
+    long long chunk = A.chunk;
+    cphil_agent_params p = cli_agent_params(&A.agent);
     static const char *replays[MAX_REPLAYS];
     static char *owned[MAX_REPLAYS];
     int n_rep = 0, n_owned = 0;
@@ -265,10 +226,6 @@ int cmd_play_replay(int argc, char **argv) {
         for (int i = 0; i < n_owned; i++) cphil_free(owned[i]);
         return CLI_EXIT_FAIL;
     }
-    p.port = (int)port - 1;
-    p.seed = (uint64_t)seed;
-    p.temperature = (float)temp;
-    p.deterministic = det;
     run u;
     memset(&u, 0, sizeof u);
     u.port = p.port;

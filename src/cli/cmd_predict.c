@@ -1,6 +1,6 @@
 /* cmd_predict.c — `cphil predict`: a policy's window-mode logits on given dense inputs, written
  * as .npz under the ONNX output names, so any runtime can be checked against cphil. */
-#include "cli/cli.h"
+#include "cli/opts.h"
 #include "export/export_calib.h"
 #include "export/npy.h"
 #include "export/policy_io.h"
@@ -10,33 +10,55 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void predict_usage(FILE *f) {
-    fprintf(f,
-            "usage: cphil predict --policy P (--input X.npy | --replay R --port N --frames A:B)\n"
-            "                     --output out.npz [--int8 dynamic|static [--calibration DATA]] [--engine]\n"
-            "                     [--quiet]\n"
-            "Runs policy P (a .safetensors policy file or random:BACKBONE[:key=value,...]) in window\n"
-            "mode, f32, on the dense inputs X [N, W, E] (any floats: the input layer does the dense\n"
-            "product), and writes out.npz with state_sequence [N, W, E] (the inputs used) and the\n"
-            "last frame's logits buttons [N, 8], main_x main_y c_x c_y [N, 17], shoulder [N, 5]:\n"
-            "the names and shapes of the ONNX export's outputs (cphil export --format onnx).\n"
-            "X may be float32, float64 or float16; W must be the policy's window (any W for mlp).\n"
-            "--replay R --port N --frames A:B: instead, the windows of replay R (.slp) for port N\n"
-            "(1-4) that end at frame numbers A to B (the replay's numbering, -123 first), embedded\n"
-            "as the agent does and left-padded with the first frame (window mode).\n"
-            "--int8 dynamic: run cphil's int8 engine instead (int8 weights per output channel,\n"
-            "activations quantized per call); --int8 static --calibration DATA: with activation\n"
-            "scales calibrated on DATA (a .npy [N, W, E], a .slp or a folder of them), the same\n"
-            "calibration `cphil export --int8 static` uses.\n"
-            "P may be a file `cphil quantize` wrote: bf16 weights run as their f32 values; an int8 file\n"
-            "runs on cphil's int8 engine with its own weights and activation mode (dynamic, or static\n"
-            "with its stored scales), so --int8 and --calibration are not needed. That int8 run is a\n"
-            "dense twin of the engine (the input layer a dense product, all windows in one pass).\n"
-            "--engine (with --replay R --port N --frames A:B, A >= -39): run the engine the agent runs\n"
-            "instead: P goes through cphil_agent_step frame by frame (window mode, the file's precision:\n"
-            "int8 files with their id gather table and activation scales); state_sequence holds the\n"
-            "windows the agent decided on, densified (left-padded with frame -39, where it starts).\n");
-}
+static const char *const int8_modes[] = {"dynamic", "static", NULL};
+
+static struct predict_cli {
+    const char *policy, *input, *output, *replay, *frames, *calib;
+    long long port;
+    int int8; /* -1 none, 0 dynamic, 1 static */
+    bool quiet, engine;
+} args;
+
+static opt_def predict_defs[] = {
+    {.name = "--policy", .kind = OPT_STR, .target = &args.policy, .required = true, .metavar = "P",
+     .help = "a .safetensors policy file, or random:BACKBONE[:key=value,...]"},
+    {.name = "--input", .kind = OPT_STR, .target = &args.input, .metavar = "X.npy",
+     .help = "dense inputs [N, W, E] (float32, float64 or float16; W the policy's window, any W for mlp)"},
+    {.name = "--replay", .kind = OPT_STR, .target = &args.replay, .metavar = "R",
+     .help = "instead of --input: the windows of replay R (.slp) for --port that end at --frames"},
+    OPT_D("--port", OPT_INT, &args.port, NULL, 1, 4, "(--replay) the player, 1-4"),
+    {.name = "--frames", .kind = OPT_STR, .target = &args.frames, .metavar = "A:B",
+     .help = "(--replay) the windows ending at frame numbers A to B (the replay's numbering, -123 first)"},
+    {.name = "--output", .alias = "-o", .kind = OPT_STR, .target = &args.output, .required = true, .metavar = "out.npz",
+     .help = "the .npz to write"},
+    {.name = "--int8", .kind = OPT_ENUM, .target = &args.int8, .choices = int8_modes,
+     .help = "run cphil's int8 engine (int8 weights per output channel); dynamic: activations quantized per "
+             "call; static: scales calibrated on --calibration"},
+    {.name = "--calibration", .kind = OPT_STR, .target = &args.calib, .metavar = "DATA",
+     .help = "(--int8 static) a .npy [N, W, E], a .slp or a folder of them (as cphil export --int8 static)"},
+    OPT_D("--engine", OPT_FLAG, &args.engine, NULL, 0, 0,
+          "(--replay, A >= -39) run the agent's engine: cphil_agent_step frame by frame (below)"),
+    OPT_D("--quiet", OPT_FLAG, &args.quiet, NULL, 0, 0, "print nothing on success"),
+};
+
+static opts_spec spec = {
+    .cmd = "predict",
+    .usage = "--policy P (--input X.npy | --replay R --port N --frames A:B) --output out.npz\n"
+             "                     [--int8 dynamic|static [--calibration DATA]] [--engine] [--quiet]",
+    .about = "Runs policy P in window mode, f32, on the dense inputs X [N, W, E] (any floats: the input layer\n"
+             "does the dense product), and writes out.npz with state_sequence [N, W, E] (the inputs used) and the\n"
+             "last frame's logits buttons [N, 8], main_x main_y c_x c_y [N, 17], shoulder [N, 5]: the names and\n"
+             "shapes of the ONNX export's outputs (cphil export --format onnx). With --replay, the windows are\n"
+             "embedded as the agent does and left-padded with the first frame (window mode).",
+    .notes = "P may be a file `cphil quantize` wrote: bf16 weights run as their f32 values; an int8 file\n"
+             "runs on cphil's int8 engine with its own weights and activation mode (dynamic, or static\n"
+             "with its stored scales), so --int8 and --calibration are not needed. That int8 run is a\n"
+             "dense twin of the engine (the input layer a dense product, all windows in one pass).\n"
+             "--engine: P goes through cphil_agent_step frame by frame (window mode, the file's precision:\n"
+             "int8 files with their id gather table and activation scales); state_sequence holds the\n"
+             "windows the agent decided on, densified (left-padded with frame -39, where it starts).",
+    .groups = {{NULL, predict_defs, (int)CPHIL_ARRAY_LEN(predict_defs)}},
+};
 
 /* Write the inputs and the logits under the ONNX names. */
 static cphil_status write_npz(const char *output, const float *X, int N, int W, int E, const float *logits) {
@@ -77,57 +99,18 @@ static int predict_engine(const char *policy, const char *replay, int port, int3
 }
 
 int cmd_predict(int argc, char **argv) {
-    const char *policy = NULL, *input = NULL, *output = NULL, *replay = NULL, *frames = NULL, *int8 = NULL, *calib = NULL;
-    long long port = 0;
-    bool quiet = false, engine = false;
-    static const char *const valid[] = {"--policy", "--input", "--output", "--replay", "--port", "--frames", "--int8", "--calibration",
-                                        "--engine", "--quiet", "--help", NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const char **dst = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            predict_usage(stdout);
-            return CLI_EXIT_OK;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = true;
-            continue;
-        } else if (!strcmp(a, "--engine")) {
-            engine = true;
-            continue;
-        } else if (!strcmp(a, "--policy")) dst = &policy;
-        else if (!strcmp(a, "--input")) dst = &input;
-        else if (!strcmp(a, "--output") || !strcmp(a, "-o")) dst = &output;
-        else if (!strcmp(a, "--replay")) dst = &replay;
-        else if (!strcmp(a, "--frames")) dst = &frames;
-        else if (!strcmp(a, "--int8")) dst = &int8;
-        else if (!strcmp(a, "--calibration")) dst = &calib;
-        else if (!strcmp(a, "--port")) {
-            if (!cli_parse_int(a, v, 1, 4, &port)) return CLI_EXIT_USAGE;
-            i++;
-            continue;
-        } else {
-            cli_unknown_option("predict", a, valid);
-            return CLI_EXIT_USAGE;
-        }
-        if (!v) {
-            cli_error("predict: %s needs a value", a);
-            return CLI_EXIT_USAGE;
-        }
-        *dst = v;
-        i++;
-    }
-    if (!cli_require("predict", "--policy", policy != NULL, "--output", output != NULL, "--input X.npy or --replay R",
-                     input || replay, (char *)NULL))
-        return CLI_EXIT_USAGE;
+    int r = opts_parse(&spec, argc, argv);
+    if (r) return opts_exit(r);
+    const char *policy = args.policy, *input = args.input, *output = args.output, *replay = args.replay, *frames = args.frames,
+               *calib = args.calib, *int8 = args.int8 >= 0 ? int8_modes[args.int8] : NULL;
+    long long port = args.port;
+    bool quiet = args.quiet, engine = args.engine;
+    if (!cli_require("predict", "--input X.npy or --replay R", input || replay, (char *)NULL)) return CLI_EXIT_USAGE;
     if (input && replay) {
         cli_error("predict: give one of --input and --replay, not both");
         return CLI_EXIT_USAGE;
     }
     if (!cli_check_output("predict", "--output", output, false)) return CLI_EXIT_USAGE;
-    if (int8 && strcmp(int8, "dynamic") && strcmp(int8, "static")) {
-        cli_error("predict: --int8 '%s': use dynamic or static", int8);
-        return CLI_EXIT_USAGE;
-    }
     if ((int8 && !strcmp(int8, "static")) != (calib != NULL)) {
         cli_error("predict: --int8 static needs --calibration DATA (and --calibration goes with --int8 static)");
         return CLI_EXIT_USAGE;
@@ -196,11 +179,14 @@ int cmd_predict(int argc, char **argv) {
     bool file_static = pq.weights == CPHIL_POLICY_W_INT8_STATIC;
     if (!s && (file_static || pq.weights == CPHIL_POLICY_W_INT8_DYNAMIC)) {
         /* an int8 file runs as it is: its weights, its activation mode and scales */
-        const char *mode = file_static ? "static" : "dynamic";
-        if (calib || (int8 && strcmp(int8, mode)))
-            s = cphil_err(CPHIL_E_ARG, "predict: %s holds int8 %s weights (written by cphil quantize) and runs as they are: "
-                          "drop %s", policy, mode, calib ? "--calibration" : "--int8");
-        int8 = mode;
+        if (!cli_int8_file_ok("predict", policy, file_static, int8, calib != NULL, false)) {
+            if (X != (float *)x.data) cphil_free(X);
+            cphil_npy_array_free(&x);
+            cphil_model_free(&m);
+            cphil_policy_quant_free(&pq);
+            return CLI_EXIT_USAGE;
+        }
+        int8 = file_static ? "static" : "dynamic";
     }
     if (!s) {
         logits = cphil_alloc((size_t)N * CPHIL_N_LOGITS * sizeof(float));

@@ -7,7 +7,7 @@
  * two halves of a single game).
  * Does not: ONNX files (cphil export --format onnx --int8 does those), dataset caches.
  */
-#include "cli/cli.h"
+#include "cli/opts.h"
 #include "game/embed.h"
 #include "game/synth.h"
 #include "infer/infer_policy.h"
@@ -16,20 +16,44 @@
 #include <math.h>
 #include <string.h>
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: cphil quantize --policy P --output Q [--mode dynamic|static] [--precision int8|bf16]\n"
-            "                      [--calibration REPLAYS] [--port N] [--frames N] [--json]\n"
-            "Writes Q: int8 weights with per-output-channel scales (dynamic: activation scales per call;\n"
-            "static: activation scales calibrated on replays) or bf16 weights, as a policy file the agent,\n"
-            "bench and play-replay run. Prints the agreement of the chosen actions with the f32 policy on\n"
-            "held-out frames and the largest logit error (window mode: each decision sees the last W frames).\n"
-            "  --calibration R  a folder of .slp replays or one .slp file: calibration (static) and held-out\n"
-            "                   frames (default: 4 built-in synthetic games, held-out frames only;\n"
-            "                   --mode static requires R)\n"
-            "  --port N         the player to embed, 1..4 (default: the lowest port of each game)\n"
-            "  --frames N       held-out frames to compare (default 4000)\n");
-}
+static const char *const mode_names[] = {"dynamic", "static", NULL};
+static const char *const precision_names[] = {"int8", "bf16", NULL};
+
+static struct quantize_cli {
+    const char *policy, *output, *calib;
+    int mode, precision; /* mode 0 dynamic, 1 static; precision 0 int8, 1 bf16 */
+    long long port, frames;
+    bool json;
+} A;
+
+static opt_def quantize_defs[] = {
+    {.name = "--policy", .kind = OPT_STR, .target = &A.policy, .required = true, .metavar = "P",
+     .help = "the f32 policy file"},
+    {.name = "--output", .kind = OPT_STR, .target = &A.output, .required = true, .metavar = "Q",
+     .help = "the policy file to write"},
+    {.name = "--mode", .kind = OPT_ENUM, .target = &A.mode, .def = "dynamic", .choices = mode_names,
+     .help = "int8 activation scales: per call (dynamic) or calibrated on --calibration (static)"},
+    {.name = "--precision", .kind = OPT_ENUM, .target = &A.precision, .def = "int8", .choices = precision_names,
+     .help = "the weights of Q"},
+    {.name = "--calibration", .kind = OPT_STR, .target = &A.calib, .metavar = "R",
+     .help = "a folder of .slp replays or one .slp file: calibration (static) and held-out frames (default: 4 "
+             "built-in synthetic games, held-out frames only; --mode static requires R)"},
+    {.name = "--port", .kind = OPT_INT, .target = &A.port, .lo = 1, .hi = 4,
+     .help = "the player to embed, 1..4 (default: the lowest port of each game)"},
+    OPT_D("--frames", OPT_INT, &A.frames, "4000", 10, 100000000, "held-out frames to compare"),
+    OPT_D("--json", OPT_FLAG, &A.json, NULL, 0, 0, "print the report as one JSON object"),
+};
+
+static opts_spec spec = {
+    .cmd = "quantize",
+    .usage = "--policy P --output Q [--mode dynamic|static] [--precision int8|bf16]\n"
+             "                      [--calibration REPLAYS] [--port N] [--frames N] [--json]",
+    .about = "Writes Q: int8 weights with per-output-channel scales (dynamic: activation scales per call;\n"
+             "static: activation scales calibrated on replays) or bf16 weights, as a policy file the agent,\n"
+             "bench and play-replay run. Prints the agreement of the chosen actions with the f32 policy on\n"
+             "held-out frames and the largest logit error (window mode: each decision sees the last W frames).",
+    .groups = {{NULL, quantize_defs, (int)CPHIL_ARRAY_LEN(quantize_defs)}},
+};
 
 typedef struct seqs {
     int n_cont, n_ids;
@@ -169,50 +193,15 @@ static int argmax(const float *x, int n) {
 }
 
 int cmd_quantize(int argc, char **argv) {
-    const char *policy = NULL, *output = NULL, *calib = NULL;
-    bool json = false, is_static = false;
-    infer_dtype dt = INFER_I8;
-    long long port = 0, max_frames = 4000;
-    static const char *const valid[] = {"--policy", "--output", "--mode", "--precision", "--calibration", "--port",
-                                        "--frames", "--json", "--help", NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return CLI_EXIT_OK;
-        } else if (!strcmp(a, "--json")) json = true;
-        else if (!strcmp(a, "--policy") || !strcmp(a, "--output") || !strcmp(a, "--calibration")) {
-            if (!v) { cli_error("%s needs a value", a); return CLI_EXIT_USAGE; }
-            if (!strcmp(a, "--policy")) policy = v;
-            else if (!strcmp(a, "--output")) output = v;
-            else calib = v;
-            i++;
-        } else if (!strcmp(a, "--mode")) {
-            if (v && !strcmp(v, "static")) is_static = true;
-            else if (v && !strcmp(v, "dynamic")) is_static = false;
-            else { cli_error("--mode: '%s' is not dynamic or static", v ? v : ""); return CLI_EXIT_USAGE; }
-            i++;
-        } else if (!strcmp(a, "--precision")) {
-            if (v && !strcmp(v, "int8")) dt = INFER_I8;
-            else if (v && !strcmp(v, "bf16")) dt = INFER_BF16;
-            else { cli_error("--precision: '%s' is not int8 or bf16", v ? v : ""); return CLI_EXIT_USAGE; }
-            i++;
-        } else if (!strcmp(a, "--port")) {
-            if (!cli_parse_int(a, v, 1, 4, &port)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--frames")) {
-            if (!cli_parse_int(a, v, 10, 100000000, &max_frames)) return CLI_EXIT_USAGE;
-            i++;
-        } else {
-            cli_unknown_option("quantize", a, valid);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (!cli_require("quantize", "--policy", policy != NULL, "--output", output != NULL, (char *)NULL) ||
-        !cli_check_output("quantize", "--output", output, false))
-        return CLI_EXIT_USAGE;
+    int r = opts_parse(&spec, argc, argv);
+    if (r) return opts_exit(r);
+    const char *policy = A.policy, *output = A.output, *calib = A.calib;
+    bool json = A.json, is_static = A.mode == 1;
+    infer_dtype dt = A.precision == 1 ? INFER_BF16 : INFER_I8;
+    long long port = A.port, max_frames = A.frames;
+    if (!cli_check_output("quantize", "--output", output, false)) return CLI_EXIT_USAGE;
     if (is_static && dt != INFER_I8) {
-        cli_error("--mode static applies to int8 only");
+        cli_error("quantize: --mode static applies to --precision int8 only");
         return CLI_EXIT_USAGE;
     }
     /* static scales are fixed by the calibration frames: the built-in scripted games cover a narrow

@@ -25,18 +25,18 @@ typedef struct sl_cli {
 } sl_cli;
 static sl_cli S;
 
-#define D(name, kind, target, def, lo, hi, help) {name, kind, target, def, lo, hi, NULL, NULL, help, NULL, false}
+#define D OPT_D
 static opt_def sl_defs[] = {
-    {"--teacher", OPT_STR, &S.teacher, NULL, 0, 0, NULL, NULL, "teacher policy (any backbone)", "P", false},
-    {"--replays", OPT_STR, &S.replays, NULL, 0, 0, NULL, NULL, "folder of .slp replays (the cache goes to OUTPUT.ds)", "DIR", false},
-    {"--data", OPT_STR, &S.data, NULL, 0, 0, NULL, NULL, "or a dataset cache (cphil dataset)", "PATH", false},
-    {"--output", OPT_STR, &S.output, NULL, 0, 0, NULL, NULL, "soft-label file to write", "soft.bin", false},
+    {.name = "--teacher", .kind = OPT_STR, .target = &S.teacher, .required = true, .help = "teacher policy (any backbone)", .metavar = "P"},
+    {.name = "--replays", .kind = OPT_STR, .target = &S.replays, .help = "folder of .slp replays (the cache goes to OUTPUT.ds)", .metavar = "DIR"},
+    {.name = "--data", .kind = OPT_STR, .target = &S.data, .help = "or a dataset cache (cphil dataset)", .metavar = "PATH"},
+    {.name = "--output", .kind = OPT_STR, .target = &S.output, .required = true, .help = "soft-label file to write", .metavar = "soft.bin"},
     D("--temperature", OPT_DOUBLE, &S.temperature, "2", 0.05, 100, "softening temperature T"),
     D("--max-files", OPT_INT, &S.max_files, "0", 0, 1e9, "use at most N replays (0 = all)"),
-    {"--character", OPT_LIST, S.characters, NULL, 0, 0, NULL, &S.n_characters, "keep games with these characters", "NAME...", false},
-    {"--stage", OPT_LIST, S.stages, NULL, 0, 0, NULL, &S.n_stages, "keep games on these stages", "NAME...", false},
+    {.name = "--character", .kind = OPT_LIST, .target = S.characters, .list_n = &S.n_characters, .help = "keep games with these characters", .metavar = "NAME..."},
+    {.name = "--stage", .kind = OPT_LIST, .target = S.stages, .list_n = &S.n_stages, .help = "keep games on these stages", .metavar = "NAME..."},
     D("--player", OPT_INT, &S.player, "0", 0, 4, "the player's port (1-4, as Slippi numbers them; 0 = the dataset's default)"),
-    {"--train-character", OPT_STR, &S.train_character, NULL, 0, 0, NULL, NULL, "every port playing this character", "NAME", false},
+    {.name = "--train-character", .kind = OPT_STR, .target = &S.train_character, .help = "every port playing this character", .metavar = "NAME"},
     D("--dual-port", OPT_FLAG, &S.dual_port, "off", 0, 0, "both players of each game"),
     D("--frame-delay", OPT_INT, &S.frame_delay, "0", 0, 60, "controller delay D"),
     D("--val-split", OPT_DOUBLE, &S.val_split, "0.1", 0, 0.9, "held-out fraction of files (with --replays)"),
@@ -47,7 +47,13 @@ static opt_def sl_defs[] = {
     D("--quiet", OPT_FLAG, &S.quiet, "off", 0, 0, "no progress bar and no summary"),
 };
 #undef D
-#define N_DEFS ((int)CPHIL_ARRAY_LEN(sl_defs))
+static opts_spec spec = {
+    .cmd = "soft-labels",
+    .usage = "--teacher P (--replays DIR | --data PATH) --output soft.bin [--temperature 2.0]",
+    .about = "Runs a teacher policy over every frame of a dataset and stores its probabilities at temperature T\n"
+             "(for cphil distill). With --replays the dataset cache is written beside the output as OUTPUT.ds.",
+    .groups = {{NULL, sl_defs, (int)CPHIL_ARRAY_LEN(sl_defs)}},
+};
 
 typedef struct sl_ctx {
     cphil_tr_data *d;
@@ -66,13 +72,11 @@ static cphil_status on_frame(void *user, int replay, size_t f, const float *logi
 }
 
 int cmd_soft_labels(int argc, char **argv) {
-    int r = opts_parse("soft-labels", sl_defs, N_DEFS, argc, argv, NULL, NULL,
-                       "--teacher P (--replays DIR | --data PATH) --output soft.bin [--temperature 2.0]");
-    if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    int r = opts_parse(&spec, argc, argv);
+    if (r) return opts_exit(r);
     cli_set_threads(S.threads);
     if ((r = cli_use_device_for_eval(S.device)) != CLI_EXIT_OK) return r;
-    if (!cli_require("soft-labels", "--teacher", S.teacher != NULL, "--output", S.output != NULL,
-                     "--replays DIR or --data PATH", S.replays || S.data, (char *)NULL))
+    if (!cli_require("soft-labels", "--replays DIR or --data PATH", S.replays || S.data, (char *)NULL))
         return CLI_EXIT_USAGE;
     if (S.replays && S.data) {
         cli_error("soft-labels: give one of --replays and --data, not both");

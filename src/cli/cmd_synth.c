@@ -1,66 +1,46 @@
 /* cmd_synth.c — `cphil synth`: write synthetic replays of the scripted two-player game
  * (src/game/synth.c; the rule is documented in docs/data.md). */
-#include "cli/cli.h"
+#include "cli/opts.h"
 #include "game/synth.h"
 
 #include <string.h>
 
-static void synth_usage(FILE *f) {
-    fprintf(f,
-            "usage: cphil synth --games N --out DIR [--seed S] [--stocks K] [--max-seconds T] [--quiet]\n"
-            "Writes N synthetic .slp replays (DIR/synth_0000.slp, ...) of a simple two-player game\n"
-            "whose scripted players follow a fixed rule of the game state (docs/data.md).\n"
-            "  --games N        number of games (1..100000)\n"
-            "  --out DIR        output folder (created)\n"
-            "  --seed S         series seed (default 1); the same seed gives the same files\n"
-            "  --stocks K       starting stocks (default 4)\n"
-            "  --max-seconds T  time limit per game (default 180)\n"
-            "  --quiet          no progress bar\n");
-}
+static struct synth_cli {
+    long long games, seed, stocks, max_seconds;
+    const char *out;
+    bool quiet;
+} A;
+
+static opt_def synth_defs[] = {
+    {.name = "--games", .kind = OPT_INT, .target = &A.games, .lo = 1, .hi = 100000, .required = true,
+     .help = "number of games"},
+    {.name = "--out", .kind = OPT_STR, .target = &A.out, .required = true, .metavar = "DIR",
+     .help = "output folder (created)"},
+    OPT_D("--seed", OPT_INT, &A.seed, "1", 0, 4611686018427387904.0, "series seed; the same seed gives the same files"),
+    OPT_D("--stocks", OPT_INT, &A.stocks, "4", 1, 99, "starting stocks"),
+    OPT_D("--max-seconds", OPT_INT, &A.max_seconds, "180", 1, 3600, "time limit per game"),
+    OPT_D("--quiet", OPT_FLAG, &A.quiet, NULL, 0, 0, "no progress bar"),
+};
+
+static opts_spec spec = {
+    .cmd = "synth",
+    .usage = "--games N --out DIR [--seed S] [--stocks K] [--max-seconds T] [--quiet]",
+    .about = "Writes N synthetic .slp replays (DIR/synth_0000.slp, ...) of a simple two-player game\n"
+             "whose scripted players follow a fixed rule of the game state (docs/data.md).",
+    .groups = {{NULL, synth_defs, (int)CPHIL_ARRAY_LEN(synth_defs)}},
+};
 
 int cmd_synth(int argc, char **argv) {
-    long long games = -1, seed = 1, stocks = 4, max_seconds = 180;
-    const char *out = NULL;
-    bool quiet = false;
-    static const char *const valid[] = {"--games", "--out", "--seed", "--stocks", "--max-seconds",
-                                        "--quiet", "--help", NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            synth_usage(stdout);
-            return CLI_EXIT_OK;
-        } else if (!strcmp(a, "--games")) {
-            if (!cli_parse_int(a, v, 1, 100000, &games)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--seed")) {
-            if (!cli_parse_int(a, v, 0, (long long)1 << 62, &seed)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--stocks")) {
-            if (!cli_parse_int(a, v, 1, 99, &stocks)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--max-seconds")) {
-            if (!cli_parse_int(a, v, 1, 3600, &max_seconds)) return CLI_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--out")) {
-            if (!v) {
-                cli_error("synth: --out needs a folder");
-                return CLI_EXIT_USAGE;
-            }
-            out = v;
-            i++;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = true;
-        } else {
-            cli_unknown_option("synth", a, valid);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (!cli_require("synth", "--games", games >= 0, "--out", out != NULL, (char *)NULL)) return CLI_EXIT_USAGE;
+    int r = opts_parse(&spec, argc, argv);
+    if (r) return opts_exit(r);
+    long long games = A.games, seed = A.seed;
+    const char *out = A.out;
+    bool quiet = A.quiet;
     if (cphil_mkdir_p(out) != CPHIL_OK) {
         cli_error(NULL);
         return CLI_EXIT_FAIL;
     }
-    cphil_synth_opts o = {(uint64_t)seed, (int)stocks, (int)max_seconds};
+    cphil_synth_opts o = {(uint64_t)seed, (int)A.stocks, (int)A.max_seconds};
     cphil_progress pr;
     cphil_progress_begin(&pr, "synth", (uint64_t)games, quiet);
     long long frames = 0;

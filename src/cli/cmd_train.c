@@ -1,6 +1,6 @@
 /* cmd_train.c — `cphil train`: imitation learning from replays (or a dataset cache).
  *
- * Flags: the seed's (--replays --temporal --backbone --hidden --window-size --state-size
+ * Flags: ExPhil's (--replays --temporal --backbone --hidden --window-size --state-size
  * --expand-factor --conv-size --num-layers --epochs --max-files --precision) plus the dataset
  * filters and the optimizer, schedule, split, output and control flags (docs/training.md lists
  * each with its default). Prints a banner (config, what differs from the defaults, parameter
@@ -21,70 +21,57 @@
 #include <unistd.h>
 
 static const char *const backbone_choices[] = {"mlp", "lstm", "gru", "mamba", "attention", NULL};
-static const char *const precision_choices[] = {"bf16", "f32", NULL};
-static const char *const schedule_choices[] = {"cosine", "constant", NULL};
 
 typedef struct train_cli {
     const char *replays, *data, *out, *name, *resume, *train_character, *device;
     const char *characters[OPT_LIST_CAP], *stages[OPT_LIST_CAP];
     int n_characters, n_stages;
     bool temporal, dual_port, prev_action, early_stopping, dry_run, quiet;
-    int backbone, precision, schedule;
+    int backbone;
     int hidden[8], n_hidden;
-    long long window, state_size, expand, conv_size, num_layers, num_heads, epochs, max_files, player,
-        frame_delay, batch, warmup, stride, tbptt, seed, threads, save_every, patience, max_steps,
-        stop_after, gpus;
-    double lr, weight_decay, val_split, max_grad_norm, label_smoothing, min_delta, button_weight;
+    long long window, state_size, expand, conv_size, num_layers, num_heads, max_files, player, frame_delay,
+        batch, stride, tbptt, save_every, patience, stop_after, gpus;
+    double val_split, label_smoothing, min_delta, button_weight;
+    cli_optim o; /* the options shared with distill (opts.h) */
 } train_cli;
 
 static train_cli C;
 
-#define D(name, kind, target, def, lo, hi, help) {name, kind, target, def, lo, hi, NULL, NULL, help, NULL, false}
+#define D OPT_D
 static opt_def train_defs[] = {
     /* data */
-    {"--replays", OPT_STR, &C.replays, NULL, 0, 0, NULL, NULL, "folder of .slp replays (searched recursively)", "DIR", false},
-    {"--data", OPT_STR, &C.data, NULL, 0, 0, NULL, NULL, "a dataset cache made by `cphil dataset` (instead of --replays)", "PATH", false},
+    {.name = "--replays", .kind = OPT_STR, .target = &C.replays, .help = "folder of .slp replays (searched recursively)", .metavar = "DIR"},
+    {.name = "--data", .kind = OPT_STR, .target = &C.data, .help = "a dataset cache made by `cphil dataset` (instead of --replays)", .metavar = "PATH"},
     D("--max-files", OPT_INT, &C.max_files, "0", 0, 1e9, "use at most N replays after the filters (0 = all)"),
-    {"--character", OPT_LIST, C.characters, NULL, 0, 0, NULL, &C.n_characters, "keep games with these characters (aliases: falcon, ics, puff, gnw...)", "NAME...", false},
-    {"--stage", OPT_LIST, C.stages, NULL, 0, 0, NULL, &C.n_stages, "keep games on these stages (fd, bf, ys, dl, fod, ps...)", "NAME...", false},
+    {.name = "--character", .kind = OPT_LIST, .target = C.characters, .list_n = &C.n_characters, .help = "keep games with these characters (aliases: falcon, ics, puff, gnw...)", .metavar = "NAME..."},
+    {.name = "--stage", .kind = OPT_LIST, .target = C.stages, .list_n = &C.n_stages, .help = "keep games on these stages (fd, bf, ys, dl, fod, ps...)", .metavar = "NAME..."},
     D("--player", OPT_INT, &C.player, "0", 0, 4, "learn the player on this port (1-4; 0 = the dataset's default)"),
-    {"--train-character", OPT_STR, &C.train_character, NULL, 0, 0, NULL, NULL, "learn every port playing this character", "NAME", false},
+    {.name = "--train-character", .kind = OPT_STR, .target = &C.train_character, .help = "learn every port playing this character", .metavar = "NAME"},
     D("--dual-port", OPT_FLAG, &C.dual_port, "off", 0, 0, "learn both players of each game"),
     D("--prev-action", OPT_FLAG, &C.prev_action, "off", 0, 0, "add the player's previous controller to the inputs"),
     D("--frame-delay", OPT_INT, &C.frame_delay, "0", 0, 60, "pair the state after frame t with the controller of frame t+1+D"),
     D("--val-split", OPT_DOUBLE, &C.val_split, "0.1", 0, 0.9, "fraction of replay FILES held out for validation"),
     /* model */
     D("--temporal", OPT_FLAG, &C.temporal, "off", 0, 0, "sequence model (implied by lstm, gru, mamba, attention)"),
-    {"--backbone", OPT_ENUM, &C.backbone, "mamba", 0, 0, backbone_choices, NULL, "network between the input layer and the heads", NULL, false},
-    {"--hidden", OPT_INTLIST, C.hidden, NULL, 1, 65536, NULL, &C.n_hidden, "hidden size (temporal: one size, default 256; mlp: comma list, default 512,512)", "H|H1,H2", false},
+    {.name = "--backbone", .kind = OPT_ENUM, .target = &C.backbone, .def = "mamba", .choices = backbone_choices, .help = "network between the input layer and the heads"},
+    {.name = "--hidden", .kind = OPT_INTLIST, .target = C.hidden, .lo = 1, .hi = 65536, .list_n = &C.n_hidden, .help = "hidden size (temporal: one size, default 256; mlp: comma list, default 512,512)", .metavar = "H|H1,H2"},
     D("--window-size", OPT_INT, &C.window, "60", 1, 100000, "frames per training window (W)"),
     D("--num-layers", OPT_INT, &C.num_layers, "2", 1, 64, "layers of the temporal backbone"),
     D("--state-size", OPT_INT, &C.state_size, "16", 1, 1024, "Mamba SSM state size (N)"),
     D("--expand-factor", OPT_INT, &C.expand, "2", 1, 16, "Mamba inner width = expand x hidden"),
     D("--conv-size", OPT_INT, &C.conv_size, "4", 1, 64, "Mamba causal convolution width (K)"),
     D("--num-heads", OPT_INT, &C.num_heads, "4", 1, 256, "attention heads"),
-    {"--precision", OPT_ENUM, &C.precision, "bf16", 0, 0, precision_choices, NULL, "matmul precision (bf16: f32 master weights and accumulation)", NULL, false},
     /* optimization */
-    D("--epochs", OPT_INT, &C.epochs, "10", 1, 100000, "passes over the training files"),
     D("--batch-size", OPT_INT, &C.batch, "64", 1, 65536, "windows (or TBPTT streams) per step"),
-    D("--lr", OPT_DOUBLE, &C.lr, "0.001", 0, 10, "peak learning rate (AdamW)"),
-    D("--weight-decay", OPT_DOUBLE, &C.weight_decay, "1e-05", 0, 10, "AdamW decoupled weight decay"),
-    {"--schedule", OPT_ENUM, &C.schedule, "cosine", 0, 0, schedule_choices, NULL, "learning rate after warmup: cosine to 0 at the last step, or constant", NULL, false},
-    D("--warmup-steps", OPT_INT, &C.warmup, "100", 0, 1e9, "linear warmup steps"),
-    D("--max-grad-norm", OPT_DOUBLE, &C.max_grad_norm, "1", 0, 1e9, "clip the gradient norm (0 = off)"),
     D("--label-smoothing", OPT_DOUBLE, &C.label_smoothing, "0", 0, 0.5, "label smoothing of the categorical heads"),
     D("--button-weight", OPT_DOUBLE, &C.button_weight, "1", 0, 100, "weight of the buttons term in the loss"),
     D("--stride", OPT_INT, &C.stride, "0", 0, 100000, "frames between window starts (0 = the window size)"),
     D("--tbptt", OPT_INT, &C.tbptt, "0", 0, 100000, "TBPTT chunk length: slots walk replays carrying state (lstm, gru; 0 = windows)"),
-    D("--seed", OPT_INT, &C.seed, "1", 0, 4e18, "seed of the initialisation and the data order"),
-    D("--device", OPT_STR, &C.device, "cpu", 0, 0, "where to train: cpu, cuda or cuda:N (needs the CUDA build, make CUDA=1)"),
     D("--gpus", OPT_INT, &C.gpus, "0", 0, 1024, "with --device cuda: train on N GPUs of this machine, one process each (started through mpirun)"),
-    D("--threads", OPT_INT, &C.threads, "0", 0, 256, "worker threads (0 = all cores; under mpirun, the cores / the ranks on the machine)"),
-    D("--max-steps", OPT_INT, &C.max_steps, "0", 0, 4e18, "stop after N optimizer steps in total (0 = no limit)"),
     /* output and control */
     D("--out", OPT_STR, &C.out, "checkpoints", 0, 0, "output folder"),
-    {"--name", OPT_STR, &C.name, NULL, 0, 0, NULL, NULL, "file name stem (default: the backbone name)", "NAME", false},
-    {"--resume", OPT_STR, &C.resume, NULL, 0, 0, NULL, NULL, "continue exactly from a checkpoint (NAME.ckpt)", "PATH", false},
+    {.name = "--name", .kind = OPT_STR, .target = &C.name, .help = "file name stem (default: the backbone name)", .metavar = "NAME"},
+    {.name = "--resume", .kind = OPT_STR, .target = &C.resume, .help = "continue exactly from a checkpoint (NAME.ckpt)", .metavar = "PATH"},
     D("--save-every", OPT_INT, &C.save_every, "0", 0, 1e12, "also write NAME.ckpt every N steps (0 = at epoch ends)"),
     D("--early-stopping", OPT_FLAG, &C.early_stopping, "off", 0, 0, "stop when the validation loss stops improving"),
     D("--patience", OPT_INT, &C.patience, "5", 1, 100000, "epochs without improvement before early stopping"),
@@ -92,10 +79,17 @@ static opt_def train_defs[] = {
     D("--dry-run", OPT_FLAG, &C.dry_run, "off", 0, 0, "print the banner (config, parameters, data) and stop"),
     D("--quiet", OPT_FLAG, &C.quiet, "off", 0, 0, "no progress bar and no per-epoch report"),
     /* test hook, not in --help: behave as if Ctrl-C arrived after step N */
-    {"--stop-after-steps", OPT_INT, &C.stop_after, "0", 0, 4e18, NULL, NULL, NULL, NULL, false},
+    {.name = "--stop-after-steps", .kind = OPT_INT, .target = &C.stop_after, .def = "0", .hi = 4e18},
 };
 #undef D
-#define N_DEFS ((int)CPHIL_ARRAY_LEN(train_defs))
+static opt_def optim_defs[CLI_OPTIM_N];
+static opts_spec spec = {
+    .cmd = "train",
+    .usage = "(--replays DIR | --data PATH) [options]",
+    .about = "Trains a policy by imitation from replays (or a dataset cache); docs/training.md.",
+    .groups = {{NULL, train_defs, (int)CPHIL_ARRAY_LEN(train_defs)},
+               {"optimization (shared with cphil distill)", optim_defs, CLI_OPTIM_N}},
+};
 
 /* Which flags only some backbones use (for the banner's "unused" line). */
 typedef struct flag_use {
@@ -206,7 +200,7 @@ static int build_model_config(cphil_model_config *mc, bool *temporal_unused) {
     mc->expand = (int)C.expand;
     mc->conv_size = (int)C.conv_size;
     mc->num_heads = (int)C.num_heads;
-    mc->precision = C.precision == 0 ? CPHIL_PREC_BF16 : CPHIL_PREC_F32;
+    mc->precision = C.o.precision == 0 ? CPHIL_PREC_BF16 : CPHIL_PREC_F32;
     return 0;
 }
 
@@ -237,26 +231,26 @@ static void print_banner(const cphil_model_config *mc, const cphil_tr_data_summa
     for (int k = 0; k < CPHIL_N_BUTTONS; k++) printf(" %s %.3f", cphil_button_names[k], ds->button_rates[k]);
     printf("\n");
     printf("  optimizer      AdamW lr %g (%s after %lld warmup steps), weight decay %g, clip %g, batch %lld\n",
-           C.lr, schedule_choices[C.schedule], C.warmup, C.weight_decay, C.max_grad_norm, C.batch);
+           C.o.lr, cli_optim_schedule_choices[C.o.schedule], C.o.warmup, C.o.weight_decay, C.o.max_grad_norm, C.batch);
     if (C.tbptt) printf("  tbptt          streams of %lld-frame chunks, recurrent state carried\n", C.tbptt);
     else if (mc->backbone != CPHIL_BACKBONE_MLP)
         printf("  windows        %d frames, stride %lld, loss on every position\n", mc->window,
                C.stride ? C.stride : (long long)mc->window);
     printf("  output         %s/%s_policy.safetensors, %s/%s.ckpt (+ _best), curves .csv/.svg\n", C.out, name,
            C.out, name);
-    printf("  seed           %lld (the same seed and data give the same bits)\n", C.seed);
+    printf("  seed           %lld (the same seed and data give the same bits)\n", C.o.seed);
     printf("  changed from the defaults:\n");
-    if (opts_print_changed(stdout, train_defs, N_DEFS, "    ") == 0) printf("    (none)\n");
+    if (opts_print_changed(stdout, &spec, "    ") == 0) printf("    (none)\n");
     char unused[512] = "";
     for (size_t i = 0; i < CPHIL_ARRAY_LEN(uses); i++)
-        if (opts_was_set(train_defs, N_DEFS, uses[i].flag) && !(uses[i].mask & BB(mc->backbone))) {
+        if (opts_was_set(&spec, uses[i].flag) && !(uses[i].mask & BB(mc->backbone))) {
             strncat(unused, " ", sizeof unused - strlen(unused) - 1);
             strncat(unused, uses[i].flag, sizeof unused - strlen(unused) - 1);
         }
     (void)temporal_unused;
     if (C.data)
         for (size_t i = 0; i < CPHIL_ARRAY_LEN(data_only_flags); i++)
-            if (opts_was_set(train_defs, N_DEFS, data_only_flags[i])) {
+            if (opts_was_set(&spec, data_only_flags[i])) {
                 strncat(unused, " ", sizeof unused - strlen(unused) - 1);
                 strncat(unused, data_only_flags[i], sizeof unused - strlen(unused) - 1);
             }
@@ -312,12 +306,12 @@ static int launch_gpus(int argc, char **argv, long long n) {
 }
 
 static int train_main(int argc, char **argv, cphil_dist *dist) {
-    static const char usage[] = "(--replays DIR | --data PATH) [options]";
-    int r = opts_parse("train", train_defs, N_DEFS, argc, argv, NULL, NULL, usage);
-    if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    cli_optim_defs(&C.o, optim_defs);
+    int r = opts_parse(&spec, argc, argv);
+    if (r) return opts_exit(r);
     const int rank = cphil_dist_rank(dist), ranks = cphil_dist_size(dist);
     if (C.gpus > 0) {
-        if (strncmp(C.device, "cuda", 4) != 0) {
+        if (strncmp(C.o.device, "cuda", 4) != 0) {
             cli_error("train: --gpus %lld needs --device cuda (CPU ranks: mpirun -np N cphil train ...)", C.gpus);
             return CLI_EXIT_USAGE;
         }
@@ -334,7 +328,7 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
         }
     }
     /* several ranks on one machine share its cores: by default each takes its part of them */
-    long long threads = C.threads;
+    long long threads = C.o.threads;
     int local = cphil_dist_env_local_size();
     if (threads == 0 && ranks > 1 && local > 1) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -380,8 +374,8 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
     dopt.window = C.tbptt ? (int)C.tbptt : mc.window;
     dopt.stride = C.stride ? (int)C.stride : dopt.window;
     dopt.batch = (int)C.batch;
-    dopt.seed = (uint64_t)C.seed;
-    dopt.threads = (int)C.threads;
+    dopt.seed = (uint64_t)C.o.seed;
+    dopt.threads = (int)C.o.threads;
     dopt.quiet = C.quiet;
     dopt.rank = rank;
     dopt.ranks = ranks;
@@ -405,19 +399,19 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
 
     cphil_tr_policy_opts po;
     cphil_tr_policy_opts_default(&po);
-    po.seed = (uint64_t)C.seed;
-    po.weight_decay = C.weight_decay;
-    po.max_grad_norm = C.max_grad_norm;
+    po.seed = (uint64_t)C.o.seed;
+    po.weight_decay = C.o.weight_decay;
+    po.max_grad_norm = C.o.max_grad_norm;
     po.label_smoothing = C.label_smoothing;
     po.button_weight = C.button_weight;
     po.B = dopt.batch;
     po.T = dopt.window;
     po.tbptt = C.tbptt > 0;
-    po.threads = (int)C.threads;
+    po.threads = (int)C.o.threads;
     po.dist = ranks > 1 ? dist : NULL;
     /* the same loop drives the CPU policy or its GPU twin (src/gpu/), through the model table */
     int gpu = -1;
-    if ((st = cphil_device_parse(C.device, &gpu)) != CPHIL_OK) {
+    if ((st = cphil_device_parse(C.o.device, &gpu)) != CPHIL_OK) {
         cli_error(NULL);
         cphil_tr_data_close(data);
         return CLI_EXIT_USAGE;
@@ -425,7 +419,7 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
     /* GPU ranks: `--device cuda` (no index) takes the rank's GPU on its machine; under mpirun the
      * gradients go through NCCL at every rank count (-np 1 included), and without mpirun when
      * CPHIL_GPU_NCCL=1 (the same path, for tests) */
-    if (gpu >= 0 && ranks > 1 && !strcmp(C.device, "cuda")) gpu = cphil_dist_env_local_rank();
+    if (gpu >= 0 && ranks > 1 && !strcmp(C.o.device, "cuda")) gpu = cphil_dist_env_local_rank();
     const char *nccl_env = getenv("CPHIL_GPU_NCCL");
     po.nccl = gpu >= 0 && (cphil_dist_env_world() > 0 || (nccl_env && !strcmp(nccl_env, "1")));
     if (po.nccl) po.dist = dist;
@@ -464,11 +458,11 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
 
     cphil_trainer_opts to;
     cphil_trainer_opts_default(&to);
-    to.epochs = (int)C.epochs;
-    to.lr = C.lr;
-    to.schedule = C.schedule == 0 ? CPHIL_TR_SCHED_COSINE : CPHIL_TR_SCHED_CONSTANT;
-    to.warmup_steps = C.warmup;
-    to.seed = (uint64_t)C.seed;
+    to.epochs = (int)C.o.epochs;
+    to.lr = C.o.lr;
+    to.schedule = C.o.schedule == 0 ? CPHIL_TR_SCHED_COSINE : CPHIL_TR_SCHED_CONSTANT;
+    to.warmup_steps = C.o.warmup;
+    to.seed = (uint64_t)C.o.seed;
     to.out_dir = C.out;
     to.name = name;
     to.resume = C.resume;
@@ -476,7 +470,7 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
     to.early_stopping = C.early_stopping;
     to.patience = (int)C.patience;
     to.min_delta = C.min_delta;
-    to.max_steps = C.max_steps;
+    to.max_steps = C.o.max_steps;
     to.stop_after_steps = C.stop_after;
     to.dist = dist;
     to.global_batch = C.batch * ranks;
@@ -485,7 +479,7 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
              "{\"trained_by\":\"cphil train\",\"prev_action\":%s,\"frame_delay\":%lld,\"train_files\":%d,"
              "\"train_frames\":%llu,\"val_files\":%d,\"seed\":%lld}",
              C.prev_action ? "true" : "false", C.frame_delay, ds.train_files, (unsigned long long)ds.train_frames,
-             ds.val_files, C.seed);
+             ds.val_files, C.o.seed);
     to.meta_json = meta;
     char title[256];
     snprintf(title, sizeof title, "cphil train %s (%s)", name, backbone_choices[C.backbone]);

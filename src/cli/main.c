@@ -1,5 +1,5 @@
 /* main.c — the cphil binary: dispatches `cphil <command> [options]` to src/cli/cmd_*.c. */
-#include "cli/cli.h"
+#include "cli/opts.h"
 #include "dist/dist.h"
 #include "gpu/gpu.h"
 #include "kernels/cpu/kernels.h"
@@ -93,21 +93,6 @@ bool cli_parse_int(const char *flag, const char *v, long long lo, long long hi, 
     return true;
 }
 
-bool cli_parse_double(const char *flag, const char *v, double lo, double hi, double *out) {
-    if (!v) {
-        cli_error("%s needs a value", flag);
-        return false;
-    }
-    char *end = NULL;
-    double x = strtod(v, &end);
-    if (end == v || *end != '\0' || !(x >= lo && x <= hi)) {
-        cli_error("%s: '%s' is not a number in [%g, %g]", flag, v, lo, hi);
-        return false;
-    }
-    *out = x;
-    return true;
-}
-
 bool cli_require(const char *cmd, ...) {
     char missing[256] = "";
     int n = 0;
@@ -153,23 +138,14 @@ bool cli_check_output(const char *cmd, const char *flag, const char *path, bool 
     return true;
 }
 
-/* Commands without options still refuse unknown ones (a typo must not pass silently). */
-static bool no_options(const char *cmd, int argc, char **argv) {
-    static const char *const valid[] = {"--help", NULL};
-    if (argc > 1) {
-        if (argv[1][0] == '-') cli_unknown_option(cmd, argv[1], valid);
-        else cli_error("%s: unexpected argument '%s' (cphil %s takes no arguments)", cmd, argv[1], cmd);
-        return false;
-    }
-    return true;
-}
-
 int cmd_version(int argc, char **argv) {
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: cphil version\nPrints the version and the CPU features (kernel tier) cphil will use.\n");
-        return CLI_EXIT_OK;
-    }
-    if (!no_options("version", argc, argv)) return CLI_EXIT_USAGE;
+    /* no options, but the parser still refuses a typo or a stray argument */
+    static opts_spec spec = {.cmd = "version",
+                             .usage = "",
+                             .about = "Prints the version, the CPU features (kernel tier) cphil will use, and whether\n"
+                                      "CUDA and MPI are compiled in."};
+    int r = opts_parse(&spec, argc, argv);
+    if (r) return opts_exit(r);
     printf("cphil %s\n", CPHIL_VERSION_STRING);
     printf("%s\n", cphil_isa_describe());
     char gpus[1024];

@@ -25,28 +25,43 @@ static uint8_t has_field(const cphil_replay *r, int code, int end) {
     return r->declared[code] && (int)r->payload_size[code] + 1 >= end;
 }
 
-cphil_status cphil_embed_game_init(cphil_embed_game *g, const cphil_replay *r, int self, int opp) {
+cphil_status cphil_embed_game_init_parts(cphil_embed_game *g, int stage, const int playing[4], unsigned fields,
+                                        int self, int opp) {
     memset(g, 0, sizeof *g);
-    if (self < 0 || self >= CPHIL_SLP_PORTS || r->game.players[self].type == 3)
+    if (self < 0 || self >= CPHIL_SLP_PORTS || !playing[self])
         return cphil_err(CPHIL_E_ARG, "embed: port %d is not a player in this game", self + 1);
-    if (opp < 0 || opp >= CPHIL_SLP_PORTS || opp == self || r->game.players[opp].type == 3) {
+    if (opp < 0 || opp >= CPHIL_SLP_PORTS || opp == self || !playing[opp]) {
         opp = -1;
         for (int p = 0; p < CPHIL_SLP_PORTS; p++)
-            if (p != self && r->game.players[p].type != 3) {
+            if (p != self && playing[p]) {
                 opp = p;
                 break;
             }
     }
     g->self = self;
     g->opp = opp;
-    g->stage = r->game.stage;
-    g->edge = cphil_stage_edge(r->game.stage);
-    g->has_post_v2 = has_field(r, 0x38, 0x33);  /* jumps at 0x32 */
-    g->has_hurtbox = has_field(r, 0x38, 0x35);  /* hurtbox at 0x34 */
-    g->has_speeds = has_field(r, 0x38, 0x49);   /* ground x speed at 0x45..0x48 */
-    g->has_hitlag = has_field(r, 0x38, 0x4D);   /* hitlag at 0x49..0x4C */
-    g->has_items = r->declared[0x3B];
+    g->stage = stage;
+    g->edge = cphil_stage_edge(stage);
+    g->has_post_v2 = (fields & CPHIL_BOT_HAS_STATE_FLAGS) != 0;
+    g->has_hurtbox = (fields & CPHIL_BOT_HAS_HURTBOX) != 0;
+    g->has_speeds = (fields & CPHIL_BOT_HAS_SPEEDS) != 0;
+    g->has_hitlag = (fields & CPHIL_BOT_HAS_HITLAG) != 0;
+    g->has_items = (fields & CPHIL_BOT_HAS_ITEMS) != 0;
     return CPHIL_OK;
+}
+
+unsigned cphil_embed_replay_fields(const cphil_replay *r) {
+    return (has_field(r, 0x38, 0x33) ? CPHIL_BOT_HAS_STATE_FLAGS : 0u) | /* jumps at 0x32 */
+           (has_field(r, 0x38, 0x35) ? CPHIL_BOT_HAS_HURTBOX : 0u) |     /* hurtbox at 0x34 */
+           (has_field(r, 0x38, 0x49) ? CPHIL_BOT_HAS_SPEEDS : 0u) |      /* ground x speed at 0x45..0x48 */
+           (has_field(r, 0x38, 0x4D) ? CPHIL_BOT_HAS_HITLAG : 0u) |      /* hitlag at 0x49..0x4C */
+           (r->declared[0x3B] ? CPHIL_BOT_HAS_ITEMS : 0u);
+}
+
+cphil_status cphil_embed_game_init(cphil_embed_game *g, const cphil_replay *r, int self, int opp) {
+    int playing[CPHIL_SLP_PORTS];
+    for (int p = 0; p < CPHIL_SLP_PORTS; p++) playing[p] = r->game.players[p].type != 3;
+    return cphil_embed_game_init_parts(g, r->game.stage, playing, cphil_embed_replay_fields(r), self, opp);
 }
 
 static int action_id(int a) { return a >= 0 && a < CPHIL_EMBED_ACTION_VOCAB - 1 ? a : CPHIL_EMBED_ACTION_VOCAB - 1; }

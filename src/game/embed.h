@@ -100,6 +100,13 @@ typedef struct cphil_embed_game {
 /* Context for controlling player index `self` of replay r (Game Start must have been read).
  * opp < 0 picks the lowest other occupied port. Fails (CPHIL_E_ARG) when self is not a player. */
 cphil_status cphil_embed_game_init(cphil_embed_game *g, const struct cphil_replay *r, int self, int opp);
+/* The same context from its parts, for a harness without a replay (cphil_agent_game_start_bot):
+ * the external stage id, which player indexes play, and the CPHIL_BOT_HAS_* fields its frames
+ * carry. cphil_embed_game_init is this with the replay's players, stage and fields. */
+cphil_status cphil_embed_game_init_parts(cphil_embed_game *g, int stage, const int playing[4], unsigned fields,
+                                        int self, int opp);
+/* The CPHIL_BOT_HAS_* fields a replay's event payloads carry (by payload size, not by version). */
+unsigned cphil_embed_replay_fields(const struct cphil_replay *r);
 
 /* Embed one final frame for g->self: writes cont[L->n_cont] and ids[L->n_ids]. Allocates
  * nothing; never fails (absent players give zeros with present = 0 and the "other" ids). */
