@@ -10,7 +10,9 @@
 #  4. a 2-rank checkpoint (stopped mid-epoch) resumes in 1 process with the same global batch and
 #     ends where the uninterrupted 1-process run ends; with another global batch it says how the
 #     position was carried over;
-#  5. a rank that hangs (SIGSTOP) makes the other stop after CPHIL_DIST_TIMEOUT, naming it.
+#  5. a rank that hangs (SIGSTOP) makes the other stop after CPHIL_DIST_TIMEOUT, naming it;
+#  6. TBPTT: 2 ranks x 2 streams end 10 steps where 1 process x 4 streams ends (policy and carried
+#     state), and a checkpoint taken mid-stream resumes across rank counts (2 -> 1, 1 -> 2).
 # Exit 77 when mpirun is missing (scripts/setup.sh --test installs Open MPI) or cphil was built
 # without MPI (then it must refuse to run as one of several ranks, which is checked first).
 # Under the sanitizer build, LeakSanitizer is off for the mpirun runs only: Open MPI keeps
@@ -43,11 +45,24 @@ PY=$(command -v python3) || { echo "SKIP: python3 missing (compares the policy t
 common=(--data "$T/d.ds" --dual-port --backbone mlp --hidden 8 --num-layers 1 --window-size 8 --precision f32
         --lr 0.003 --warmup-steps 3 --seed 5 --quiet --out "$T")
 
-# compare two policy files tensor by tensor: max |a - b| <= 1e-4 x max |a|
+# compare two policy files tensor by tensor: max |a - b| <= 1e-4 x max |a| (or, with a third
+# argument, that section of two checkpoints)
 cat > "$T/cmp.py" <<'PYEOF'
 import json, struct, sys
 from array import array
+def load_ckpt(p, name):
+    # ckpt.h: magic, u32 version, u32 n_sections, u64 meta_len, meta (padded to 8), then per
+    # section: u32 name_len, name (padded with the length word to 8), u64 size, u64 hash, data (padded)
+    b = open(p, 'rb').read(); pad = lambda n: (8 - n % 8) % 8
+    ns = struct.unpack('<I', b[12:16])[0]; ml = struct.unpack('<Q', b[16:24])[0]; o = 24 + ml + pad(ml)
+    for _ in range(ns):
+        nl = struct.unpack('<I', b[o:o + 4])[0]; nm = b[o + 4:o + 4 + nl].decode(); o += 4 + nl + pad(4 + nl)
+        sz = struct.unpack('<Q', b[o:o + 8])[0]; o += 16
+        if nm == name: a = array('f'); a.frombytes(b[o:o + sz]); return {name: a}
+        o += sz + pad(sz)
+    sys.exit(f'{p}: no section {name}')
 def load(p):
+    if len(sys.argv) > 3: return load_ckpt(p, sys.argv[3])
     b = open(p, 'rb').read()
     n = struct.unpack('<Q', b[:8])[0]
     h = json.loads(b[8:8 + n]); base = 8 + n; out = {}
@@ -89,6 +104,44 @@ while IFS= read -r l1 && IFS= read -r l2 <&3 && IFS= read -r l3 <&4; do
   [ "$(printf '%s\n%s\n' "$a" "$b" | sort)" = "$s1" ] || fail "the ranks' shares are not the global batch: $l1 / $l2 / $l3"
 done < "$T/w1.rank0" 3< "$T/w2.rank0" 4< "$T/w2.rank1"
 [ "$(wc -l < "$T/w2.rank1")" = 10 ] || fail "rank 1 logged $(wc -l < "$T/w2.rank1") steps, expected 10"
+
+# 6: TBPTT (LSTM, 2 layers, 8-frame chunks): 2 ranks x 2 streams against 1 process x 4 streams for
+# 10 steps: the policies, and the carried state of every stream slot in the checkpoints (gathered
+# from the ranks into one process's layout), within 1e-4
+tb=(--data "$T/d.ds" --dual-port --backbone lstm --hidden 8 --num-layers 2 --tbptt 8 --precision f32 --lr 0.003
+    --warmup-steps 3 --seed 5 --quiet --out "$T" --epochs 3)
+"$BIN" train "${tb[@]}" --max-steps 10 --batch-size 4 --name tone || fail "1-process TBPTT run failed"
+"${MPI[@]}" -np 2 "$BIN" train "${tb[@]}" --max-steps 10 --batch-size 2 --name ttwo > "$T/ttwo.out" 2>&1 \
+  || { cat "$T/ttwo.out"; fail "2-rank TBPTT run failed"; }
+res=$("$PY" "$T/cmp.py" "$T/tone_policy.safetensors" "$T/ttwo_policy.safetensors") \
+  || fail "TBPTT: 2 ranks x 2 streams differ from 1 process x 4: $res"
+echo "# TBPTT 10 steps, 2 ranks x 2 vs 1 x 4: $res"
+res=$("$PY" "$T/cmp.py" "$T/tone.ckpt" "$T/ttwo.ckpt" carry) || fail "TBPTT: the carried states differ: $res"
+echo "# TBPTT carried state at step 10: $res"
+# resume across rank counts mid-stream (step 4 of 10): 2 ranks -> 1 process gathers the state,
+# 1 process -> 2 ranks deals it out; both end where the uninterrupted run ends
+"${MPI[@]}" -np 2 "$BIN" train "${tb[@]}" --max-steps 10 --batch-size 2 --name trs --stop-after-steps 4 > "$T/trs.out" 2>&1
+rc=$?; [ $rc -eq 130 ] || { cat "$T/trs.out"; fail "interrupted 2-rank TBPTT run exit $rc, expected 130"; }
+cp "$T/trs.ckpt" "$T/trs1.ckpt"
+"$BIN" train "${tb[@]}" --max-steps 10 --batch-size 4 --name trs --resume "$T/trs.ckpt" 2>/dev/null \
+  || fail "1-process resume of a 2-rank TBPTT checkpoint failed"
+for f in "_policy.safetensors" ".ckpt carry"; do
+  set -- $f
+  res=$("$PY" "$T/cmp.py" "$T/tone$1" "$T/trs$1" ${2:-}) || fail "TBPTT 2 ranks then 1 process ($f): $res"
+done
+"$BIN" train "${tb[@]}" --max-steps 10 --batch-size 4 --name tr1 --stop-after-steps 4 2>/dev/null
+[ $? -eq 130 ] || fail "interrupted 1-process TBPTT run did not exit 130"
+"${MPI[@]}" -np 2 "$BIN" train "${tb[@]}" --max-steps 10 --batch-size 2 --name tr1 --resume "$T/tr1.ckpt" \
+  > "$T/tr1.out" 2>&1 || { cat "$T/tr1.out"; fail "2-rank resume of a 1-process TBPTT checkpoint failed"; }
+for f in "_policy.safetensors" ".ckpt carry"; do
+  set -- $f
+  res=$("$PY" "$T/cmp.py" "$T/tone$1" "$T/tr1$1" ${2:-}) || fail "TBPTT 1 process then 2 ranks ($f): $res"
+done
+# another number of stream slots cannot continue the streams: refused, saying why
+out=$("${MPI[@]}" -np 2 "$BIN" train "${tb[@]}" --max-steps 10 --batch-size 4 --name trs1 --resume "$T/trs1.ckpt" 2>&1) \
+  && fail "a TBPTT checkpoint of 4 slots resumed with 8"
+case "$out" in *"TBPTT checkpoint of 4 stream slots per step (2 ranks); this run has 8"*) ;;
+  *) fail "no clear message for a TBPTT resume with another global batch: $out" ;; esac
 
 # the process of rank $2 of the job whose --name is $1 (a grandchild of timeout/mpirun)
 rank_pid() {

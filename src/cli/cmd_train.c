@@ -342,9 +342,9 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
     }
     cli_set_threads(threads);
     if (rank > 0) C.quiet = true; /* rank 0 alone prints (and writes files: trainer.c) */
-    if (ranks > 1 && C.tbptt) {
-        cli_error("train: --tbptt with %d ranks: each rank's slots carry their own recurrent state, which the "
-                  "checkpoint (written by rank 0) does not gather; train TBPTT in one process, or use windows",
+    if (ranks > 1 && C.tbptt && strncmp(C.device, "cuda", 4) == 0) {
+        cli_error("train: --tbptt with %d GPU ranks: the GPU trainer does not gather the ranks' carried recurrent "
+                  "state into its checkpoint; train TBPTT on CPU ranks or one GPU, or use windows",
                   ranks);
         return CLI_EXIT_USAGE;
     }
@@ -480,6 +480,7 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
     to.stop_after_steps = C.stop_after;
     to.dist = dist;
     to.global_batch = C.batch * ranks;
+    if (pol) to.rank_state = cphil_tr_policy_rank_state; /* TBPTT: each rank's slots' carried state */
     char meta[1024];
     snprintf(meta, sizeof meta,
              "{\"trained_by\":\"cphil train\",\"prev_action\":%s,\"frame_delay\":%lld,\"train_files\":%d,"

@@ -54,6 +54,10 @@ cphil_status cphil_dist_sum_f64(cphil_dist *d, double *x, size_t n, const char *
 cphil_status cphil_dist_max_u64(cphil_dist *d, uint64_t *x, size_t n, const char *what);
 /* Rank 0's `bytes` bytes at buf to every rank (an NCCL unique id). */
 cphil_status cphil_dist_bcast(cphil_dist *d, void *buf, size_t bytes, const char *what);
+/* Every rank's `bytes` bytes at `mine` to every rank: `all` receives ranks x bytes, rank r's at
+ * r x bytes (per-rank state such as TBPTT's carried recurrent state, gathered for a checkpoint);
+ * mine and all must not overlap. */
+cphil_status cphil_dist_allgather(cphil_dist *d, const void *mine, size_t bytes, void *all, const char *what);
 /* Every rank's `value` must be rank 0's: CPHIL_E_MISMATCH naming the ranks that differ. */
 cphil_status cphil_dist_check_same(cphil_dist *d, uint64_t value, const char *what);
 /* After a wait elsewhere timed out (the GPU's NCCL exchange): which ranks are dead or hung? Every

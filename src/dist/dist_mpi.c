@@ -221,6 +221,18 @@ cphil_status cphil_dist_bcast(cphil_dist *d, void *buf, size_t bytes, const char
     return wait_req(d, &r, what);
 }
 
+cphil_status cphil_dist_allgather(cphil_dist *d, const void *mine, size_t bytes, void *all, const char *what) {
+    if (single(d)) {
+        if (bytes && all != mine) memmove(all, mine, bytes);
+        return CPHIL_OK;
+    }
+    if (bytes > CHUNK) return cphil_err(CPHIL_E_ARG, "%s: %zu bytes a rank is too large for one gather", what, bytes);
+    MPI_Request r;
+    int rc = MPI_Iallgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, d->comm, &r);
+    if (rc != MPI_SUCCESS) return mpi_fail(d, rc, what);
+    return wait_req(d, &r, what);
+}
+
 cphil_status cphil_dist_check_same(cphil_dist *d, uint64_t value, const char *what) {
     if (single(d)) return CPHIL_OK;
     uint64_t *all = cphil_calloc((size_t)d->size, sizeof *all);

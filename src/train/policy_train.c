@@ -22,6 +22,13 @@ struct cphil_tr_policy {
     float *dz;           /* distillation: d loss / d logits [B*T*81] */
     float *carry;        /* TBPTT: carried recurrent state of every slot (NULL: windows) */
     size_t carry_floats;
+    /* TBPTT with several ranks: the checkpoint's "carry" section is the state of every slot of
+     * the global batch, laid out as one process with ranks x B slots lays it out ([layer][slot][H]),
+     * so a checkpoint resumes with any rank count that keeps the global batch.
+     * carry_all holds it (gathered before a save, dealt out after a load); carry_tmp receives the
+     * ranks' blocks in rank order. NULL for one process (carry is the section itself). */
+    float *carry_all, *carry_tmp;
+    int ranks, rank;
     char config_json[4096];
 };
 
@@ -47,6 +54,8 @@ void cphil_tr_policy_free(cphil_tr_policy *p) {
     cphil_free(p->grads);
     cphil_free(p->dz);
     cphil_free(p->carry);
+    cphil_free(p->carry_all);
+    cphil_free(p->carry_tmp);
     cphil_free(p);
 }
 
@@ -81,7 +90,13 @@ cphil_status cphil_tr_policy_create(const cphil_model_config *cfg, const cphil_t
             goto fail;
         }
         p->carry = cphil_calloc(p->carry_floats, sizeof(float));
-        if (!p->carry) {
+        p->ranks = cphil_dist_size(o->dist);
+        p->rank = cphil_dist_rank(o->dist);
+        if (p->ranks > 1) {
+            p->carry_all = cphil_calloc(p->carry_floats * (size_t)p->ranks, sizeof(float));
+            p->carry_tmp = cphil_calloc(p->carry_floats * (size_t)p->ranks, sizeof(float));
+        }
+        if (!p->carry || (p->ranks > 1 && (!p->carry_all || !p->carry_tmp))) {
             s = cphil_err(CPHIL_E_NOMEM, "out of memory for the carried state");
             goto fail;
         }
@@ -212,11 +227,34 @@ static int pt_sections(void *self, cphil_tr_section *out, int cap) {
     out[3] = (cphil_tr_section){"adamw_step", &p->opt.step, sizeof p->opt.step,
                                  sizeof p->opt.step == 8 ? CPHIL_TR_SEC_I64_NONNEG : CPHIL_TR_SEC_BYTES};
     if (p->carry && cap > 4) {
-        out[4] = (cphil_tr_section){"carry", p->carry, p->carry_floats * sizeof(float),
-                                    CPHIL_TR_SEC_F32_FINITE};
+        float *c = p->carry_all ? p->carry_all : p->carry;
+        size_t k = p->carry_all ? (size_t)p->ranks : 1;
+        out[4] = (cphil_tr_section){"carry", c, k * p->carry_floats * sizeof(float), CPHIL_TR_SEC_F32_FINITE};
         return 5;
     }
     return 4;
+}
+
+/* Rank r's slots are global slots [r x B, (r + 1) x B): for every layer block k, its B x H floats
+ * sit at (k x ranks x B + r x B) x H of the global layout. */
+cphil_status cphil_tr_policy_rank_state(void *self, bool gather) {
+    cphil_tr_policy *p = self;
+    if (!p->carry_all) return CPHIL_OK; /* one process: the section is the state itself */
+    const size_t H = (size_t)p->model.cfg.hidden, B = (size_t)p->o.B, R = (size_t)p->ranks;
+    const size_t blocks = p->carry_floats / (B * H), slab = B * H;
+    if (gather) {
+        cphil_status s = cphil_dist_allgather(p->o.dist, p->carry, p->carry_floats * sizeof(float), p->carry_tmp,
+                                              "carried-state gather");
+        if (s) return s;
+        for (size_t r = 0; r < R; r++)
+            for (size_t k = 0; k < blocks; k++)
+                memcpy(p->carry_all + (k * R + r) * slab, p->carry_tmp + r * p->carry_floats + k * slab,
+                       slab * sizeof(float));
+    } else {
+        for (size_t k = 0; k < blocks; k++)
+            memcpy(p->carry + k * slab, p->carry_all + (k * R + (size_t)p->rank) * slab, slab * sizeof(float));
+    }
+    return CPHIL_OK;
 }
 
 static cphil_status pt_save(void *self, const char *path, const char *meta_json) {
