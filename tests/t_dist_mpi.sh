@@ -12,7 +12,9 @@
 #     position was carried over;
 #  5. a rank that hangs (SIGSTOP) makes the other stop after CPHIL_DIST_TIMEOUT, naming it;
 #  6. TBPTT: 2 ranks x 2 streams end 10 steps where 1 process x 4 streams ends (policy and carried
-#     state), and a checkpoint taken mid-stream resumes across rank counts (2 -> 1, 1 -> 2).
+#     state), and a checkpoint taken mid-stream resumes across rank counts (2 -> 1, 1 -> 2);
+#  7. mpirun -np 2 cphil distill: 2 ranks x 8 frames end 10 steps where 1 process x 16 ends, the
+#     shares are disjoint and make up the global batch, and a 2-rank checkpoint resumes in 1 process.
 # Exit 77 when mpirun is missing (scripts/setup.sh --test installs Open MPI) or cphil was built
 # without MPI (then it must refuse to run as one of several ranks, which is checked first).
 # Under the sanitizer build, LeakSanitizer is off for the mpirun runs only: Open MPI keeps
@@ -95,15 +97,21 @@ CPHIL_DIST_LOG_WINDOWS="$T/w2" "${MPI[@]}" -np 2 "$BIN" train "${common[@]}" --e
 res=$("$PY" "$T/cmp.py" "$T/one_policy.safetensors" "$T/two_policy.safetensors") \
   || fail "2 ranks x batch 8 differ from 1 process x batch 16: $res"
 echo "# 10 steps, 2 ranks x 8 vs 1 x 16: $res"
-[ "$(wc -l < "$T/w1.rank0")" = 10 ] || fail "the window log has $(wc -l < "$T/w1.rank0") steps, expected 10"
-while IFS= read -r l1 && IFS= read -r l2 <&3 && IFS= read -r l3 <&4; do
-  set -- $l1; s1=$(shift 2; printf '%s\n' "$@" | sort)
-  set -- $l2; [ $# -eq 10 ] || fail "rank 0 trained $(($# - 2)) windows in a step, expected 8: $l2"; a=$(shift 2; printf '%s\n' "$@")
-  set -- $l3; [ $# -eq 10 ] || fail "rank 1 trained $(($# - 2)) windows in a step, expected 8: $l3"; b=$(shift 2; printf '%s\n' "$@")
-  [ -z "$(comm -12 <(sort <<<"$a") <(sort <<<"$b"))" ] || fail "ranks share windows in step: $l2 / $l3"
-  [ "$(printf '%s\n%s\n' "$a" "$b" | sort)" = "$s1" ] || fail "the ranks' shares are not the global batch: $l1 / $l2 / $l3"
-done < "$T/w1.rank0" 3< "$T/w2.rank0" 4< "$T/w2.rank1"
-[ "$(wc -l < "$T/w2.rank1")" = 10 ] || fail "rank 1 logged $(wc -l < "$T/w2.rank1") steps, expected 10"
+# the shares logged under $2 (2 ranks, 8 items a step each) are disjoint and make up the 1-process
+# batches logged under $1, for 10 steps
+check_shares() {
+  local one=$1 two=$2 l1 l2 l3 s1 a b
+  [ "$(wc -l < "$one.rank0")" = 10 ] || fail "the share log $one has $(wc -l < "$one.rank0") steps, expected 10"
+  while IFS= read -r l1 && IFS= read -r l2 <&3 && IFS= read -r l3 <&4; do
+    set -- $l1; s1=$(shift 2; printf '%s\n' "$@" | sort)
+    set -- $l2; [ $# -eq 10 ] || fail "rank 0 trained $(($# - 2)) items in a step, expected 8: $l2"; a=$(shift 2; printf '%s\n' "$@")
+    set -- $l3; [ $# -eq 10 ] || fail "rank 1 trained $(($# - 2)) items in a step, expected 8: $l3"; b=$(shift 2; printf '%s\n' "$@")
+    [ -z "$(comm -12 <(sort <<<"$a") <(sort <<<"$b"))" ] || fail "ranks share items in step: $l2 / $l3"
+    [ "$(printf '%s\n%s\n' "$a" "$b" | sort)" = "$s1" ] || fail "the ranks' shares are not the global batch: $l1 / $l2 / $l3"
+  done < "$one.rank0" 3< "$two.rank0" 4< "$two.rank1"
+  [ "$(wc -l < "$two.rank1")" = 10 ] || fail "rank 1 logged $(wc -l < "$two.rank1") steps, expected 10"
+}
+check_shares "$T/w1" "$T/w2"
 
 # 6: TBPTT (LSTM, 2 layers, 8-frame chunks): 2 ranks x 2 streams against 1 process x 4 streams for
 # 10 steps: the policies, and the carried state of every stream slot in the checkpoints (gathered
@@ -142,6 +150,31 @@ out=$("${MPI[@]}" -np 2 "$BIN" train "${tb[@]}" --max-steps 10 --batch-size 4 --
   && fail "a TBPTT checkpoint of 4 slots resumed with 8"
 case "$out" in *"TBPTT checkpoint of 4 stream slots per step (2 ranks); this run has 8"*) ;;
   *) fail "no clear message for a TBPTT resume with another global batch: $out" ;; esac
+
+# 7: distillation (soft labels of the 10-step policy): 2 ranks x 8 frames against 1 process x 16 for
+# 10 steps (policies within 1e-4, shares of every step disjoint and the global batch), and a
+# 2-rank run stopped at step 4 resumed in 1 process ends where the uninterrupted run ends
+"$BIN" soft-labels --teacher "$T/one_policy.safetensors" --data "$T/d.ds" --output "$T/soft.bin" --quiet \
+  || fail "soft-labels failed"
+dc=(--soft-labels "$T/soft.bin" --hidden 8 --precision f32 --lr 0.003 --warmup-steps 3 --seed 5 --quiet --epochs 3
+    --max-steps 10)
+CPHIL_DIST_LOG_WINDOWS="$T/s1" "$BIN" distill "${dc[@]}" --batch-size 16 --output "$T/sone" \
+  || fail "1-process distill failed"
+CPHIL_DIST_LOG_WINDOWS="$T/s2" "${MPI[@]}" -np 2 "$BIN" distill "${dc[@]}" --batch-size 8 --output "$T/stwo" \
+  > "$T/stwo.out" 2>&1 || { cat "$T/stwo.out"; fail "2-rank distill failed"; }
+[ ! -s "$T/stwo.out" ] || { cat "$T/stwo.out"; fail "2 quiet distill ranks printed something"; }
+[ "$(tail -1 "$T/stwo_curves.csv" | cut -d, -f2)" = 10 ] || fail "the 2-rank distill did not end at step 10"
+res=$("$PY" "$T/cmp.py" "$T/sone_policy.safetensors" "$T/stwo_policy.safetensors") \
+  || fail "distill: 2 ranks x 8 differ from 1 process x 16: $res"
+echo "# distill 10 steps, 2 ranks x 8 vs 1 x 16: $res"
+check_shares "$T/s1" "$T/s2"
+"${MPI[@]}" -np 2 "$BIN" distill "${dc[@]}" --batch-size 8 --output "$T/srs" --stop-after-steps 4 > "$T/srs.out" 2>&1
+rc=$?; [ $rc -eq 130 ] || { cat "$T/srs.out"; fail "interrupted 2-rank distill exit $rc, expected 130"; }
+out=$("$BIN" distill "${dc[@]}" --batch-size 16 --output "$T/srs" --resume "$T/srs.ckpt" 2>&1) \
+  || fail "1-process resume of a 2-rank distill checkpoint failed: $out"
+case "$out" in *"written by 2 ranks"*) ;; *) fail "the distill resume did not say it changed the rank count: $out" ;; esac
+res=$("$PY" "$T/cmp.py" "$T/sone_policy.safetensors" "$T/srs_policy.safetensors") \
+  || fail "distill 2 ranks then 1 process differ from 1 process: $res"
 
 # the process of rank $2 of the job whose --name is $1 (a grandchild of timeout/mpirun)
 rank_pid() {

@@ -5,13 +5,15 @@
  * through the same training loop as `cphil train` (checkpoints, --resume, best files, curves).
  * The student's policy file is like any other (agent, bench, quantize, export take it).
  * --output NAME writes NAME_policy.safetensors, NAME.ckpt, NAME_best_policy.safetensors, ...
- * (an extension on NAME is dropped). */
+ * (an extension on NAME is dropped). Under mpirun, N ranks share each step like cphil train
+ * (docs/distributed.md). */
 #include "cli/opts.h"
 #include "gpu/gpu.h"
 #include "train/policy_train.h"
 #include "train/train_data.h"
 
 #include <string.h>
+#include <unistd.h>
 
 typedef struct distill_cli {
     const char *soft, *data, *output, *resume;
@@ -67,11 +69,26 @@ static void on_note(void *user, const char *msg) {
     fprintf(stderr, "%s\n", msg);
 }
 
-int cmd_distill(int argc, char **argv) {
+static int distill_main(int argc, char **argv, cphil_dist *dist) {
     int r = opts_parse("distill", distill_defs, N_DEFS, argc, argv, NULL, NULL,
                        "--soft-labels soft.bin [--hidden 64,64] [--epochs 10] [--alpha 0.7] [--output distilled]");
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    cli_set_threads(X.threads);
+    /* ranks (docs/distributed.md): --batch-size per rank, rank 0 alone prints and writes */
+    const int rank = cphil_dist_rank(dist), ranks = cphil_dist_size(dist);
+    long long threads = X.threads;
+    int local = cphil_dist_env_local_size();
+    if (threads == 0 && ranks > 1 && local > 1) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores / local > 1 ? cores / local : 1;
+    }
+    cli_set_threads(threads);
+    if (rank > 0) X.quiet = true;
+    if (ranks > 1 && strncmp(X.device, "cuda", 4) == 0) {
+        cli_error("distill: --device cuda with %d ranks: GPU ranks are for cphil train; distill on CPU ranks, or on "
+                  "one GPU without mpirun",
+                  ranks);
+        return CLI_EXIT_USAGE;
+    }
     if (!X.soft) {
         cli_error("distill: --soft-labels FILE is required (make one with cphil soft-labels)");
         return CLI_EXIT_USAGE;
@@ -109,6 +126,8 @@ int cmd_distill(int argc, char **argv) {
     o.prev_action = (sl.flags & 1) != 0;
     o.frame_delay = sl.frame_delay;
     o.quiet = X.quiet;
+    o.rank = rank;
+    o.ranks = ranks;
     if (cphil_tr_data_open(&o, &d) != CPHIL_OK || cphil_tr_data_attach_soft(d, &sl, X.soft, (int)X.batch) != CPHIL_OK) {
         cli_error(NULL);
         rc = CLI_EXIT_FAIL;
@@ -134,6 +153,7 @@ int cmd_distill(int argc, char **argv) {
     po.T = 1;
     po.distill_T = sl.temperature;
     po.distill_alpha = X.alpha;
+    po.dist = ranks > 1 ? dist : NULL;
     int gpu = -1;
     if (cphil_device_parse(X.device, &gpu) != CPHIL_OK) {
         cli_error(NULL);
@@ -170,6 +190,9 @@ int cmd_distill(int argc, char **argv) {
         if (opts_was_set(distill_defs, N_DEFS, "--val-split"))
             printf("  note: --val-split has no effect here: the split is the dataset's (set it in cphil dataset / "
                    "soft-labels)\n");
+        if (ranks > 1)
+            printf("  ranks: %d (MPI), batch %lld per rank = %lld frames per step; rank 0 writes the files\n", ranks,
+                   X.batch, X.batch * ranks);
         fflush(stdout);
     }
     cphil_trainer_opts to;
@@ -183,6 +206,8 @@ int cmd_distill(int argc, char **argv) {
     to.resume = X.resume;
     to.max_steps = X.max_steps;
     to.stop_after_steps = X.stop_after;
+    to.dist = dist;
+    to.global_batch = X.batch * ranks;
     char meta[1024];
     snprintf(meta, sizeof meta,
              "{\"trained_by\":\"cphil distill\",\"prev_action\":%s,\"frame_delay\":%u,\"alpha\":%g,\"temperature\":%g,"
@@ -192,7 +217,8 @@ int cmd_distill(int argc, char **argv) {
     to.title = "cphil distill";
     cphil_tr_callbacks cb = {NULL, NULL, X.quiet ? NULL : on_epoch, on_note};
     if (cphil_train_run(&to, gpol ? &cphil_gpu_policy_ops : &cphil_tr_policy_ops, gpol ? (void *)gpol : (void *)pol,
-                        &cphil_tr_distill_ops, d, &cb, &res) != CPHIL_OK) {
+                        &cphil_tr_distill_ops, d, rank == 0 ? &cb : NULL, &res) != CPHIL_OK) {
+        if (ranks > 1) fprintf(stderr, "cphil distill: rank %d of %d stopped:\n", rank, ranks);
         cli_error(NULL);
         rc = CLI_EXIT_FAIL;
     } else if (res.interrupted) {
@@ -207,5 +233,18 @@ out:
     cphil_gpu_policy_free(gpol);
     cphil_tr_data_close(d);
     cphil_softlabels_close(&sl);
+    return rc;
+}
+
+/* The ranks, joined before anything else (as cmd_train does): a rank that fails ends the job. */
+int cmd_distill(int argc, char **argv) {
+    cphil_dist *dist = NULL;
+    if (cphil_dist_open(0, &dist) != CPHIL_OK) {
+        cli_error(NULL);
+        return CLI_EXIT_FAIL;
+    }
+    int rc = distill_main(argc, argv, dist);
+    if (rc != CLI_EXIT_OK && rc != 130 && cphil_dist_size(dist) > 1) cphil_dist_abort(dist, rc);
+    cphil_dist_close(dist);
     return rc;
 }
