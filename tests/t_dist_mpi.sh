@@ -14,7 +14,9 @@
 #  6. TBPTT: 2 ranks x 2 streams end 10 steps where 1 process x 4 streams ends (policy and carried
 #     state), and a checkpoint taken mid-stream resumes across rank counts (2 -> 1, 1 -> 2);
 #  7. mpirun -np 2 cphil distill: 2 ranks x 8 frames end 10 steps where 1 process x 16 ends, the
-#     shares are disjoint and make up the global batch, and a 2-rank checkpoint resumes in 1 process.
+#     shares are disjoint and make up the global batch, and a 2-rank checkpoint resumes in 1 process;
+#  8. the gradient all-reduce in buckets overlapped with the backward (CPHIL_DIST_BUCKET_KB) gives
+#     the bits of one all-reduce after the backward.
 # Exit 77 when mpirun is missing (scripts/setup.sh --test installs Open MPI) or cphil was built
 # without MPI (then it must refuse to run as one of several ranks, which is checked first).
 # Under the sanitizer build, LeakSanitizer is off for the mpirun runs only: Open MPI keeps
@@ -28,8 +30,9 @@ trap 'rm -rf "$T"' EXIT
 fail() { echo "$*"; exit 1; }
 command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun not found (scripts/setup.sh --test installs openmpi-bin)"; exit 77; }
 MPI=(timeout 120 env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-     mpirun --allow-run-as-root --oversubscribe -x ASAN_OPTIONS -x CPHIL_DIST_TIMEOUT -x CPHIL_DIST_LOG_WINDOWS)
-export CPHIL_DIST_TIMEOUT=60 CPHIL_DIST_LOG_WINDOWS=
+     mpirun --allow-run-as-root --oversubscribe -x ASAN_OPTIONS -x CPHIL_DIST_TIMEOUT -x CPHIL_DIST_LOG_WINDOWS
+     -x CPHIL_DIST_BUCKET_KB)
+export CPHIL_DIST_TIMEOUT=60 CPHIL_DIST_LOG_WINDOWS= CPHIL_DIST_BUCKET_KB=
 if ! "$BIN" version | grep -q '^mpi: compiled in'; then
   # a build without MPI must refuse to be one of several ranks, not train 2 copies
   out=$(PMI_SIZE=2 "$BIN" train --data /nonexistent 2>&1); rc=$?
@@ -126,6 +129,19 @@ res=$("$PY" "$T/cmp.py" "$T/tone_policy.safetensors" "$T/ttwo_policy.safetensors
 echo "# TBPTT 10 steps, 2 ranks x 2 vs 1 x 4: $res"
 res=$("$PY" "$T/cmp.py" "$T/tone.ckpt" "$T/ttwo.ckpt" carry) || fail "TBPTT: the carried states differ: $res"
 echo "# TBPTT carried state at step 10: $res"
+# 8: gradient buckets overlapped with the backward: 1 KiB (one per finished layer: heads, LSTM
+# layer 1, layer 0, input) and 1 MiB (all in one, started when the input layer is done) give the
+# bits of the default, one sum after the backward: with 2 ranks every value is the same a + b
+# whatever the bucket; a bad size is refused
+for kb in 1 1024; do
+  CPHIL_DIST_BUCKET_KB=$kb "${MPI[@]}" -np 2 "$BIN" train "${tb[@]}" --max-steps 10 --batch-size 2 --name tb$kb \
+    > "$T/tb$kb.out" 2>&1 || { cat "$T/tb$kb.out"; fail "2-rank TBPTT run with CPHIL_DIST_BUCKET_KB=$kb failed"; }
+  cmp -s "$T/ttwo_policy.safetensors" "$T/tb${kb}_policy.safetensors" \
+    || fail "CPHIL_DIST_BUCKET_KB=$kb changed the bits of the 2-rank result"
+done
+out=$(CPHIL_DIST_BUCKET_KB=1x "${MPI[@]}" -np 2 "$BIN" train "${tb[@]}" --max-steps 10 --batch-size 2 --name tbx 2>&1) \
+  && fail "CPHIL_DIST_BUCKET_KB=1x accepted"
+case "$out" in *"CPHIL_DIST_BUCKET_KB='1x'"*) ;; *) fail "no clear message for a bad bucket size: $out" ;; esac
 # resume across rank counts mid-stream (step 4 of 10): 2 ranks -> 1 process gathers the state,
 # 1 process -> 2 ranks deals it out; both end where the uninterrupted run ends
 "${MPI[@]}" -np 2 "$BIN" train "${tb[@]}" --max-steps 10 --batch-size 2 --name trs --stop-after-steps 4 > "$T/trs.out" 2>&1
@@ -221,8 +237,9 @@ step=$(sed -n 's/.*the checkpoint is at step \([0-9]*\) .*/\1/p' <<<"$out")
 "$BIN" train "${common[@]}" --epochs 100000 --max-steps $((step + 2)) --batch-size 16 --name k --resume "$T/k.ckpt" \
   > /dev/null 2>&1 || fail "the checkpoint left by the killed job (step $step) does not train on"
 
-# 5: a hung rank (SIGSTOP): the other gives up after the timeout, naming it
-CPHIL_DIST_TIMEOUT=3 "${MPI[@]}" -np 2 "$BIN" train "${common[@]}" --epochs 100000 --batch-size 8 --save-every 3 \
+# 5: a hung rank (SIGSTOP): the other gives up after the timeout, naming it (with gradient
+# buckets, so the wait may be the one for the buckets' sums)
+CPHIL_DIST_TIMEOUT=3 CPHIL_DIST_BUCKET_KB=1 "${MPI[@]}" -np 2 "$BIN" train "${common[@]}" --epochs 100000 --batch-size 8 --save-every 3 \
   --name h > "$T/h.out" 2>&1 &
 mp=$!
 for i in $(seq 1 300); do [ -f "$T/h.ckpt" ] && break; sleep 0.1; done

@@ -154,6 +154,13 @@ static int distill_main(int argc, char **argv, cphil_dist *dist) {
     po.distill_T = sl.temperature;
     po.distill_alpha = X.alpha;
     po.dist = ranks > 1 ? dist : NULL;
+    size_t bucket_bytes = 0;
+    if (ranks > 1 && cphil_dist_env_bucket_bytes(CPHIL_DIST_BUCKET_DEFAULT, &bucket_bytes) != CPHIL_OK) {
+        cli_error(NULL);
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    po.bucket_floats = bucket_bytes / sizeof(float);
     int gpu = -1;
     if (cphil_device_parse(X.device, &gpu) != CPHIL_OK) {
         cli_error(NULL);

@@ -415,6 +415,13 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
     po.tbptt = C.tbptt > 0;
     po.threads = (int)C.threads;
     po.dist = ranks > 1 ? dist : NULL;
+    size_t bucket_bytes = 0;
+    if (ranks > 1 && cphil_dist_env_bucket_bytes(CPHIL_DIST_BUCKET_DEFAULT, &bucket_bytes) != CPHIL_OK) {
+        cli_error(NULL);
+        cphil_tr_data_close(data);
+        return CLI_EXIT_USAGE;
+    }
+    po.bucket_floats = bucket_bytes / sizeof(float);
     /* the same loop drives the CPU policy or its GPU twin (src/gpu/), through the model table */
     int gpu = -1;
     if ((st = cphil_device_parse(C.device, &gpu)) != CPHIL_OK) {

@@ -29,6 +29,11 @@ struct cphil_tr_policy {
      * ranks' blocks in rank order. NULL for one process (carry is the section itself). */
     float *carry_all, *carry_tmp;
     int ranks, rank;
+    /* gradient buckets (o.bucket_floats > 0 with ranks): the backward's hook starts the sum of
+     * each finished tail of the block; [bk_lo, n + 1) is started, bk_frac scales it first */
+    size_t bk_lo;
+    float bk_frac;
+    cphil_status bk_st;
     char config_json[4096];
 };
 
@@ -143,6 +148,22 @@ static double weight_sum(const cphil_tr_batch *tb) {
     return w;
 }
 
+/* The backward finished [lo, n_floats): once at least a bucket's worth is pending (or the block
+ * is done), scale it by this rank's share and start its sum; in between, let MPI progress. */
+static void bucket_ready(void *user, size_t lo) {
+    cphil_tr_policy *p = user;
+    if (p->bk_st) return;
+    if (lo > 0 && p->bk_lo - lo < p->o.bucket_floats) {
+        cphil_dist_progress(p->o.dist);
+        return;
+    }
+    const size_t n = p->model.n_floats, hi = p->bk_lo < n ? p->bk_lo : n;
+    if (p->bk_frac != 1.0f)
+        for (size_t i = lo; i < hi; i++) p->grads[i] *= p->bk_frac;
+    p->bk_st = cphil_dist_sum_f32_start(p->o.dist, p->grads + lo, p->bk_lo - lo, "gradient all-reduce");
+    p->bk_lo = lo;
+}
+
 static cphil_status pt_train_step(void *self, const cphil_tr_batch *tb, double lr, double *loss) {
     cphil_tr_policy *p = self;
     const cphil_model_batch mb = model_batch(tb), *b = &mb;
@@ -179,17 +200,32 @@ static cphil_status pt_train_step(void *self, const cphil_tr_batch *tb, double l
         /* Normalize over the global batch: scale this rank's mean-loss gradient by its weight
          * share, then sum gradients and loss shares over the ranks. A non-finite local loss still
          * joins the sum (as NaN, backward skipped) so every rank sees it and stops together. */
-        if (isfinite(*loss)) {
-            cphil_model_backward(&p->model, p->ws, b, p->grads);
-            if (frac != 1.0) {
-                float f = (float)frac;
-                for (size_t i = 0; i < n; i++) p->grads[i] *= f;
-            }
+        if (isfinite(*loss) && p->o.bucket_floats > 0) {
+            /* buckets: each tail of the block is summed while the backward computes the rest
+             * (the loss share rides in the first, with the heads) */
             p->grads[n] = (float)(frac * *loss);
+            p->bk_lo = n + 1;
+            p->bk_frac = (float)frac;
+            p->bk_st = CPHIL_OK;
+            cphil_model_set_grads_hook(p->ws, bucket_ready, p);
+            cphil_model_backward(&p->model, p->ws, b, p->grads);
+            cphil_model_set_grads_hook(p->ws, NULL, NULL);
+            if (!p->bk_st && p->bk_lo > 0) bucket_ready(p, 0); /* the model always ends at 0; a guard */
+            if (p->bk_st) return p->bk_st;
+            if ((s = cphil_dist_wait_all(p->o.dist)) != CPHIL_OK) return s;
         } else {
-            p->grads[n] = NAN;
+            if (isfinite(*loss)) {
+                cphil_model_backward(&p->model, p->ws, b, p->grads);
+                if (frac != 1.0) {
+                    float f = (float)frac;
+                    for (size_t i = 0; i < n; i++) p->grads[i] *= f;
+                }
+                p->grads[n] = (float)(frac * *loss);
+            } else {
+                p->grads[n] = NAN;
+            }
+            if ((s = cphil_dist_sum_f32(p->o.dist, p->grads, n + 1, "gradient all-reduce")) != CPHIL_OK) return s;
         }
-        if ((s = cphil_dist_sum_f32(p->o.dist, p->grads, n + 1, "gradient all-reduce")) != CPHIL_OK) return s;
         *loss = p->grads[n];
         if (!isfinite(*loss)) return CPHIL_OK; /* every rank stops with the loop's message */
     } else {

@@ -24,6 +24,10 @@ typedef struct cphil_tr_policy_opts {
      * block (and the loss) over the ranks, then every rank clips and updates the same way, so N
      * ranks with batch B compute what one process with batch N x B computes. */
     cphil_dist *dist;
+    /* CPU ranks: > 0 sums the gradient block in buckets of at least this many floats, each started
+     * as soon as the backward has finished it (the layers finish from the last to the first) and
+     * all waited for before the optimizer step; 0 = one sum after the backward. */
+    size_t bucket_floats;
     /* GPU policy only: exchange the gradients through NCCL (src/gpu/dist_nccl.c) over dist's
      * ranks. Set for every GPU run with ranks; also with one rank (dist NULL) to run the path a
      * multi-GPU run takes, which gives the plain GPU trainer's bits. */
