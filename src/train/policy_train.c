@@ -200,10 +200,14 @@ static cphil_status pt_train_step(void *self, const cphil_tr_batch *tb, double l
         /* Normalize over the global batch: scale this rank's mean-loss gradient by its weight
          * share, then sum gradients and loss shares over the ranks. A non-finite local loss still
          * joins the sum (as NaN, backward skipped) so every rank sees it and stops together. */
-        if (isfinite(*loss) && p->o.bucket_floats > 0) {
+        if (p->o.bucket_floats > 0) {
             /* buckets: each tail of the block is summed while the backward computes the rest
-             * (the loss share rides in the first, with the heads) */
-            p->grads[n] = (float)(frac * *loss);
+             * (the loss share rides in the first, with the heads). Every rank must start the same
+             * sums, so a rank with a non-finite loss runs the backward too, from zero d loss /
+             * d logits; its NaN share then stops every rank. */
+            if (!isfinite(*loss))
+                memset(cphil_model_dlogits(p->ws), 0, (size_t)b->B * (size_t)b->T * CPHIL_N_LOGITS * sizeof(float));
+            p->grads[n] = isfinite(*loss) ? (float)(frac * *loss) : NAN;
             p->bk_lo = n + 1;
             p->bk_frac = (float)frac;
             p->bk_st = CPHIL_OK;
