@@ -416,6 +416,49 @@ TEST(policy_gru_matches_torch) { policy_vs_torch(CPHIL_BACKBONE_GRU); }
 TEST(policy_mamba_matches_torch) { policy_vs_torch(CPHIL_BACKBONE_MAMBA); }
 TEST(policy_attention_matches_torch) { policy_vs_torch(CPHIL_BACKBONE_ATTENTION); }
 
+/* The backward's overlap hook (cphil_model_set_grads_hook, used by data-parallel ranks to start
+ * the gradient exchange of a finished tail of the block): at every call, [lo, n) already holds
+ * its final values (a snapshot then equals the end result bit for bit), lo decreases, the
+ * first call leaves some of the block unfinished and the last is lo = 0. */
+typedef struct grads_tap {
+    const float *g;
+    size_t n, lo[64];
+    float *snap[64];
+    int calls;
+} grads_tap;
+static void tap_ready(void *user, size_t lo) {
+    grads_tap *t = user;
+    if (t->calls >= 64) return;
+    t->lo[t->calls] = lo;
+    t->snap[t->calls] = fz(t->n - lo);
+    memcpy(t->snap[t->calls], t->g + lo, (t->n - lo) * sizeof(float));
+    t->calls++;
+}
+static void grads_hook_case(cphil_backbone bb) {
+    arena_reset();
+    pcase pc;
+    pcase_load(&pc, bb, CPHIL_PREC_F32);
+    grads_tap tap = {.g = pc.grads, .n = pc.m.n_floats};
+    cphil_model_forward(&pc.m, pc.ws, &pc.batch);
+    cphil_model_loss(&pc.m, pc.ws, &pc.batch, &pc.lc, NULL);
+    cphil_model_set_grads_hook(pc.ws, tap_ready, &tap);
+    cphil_model_backward(&pc.m, pc.ws, &pc.batch, pc.grads);
+    cphil_model_set_grads_hook(pc.ws, NULL, NULL);
+    CHECK(tap.calls >= 3 && tap.calls < 64);
+    CHECK(tap.lo[0] > 0 && tap.lo[0] < tap.n);
+    CHECK(tap.lo[tap.calls - 1] == 0);
+    for (int c = 0; c < tap.calls; c++) {
+        if (c) CHECK_MSG(tap.lo[c] < tap.lo[c - 1], "call %d: lo %zu after %zu", c, tap.lo[c], tap.lo[c - 1]);
+        CHECK_MSG(!memcmp(tap.snap[c], pc.grads + tap.lo[c], (tap.n - tap.lo[c]) * sizeof(float)),
+                  "%s: call %d said [%zu, %zu) was final, but the backward changed it later",
+                  cphil_backbone_name(bb), c, tap.lo[c], tap.n);
+    }
+    pcase_free(&pc);
+}
+TEST(grads_hook_tails_final) {
+    for (int bb = 0; bb < CPHIL_N_BACKBONES; bb++) grads_hook_case((cphil_backbone)bb);
+}
+
 /* Ten AdamW steps; losses[s] and the pre-clip norms out. */
 static void train_steps(pcase *pc, int steps, float *losses, float *norms) {
     cphil_adamw_config ac;
@@ -924,6 +967,7 @@ int main(void) {
     RUN(policy_gru_matches_torch);
     RUN(policy_mamba_matches_torch);
     RUN(policy_attention_matches_torch);
+    RUN(grads_hook_tails_final);
     RUN(adamw_ten_steps_lstm_match_torch);
     RUN(adamw_ten_steps_mamba_match_torch);
     RUN(lr_schedules);

@@ -5,13 +5,15 @@
  * through the same training loop as `cphil train` (checkpoints, --resume, best files, curves).
  * The student's policy file is like any other (agent, bench, quantize, export take it).
  * --output NAME writes NAME_policy.safetensors, NAME.ckpt, NAME_best_policy.safetensors, ...
- * (an extension on NAME is dropped). */
+ * (an extension on NAME is dropped). Under mpirun, N ranks share each step like cphil train
+ * (docs/distributed.md). */
 #include "cli/opts.h"
 #include "gpu/gpu.h"
 #include "train/policy_train.h"
 #include "train/train_data.h"
 
 #include <string.h>
+#include <unistd.h>
 
 typedef struct distill_cli {
     const char *soft, *data, *output, *resume;
@@ -65,11 +67,26 @@ static void on_note(void *user, const char *msg) {
     fprintf(stderr, "%s\n", msg);
 }
 
-int cmd_distill(int argc, char **argv) {
+static int distill_main(int argc, char **argv, cphil_dist *dist) {
     cli_optim_defs(&X.o, optim_defs);
     int r = opts_parse(&spec, argc, argv);
     if (r) return opts_exit(r);
-    cli_set_threads(X.o.threads);
+    /* ranks (docs/distributed.md): --batch-size per rank, rank 0 alone prints and writes */
+    const int rank = cphil_dist_rank(dist), ranks = cphil_dist_size(dist);
+    long long threads = X.o.threads;
+    int local = cphil_dist_env_local_size();
+    if (threads == 0 && ranks > 1 && local > 1) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores / local > 1 ? cores / local : 1;
+    }
+    cli_set_threads(threads);
+    if (rank > 0) X.quiet = true;
+    if (ranks > 1 && strncmp(X.o.device, "cuda", 4) == 0) {
+        cli_error("distill: --device cuda with %d ranks: GPU ranks are for cphil train; distill on CPU ranks, or on "
+                  "one GPU without mpirun",
+                  ranks);
+        return CLI_EXIT_USAGE;
+    }
     cphil_softlabels sl;
     if (cphil_softlabels_read(X.soft, &sl) != CPHIL_OK) {
         cli_error(NULL);
@@ -103,6 +120,8 @@ int cmd_distill(int argc, char **argv) {
     o.prev_action = (sl.flags & 1) != 0;
     o.frame_delay = sl.frame_delay;
     o.quiet = X.quiet;
+    o.rank = rank;
+    o.ranks = ranks;
     if (cphil_tr_data_open(&o, &d) != CPHIL_OK || cphil_tr_data_attach_soft(d, &sl, X.soft, (int)X.batch) != CPHIL_OK) {
         cli_error(NULL);
         rc = CLI_EXIT_FAIL;
@@ -129,6 +148,14 @@ int cmd_distill(int argc, char **argv) {
     po.T = 1;
     po.distill_T = sl.temperature;
     po.distill_alpha = X.alpha;
+    po.dist = ranks > 1 ? dist : NULL;
+    size_t bucket_bytes = 0;
+    if (ranks > 1 && cphil_dist_env_bucket_bytes(CPHIL_DIST_BUCKET_DEFAULT, &bucket_bytes) != CPHIL_OK) {
+        cli_error(NULL);
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    po.bucket_floats = bucket_bytes / sizeof(float);
     int gpu = -1;
     if (cphil_device_parse(X.o.device, &gpu) != CPHIL_OK) {
         cli_error(NULL);
@@ -165,6 +192,9 @@ int cmd_distill(int argc, char **argv) {
         if (opts_was_set(&spec, "--val-split"))
             printf("  note: --val-split has no effect here: the split is the dataset's (set it in cphil dataset / "
                    "soft-labels)\n");
+        if (ranks > 1)
+            printf("  ranks: %d (MPI), batch %lld per rank = %lld frames per step; rank 0 writes the files\n", ranks,
+                   X.batch, X.batch * ranks);
         fflush(stdout);
     }
     cphil_trainer_opts to;
@@ -179,6 +209,8 @@ int cmd_distill(int argc, char **argv) {
     to.resume = X.resume;
     to.max_steps = X.o.max_steps;
     to.stop_after_steps = X.stop_after;
+    to.dist = dist;
+    to.global_batch = X.batch * ranks;
     char meta[1024];
     snprintf(meta, sizeof meta,
              "{\"trained_by\":\"cphil distill\",\"prev_action\":%s,\"frame_delay\":%u,\"alpha\":%g,\"temperature\":%g,"
@@ -188,7 +220,8 @@ int cmd_distill(int argc, char **argv) {
     to.title = "cphil distill";
     cphil_tr_callbacks cb = {NULL, NULL, X.quiet ? NULL : on_epoch, on_note};
     if (cphil_train_run(&to, gpol ? &cphil_gpu_policy_ops : &cphil_tr_policy_ops, gpol ? (void *)gpol : (void *)pol,
-                        &cphil_tr_distill_ops, d, &cb, &res) != CPHIL_OK) {
+                        &cphil_tr_distill_ops, d, rank == 0 ? &cb : NULL, &res) != CPHIL_OK) {
+        if (ranks > 1) fprintf(stderr, "cphil distill: rank %d of %d stopped:\n", rank, ranks);
         cli_error(NULL);
         rc = CLI_EXIT_FAIL;
     } else if (res.interrupted) {
@@ -203,5 +236,18 @@ out:
     cphil_gpu_policy_free(gpol);
     cphil_tr_data_close(d);
     cphil_softlabels_close(&sl);
+    return rc;
+}
+
+/* The ranks, joined before anything else (as cmd_train does): a rank that fails ends the job. */
+int cmd_distill(int argc, char **argv) {
+    cphil_dist *dist = NULL;
+    if (cphil_dist_open(0, &dist) != CPHIL_OK) {
+        cli_error(NULL);
+        return CLI_EXIT_FAIL;
+    }
+    int rc = distill_main(argc, argv, dist);
+    if (rc != CLI_EXIT_OK && rc != 130 && cphil_dist_size(dist) > 1) cphil_dist_abort(dist, rc);
+    cphil_dist_close(dist);
     return rc;
 }

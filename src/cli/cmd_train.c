@@ -336,9 +336,9 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
     }
     cli_set_threads(threads);
     if (rank > 0) C.quiet = true; /* rank 0 alone prints (and writes files: trainer.c) */
-    if (ranks > 1 && C.tbptt) {
-        cli_error("train: --tbptt with %d ranks: each rank's slots carry their own recurrent state, which the "
-                  "checkpoint (written by rank 0) does not gather; train TBPTT in one process, or use windows",
+    if (ranks > 1 && C.tbptt && strncmp(C.device, "cuda", 4) == 0) {
+        cli_error("train: --tbptt with %d GPU ranks: the GPU trainer does not gather the ranks' carried recurrent "
+                  "state into its checkpoint; train TBPTT on CPU ranks or one GPU, or use windows",
                   ranks);
         return CLI_EXIT_USAGE;
     }
@@ -409,6 +409,13 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
     po.tbptt = C.tbptt > 0;
     po.threads = (int)C.o.threads;
     po.dist = ranks > 1 ? dist : NULL;
+    size_t bucket_bytes = 0;
+    if (ranks > 1 && cphil_dist_env_bucket_bytes(CPHIL_DIST_BUCKET_DEFAULT, &bucket_bytes) != CPHIL_OK) {
+        cli_error(NULL);
+        cphil_tr_data_close(data);
+        return CLI_EXIT_USAGE;
+    }
+    po.bucket_floats = bucket_bytes / sizeof(float);
     /* the same loop drives the CPU policy or its GPU twin (src/gpu/), through the model table */
     int gpu = -1;
     if ((st = cphil_device_parse(C.o.device, &gpu)) != CPHIL_OK) {
@@ -474,6 +481,7 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
     to.stop_after_steps = C.stop_after;
     to.dist = dist;
     to.global_batch = C.batch * ranks;
+    if (pol) to.rank_state = cphil_tr_policy_rank_state; /* TBPTT: each rank's slots' carried state */
     char meta[1024];
     snprintf(meta, sizeof meta,
              "{\"trained_by\":\"cphil train\",\"prev_action\":%s,\"frame_delay\":%lld,\"train_files\":%d,"

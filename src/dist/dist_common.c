@@ -36,3 +36,17 @@ int cphil_dist_env_local_size(void) {
     static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"};
     return env_int(vars, sizeof vars / sizeof vars[0], 1);
 }
+
+cphil_status cphil_dist_env_bucket_bytes(size_t def, size_t *bytes) {
+    const char *v = getenv("CPHIL_DIST_BUCKET_KB");
+    *bytes = def;
+    if (!v || !*v) return CPHIL_OK;
+    char *end;
+    long long k = strtoll(v, &end, 10);
+    if (*end != '\0' || k < 0 || k > 4194304)
+        return cphil_err(CPHIL_E_ARG, "CPHIL_DIST_BUCKET_KB='%s': give the gradient bucket size in KiB, a whole number "
+                                      "from 0 (one sum after the backward) to 4194304",
+                         v);
+    *bytes = (size_t)k * 1024;
+    return CPHIL_OK;
+}

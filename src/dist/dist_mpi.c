@@ -1,7 +1,8 @@
 /* dist_mpi.c — dist.h over Open MPI (compiled only when mk/mpi.mk found mpicc: CPHIL_MPI=1).
  *
  * Every collective is the non-blocking MPI call (MPI_Iallreduce, MPI_Ibcast, MPI_Iallgather)
- * followed by a polling wait with a deadline, so no rank ever waits without bound: a peer that
+ * followed by a polling wait with a deadline (the gradient buckets start several and wait for
+ * them together later), so no rank ever waits without bound: a peer that
  * died without taking the job down, or hangs (stopped, stuck in a driver, swapping), turns into
  * an error after the timeout. The error names the ranks that did not answer: on timeout a rank
  * sends "alive" to every peer on a second communicator and listens for theirs for a grace
@@ -25,6 +26,10 @@ struct cphil_dist {
     bool mpi;          /* MPI initialized by us (finalize on close) */
     MPI_Comm comm;     /* the collectives */
     MPI_Comm ctrl;     /* liveness probes after a timeout */
+    /* sums started by cphil_dist_sum_f32_start, not yet waited for */
+    MPI_Request pend[CPHIL_DIST_MAX_PENDING];
+    int n_pend;
+    const char *pend_what;
 };
 
 enum { TAG_ALIVE = 7001 };
@@ -160,10 +165,11 @@ static int silent_ranks(cphil_dist *d, double grace, char *buf, size_t n) {
 
 int cphil_dist_silent_ranks(cphil_dist *d, double grace, char *buf, size_t n) { return silent_ranks(d, grace, buf, n); }
 
-static cphil_status wait_req(cphil_dist *d, MPI_Request *r, const char *what) {
+/* Wait for n requests together, bounded by the timeout (one deadline for all of them). */
+static cphil_status wait_reqs(cphil_dist *d, MPI_Request *r, int n, const char *what) {
     double t0 = cphil_now_sec();
     for (int spins = 0;; spins++) {
-        int done = 0, rc = MPI_Test(r, &done, MPI_STATUS_IGNORE);
+        int done = 0, rc = MPI_Testall(n, r, &done, MPI_STATUSES_IGNORE);
         if (rc != MPI_SUCCESS) return mpi_fail(d, rc, what);
         if (done) return CPHIL_OK;
         if ((spins & 63) == 0 && cphil_now_sec() - t0 > d->timeout) break;
@@ -182,6 +188,8 @@ static cphil_status wait_req(cphil_dist *d, MPI_Request *r, const char *what) {
                      "exchange (the ranks are out of step; report this as a cphil bug): stopping every rank",
                      d->rank, d->size, what, d->timeout);
 }
+
+static cphil_status wait_req(cphil_dist *d, MPI_Request *r, const char *what) { return wait_reqs(d, r, 1, what); }
 
 static bool single(const cphil_dist *d) { return !d || d->size <= 1; }
 
@@ -205,6 +213,35 @@ static cphil_status reduce(cphil_dist *d, void *x, size_t n, size_t esize, MPI_D
 cphil_status cphil_dist_sum_f32(cphil_dist *d, float *x, size_t n, const char *what) {
     return reduce(d, x, n, sizeof(float), MPI_FLOAT, MPI_SUM, what);
 }
+cphil_status cphil_dist_wait_all(cphil_dist *d) {
+    if (!d || d->n_pend == 0) return CPHIL_OK;
+    cphil_status s = wait_reqs(d, d->pend, d->n_pend, d->pend_what ? d->pend_what : "exchange");
+    if (s == CPHIL_OK) d->n_pend = 0; /* on failure the job is aborted; the requests stay */
+    return s;
+}
+
+void cphil_dist_progress(cphil_dist *d) {
+    int done = 0;
+    if (d && d->n_pend > 0 && MPI_Testall(d->n_pend, d->pend, &done, MPI_STATUSES_IGNORE) == MPI_SUCCESS && done)
+        d->n_pend = 0;
+}
+
+cphil_status cphil_dist_sum_f32_start(cphil_dist *d, float *x, size_t n, const char *what) {
+    if (single(d)) return CPHIL_OK;
+    for (size_t at = 0; at < n; at += CHUNK) {
+        if (d->n_pend == CPHIL_DIST_MAX_PENDING) {
+            cphil_status s = cphil_dist_wait_all(d);
+            if (s) return s;
+        }
+        size_t c = n - at < CHUNK ? n - at : CHUNK;
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, x + at, (int)c, MPI_FLOAT, MPI_SUM, d->comm, &d->pend[d->n_pend]);
+        if (rc != MPI_SUCCESS) return mpi_fail(d, rc, what);
+        d->n_pend++;
+        d->pend_what = what;
+    }
+    return CPHIL_OK;
+}
+
 cphil_status cphil_dist_sum_f64(cphil_dist *d, double *x, size_t n, const char *what) {
     return reduce(d, x, n, sizeof(double), MPI_DOUBLE, MPI_SUM, what);
 }
@@ -217,6 +254,18 @@ cphil_status cphil_dist_bcast(cphil_dist *d, void *buf, size_t bytes, const char
     if (bytes > CHUNK) return cphil_err(CPHIL_E_ARG, "%s: %zu bytes is too large for one broadcast", what, bytes);
     MPI_Request r;
     int rc = MPI_Ibcast(buf, (int)bytes, MPI_BYTE, 0, d->comm, &r);
+    if (rc != MPI_SUCCESS) return mpi_fail(d, rc, what);
+    return wait_req(d, &r, what);
+}
+
+cphil_status cphil_dist_allgather(cphil_dist *d, const void *mine, size_t bytes, void *all, const char *what) {
+    if (single(d)) {
+        if (bytes && all != mine) memmove(all, mine, bytes);
+        return CPHIL_OK;
+    }
+    if (bytes > CHUNK) return cphil_err(CPHIL_E_ARG, "%s: %zu bytes a rank is too large for one gather", what, bytes);
+    MPI_Request r;
+    int rc = MPI_Iallgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, d->comm, &r);
     if (rc != MPI_SUCCESS) return mpi_fail(d, rc, what);
     return wait_req(d, &r, what);
 }

@@ -216,6 +216,12 @@ float *cphil_model_dlogits(cphil_model_ws *ws);
  * start that slot afresh. NULL (the default) = zero initial state. */
 size_t cphil_model_carry_floats(const cphil_model_config *c, int B);
 void cphil_model_set_carry(cphil_model_ws *ws, float *carry);
+/* Data-parallel overlap (docs/distributed.md): during cphil_model_backward, fn(user, lo) is called
+ * on the calling thread each time the gradients [lo, n_floats) are final (the backward finishes
+ * the tensor table from its end: heads, backbone layers last to first, input projection), with lo
+ * decreasing from call to call and 0 last, so the exchange of that tail can start while the
+ * backward computes the rest. NULL (the default) = no calls. */
+void cphil_model_set_grads_hook(cphil_model_ws *ws, void (*fn)(void *user, size_t lo), void *user);
 
 /* ---- AdamW with gradient-norm clipping and schedules ------------------------------------ */
 typedef enum cphil_schedule { CPHIL_SCHED_CONSTANT = 0, CPHIL_SCHED_WARMUP_COSINE } cphil_schedule;

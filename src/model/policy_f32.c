@@ -44,3 +44,8 @@ size_t cphil_model_carry_floats(const cphil_model_config *c, int B) {
 }
 
 void cphil_model_set_carry(cphil_model_ws *ws, float *carry) { ws->carry = carry; }
+
+void cphil_model_set_grads_hook(cphil_model_ws *ws, void (*fn)(void *user, size_t lo), void *user) {
+    ws->grads_ready = fn;
+    ws->grads_user = user;
+}

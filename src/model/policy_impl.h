@@ -39,6 +39,10 @@ struct NN_FN(cphil_model_ws) {
     R *feat; /* points at the backbone's output */
     R *carry; /* lstm/gru TBPTT: caller-owned initial state, overwritten with the final state
                * (per layer k: lstm h [B,H] then c [B,H]; gru h [B,H]); NULL = zero state */
+    /* data-parallel overlap (model.h cphil_model_set_grads_hook): told when a tail of the gradient
+     * block is final, so its exchange can start while the backward goes on */
+    void (*grads_ready)(void *user, size_t lo);
+    void *grads_user;
     /* mlp */
     R *mz[CPHIL_MAX_MLP_LAYERS], *ma[CPHIL_MAX_MLP_LAYERS], *md0, *md1;
     /* lstm / gru */
@@ -408,6 +412,13 @@ static R NN_FN(policy_loss)(NN_FN(pws) *w, const uint8_t *buttons, const uint8_t
 }
 
 /* ---- backward -------------------------------------------------------------------------- */
+/* The tensor table is input_proj, the backbone's layers first to last (then norm_f), the heads;
+ * the backward finishes them in the reverse order, so after each stage the gradients from the
+ * stage's first tensor to the end of the block are final. */
+#define GRADS_READY(w, lo)                                                                         \
+    do {                                                                                           \
+        if ((w)->grads_ready) (w)->grads_ready((w)->grads_user, (lo));                            \
+    } while (0)
 static void NN_FN(policy_backward)(NN_FN(pws) *w, const R *P, const R *cont, const int32_t *ids,
                                    R *G) {
     const cphil_model_config *c = &w->cfg;
@@ -437,6 +448,7 @@ static void NN_FN(policy_backward)(NN_FN(pws) *w, const R *P, const R *cont, con
         for (size_t q = 0; q < (size_t)hh * Hb; q++) gw[q] += sw[q];
         for (int q = 0; q < hh; q++) gb[q] += sb[q];
     }
+    GRADS_READY(w, w->o_head[0][0]);
     /* backbone: ends with dx0 = dL/dx0 */
     switch (c->backbone) {
     case CPHIL_BACKBONE_MLP: {
@@ -454,6 +466,7 @@ static void NN_FN(policy_backward)(NN_FN(pws) *w, const R *P, const R *cont, con
                                             c->mlp_hidden[i - 1], P + w->o_layer[i - 1][0], dz,
                                             c->mlp_hidden[i], dprev, c->mlp_hidden[i - 1],
                                             G + w->o_layer[i - 1][0], G + w->o_layer[i - 1][1]);
+            GRADS_READY(w, w->o_layer[i - 1][0]);
             da = dprev;
         }
         break;
@@ -474,6 +487,7 @@ static void NN_FN(policy_backward)(NN_FN(pws) *w, const R *P, const R *cont, con
                 NN_FN(cphil_nn_gru_backward)(pr, B, T, H, H, x, P + o[0], P + o[1], w->rgates[k], w->rgh[k],
                                              w->rhprev[k], dy, dx, G + o[0], G + o[1], G + o[2], G + o[3],
                                              w->rdG, w->rdGh, w->rdh);
+            GRADS_READY(w, o[0]);
             dy = dx;
         }
         break;
@@ -493,6 +507,7 @@ static void NN_FN(policy_backward)(NN_FN(pws) *w, const R *P, const R *cont, con
             NN_FN(cphil_nn_mamba_backward)(pr, B, T, H, I, Rk, c->state_size, c->conv_size, w->nu[k], &p,
                                            &w->ms[k], &w->mw, w->dstream, w->dnu, &g);
             NN_FN(cphil_nn_rmsnorm_backward)(M, H, w->xs[k], P + o[0], w->nr[k], w->dnu, w->dstream, G + o[0]);
+            GRADS_READY(w, o[0]);
         }
         memcpy(w->dx0, w->dstream, (size_t)M * H * sizeof(R));
         break;
@@ -522,6 +537,7 @@ static void NN_FN(policy_backward)(NN_FN(pws) *w, const R *P, const R *cont, con
                                                w->dP);
             NN_FN(cphil_nn_layernorm_backward)(M, H, w->xs[k], P + o[0], w->nm[k], w->nr[k], w->dnu,
                                                w->dstream, G + o[0], G + o[1]);
+            GRADS_READY(w, o[0]);
         }
         memcpy(w->dx0, w->dstream, (size_t)M * H * sizeof(R));
         break;
@@ -532,4 +548,6 @@ static void NN_FN(policy_backward)(NN_FN(pws) *w, const R *P, const R *cont, con
     (void)H0;
     NN_FN(cphil_nn_input_backward)(pr, M, H0, c->E, c->n_cont, c->n_ids, cont, ids, w->dx0,
                                    G + w->o_in_w, G + w->o_in_b, w->WT);
+    GRADS_READY(w, 0);
 }
+#undef GRADS_READY

@@ -22,6 +22,18 @@ struct cphil_tr_policy {
     float *dz;           /* distillation: d loss / d logits [B*T*81] */
     float *carry;        /* TBPTT: carried recurrent state of every slot (NULL: windows) */
     size_t carry_floats;
+    /* TBPTT with several ranks: the checkpoint's "carry" section is the state of every slot of
+     * the global batch, laid out as one process with ranks x B slots lays it out ([layer][slot][H]),
+     * so a checkpoint resumes with any rank count that keeps the global batch.
+     * carry_all holds it (gathered before a save, dealt out after a load); carry_tmp receives the
+     * ranks' blocks in rank order. NULL for one process (carry is the section itself). */
+    float *carry_all, *carry_tmp;
+    int ranks, rank;
+    /* gradient buckets (o.bucket_floats > 0 with ranks): the backward's hook starts the sum of
+     * each finished tail of the block; [bk_lo, n + 1) is started, bk_frac scales it first */
+    size_t bk_lo;
+    float bk_frac;
+    cphil_status bk_st;
     char config_json[4096];
 };
 
@@ -47,6 +59,8 @@ void cphil_tr_policy_free(cphil_tr_policy *p) {
     cphil_free(p->grads);
     cphil_free(p->dz);
     cphil_free(p->carry);
+    cphil_free(p->carry_all);
+    cphil_free(p->carry_tmp);
     cphil_free(p);
 }
 
@@ -81,7 +95,13 @@ cphil_status cphil_tr_policy_create(const cphil_model_config *cfg, const cphil_t
             goto fail;
         }
         p->carry = cphil_calloc(p->carry_floats, sizeof(float));
-        if (!p->carry) {
+        p->ranks = cphil_dist_size(o->dist);
+        p->rank = cphil_dist_rank(o->dist);
+        if (p->ranks > 1) {
+            p->carry_all = cphil_calloc(p->carry_floats * (size_t)p->ranks, sizeof(float));
+            p->carry_tmp = cphil_calloc(p->carry_floats * (size_t)p->ranks, sizeof(float));
+        }
+        if (!p->carry || (p->ranks > 1 && (!p->carry_all || !p->carry_tmp))) {
             s = cphil_err(CPHIL_E_NOMEM, "out of memory for the carried state");
             goto fail;
         }
@@ -128,6 +148,22 @@ static double weight_sum(const cphil_tr_batch *tb) {
     return w;
 }
 
+/* The backward finished [lo, n_floats): once at least a bucket's worth is pending (or the block
+ * is done), scale it by this rank's share and start its sum; in between, let MPI progress. */
+static void bucket_ready(void *user, size_t lo) {
+    cphil_tr_policy *p = user;
+    if (p->bk_st) return;
+    if (lo > 0 && p->bk_lo - lo < p->o.bucket_floats) {
+        cphil_dist_progress(p->o.dist);
+        return;
+    }
+    const size_t n = p->model.n_floats, hi = p->bk_lo < n ? p->bk_lo : n;
+    if (p->bk_frac != 1.0f)
+        for (size_t i = lo; i < hi; i++) p->grads[i] *= p->bk_frac;
+    p->bk_st = cphil_dist_sum_f32_start(p->o.dist, p->grads + lo, p->bk_lo - lo, "gradient all-reduce");
+    p->bk_lo = lo;
+}
+
 static cphil_status pt_train_step(void *self, const cphil_tr_batch *tb, double lr, double *loss) {
     cphil_tr_policy *p = self;
     const cphil_model_batch mb = model_batch(tb), *b = &mb;
@@ -164,17 +200,36 @@ static cphil_status pt_train_step(void *self, const cphil_tr_batch *tb, double l
         /* Normalize over the global batch: scale this rank's mean-loss gradient by its weight
          * share, then sum gradients and loss shares over the ranks. A non-finite local loss still
          * joins the sum (as NaN, backward skipped) so every rank sees it and stops together. */
-        if (isfinite(*loss)) {
+        if (p->o.bucket_floats > 0) {
+            /* buckets: each tail of the block is summed while the backward computes the rest
+             * (the loss share rides in the first, with the heads). Every rank must start the same
+             * sums, so a rank with a non-finite loss runs the backward too, from zero d loss /
+             * d logits; its NaN share then stops every rank. */
+            if (!isfinite(*loss))
+                memset(cphil_model_dlogits(p->ws), 0, (size_t)b->B * (size_t)b->T * CPHIL_N_LOGITS * sizeof(float));
+            p->grads[n] = isfinite(*loss) ? (float)(frac * *loss) : NAN;
+            p->bk_lo = n + 1;
+            p->bk_frac = (float)frac;
+            p->bk_st = CPHIL_OK;
+            cphil_model_set_grads_hook(p->ws, bucket_ready, p);
             cphil_model_backward(&p->model, p->ws, b, p->grads);
-            if (frac != 1.0) {
-                float f = (float)frac;
-                for (size_t i = 0; i < n; i++) p->grads[i] *= f;
-            }
-            p->grads[n] = (float)(frac * *loss);
+            cphil_model_set_grads_hook(p->ws, NULL, NULL);
+            if (!p->bk_st && p->bk_lo > 0) bucket_ready(p, 0); /* the model always ends at 0; a guard */
+            if (p->bk_st) return p->bk_st;
+            if ((s = cphil_dist_wait_all(p->o.dist)) != CPHIL_OK) return s;
         } else {
-            p->grads[n] = NAN;
+            if (isfinite(*loss)) {
+                cphil_model_backward(&p->model, p->ws, b, p->grads);
+                if (frac != 1.0) {
+                    float f = (float)frac;
+                    for (size_t i = 0; i < n; i++) p->grads[i] *= f;
+                }
+                p->grads[n] = (float)(frac * *loss);
+            } else {
+                p->grads[n] = NAN;
+            }
+            if ((s = cphil_dist_sum_f32(p->o.dist, p->grads, n + 1, "gradient all-reduce")) != CPHIL_OK) return s;
         }
-        if ((s = cphil_dist_sum_f32(p->o.dist, p->grads, n + 1, "gradient all-reduce")) != CPHIL_OK) return s;
         *loss = p->grads[n];
         if (!isfinite(*loss)) return CPHIL_OK; /* every rank stops with the loop's message */
     } else {
@@ -212,11 +267,34 @@ static int pt_sections(void *self, cphil_tr_section *out, int cap) {
     out[3] = (cphil_tr_section){"adamw_step", &p->opt.step, sizeof p->opt.step,
                                  sizeof p->opt.step == 8 ? CPHIL_TR_SEC_I64_NONNEG : CPHIL_TR_SEC_BYTES};
     if (p->carry && cap > 4) {
-        out[4] = (cphil_tr_section){"carry", p->carry, p->carry_floats * sizeof(float),
-                                    CPHIL_TR_SEC_F32_FINITE};
+        float *c = p->carry_all ? p->carry_all : p->carry;
+        size_t k = p->carry_all ? (size_t)p->ranks : 1;
+        out[4] = (cphil_tr_section){"carry", c, k * p->carry_floats * sizeof(float), CPHIL_TR_SEC_F32_FINITE};
         return 5;
     }
     return 4;
+}
+
+/* Rank r's slots are global slots [r x B, (r + 1) x B): for every layer block k, its B x H floats
+ * sit at (k x ranks x B + r x B) x H of the global layout. */
+cphil_status cphil_tr_policy_rank_state(void *self, bool gather) {
+    cphil_tr_policy *p = self;
+    if (!p->carry_all) return CPHIL_OK; /* one process: the section is the state itself */
+    const size_t H = (size_t)p->model.cfg.hidden, B = (size_t)p->o.B, R = (size_t)p->ranks;
+    const size_t blocks = p->carry_floats / (B * H), slab = B * H;
+    if (gather) {
+        cphil_status s = cphil_dist_allgather(p->o.dist, p->carry, p->carry_floats * sizeof(float), p->carry_tmp,
+                                              "carried-state gather");
+        if (s) return s;
+        for (size_t r = 0; r < R; r++)
+            for (size_t k = 0; k < blocks; k++)
+                memcpy(p->carry_all + (k * R + r) * slab, p->carry_tmp + r * p->carry_floats + k * slab,
+                       slab * sizeof(float));
+    } else {
+        for (size_t k = 0; k < blocks; k++)
+            memcpy(p->carry + k * slab, p->carry_all + (k * R + (size_t)p->rank) * slab, slab * sizeof(float));
+    }
+    return CPHIL_OK;
 }
 
 static cphil_status pt_save(void *self, const char *path, const char *meta_json) {

@@ -3,7 +3,7 @@
  *
  * Checkpoint sections: "params" (the parameter block), "adamw_m", "adamw_v" (moments, same
  * layout), "adamw_step" (u64 little-endian), and with TBPTT "carry" (the recurrent state of every
- * batch slot). Distillation: when a batch carries teacher probabilities (batch->soft), the loss
+ * batch slot; with several ranks, of every slot of the global batch, as one process lays it out). Distillation: when a batch carries teacher probabilities (batch->soft), the loss
  * is the distillation loss of distill_loss.h and its gradient is fed to the backward.
  */
 #ifndef CPHIL_TRAIN_POLICY_TRAIN_H
@@ -24,6 +24,10 @@ typedef struct cphil_tr_policy_opts {
      * block (and the loss) over the ranks, then every rank clips and updates the same way, so N
      * ranks with batch B compute what one process with batch N x B computes. */
     cphil_dist *dist;
+    /* CPU ranks: > 0 sums the gradient block in buckets of at least this many floats, each started
+     * as soon as the backward has finished it (the layers finish from the last to the first) and
+     * all waited for before the optimizer step; 0 = one sum after the backward. */
+    size_t bucket_floats;
     /* GPU policy only: exchange the gradients through NCCL (src/gpu/dist_nccl.c) over dist's
      * ranks. Set for every GPU run with ranks; also with one rank (dist NULL) to run the path a
      * multi-GPU run takes, which gives the plain GPU trainer's bits. */
@@ -40,5 +44,9 @@ cphil_status cphil_tr_policy_create(const cphil_model_config *cfg, const cphil_t
 void cphil_tr_policy_free(cphil_tr_policy *p);
 cphil_model *cphil_tr_policy_model(cphil_tr_policy *p);
 extern const cphil_tr_model_ops cphil_tr_policy_ops;
+/* The trainer's rank_state hook (trainer.h) for TBPTT with several ranks: gather = true collects
+ * every rank's carried state into the "carry" section (a collective: every rank calls it);
+ * false deals a loaded section's slots back to this rank. Nothing to do in one process. */
+cphil_status cphil_tr_policy_rank_state(void *self, bool gather);
 
 #endif

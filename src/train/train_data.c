@@ -409,6 +409,12 @@ cphil_status cphil_tr_data_attach_soft(cphil_tr_data *d, const cphil_softlabels 
     cphil_free(starts);
     d->sl = sl;
     d->sl_B = batch;
+    const char *wl = getenv("CPHIL_DIST_LOG_WINDOWS");
+    if (wl && *wl && !d->wlog) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s.rank%d", wl, d->o.rank);
+        if (!(d->wlog = fopen(p, "w"))) return cphil_err(CPHIL_E_IO, "CPHIL_DIST_LOG_WINDOWS: cannot write %s", p);
+    }
     d->sum.train_frames = d->sl_n[0];
     d->sum.val_frames = d->sl_n[1];
     return CPHIL_OK;
@@ -419,6 +425,12 @@ static uint64_t sm64(uint64_t *s) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
+}
+
+/* Frames per training step over all ranks: each step takes the next global batch of the
+ * epoch's order, and rank r fills its slots [r x B, (r + 1) x B) of it (like the windows). */
+static uint64_t sl_global(const cphil_tr_data *d) {
+    return (uint64_t)d->sl_B * (uint64_t)(d->o.ranks > 1 ? d->o.ranks : 1);
 }
 
 static cphil_status sl_begin(void *self, uint64_t seed, int epoch, size_t *nb) {
@@ -433,7 +445,9 @@ static cphil_status sl_begin(void *self, uint64_t seed, int epoch, size_t *nb) {
         v[j] = t;
     }
     d->sl_pos = 0;
-    *nb = (size_t)(n / (uint64_t)d->sl_B); /* drop the last partial batch */
+    d->epoch = epoch;
+    d->batch_i = 0;
+    *nb = (size_t)(n / sl_global(d)); /* drop the last partial batch */
     return CPHIL_OK;
 }
 
@@ -464,11 +478,19 @@ static void sl_fill(cphil_tr_data *d, const uint64_t *idx, uint64_t n, cphil_tr_
 static cphil_status sl_next(void *self, cphil_tr_batch *out) {
     cphil_tr_data *d = self;
     /* the loop never asks past the batches sl_begin announced; a guard, not a data check */
-    if (d->sl_pos + (uint64_t)d->sl_B > d->sl_n[0])
+    const uint64_t G = sl_global(d), at = d->sl_pos + (uint64_t)(d->o.ranks > 1 ? d->o.rank : 0) * (uint64_t)d->sl_B;
+    if (d->sl_pos + G > d->sl_n[0])
         return cphil_err(CPHIL_E_INTERNAL, "distillation batch %llu is past the epoch's %llu frames",
-                         (unsigned long long)(d->sl_pos / (uint64_t)d->sl_B), (unsigned long long)d->sl_n[0]);
-    sl_fill(d, d->sl_idx[0] + d->sl_pos, (uint64_t)d->sl_B, out);
-    d->sl_pos += (uint64_t)d->sl_B;
+                         (unsigned long long)(d->sl_pos / G), (unsigned long long)d->sl_n[0]);
+    sl_fill(d, d->sl_idx[0] + at, (uint64_t)d->sl_B, out);
+    if (d->wlog) {
+        fprintf(d->wlog, "%d %llu", d->epoch, (unsigned long long)d->batch_i);
+        for (int k = 0; k < d->sl_B; k++) fprintf(d->wlog, " %llu", (unsigned long long)d->sl_idx[0][at + (uint64_t)k]);
+        fputc('\n', d->wlog);
+        fflush(d->wlog);
+    }
+    d->batch_i++;
+    d->sl_pos += G;
     return CPHIL_OK;
 }
 

@@ -79,7 +79,9 @@ void cphil_tr_data_identity(const cphil_tr_data *d, uint64_t *checksum, uint64_t
 /* Distillation: serve the frames of a soft-label file (made on this dataset: refused otherwise)
  * as batches of B single frames (T = 1) with their teacher probabilities; frames of training
  * replays train (seeded shuffle per epoch), frames of held-out replays validate. Use with
- * cphil_tr_distill_ops. */
+ * cphil_tr_distill_ops. With ranks (the options' rank, ranks), B is per rank: each step's global
+ * batch is the next ranks x B frames of the epoch's order and rank r trains on its r-th B of them;
+ * validation is not split. */
 cphil_status cphil_tr_data_attach_soft(cphil_tr_data *d, const cphil_softlabels *sl, const char *sl_path, int batch);
 extern const cphil_tr_data_ops cphil_tr_distill_ops;
 

@@ -282,7 +282,19 @@ static cphil_status load_ckpt(const char *path, const cphil_trainer_opts *o, con
     int nm = mops->sections(model, ms, (int)CPHIL_ARRAY_LEN(ms));
     for (int i = 0; i < nm; i++) {
         const void *d;
-        if ((st = cphil_ckpt_get(&c, path, ms[i].name, ms[i].size, &d)) != CPHIL_OK) goto out;
+        if ((st = cphil_ckpt_get(&c, path, ms[i].name, ms[i].size, &d)) != CPHIL_OK) {
+            /* TBPTT's carried state has one row per slot of the global batch; the streams are
+             * packed over that many slots, so another global batch cannot continue them */
+            if (!strcmp(ms[i].name, "carry") && *meta_global_batch > 0 && o->global_batch > 0 &&
+                *meta_global_batch != o->global_batch)
+                st = cphil_err(CPHIL_E_MISMATCH,
+                               "%s: TBPTT checkpoint of %lld stream slots per step (%lld rank%s); this run has %lld "
+                               "(ranks x --batch-size): the carried state of each stream belongs to its slot, so "
+                               "resume with %lld slots in all (any rank count that divides it), or start a new run",
+                               path, (long long)*meta_global_batch, (long long)*meta_ranks,
+                               *meta_ranks == 1 ? "" : "s", o->global_batch, (long long)*meta_global_batch);
+            goto out;
+        }
         if ((st = check_section(path, ms[i].name, d, ms[i].size, ms[i].check)) != CPHIL_OK) goto out;
     }
     const void *tsv, *rowsv;
@@ -485,6 +497,7 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
         if ((st = load_ckpt(o->resume, o, mops, model, &s, &meta_epochs, &meta_max_steps, &meta_ranks, &meta_gb)) !=
             CPHIL_OK)
             goto done;
+        if (o->rank_state && (st = o->rank_state(model, false)) != CPHIL_OK) goto done;
         /* Nothing to do is an error, not a silent success: the user asked for training. */
         if (s.epoch >= o->epochs) {
             st = cphil_err(CPHIL_E_ARG,
@@ -632,6 +645,7 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
             if (cb && cb->on_step) cb->on_step(cb->user, s.epoch, (size_t)s.batch, nb, s.loss_ema, fps);
             if (interrupt || (o->save_every > 0 && s.step % (uint64_t)o->save_every == 0 && s.batch < nb)) {
                 s.epoch_seconds = cphil_now_sec() - t_ep;
+                if (o->rank_state && (st = o->rank_state(model, true)) != CPHIL_OK) goto done;
                 if (root && (st = save_ckpt(p_ckpt, o, mops, model, &s)) != CPHIL_OK) goto done;
             }
             if (interrupt) {
@@ -702,6 +716,7 @@ cphil_status cphil_train_run(const cphil_trainer_opts *o, const cphil_tr_model_o
         if (multi && (st = cphil_dist_check_same(o->dist, state_hash(mops, model),
                                                  "the model state (parameters, AdamW moments and step)")) != CPHIL_OK)
             goto done;
+        if (o->rank_state && (st = o->rank_state(model, true)) != CPHIL_OK) goto done;
         if (root) {
             if ((st = mops->save_policy(model, p_pol, o->meta_json)) != CPHIL_OK) goto done;
             if ((st = save_ckpt(p_ckpt, o, mops, model, saved)) != CPHIL_OK) goto done;

@@ -115,6 +115,11 @@ typedef struct cphil_trainer_opts {
     cphil_dist *dist;
     long long global_batch;     /* batch slots per step over all ranks (checkpoint metadata: a
                                  * resume with another count maps the epoch position; 0 = unknown) */
+    /* Model state that each rank holds for its own slots (TBPTT's carried recurrent state), or
+     * NULL: called with gather = true on every rank before rank 0 writes a checkpoint (collect the
+     * ranks' parts into the model's sections: a collective), and with false after a checkpoint
+     * was loaded (take this rank's part of the sections). */
+    cphil_status (*rank_state)(void *model, bool gather);
 } cphil_trainer_opts;
 
 void cphil_trainer_opts_default(cphil_trainer_opts *o);
