@@ -23,7 +23,7 @@
 static const char *const backbone_choices[] = {"mlp", "lstm", "gru", "mamba", "attention", NULL};
 
 typedef struct train_cli {
-    const char *replays, *data, *out, *name, *resume, *train_character, *device;
+    const char *replays, *data, *out, *name, *resume, *train_character;
     const char *characters[OPT_LIST_CAP], *stages[OPT_LIST_CAP];
     int n_characters, n_stages;
     bool temporal, dual_port, prev_action, early_stopping, dry_run, quiet;
@@ -336,7 +336,7 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
     }
     cli_set_threads(threads);
     if (rank > 0) C.quiet = true; /* rank 0 alone prints (and writes files: trainer.c) */
-    if (ranks > 1 && C.tbptt && strncmp(C.device, "cuda", 4) == 0) {
+    if (ranks > 1 && C.tbptt && strncmp(C.o.device, "cuda", 4) == 0) {
         cli_error("train: --tbptt with %d GPU ranks: the GPU trainer does not gather the ranks' carried recurrent "
                   "state into its checkpoint; train TBPTT on CPU ranks or one GPU, or use windows",
                   ranks);
