@@ -107,6 +107,15 @@ cphil_status cphil_pad_open(const char *fifo_path, int timeout_ms, cphil_pad **o
 cphil_status cphil_pad_write(cphil_pad *p, const cphil_controller_state *c);
 /* Everything released and neutral (all 12 buttons), then FLUSH: at game start. */
 cphil_status cphil_pad_neutral(cphil_pad *p);
+/* Any pad state (menus: the cursor stick, A, B, START): buttons as GameCube bits (A 0x0100,
+ * B 0x0200, X 0x0400, Y 0x0800, START 0x1000, Z 0x0010, R 0x0020, L 0x0040, D-pad 0x0001 left,
+ * 0x0002 right, 0x0004 down, 0x0008 up), sticks and triggers as pipe values in [0, 1] (0.5
+ * neutral for sticks), all 12 buttons written, then FLUSH. */
+typedef struct cphil_pad_raw {
+    uint16_t buttons;
+    float main_x, main_y, c_x, c_y, l, r;
+} cphil_pad_raw;
+cphil_status cphil_pad_write_raw(cphil_pad *p, const cphil_pad_raw *r);
 /* The text the last write sent (for logs and tests). */
 const char *cphil_pad_last_text(const cphil_pad *p);
 void cphil_pad_close(cphil_pad *p);

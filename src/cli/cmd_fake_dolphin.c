@@ -3,6 +3,7 @@
  * Dolphin. The work is in src/live/fake_dolphin.c; this file parses options and prints. */
 #include "cli/cli.h"
 #include "live/fake_dolphin.h"
+#include "live/menus.h"
 
 #include <signal.h>
 #include <string.h>
@@ -17,7 +18,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: cphil fake-dolphin --replay R [--port P] [--realtime | --lockstep] [--user-dir DIR]\n"
             "                          [--record FILE.jsonl] [--fault LIST] [--fault-frame F] [--pause-ms MS]\n"
-            "                          [--menu-frames N] [--start-delay S] [--wait-client S] [--stall-ms MS] [--bind HOST] [--json] [--quiet]\n"
+            "                          [--menus] [--menu-frames N] [--start-delay S] [--wait-client S] [--stall-ms MS] [--bind HOST] [--json] [--quiet]\n"
             "Serves one replay exactly as Slippi Dolphin's spectator server streams a game (ENet/UDP, JSON messages,\n"
             "base64 events batched per frame, cursors, catch-up, rollback re-sends of online replays, end_game, then\n"
             "dolphin_closed) and reads the controller FIFOs in DIR/Pipes/ the way Dolphin's pipe device does,\n"
@@ -32,6 +33,8 @@ static void usage(FILE *f) {
             "  --fault-frame F   the frame whose bookend triggers the faults (default 60)\n"
             "  --pause-ms MS     length of the pause fault (default 3000)\n"
             "  --menu-frames N   menu frames (character select, then stage select) before the game (default 0)\n"
+            "  --menus           simulate the select screens from the pipe's pad (cursor, A, B, START) until a stage\n"
+            "                    is chosen, at most --menu-frames (default 3600) frames; reports what was chosen\n"
             "  --start-delay S   seconds at the menus without menu frames (no gecko code) before the game (default 0)\n"
             "  --wait-client S   seconds to wait for a first client (default 30)\n"
             "  --stall-ms MS     lockstep: give up when no FLUSH comes for this long (default 10000)\n"
@@ -53,7 +56,7 @@ int cmd_fake_dolphin(int argc, char **argv) {
     long long v;
     double d;
     static const char *const valid[] = {"--replay", "--port", "--realtime", "--lockstep", "--user-dir", "--pipe-port",
-                                        "--record", "--fault", "--fault-frame", "--pause-ms", "--menu-frames",
+                                        "--record", "--fault", "--fault-frame", "--pause-ms", "--menu-frames", "--menus",
                                         "--start-delay", "--wait-client", "--stall-ms", "--bind", "--json", "--quiet", "--help", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -64,6 +67,7 @@ int cmd_fake_dolphin(int argc, char **argv) {
         else if (!strcmp(a, "--lockstep")) p.lockstep = true;
         else if (!strcmp(a, "--json")) json = true;
         else if (!strcmp(a, "--quiet")) quiet = true;
+        else if (!strcmp(a, "--menus")) p.menus = true;
         else if (!strcmp(a, "--replay") || !strcmp(a, "--user-dir") || !strcmp(a, "--record") || !strcmp(a, "--bind") ||
                  !strcmp(a, "--fault")) {
             if (!val) {
@@ -137,17 +141,20 @@ int cmd_fake_dolphin(int argc, char **argv) {
     live_fake_stats st;
     cphil_status s = live_fake_run(&p, &st);
     cphil_free(data);
+    const live_css_slot *mc = st.menu_character >= 0 ? live_css_by_id(st.menu_character) : NULL;
+    const live_sss_slot *ms = st.menu_stage >= 0 ? live_sss_by_byte(st.menu_stage) : NULL;
     if (json) {
         printf("{\"status\":\"%s\",\"messages\":%llu,\"game_events\":%llu,\"bookends\":%llu,\"resends\":%llu,"
                "\"menu_frames\":%llu,\"need_inputs\":%llu,\"flushes\":%llu,\"commands\":%llu,\"invalid_lines\":%llu,"
                "\"split_bursts\":%llu,\"late\":%llu,\"clients\":%llu,\"connect_requests\":%llu,\"first_frame\":%d,"
-               "\"last_frame\":%d,\"seconds\":%.3f}\n",
+               "\"last_frame\":%d,\"menu_character\":%s%s%s,\"menu_stage\":%s%s%s,\"seconds\":%.3f}\n",
                cphil_status_name(s), (unsigned long long)st.messages, (unsigned long long)st.game_events,
                (unsigned long long)st.bookends, (unsigned long long)st.resends, (unsigned long long)st.menu_frames,
                (unsigned long long)st.need_inputs, (unsigned long long)st.flushes, (unsigned long long)st.commands,
                (unsigned long long)st.invalid_lines, (unsigned long long)st.split_bursts, (unsigned long long)st.late,
                (unsigned long long)st.clients, (unsigned long long)st.connect_requests, (int)st.first_frame,
-               (int)st.last_frame, st.seconds);
+               (int)st.last_frame, mc ? "\"" : "", mc ? mc->name : "null", mc ? "\"" : "", ms ? "\"" : "",
+               ms ? ms->name : "null", ms ? "\"" : "", st.seconds);
     } else if (!quiet || s) {
         fprintf(stderr,
                 "fake-dolphin: %llu messages, %llu bookends (%llu re-sent), %llu menu frames; FLUSH %llu of %llu awaited, "

@@ -5,11 +5,15 @@
  * decides"); with --blocking (Dolphin's BlockingPipes) every bookend, re-simulations included,
  * Game Start and every menu frame get exactly one FLUSH. In real time a frame whose bookend
  * arrives while newer ones already wait is still fed to the agent (its memory needs every frame)
- * but its controller write is skipped and counted as missed.
+ * but its controller write is skipped and counted as missed. At the menus, with --character /
+ * --stage, the menu navigator (src/live/menus.c) answers each menu frame with the pad that moves
+ * the port's cursor; otherwise the menus are the person's.
  */
 #include "cli/cli.h"
 #include "cphil_live.h"
+#include "game/ids.h"
 #include "live/live_log.h"
+#include "live/menus.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -29,7 +33,8 @@ static void usage(FILE *f) {
             "usage: cphil play --policy P --port N [--address HOST:PORT] [--dolphin-user-dir DIR | --pipe FIFO]\n"
             "                  [--mode window|stream] [--precision auto|f32|bf16|int8] [--temperature T | --deterministic]\n"
             "                  [--seed S] [--games N] [--blocking] [--log FILE.jsonl] [--connect-timeout S]\n"
-            "                  [--net-timeout MS] [--spin-us N] [--json] [--quiet]\n"
+            "                  [--net-timeout MS] [--spin-us N] [--character C] [--stage S] [--menus auto|manual]\n"
+            "                  [--menu-timeout S] [--json] [--quiet]\n"
             "Plays a policy in a running Slippi Dolphin: game state from Dolphin's spectator server (ENet/UDP), the\n"
             "controller through the pipe input device <DIR>/Pipes/slippibot<N> (cphil dolphin-setup prepares both).\n"
             "  --port N            the controlled port, 1..4: the agent plays that player and writes slippibotN\n"
@@ -44,6 +49,12 @@ static void usage(FILE *f) {
             "  --net-timeout MS    declare the connection dead after MS ms of silence (default: ENet's 5-30 s)\n"
             "  --spin-us N         busy-wait up to N us for the next message before sleeping (default 0): costs a\n"
             "                      core, saves the thread wake-up between a bookend's arrival and the decision\n"
+            "  --character C       pick C at the character select (fox, falco, marth, ...; needs the gecko code\n"
+            "                      \"Optional: Extract Menu Info\" in Dolphin for menu frames), START when all are ready\n"
+            "  --stage S           pick S at the stage select (battlefield, final_destination, dreamland, pokemon_stadium,\n"
+            "                      yoshis_story, fountain_of_dreams, random; fd, bf, ... too)\n"
+            "  --menus auto|manual auto (with --character/--stage, the default then) or manual: the menus are a person's\n"
+            "  --menu-timeout S    give the menus back to the person when they make no progress for S seconds (default 20)\n"
             "Prints a live line (frames, decision latency, late and missed frames) and a summary per game.\n"
             "Exit status: 0 when the games are played or Dolphin closes between games (or Ctrl-C), 1 on a failure\n"
             "(Dolphin unreachable, closed mid-game, controller pipe closed), 2 usage.\n");
@@ -69,6 +80,8 @@ static void pct(uint64_t *v, size_t n, double *p50, double *p99, double *mx) {
 }
 
 int cmd_play(int argc, char **argv) {
+    const char *character = NULL, *stage = NULL, *menus_mode = NULL;
+    double menu_timeout = 20;
     const char *policy = NULL, *address = "127.0.0.1:51441", *user_dir = NULL, *pipe_path = NULL, *log_path = NULL;
     long long port = 0, seed = 0, games = 0, net_timeout = 0, spin_us = 0;
     double temp = 1.0, connect_timeout = 60;
@@ -77,6 +90,7 @@ int cmd_play(int argc, char **argv) {
     static const char *const valid[] = {"--policy", "--port", "--address", "--dolphin-user-dir", "--pipe", "--mode",
                                         "--precision", "--temperature", "--deterministic", "--seed", "--games",
                                         "--blocking", "--log", "--connect-timeout", "--net-timeout", "--spin-us", "--json", "--quiet",
+                                        "--character", "--stage", "--menus", "--menu-timeout",
                                         "--help", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -88,7 +102,8 @@ int cmd_play(int argc, char **argv) {
         else if (!strcmp(a, "--json")) json = true;
         else if (!strcmp(a, "--quiet")) quiet = true;
         else if (!strcmp(a, "--policy") || !strcmp(a, "--address") || !strcmp(a, "--dolphin-user-dir") ||
-                 !strcmp(a, "--pipe") || !strcmp(a, "--log")) {
+                 !strcmp(a, "--pipe") || !strcmp(a, "--log") || !strcmp(a, "--character") || !strcmp(a, "--stage") ||
+                 !strcmp(a, "--menus")) {
             if (!v) {
                 cli_error("%s needs a value", a);
                 return CLI_EXIT_USAGE;
@@ -97,6 +112,9 @@ int cmd_play(int argc, char **argv) {
             else if (!strcmp(a, "--address")) address = v;
             else if (!strcmp(a, "--dolphin-user-dir")) user_dir = v;
             else if (!strcmp(a, "--pipe")) pipe_path = v;
+            else if (!strcmp(a, "--character")) character = v;
+            else if (!strcmp(a, "--stage")) stage = v;
+            else if (!strcmp(a, "--menus")) menus_mode = v;
             else log_path = v;
             i++;
         } else if (!strcmp(a, "--port")) {
@@ -113,6 +131,9 @@ int cmd_play(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--spin-us")) {
             if (!cli_parse_int(a, v, 0, 100000, &spin_us)) return CLI_EXIT_USAGE;
+            i++;
+        } else if (!strcmp(a, "--menu-timeout")) {
+            if (!cli_parse_double(a, v, 0.1, 86400, &menu_timeout)) return CLI_EXIT_USAGE;
             i++;
         } else if (!strcmp(a, "--connect-timeout")) {
             if (!cli_parse_double(a, v, 0.1, 86400, &connect_timeout)) return CLI_EXIT_USAGE;
@@ -151,6 +172,41 @@ int cmd_play(int argc, char **argv) {
     }
     if (!user_dir == !pipe_path) {
         cli_error("play needs exactly one of --dolphin-user-dir DIR or --pipe FIFO (where the controller goes)");
+        return CLI_EXIT_USAGE;
+    }
+    /* the menus: names against the select screens' tables (menus.c) */
+    const live_css_slot *want_c = NULL;
+    const live_sss_slot *want_s = NULL;
+    if (character) {
+        int ext = cphil_char_lookup(character);
+        if (!(want_c = ext >= 0 ? live_css_by_ext(ext) : NULL)) {
+            char names[512];
+            live_css_names(names, sizeof names);
+            cli_error("--character: '%s' is not on the character select screen; one of: %s", character, names);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (stage) {
+        int ext = cphil_stage_lookup(stage);
+        want_s = !strcmp(stage, "random") ? live_sss_by_ext(-1) : ext >= 0 ? live_sss_by_ext(ext) : NULL;
+        if (!want_s) {
+            char names[512];
+            live_sss_names(names, sizeof names);
+            cli_error("--stage: '%s' is not a stage the bot can pick; one of: %s", stage, names);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    bool auto_menus = want_c || want_s;
+    if (menus_mode && strcmp(menus_mode, "auto") && strcmp(menus_mode, "manual")) {
+        cli_error("--menus: '%s' is not auto or manual", menus_mode);
+        return CLI_EXIT_USAGE;
+    }
+    if (menus_mode && !strcmp(menus_mode, "manual") && auto_menus) {
+        cli_error("--menus manual leaves the menus to a person: it does not go with --character or --stage");
+        return CLI_EXIT_USAGE;
+    }
+    if (menus_mode && !strcmp(menus_mode, "auto") && !auto_menus) {
+        cli_error("--menus auto needs --character C and/or --stage S (what to pick)");
         return CLI_EXIT_USAGE;
     }
     char host[64];
@@ -240,6 +296,10 @@ int cmd_play(int argc, char **argv) {
     bool seen_menu = false, menu_hint = false;
     cphil_controller_state ctrl;
     memset(&ctrl, 0, sizeof ctrl);
+    live_menu_nav nav;
+    live_menu_nav_init(&nav, (int)port - 1, want_c, want_s);
+    nav.stuck_frames = (int)(menu_timeout * 60);
+    bool menu_short_warned = false;
     uint64_t tot_late = 0, tot_missed = 0, tot_dec = 0;
     while (!g_stop) {
         cphil_live_event ev;
@@ -254,11 +314,19 @@ int cmd_play(int argc, char **argv) {
         case CPHIL_LIVE_TIMEOUT:
             if (!in_game && !seen_menu && !menu_hint && !quiet && cphil_now_sec() - idle_since > 5) {
                 menu_hint = true;
-                fprintf(stderr,
-                        "%splay: waiting for a game; no menu frames have come from Dolphin. The menus are yours to "
-                        "play (start a game by hand); for the bot to see menu frames, enable the gecko code "
-                        "\"Optional: Extract Menu Info\" in Dolphin\n",
-                        tty ? "\r\033[K" : "");
+                if (auto_menus)
+                    fprintf(stderr,
+                            "%splay: no menu frames have come from Dolphin in 5 s, so the bot cannot pick %s%s%s: enable "
+                            "the gecko code \"Optional: Extract Menu Info\" in Dolphin (Dolphin updates overwrite "
+                            "GameSettings/GALE01r2.ini; re-enable it). Until then the menus are yours\n",
+                            tty ? "\r\033[K" : "", want_c ? want_c->name : "", want_c && want_s ? " and " : "",
+                            want_s ? want_s->name : "");
+                else
+                    fprintf(stderr,
+                            "%splay: waiting for a game; no menu frames have come from Dolphin. The menus are yours to "
+                            "play (start a game by hand); for the bot to see menu frames, enable the gecko code "
+                            "\"Optional: Extract Menu Info\" in Dolphin\n",
+                            tty ? "\r\033[K" : "");
             }
             break;
         case CPHIL_LIVE_CONNECTED:
@@ -269,6 +337,7 @@ int cmd_play(int argc, char **argv) {
         case CPHIL_LIVE_GAME_START: {
             game_no = ev.game;
             in_game = true;
+            live_menu_nav_reset(&nav); /* the next visit to the menus starts afresh */
             g.bookends = g.resends = g.decisions = g.writes = g.late = g.missed = 0;
             g.n_lat = g.n_e2e = 0;
             g.last_frame = 0;
@@ -342,6 +411,24 @@ int cmd_play(int argc, char **argv) {
         }
         case CPHIL_LIVE_MENU:
             seen_menu |= !ev.in_game;
+            if (auto_menus && !ev.in_game) {
+                /* one write per menu frame: the navigator's pad for the next frame (also the one
+                 * FLUSH a lockstep Dolphin waits for) */
+                live_menu_frame mf;
+                if (live_menu_parse(ev.menu, ev.menu_len, &mf)) {
+                    live_menu_pad mp;
+                    char msg[600];
+                    if (live_menu_nav_step(&nav, &mf, &mp, msg, sizeof msg) && !quiet)
+                        fprintf(stderr, "%splay: %s\n", tty ? "\r\033[K" : "", msg);
+                    cphil_pad_raw raw = {mp.buttons, mp.x, mp.y, 0.5f, 0.5f, 0.0f, 0.0f};
+                    ws = cphil_pad_write_raw(pad, &raw);
+                    break;
+                }
+                if (!menu_short_warned && !quiet)
+                    fprintf(stderr, "%splay: a menu frame of %u bytes (not a 0x3E frame of at least %d): ignored\n",
+                            tty ? "\r\033[K" : "", ev.menu_len, LIVE_MENU_MIN_BYTES);
+                menu_short_warned = true;
+            }
             /* lockstep Dolphin waits for a FLUSH per menu frame; a menu frame inside a game
              * (Dolphin bug) gets the current state again, not a neutral one */
             if (blocking) ws = ev.in_game && have_ctrl ? cphil_pad_write(pad, &ctrl) : cphil_pad_neutral(pad);
