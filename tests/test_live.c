@@ -221,6 +221,33 @@ TEST(live_open_rejects_bad_arguments) {
     CHECK(strstr(cphil_last_error(), "IPv4"));
 }
 
+TEST(game_event_fast_match) {
+    int64_t c = 0, nx = 0;
+    const char *b = NULL;
+    size_t bl = 0;
+    const char *ok = "{\"cursor\":12,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"game_event\"}";
+    CHECK(live_match_game_event(ok, strlen(ok), &c, &nx, &b, &bl));
+    CHECK(c == 12 && nx == 13 && bl == 4 && !memcmp(b, "PA==", 4));
+    const char *neg = "{\"cursor\":-3,\"next_cursor\":0,\"payload\":\"\",\"type\":\"game_event\"}";
+    CHECK(live_match_game_event(neg, strlen(neg), &c, &nx, &b, &bl));
+    CHECK(c == -3 && nx == 0 && bl == 0);
+    /* anything but Dolphin's exact shape goes to the general parser */
+    static const char *const no[] = {
+        "{\"next_cursor\":13,\"cursor\":12,\"payload\":\"PA==\",\"type\":\"game_event\"}", /* key order */
+        "{\"cursor\": 12,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"game_event\"}", /* a space */
+        "{\"cursor\":012,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"game_event\"}", /* leading zero */
+        "{\"cursor\":1.5,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"game_event\"}", /* not an integer */
+        "{\"cursor\":1234567890123456789,\"next_cursor\":13,\"payload\":\"\",\"type\":\"game_event\"}", /* 19 digits */
+        "{\"cursor\":12,\"next_cursor\":13,\"payload\":\"P\\u0041==\",\"type\":\"game_event\"}", /* an escape */
+        "{\"cursor\":12,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"game_event\"} ", /* trailing byte */
+        "{\"cursor\":12,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"end_game\"}",
+        "{\"cursor\":12,\"next_cursor\":13,\"payload\":\"PA==",                           /* cut short */
+        "{\"cursor\":12,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"game_event\"",
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        CHECK_MSG(!live_match_game_event(no[i], strlen(no[i]), &c, &nx, &b, &bl), "accepted: %s", no[i]);
+}
+
 TEST(pad_raw_write_reaches_dolphin_as_asked) {
     char dir[] = "/tmp/cphil_test_live_XXXXXX";
     CHECK(mkdtemp(dir));
@@ -408,6 +435,7 @@ int main(void) {
     RUN(frame_text_is_one_atomic_write);
     RUN(pad_writer_errors);
     RUN(live_open_rejects_bad_arguments);
+    RUN(game_event_fast_match);
     RUN(pad_raw_write_reaches_dolphin_as_asked);
     RUN(menu_frame_round_trip_and_tables);
     RUN(menu_navigator_closed_loop);

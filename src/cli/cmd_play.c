@@ -69,6 +69,7 @@ typedef struct game_stats {
     uint64_t bookends, resends, decisions, writes, late, missed;
     int32_t last_frame;
     uint64_t *lat, *e2e; /* decision (step) and arrival-to-write latencies, ns */
+    uint64_t *hand, *ovh; /* arrival to the event in hand (parse, hand-over), arrival-to-write less the step */
     size_t n_lat, n_e2e, cap;
 } game_stats;
 
@@ -282,7 +283,9 @@ int cmd_play(int argc, char **argv) {
     g.cap = 1 << 16;
     g.lat = cphil_alloc(g.cap * sizeof *g.lat);
     g.e2e = cphil_alloc(g.cap * sizeof *g.e2e);
-    if (!g.lat || !g.e2e) {
+    g.hand = cphil_alloc(g.cap * sizeof *g.hand);
+    g.ovh = cphil_alloc(g.cap * sizeof *g.ovh);
+    if (!g.lat || !g.e2e || !g.hand || !g.ovh) {
         cli_error("out of memory");
         rc = CLI_EXIT_FAIL;
         goto done;
@@ -350,6 +353,7 @@ int cmd_play(int argc, char **argv) {
             break;
         }
         case CPHIL_LIVE_FRAME: {
+            uint64_t t_ev = cphil_now_ns(); /* the event in hand: parsed and handed over */
             g.bookends++;
             g.resends += ev.resend;
             g.last_frame = ev.frame_number;
@@ -377,7 +381,11 @@ int cmd_play(int argc, char **argv) {
                 uint64_t e2e = cphil_now_ns() - ev.arrival_ns;
                 if (ev.decide) {
                     g.late += e2e > LATE_NS;
-                    if (g.n_e2e < g.cap) g.e2e[g.n_e2e++] = e2e;
+                    if (g.n_e2e < g.cap) {
+                        g.hand[g.n_e2e] = t_ev - ev.arrival_ns;
+                        g.ovh[g.n_e2e] = e2e - dec_ns;
+                        g.e2e[g.n_e2e++] = e2e;
+                    }
                 }
                 g.writes++;
             }
@@ -438,6 +446,9 @@ int cmd_play(int argc, char **argv) {
             double p50, p99, mx, e50, e99, emx;
             pct(g.lat, g.n_lat, &p50, &p99, &mx);
             pct(g.e2e, g.n_e2e, &e50, &e99, &emx);
+            double h50, h99, hmx, o50, o99, omx;
+            pct(g.hand, g.n_e2e, &h50, &h99, &hmx);
+            pct(g.ovh, g.n_e2e, &o50, &o99, &omx);
             tot_late += g.late;
             tot_missed += g.missed;
             tot_dec += g.decisions;
@@ -449,11 +460,12 @@ int cmd_play(int argc, char **argv) {
                 printf("{\"game\":%d,\"end\":\"%s\",\"method\":%d,\"last_frame\":%d,\"bookends\":%llu,\"resends\":%llu,"
                        "\"decisions\":%llu,\"writes\":%llu,\"late\":%llu,\"missed\":%llu,\"decision_p50_us\":%.2f,"
                        "\"decision_p99_us\":%.2f,\"decision_max_us\":%.2f,\"write_p50_us\":%.2f,\"write_p99_us\":%.2f,"
-                       "\"write_max_us\":%.2f}\n",
+                       "\"write_max_us\":%.2f,\"handoff_p50_us\":%.2f,\"handoff_p99_us\":%.2f,\"overhead_p50_us\":%.2f,"
+                       "\"overhead_p99_us\":%.2f}\n",
                        ev.game, ev.dolphin_closed ? "closed" : ev.interrupted ? "interrupted" : "ended",
                        r && r->end.present ? r->end.method : -1, (int)g.last_frame, (unsigned long long)g.bookends,
                        (unsigned long long)g.resends, (unsigned long long)g.decisions, (unsigned long long)g.writes,
-                       (unsigned long long)g.late, (unsigned long long)g.missed, p50, p99, mx, e50, e99, emx);
+                       (unsigned long long)g.late, (unsigned long long)g.missed, p50, p99, mx, e50, e99, emx, h50, h99, o50, o99);
             if (!quiet)
                 fprintf(stderr,
                         "%sgame %d %s at frame %d: %llu bookends (%llu re-sent), %llu decisions; decision p50 %.1f us, "
@@ -519,5 +531,7 @@ done:
     cphil_agent_close(agent);
     cphil_free(g.lat);
     cphil_free(g.e2e);
+    cphil_free(g.hand);
+    cphil_free(g.ovh);
     return rc;
 }

@@ -436,7 +436,11 @@ static void service(fake *f, int wait_ms) {
         struct pollfd pf[9];
         int n = 0;
         pf[n++] = (struct pollfd){(int)f->host->socket, POLLIN, 0};
-        for (int k = 0; k < f->n_fds; k++)
+        /* BlockingPipes Dolphin waits in select() on the pipe; without it Dolphin only reads the
+         * pipe when it polls the pads (240 Hz), never sleeping on it, so a bot's write wakes
+         * nobody: the fake does the same (a sleeping reader would add its wake-up to every
+         * write the bot times) and reads the pipes each turn of its loop (at most 1 ms apart) */
+        for (int k = 0; k < f->n_fds && f->p->lockstep; k++)
             if (!f->eof[k]) pf[n++] = (struct pollfd){f->fds[k], POLLIN, 0};
         poll(pf, (nfds_t)n, wait_ms);
     }
