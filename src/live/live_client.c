@@ -64,7 +64,7 @@ struct cphil_live {
     pthread_mutex_t host_mu;
     atomic_bool caller_in;
     cphil_live_stats stats; /* under mu */
-    /* network thread */
+    /* the connection: whoever holds host_mu */
     ENetPeer *peer;
     bool handshaken, ever_connected, finished;
     int64_t expect;           /* cursor of the next message wanted; -1 before the first reply */
