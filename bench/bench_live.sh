@@ -33,8 +33,10 @@ for run in realtime lockstep spin; do
 import json, sys
 g = json.loads(open(sys.argv[1]).readline()); f = json.load(open(sys.argv[2]))
 print("%-9s int8 gru stream: %5d frames | decision p50 %6.1f us p99 %6.1f us | bookend arrival to write p50 %6.1f us "
-      "p99 %6.1f us max %7.1f us | late %d missed %d (fake: late %d)"
+      "p99 %6.1f us max %7.1f us | without the step p50 %5.1f p99 %6.1f us | arrival to event p50 %5.1f p99 %6.1f us "
+      "| late %d missed %d (fake: late %d)"
       % (sys.argv[3], g["bookends"], g["decision_p50_us"], g["decision_p99_us"], g["write_p50_us"], g["write_p99_us"],
-         g["write_max_us"], g["late"], g["missed"], f["late"]))
+         g["write_max_us"], g.get("overhead_p50_us", -1), g.get("overhead_p99_us", -1), g.get("handoff_p50_us", -1),
+         g.get("handoff_p99_us", -1), g["late"], g["missed"], f["late"]))
 PYEOF
 done

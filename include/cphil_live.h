@@ -10,7 +10,9 @@
  *     MENU:       cphil_pad_write(pad, &neutral);   (lockstep Dolphin waits for one FLUSH per menu frame)
  *     CLOSED / LOST: stop }
  *
- * The ENet connection is serviced on its own thread (a busy bot never times it out); it tracks
+ * While the caller waits in cphil_live_next, that call services the ENet connection itself (a
+ * bookend is parsed and returned on the caller's thread, with no hand-over between threads);
+ * while the caller is busy, a network thread services it (a busy bot never times it out); it tracks
  * the message cursors and, when the connection drops, reconnects with back-off and asks to resume
  * at the last next_cursor, dropping anything the server sends twice. Every message is checked:
  * malformed JSON, bad base64, unknown message types, zero-length packets, undeclared or
@@ -39,8 +41,8 @@ typedef struct cphil_live_params {
     int connect_timeout_ms;    /* give up when no connection is made in this time (default 60000) */
     int reconnect_timeout_ms;  /* after a drop, give up after this long without a connection (default 30000) */
     int net_timeout_ms;        /* ENet's silence limit before a peer counts as gone (0: ENet's 5-30 s) */
-    int spin_us;               /* cphil_live_next busy-waits this long before sleeping (0, default): spends a
-                                * core to save the thread wake-up (tens of us) between a bookend and its event */
+    int spin_us;               /* cphil_live_next polls the connection without sleeping this long before it
+                                * sleeps in the socket wait (0, default): spends a core to save a wake-up */
 } cphil_live_params;
 
 cphil_live_params cphil_live_default_params(void);
@@ -107,6 +109,15 @@ cphil_status cphil_pad_open(const char *fifo_path, int timeout_ms, cphil_pad **o
 cphil_status cphil_pad_write(cphil_pad *p, const cphil_controller_state *c);
 /* Everything released and neutral (all 12 buttons), then FLUSH: at game start. */
 cphil_status cphil_pad_neutral(cphil_pad *p);
+/* Any pad state (menus: the cursor stick, A, B, START): buttons as GameCube bits (A 0x0100,
+ * B 0x0200, X 0x0400, Y 0x0800, START 0x1000, Z 0x0010, R 0x0020, L 0x0040, D-pad 0x0001 left,
+ * 0x0002 right, 0x0004 down, 0x0008 up), sticks and triggers as pipe values in [0, 1] (0.5
+ * neutral for sticks), all 12 buttons written, then FLUSH. */
+typedef struct cphil_pad_raw {
+    uint16_t buttons;
+    float main_x, main_y, c_x, c_y, l, r;
+} cphil_pad_raw;
+cphil_status cphil_pad_write_raw(cphil_pad *p, const cphil_pad_raw *r);
 /* The text the last write sent (for logs and tests). */
 const char *cphil_pad_last_text(const cphil_pad *p);
 void cphil_pad_close(cphil_pad *p);

@@ -9,8 +9,10 @@
 
 #include "cphil_live.h"
 #include "live/live_proto.h"
+#include "live/menus.h"
 
 #include <fcntl.h>
+#include <math.h>
 #include <limits.h>
 #include <signal.h>
 #include <unistd.h>
@@ -219,6 +221,211 @@ TEST(live_open_rejects_bad_arguments) {
     CHECK(strstr(cphil_last_error(), "IPv4"));
 }
 
+TEST(game_event_fast_match) {
+    int64_t c = 0, nx = 0;
+    const char *b = NULL;
+    size_t bl = 0;
+    const char *ok = "{\"cursor\":12,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"game_event\"}";
+    CHECK(live_match_game_event(ok, strlen(ok), &c, &nx, &b, &bl));
+    CHECK(c == 12 && nx == 13 && bl == 4 && !memcmp(b, "PA==", 4));
+    const char *neg = "{\"cursor\":-3,\"next_cursor\":0,\"payload\":\"\",\"type\":\"game_event\"}";
+    CHECK(live_match_game_event(neg, strlen(neg), &c, &nx, &b, &bl));
+    CHECK(c == -3 && nx == 0 && bl == 0);
+    /* anything but Dolphin's exact shape goes to the general parser */
+    static const char *const no[] = {
+        "{\"next_cursor\":13,\"cursor\":12,\"payload\":\"PA==\",\"type\":\"game_event\"}", /* key order */
+        "{\"cursor\": 12,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"game_event\"}", /* a space */
+        "{\"cursor\":012,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"game_event\"}", /* leading zero */
+        "{\"cursor\":1.5,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"game_event\"}", /* not an integer */
+        "{\"cursor\":1234567890123456789,\"next_cursor\":13,\"payload\":\"\",\"type\":\"game_event\"}", /* 19 digits */
+        "{\"cursor\":12,\"next_cursor\":13,\"payload\":\"P\\u0041==\",\"type\":\"game_event\"}", /* an escape */
+        "{\"cursor\":12,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"game_event\"} ", /* trailing byte */
+        "{\"cursor\":12,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"end_game\"}",
+        "{\"cursor\":12,\"next_cursor\":13,\"payload\":\"PA==",                           /* cut short */
+        "{\"cursor\":12,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"game_event\"",
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        CHECK_MSG(!live_match_game_event(no[i], strlen(no[i]), &c, &nx, &b, &bl), "accepted: %s", no[i]);
+}
+
+TEST(pad_raw_write_reaches_dolphin_as_asked) {
+    char dir[] = "/tmp/cphil_test_live_XXXXXX";
+    CHECK(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/slippibot1", dir);
+    CHECK_EQ_INT(mkfifo(path, 0600), 0);
+    int rd = open(path, O_RDONLY | O_NONBLOCK);
+    CHECK(rd >= 0);
+    cphil_pad *p = NULL;
+    CHECK_EQ_INT(cphil_pad_open(path, 100, &p), CPHIL_OK);
+    cphil_pad_raw r = {0x1000 | 0x0100, 1.0f, 0.25f, 0.5f, 0.5f, 0.0f, 1.0f};
+    CHECK_EQ_INT(cphil_pad_write_raw(p, &r), CPHIL_OK);
+    char buf[2048];
+    ssize_t n = read(rd, buf, sizeof buf - 1);
+    CHECK(n > 0 && n < 4096);
+    buf[n > 0 ? n : 0] = '\0';
+    live_pad_model m;
+    live_pad_model_init(&m);
+    m.buttons = 0x1F7F; /* all 12 buttons pressed before: every one must be written */
+    int flushes = 0, bad = 0;
+    for (char *line = buf, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        int a = live_pad_apply_line(&m, line, (size_t)(nl - line));
+        flushes += a == 2;
+        bad += a == 0;
+    }
+    CHECK_EQ_INT(flushes, 1);
+    CHECK_EQ_INT(bad, 0);
+    live_pad_bytes b;
+    live_pad_to_bytes(&m, &b);
+    CHECK_EQ_INT(b.buttons, 0x1100);
+    CHECK_EQ_INT(b.main_x, 255);
+    CHECK_EQ_INT(b.main_y, 128 - 64);
+    CHECK_EQ_INT(b.ra, 255);
+    close(rd);
+    cphil_pad_close(p);
+    unlink(path);
+    rmdir(dir);
+}
+
+TEST(menu_frame_round_trip_and_tables) {
+    live_menu_frame m, back;
+    memset(&m, 0, sizeof m);
+    m.scene = LIVE_SCENE_SSS;
+    for (int i = 0; i < 4; i++) {
+        m.cursor_x[i] = -12.5f + (float)i;
+        m.cursor_y[i] = 3.25f * (float)i;
+        m.port_status[i] = (uint8_t)i;
+        m.css_char[i] = (uint8_t)(10 + i);
+        m.coin[i] = (uint8_t)(i & 3);
+    }
+    m.ready = 7;
+    m.stage = 0x18;
+    m.sss_x = 1.5f;
+    m.sss_y = -9.0f;
+    m.frame = -5;
+    uint8_t b[LIVE_MENU_BYTES];
+    live_menu_encode(&m, b);
+    CHECK_EQ_INT(b[0], 0x3E);
+    CHECK_EQ_INT(b[1], 0x01); /* minor, then major */
+    CHECK_EQ_INT(b[2], 0x02);
+    CHECK_EQ_INT(b[0x29 + 1], 11);
+    CHECK_EQ_INT(b[0x24], 0x18);
+    CHECK(live_menu_parse(b, sizeof b, &back));
+    CHECK(!memcmp(&m, &back, sizeof m));
+    CHECK(!live_menu_parse(b, LIVE_MENU_MIN_BYTES - 1, &back)); /* too short to hold the counter */
+    b[0] = 0x3C;
+    CHECK(!live_menu_parse(b, sizeof b, &back));
+    /* every portrait and stage centre is found under itself, and only there */
+    for (int i = 0; i < live_css_count; i++) {
+        const live_css_slot *c = &live_css_table[i];
+        CHECK(live_css_at(c->x, c->y) == c);
+        CHECK(live_css_by_id(c->css_id) == c && live_css_by_ext(c->ext_id) == c);
+    }
+    CHECK_EQ_INT(live_css_count, 25);
+    CHECK(live_css_at(-29.0f, 4.5f) == NULL); /* the random portrait: not a character */
+    CHECK_STR(live_css_by_id(10)->name, "fox");
+    CHECK_NEAR(live_css_by_id(10)->x, -22.0, 1e-6, 0);
+    CHECK_NEAR(live_css_by_id(10)->y, 11.5, 1e-6, 0);
+    CHECK_NEAR(live_css_by_id(18)->x, -22.0, 1e-6, 0); /* pichu: bottom row, shifted by random */
+    for (int i = 0; i < live_sss_count; i++) {
+        const live_sss_slot *s = &live_sss_table[i];
+        CHECK(live_sss_at(s->x, s->y) == s);
+        CHECK(live_sss_by_byte(s->stage_byte) == s);
+    }
+    char names[512];
+    live_css_names(names, sizeof names);
+    CHECK(!strncmp(names, "doc, mario, luigi", 17) && strstr(names, ", roy"));
+}
+
+/* A tiny model of the screen for the navigator: the cursor follows the processed stick. */
+static void nav_move(live_menu_frame *m, int port, const live_menu_pad *pad, bool sss) {
+    float vx = ((pad->x - 0.5f) * 2.0f * 127.0f) / 80.0f, vy = ((pad->y - 0.5f) * 2.0f * 127.0f) / 80.0f;
+    if (sss) m->sss_x += vx, m->sss_y += vy;
+    else m->cursor_x[port] += vx, m->cursor_y[port] += vy;
+}
+
+TEST(menu_navigator_closed_loop) {
+    const live_css_slot *fox = live_css_by_id(10);
+    const live_sss_slot *bf = live_sss_by_byte(0x18);
+    live_menu_nav n;
+    live_menu_nav_init(&n, 1, fox, bf); /* port 2 */
+    n.stuck_frames = 300;
+    live_menu_frame m;
+    memset(&m, 0, sizeof m);
+    m.scene = LIVE_SCENE_CSS;
+    m.cursor_x[1] = 10;
+    m.cursor_y[1] = -5;
+    m.css_char[1] = LIVE_CSS_NONE;
+    m.coin[1] = 1;
+    m.ready = 10;
+    live_menu_pad pad;
+    char msg[600];
+    int f = 0, a_presses = 0;
+    /* move: the stick points at the portrait (left and up) until A is pressed over it */
+    for (; f < 200; f++) {
+        live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
+        if (pad.buttons) break;
+        if (f == 0) CHECK(pad.x < 0.5f - 0.2875f * 80.0f / 254.0f && pad.y > 0.5f + 0.2875f * 80.0f / 254.0f);
+        nav_move(&m, 1, &pad, false);
+    }
+    CHECK_EQ_INT(pad.buttons, 0x0100);
+    CHECK(fabsf(m.cursor_x[1] - fox->x) <= 1.5f && fabsf(m.cursor_y[1] - fox->y) <= 1.5f);
+    CHECK_NEAR(pad.x, 0.5, 1e-6, 0);
+    /* A is a one-frame press: released on the next frame, pressed again after */
+    live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
+    CHECK_EQ_INT(pad.buttons, 0);
+    for (int i = 0; i < 4; i++) {
+        live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
+        a_presses += pad.buttons == 0x0100;
+    }
+    CHECK_EQ_INT(a_presses, 2);
+    /* the menu frame shows fox with the coin down: announced once, no START before the banner */
+    m.css_char[1] = 10;
+    m.coin[1] = LIVE_COIN_DOWN;
+    CHECK(live_menu_nav_step(&n, &m, &pad, msg, sizeof msg));
+    CHECK(strstr(msg, "fox chosen for port 2"));
+    CHECK_EQ_INT(pad.buttons, 0);
+    CHECK(!live_menu_nav_step(&n, &m, &pad, msg, sizeof msg));
+    m.ready = 0;
+    live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
+    CHECK_EQ_INT(pad.buttons, 0x1000);
+    /* a coin down on someone else: B picks it up */
+    m.ready = 10;
+    m.css_char[1] = 9;
+    live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
+    CHECK_EQ_INT(pad.buttons, 0x0200);
+    /* stage select: a settling pause, then to battlefield and A */
+    m.scene = LIVE_SCENE_SSS;
+    m.sss_x = m.sss_y = 0;
+    for (int i = 0; i < 10; i++) {
+        live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
+        CHECK(pad.buttons == 0 && pad.x == 0.5f && pad.y == 0.5f);
+    }
+    for (f = 0; f < 200; f++) {
+        live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
+        if (pad.buttons) break;
+        nav_move(&m, 1, &pad, true);
+    }
+    CHECK_EQ_INT(pad.buttons, 0x0100);
+    CHECK(fabsf(m.sss_x - bf->x) <= 1.5f && fabsf(m.sss_y - bf->y) <= 1.5f);
+    /* a cursor that never moves: the navigator gives up after stuck_frames, once, and goes neutral */
+    live_menu_nav_reset(&n);
+    m.scene = LIVE_SCENE_CSS;
+    m.css_char[1] = LIVE_CSS_NONE;
+    m.coin[1] = 1;
+    m.cursor_x[1] = 30;
+    int said = 0;
+    for (f = 0; f < 400; f++) said += live_menu_nav_step(&n, &m, &pad, msg, sizeof msg) ? 1 : 0;
+    CHECK_EQ_INT(said, 1);
+    CHECK_EQ_INT(n.state, LIVE_NAV_GAVE_UP);
+    CHECK(pad.buttons == 0 && pad.x == 0.5f);
+    /* nothing asked for this screen: neutral, never stuck */
+    live_menu_nav_init(&n, 0, NULL, NULL);
+    n.stuck_frames = 5;
+    for (f = 0; f < 20; f++) CHECK(!live_menu_nav_step(&n, &m, &pad, msg, sizeof msg));
+    CHECK_EQ_INT(pad.buttons, 0);
+}
+
 int main(void) {
     RUN(base64_rfc4648_vectors);
     RUN(base64_rejects_bad_input);
@@ -228,5 +435,9 @@ int main(void) {
     RUN(frame_text_is_one_atomic_write);
     RUN(pad_writer_errors);
     RUN(live_open_rejects_bad_arguments);
+    RUN(game_event_fast_match);
+    RUN(pad_raw_write_reaches_dolphin_as_asked);
+    RUN(menu_frame_round_trip_and_tables);
+    RUN(menu_navigator_closed_loop);
     return harness_done();
 }

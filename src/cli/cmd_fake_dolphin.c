@@ -3,6 +3,7 @@
  * Dolphin. The work is in src/live/fake_dolphin.c; this file parses options and prints. */
 #include "cli/opts.h"
 #include "live/fake_dolphin.h"
+#include "live/menus.h"
 
 #include <signal.h>
 #include <string.h>
@@ -17,7 +18,7 @@ static struct fake_cli {
     const char *replay, *user_dir, *record, *bind, *faults;
     long long port, pipe_port, fault_frame, pause_ms, menu_frames, stall_ms;
     double start_delay, wait_client;
-    bool realtime, lockstep, json, quiet;
+    bool realtime, lockstep, json, quiet, menus;
 } A;
 
 static opt_def fake_defs[] = {
@@ -39,6 +40,9 @@ static opt_def fake_defs[] = {
     OPT_D("--pause-ms", OPT_INT, &A.pause_ms, "3000", 0, 600000, "length of the pause fault"),
     OPT_D("--menu-frames", OPT_INT, &A.menu_frames, "0", 0, 1000000,
           "menu frames (character select, then stage select) before the game"),
+    OPT_D("--menus", OPT_FLAG, &A.menus, NULL, 0, 0,
+          "simulate the select screens from the pipe's pad (cursor, A, B, START) until a stage is chosen, at most "
+          "--menu-frames (3600 when not given) frames; reports what was chosen"),
     OPT_D("--start-delay", OPT_DOUBLE, &A.start_delay, "0", 0, 86400,
           "seconds at the menus without menu frames (no gecko code) before the game"),
     OPT_D("--wait-client", OPT_DOUBLE, &A.wait_client, "30", 0.001, 86400, "seconds to wait for a first client"),
@@ -83,6 +87,7 @@ int cmd_fake_dolphin(int argc, char **argv) {
     const char *replay = A.replay;
     bool json = A.json, quiet = A.quiet;
     p.lockstep = A.lockstep;
+    p.menus = A.menus;
     if (A.user_dir) p.user_dir = A.user_dir;
     if (A.record) p.record_path = A.record;
     if (A.bind) p.bind_host = A.bind;
@@ -123,17 +128,20 @@ int cmd_fake_dolphin(int argc, char **argv) {
     live_fake_stats st;
     cphil_status s = live_fake_run(&p, &st);
     cphil_free(data);
+    const live_css_slot *mc = st.menu_character >= 0 ? live_css_by_id(st.menu_character) : NULL;
+    const live_sss_slot *ms = st.menu_stage >= 0 ? live_sss_by_byte(st.menu_stage) : NULL;
     if (json) {
         printf("{\"status\":\"%s\",\"messages\":%llu,\"game_events\":%llu,\"bookends\":%llu,\"resends\":%llu,"
                "\"menu_frames\":%llu,\"need_inputs\":%llu,\"flushes\":%llu,\"commands\":%llu,\"invalid_lines\":%llu,"
                "\"split_bursts\":%llu,\"late\":%llu,\"clients\":%llu,\"connect_requests\":%llu,\"first_frame\":%d,"
-               "\"last_frame\":%d,\"seconds\":%.3f}\n",
+               "\"last_frame\":%d,\"menu_character\":%s%s%s,\"menu_stage\":%s%s%s,\"seconds\":%.3f}\n",
                cphil_status_name(s), (unsigned long long)st.messages, (unsigned long long)st.game_events,
                (unsigned long long)st.bookends, (unsigned long long)st.resends, (unsigned long long)st.menu_frames,
                (unsigned long long)st.need_inputs, (unsigned long long)st.flushes, (unsigned long long)st.commands,
                (unsigned long long)st.invalid_lines, (unsigned long long)st.split_bursts, (unsigned long long)st.late,
                (unsigned long long)st.clients, (unsigned long long)st.connect_requests, (int)st.first_frame,
-               (int)st.last_frame, st.seconds);
+               (int)st.last_frame, mc ? "\"" : "", mc ? mc->name : "null", mc ? "\"" : "", ms ? "\"" : "",
+               ms ? ms->name : "null", ms ? "\"" : "", st.seconds);
     } else if (!quiet || s) {
         fprintf(stderr,
                 "fake-dolphin: %llu messages, %llu bookends (%llu re-sent), %llu menu frames; FLUSH %llu of %llu awaited, "

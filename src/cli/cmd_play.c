@@ -5,11 +5,15 @@
  * decides"); with --blocking (Dolphin's BlockingPipes) every bookend, re-simulations included,
  * Game Start and every menu frame get exactly one FLUSH. In real time a frame whose bookend
  * arrives while newer ones already wait is still fed to the agent (its memory needs every frame)
- * but its controller write is skipped and counted as missed.
+ * but its controller write is skipped and counted as missed. At the menus, with --character /
+ * --stage, the menu navigator (src/live/menus.c) answers each menu frame with the pad that moves
+ * the port's cursor; otherwise the menus are the person's.
  */
 #include "cli/opts.h"
 #include "cphil_live.h"
+#include "game/ids.h"
 #include "live/live_log.h"
+#include "live/menus.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -26,9 +30,9 @@ static void on_signal(int sig) {
 
 static struct play_cli {
     cli_agent agent; /* shared with cphil play-replay */
-    const char *address, *user_dir, *pipe_path;
+    const char *address, *user_dir, *pipe_path, *character, *stage, *menus_mode;
     long long games, net_timeout, spin_us;
-    double connect_timeout;
+    double connect_timeout, menu_timeout;
     bool blocking, json, quiet;
 } A;
 
@@ -47,8 +51,18 @@ static opt_def play_defs[] = {
     {.name = "--net-timeout", .kind = OPT_INT, .target = &A.net_timeout, .lo = 100, .hi = 600000, .metavar = "MS",
      .help = "declare the connection dead after MS ms of silence (default: ENet's 5-30 s)"},
     OPT_D("--spin-us", OPT_INT, &A.spin_us, "0", 0, 100000,
-          "busy-wait up to N us for the next message before sleeping: costs a core, saves the thread wake-up "
-          "between a bookend's arrival and the decision"),
+          "poll the connection without sleeping for up to N us before sleeping in the socket wait: costs a core, "
+          "saves the wake-up when a bookend arrives"),
+    {.name = "--character", .kind = OPT_STR, .target = &A.character, .metavar = "C",
+     .help = "pick C at the character select (fox, falco, marth, ...; needs the gecko code \"Optional: Extract Menu "
+             "Info\" in Dolphin for menu frames), START when all are ready"},
+    {.name = "--stage", .kind = OPT_STR, .target = &A.stage, .metavar = "S",
+     .help = "pick S at the stage select (battlefield, final_destination, dreamland, pokemon_stadium, yoshis_story, "
+             "fountain_of_dreams, random; fd, bf, ... too)"},
+    {.name = "--menus", .kind = OPT_STR, .target = &A.menus_mode, .metavar = "auto|manual",
+     .help = "auto (with --character/--stage, the default then) or manual: the menus are a person's"},
+    OPT_D("--menu-timeout", OPT_DOUBLE, &A.menu_timeout, "20", 0.1, 86400,
+          "give the menus back to the person when they make no progress for S seconds"),
     OPT_D("--json", OPT_FLAG, &A.json, NULL, 0, 0, "print the summary as JSON"),
     OPT_D("--quiet", OPT_FLAG, &A.quiet, NULL, 0, 0, "no live line"),
 };
@@ -59,7 +73,8 @@ static opts_spec spec = {
     .usage = "--policy P --port N [--address HOST:PORT] [--dolphin-user-dir DIR | --pipe FIFO]\n"
              "                  [--mode window|stream] [--precision auto|f32|bf16|int8] [--temperature T | --deterministic]\n"
              "                  [--seed S] [--games N] [--blocking] [--log FILE.jsonl] [--connect-timeout S]\n"
-             "                  [--net-timeout MS] [--spin-us N] [--json] [--quiet]",
+             "                  [--net-timeout MS] [--spin-us N] [--character C] [--stage S] [--menus auto|manual]\n"
+             "                  [--menu-timeout S] [--json] [--quiet]",
     .about = "Plays a policy in a running Slippi Dolphin: game state from Dolphin's spectator server (ENet/UDP), the\n"
              "controller through the pipe input device <DIR>/Pipes/slippibot<N> (cphil dolphin-setup prepares both).",
     .notes = "Prints a live line (frames, decision latency, late and missed frames) and a summary per game.\n"
@@ -77,6 +92,7 @@ typedef struct game_stats {
     uint64_t bookends, resends, decisions, writes, late, missed;
     int32_t last_frame;
     uint64_t *lat, *e2e; /* decision (step) and arrival-to-write latencies, ns */
+    uint64_t *hand, *ovh; /* arrival to the event in hand (parse, hand-over), arrival-to-write less the step */
     size_t n_lat, n_e2e, cap;
 } game_stats;
 
@@ -94,11 +110,47 @@ int cmd_play(int argc, char **argv) {
     const char *policy = A.agent.policy, *address = A.address, *user_dir = A.user_dir, *pipe_path = A.pipe_path,
                *log_path = A.agent.log;
     long long port = A.agent.port, games = A.games, net_timeout = A.net_timeout, spin_us = A.spin_us;
-    double connect_timeout = A.connect_timeout;
+    double connect_timeout = A.connect_timeout, menu_timeout = A.menu_timeout;
+    const char *character = A.character, *stage = A.stage, *menus_mode = A.menus_mode;
     bool blocking = A.blocking, json = A.json, quiet = A.quiet;
     cphil_agent_params ap = cli_agent_params(&A.agent);
     if (!user_dir == !pipe_path) {
         cli_error("play needs exactly one of --dolphin-user-dir DIR or --pipe FIFO (where the controller goes)");
+        return CLI_EXIT_USAGE;
+    }
+    /* the menus: names against the select screens' tables (menus.c) */
+    const live_css_slot *want_c = NULL;
+    const live_sss_slot *want_s = NULL;
+    if (character) {
+        int ext = cphil_char_lookup(character);
+        if (!(want_c = ext >= 0 ? live_css_by_ext(ext) : NULL)) {
+            char names[512];
+            live_css_names(names, sizeof names);
+            cli_error("--character: '%s' is not on the character select screen; one of: %s", character, names);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (stage) {
+        int ext = cphil_stage_lookup(stage);
+        want_s = !strcmp(stage, "random") ? live_sss_by_ext(-1) : ext >= 0 ? live_sss_by_ext(ext) : NULL;
+        if (!want_s) {
+            char names[512];
+            live_sss_names(names, sizeof names);
+            cli_error("--stage: '%s' is not a stage the bot can pick; one of: %s", stage, names);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    bool auto_menus = want_c || want_s;
+    if (menus_mode && strcmp(menus_mode, "auto") && strcmp(menus_mode, "manual")) {
+        cli_error("--menus: '%s' is not auto or manual", menus_mode);
+        return CLI_EXIT_USAGE;
+    }
+    if (menus_mode && !strcmp(menus_mode, "manual") && auto_menus) {
+        cli_error("--menus manual leaves the menus to a person: it does not go with --character or --stage");
+        return CLI_EXIT_USAGE;
+    }
+    if (menus_mode && !strcmp(menus_mode, "auto") && !auto_menus) {
+        cli_error("--menus auto needs --character C and/or --stage S (what to pick)");
         return CLI_EXIT_USAGE;
     }
     char host[64];
@@ -170,7 +222,9 @@ int cmd_play(int argc, char **argv) {
     g.cap = 1 << 16;
     g.lat = cphil_alloc(g.cap * sizeof *g.lat);
     g.e2e = cphil_alloc(g.cap * sizeof *g.e2e);
-    if (!g.lat || !g.e2e) {
+    g.hand = cphil_alloc(g.cap * sizeof *g.hand);
+    g.ovh = cphil_alloc(g.cap * sizeof *g.ovh);
+    if (!g.lat || !g.e2e || !g.hand || !g.ovh) {
         cli_error("out of memory");
         rc = CLI_EXIT_FAIL;
         goto done;
@@ -184,6 +238,10 @@ int cmd_play(int argc, char **argv) {
     bool seen_menu = false, menu_hint = false;
     cphil_controller_state ctrl;
     memset(&ctrl, 0, sizeof ctrl);
+    live_menu_nav nav;
+    live_menu_nav_init(&nav, (int)port - 1, want_c, want_s);
+    nav.stuck_frames = (int)(menu_timeout * 60);
+    bool menu_short_warned = false;
     uint64_t tot_late = 0, tot_missed = 0, tot_dec = 0;
     while (!g_stop) {
         cphil_live_event ev;
@@ -198,11 +256,19 @@ int cmd_play(int argc, char **argv) {
         case CPHIL_LIVE_TIMEOUT:
             if (!in_game && !seen_menu && !menu_hint && !quiet && cphil_now_sec() - idle_since > 5) {
                 menu_hint = true;
-                fprintf(stderr,
-                        "%splay: waiting for a game; no menu frames have come from Dolphin. The menus are yours to "
-                        "play (start a game by hand); for the bot to see menu frames, enable the gecko code "
-                        "\"Optional: Extract Menu Info\" in Dolphin\n",
-                        tty ? "\r\033[K" : "");
+                if (auto_menus)
+                    fprintf(stderr,
+                            "%splay: no menu frames have come from Dolphin in 5 s, so the bot cannot pick %s%s%s: enable "
+                            "the gecko code \"Optional: Extract Menu Info\" in Dolphin (Dolphin updates overwrite "
+                            "GameSettings/GALE01r2.ini; re-enable it). Until then the menus are yours\n",
+                            tty ? "\r\033[K" : "", want_c ? want_c->name : "", want_c && want_s ? " and " : "",
+                            want_s ? want_s->name : "");
+                else
+                    fprintf(stderr,
+                            "%splay: waiting for a game; no menu frames have come from Dolphin. The menus are yours to "
+                            "play (start a game by hand); for the bot to see menu frames, enable the gecko code "
+                            "\"Optional: Extract Menu Info\" in Dolphin\n",
+                            tty ? "\r\033[K" : "");
             }
             break;
         case CPHIL_LIVE_CONNECTED:
@@ -213,6 +279,7 @@ int cmd_play(int argc, char **argv) {
         case CPHIL_LIVE_GAME_START: {
             game_no = ev.game;
             in_game = true;
+            live_menu_nav_reset(&nav); /* the next visit to the menus starts afresh */
             g.bookends = g.resends = g.decisions = g.writes = g.late = g.missed = 0;
             g.n_lat = g.n_e2e = 0;
             g.last_frame = 0;
@@ -225,6 +292,7 @@ int cmd_play(int argc, char **argv) {
             break;
         }
         case CPHIL_LIVE_FRAME: {
+            uint64_t t_ev = cphil_now_ns(); /* the event in hand: parsed and handed over */
             g.bookends++;
             g.resends += ev.resend;
             g.last_frame = ev.frame_number;
@@ -252,7 +320,11 @@ int cmd_play(int argc, char **argv) {
                 uint64_t e2e = cphil_now_ns() - ev.arrival_ns;
                 if (ev.decide) {
                     g.late += e2e > LATE_NS;
-                    if (g.n_e2e < g.cap) g.e2e[g.n_e2e++] = e2e;
+                    if (g.n_e2e < g.cap) {
+                        g.hand[g.n_e2e] = t_ev - ev.arrival_ns;
+                        g.ovh[g.n_e2e] = e2e - dec_ns;
+                        g.e2e[g.n_e2e++] = e2e;
+                    }
                 }
                 g.writes++;
             }
@@ -286,6 +358,24 @@ int cmd_play(int argc, char **argv) {
         }
         case CPHIL_LIVE_MENU:
             seen_menu |= !ev.in_game;
+            if (auto_menus && !ev.in_game) {
+                /* one write per menu frame: the navigator's pad for the next frame (also the one
+                 * FLUSH a lockstep Dolphin waits for) */
+                live_menu_frame mf;
+                if (live_menu_parse(ev.menu, ev.menu_len, &mf)) {
+                    live_menu_pad mp;
+                    char msg[600];
+                    if (live_menu_nav_step(&nav, &mf, &mp, msg, sizeof msg) && !quiet)
+                        fprintf(stderr, "%splay: %s\n", tty ? "\r\033[K" : "", msg);
+                    cphil_pad_raw raw = {mp.buttons, mp.x, mp.y, 0.5f, 0.5f, 0.0f, 0.0f};
+                    ws = cphil_pad_write_raw(pad, &raw);
+                    break;
+                }
+                if (!menu_short_warned && !quiet)
+                    fprintf(stderr, "%splay: a menu frame of %u bytes (not a 0x3E frame of at least %d): ignored\n",
+                            tty ? "\r\033[K" : "", ev.menu_len, LIVE_MENU_MIN_BYTES);
+                menu_short_warned = true;
+            }
             /* lockstep Dolphin waits for a FLUSH per menu frame; a menu frame inside a game
              * (Dolphin bug) gets the current state again, not a neutral one */
             if (blocking) ws = ev.in_game && have_ctrl ? cphil_pad_write(pad, &ctrl) : cphil_pad_neutral(pad);
@@ -295,6 +385,9 @@ int cmd_play(int argc, char **argv) {
             double p50, p99, mx, e50, e99, emx;
             pct(g.lat, g.n_lat, &p50, &p99, &mx);
             pct(g.e2e, g.n_e2e, &e50, &e99, &emx);
+            double h50, h99, hmx, o50, o99, omx;
+            pct(g.hand, g.n_e2e, &h50, &h99, &hmx);
+            pct(g.ovh, g.n_e2e, &o50, &o99, &omx);
             tot_late += g.late;
             tot_missed += g.missed;
             tot_dec += g.decisions;
@@ -306,11 +399,12 @@ int cmd_play(int argc, char **argv) {
                 printf("{\"game\":%d,\"end\":\"%s\",\"method\":%d,\"last_frame\":%d,\"bookends\":%llu,\"resends\":%llu,"
                        "\"decisions\":%llu,\"writes\":%llu,\"late\":%llu,\"missed\":%llu,\"decision_p50_us\":%.2f,"
                        "\"decision_p99_us\":%.2f,\"decision_max_us\":%.2f,\"write_p50_us\":%.2f,\"write_p99_us\":%.2f,"
-                       "\"write_max_us\":%.2f}\n",
+                       "\"write_max_us\":%.2f,\"handoff_p50_us\":%.2f,\"handoff_p99_us\":%.2f,\"overhead_p50_us\":%.2f,"
+                       "\"overhead_p99_us\":%.2f}\n",
                        ev.game, ev.dolphin_closed ? "closed" : ev.interrupted ? "interrupted" : "ended",
                        r && r->end.present ? r->end.method : -1, (int)g.last_frame, (unsigned long long)g.bookends,
                        (unsigned long long)g.resends, (unsigned long long)g.decisions, (unsigned long long)g.writes,
-                       (unsigned long long)g.late, (unsigned long long)g.missed, p50, p99, mx, e50, e99, emx);
+                       (unsigned long long)g.late, (unsigned long long)g.missed, p50, p99, mx, e50, e99, emx, h50, h99, o50, o99);
             if (!quiet)
                 fprintf(stderr,
                         "%sgame %d %s at frame %d: %llu bookends (%llu re-sent), %llu decisions; decision p50 %.1f us, "
@@ -376,5 +470,7 @@ done:
     cphil_agent_close(agent);
     cphil_free(g.lat);
     cphil_free(g.e2e);
+    cphil_free(g.hand);
+    cphil_free(g.ovh);
     return rc;
 }

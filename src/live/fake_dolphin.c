@@ -18,10 +18,12 @@
 #include "live/fake_dolphin.h"
 #include "core/json.h"
 #include "live/live_proto.h"
+#include "live/menus.h"
 
 #include <enet/enet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <dirent.h>
 #include <stdarg.h>
@@ -107,6 +109,10 @@ typedef struct fake {
     bool in_game;
     char menu_msg[256];
     uint64_t menu_counter;
+    /* the simulated select screens (params.menus) */
+    live_menu_frame mf;
+    int sim_port, sim_pipe;      /* the port the pad drives (0..3) and its pipe index (-1: none) */
+    uint16_t sim_prev_buttons;
     /* pipe */
     int fds[8];
     char pipe_names[8][64];
@@ -430,7 +436,11 @@ static void service(fake *f, int wait_ms) {
         struct pollfd pf[9];
         int n = 0;
         pf[n++] = (struct pollfd){(int)f->host->socket, POLLIN, 0};
-        for (int k = 0; k < f->n_fds; k++)
+        /* BlockingPipes Dolphin waits in select() on the pipe; without it Dolphin only reads the
+         * pipe when it polls the pads (240 Hz), never sleeping on it, so a bot's write wakes
+         * nobody: the fake does the same (a sleeping reader would add its wake-up to every
+         * write the bot times) and reads the pipes each turn of its loop (at most 1 ms apart) */
+        for (int k = 0; k < f->n_fds && f->p->lockstep; k++)
             if (!f->eof[k]) pf[n++] = (struct pollfd){f->fds[k], POLLIN, 0};
         poll(pf, (nfds_t)n, wait_ms);
     }
@@ -632,6 +642,107 @@ static void menu_frame(fake *f, int i, int n) {
     f->st->menu_frames++;
 }
 
+/* ---- the select screens, simulated ----------------------------------------------------------
+ * A model, not Melee: the cursor moves by CURSOR_SPEED units per frame at full tilt of the
+ * processed stick (raw / 80, dead zone 0.2875), A on a portrait drops the coin on that character
+ * (the tables of menus.c, the same the navigator aims with), B picks it up, the ready banner
+ * slides in over 10 frames once every active port's coin is down, START with the banner up goes
+ * to the stage select, and A on a stage icon starts the game. One opponent (a CPU on the next
+ * port, Falco) has chosen already. */
+#define CURSOR_SPEED 1.0f
+
+static void sim_init(fake *f) {
+    live_menu_frame *m = &f->mf;
+    memset(m, 0, sizeof *m);
+    m->scene = LIVE_SCENE_CSS;
+    f->sim_port = f->p->pipe_port - 1;
+    f->sim_pipe = f->n_fds ? 0 : -1;
+    char want[32];
+    snprintf(want, sizeof want, "slippibot%d", f->p->pipe_port);
+    for (int k = 0; k < f->n_fds; k++)
+        if (!strcmp(f->pipe_names[k], want)) f->sim_pipe = k;
+    int opp = (f->sim_port + 1) % 4;
+    for (int i = 0; i < 4; i++) {
+        m->cursor_x[i] = -31.0f + 15.4f * (float)i; /* below the portraits, over each port's card */
+        m->cursor_y[i] = -2.2f;
+        m->port_status[i] = i == f->sim_port ? 0 : i == opp ? 1 : 3;
+        m->css_char[i] = i == opp ? 9 : LIVE_CSS_NONE;
+        m->coin[i] = i == f->sim_port ? 1 : i == opp ? LIVE_COIN_DOWN : 0;
+    }
+    m->ready = 10;
+    m->frame = 1000;
+    f->sim_prev_buttons = 0;
+    f->st->menu_character = f->st->menu_stage = -1;
+}
+
+static float sim_axis(uint8_t byte) {
+    float p = ((float)byte - 128.0f) / 80.0f;
+    if (p > 1) p = 1;
+    if (p < -1) p = -1;
+    return fabsf(p) < 0.2875f ? 0.0f : p;
+}
+
+static float clampf_(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* One frame of the screens from the pad as it stands; true when a stage was chosen. */
+static bool sim_tick(fake *f) {
+    live_menu_frame *m = &f->mf;
+    live_pad_bytes b = {0, 128, 128, 128, 128, 0, 0, 0, 0};
+    if (f->sim_pipe >= 0) live_pad_to_bytes(&f->model[f->sim_pipe], &b);
+    uint16_t edge = (uint16_t)(b.buttons & ~f->sim_prev_buttons);
+    f->sim_prev_buttons = b.buttons;
+    float vx = sim_axis(b.main_x) * CURSOR_SPEED, vy = sim_axis(b.main_y) * CURSOR_SPEED;
+    int p = f->sim_port;
+    m->frame++;
+    if (m->scene == LIVE_SCENE_CSS) {
+        m->cursor_x[p] = clampf_(m->cursor_x[p] + vx, -35.0f, 35.0f);
+        m->cursor_y[p] = clampf_(m->cursor_y[p] + vy, -20.0f, 25.0f);
+        if ((edge & 0x0100) && m->coin[p] == 1) {
+            const live_css_slot *c = live_css_at(m->cursor_x[p], m->cursor_y[p]);
+            if (c) {
+                m->css_char[p] = c->css_id;
+                m->coin[p] = LIVE_COIN_DOWN;
+                logf_(f, "menus: port %d chose %s", p + 1, c->name);
+            }
+        } else if ((edge & 0x0200) && m->coin[p] == LIVE_COIN_DOWN) {
+            m->css_char[p] = LIVE_CSS_NONE;
+            m->coin[p] = 1;
+        }
+        bool all = true;
+        for (int i = 0; i < 4; i++)
+            if (m->port_status[i] != 3 && m->coin[i] != LIVE_COIN_DOWN) all = false;
+        if (!all) m->ready = 10;
+        else if (m->ready > 0) m->ready--;
+        if ((edge & 0x1000) && all && m->ready == 0) {
+            m->scene = LIVE_SCENE_SSS;
+            m->sss_x = m->sss_y = 0;
+            f->st->menu_character = m->css_char[p];
+            logf_(f, "menus: START: to the stage select");
+        }
+        return false;
+    }
+    m->sss_x = clampf_(m->sss_x + vx, -25.0f, 25.0f);
+    m->sss_y = clampf_(m->sss_y + vy, -20.0f, 25.0f);
+    const live_sss_slot *s = live_sss_at(m->sss_x, m->sss_y);
+    m->stage = s ? s->stage_byte : 0;
+    if ((edge & 0x0100) && s) {
+        f->st->menu_stage = s->stage_byte;
+        logf_(f, "menus: stage %s chosen: the game starts", s->name);
+        return true;
+    }
+    return false;
+}
+
+static void sim_frame(fake *f) {
+    uint8_t m[LIVE_MENU_BYTES];
+    live_menu_encode(&f->mf, m);
+    char b64[140];
+    live_b64_encode(m, sizeof m, b64);
+    snprintf(f->menu_msg, sizeof f->menu_msg, "{\"payload\":\"%s\",\"type\":\"menu_event\"}", b64);
+    f->menu_counter++;
+    f->st->menu_frames++;
+}
+
 static void fault_at(fake *f, const item *it) {
     const live_fake_params *p = f->p;
     unsigned fl = p->faults;
@@ -705,7 +816,9 @@ cphil_status live_fake_run(const live_fake_params *p, live_fake_stats *st) {
     uint64_t last_flushes = 0, flushes_at_emit = 0;
     double last_emit = 0;
     size_t next = 0;
-    int menus_left = p->menu_frames;
+    int menus_left = p->menus && p->menu_frames <= 0 ? 3600 : p->menu_frames;
+    st->menu_character = st->menu_stage = -1;
+    if (p->menus) sim_init(f);
     bool closing = false, closed_early = false;
     bool faulted = false;
     st->first_frame = INT32_MAX;
@@ -742,7 +855,22 @@ cphil_status live_fake_run(const live_fake_params *p, live_fake_stats *st) {
             if (now - next_tick > 1.0) next_tick = now; /* we were descheduled: do not burst */
         }
         last_progress = now;
-        if (menus_left > 0) { /* a menu frame: sent while not in a game, waits for a FLUSH */
+        if (p->menus && menus_left >= 0) { /* the select screens, driven by the pad */
+            if (menus_left == 0) {
+                logf_(f, "menus: no stage chosen in %d menu frames: the game starts as though a person started it",
+                      p->menu_frames > 0 ? p->menu_frames : 3600);
+                menus_left = -1;
+            } else if (sim_tick(f)) {
+                menus_left = -1;
+            } else {
+                menus_left--;
+                sim_frame(f);
+                if ((s = need_add(f, 'm', 0, false))) goto out;
+                write_events(f);
+                continue;
+            }
+        }
+        if (!p->menus && menus_left > 0) { /* a menu frame: sent while not in a game, waits for a FLUSH */
             menu_frame(f, p->menu_frames - menus_left, p->menu_frames);
             menus_left--;
             if ((s = need_add(f, 'm', 0, false))) goto out;

@@ -40,7 +40,9 @@ typedef struct live_fake_params {
     unsigned faults;
     int fault_frame;             /* default 60 */
     int pause_ms;                /* FAKE_FAULT_PAUSE (default 3000) */
-    int menu_frames;             /* synthesized menu frames before the game (CSS then stage select) */
+    int menu_frames;             /* synthesized menu frames before the game (CSS then stage select);
+                                  * with menus: the most menu frames before the game starts anyway */
+    bool menus;                  /* simulate the select screens from the pad (docs/live.md "Menus") */
     int start_delay_ms;          /* after the first client: this long at the menus (no menu frames) first */
     int wait_client_ms;          /* wait this long for a first client (default 30000) */
     int stall_ms;                /* lockstep: fail when no FLUSH comes for this long (default 10000) */
@@ -57,6 +59,8 @@ typedef struct live_fake_stats {
     uint64_t need_inputs;        /* FLUSHes Dolphin would have waited for (lockstep) */
     uint64_t flushes, commands, invalid_lines, split_bursts, late, clients, connect_requests;
     int32_t first_frame, last_frame;
+    int menu_character;          /* menus: the character select id chosen for the pipe's port, -1 none */
+    int menu_stage;              /* menus: the stage byte chosen, -1 none */
     double seconds;
 } live_fake_stats;
 

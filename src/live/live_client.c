@@ -2,10 +2,14 @@
  * server (ENet 1.3 over UDP, one JSON object per packet, binary events in base64), after
  * reference/live_play.md 1.2-1.6 and 2.2.
  *
- * Two threads. The network thread owns the ENet host (ENet is not thread-safe): it connects,
- * sends connect_request with the cursor to resume at, parses and checks every message, decodes
- * payloads, drops duplicates (cursor below the one expected), and queues the result; it never
- * waits for the bot, so ENet is serviced every millisecond however long a decision takes. When
+ * Two threads share the ENet host (not thread-safe: a mutex, host_mu, says who services it).
+ * While the caller waits in cphil_live_next it services ENet itself, so a bookend's packet is
+ * parsed and handed back on the thread that decides, with no wake-up of another thread in between
+ * (that hand-over was the largest cost between a bookend's arrival and the controller write);
+ * while the caller is busy deciding, the network thread services it every millisecond, so a
+ * slow bot never times the connection out. Whichever services it connects, sends
+ * connect_request with the cursor to resume at, parses and checks every message, decodes
+ * payloads, drops duplicates (cursor below the one expected), and queues the result. When
  * the connection drops it reconnects with back-off (0.1 s doubling to 2 s) and resumes at the last
  * next_cursor. The caller's thread (cphil_live_next) walks each game_event's events with the
  * Event Payloads size table, feeds them to the replay parser (cphil_slp_stream, one per game)
@@ -18,6 +22,7 @@
 #include "live/live_proto.h"
 
 #include <enet/enet.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -52,8 +57,14 @@ struct cphil_live {
     msg *head, *tail;
     atomic_uint queued_events;
     atomic_uint queued;       /* every message kind: what the caller's spin watches */
+    /* ENet is not thread-safe: whoever services it holds host_mu. The caller services it itself
+     * while it waits in cphil_live_next (caller_in), so a packet is parsed and turned into an
+     * event on the thread that acts on it, with no hand-over between threads; the network
+     * thread services it the rest of the time (while the bot decides). */
+    pthread_mutex_t host_mu;
+    atomic_bool caller_in;
     cphil_live_stats stats; /* under mu */
-    /* network thread */
+    /* the connection: whoever holds host_mu */
     ENetPeer *peer;
     bool handshaken, ever_connected, finished;
     int64_t expect;           /* cursor of the next message wanted; -1 before the first reply */
@@ -147,8 +158,50 @@ static bool get_int(const cphil_json_value *root, const char *key, int64_t *out)
     return cphil_json_as_int64(cphil_json_get(root, key), out);
 }
 
+/* A start_game, game_event or end_game with its cursors: dropped when sent twice, a gap reported,
+ * else queued. */
+static void accept_msg(cphil_live *l, msg *m, int64_t cursor, int64_t next, bool is_start, bool closed) {
+    m->cursor = cursor;
+    if (!is_start && !closed && l->expect >= 0 && cursor < l->expect) { /* sent twice (resume overlap) */
+        cphil_free(m);
+        stat_add(l, &l->stats.duplicates, 1);
+        return;
+    }
+    if (!is_start && l->expect >= 0 && cursor > l->expect) {
+        stat_add(l, &l->stats.cursor_gaps, 1);
+        push_text(l, M_WARNING, "cursor jumped from %lld to %lld: %lld messages were never received", (long long)l->expect,
+                  (long long)cursor, (long long)(cursor - l->expect));
+    }
+    if (next > l->expect) l->expect = next;
+    if (is_start) l->expect = next;
+    pthread_mutex_lock(&l->mu);
+    l->stats.messages++;
+    l->stats.next_cursor = l->expect;
+    pthread_mutex_unlock(&l->mu);
+    push(l, m);
+    if (closed) l->finished = true; /* Dolphin is going away: do not reconnect */
+}
+
 static void on_packet(cphil_live *l, const uint8_t *data, size_t len, uint64_t t_recv) {
     stat_add(l, &l->stats.bytes, len);
+    {
+        /* the common case, a game_event exactly as Dolphin writes it: matched and decoded without
+         * the general JSON parser (live_match_game_event); anything else takes the general path */
+        int64_t cursor, next;
+        const char *b64;
+        size_t b64_len, out_len, bad;
+        msg *m;
+        if (len && live_match_game_event((const char *)data, len, &cursor, &next, &b64, &b64_len) &&
+            (m = new_msg(M_EVENT, (uint32_t)(b64_len / 4 * 3)))) {
+            if (live_b64_decode(b64, b64_len, m->data, &out_len, &bad)) {
+                m->len = (uint32_t)out_len;
+                m->arrival_ns = t_recv;
+                accept_msg(l, m, cursor, next, false, false);
+                return;
+            }
+            cphil_free(m);
+        }
+    }
     if (len == 0) { /* libmelee skips these too ("at the end of a game for some reason") */
         stat_add(l, &l->stats.zero_length, 1);
         if (warn_ok(l, 0)) push_text(l, M_WARNING, "a zero-length packet from Dolphin: skipped");
@@ -229,25 +282,7 @@ static void on_packet(cphil_live *l, const uint8_t *data, size_t len, uint64_t t
             if (!m) goto nomem;
             m->closed = closed;
         }
-        m->cursor = cursor;
-        if (!is_start && !closed && l->expect >= 0 && cursor < l->expect) { /* sent twice (resume overlap) */
-            cphil_free(m);
-            stat_add(l, &l->stats.duplicates, 1);
-            goto done;
-        }
-        if (!is_start && l->expect >= 0 && cursor > l->expect) {
-            stat_add(l, &l->stats.cursor_gaps, 1);
-            push_text(l, M_WARNING, "cursor jumped from %lld to %lld: %lld messages were never received", (long long)l->expect,
-                      (long long)cursor, (long long)(cursor - l->expect));
-        }
-        if (next > l->expect) l->expect = next;
-        if (is_start) l->expect = next;
-        pthread_mutex_lock(&l->mu);
-        l->stats.messages++;
-        l->stats.next_cursor = l->expect;
-        pthread_mutex_unlock(&l->mu);
-        push(l, m);
-        if (closed) l->finished = true; /* Dolphin is going away: do not reconnect */
+        accept_msg(l, m, cursor, next, is_start, closed);
         goto done;
     }
     if (!strcmp(type, "menu_event")) {
@@ -291,72 +326,92 @@ static void drop_peer(cphil_live *l, double now, const char *why) {
     l->next_try = now + l->backoff;
 }
 
-static void *net_main(void *arg) {
-    cphil_live *l = arg;
-    l->waiting_since = cphil_now_sec();
-    l->backoff = 0.05;
-    while (!atomic_load(&l->stop)) {
-        double now = cphil_now_sec();
-        if (!l->peer && !l->finished) {
-            double limit = (l->ever_connected ? l->p.reconnect_timeout_ms : l->p.connect_timeout_ms) / 1000.0;
-            if (now - l->waiting_since > limit) {
-                l->finished = true;
-                push_text(l, M_LOST,
-                          l->ever_connected ? "no connection to Dolphin at %s:%d for %.0f s after it dropped: giving up"
-                                            : "could not connect to Dolphin's spectator server at %s:%d within %.0f s: "
-                                              "is Dolphin running with the spectator server on (cphil dolphin-setup)?",
-                          l->host_name, l->p.port, limit);
-            } else if (now >= l->next_try) {
-                l->peer = enet_host_connect(l->host, &l->addr, 1, 0);
-                l->attempt_started = now;
-                if (l->peer && l->p.net_timeout_ms > 0)
-                    enet_peer_timeout(l->peer, 0, (enet_uint32)l->p.net_timeout_ms, (enet_uint32)l->p.net_timeout_ms);
-                if (!l->peer) l->next_try = now + 0.5;
-            }
-        }
-        /* a connect that got no answer: try again rather than wait out ENet's own 5 s */
-        if (l->peer && !l->handshaken && now - l->attempt_started > 1.0) drop_peer(l, now, "no answer");
-        ENetEvent ev;
-        int r = enet_host_service(l->host, &ev, 1);
-        while (r > 0) {
-            now = cphil_now_sec();
-            switch (ev.type) {
-            case ENET_EVENT_TYPE_CONNECT:
-                if (ev.peer == l->peer) send_request(l);
-                break;
-            case ENET_EVENT_TYPE_RECEIVE:
-                if (ev.peer == l->peer) on_packet(l, ev.packet->data, ev.packet->dataLength, cphil_now_ns());
-                enet_packet_destroy(ev.packet);
-                break;
-            case ENET_EVENT_TYPE_DISCONNECT:
-                if (ev.peer == l->peer) {
-                    l->peer = NULL; /* ENet has reset it already */
-                    bool was = l->handshaken;
-                    l->handshaken = false;
-                    if (was) {
-                        l->waiting_since = now;
-                        l->backoff = 0.1;
-                        l->next_try = now + l->backoff;
-                        if (!l->finished)
-                            push_text(l, M_DISCONNECTED,
-                                      "connection to %s:%d lost (Dolphin stopped answering or disconnected); "
-                                      "reconnecting, will resume at cursor %lld",
-                                      l->host_name, l->p.port, (long long)l->expect);
-                    } else {
-                        l->backoff = l->backoff < 2.0 ? l->backoff * 2 : 2.0;
-                        l->next_try = now + l->backoff;
-                    }
-                }
-                break;
-            default: break;
-            }
-            r = enet_host_service(l->host, &ev, 0);
-        }
-        if (l->finished && l->peer && l->handshaken) {
-            enet_peer_disconnect_later(l->peer, 0);
-            l->handshaken = false;
+/* One turn of the connection: (re)connect when due, then service ENet, waiting up to wait_ms
+ * for the first event and then taking what has already arrived. With until_msg it returns as soon
+ * as a message is queued for the caller, after draining only the events ENet has already received
+ * (no more I/O), so what waits behind a bookend is counted. Called with host_mu held. */
+static void net_step(cphil_live *l, int wait_ms, bool until_msg) {
+    double now = cphil_now_sec();
+    if (!l->peer && !l->finished) {
+        double limit = (l->ever_connected ? l->p.reconnect_timeout_ms : l->p.connect_timeout_ms) / 1000.0;
+        if (now - l->waiting_since > limit) {
+            l->finished = true;
+            push_text(l, M_LOST,
+                      l->ever_connected ? "no connection to Dolphin at %s:%d for %.0f s after it dropped: giving up"
+                                        : "could not connect to Dolphin's spectator server at %s:%d within %.0f s: "
+                                          "is Dolphin running with the spectator server on (cphil dolphin-setup)?",
+                      l->host_name, l->p.port, limit);
+        } else if (now >= l->next_try) {
+            l->peer = enet_host_connect(l->host, &l->addr, 1, 0);
+            l->attempt_started = now;
+            if (l->peer && l->p.net_timeout_ms > 0)
+                enet_peer_timeout(l->peer, 0, (enet_uint32)l->p.net_timeout_ms, (enet_uint32)l->p.net_timeout_ms);
+            if (!l->peer) l->next_try = now + 0.5;
         }
     }
+    /* a connect that got no answer: try again rather than wait out ENet's own 5 s */
+    if (l->peer && !l->handshaken && now - l->attempt_started > 1.0) drop_peer(l, now, "no answer");
+    unsigned q0 = atomic_load(&l->queued);
+    ENetEvent ev;
+    int r = enet_host_service(l->host, &ev, (enet_uint32)(wait_ms > 0 ? wait_ms : 0));
+    while (r > 0) {
+        now = cphil_now_sec();
+        switch (ev.type) {
+        case ENET_EVENT_TYPE_CONNECT:
+            if (ev.peer == l->peer) send_request(l);
+            break;
+        case ENET_EVENT_TYPE_RECEIVE:
+            if (ev.peer == l->peer) on_packet(l, ev.packet->data, ev.packet->dataLength, cphil_now_ns());
+            enet_packet_destroy(ev.packet);
+            break;
+        case ENET_EVENT_TYPE_DISCONNECT:
+            if (ev.peer == l->peer) {
+                l->peer = NULL; /* ENet has reset it already */
+                bool was = l->handshaken;
+                l->handshaken = false;
+                if (was) {
+                    l->waiting_since = now;
+                    l->backoff = 0.1;
+                    l->next_try = now + l->backoff;
+                    if (!l->finished)
+                        push_text(l, M_DISCONNECTED,
+                                  "connection to %s:%d lost (Dolphin stopped answering or disconnected); "
+                                  "reconnecting, will resume at cursor %lld",
+                                  l->host_name, l->p.port, (long long)l->expect);
+                } else {
+                    l->backoff = l->backoff < 2.0 ? l->backoff * 2 : 2.0;
+                    l->next_try = now + l->backoff;
+                }
+            }
+            break;
+        default: break;
+        }
+        r = until_msg && atomic_load(&l->queued) != q0 ? enet_host_check_events(l->host, &ev)
+                                                       : enet_host_service(l->host, &ev, 0);
+    }
+    if (l->finished && l->peer && l->handshaken) {
+        enet_peer_disconnect_later(l->peer, 0);
+        l->handshaken = false;
+    }
+}
+
+static void *net_main(void *arg) {
+    cphil_live *l = arg;
+    while (!atomic_load(&l->stop)) {
+        if (atomic_load(&l->caller_in)) { /* the caller is servicing: look again in a millisecond */
+            struct timespec ts = {0, 1000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        pthread_mutex_lock(&l->host_mu);
+        net_step(l, 0, false);
+        int fd = (int)l->host->socket;
+        pthread_mutex_unlock(&l->host_mu);
+        /* wait for a packet (or 1 ms: ENet's timers) without holding the host */
+        struct pollfd pf = {fd, POLLIN, 0};
+        poll(&pf, 1, 1);
+    }
+    pthread_mutex_lock(&l->host_mu);
     if (l->peer) {
         enet_peer_disconnect(l->peer, 0);
         ENetEvent ev;
@@ -368,6 +423,7 @@ static void *net_main(void *arg) {
         enet_peer_reset(l->peer);
         l->peer = NULL;
     }
+    pthread_mutex_unlock(&l->host_mu);
     return NULL;
 }
 
@@ -415,6 +471,7 @@ cphil_status cphil_live_open(const cphil_live_params *params, cphil_live **out) 
     l->expect = -1;
     l->max_frame = INT32_MIN;
     pthread_mutex_init(&l->mu, NULL);
+    pthread_mutex_init(&l->host_mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     if (enet_address_set_host(&l->addr, p.host) != 0) {
         s = cphil_err(CPHIL_E_ARG, "live: cannot resolve '%s' to an IPv4 address (ENet 1.3 is IPv4 only: use 127.0.0.1)",
@@ -428,6 +485,9 @@ cphil_status cphil_live_open(const cphil_live_params *params, cphil_live **out) 
         goto fail;
     }
     l->stats.next_cursor = -1;
+    /* set before the thread starts: the caller may service the connection first */
+    l->waiting_since = cphil_now_sec();
+    l->backoff = 0.05;
     if (pthread_create(&l->th, NULL, net_main, l) != 0) {
         s = cphil_err(CPHIL_E_IO, "live: cannot start the network thread");
         goto fail;
@@ -458,6 +518,7 @@ void cphil_live_close(cphil_live *l) {
     cphil_slp_stream_close(l->st);
     cphil_slp_stream_close(l->st_done);
     pthread_cond_destroy(&l->cv);
+    pthread_mutex_destroy(&l->host_mu);
     pthread_mutex_destroy(&l->mu);
     cphil_free(l);
     live_enet_release();
@@ -653,10 +714,25 @@ cphil_status cphil_live_next(cphil_live *l, int timeout_ms, cphil_live_event *ev
     double t_end = cphil_now_sec() + (timeout_ms > 0 ? timeout_ms / 1000.0 : 0);
     for (;;) {
         msg *m = l->cur;
-        if (!m && l->p.spin_us > 0 && timeout_ms != 0 && !atomic_load(&l->queued)) {
-            uint64_t t_spin = cphil_now_ns() + (uint64_t)l->p.spin_us * 1000u;
-            while (!atomic_load_explicit(&l->queued, memory_order_acquire) && cphil_now_ns() < t_spin)
-                __builtin_ia32_pause();
+        if (!m && timeout_ms != 0 && !atomic_load(&l->queued)) {
+            /* nothing waiting: service ENet here until a message comes (module comment); with
+             * spin_us, poll it without sleeping that long first */
+            atomic_store(&l->caller_in, true);
+            pthread_mutex_lock(&l->host_mu);
+            uint64_t t_spin = l->p.spin_us > 0 ? cphil_now_ns() + (uint64_t)l->p.spin_us * 1000u : 0;
+            while (!atomic_load(&l->queued)) {
+                int wait = 5; /* ms: ENet's timers and the reconnect logic run at least this often */
+                if (t_spin && cphil_now_ns() < t_spin) {
+                    wait = 0;
+                } else if (timeout_ms > 0) {
+                    double left = t_end - cphil_now_sec();
+                    if (left <= 0) break;
+                    if (left < 0.005) wait = (int)(left * 1000) + 1;
+                }
+                net_step(l, wait, true);
+            }
+            pthread_mutex_unlock(&l->host_mu);
+            atomic_store(&l->caller_in, false);
         }
         if (!m) {
             pthread_mutex_lock(&l->mu);

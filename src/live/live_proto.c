@@ -39,53 +39,125 @@ void live_b64_encode(const uint8_t *in, size_t n, char *out) {
     out[o] = '\0';
 }
 
-static int b64_val(char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
+/* byte -> 6-bit value, 0x80 for anything outside the standard alphabet ('=' included: the
+ * padding is handled apart, in the last group only) */
+static const uint8_t k_b64_val[256] = {
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x3e, 0x80, 0x80, 0x80, 0x3f,
+    0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e,
+    0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28,
+    0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f, 0x30, 0x31, 0x32, 0x33, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+};
+
+/* The last group, which alone may carry padding. */
+static bool b64_last(const char *in, size_t i, uint8_t *out, size_t *o, size_t *bad) {
+    int v[4];
+    int pad = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = in[i + k];
+        if (c == '=' && k >= 2) {
+            /* '=' only in the last two places, and "x=y" is not allowed */
+            if (k == 2 && in[i + 3] != '=') {
+                *bad = i + k;
+                return false;
+            }
+            v[k] = 0;
+            pad++;
+            continue;
+        }
+        v[k] = k_b64_val[(unsigned char)c];
+        if (v[k] & 0x80) {
+            *bad = i + k;
+            return false;
+        }
+    }
+    uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+    if ((pad == 1 && (w & 0xFF)) || (pad == 2 && (w & 0xFFFF))) { /* non-canonical trailing bits */
+        *bad = i + 3 - (size_t)pad;
+        return false;
+    }
+    out[(*o)++] = (uint8_t)(w >> 16);
+    if (pad < 2) out[(*o)++] = (uint8_t)(w >> 8);
+    if (pad < 1) out[(*o)++] = (uint8_t)w;
+    return true;
 }
 
+/* A table lookup per character (this runs on every game_event, between a bookend's arrival and
+ * the decision); the error path finds the offending offset. */
 bool live_b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len, size_t *bad) {
     *out_len = 0;
     if (len % 4) {
         *bad = len;
         return false;
     }
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 4) {
-        int v[4];
-        int pad = 0;
-        for (int k = 0; k < 4; k++) {
-            char c = in[i + k];
-            if (c == '=' && i + 4 == len && k >= 2) {
-                /* '=' only in the last two places of the last group, and "x=y" is not allowed */
-                if (k == 2 && in[i + 3] != '=') {
-                    *bad = i + k;
+    if (len == 0) return true;
+    const unsigned char *u = (const unsigned char *)in;
+    size_t o = 0, i = 0, body = len - 4;
+    for (; i < body; i += 4) {
+        uint32_t a = k_b64_val[u[i]], b = k_b64_val[u[i + 1]], c = k_b64_val[u[i + 2]], d = k_b64_val[u[i + 3]];
+        if ((a | b | c | d) & 0x80) {
+            for (int k = 0; k < 4; k++)
+                if (k_b64_val[u[i + (size_t)k]] & 0x80) {
+                    *bad = i + (size_t)k;
                     return false;
                 }
-                v[k] = 0;
-                pad++;
-                continue;
-            }
-            v[k] = b64_val(c);
-            if (v[k] < 0) {
-                *bad = i + k;
-                return false;
-            }
         }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        if ((pad == 1 && (w & 0xFF)) || (pad == 2 && (w & 0xFFFF))) { /* non-canonical trailing bits */
-            *bad = i + 3 - (size_t)pad;
-            return false;
-        }
-        out[o++] = (uint8_t)(w >> 16);
-        if (pad < 2) out[o++] = (uint8_t)(w >> 8);
-        if (pad < 1) out[o++] = (uint8_t)w;
+        uint32_t w = a << 18 | b << 12 | c << 6 | d;
+        out[o] = (uint8_t)(w >> 16);
+        out[o + 1] = (uint8_t)(w >> 8);
+        out[o + 2] = (uint8_t)w;
+        o += 3;
     }
+    if (!b64_last(in, i, out, &o, bad)) return false;
     *out_len = o;
+    return true;
+}
+
+static bool lit(const char **p, const char *end, const char *w, size_t wl) {
+    if ((size_t)(end - *p) < wl || memcmp(*p, w, wl)) return false;
+    *p += wl;
+    return true;
+}
+
+/* an integer as nlohmann writes one: optional '-', 1..18 digits, no leading zero */
+static bool int_tok(const char **p, const char *end, int64_t *out) {
+    const char *q = *p;
+    bool neg = q < end && *q == '-';
+    q += neg;
+    const char *d0 = q;
+    int64_t v = 0;
+    while (q < end && *q >= '0' && *q <= '9' && q - d0 < 18) v = v * 10 + (*q++ - '0');
+    if (q == d0 || (q < end && *q >= '0' && *q <= '9') || (*d0 == '0' && q - d0 > 1)) return false;
+    *out = neg ? -v : v;
+    *p = q;
+    return true;
+}
+
+bool live_match_game_event(const char *s, size_t n, int64_t *cursor, int64_t *next, const char **b64, size_t *b64_len) {
+    const char *p = s, *end = s + n;
+#define LIT(w) lit(&p, end, w, sizeof(w) - 1)
+    if (!LIT("{\"cursor\":") || !int_tok(&p, end, cursor) || !LIT(",\"next_cursor\":") || !int_tok(&p, end, next) ||
+        !LIT(",\"payload\":\""))
+        return false;
+    const char *b = p;
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    if (!q || memchr(b, '\\', (size_t)(q - b))) return false; /* an escape: the general parser's business */
+    p = q + 1;
+    if (!LIT(",\"type\":\"game_event\"}") || p != end) return false;
+#undef LIT
+    *b64 = b;
+    *b64_len = (size_t)(q - b);
     return true;
 }
 

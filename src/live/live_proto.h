@@ -16,6 +16,14 @@ void live_b64_encode(const uint8_t *in, size_t n, char *out); /* out: encoded_le
  * bits zero. out needs len / 4 * 3 bytes. Returns false (with *bad = offending offset) on error. */
 bool live_b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len, size_t *bad);
 
+/* ---- the game_event message as Dolphin writes it ----
+ * nlohmann's dump() of a std::map: exactly {"cursor":C,"next_cursor":N,"payload":"...","type":
+ * "game_event"} (compact, keys sorted). Matching that shape byte for byte costs a fraction of a
+ * general JSON parse; anything else (another shape, escapes, odd numbers) returns false and goes
+ * to the general parser, which accepts or reports it as before. The payload is returned
+ * undecoded (in points into s). */
+bool live_match_game_event(const char *s, size_t n, int64_t *cursor, int64_t *next, const char **b64, size_t *b64_len);
+
 /* ---- pipe controller grammar (Dolphin InputCommon/ControllerInterface/Pipes) ---- */
 /* Button names in the pipe, and their GameCube bits (0x37 physical buttons, @0x31). */
 #define LIVE_PIPE_BUTTONS 12

@@ -151,6 +151,29 @@ cphil_status cphil_pad_neutral(cphil_pad *p) {
     return send_all(p, p->last, n);
 }
 
+cphil_status cphil_pad_write_raw(cphil_pad *p, const cphil_pad_raw *r) {
+    if (!p || !r) return cphil_err(CPHIL_E_ARG, "cphil_pad_write_raw: NULL argument");
+    size_t n = 0;
+    char num[16];
+    for (int b = 0; b < LIVE_PIPE_BUTTONS; b++) {
+        n = put(p->last, n, sizeof p->last, (r->buttons & live_pipe_button_bits[b]) ? "PRESS " : "RELEASE ");
+        n = put(p->last, n, sizeof p->last, live_pipe_button_names[b]);
+        n = put(p->last, n, sizeof p->last, "\n");
+    }
+    const float v[6] = {r->main_x, r->main_y, r->c_x, r->c_y, r->l, r->r};
+    static const char *const lead[6] = {"SET MAIN ", " ", "\nSET C ", " ", "\nSET L ", "\nSET R "};
+    for (int i = 0; i < 6; i++) {
+        n = put(p->last, n, sizeof p->last, lead[i]);
+        live_fmt_unit(num, v[i]);
+        n = put(p->last, n, sizeof p->last, num);
+    }
+    n = put(p->last, n, sizeof p->last, "\nFLUSH\n");
+    if (n >= sizeof p->last) n = sizeof p->last - 1;
+    p->last[n] = '\0';
+    p->last_len = n;
+    return send_all(p, p->last, n);
+}
+
 const char *cphil_pad_last_text(const cphil_pad *p) { return p ? p->last : ""; }
 
 void cphil_pad_close(cphil_pad *p) {
