@@ -40,6 +40,53 @@ TEST(activations_match_libm) {
     infer_isa_set(infer_isa_default());
 }
 
+/* The engine's vector math against double libm on a dense sweep (the accuracy infer_kern.h
+ * states): exp on [-87, 88] by relative error, the others on [-30, 30] by |err| <= a + r |f|;
+ * ragged lengths change nothing and write nothing past the end. */
+static double act_libm(int f, double x) {
+    switch (f) {
+    case 0: return exp(x);
+    case 1: return 1 / (1 + exp(-x));
+    case 2: return tanh(x);
+    case 3: return x / (1 + exp(-x));
+    default: return x > 20 ? x : log1p(exp(x));
+    }
+}
+TEST(activations_dense_sweep) {
+    const int n = 400001;
+    float *x = cphil_alloc(sizeof(float) * (size_t)n), *y = cphil_alloc(sizeof(float) * (size_t)n);
+    CHECK(x && y);
+    void (*fn[5])(float *, int) = {infer_vexp, infer_vsigmoid, infer_vtanh, infer_vsilu, infer_vsoftplus};
+    static const char *name[5] = {"exp", "sigmoid", "tanh", "silu", "softplus"};
+    for (infer_isa isa = INFER_ISA_SCALAR; x && y && isa <= infer_isa_best(); isa++) {
+        infer_isa_set(isa);
+        for (int f = 0; f < 5; f++) {
+            const double lo = f == 0 ? -87.0 : -30.0, hi = f == 0 ? 88.0 : 30.0;
+            for (int i = 0; i < n; i++) x[i] = y[i] = (float)(lo + (hi - lo) * i / (n - 1));
+            fn[f](y, n);
+            double worst = 0;
+            int at = 0;
+            for (int i = 0; i < n; i++) {
+                const double r = act_libm(f, x[i]), e = fabs((double)y[i] - r);
+                const double q = f == 0 ? e / r : e / (4e-7 + 4e-7 * fabs(r)); /* <= 1 passes */
+                if (!(q <= worst)) { worst = q; at = i; }
+            }
+            CHECK_MSG(f == 0 ? worst <= 3e-7 : worst <= 1.0, "%s %s: %s %g at x = %g", infer_isa_name(isa), name[f],
+                      f == 0 ? "relative error" : "error / (4e-7 + 4e-7 |f|)", worst, x[at]);
+            for (int len = 1; len <= 37; len += 3) { /* tails: the same values, nothing past the end */
+                float buf[40];
+                for (int i = 0; i < 40; i++) buf[i] = x[200000 + i];
+                fn[f](buf, len);
+                for (int i = 0; i < len; i++) CHECK(buf[i] == y[200000 + i]);
+                CHECK(buf[len] == x[200000 + len]);
+            }
+        }
+    }
+    infer_isa_set(infer_isa_default());
+    cphil_free(x);
+    cphil_free(y);
+}
+
 /* ---- tiny policies ------------------------------------------------------------------------ */
 #define NC 6
 #define NI 3
@@ -1135,6 +1182,7 @@ TEST(quantized_policy_files) {
 
 int main(void) {
     RUN(activations_match_libm);
+    RUN(activations_dense_sweep);
     RUN(window_sequence_equals_reference_every_backbone_and_isa);
     RUN(window_steps_pad_with_first_frame_and_slide);
     RUN(stream_equals_window_where_the_math_says_so);
