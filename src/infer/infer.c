@@ -374,6 +374,7 @@ cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode
     if (!s) return cphil_err(CPHIL_E_NOMEM, "out of memory for an engine state");
     s->m = m;
     s->mode = mode;
+    s->inflight = true;
     s->W = m->spec.backbone == CPHIL_BACKBONE_MLP ? 1 : m->spec.window;
     s->P = m->ops->pre_width(m);
     /* the ring holds the window in window mode (and for the MLP, whose window is one frame) */
@@ -418,7 +419,14 @@ void cphil_infer_state_close(cphil_infer_state *s) {
 void cphil_infer_state_reset(cphil_infer_state *s) {
     s->t = 0;
     s->head = 0;
+    s->stale_until = -1;
     s->m->ops->reset(s);
+}
+
+void cphil_infer_state_set_inflight(cphil_infer_state *s, bool on) {
+    /* windows that end before frame t + W - 1 began before frame t: not advanced while off */
+    if (on && !s->inflight && s->t > 0) s->stale_until = s->t + s->W - 2;
+    s->inflight = on;
 }
 
 const float *cphil_infer_state_features(const cphil_infer_state *s, int *n) {
@@ -495,7 +503,8 @@ cphil_status cphil_infer_step(cphil_infer_state *s, const float *cont, const int
             s->seq_x0[t] = s->ring_x0 + (size_t)j * H0p;
             s->seq_pre[t] = P ? s->ring_pre + (size_t)j * P : NULL;
         }
-        m->ops->window(s, W);
+        if (s->inflight && m->ops->window_step) m->ops->window_step(s);
+        else m->ops->window(s, W);
     } else {
         float *x0 = s->x0, *pre = s->ring_pre;
         input_forward(s, cont, ids, x0);
@@ -524,6 +533,10 @@ cphil_status cphil_infer_correct(cphil_infer_state *s, int back, const float *co
     int slot = ((s->head - back) % W + W) % W;
     frame_into_ring(s, slot, cont, ids);
     if (back == s->t - 1) pad_ring(s, slot, (int)s->t); /* the game's first frame: its padding copies too */
+    /* in-flight windows that hold this frame (or its padding copies) were advanced with the old
+     * one: their decisions are recomputed until the last of them ends */
+    const int64_t at = s->t - 1 - back, until = at + W - 1;
+    if (until > s->stale_until) s->stale_until = until;
     /* seq_x0 / seq_pre still point at the ring in window order (set by the last step) */
     m->ops->window(s, W);
     heads_forward(s, s->feat, logits);

@@ -111,6 +111,13 @@ cphil_status cphil_infer_step(cphil_infer_state *s, const float *cont, const int
  * state. CPHIL_E_ARG when back is outside the frames the window holds (0 .. min(frames, W) - 1)
  * or the state is in stream mode (its carried state cannot be rewound). Allocates nothing. */
 cphil_status cphil_infer_correct(cphil_infer_state *s, int back, const float *cont, const int32_t *ids, float *logits);
+/* Window mode of the LSTM and GRU keeps up to W windows in flight, one per coming decision, and
+ * advances them together by one batched product per layer and frame (docs/inference.md,
+ * "In-flight windows"); the decisions equal recomputing each window (int8 bit for bit). Off:
+ * recompute every window from the ring (the reference; tests and benchmarks). On by default;
+ * a change takes effect at the next frame (windows begun while it was off are recomputed until
+ * they end). Other backbones and stream mode ignore it. */
+void cphil_infer_state_set_inflight(cphil_infer_state *s, bool on);
 /* Frames stepped since the last reset. */
 int64_t cphil_infer_state_frames(const cphil_infer_state *s);
 /* Calibration: record per-matrix max |input| over steps into amax[n_mats] (NULL stops). */

@@ -69,6 +69,10 @@ struct cphil_infer_state {
     float *head_h;       /* [head0.rows] the heads' hidden layer */
     void *scratch;       /* product scratch: cphil_pmat_scratch_bytes(W, max(max_kp, H0p)) */
     float *calib;        /* per-matrix max |input| (calibration) or NULL */
+    bool inflight;       /* window mode: the backbone's window_step when it has one (default on) */
+    int64_t stale_until; /* window_step: decisions of frames <= this index are recomputed from the
+                          * ring (windows that hold a corrected frame, or begun while in-flight
+                          * was off); -1 when none */
     void *run;           /* the backbone's run state: its file's struct */
 };
 
@@ -92,6 +96,11 @@ struct infer_backbone {
     /* Window over s->seq_x0 / s->seq_pre [T] from a zero state: the last position's features
      * into s->feat. */
     void (*window)(cphil_infer_state *s, int T);
+    /* Window mode without recomputing the window (NULL: recompute with `window`): called once
+     * per frame after the ring and s->seq_* hold the new frame (the newest is seq_*[W-1]);
+     * writes s->feat equal to what window(s, W) would (int8 bit for bit), honouring
+     * s->stale_until. s->t is the new frame's index. */
+    void (*window_step)(cphil_infer_state *s);
     /* One stream step on this frame (x0, pre): the features into s->feat (NULL: the MLP, which
      * has no time axis and runs its window of one frame). */
     void (*stream)(cphil_infer_state *s, const float *x0, const float *pre);

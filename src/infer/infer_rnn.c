@@ -24,6 +24,12 @@ typedef struct rnn_run {
     float *seq_h;    /* [W][H] a layer's outputs, the next layer's inputs */
     float *seq_in;   /* [W][G H] layer > 0: W_ih of the previous layer's outputs, all positions */
     float *h, *c;    /* [H] the running state of the layer being computed */
+    /* window mode, in-flight windows (docs/inference.md): slot e mod W holds the window that ends
+     * at frame e, for the W windows that end at frames t .. t + W - 1 */
+    float *fl_h, *fl_c; /* [L][W][H] each window's state per layer */
+    float *fl_in;       /* [W][G H] layer > 0: W_ih of the layer below's new outputs, every window */
+    float *fl_g;        /* [W][G H] gates: LSTM W_hh h (then the cell's), GRU W_ih x + b_ih */
+    float *fl_gh;       /* [W][3H] GRU: W_hh h + b_hh */
     /* stream mode: the carried state and a layer's input product */
     float *st_h, *st_c; /* [L][H] */
     float *st_in;       /* [G H] layer > 0: W_ih h_{l-1} + b */
@@ -73,6 +79,11 @@ static cphil_status rnn_open(cphil_infer_state *s) {
         r->seq_in = infer_calloc(&ok, W * GH, sizeof(float));
         r->h = infer_calloc(&ok, H, sizeof(float));
         r->c = infer_calloc(&ok, H, sizeof(float));
+        r->fl_h = infer_calloc(&ok, L * W * H, sizeof(float));
+        r->fl_c = infer_calloc(&ok, L * W * H, sizeof(float));
+        r->fl_in = infer_calloc(&ok, W * GH, sizeof(float));
+        r->fl_g = infer_calloc(&ok, W * GH, sizeof(float));
+        r->fl_gh = infer_calloc(&ok, W * GH, sizeof(float));
     } else {
         r->st_h = infer_calloc(&ok, L * H, sizeof(float));
         r->st_c = infer_calloc(&ok, L * H, sizeof(float));
@@ -90,6 +101,11 @@ static void rnn_close(void *run) {
     cphil_free(r->seq_in);
     cphil_free(r->h);
     cphil_free(r->c);
+    cphil_free(r->fl_h);
+    cphil_free(r->fl_c);
+    cphil_free(r->fl_in);
+    cphil_free(r->fl_g);
+    cphil_free(r->fl_gh);
     cphil_free(r->st_h);
     cphil_free(r->st_c);
     cphil_free(r->st_in);
@@ -148,12 +164,16 @@ static void rnn_step(cphil_infer_state *s, int l, const float *pre, float *h, fl
 }
 
 /* Window: layer by layer over the T positions from a zero state; a layer > 0 takes its input
- * product for all positions at once. */
-static void rnn_window(cphil_infer_state *s, int T) {
+ * product for all positions at once. record: also keep the state after position t of each
+ * layer as the in-flight state of the window that ends at frame W - 1 - t (at a game's first
+ * frame the window is the first frame W times, and the window that ends at frame e < W is that
+ * frame W - e times followed by frames 1 .. e: after position W - 1 - e it has taken exactly
+ * the first W - e of them). */
+static void rnn_window_run(cphil_infer_state *s, int T, bool record) {
     const cphil_infer_model *m = s->m;
     const rnn_weights *w = m->weights;
     rnn_run *r = s->run;
-    const int H = m->spec.hidden, L = m->spec.layers, GH = s->P;
+    const int H = m->spec.hidden, L = m->spec.layers, GH = s->P, W = s->W;
     for (int l = 0; l < L; l++) {
         memset(r->h, 0, sizeof(float) * (size_t)H);
         memset(r->c, 0, sizeof(float) * (size_t)H);
@@ -162,9 +182,65 @@ static void rnn_window(cphil_infer_state *s, int T) {
             const float *pre = l == 0 ? s->seq_pre[t] : r->seq_in + (size_t)t * GH;
             rnn_step(s, l, pre, r->h, r->c, t == 0);
             if (l < L - 1) memcpy(r->seq_h + (size_t)t * H, r->h, sizeof(float) * (size_t)H);
+            if (record) {
+                const size_t at = ((size_t)l * W + (size_t)(W - 1 - t)) * H;
+                memcpy(r->fl_h + at, r->h, sizeof(float) * (size_t)H);
+                memcpy(r->fl_c + at, r->c, sizeof(float) * (size_t)H);
+            }
         }
     }
     memcpy(s->feat, r->h, sizeof(float) * (size_t)H);
+}
+
+static void rnn_window(cphil_infer_state *s, int T) { rnn_window_run(s, T, false); }
+
+/* GRU cells of n windows: gi rows [n][3H] (clobbered), gh rows [n][3H], h rows [n][H]. */
+static void gru_cells(float *gi, const float *gh, float *h, int n, int H) {
+    for (int k = 0; k < n; k++) gru_cell(gi + (size_t)k * 3 * H, gh + (size_t)k * 3 * H, h + (size_t)k * H, H);
+}
+
+/* In-flight windows: the new frame t (the ring's newest) is the next input of all W windows in
+ * flight, so each layer's recurrent product is one product of W rows (the weights read once)
+ * instead of a batch-1 product per window position. The window that ends at t is complete (its
+ * last layer's state is this decision's features); its slot starts the window that ends at
+ * t + W - 1 from a zero state. At the game's first frame the states are the recomputed window's
+ * (rnn_window_run records them). The products are the recompute's per row (int8: the same
+ * integer sums and per-row scales, so the same bits; f32/bf16: up to the kernels' order of sums
+ * for a product of W rows against one of a few rows). */
+static void rnn_window_step(cphil_infer_state *s) {
+    const cphil_infer_model *m = s->m;
+    const rnn_weights *w = m->weights;
+    rnn_run *r = s->run;
+    const int H = m->spec.hidden, L = m->spec.layers, GH = s->P, W = s->W;
+    const size_t LW = (size_t)W * H; /* one layer's states */
+    if (s->t == 0) {
+        rnn_window_run(s, W, true);
+        return;
+    }
+    /* the window that ends at frame t + W - 1 begins now: slot (t - 1) mod W, freed last frame */
+    const int fresh = (int)((s->t - 1) % W), done = (int)(s->t % W);
+    for (int l = 0; l < L; l++) {
+        memset(r->fl_h + l * LW + (size_t)fresh * H, 0, sizeof(float) * (size_t)H);
+        memset(r->fl_c + l * LW + (size_t)fresh * H, 0, sizeof(float) * (size_t)H);
+    }
+    const float *x = s->seq_pre[W - 1]; /* layer 0's input product of frame t, shared by every window */
+    for (int l = 0; l < L; l++) {
+        float *h = r->fl_h + l * LW, *c = r->fl_c + l * LW;
+        if (l > 0) infer_mm(s, &w->layer[l].ih, W, r->fl_h + (l - 1) * LW, H, r->fl_in, GH, 0);
+        if (w->G == 4) {
+            infer_mm(s, &w->layer[l].hh, W, h, H, r->fl_g, GH, 0);
+            for (int k = 0; k < W; k++)
+                infer_lstm_cell(r->fl_g + (size_t)k * GH, l == 0 ? x : r->fl_in + (size_t)k * GH, h + (size_t)k * H,
+                                c + (size_t)k * H, H, r->cell_tmp);
+        } else {
+            infer_mm(s, &w->layer[l].hh, W, h, H, r->fl_gh, GH, 0);
+            if (l == 0)
+                for (int k = 0; k < W; k++) memcpy(r->fl_g + (size_t)k * GH, x, sizeof(float) * (size_t)GH);
+            gru_cells(l == 0 ? r->fl_g : r->fl_in, r->fl_gh, h, W, H);
+        }
+    }
+    if (s->t <= s->stale_until) rnn_window(s, W); /* a window that holds a stale frame ends now */
+    else memcpy(s->feat, r->fl_h + (L - 1) * LW + (size_t)done * H, sizeof(float) * (size_t)H);
 }
 
 static void rnn_stream(cphil_infer_state *s, const float *x0, const float *pre0) {
@@ -194,6 +270,7 @@ const infer_backbone infer_lstm_ops = {
     .reset = rnn_reset,
     .pre = rnn_pre,
     .window = rnn_window,
+    .window_step = rnn_window_step,
     .stream = rnn_stream,
 };
 const infer_backbone infer_gru_ops = {
@@ -205,5 +282,6 @@ const infer_backbone infer_gru_ops = {
     .reset = rnn_reset,
     .pre = rnn_pre,
     .window = rnn_window,
+    .window_step = rnn_window_step,
     .stream = rnn_stream,
 };
