@@ -1,11 +1,13 @@
-/* bench_window.c — window mode of the LSTM and GRU, in-flight windows against recomputing each
- * window (cphil_infer_state_set_inflight), at the seed's sizes (hidden 256, 2 layers, window 60,
+/* bench_window.c — window mode in thread CPU time: the LSTM and GRU with in-flight windows and
+ * recomputing each window (cphil_infer_state_set_inflight), Mamba and attention (which always
+ * recompute; "mamba,attention" in the backbone list), at the seed's sizes (hidden 256, 2 layers, window 60,
  * the default embedding, random weights, the same frames as `cphil bench`), f32 / bf16 / int8.
  * Each decision is timed in thread CPU time (CLOCK_THREAD_CPUTIME_ID), so the time slices a
  * shared machine gives to other jobs are not counted (wall-clock p50 of a 5-12 ms decision on a
  * loaded 2-core machine jumps by whole 4 ms slices); the two ways alternate row by row, three
  * rounds, and the medians of the rounds' p50 and p99 are printed. Pin it:
- *   taskset -c 1 build/rel/bench/bench_window [seconds per row, default 0.5] [lstm,gru] [f32,bf16,int8]
+ *   taskset -c 1 build/rel/bench/bench_window [seconds per row, default 0.5] [lstm,gru,mamba,attention]
+ *                                             [f32,bf16,int8]      (default: lstm,gru and all three)
  * Built with -DBENCH_WINDOW_NO_INFLIGHT (for a library without the switch), only "recompute".
  */
 #include "infer/infer.h"
@@ -72,8 +74,10 @@ int main(int argc, char **argv) {
     cphil_bench_default_embedding(&n_cont, &n_ids, &E, off, width);
     printf("# window mode, seed sizes, thread CPU time per decision (us), median of 3 rounds\n");
     printf("%-5s %-5s %-10s %10s %10s\n", "bb", "prec", "way", "p50_us", "p99_us");
-    for (int b = 0; b < 2; b++) {
-        const cphil_backbone bb = b ? CPHIL_BACKBONE_GRU : CPHIL_BACKBONE_LSTM;
+    static const cphil_backbone all[4] = {CPHIL_BACKBONE_LSTM, CPHIL_BACKBONE_GRU, CPHIL_BACKBONE_MAMBA,
+                                          CPHIL_BACKBONE_ATTENTION};
+    for (int b = 0; b < 4; b++) {
+        const cphil_backbone bb = all[b];
         if (!cphil_bench_in_list(bbs, cphil_backbone_name(bb))) continue;
         for (int p = 0; p < 3; p++) {
             const infer_dtype dt = p == 0 ? INFER_F32 : p == 1 ? INFER_BF16 : INFER_I8;
@@ -90,7 +94,7 @@ int main(int argc, char **argv) {
             }
             double p50[2][3], p99[2][3];
 #ifndef BENCH_WINDOW_NO_INFLIGHT
-            const int ways = 2;
+            const int ways = b < 2 ? 2 : 1; /* in-flight windows: LSTM and GRU */
 #else
             const int ways = 1;
 #endif
