@@ -14,6 +14,9 @@
  *    W_ih x + b, Mamba in_proj(norm(x)), attention qkv(ln1(x)) before RoPE) is cached per frame in
  *    the ring, which changes nothing in the result. Only the last position of the last layer is
  *    computed where nothing later needs the others (attention queries/FFN, Mamba out_proj).
+ *    LSTM/GRU: by default the W windows in flight (one per coming decision) are advanced together,
+ *    one product of W rows per layer and matrix, instead of recomputing each window: the same
+ *    decisions (cphil_infer_state_set_inflight; docs/inference.md, "In-flight windows").
  *  stream: O(1) work per frame: LSTM/GRU (h, c); Mamba's conv ring and SSM state; attention's
  *    key/value ring of W entries with RoPE at absolute positions. At the first frame after a
  *    reset the step runs W times on that frame (ExPhil's cold start), so the first decision
