@@ -18,18 +18,19 @@ typedef struct rnn_weights {
 typedef struct rnn_run {
     /* one step's gates */
     float *gates;    /* [G H] W_ih x + W_hh h (LSTM), W_ih x + b_ih (GRU) */
-    float *gates_hh; /* [G H] GRU: W_hh h + b_hh (kept apart: r multiplies its n part) */
-    float *cell_tmp; /* [H] the LSTM cell's scratch */
+    float *gates_hh; /* [3H] GRU: W_hh h + b_hh (kept apart: r multiplies its n part); NULL for the LSTM */
+    float *cell_tmp; /* [H] the LSTM cell's scratch; NULL for the GRU */
     /* window mode: a layer's sequence and the running state */
     float *seq_h;    /* [W][H] a layer's outputs, the next layer's inputs */
     float *seq_in;   /* [W][G H] layer > 0: W_ih of the previous layer's outputs, all positions */
     float *h, *c;    /* [H] the running state of the layer being computed */
     /* window mode, in-flight windows (docs/inference.md): slot e mod W holds the window that ends
      * at frame e, for the W windows that end at frames t .. t + W - 1 */
-    float *fl_h, *fl_c; /* [L][W][H] each window's state per layer */
+    float *fl_h;        /* [L][W][H] each window's h per layer */
+    float *fl_c;        /* [L][W][H] LSTM: each window's c per layer (NULL for the GRU) */
     float *fl_in;       /* [W][G H] layer > 0: W_ih of the layer below's new outputs, every window */
     float *fl_g;        /* [W][G H] gates: LSTM W_hh h (then the cell's), GRU W_ih x + b_ih */
-    float *fl_gh;       /* [W][3H] GRU: W_hh h + b_hh */
+    float *fl_gh;       /* [W][3H] GRU: W_hh h + b_hh (NULL for the LSTM) */
     /* stream mode: the carried state and a layer's input product */
     float *st_h, *st_c; /* [L][H] */
     float *st_in;       /* [G H] layer > 0: W_ih h_{l-1} + b */
@@ -71,19 +72,20 @@ static cphil_status rnn_open(cphil_infer_state *s) {
     rnn_run *r = infer_calloc(&ok, 1, sizeof *r);
     s->run = r;
     if (!ok) return CPHIL_E_NOMEM;
+    const bool lstm = sp->backbone == CPHIL_BACKBONE_LSTM; /* c and cell_tmp: LSTM; gates_hh: GRU */
     r->gates = infer_calloc(&ok, GH, sizeof(float));
-    r->gates_hh = infer_calloc(&ok, GH, sizeof(float));
-    r->cell_tmp = infer_calloc(&ok, H, sizeof(float));
+    if (lstm) r->cell_tmp = infer_calloc(&ok, H, sizeof(float));
+    else r->gates_hh = infer_calloc(&ok, GH, sizeof(float));
     if (s->mode == CPHIL_INFER_WINDOW) {
         r->seq_h = infer_calloc(&ok, W * H, sizeof(float));
         r->seq_in = infer_calloc(&ok, W * GH, sizeof(float));
         r->h = infer_calloc(&ok, H, sizeof(float));
         r->c = infer_calloc(&ok, H, sizeof(float));
         r->fl_h = infer_calloc(&ok, L * W * H, sizeof(float));
-        r->fl_c = infer_calloc(&ok, L * W * H, sizeof(float));
+        if (lstm) r->fl_c = infer_calloc(&ok, L * W * H, sizeof(float));
+        else r->fl_gh = infer_calloc(&ok, W * GH, sizeof(float));
         r->fl_in = infer_calloc(&ok, W * GH, sizeof(float));
         r->fl_g = infer_calloc(&ok, W * GH, sizeof(float));
-        r->fl_gh = infer_calloc(&ok, W * GH, sizeof(float));
     } else {
         r->st_h = infer_calloc(&ok, L * H, sizeof(float));
         r->st_c = infer_calloc(&ok, L * H, sizeof(float));
@@ -185,7 +187,7 @@ static void rnn_window_run(cphil_infer_state *s, int T, bool record) {
             if (record) {
                 const size_t at = ((size_t)l * W + (size_t)(W - 1 - t)) * H;
                 memcpy(r->fl_h + at, r->h, sizeof(float) * (size_t)H);
-                memcpy(r->fl_c + at, r->c, sizeof(float) * (size_t)H);
+                if (r->fl_c) memcpy(r->fl_c + at, r->c, sizeof(float) * (size_t)H);
             }
         }
     }
@@ -221,17 +223,17 @@ static void rnn_window_step(cphil_infer_state *s) {
     const int fresh = (int)((s->t - 1) % W), done = (int)(s->t % W);
     for (int l = 0; l < L; l++) {
         memset(r->fl_h + l * LW + (size_t)fresh * H, 0, sizeof(float) * (size_t)H);
-        memset(r->fl_c + l * LW + (size_t)fresh * H, 0, sizeof(float) * (size_t)H);
+        if (r->fl_c) memset(r->fl_c + l * LW + (size_t)fresh * H, 0, sizeof(float) * (size_t)H);
     }
     const float *x = s->seq_pre[W - 1]; /* layer 0's input product of frame t, shared by every window */
     for (int l = 0; l < L; l++) {
-        float *h = r->fl_h + l * LW, *c = r->fl_c + l * LW;
+        float *h = r->fl_h + l * LW;
         if (l > 0) infer_mm(s, &w->layer[l].ih, W, r->fl_h + (l - 1) * LW, H, r->fl_in, GH, 0);
         if (w->G == 4) {
             infer_mm(s, &w->layer[l].hh, W, h, H, r->fl_g, GH, 0);
             for (int k = 0; k < W; k++)
                 infer_lstm_cell(r->fl_g + (size_t)k * GH, l == 0 ? x : r->fl_in + (size_t)k * GH, h + (size_t)k * H,
-                                c + (size_t)k * H, H, r->cell_tmp);
+                                r->fl_c + l * LW + (size_t)k * H, H, r->cell_tmp);
         } else {
             infer_mm(s, &w->layer[l].hh, W, h, H, r->fl_gh, GH, 0);
             if (l == 0)
