@@ -12,6 +12,7 @@
 #include "infer/infer.h"
 #include "infer/infer_policy.h"
 #include "infer/infer_testing.h"
+#include "game/embed.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -38,6 +39,53 @@ TEST(activations_match_libm) {
         }
     }
     infer_isa_set(infer_isa_default());
+}
+
+/* The engine's vector math against double libm on a dense sweep (the accuracy infer_kern.h
+ * states): exp on [-87, 88] by relative error, the others on [-30, 30] by |err| <= a + r |f|;
+ * ragged lengths change nothing and write nothing past the end. */
+static double act_libm(int f, double x) {
+    switch (f) {
+    case 0: return exp(x);
+    case 1: return 1 / (1 + exp(-x));
+    case 2: return tanh(x);
+    case 3: return x / (1 + exp(-x));
+    default: return x > 20 ? x : log1p(exp(x));
+    }
+}
+TEST(activations_dense_sweep) {
+    const int n = 400001;
+    float *x = cphil_alloc(sizeof(float) * (size_t)n), *y = cphil_alloc(sizeof(float) * (size_t)n);
+    CHECK(x && y);
+    void (*fn[5])(float *, int) = {infer_vexp, infer_vsigmoid, infer_vtanh, infer_vsilu, infer_vsoftplus};
+    static const char *name[5] = {"exp", "sigmoid", "tanh", "silu", "softplus"};
+    for (infer_isa isa = INFER_ISA_SCALAR; x && y && isa <= infer_isa_best(); isa++) {
+        infer_isa_set(isa);
+        for (int f = 0; f < 5; f++) {
+            const double lo = f == 0 ? -87.0 : -30.0, hi = f == 0 ? 88.0 : 30.0;
+            for (int i = 0; i < n; i++) x[i] = y[i] = (float)(lo + (hi - lo) * i / (n - 1));
+            fn[f](y, n);
+            double worst = 0;
+            int at = 0;
+            for (int i = 0; i < n; i++) {
+                const double r = act_libm(f, x[i]), e = fabs((double)y[i] - r);
+                const double q = f == 0 ? e / r : e / (4e-7 + 4e-7 * fabs(r)); /* <= 1 passes */
+                if (!(q <= worst)) { worst = q; at = i; }
+            }
+            CHECK_MSG(f == 0 ? worst <= 3e-7 : worst <= 1.0, "%s %s: %s %g at x = %g", infer_isa_name(isa), name[f],
+                      f == 0 ? "relative error" : "error / (4e-7 + 4e-7 |f|)", worst, x[at]);
+            for (int len = 1; len <= 37; len += 3) { /* tails: the same values, nothing past the end */
+                float buf[40];
+                for (int i = 0; i < 40; i++) buf[i] = x[200000 + i];
+                fn[f](buf, len);
+                for (int i = 0; i < len; i++) CHECK(buf[i] == y[200000 + i]);
+                CHECK(buf[len] == x[200000 + len]);
+            }
+        }
+    }
+    infer_isa_set(infer_isa_default());
+    cphil_free(x);
+    cphil_free(y);
 }
 
 /* ---- tiny policies ------------------------------------------------------------------------ */
@@ -1133,8 +1181,160 @@ TEST(quantized_policy_files) {
     cphil_infer_policy_close(pb);
 }
 
+/* ---- in-flight windows (LSTM / GRU window mode) ---------------------------------------------- */
+/* Steps a in-flight state and a recomputing state of the same model through the same frames and
+ * compares every decision: int8 the same bits; f32 / bf16 within tol (the products of W rows and
+ * of one row may sum in other orders). Returns the largest |difference| seen. */
+typedef struct inflight_pair {
+    cphil_infer_state *a, *b; /* in flight, recompute */
+    double worst;
+    int frames, bad;
+} inflight_pair;
+
+static void pair_open(inflight_pair *p, const cphil_infer_model *m) {
+    memset(p, 0, sizeof *p);
+    if (cphil_infer_state_open(m, CPHIL_INFER_WINDOW, &p->a) || cphil_infer_state_open(m, CPHIL_INFER_WINDOW, &p->b))
+        abort();
+    cphil_infer_state_set_inflight(p->b, false);
+}
+static void pair_close(inflight_pair *p) {
+    cphil_infer_state_close(p->a);
+    cphil_infer_state_close(p->b);
+}
+static void pair_cmp(inflight_pair *p, const float *la, const float *lb, bool exact) {
+    double d = 0;
+    for (int i = 0; i < INFER_N_LOGITS; i++) d = fmax(d, fabs((double)la[i] - lb[i]));
+    if (exact ? memcmp(la, lb, sizeof(float) * INFER_N_LOGITS) != 0 : !(d <= 1e-4)) p->bad++;
+    p->worst = fmax(p->worst, d);
+    p->frames++;
+}
+static void pair_step(inflight_pair *p, const float *cont, const int32_t *ids, bool exact) {
+    float la[INFER_N_LOGITS], lb[INFER_N_LOGITS];
+    if (cphil_infer_step(p->a, cont, ids, la) || cphil_infer_step(p->b, cont, ids, lb)) abort();
+    pair_cmp(p, la, lb, exact);
+}
+static void pair_correct(inflight_pair *p, int back, const float *cont, const int32_t *ids, bool exact) {
+    float la[INFER_N_LOGITS], lb[INFER_N_LOGITS];
+    if (cphil_infer_correct(p->a, back, cont, ids, la) || cphil_infer_correct(p->b, back, cont, ids, lb)) abort();
+    pair_cmp(p, la, lb, exact);
+}
+
+/* Synthetic games: warm-up, steady state, corrections (the padded first frame, the newest, the
+ * oldest held), a reset, a new game after run_sequence, in-flight switched off and on mid-game. */
+TEST(inflight_window_equals_recompute) {
+    enum { T = 40 };
+    float cont[T * NC];
+    int32_t ids[T * NI];
+    make_frames(T, cont, ids);
+    for (int bi = 0; bi < 2; bi++)
+        for (int layers = 1; layers <= 2; layers++)
+            for (int pr = 0; pr < 3; pr++) {
+                const cphil_backbone bb = bi ? CPHIL_BACKBONE_GRU : CPHIL_BACKBONE_LSTM;
+                const infer_dtype dt = pr == 0 ? INFER_F32 : pr == 1 ? INFER_BF16 : INFER_I8;
+                const bool exact = dt == INFER_I8;
+                pol p;
+                pol_open(&p, bb, layers, dt, 900 + (uint64_t)(bi * 10 + layers * 3 + pr));
+                const int W = p.spec.window;
+                for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+                    infer_isa_set(isa);
+                    inflight_pair q;
+                    pair_open(&q, p.m);
+                    pair_step(&q, cont, ids, exact);
+                    pair_correct(&q, 0, cont + NC, ids + NI, exact); /* the padded first frame */
+                    for (int t = 1; t < 3; t++) pair_step(&q, cont + t * NC, ids + t * NI, exact);
+                    pair_correct(&q, 2, cont + 5 * NC, ids + 5 * NI, exact); /* the first frame, still padded */
+                    for (int t = 3; t < 20; t++) {
+                        pair_step(&q, cont + t * NC, ids + t * NI, exact);
+                        if (t == 9) pair_correct(&q, 0, cont + 30 * NC, ids + 30 * NI, exact);
+                        if (t == 13) pair_correct(&q, W - 1, cont + 31 * NC, ids + 31 * NI, exact);
+                    }
+                    cphil_infer_state_set_inflight(q.a, false); /* off for a few frames, then on */
+                    for (int t = 20; t < 23; t++) pair_step(&q, cont + t * NC, ids + t * NI, exact);
+                    cphil_infer_state_set_inflight(q.a, true);
+                    for (int t = 23; t < 32; t++) pair_step(&q, cont + t * NC, ids + t * NI, exact);
+                    cphil_infer_state_reset(q.a);
+                    cphil_infer_state_reset(q.b);
+                    for (int t = 32; t < T; t++) pair_step(&q, cont + t * NC, ids + t * NI, exact);
+                    float lg[INFER_N_LOGITS];
+                    CHECK(cphil_infer_run_sequence(q.a, 3, cont, ids, lg) == CPHIL_OK);
+                    CHECK(cphil_infer_run_sequence(q.b, 3, cont, ids, lg) == CPHIL_OK);
+                    for (int t = 10; t < 25; t++) pair_step(&q, cont + t * NC, ids + t * NI, exact); /* a new game */
+                    CHECK_MSG(q.bad == 0, "%s L%d %s %s: %d of %d decisions differ (max |d| %g)",
+                              cphil_backbone_name(bb), layers, pr == 0 ? "f32" : pr == 1 ? "bf16" : "int8",
+                              infer_isa_name(isa), q.bad, q.frames, q.worst);
+                    pair_close(&q);
+                }
+                infer_isa_set(infer_isa_default());
+                pol_close(&p);
+            }
+}
+
+/* Real games: every frame of three shared replays (player 1's view), LSTM and GRU at the
+ * default window (60) and layers (2) on the real embedding, each precision, on the tier in use
+ * (scripts/test.sh runs the suite again with CPHIL_ISA=scalar; the synthetic test above loops
+ * over every tier); the largest f32/bf16 difference is printed (docs/inference.md quotes it). */
+TEST(inflight_window_replays) {
+    NEED_REPLAYS();
+    static const char *files[] = {"exphil/fox_multishine.slp", "exphil/fox_multishine_sloppy_2026-07-07.slp",
+                                  "exphil/fox_multishine_closed.slp"}; /* 1901 + 2519 + 2702 frames */
+    cphil_embed_layout L;
+    cphil_embed_layout_init(&L, NULL);
+    float cont[CPHIL_EMBED_MAX_CONT];
+    int32_t ids[CPHIL_EMBED_MAX_IDS];
+    for (int bi = 0; bi < 2; bi++)
+        for (int pr = 0; pr < 3; pr++) {
+            const cphil_backbone bb = bi ? CPHIL_BACKBONE_GRU : CPHIL_BACKBONE_LSTM;
+            const infer_dtype dt = pr == 0 ? INFER_F32 : pr == 1 ? INFER_BF16 : INFER_I8;
+            cphil_infer_spec sp;
+            cphil_infer_spec_default(&sp, bb, L.n_cont, L.n_ids, L.E);
+            sp.hidden = 32; /* a narrower net keeps the sanitizer run short */
+            cphil_infer_random *r;
+            cphil_infer_model *m;
+            CHECK(cphil_infer_random_open(&sp, 70 + (uint64_t)(bi * 3 + pr), &r) == CPHIL_OK);
+            CHECK(cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, dt, &m) == CPHIL_OK);
+            {
+                const infer_isa isa = infer_isa_get();
+                inflight_pair q;
+                pair_open(&q, m);
+                int games = 0;
+                for (size_t k = 0; k < CPHIL_ARRAY_LEN(files); k++) {
+                    char path[700];
+                    snprintf(path, sizeof path, "%s/%s", harness_replays_dir(), files[k]);
+                    cphil_replay *rp;
+                    if (cphil_slp_read_file(path, &rp)) continue;
+                    cphil_embed_game g;
+                    if (cphil_embed_game_init(&g, rp, 0, -1) == CPHIL_OK) {
+                        cphil_infer_state_reset(q.a);
+                        cphil_infer_state_reset(q.b);
+                        for (uint32_t i = 0; i < rp->n_frames; i++) {
+                            cphil_frame f;
+                            cphil_replay_get_frame(rp, i, &f);
+                            cphil_embed_frame(&L, &g, &f, cont, ids);
+                            pair_step(&q, cont, ids, dt == INFER_I8);
+                        }
+                        games++;
+                    }
+                    cphil_replay_free(rp);
+                }
+                CHECK_MSG(games == (int)CPHIL_ARRAY_LEN(files), "read %d of the %d replays", games,
+                          (int)CPHIL_ARRAY_LEN(files));
+                CHECK_MSG(q.bad == 0, "%s %s %s: %d of %d decisions differ (max |d| %g)", cphil_backbone_name(bb),
+                          pr == 0 ? "f32" : pr == 1 ? "bf16" : "int8", infer_isa_name(isa), q.bad, q.frames, q.worst);
+                printf("# in-flight vs recompute %s %s %s: %d frames, max |logit difference| %.3g\n",
+                       cphil_backbone_name(bb), pr == 0 ? "f32" : pr == 1 ? "bf16" : "int8", infer_isa_name(isa),
+                       q.frames, q.worst);
+                pair_close(&q);
+            }
+            cphil_infer_model_free(m);
+            cphil_infer_random_close(r);
+        }
+}
+
 int main(void) {
     RUN(activations_match_libm);
+    RUN(activations_dense_sweep);
+    RUN(inflight_window_equals_recompute);
+    RUN(inflight_window_replays);
     RUN(window_sequence_equals_reference_every_backbone_and_isa);
     RUN(window_steps_pad_with_first_frame_and_slide);
     RUN(stream_equals_window_where_the_math_says_so);

@@ -1,15 +1,38 @@
-/* infer.c — the inference engine (see infer.h for the modes and the contract): model build from
- * a tensor lookup (shape-checked, packed to the chosen precision), the per-thread state, and the
- * window and stream steps of the five backbones.
+/* infer.c — the inference engine's common part (see infer.h for the modes and the contract,
+ * infer_impl.h for how it is split): model build from a tensor lookup (shape-checked, packed to
+ * the chosen precision), the input layer and the heads, the per-thread state with its frame ring,
+ * and the dispatch of a step to the backbone's file (infer_mlp.c, infer_rnn.c, infer_mamba.c,
+ * infer_attention.c).
  * Does not: sampling (src/agent), file parsing (the loader hands tensors through the lookup).
- * References: PyTorch nn.LSTM / nn.GRU equations and gate orders; Gu & Dao 2023 (Mamba, the
- * selective scan in its recurrent form, as in mamba.c); RoFormer (RoPE, rotate-half form);
- * docs/interfaces.md for the parameter names.
+ * References: docs/interfaces.md for the parameter names.
  */
-#include "infer/infer.h"
+#include "infer/infer_impl.h"
 
-#include <math.h>
-#include <string.h>
+#include <stdio.h>
+
+static const infer_backbone *backbone_ops(cphil_backbone b) {
+    switch (b) {
+    case CPHIL_BACKBONE_MLP: return &infer_mlp_ops;
+    case CPHIL_BACKBONE_LSTM: return &infer_lstm_ops;
+    case CPHIL_BACKBONE_GRU: return &infer_gru_ops;
+    case CPHIL_BACKBONE_MAMBA: return &infer_mamba_ops;
+    case CPHIL_BACKBONE_ATTENTION: return &infer_attention_ops;
+    default: return NULL;
+    }
+}
+
+void *infer_calloc(bool *ok, size_t n, size_t sz) {
+    if (!*ok) return NULL;
+    void *p = cphil_calloc(n ? n : 1, sz);
+    *ok = p != NULL;
+    return p;
+}
+
+/* x = max(x, 0) in place. The cheap cost model lets GCC vectorize it at -O2 (its default
+ * very-cheap model refuses loops whose trip count needs an epilogue: this ran scalar). */
+__attribute__((optimize("vect-cost-model=cheap"))) void infer_relu(float *restrict x, int n) {
+    for (int j = 0; j < n; j++) x[j] = x[j] > 0.f ? x[j] : 0.f;
+}
 
 void cphil_infer_spec_default(cphil_infer_spec *s, cphil_backbone backbone, int n_cont, int n_ids, int E) {
     memset(s, 0, sizeof *s);
@@ -57,60 +80,7 @@ cphil_status cphil_infer_model_lookup(void *ctx, const char *name, cphil_infer_t
 }
 
 /* ---- model ------------------------------------------------------------------------------- */
-#define MAX_MATS (8 + INFER_MAX_LAYERS * 6 + 8)
-
-typedef struct lstm_layer { cphil_pmat ih, hh; } lstm_layer;
-typedef struct mamba_layer {
-    float *norm;       /* [H] */
-    cphil_pmat in_proj; /* [2I, H] */
-    float *conv_w;     /* [K][I]: conv1d.weight [I, 1, K] transposed (contiguous over channels) */
-    float *conv_b;     /* [I] */
-    cphil_pmat x_proj;  /* [R+2N, I] */
-    cphil_pmat dt_proj; /* [I, R] + bias */
-    float *A;          /* [N][I] = -exp(A_log) * log2(e), transposed (the scan takes 2^(dt A2)) */
-    float *D;          /* [I] */
-    cphil_pmat out_proj;/* [H, I] */
-} mamba_layer;
-typedef struct attn_layer {
-    float *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* [H] */
-    cphil_pmat qkv, out, fc1, fc2;
-} attn_layer;
-
-struct cphil_infer_model {
-    cphil_infer_spec spec;
-    infer_dtype prec;
-    int H0, Hb, I, R;     /* input-layer width, backbone output width, Mamba inner, dt rank */
-    int64_t params;
-    /* input layer: the continuous columns as a packed product (with the bias), the one-hot
-     * columns as a gather table (src/kernels: rows = columns of input_proj.weight) */
-    int H0p;
-    cphil_pmat in_cont;   /* [H0, n_cont] */
-    cphil_gtable in_tab; /* columns n_cont .. E-1 */
-    bool has_tab;
-    float *in_b;
-    cphil_pmat mlp[INFER_MAX_MLP];
-    lstm_layer rnn[INFER_MAX_LAYERS];
-    mamba_layer mb[INFER_MAX_LAYERS];
-    attn_layer at[INFER_MAX_LAYERS];
-    float *normf_w, *normf_b;
-    cphil_pmat head0;                 /* the six first head layers fused: [352, Hb] */
-    cphil_pmat head2[INFER_N_HEADS];
-    float *rope_cos, *rope_sin;      /* [W][dh/2] window positions */
-    float *rope_cosT, *rope_sinT;    /* [dh/2][round16(W)] the same, transposed (keys stored transposed) */
-    cphil_pmat *mats[MAX_MATS];
-    char mat_names[MAX_MATS][96];
-    int n_mats;
-    size_t bytes;
-    int max_kp, max_rows;
-};
-
-typedef struct build_ctx {
-    cphil_infer_lookup lookup;
-    void *ctx;
-    cphil_infer_model *m;
-} build_ctx;
-
-static cphil_status get_tensor(build_ctx *b, const char *name, int rank, const int64_t *shape,
+static cphil_status get_tensor(infer_build *b, const char *name, int rank, const int64_t *shape,
                                cphil_infer_tensor *t) {
     memset(t, 0, sizeof *t);
     cphil_status s = b->lookup(b->ctx, name, t);
@@ -136,8 +106,7 @@ static cphil_status get_tensor(build_ctx *b, const char *name, int rank, const i
     return CPHIL_OK;
 }
 
-/* A float copy of a tensor (f32 or bf16 source; int8 dequantized). Caller frees. */
-static cphil_status tensor_floats(build_ctx *b, const char *name, int rank, const int64_t *shape, float **out) {
+cphil_status infer_load_floats(infer_build *b, const char *name, int rank, const int64_t *shape, float **out) {
     cphil_infer_tensor t;
     cphil_status s = get_tensor(b, name, rank, shape, &t);
     if (s) return s;
@@ -157,12 +126,11 @@ static cphil_status tensor_floats(build_ctx *b, const char *name, int rank, cons
     return CPHIL_OK;
 }
 
-static cphil_status vec(build_ctx *b, const char *name, int64_t n, float **out) {
-    return tensor_floats(b, name, 1, &n, out);
+cphil_status infer_load_vec(infer_build *b, const char *name, int64_t n, float **out) {
+    return infer_load_floats(b, name, 1, &n, out);
 }
 
-/* Pack a Linear: weight [rows, cols] (+ bias [rows] if bias_name). Extra bias (bias2) is added. */
-static cphil_status linear(build_ctx *b, cphil_pmat *mat, const char *wname, const char *bname, const char *b2name,
+cphil_status infer_load_linear(infer_build *b, cphil_pmat *mat, const char *wname, const char *bname, const char *b2name,
                            int rows, int cols) {
     cphil_infer_model *m = b->m;
     int64_t shape[2] = {rows, cols};
@@ -170,8 +138,8 @@ static cphil_status linear(build_ctx *b, cphil_pmat *mat, const char *wname, con
     cphil_status s = get_tensor(b, wname, 2, shape, &t);
     if (s) return s;
     float *bias = NULL, *b2 = NULL;
-    if (bname && (s = vec(b, bname, rows, &bias))) return s;
-    if (b2name && (s = vec(b, b2name, rows, &b2))) {
+    if (bname && (s = infer_load_vec(b, bname, rows, &bias))) return s;
+    if (b2name && (s = infer_load_vec(b, b2name, rows, &b2))) {
         cphil_free(bias);
         return s;
     }
@@ -204,13 +172,12 @@ static cphil_status linear(build_ctx *b, cphil_pmat *mat, const char *wname, con
     }
     cphil_free(bias);
     if (s) return s;
-    if (m->n_mats >= MAX_MATS) return cphil_err(CPHIL_E_INTERNAL, "too many matrices");
+    if (m->n_mats >= INFER_MAX_MATS) return cphil_err(CPHIL_E_INTERNAL, "too many matrices");
     mat->id = m->n_mats;
     snprintf(m->mat_names[m->n_mats], sizeof m->mat_names[0], "%s", wname);
     m->mats[m->n_mats++] = mat;
     m->bytes += cphil_pmat_bytes(mat) + (mat->bias ? sizeof(float) * (size_t)rows : 0);
     if (mat->kp > m->max_kp) m->max_kp = mat->kp;
-    if (mat->np * CPHIL_PANEL > m->max_rows) m->max_rows = mat->np * CPHIL_PANEL;
     return CPHIL_OK;
 }
 
@@ -218,7 +185,7 @@ static cphil_status linear(build_ctx *b, cphil_pmat *mat, const char *wname, con
  * one-hot columns as a gather table in the engine's precision. An int8 file's weights are used
  * as they are (its per-row scales, and its calibrated activation scale for the continuous
  * product when the file is static): quantizing the dequantized values again would round twice. */
-static cphil_status input_layer(build_ctx *b) {
+static cphil_status input_layer(infer_build *b) {
     cphil_infer_model *m = b->m;
     const cphil_infer_spec *sp = &m->spec;
     int H0 = m->H0, E = sp->E, nc = sp->n_cont;
@@ -232,7 +199,7 @@ static cphil_status input_layer(build_ctx *b) {
     if (i8 && m->prec != INFER_I8)
         return cphil_err(CPHIL_E_MISMATCH, "tensor 'input_proj.weight' is int8 but the engine was asked for %s weights",
                          m->prec == INFER_F32 ? "f32" : "bf16");
-    if ((s = vec(b, "input_proj.bias", H0, &m->in_b))) return s;
+    if ((s = infer_load_vec(b, "input_proj.bias", H0, &m->in_b))) return s;
     m->H0p = (H0 + 15) & ~15;
     if (i8) {
         qc = cphil_alloc((size_t)H0 * (nc ? nc : 1));
@@ -283,154 +250,24 @@ out:
 }
 
 static cphil_status check_spec(const cphil_infer_spec *sp) {
-    if ((int)sp->backbone < 0 || sp->backbone >= CPHIL_N_BACKBONES)
-        return cphil_err(CPHIL_E_MISMATCH, "unknown backbone %d", sp->backbone);
+    const infer_backbone *ops = backbone_ops(sp->backbone);
+    if (!ops) return cphil_err(CPHIL_E_MISMATCH, "unknown backbone %d", sp->backbone);
     if (sp->n_cont < 0 || sp->n_ids < 0 || sp->E < 1 || sp->n_cont > sp->E || sp->E > (1 << 20))
         return cphil_err(CPHIL_E_MISMATCH, "bad embedding sizes (n_cont %d, n_ids %d, E %d)", sp->n_cont, sp->n_ids, sp->E);
-    if (sp->backbone == CPHIL_BACKBONE_MLP) {
-        if (sp->n_mlp < 1 || sp->n_mlp > INFER_MAX_MLP)
-            return cphil_err(CPHIL_E_MISMATCH, "MLP needs 1..%d hidden sizes (got %d)", INFER_MAX_MLP, sp->n_mlp);
-        for (int i = 0; i < sp->n_mlp; i++)
-            if (sp->mlp[i] < 1 || sp->mlp[i] > 65536) return cphil_err(CPHIL_E_MISMATCH, "bad MLP hidden size %d", sp->mlp[i]);
-        return CPHIL_OK;
+    if (sp->backbone != CPHIL_BACKBONE_MLP) {
+        if (sp->hidden < 1 || sp->hidden > 16384) return cphil_err(CPHIL_E_MISMATCH, "bad hidden size %d", sp->hidden);
+        if (sp->layers < 1 || sp->layers > INFER_MAX_LAYERS)
+            return cphil_err(CPHIL_E_MISMATCH, "bad layer count %d", sp->layers);
+        if (sp->window < 1 || sp->window > 4096) return cphil_err(CPHIL_E_MISMATCH, "bad window %d", sp->window);
     }
-    if (sp->hidden < 1 || sp->hidden > 16384) return cphil_err(CPHIL_E_MISMATCH, "bad hidden size %d", sp->hidden);
-    if (sp->layers < 1 || sp->layers > INFER_MAX_LAYERS) return cphil_err(CPHIL_E_MISMATCH, "bad layer count %d", sp->layers);
-    if (sp->window < 1 || sp->window > 4096) return cphil_err(CPHIL_E_MISMATCH, "bad window %d", sp->window);
-    if (sp->backbone == CPHIL_BACKBONE_MAMBA &&
-        (sp->state < 1 || sp->state > 1024 || sp->expand < 1 || sp->expand > 16 || sp->conv < 1 || sp->conv > 64))
-        return cphil_err(CPHIL_E_MISMATCH, "bad Mamba sizes (state %d, expand %d, conv %d)", sp->state, sp->expand, sp->conv);
-    if (sp->backbone == CPHIL_BACKBONE_ATTENTION &&
-        (sp->heads < 1 || sp->hidden % sp->heads || (sp->hidden / sp->heads) % 2))
-        return cphil_err(CPHIL_E_MISMATCH, "attention: hidden %d must split into %d heads of even size", sp->hidden, sp->heads);
-    if (sp->backbone == CPHIL_BACKBONE_ATTENTION && sp->hidden / sp->heads > INFER_MAX_HEAD_DIM)
-        return cphil_err(CPHIL_E_MISMATCH,
-                         "attention: heads of %d values (hidden %d / %d heads) are over the engine's %d "
-                         "(use more heads)", sp->hidden / sp->heads, sp->hidden, sp->heads, INFER_MAX_HEAD_DIM);
-    return CPHIL_OK;
+    return ops->check ? ops->check(sp) : CPHIL_OK;
 }
 
-static cphil_status build(build_ctx *b) {
+/* heads: the six first layers fused into one [352, Hb] product, then one product each */
+static cphil_status load_heads(infer_build *b) {
     cphil_infer_model *m = b->m;
-    const cphil_infer_spec *sp = &m->spec;
-    const int H = sp->hidden, L = sp->layers;
-    char n1[96], n2[96], n3[96];
-    cphil_status s;
-    if ((s = input_layer(b))) return s;
-    switch (sp->backbone) {
-    default: break;
-    case CPHIL_BACKBONE_MLP:
-        for (int i = 1; i < sp->n_mlp; i++) {
-            snprintf(n1, sizeof n1, "mlp.%d.weight", i - 1);
-            snprintf(n2, sizeof n2, "mlp.%d.bias", i - 1);
-            if ((s = linear(b, &m->mlp[i], n1, n2, NULL, sp->mlp[i], sp->mlp[i - 1]))) return s;
-        }
-        break;
-    case CPHIL_BACKBONE_LSTM:
-    case CPHIL_BACKBONE_GRU: {
-        const char *nm = sp->backbone == CPHIL_BACKBONE_LSTM ? "lstm" : "gru";
-        int G = sp->backbone == CPHIL_BACKBONE_LSTM ? 4 : 3;
-        for (int l = 0; l < L; l++) {
-            snprintf(n1, sizeof n1, "%s.weight_ih_l%d", nm, l);
-            snprintf(n2, sizeof n2, "%s.bias_ih_l%d", nm, l);
-            snprintf(n3, sizeof n3, "%s.bias_hh_l%d", nm, l);
-            /* LSTM: both biases folded into W_ih's; GRU keeps b_hh apart (r gates it) */
-            if ((s = linear(b, &m->rnn[l].ih, n1, n2, G == 4 ? n3 : NULL, G * H, H))) return s;
-            snprintf(n1, sizeof n1, "%s.weight_hh_l%d", nm, l);
-            if ((s = linear(b, &m->rnn[l].hh, n1, G == 3 ? n3 : NULL, NULL, G * H, H))) return s;
-        }
-        break;
-    }
-    case CPHIL_BACKBONE_MAMBA: {
-        const int I = m->I, R = m->R, N = sp->state, K = sp->conv;
-        for (int l = 0; l < L; l++) {
-            mamba_layer *ml = &m->mb[l];
-            snprintf(n1, sizeof n1, "layers.%d.norm.weight", l);
-            if ((s = vec(b, n1, H, &ml->norm))) return s;
-            snprintf(n1, sizeof n1, "layers.%d.mixer.in_proj.weight", l);
-            if ((s = linear(b, &ml->in_proj, n1, NULL, NULL, 2 * I, H))) return s;
-            snprintf(n1, sizeof n1, "layers.%d.mixer.conv1d.weight", l);
-            int64_t cs[3] = {I, 1, K};
-            if ((s = tensor_floats(b, n1, 3, cs, &ml->conv_w))) return s;
-            float *cT = cphil_alloc(sizeof(float) * (size_t)I * K);
-            if (!cT) return cphil_err(CPHIL_E_NOMEM, "out of memory");
-            for (int i = 0; i < I; i++)
-                for (int j = 0; j < K; j++) cT[(size_t)j * I + i] = ml->conv_w[(size_t)i * K + j];
-            cphil_free(ml->conv_w);
-            ml->conv_w = cT;
-            snprintf(n1, sizeof n1, "layers.%d.mixer.conv1d.bias", l);
-            if ((s = vec(b, n1, I, &ml->conv_b))) return s;
-            snprintf(n1, sizeof n1, "layers.%d.mixer.x_proj.weight", l);
-            if ((s = linear(b, &ml->x_proj, n1, NULL, NULL, R + 2 * N, I))) return s;
-            snprintf(n1, sizeof n1, "layers.%d.mixer.dt_proj.weight", l);
-            snprintf(n2, sizeof n2, "layers.%d.mixer.dt_proj.bias", l);
-            if ((s = linear(b, &ml->dt_proj, n1, n2, NULL, I, R))) return s;
-            snprintf(n1, sizeof n1, "layers.%d.mixer.A_log", l);
-            int64_t as[2] = {I, N};
-            if ((s = tensor_floats(b, n1, 2, as, &ml->A))) return s;
-            /* A = -exp(A_log), stored transposed [N][I] for the scan (vectorized over i) and times
-             * log2(e) (one rounding, in double): the scan computes exp(dt A) as 2^(dt A2) */
-            float *At = cphil_alloc(sizeof(float) * (size_t)I * N);
-            if (!At) return cphil_err(CPHIL_E_NOMEM, "out of memory");
-            for (int i = 0; i < I; i++)
-                for (int n = 0; n < N; n++)
-                    At[(size_t)n * I + i] = (float)(-exp((double)ml->A[(size_t)i * N + n]) * 1.4426950408889634074);
-            cphil_free(ml->A);
-            ml->A = At;
-            snprintf(n1, sizeof n1, "layers.%d.mixer.D", l);
-            if ((s = vec(b, n1, I, &ml->D))) return s;
-            snprintf(n1, sizeof n1, "layers.%d.mixer.out_proj.weight", l);
-            if ((s = linear(b, &ml->out_proj, n1, NULL, NULL, H, I))) return s;
-        }
-        if ((s = vec(b, "norm_f.weight", H, &m->normf_w))) return s;
-        break;
-    }
-    case CPHIL_BACKBONE_ATTENTION: {
-        for (int l = 0; l < L; l++) {
-            attn_layer *al = &m->at[l];
-            snprintf(n1, sizeof n1, "layers.%d.ln1.weight", l);
-            if ((s = vec(b, n1, H, &al->ln1_w))) return s;
-            snprintf(n1, sizeof n1, "layers.%d.ln1.bias", l);
-            if ((s = vec(b, n1, H, &al->ln1_b))) return s;
-            snprintf(n1, sizeof n1, "layers.%d.attn.qkv.weight", l);
-            snprintf(n2, sizeof n2, "layers.%d.attn.qkv.bias", l);
-            if ((s = linear(b, &al->qkv, n1, n2, NULL, 3 * H, H))) return s;
-            snprintf(n1, sizeof n1, "layers.%d.attn.out.weight", l);
-            snprintf(n2, sizeof n2, "layers.%d.attn.out.bias", l);
-            if ((s = linear(b, &al->out, n1, n2, NULL, H, H))) return s;
-            snprintf(n1, sizeof n1, "layers.%d.ln2.weight", l);
-            if ((s = vec(b, n1, H, &al->ln2_w))) return s;
-            snprintf(n1, sizeof n1, "layers.%d.ln2.bias", l);
-            if ((s = vec(b, n1, H, &al->ln2_b))) return s;
-            snprintf(n1, sizeof n1, "layers.%d.ffn.fc1.weight", l);
-            snprintf(n2, sizeof n2, "layers.%d.ffn.fc1.bias", l);
-            if ((s = linear(b, &al->fc1, n1, n2, NULL, 4 * H, H))) return s;
-            snprintf(n1, sizeof n1, "layers.%d.ffn.fc2.weight", l);
-            snprintf(n2, sizeof n2, "layers.%d.ffn.fc2.bias", l);
-            if ((s = linear(b, &al->fc2, n1, n2, NULL, H, 4 * H))) return s;
-        }
-        if ((s = vec(b, "norm_f.weight", H, &m->normf_w))) return s;
-        if ((s = vec(b, "norm_f.bias", H, &m->normf_b))) return s;
-        int dh = H / sp->heads, W = sp->window;
-        m->rope_cos = cphil_alloc(sizeof(float) * (size_t)W * (dh / 2));
-        m->rope_sin = cphil_alloc(sizeof(float) * (size_t)W * (dh / 2));
-        const int Wp = (W + 15) & ~15;
-        m->rope_cosT = cphil_calloc((size_t)Wp * (dh / 2), sizeof(float));
-        m->rope_sinT = cphil_calloc((size_t)Wp * (dh / 2), sizeof(float));
-        if (!m->rope_cos || !m->rope_sin || !m->rope_cosT || !m->rope_sinT)
-            return cphil_err(CPHIL_E_NOMEM, "out of memory for RoPE tables");
-        for (int p = 0; p < W; p++)
-            for (int i = 0; i < dh / 2; i++) {
-                double th = (double)p * pow((double)sp->rope_base, -2.0 * i / dh);
-                m->rope_cos[p * (dh / 2) + i] = (float)cos(th);
-                m->rope_sin[p * (dh / 2) + i] = (float)sin(th);
-                m->rope_cosT[(size_t)i * Wp + p] = (float)cos(th);
-                m->rope_sinT[(size_t)i * Wp + p] = (float)sin(th);
-            }
-        break;
-    }
-    }
-    /* heads: the six first layers fused into one [352, Hb] product, then one product each */
+    char n1[96], n2[96];
+    cphil_status s = CPHIL_OK;
     int tot = 0;
     for (int h = 0; h < INFER_N_HEADS; h++) tot += cphil_head_hidden[h];
     float *w0 = cphil_alloc(sizeof(float) * (size_t)tot * m->Hb);
@@ -447,7 +284,7 @@ static cphil_status build(build_ctx *b) {
         int64_t sh[2] = {hid, m->Hb};
         snprintf(n1, sizeof n1, "heads.%s.0.weight", cphil_head_names[h]);
         snprintf(n2, sizeof n2, "heads.%s.0.bias", cphil_head_names[h]);
-        if (!(s = tensor_floats(b, n1, 2, sh, &w)) && !(s = vec(b, n2, hid, &bb))) {
+        if (!(s = infer_load_floats(b, n1, 2, sh, &w)) && !(s = infer_load_vec(b, n2, hid, &bb))) {
             memcpy(w0 + (size_t)row * m->Hb, w, sizeof(float) * (size_t)hid * m->Hb);
             memcpy(b0 + row, bb, sizeof(float) * (size_t)hid);
             m->bytes -= sizeof(float) * (size_t)hid * (m->Hb + 1);
@@ -468,7 +305,6 @@ static cphil_status build(build_ctx *b) {
             m->mats[m->n_mats++] = &m->head0;
             m->bytes += cphil_pmat_bytes(&m->head0);
             if (m->head0.kp > m->max_kp) m->max_kp = m->head0.kp;
-            if (m->head0.np * 16 > m->max_rows) m->max_rows = m->head0.np * 16;
         }
     }
     cphil_free(w0);
@@ -477,7 +313,8 @@ static cphil_status build(build_ctx *b) {
     for (int h = 0; h < INFER_N_HEADS; h++) {
         snprintf(n1, sizeof n1, "heads.%s.2.weight", cphil_head_names[h]);
         snprintf(n2, sizeof n2, "heads.%s.2.bias", cphil_head_names[h]);
-        if ((s = linear(b, &m->head2[h], n1, n2, NULL, cphil_head_classes[h], cphil_head_hidden[h]))) return s;
+        if ((s = infer_load_linear(b, &m->head2[h], n1, n2, NULL, cphil_head_classes[h], cphil_head_hidden[h])))
+            return s;
     }
     return CPHIL_OK;
 }
@@ -493,13 +330,12 @@ cphil_status cphil_infer_model_build(const cphil_infer_spec *spec, cphil_infer_l
     if (m->spec.norm_eps <= 0.f) m->spec.norm_eps = 1e-5f;
     if (m->spec.rope_base <= 0.f) m->spec.rope_base = 10000.f;
     if (spec->backbone == CPHIL_BACKBONE_MLP) m->spec.window = 1;
+    m->ops = backbone_ops(spec->backbone);
     m->prec = precision;
     m->H0 = spec->backbone == CPHIL_BACKBONE_MLP ? spec->mlp[0] : spec->hidden;
     m->Hb = spec->backbone == CPHIL_BACKBONE_MLP ? spec->mlp[spec->n_mlp - 1] : spec->hidden;
-    m->I = spec->expand * spec->hidden;
-    m->R = (spec->hidden + 15) / 16;
-    build_ctx b = {lookup, ctx, m};
-    s = build(&b);
+    infer_build b = {lookup, ctx, m};
+    if (!(s = input_layer(&b)) && !(s = m->ops->load(&b))) s = load_heads(&b);
     if (s) {
         cphil_infer_model_free(m);
         return s;
@@ -513,23 +349,7 @@ void cphil_infer_model_free(cphil_infer_model *m) {
     for (int i = 0; i < m->n_mats; i++) cphil_pmat_free(m->mats[i]);
     if (m->has_tab) cphil_gtable_free(&m->in_tab);
     cphil_free(m->in_b);
-    for (int l = 0; l < INFER_MAX_LAYERS; l++) {
-        cphil_free(m->mb[l].norm);
-        cphil_free(m->mb[l].conv_w);
-        cphil_free(m->mb[l].conv_b);
-        cphil_free(m->mb[l].A);
-        cphil_free(m->mb[l].D);
-        cphil_free(m->at[l].ln1_w);
-        cphil_free(m->at[l].ln1_b);
-        cphil_free(m->at[l].ln2_w);
-        cphil_free(m->at[l].ln2_b);
-    }
-    cphil_free(m->normf_w);
-    cphil_free(m->normf_b);
-    cphil_free(m->rope_cos);
-    cphil_free(m->rope_sin);
-    cphil_free(m->rope_cosT);
-    cphil_free(m->rope_sinT);
+    if (m->weights) m->ops->free_weights(m->weights);
     cphil_free(m);
 }
 
@@ -546,142 +366,33 @@ void cphil_infer_model_set_act_scales(cphil_infer_model *m, const float *scales)
 }
 
 /* ---- state ------------------------------------------------------------------------------- */
-struct cphil_infer_state {
-    const cphil_infer_model *m;
-    cphil_infer_mode mode;
-    int W, P;            /* window, per-frame cached width of the first layer ("pre") */
-    int64_t t;           /* frames since reset */
-    int head;            /* ring slot of the newest frame */
-    float *ring_x0;      /* [W][H0] input-layer outputs (window mode) */
-    float *ring_pre;     /* [W][P] first layer's frame-local product */
-    const float **seq_x0, **seq_pre; /* [W] pointers in window order */
-    float *A, *B, *C, *D2; /* [W + 1][wmax] window mode's sequence buffers (rows wmax apart) */
-    int wmax;
-    /* stream-step scratch, one frame: each allocated in state_open with the size of what it
-     * holds (no shared offsets into a bigger buffer: a new piece gets its own buffer) */
-    float *st_x;         /* [H] residual stream between layers (Mamba, attention) */
-    float *st_u;         /* [H] a layer's normed input (Mamba RMSNorm, attention ln1/ln2) */
-    float *st_proj;      /* a layer's input product: LSTM [4H] / GRU [3H] gates of layers > 0,
-                          * Mamba in_proj [2I], attention qkv [3H] */
-    float *st_xc;        /* Mamba [I]: causal conv + SiLU output */
-    float *st_dbl;       /* Mamba [R + 2N]: x_proj output (dt rank R, then B[N], C[N]) */
-    float *st_dt;        /* Mamba [I]: dt_proj output (the scan applies the softplus) */
-    float *st_o;         /* attention [H]: the heads' outputs */
-    float *st_ffn;       /* attention [4H]: the FFN's hidden layer */
-    float *x0;           /* [H0p] the current frame's input layer */
-    float *feat;         /* [max(Hb, H0, I...)] */
-    float *hbuf, *cbuf;  /* stream: [L][H] recurrent state; Mamba: conv ring, SSM state */
-    float *conv_ring;    /* [L][K-1][I] (stream Mamba) */
-    float *ssm;          /* [L][I][N] */
-    float *kring, *vring;/* [L][H][wp] keys transposed, [L][W][H] values (stream attention) */
-    float *kt;           /* [H][wp] window attention's keys, transposed */
-    float *att_s;        /* [4 wp + H + 16] attention's scores (infer_attend_causal) */
-    const float **att_rows; /* [W] window attention's q|k|v rows */
-    int wp;              /* W rounded up to 16 */
-    double *rot;         /* [dh/2][2] (cos, sin) of the current absolute position (stream attention) */
-    double *rot_step;    /* [dh/2][2] */
-    float *tmp;          /* scratch for gates, dA, scores */
-    float *xres;         /* [W][H] residual stream (window Mamba / attention) */
-    float *head_h;       /* [352] */
-    void *scratch;       /* product scratch */
-    float *calib;        /* per-matrix max |input| (calibration) or NULL */
-};
-
-static void mm(cphil_infer_state *s, const cphil_pmat *w, int M, const float *X, int ldx, float *Y, int ldy, int beta) {
-    if (CPHIL_UNLIKELY(s->calib != NULL)) {
-        float a = s->calib[w->id];
-        for (int i = 0; i < M; i++)
-            for (int k = 0; k < w->cols; k++) a = fmaxf(a, fabsf(X[(size_t)i * ldx + k]));
-        s->calib[w->id] = a;
-    }
-    cphil_pmat_gemm(w, M, X, ldx, Y, ldy, beta, s->scratch);
-}
-
 void cphil_infer_state_calibrate(cphil_infer_state *s, float *amax) { s->calib = amax; }
 
 cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode mode, cphil_infer_state **out) {
     *out = NULL;
-    const cphil_infer_spec *sp = &m->spec;
     cphil_infer_state *s = cphil_calloc(1, sizeof *s);
     if (!s) return cphil_err(CPHIL_E_NOMEM, "out of memory for an engine state");
     s->m = m;
     s->mode = mode;
-    int H = sp->hidden, L = sp->layers, W = sp->window;
-    if (sp->backbone == CPHIL_BACKBONE_MLP) W = 1;
-    s->W = W;
-    switch (sp->backbone) {
-    case CPHIL_BACKBONE_LSTM: s->P = 4 * H; break;
-    case CPHIL_BACKBONE_GRU: s->P = 3 * H; break;
-    case CPHIL_BACKBONE_MAMBA: s->P = 2 * m->I; break;
-    case CPHIL_BACKBONE_ATTENTION: s->P = 3 * H; break;
-    default: s->P = 0;
-    }
-    int wmax = m->H0p;
-    int cand[] = {4 * H, 2 * m->I, m->R + 2 * sp->state, m->Hb, 64};
-    for (size_t i = 0; i < CPHIL_ARRAY_LEN(cand); i++) wmax = CPHIL_MAX(wmax, cand[i]);
-    for (int i = 0; i < sp->n_mlp && sp->backbone == CPHIL_BACKBONE_MLP; i++) wmax = CPHIL_MAX(wmax, sp->mlp[i]);
-    wmax = (wmax + 15) & ~15;
-    s->wmax = wmax;
-    size_t Wz = (size_t)W;
+    s->inflight = true;
+    s->W = m->spec.backbone == CPHIL_BACKBONE_MLP ? 1 : m->spec.window;
+    s->P = m->ops->pre_width(m);
+    /* the ring holds the window in window mode (and for the MLP, whose window is one frame) */
+    s->ring_n = mode == CPHIL_INFER_WINDOW || !m->ops->stream ? s->W : 1;
+    const size_t W = (size_t)s->W, R = (size_t)s->ring_n;
     bool ok = true;
-#define ALLOC(p, n) do { if (ok) { p = cphil_calloc((size_t)(n), sizeof *(p)); ok = p != NULL; } } while (0)
-    ALLOC(s->ring_x0, Wz * m->H0p);
-    if (s->P) ALLOC(s->ring_pre, Wz * s->P);
-    ALLOC(s->seq_x0, Wz);
-    ALLOC(s->seq_pre, Wz);
-    ALLOC(s->A, (Wz + 1) * wmax);
-    ALLOC(s->B, (Wz + 1) * wmax);
-    ALLOC(s->C, (Wz + 1) * wmax);
-    ALLOC(s->D2, (Wz + 1) * wmax);
-    ALLOC(s->x0, m->H0p);
-    ALLOC(s->feat, wmax);
-    if (mode == CPHIL_INFER_STREAM) {
-        const int I = m->I, R = m->R, N = sp->state;
-        switch (sp->backbone) {
-        case CPHIL_BACKBONE_LSTM:
-        case CPHIL_BACKBONE_GRU: ALLOC(s->st_proj, (size_t)s->P); break;
-        case CPHIL_BACKBONE_MAMBA:
-            ALLOC(s->st_x, (size_t)H);
-            ALLOC(s->st_u, (size_t)H);
-            ALLOC(s->st_proj, 2 * (size_t)I);
-            ALLOC(s->st_xc, (size_t)I);
-            ALLOC(s->st_dbl, (size_t)R + 2 * (size_t)N);
-            ALLOC(s->st_dt, (size_t)I);
-            break;
-        case CPHIL_BACKBONE_ATTENTION:
-            ALLOC(s->st_x, (size_t)H);
-            ALLOC(s->st_u, (size_t)H);
-            ALLOC(s->st_proj, 3 * (size_t)H);
-            ALLOC(s->st_o, (size_t)H);
-            ALLOC(s->st_ffn, 4 * (size_t)H);
-            break;
-        default: break;
-        }
-    }
-    ALLOC(s->hbuf, (size_t)L * H + 16);
-    ALLOC(s->cbuf, (size_t)L * H + 16);
-    if (sp->backbone == CPHIL_BACKBONE_MAMBA) {
-        ALLOC(s->conv_ring, (size_t)L * (sp->conv > 1 ? sp->conv - 1 : 1) * m->I);
-        ALLOC(s->ssm, (size_t)L * m->I * sp->state);
-    }
-    if (sp->backbone == CPHIL_BACKBONE_ATTENTION) {
-        s->wp = (W + 15) & ~15;
-        ALLOC(s->kring, (size_t)L * s->wp * H);
-        ALLOC(s->kt, (size_t)s->wp * H);
-        ALLOC(s->att_s, (size_t)s->wp * 4 + H + 16);
-        ALLOC(s->att_rows, Wz);
-        ALLOC(s->vring, (size_t)L * Wz * H);
-        ALLOC(s->rot, (size_t)H);
-        ALLOC(s->rot_step, (size_t)H);
-    }
-    ALLOC(s->tmp, CPHIL_MAX((size_t)wmax * 4 + Wz + 64, (size_t)m->I * sp->state + 64));
-    ALLOC(s->xres, Wz * H + 16);
-    ALLOC(s->head_h, 512);
-#undef ALLOC
+    s->ring_x0 = infer_calloc(&ok, R * m->H0p, sizeof(float));
+    if (s->P) s->ring_pre = infer_calloc(&ok, R * s->P, sizeof(float));
+    s->seq_x0 = infer_calloc(&ok, W, sizeof *s->seq_x0);
+    s->seq_pre = infer_calloc(&ok, W, sizeof *s->seq_pre);
+    s->x0 = infer_calloc(&ok, (size_t)m->H0p, sizeof(float));
+    s->feat = infer_calloc(&ok, (size_t)m->Hb, sizeof(float));
+    s->head_h = infer_calloc(&ok, (size_t)m->head0.rows, sizeof(float));
     if (ok) {
-        s->scratch = cphil_alloc(cphil_pmat_scratch_bytes(W, m->max_kp > m->H0p ? m->max_kp : m->H0p));
+        s->scratch = cphil_alloc(cphil_pmat_scratch_bytes(s->W, m->max_kp > m->H0p ? m->max_kp : m->H0p));
         ok = s->scratch != NULL;
     }
+    if (ok && m->ops->open(s)) ok = false;
     if (!ok) {
         cphil_infer_state_close(s);
         return cphil_err(CPHIL_E_NOMEM, "out of memory for an engine state");
@@ -693,66 +404,29 @@ cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode
 
 void cphil_infer_state_close(cphil_infer_state *s) {
     if (!s) return;
+    if (s->run) s->m->ops->close(s->run);
     cphil_free(s->ring_x0);
     cphil_free(s->ring_pre);
     cphil_free(s->seq_x0);
     cphil_free(s->seq_pre);
-    cphil_free(s->A);
-    cphil_free(s->B);
-    cphil_free(s->C);
-    cphil_free(s->D2);
     cphil_free(s->x0);
     cphil_free(s->feat);
-    cphil_free(s->st_x);
-    cphil_free(s->st_u);
-    cphil_free(s->st_proj);
-    cphil_free(s->st_xc);
-    cphil_free(s->st_dbl);
-    cphil_free(s->st_dt);
-    cphil_free(s->st_o);
-    cphil_free(s->st_ffn);
-    cphil_free(s->hbuf);
-    cphil_free(s->cbuf);
-    cphil_free(s->conv_ring);
-    cphil_free(s->ssm);
-    cphil_free(s->kring);
-    cphil_free(s->vring);
-    cphil_free(s->kt);
-    cphil_free(s->att_s);
-    cphil_free(s->att_rows);
-    cphil_free(s->rot);
-    cphil_free(s->rot_step);
-    cphil_free(s->tmp);
-    cphil_free(s->xres);
     cphil_free(s->head_h);
     cphil_free(s->scratch);
     cphil_free(s);
 }
 
-static void stream_zero(cphil_infer_state *s) {
-    const cphil_infer_model *m = s->m;
-    const cphil_infer_spec *sp = &m->spec;
-    int H = sp->hidden, L = sp->layers;
-    memset(s->hbuf, 0, sizeof(float) * ((size_t)L * H + 16));
-    memset(s->cbuf, 0, sizeof(float) * ((size_t)L * H + 16));
-    if (s->conv_ring) memset(s->conv_ring, 0, sizeof(float) * (size_t)L * (sp->conv > 1 ? sp->conv - 1 : 1) * m->I);
-    if (s->ssm) memset(s->ssm, 0, sizeof(float) * (size_t)L * m->I * sp->state);
-    if (s->rot) {
-        int dh = H / sp->heads;
-        for (int i = 0; i < dh / 2; i++) {
-            double th = pow((double)sp->rope_base, -2.0 * i / dh);
-            s->rot[2 * i] = 1.0;
-            s->rot[2 * i + 1] = 0.0;
-            s->rot_step[2 * i] = cos(th);
-            s->rot_step[2 * i + 1] = sin(th);
-        }
-    }
-}
-
 void cphil_infer_state_reset(cphil_infer_state *s) {
     s->t = 0;
     s->head = 0;
-    stream_zero(s);
+    s->stale_until = -1;
+    s->m->ops->reset(s);
+}
+
+void cphil_infer_state_set_inflight(cphil_infer_state *s, bool on) {
+    /* windows that end before frame t + W - 1 began before frame t: not advanced while off */
+    if (on && !s->inflight && s->t > 0) s->stale_until = s->t + s->W - 2;
+    s->inflight = on;
 }
 
 const float *cphil_infer_state_features(const cphil_infer_state *s, int *n) {
@@ -760,350 +434,32 @@ const float *cphil_infer_state_features(const cphil_infer_state *s, int *n) {
     return s->feat;
 }
 
-/* ---- shared pieces ------------------------------------------------------------------------- */
-/* x = max(x, 0) in place. The cheap cost model lets GCC vectorize it at -O2 (its default
- * very-cheap model refuses loops whose trip count needs an epilogue: this ran scalar). */
-__attribute__((optimize("vect-cost-model=cheap"))) static void relu(float *restrict x, int n) {
-    for (int j = 0; j < n; j++) x[j] = x[j] > 0.f ? x[j] : 0.f;
-}
-
+/* ---- a step's shared pieces ------------------------------------------------------------------ */
 /* x0[H0] = input_proj(frame): continuous product + bias, plus the gathered id rows (ReLU for
  * the MLP). The product is the state's (calibration hook, scratch). */
 static void input_forward(cphil_infer_state *st, const float *cont, const int32_t *ids, float *x0) {
     const cphil_infer_model *m = st->m;
     const cphil_infer_spec *sp = &m->spec;
     const int H0 = m->H0;
-    if (sp->n_cont > 0) mm(st, &m->in_cont, 1, cont, sp->n_cont, x0, H0, 0);
+    if (sp->n_cont > 0) infer_mm(st, &m->in_cont, 1, cont, sp->n_cont, x0, H0, 0);
     else memcpy(x0, m->in_b, sizeof(float) * (size_t)H0);
     if (m->has_tab) cphil_gather_add(&m->in_tab, sp->n_ids, ids, x0);
-    if (sp->backbone == CPHIL_BACKBONE_MLP)
-        relu(x0, H0);
-}
-
-static void rmsnorm(const float *x, const float *w, float *y, int n, float eps) { infer_rmsnorm(x, w, y, n, eps); }
-
-/* The frame-local part of the first layer: pre = f(x0). */
-static void first_layer_pre(cphil_infer_state *s, const float *x0, float *pre) {
-    const cphil_infer_model *m = s->m;
-    const cphil_infer_spec *sp = &m->spec;
-    switch (sp->backbone) {
-    case CPHIL_BACKBONE_LSTM:
-    case CPHIL_BACKBONE_GRU: mm(s, &m->rnn[0].ih, 1, x0, m->H0p, pre, s->P, 0); break;
-    case CPHIL_BACKBONE_MAMBA:
-        rmsnorm(x0, m->mb[0].norm, s->tmp, sp->hidden, sp->norm_eps);
-        mm(s, &m->mb[0].in_proj, 1, s->tmp, sp->hidden, pre, s->P, 0);
-        break;
-    case CPHIL_BACKBONE_ATTENTION:
-        infer_layernorm(1, x0, sp->hidden, m->at[0].ln1_w, m->at[0].ln1_b, s->tmp, sp->hidden, sp->hidden, sp->norm_eps);
-        mm(s, &m->at[0].qkv, 1, s->tmp, sp->hidden, pre, s->P, 0);
-        break;
-    default: break;
-    }
+    if (sp->backbone == CPHIL_BACKBONE_MLP) infer_relu(x0, H0);
 }
 
 /* heads: feat[Hb] -> logits[81] */
 static void heads_forward(cphil_infer_state *s, const float *feat, float *logits) {
     const cphil_infer_model *m = s->m;
-    mm(s, &m->head0, 1, feat, m->Hb, s->head_h, m->head0.rows, 0);
-    relu(s->head_h, m->head0.rows);
+    infer_mm(s, &m->head0, 1, feat, m->Hb, s->head_h, m->head0.rows, 0);
+    infer_relu(s->head_h, m->head0.rows);
     int row = 0;
     for (int h = 0; h < INFER_N_HEADS; h++) {
-        mm(s, &m->head2[h], 1, s->head_h + row, cphil_head_hidden[h], logits + cphil_head_offset[h], INFER_N_LOGITS, 0);
+        infer_mm(s, &m->head2[h], 1, s->head_h + row, cphil_head_hidden[h], logits + cphil_head_offset[h],
+                 INFER_N_LOGITS, 0);
         row += cphil_head_hidden[h];
     }
 }
 
-/* GRU cell: gi[3H] = W_ih x + b_ih, gh[3H] = W_hh h + b_hh (r z n). The loops vectorize with
- * the cheap cost model (see relu). */
-__attribute__((optimize("vect-cost-model=cheap"))) static void gru_cell(float *restrict gi, const float *restrict gh,
-                                                                         float *restrict h, int H) {
-    for (int j = 0; j < 2 * H; j++) gi[j] += gh[j];
-    infer_vsigmoid(gi, 2 * H);
-    for (int j = 0; j < H; j++) gi[2 * H + j] += gi[j] * gh[2 * H + j];
-    infer_vtanh(gi + 2 * H, H);
-    for (int j = 0; j < H; j++) {
-        float z = gi[H + j];
-        h[j] = (1.f - z) * gi[2 * H + j] + z * h[j];
-    }
-}
-
-/* One recurrent step of layer l: input pre[G*H] (frame-local product incl. biases), state h/c.
- * h_zero: h is known to be zero (skip the product). */
-static void rnn_step(cphil_infer_state *s, int l, const float *pre, float *h, float *c, bool h_zero) {
-    const cphil_infer_model *m = s->m;
-    const int H = m->spec.hidden;
-    float *g = s->tmp, *g2 = s->tmp + 4 * H, *t2 = s->tmp + 8 * H;
-    if (m->spec.backbone == CPHIL_BACKBONE_LSTM) {
-        /* LSTM cell (infer_kern.c): gates = pre + W_hh h, one fused pass on AVX-512 */
-        if (h_zero) {
-            memcpy(g, pre, sizeof(float) * 4 * (size_t)H);
-            infer_lstm_cell(g, NULL, h, c, H, t2);
-        } else {
-            mm(s, &m->rnn[l].hh, 1, h, H, g, 4 * H, 0);
-            infer_lstm_cell(g, pre, h, c, H, t2);
-        }
-    } else {
-        memcpy(g, pre, sizeof(float) * 3 * (size_t)H);
-        if (h_zero) memcpy(g2, m->rnn[l].hh.bias, sizeof(float) * 3 * (size_t)H);
-        else mm(s, &m->rnn[l].hh, 1, h, H, g2, 3 * H, 0);
-        gru_cell(g, g2, h, H);
-    }
-}
-
-/* ---- Mamba --------------------------------------------------------------------------------- */
-/* Window Mamba over T positions. X[T][H] residual stream (in/out). layer 0 uses seq_pre for xz.
- * last: only the last position's output is needed from the last layer. */
-static void mamba_window(cphil_infer_state *s, int T, float *X) {
-    const cphil_infer_model *m = s->m;
-    const cphil_infer_spec *sp = &m->spec;
-    const int H = sp->hidden, I = m->I, R = m->R, N = sp->state, K = sp->conv, L = sp->layers;
-    const int wm = s->wmax;
-    float *U = s->A, *XZ = s->B, *XC = s->C, *DBL = s->D2;
-    float *DT = s->A; /* U is dead once XZ is made */
-    float *h = s->ssm; /* scratch SSM state (window mode never uses the stream state) */
-    float *y = s->feat;
-    const float *tap[64];
-    for (int l = 0; l < L; l++) {
-        const mamba_layer *ml = &m->mb[l];
-        /* xz rows: layer 0 from the cache, others computed */
-        if (l > 0) {
-            for (int t = 0; t < T; t++) rmsnorm(X + (size_t)t * H, ml->norm, U + (size_t)t * wm, H, sp->norm_eps);
-            mm(s, &ml->in_proj, T, U, wm, XZ, wm, 0);
-        } else {
-            for (int t = 0; t < T; t++) memcpy(XZ + (size_t)t * wm, s->seq_pre[t], sizeof(float) * 2 * (size_t)I);
-        }
-        /* causal depthwise conv + SiLU: XC[t][i] (taps before the sequence contribute nothing) */
-        for (int t = 0; t < T; t++) {
-            for (int j = 0; j < K; j++) {
-                int tt = t - (K - 1) + j;
-                tap[j] = tt < 0 ? NULL : XZ + (size_t)tt * wm;
-            }
-            infer_conv_silu(I, K, ml->conv_w, ml->conv_b, tap, NULL, XC + (size_t)t * wm);
-        }
-        mm(s, &ml->x_proj, T, XC, wm, DBL, wm, 0);
-        mm(s, &ml->dt_proj, T, DBL, wm, DT, wm, 0); /* softplus is the scan's */
-        memset(h, 0, sizeof(float) * (size_t)I * N);
-        bool last_layer = l == L - 1;
-        for (int t = 0; t < T; t++) {
-            const float *dbl = DBL + (size_t)t * wm;
-            infer_ssm_gated(I, N, ml->A, DT + (size_t)t * wm, XC + (size_t)t * wm, XZ + (size_t)t * wm + I, dbl + R,
-                            dbl + R + N, ml->D, h, last_layer ? y : XC + (size_t)t * wm);
-        }
-        /* XC[t] now holds y[t] (y only for the last position in the last layer) */
-        if (last_layer) mm(s, &ml->out_proj, 1, y, I, X + (size_t)(T - 1) * H, H, 1);
-        else mm(s, &ml->out_proj, T, XC, wm, X, H, 1);
-    }
-    rmsnorm(X + (size_t)(T - 1) * H, m->normf_w, s->feat, H, sp->norm_eps);
-}
-
-/* One Mamba step per layer. The conv ring holds the last K-1 inputs of each layer in rotating
- * slots: at frame t the oldest is in slot t mod (K-1), and the new input replaces it (no shifts). */
-static void mamba_stream(cphil_infer_state *s, const float *x0, const float *pre0) {
-    const cphil_infer_model *m = s->m;
-    const cphil_infer_spec *sp = &m->spec;
-    const int H = sp->hidden, I = m->I, R = m->R, N = sp->state, K = sp->conv, L = sp->layers;
-    float *x = s->st_x, *u = s->st_u, *xzb = s->st_proj, *xc = s->st_xc, *dbl = s->st_dbl, *dt = s->st_dt;
-    float *y = s->feat; /* [I] of wmax >= 2I: the last layer's gated output, then the features */
-    const float *tap[64];
-    memcpy(x, x0, sizeof(float) * (size_t)H);
-    const int Km1 = K > 1 ? K - 1 : 1;
-    const int r0 = K > 1 ? (int)(s->t % (K - 1)) : 0;
-    for (int l = 0; l < L; l++) {
-        const mamba_layer *ml = &m->mb[l];
-        const float *xz = pre0;
-        if (l > 0) {
-            rmsnorm(x, ml->norm, u, H, sp->norm_eps);
-            mm(s, &ml->in_proj, 1, u, H, xzb, 2 * I, 0);
-            xz = xzb;
-        }
-        float *ring = s->conv_ring + (size_t)l * Km1 * I;
-        for (int j = 0; j < K - 1; j++) tap[j] = ring + (size_t)((r0 + j) % (K - 1)) * I;
-        tap[K - 1] = xz;
-        infer_conv_silu(I, K, ml->conv_w, ml->conv_b, tap, K > 1 ? ring + (size_t)r0 * I : NULL, xc);
-        mm(s, &ml->x_proj, 1, xc, I, dbl, R + 2 * N, 0);
-        mm(s, &ml->dt_proj, 1, dbl, R, dt, I, 0);
-        infer_ssm_gated(I, N, ml->A, dt, xc, xz + I, dbl + R, dbl + R + N, ml->D, s->ssm + (size_t)l * I * N, y);
-        mm(s, &ml->out_proj, 1, y, I, x, H, 1);
-    }
-    rmsnorm(x, m->normf_w, s->feat, H, sp->norm_eps);
-}
-
-/* ---- attention ----------------------------------------------------------------------------- */
-/* RoPE of one row's q or k (H values, heads of dh: rotate-half per head) by angles cs/sn [dh/2];
- * from src to dst (dst == src: in place). */
-static void rope_row(const float *src, float *dst, int H, int heads, const float *cs, const float *sn) {
-    const int dh = H / heads, h2 = dh / 2;
-    for (int hd = 0; hd < heads; hd++)
-        infer_rope_pairs(src + hd * dh, src + hd * dh + h2, cs, sn, dst + hd * dh, dst + hd * dh + h2, h2);
-}
-
-/* FFN residual on M rows of X[M][H]: X += fc2(gelu(fc1(ln2(X)))) */
-static void attn_ffn(cphil_infer_state *s, const attn_layer *al, int M, float *X, float *U, float *F) {
-    const int H = s->m->spec.hidden;
-    const int wm = s->wmax;
-    infer_layernorm(M, X, H, al->ln2_w, al->ln2_b, U, wm, H, s->m->spec.norm_eps);
-    mm(s, &al->fc1, M, U, wm, F, wm, 0);
-    if (wm == 4 * H) infer_vgelu(F, M * 4 * H);
-    else
-        for (int t = 0; t < M; t++) infer_vgelu(F + (size_t)t * wm, 4 * H);
-    mm(s, &al->fc2, M, F, wm, X, H, 1);
-}
-
-static void attn_window(cphil_infer_state *s, int T, float *X) {
-    const cphil_infer_model *m = s->m;
-    const cphil_infer_spec *sp = &m->spec;
-    const int H = sp->hidden, L = sp->layers, nh = sp->heads, dh = H / nh;
-    const int wm = s->wmax;
-    const int Wp = s->wp;
-    const float scale = 1.f / sqrtf((float)dh);
-    float *U = s->A, *QKV = s->B, *O = s->C, *F = s->D2;
-    float *KT = s->kt;
-    for (int l = 0; l < L; l++) {
-        const attn_layer *al = &m->at[l];
-        bool last = l == L - 1;
-        if (l > 0) {
-            infer_layernorm(T, X, H, al->ln1_w, al->ln1_b, U, wm, H, sp->norm_eps);
-            if (last && T > 1) { /* only the last position's query is used: K, V for the others */
-                /* a view of qkv's panels from the one holding row H on (K, V and a few Q rows);
-                 * made here so that it sees the matrix's current act_scale */
-                const cphil_pmat kv = cphil_pmat_view_panels(&al->qkv, H / CPHIL_PANEL, al->qkv.np);
-                const int c0 = H / CPHIL_PANEL * CPHIL_PANEL;
-                mm(s, &kv, T - 1, U, wm, QKV + c0, wm, 0);
-                mm(s, &al->qkv, 1, U + (size_t)(T - 1) * wm, wm, QKV + (size_t)(T - 1) * wm, wm, 0);
-            } else {
-                mm(s, &al->qkv, T, U, wm, QKV, wm, 0);
-            }
-        }
-        /* q|k|v rows: layer 0's are the per-frame cache (read only), the others QKV's */
-        const float **rows = s->att_rows;
-        for (int t = 0; t < T; t++) rows[t] = l == 0 ? s->seq_pre[t] : QKV + (size_t)t * wm;
-        int t0 = last ? T - 1 : 0;
-        /* RoPE by window position (relative positions are what matter): the queries used, into
-         * QKV; the keys transposed into KT (KT[c][t]: a query's scores take 16 keys at a time),
-         * rotated along t with the transposed tables; layer 0's values copied into QKV */
-        for (int t = t0; t < T; t++)
-            rope_row(rows[t], QKV + (size_t)t * wm, H, nh, m->rope_cos + (size_t)t * (dh / 2), m->rope_sin + (size_t)t * (dh / 2));
-        if (l == 0)
-            for (int t = 0; t < T; t++) memcpy(QKV + (size_t)t * wm + 2 * H, rows[t] + 2 * H, sizeof(float) * (size_t)H);
-        infer_transpose_rows(rows, H, T, H, KT, Wp);
-        for (int hd = 0; hd < nh; hd++)
-            for (int i = 0; i < dh / 2; i++) {
-                float *ka = KT + (size_t)(hd * dh + i) * Wp, *kb = ka + (size_t)(dh / 2) * Wp;
-                infer_rope_pairs(ka, kb, m->rope_cosT + (size_t)i * Wp, m->rope_sinT + (size_t)i * Wp, ka, kb, T);
-            }
-        for (int hd = 0; hd < nh; hd++)
-            infer_attend_causal(QKV + hd * dh, wm, KT + (size_t)hd * dh * Wp, Wp, QKV + 2 * H + hd * dh, wm, t0, T, dh, scale,
-                                O + hd * dh, wm, s->att_s);
-        int M = T - t0;
-        float *Xl = X + (size_t)t0 * H;
-        mm(s, &al->out, M, O, wm, Xl, H, 1);
-        attn_ffn(s, al, M, Xl, U, F);
-    }
-    infer_layernorm(1, X + (size_t)(T - 1) * H, H, m->normf_w, m->normf_b, s->feat, H, H, sp->norm_eps);
-}
-
-static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0) {
-    const cphil_infer_model *m = s->m;
-    const cphil_infer_spec *sp = &m->spec;
-    const int H = sp->hidden, L = sp->layers, nh = sp->heads, dh = H / nh, W = s->W, Wp = s->wp;
-    const float scale = 1.f / sqrtf((float)dh);
-    float *x = s->st_x, *u = s->st_u, *qkv = s->st_proj, *o = s->st_o, *F = s->st_ffn;
-    float cs[INFER_MAX_HEAD_DIM / 2], sn[INFER_MAX_HEAD_DIM / 2]; /* dh <= INFER_MAX_HEAD_DIM: check_spec */
-    for (int i = 0; i < dh / 2; i++) {
-        cs[i] = (float)s->rot[2 * i];
-        sn[i] = (float)s->rot[2 * i + 1];
-    }
-    memcpy(x, x0, sizeof(float) * (size_t)H);
-    int slot = (int)(s->t % W);
-    int n = s->t + 1 < W ? (int)(s->t + 1) : W;
-    for (int l = 0; l < L; l++) {
-        const attn_layer *al = &m->at[l];
-        if (l == 0) memcpy(qkv, pre0, sizeof(float) * 3 * (size_t)H);
-        else {
-            infer_layernorm(1, x, H, al->ln1_w, al->ln1_b, u, H, H, sp->norm_eps);
-            mm(s, &al->qkv, 1, u, H, qkv, 3 * H, 0);
-        }
-        rope_row(qkv, qkv, H, nh, cs, sn);
-        rope_row(qkv + H, qkv + H, H, nh, cs, sn);
-        /* key ring transposed (kr[c][slot]), value ring by rows (vr[slot][c]) */
-        float *kr = s->kring + (size_t)l * H * Wp, *vr = s->vring + (size_t)l * W * H;
-        for (int c = 0; c < H; c++) kr[(size_t)c * Wp + slot] = qkv[H + c];
-        memcpy(vr + (size_t)slot * H, qkv + 2 * H, sizeof(float) * (size_t)H);
-        /* order inside the ring does not matter for softmax attention */
-        for (int hd = 0; hd < nh; hd++)
-            infer_attend_head(qkv + hd * dh, kr + (size_t)hd * dh * Wp, Wp, vr + hd * dh, H, n, dh, scale, o + hd * dh,
-                              s->tmp);
-        mm(s, &al->out, 1, o, H, x, H, 1);
-        attn_ffn(s, al, 1, x, u, F);
-    }
-    infer_layernorm(1, x, H, m->normf_w, m->normf_b, s->feat, H, H, sp->norm_eps);
-    /* advance the absolute position's rotation (double, renormalized) */
-    for (int i = 0; i < dh / 2; i++) {
-        double c = s->rot[2 * i], sN = s->rot[2 * i + 1];
-        double c2 = s->rot_step[2 * i], s2 = s->rot_step[2 * i + 1];
-        double nc = c * c2 - sN * s2, ns = sN * c2 + c * s2;
-        double r = 1.0 / sqrt(nc * nc + ns * ns);
-        s->rot[2 * i] = nc * r;
-        s->rot[2 * i + 1] = ns * r;
-    }
-}
-
-/* ---- LSTM / GRU window ----------------------------------------------------------------------- */
-static void rnn_window(cphil_infer_state *s, int T) {
-    const cphil_infer_model *m = s->m;
-    const cphil_infer_spec *sp = &m->spec;
-    const int H = sp->hidden, L = sp->layers, G = sp->backbone == CPHIL_BACKBONE_LSTM ? 4 : 3;
-    const int wm = s->wmax;
-    float *Hs = s->A, *Gs = s->B;
-    float *h = s->hbuf, *c = s->cbuf; /* window mode never uses the stream state */
-    for (int l = 0; l < L; l++) {
-        memset(h, 0, sizeof(float) * (size_t)H);
-        memset(c, 0, sizeof(float) * (size_t)H);
-        if (l > 0) mm(s, &m->rnn[l].ih, T, Hs, wm, Gs, wm, 0);
-        for (int t = 0; t < T; t++) {
-            const float *pre = l == 0 ? s->seq_pre[t] : Gs + (size_t)t * wm;
-            rnn_step(s, l, pre, h, c, t == 0);
-            if (l < L - 1) memcpy(Hs + (size_t)t * wm, h, sizeof(float) * (size_t)H);
-        }
-    }
-    memcpy(s->feat, h, sizeof(float) * (size_t)H);
-    (void)G;
-}
-
-static void rnn_stream(cphil_infer_state *s, const float *pre0) {
-    const cphil_infer_model *m = s->m;
-    const int H = m->spec.hidden, L = m->spec.layers;
-    float *gin = s->st_proj;
-    for (int l = 0; l < L; l++) {
-        float *h = s->hbuf + (size_t)l * H, *c = s->cbuf + (size_t)l * H;
-        const float *pre = pre0;
-        if (l > 0) {
-            mm(s, &m->rnn[l].ih, 1, s->hbuf + (size_t)(l - 1) * H, H, gin, s->P, 0);
-            pre = gin;
-        }
-        rnn_step(s, l, pre, h, c, false);
-    }
-    memcpy(s->feat, s->hbuf + (size_t)(L - 1) * H, sizeof(float) * (size_t)H);
-}
-
-/* ---- MLP ------------------------------------------------------------------------------------- */
-static void mlp_forward(cphil_infer_state *s, const float *x0) {
-    const cphil_infer_model *m = s->m;
-    const cphil_infer_spec *sp = &m->spec;
-    const float *x = x0;
-    float *bufs[2] = {s->A, s->B};
-    int w = sp->mlp[0];
-    for (int i = 1; i < sp->n_mlp; i++) {
-        float *y = bufs[i & 1];
-        mm(s, &m->mlp[i], 1, x, w, y, sp->mlp[i], 0);
-        relu(y, sp->mlp[i]);
-        x = y;
-        w = sp->mlp[i];
-    }
-    memcpy(s->feat, x, sizeof(float) * (size_t)m->Hb);
-}
-
-/* ---- steps ----------------------------------------------------------------------------------- */
 static cphil_status check_frame(const cphil_infer_model *m, const float *cont, const int32_t *ids) {
     const cphil_infer_spec *sp = &m->spec;
     for (int k = 0; k < sp->n_ids; k++)
@@ -1115,19 +471,20 @@ static cphil_status check_frame(const cphil_infer_model *m, const float *cont, c
     return CPHIL_OK;
 }
 
-static void seq_forward(cphil_infer_state *s, int T) {
-    const cphil_infer_model *m = s->m;
-    const int H = m->spec.hidden;
-    if (m->spec.backbone == CPHIL_BACKBONE_MAMBA || m->spec.backbone == CPHIL_BACKBONE_ATTENTION) {
-        /* residual stream X[T][H]: the x0 ring is not touched, so copy into the stream buffer */
-        float *X = s->xres;
-        for (int t = 0; t < T; t++) memcpy(X + (size_t)t * H, s->seq_x0[t], sizeof(float) * (size_t)H);
-        if (m->spec.backbone == CPHIL_BACKBONE_MAMBA) mamba_window(s, T, X);
-        else attn_window(s, T, X);
-    } else if (m->spec.backbone == CPHIL_BACKBONE_MLP) {
-        mlp_forward(s, s->seq_x0[T - 1]);
-    } else {
-        rnn_window(s, T);
+/* The input layer and the first layer's frame-local product of one frame into ring slot `slot`. */
+static void frame_into_ring(cphil_infer_state *s, int slot, const float *cont, const int32_t *ids) {
+    float *x0 = s->ring_x0 + (size_t)slot * s->m->H0p;
+    input_forward(s, cont, ids, x0);
+    if (s->P) s->m->ops->pre(s, x0, s->ring_pre + (size_t)slot * s->P);
+}
+
+/* Copy ring slot `from` into slots [j0, W) (the left padding with the game's first frame). */
+static void pad_ring(cphil_infer_state *s, int from, int j0) {
+    const int H0p = s->m->H0p, P = s->P;
+    for (int j = j0; j < s->W; j++) {
+        if (j == from) continue;
+        memcpy(s->ring_x0 + (size_t)j * H0p, s->ring_x0 + (size_t)from * H0p, sizeof(float) * (size_t)H0p);
+        if (P) memcpy(s->ring_pre + (size_t)j * P, s->ring_pre + (size_t)from * P, sizeof(float) * (size_t)P);
     }
 }
 
@@ -1136,36 +493,25 @@ cphil_status cphil_infer_step(cphil_infer_state *s, const float *cont, const int
     cphil_status st = check_frame(m, cont, ids);
     if (st) return st;
     const int W = s->W, H0p = m->H0p, P = s->P;
-    if (s->mode == CPHIL_INFER_WINDOW || m->spec.backbone == CPHIL_BACKBONE_MLP) {
+    if (s->mode == CPHIL_INFER_WINDOW || !m->ops->stream) {
         int slot = s->t == 0 ? 0 : (s->head + 1) % W;
-        float *x0 = s->ring_x0 + (size_t)slot * H0p;
-        input_forward(s, cont, ids, x0);
-        if (P) first_layer_pre(s, x0, s->ring_pre + (size_t)slot * P);
-        if (s->t == 0)
-            for (int j = 1; j < W; j++) { /* left-pad with the first frame */
-                memcpy(s->ring_x0 + (size_t)j * H0p, x0, sizeof(float) * (size_t)H0p);
-                if (P) memcpy(s->ring_pre + (size_t)j * P, s->ring_pre, sizeof(float) * (size_t)P);
-            }
+        frame_into_ring(s, slot, cont, ids);
+        if (s->t == 0) pad_ring(s, 0, 1); /* left-pad with the first frame */
         s->head = slot;
         for (int t = 0; t < W; t++) { /* window order: oldest first */
             int j = (slot + 1 + t) % W;
             s->seq_x0[t] = s->ring_x0 + (size_t)j * H0p;
             s->seq_pre[t] = P ? s->ring_pre + (size_t)j * P : NULL;
         }
-        seq_forward(s, W);
+        if (s->inflight && m->ops->window_step) m->ops->window_step(s);
+        else m->ops->window(s, W);
     } else {
         float *x0 = s->x0, *pre = s->ring_pre;
         input_forward(s, cont, ids, x0);
-        if (P) first_layer_pre(s, x0, pre);
+        if (P) m->ops->pre(s, x0, pre);
         int reps = s->t == 0 ? W : 1; /* cold start: the first frame W times (= window mode) */
         for (int r = 0; r < reps; r++) {
-            switch (m->spec.backbone) {
-            case CPHIL_BACKBONE_LSTM:
-            case CPHIL_BACKBONE_GRU: rnn_stream(s, pre); break;
-            case CPHIL_BACKBONE_MAMBA: mamba_stream(s, x0, pre); break;
-            case CPHIL_BACKBONE_ATTENTION: attn_stream(s, x0, pre); break;
-            default: break;
-            }
+            m->ops->stream(s, x0, pre);
             if (r + 1 < reps) s->t++;
         }
     }
@@ -1176,8 +522,8 @@ cphil_status cphil_infer_step(cphil_infer_state *s, const float *cont, const int
 
 cphil_status cphil_infer_correct(cphil_infer_state *s, int back, const float *cont, const int32_t *ids, float *logits) {
     const cphil_infer_model *m = s->m;
-    const int W = s->W, H0p = m->H0p, P = s->P;
-    if (s->mode != CPHIL_INFER_WINDOW && m->spec.backbone != CPHIL_BACKBONE_MLP)
+    const int W = s->W;
+    if (s->mode != CPHIL_INFER_WINDOW && m->ops->stream)
         return cphil_err(CPHIL_E_ARG, "a stream-mode state cannot correct a frame it has consumed");
     int64_t held = s->t < W ? s->t : W;
     if (back < 0 || back >= held)
@@ -1185,16 +531,14 @@ cphil_status cphil_infer_correct(cphil_infer_state *s, int back, const float *co
     cphil_status st = check_frame(m, cont, ids);
     if (st) return st;
     int slot = ((s->head - back) % W + W) % W;
-    float *x0 = s->ring_x0 + (size_t)slot * H0p;
-    input_forward(s, cont, ids, x0);
-    if (P) first_layer_pre(s, x0, s->ring_pre + (size_t)slot * P);
-    if (back == s->t - 1) /* the game's first frame (slot 0): the padding slots t..W-1 copy it */
-        for (int j = (int)s->t; j < W; j++) {
-            memcpy(s->ring_x0 + (size_t)j * H0p, x0, sizeof(float) * (size_t)H0p);
-            if (P) memcpy(s->ring_pre + (size_t)j * P, s->ring_pre + (size_t)slot * P, sizeof(float) * (size_t)P);
-        }
+    frame_into_ring(s, slot, cont, ids);
+    if (back == s->t - 1) pad_ring(s, slot, (int)s->t); /* the game's first frame: its padding copies too */
+    /* in-flight windows that hold this frame (or its padding copies) were advanced with the old
+     * one: their decisions are recomputed until the last of them ends */
+    const int64_t at = s->t - 1 - back, until = at + W - 1;
+    if (until > s->stale_until) s->stale_until = until;
     /* seq_x0 / seq_pre still point at the ring in window order (set by the last step) */
-    seq_forward(s, W);
+    m->ops->window(s, W);
     heads_forward(s, s->feat, logits);
     return CPHIL_OK;
 }
@@ -1205,22 +549,19 @@ cphil_status cphil_infer_run_sequence(cphil_infer_state *s, int T, const float *
                                       float *logits) {
     const cphil_infer_model *m = s->m;
     const cphil_infer_spec *sp = &m->spec;
-    /* window mode only: the sequence runs in the scratch that stream mode carries its state in
-     * (h, c, the SSM state) and restarts the frame count, which would corrupt a stream */
+    /* window mode only: a stream state's ring has one row, and its carried state would be lost */
     if (s->mode != CPHIL_INFER_WINDOW)
         return cphil_err(CPHIL_E_ARG, "cphil_infer_run_sequence needs a window-mode state (this one streams)");
     if (T < 1 || T > s->W) return cphil_err(CPHIL_E_ARG, "sequence of %d frames (window %d)", T, s->W);
     for (int t = 0; t < T; t++) {
         cphil_status st = check_frame(m, cont + (size_t)t * sp->n_cont, ids + (size_t)t * sp->n_ids);
         if (st) return st;
-        float *x0 = s->ring_x0 + (size_t)t * m->H0p;
-        input_forward(s, cont + (size_t)t * sp->n_cont, ids + (size_t)t * sp->n_ids, x0);
-        if (s->P) first_layer_pre(s, x0, s->ring_pre + (size_t)t * s->P);
-        s->seq_x0[t] = x0;
+        frame_into_ring(s, t, cont + (size_t)t * sp->n_cont, ids + (size_t)t * sp->n_ids);
+        s->seq_x0[t] = s->ring_x0 + (size_t)t * m->H0p;
         s->seq_pre[t] = s->P ? s->ring_pre + (size_t)t * s->P : NULL;
     }
-    seq_forward(s, T);
+    m->ops->window(s, T);
     heads_forward(s, s->feat, logits);
-    s->t = 0; /* the ring was overwritten: the next step starts a new game */
+    cphil_infer_state_reset(s); /* the ring was overwritten: the next step starts a new game */
     return CPHIL_OK;
 }

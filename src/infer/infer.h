@@ -14,6 +14,9 @@
  *    W_ih x + b, Mamba in_proj(norm(x)), attention qkv(ln1(x)) before RoPE) is cached per frame in
  *    the ring, which changes nothing in the result. Only the last position of the last layer is
  *    computed where nothing later needs the others (attention queries/FFN, Mamba out_proj).
+ *    LSTM/GRU: by default the W windows in flight (one per coming decision) are advanced together,
+ *    one product of W rows per layer and matrix, instead of recomputing each window: the same
+ *    decisions (cphil_infer_state_set_inflight; docs/inference.md, "In-flight windows").
  *  stream: O(1) work per frame: LSTM/GRU (h, c); Mamba's conv ring and SSM state; attention's
  *    key/value ring of W entries with RoPE at absolute positions. At the first frame after a
  *    reset the step runs W times on that frame (ExPhil's cold start), so the first decision
@@ -111,6 +114,13 @@ cphil_status cphil_infer_step(cphil_infer_state *s, const float *cont, const int
  * state. CPHIL_E_ARG when back is outside the frames the window holds (0 .. min(frames, W) - 1)
  * or the state is in stream mode (its carried state cannot be rewound). Allocates nothing. */
 cphil_status cphil_infer_correct(cphil_infer_state *s, int back, const float *cont, const int32_t *ids, float *logits);
+/* Window mode of the LSTM and GRU keeps up to W windows in flight, one per coming decision, and
+ * advances them together by one batched product per layer and frame (docs/inference.md,
+ * "In-flight windows"); the decisions equal recomputing each window (int8 bit for bit). Off:
+ * recompute every window from the ring (the reference; tests and benchmarks). On by default;
+ * a change takes effect at the next frame (windows begun while it was off are recomputed until
+ * they end). Other backbones and stream mode ignore it. */
+void cphil_infer_state_set_inflight(cphil_infer_state *s, bool on);
 /* Frames stepped since the last reset. */
 int64_t cphil_infer_state_frames(const cphil_infer_state *s);
 /* Calibration: record per-matrix max |input| over steps into amax[n_mats] (NULL stops). */

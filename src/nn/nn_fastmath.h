@@ -6,6 +6,10 @@
  * 2^-126 instead of a subnormal or 0 (harmless where it is used: every caller adds it to
  * something of order 1 or multiplies a state by it). Used only by the f32 build of nn_impl.h;
  * the f64 build keeps libm (finite-difference checks need the exact functions).
+ * Measured against double libm on 4 M points: exp relative 8.2e-8 on [-87, 88], tanh absolute
+ * 8.9e-8 on [-30, 30]; tests/test_nn.c (fast_exp_tanh_match_libm) asserts 3e-7. The GPU twins
+ * (src/kernels/cuda/cu_util.cuh) copy these formulas, so they are not to be changed alone. The
+ * inference engine has its own SIMD library (src/infer/infer_kern.h); there is no third.
  */
 #ifndef CPHIL_NN_FASTMATH_H
 #define CPHIL_NN_FASTMATH_H

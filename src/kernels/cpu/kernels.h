@@ -1,12 +1,13 @@
 /* kernels.h — cphil's CPU numerical kernels: the training matrix product (cphil_gemm), the
- * inference products on pre-packed weights (panel.h: f32, bf16, int8) with the one-hot gather-add, vector
- * helpers, and the ISA dispatch that chooses among scalar, AVX2/FMA and AVX-512 code at run time.
+ * inference products on pre-packed weights (panel.h: f32, bf16, int8) with the one-hot gather-add, and
+ * the ISA dispatch that chooses among scalar, AVX2/FMA and AVX-512 code at run time.
  *
  * Every fast kernel has a scalar `_ref` twin that states its semantics; tests compare the two on
  * ragged sizes for every ISA path (docs/kernels.md). Matrices are row-major with leading
  * dimensions (elements, not bytes). Per-call kernels never allocate; they never print or exit.
  *
- * Not here: layer logic (src/nn), CUDA (src/kernels/cuda, to come, behind the same calls).
+ * Not here: element-wise math (the engine's: src/infer/infer_kern.h; the trainer's:
+ * src/nn/nn_fastmath.h), layer logic (src/nn), CUDA (src/kernels/cuda, to come, behind the same calls).
  */
 #ifndef CPHIL_KERNELS_CPU_H
 #define CPHIL_KERNELS_CPU_H
@@ -116,25 +117,5 @@ void cphil_gtable_free(cphil_gtable *t);
  * Every tier gives the same bits. Never allocates. */
 int cphil_gather_add(const cphil_gtable *t, int n_ids, const int32_t *ids, float *y);
 int cphil_gather_add_ref(const cphil_gtable *t, int n_ids, const int32_t *ids, float *y);
-
-/* ============================================================================================
- * Element-wise helpers (vec.c, vec_avx2.c, vec_avx512.c): y[i] = f(x[i]) for i < n; y may be x.
- * Accuracy against the _ref twins (libm in double, rounded to f32), asserted by the tests on a
- * dense sweep of [-30, 30] for every tier: relative error <= 3e-7 for all five (measured maxima
- * 1.2e-7 exp, 2.1e-7 sigmoid, 2.4e-7 tanh, silu and softplus; 1 ulp = 6e-8..1.2e-7).
- * exp gives 0 below -87.34 (no subnormals), inf above 88.72; NaN in gives NaN out; tanh(+-inf) =
- * +-1, sigmoid(-inf) = 0, softplus(-inf) = 0, silu(-inf) = NaN (-inf * 0, as the twin).
- * The scalar tier calls the twins. No allocation.
- * ========================================================================================== */
-void cphil_vexp(int n, const float *x, float *y);
-void cphil_vsigmoid(int n, const float *x, float *y);
-void cphil_vtanh(int n, const float *x, float *y);
-void cphil_vsilu(int n, const float *x, float *y);
-void cphil_vsoftplus(int n, const float *x, float *y);
-void cphil_vexp_ref(int n, const float *x, float *y);
-void cphil_vsigmoid_ref(int n, const float *x, float *y);
-void cphil_vtanh_ref(int n, const float *x, float *y);
-void cphil_vsilu_ref(int n, const float *x, float *y);
-void cphil_vsoftplus_ref(int n, const float *x, float *y);
 
 #endif /* CPHIL_KERNELS_CPU_H */

@@ -51,17 +51,6 @@ void cphil_pack_t_avx512(const float *X, size_t ldx, int rows, int kc, int R, fl
 int cphil_gather_add_avx2(const cphil_gtable *t, int n_ids, const int32_t *ids, float *y);
 int cphil_gather_add_avx512(const cphil_gtable *t, int n_ids, const int32_t *ids, float *y);
 
-/* ---- vector helpers (vec.c) ---- */
-#define VEC_DECL(base)                                                                            \
-    void cphil_##base##_avx2(int n, const float *x, float *y);                                   \
-    void cphil_##base##_avx512(int n, const float *x, float *y);
-VEC_DECL(vexp)
-VEC_DECL(vsigmoid)
-VEC_DECL(vtanh)
-VEC_DECL(vsilu)
-VEC_DECL(vsoftplus)
-#undef VEC_DECL
-
 /* The f32 sum of a bf16 pair step as vdpbf16ps does it: flush-to-zero of subnormal results. */
 static inline float cphil_ftz(float x) {
     uint32_t u;
