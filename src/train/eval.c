@@ -115,15 +115,21 @@ typedef struct eval_ctx {
     cphil_tr_data *d;
     bool held_out;
     cphil_head_sums *sums;
-    const cphil_model *agree; /* unused here */
+    cphil_change_sums change; /* of the policy's chosen states */
 } eval_ctx;
 
+/* Frames arrive in order within each replay (cphil_policy_foreach_frame), so the change of
+ * the chosen state is taken against the previous frame of the same replay. */
 static cphil_status score_frame(void *user, int replay, size_t f, const float *logits) {
     eval_ctx *c = user;
     const uint8_t *sb, *sc;
     cphil_status st = cphil_tr_data_replay_targets(c->d, c->held_out, replay, &sb, &sc);
     if (st) return st;
     cphil_head_sums_add_logits(c->sums, logits, sb + f * CPHIL_N_BUTTONS, sc + f * CPHIL_N_CAT);
+    uint8_t state[CPHIL_TR_N_HEADS];
+    cphil_decide_logits(logits, state);
+    if (f == 0) cphil_change_begin_replay(&c->change);
+    cphil_change_add(&c->change, state);
     return CPHIL_OK;
 }
 
@@ -146,17 +152,31 @@ cphil_status cphil_eval_policy(const cphil_model *m, cphil_tr_data *d, bool held
     out->fit_frames = (uint64_t)fit.frames;
     cphil_eval_acc acc;
     cphil_eval_acc_init(&acc);
+    cphil_change_sums human;
+    memset(&human, 0, sizeof human);
     int nrep = cphil_tr_data_n_replays(d, held_out);
-    for (int i = 0; i < nrep; i++) { /* the baselines, replay by replay */
+    for (int i = 0; i < nrep; i++) { /* the baselines and the human's changes, replay by replay */
         const uint8_t *tb, *tc;
         size_t n = cphil_tr_data_replay_frames(d, held_out, i);
         if ((st = cphil_tr_data_replay_targets(d, held_out, i, &tb, &tc)) != CPHIL_OK) return st;
         cphil_eval_acc_add(&acc, &fit, NULL, tb, tc, 0, n, NULL, NULL);
+        cphil_change_begin_replay(&human);
+        for (size_t t = 0; t < n; t++) {
+            uint8_t state[CPHIL_TR_N_HEADS];
+            cphil_target_state(tb + t * CPHIL_N_BUTTONS, tc + t * CPHIL_N_CAT, state);
+            cphil_change_add(&human, state);
+        }
         out->files++;
         out->frames += n;
     }
-    eval_ctx ctx = {d, held_out, &acc.model, NULL};
+    eval_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.d = d;
+    ctx.held_out = held_out;
+    ctx.sums = &acc.model;
     st = cphil_policy_foreach_frame(m, d, held_out, batch, quiet, "eval", score_frame, &ctx);
+    cphil_change_rates(&ctx.change, out->change_model, &out->change_model_all);
+    cphil_change_rates(&human, out->change_human, &out->change_human_all);
     cphil_head_sums_report(&acc.model, &out->model);
     cphil_head_sums_report(&acc.most_frequent, &out->most_frequent);
     cphil_head_sums_report(&acc.repeat_prev, &out->repeat_prev);
@@ -165,18 +185,7 @@ cphil_status cphil_eval_policy(const cphil_model *m, cphil_tr_data *d, bool held
 }
 
 /* ---- agreement between two policies (distillation: student vs teacher) ------------------- */
-static void decide(const float *z, uint8_t out[CPHIL_TR_N_HEADS]) {
-    uint8_t bm = 0;
-    for (int k = 0; k < CPHIL_N_BUTTONS; k++) bm |= (uint8_t)((z[k] > 0) << k);
-    out[0] = bm;
-    for (int h = 0; h < CPHIL_N_CAT; h++) {
-        const float *l = z + cphil_head_offset[1 + h];
-        int am = 0;
-        for (int k = 1; k < cphil_head_classes[1 + h]; k++)
-            if (l[k] > l[am]) am = k;
-        out[1 + h] = (uint8_t)am;
-    }
-}
+#define decide cphil_decide_logits
 
 typedef struct agree_ctx {
     uint8_t *dec;     /* [frames][6] decisions of the first policy */

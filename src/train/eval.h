@@ -22,6 +22,11 @@ typedef struct cphil_eval_result {
     uint64_t frames;
     double seconds;
     uint64_t fit_frames; /* training frames the baselines were fitted on */
+    /* How often the controller state changes from the previous frame of the same replay
+     * (metrics.h, cphil_change_sums): the policy's chosen state (what the agent would press,
+     * argmax / sigmoid > 0.5) and the human's; per head and of the whole state. */
+    double change_model[CPHIL_TR_N_HEADS], change_model_all;
+    double change_human[CPHIL_TR_N_HEADS], change_human_all;
 } cphil_eval_result;
 
 /* Run policy m over every frame of d's held-out replays (held_out=false: the other list) with

@@ -128,3 +128,46 @@ void cphil_head_sums_report(const cphil_head_sums *s, cphil_head_report *r) {
     for (int k = 0; k < CPHIL_N_BUTTONS; k++) r->btn_acc[k] = s->btn_correct[k] / n;
     r->acc_all = s->all_correct / n;
 }
+
+void cphil_change_begin_replay(cphil_change_sums *c) { c->have_prev = false; }
+
+void cphil_change_add(cphil_change_sums *c, const uint8_t state[CPHIL_TR_N_HEADS]) {
+    if (c->have_prev) {
+        int any = 0;
+        for (int h = 0; h < CPHIL_TR_N_HEADS; h++) {
+            int d = state[h] != c->prev[h];
+            c->changed[h] += d;
+            any |= d;
+        }
+        c->changed_all += any;
+        c->pairs += 1;
+    }
+    memcpy(c->prev, state, CPHIL_TR_N_HEADS);
+    c->have_prev = true;
+}
+
+void cphil_change_rates(const cphil_change_sums *c, double rate[CPHIL_TR_N_HEADS], double *rate_all) {
+    double n = c->pairs > 0 ? c->pairs : 1;
+    for (int h = 0; h < CPHIL_TR_N_HEADS; h++) rate[h] = c->changed[h] / n;
+    *rate_all = c->changed_all / n;
+}
+
+void cphil_decide_logits(const float *z, uint8_t out[CPHIL_TR_N_HEADS]) {
+    uint8_t bm = 0;
+    for (int k = 0; k < CPHIL_N_BUTTONS; k++) bm |= (uint8_t)((z[k] > 0) << k);
+    out[0] = bm;
+    for (int h = 0; h < CPHIL_N_CAT; h++) {
+        const float *l = z + cphil_head_offset[1 + h];
+        int am = 0;
+        for (int k = 1; k < cphil_head_classes[1 + h]; k++)
+            if (l[k] > l[am]) am = k;
+        out[1 + h] = (uint8_t)am;
+    }
+}
+
+void cphil_target_state(const uint8_t *btn, const uint8_t *cls, uint8_t out[CPHIL_TR_N_HEADS]) {
+    uint8_t bm = 0;
+    for (int k = 0; k < CPHIL_N_BUTTONS; k++) bm |= (uint8_t)((btn[k] != 0) << k);
+    out[0] = bm;
+    for (int h = 0; h < CPHIL_N_CAT; h++) out[1 + h] = cls[h];
+}
