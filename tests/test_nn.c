@@ -862,12 +862,13 @@ static double policy_loss_f64(void) {
     cphil_model_forward_f64(LP.ws, LP.params, LP.cont, LP.ids);
     return cphil_model_loss_f64(LP.ws, LP.buttons, LP.cls, LP.weight, &LP.lc);
 }
-static void fd_policy(cphil_backbone bb) {
+static void fd_policy_heads(cphil_backbone bb, cphil_heads_mode heads) {
     arena_reset();
     const int B = 2, T = 4, M = B * T;
     cphil_model_config c;
     small_cfg(&c, bb);
     c.window = T;
+    c.heads = heads;
     cphil_model m;
     CHECK(cphil_model_init(&m, &c) == CPHIL_OK);
     cphil_model_init_params(&m, 42 + (uint64_t)bb);
@@ -894,6 +895,8 @@ static void fd_policy(cphil_backbone bb) {
     LP.lc.pos_weight[2] = 2.0f;
     LP.lc.label_smoothing = 0.1f;
     CHECK(cphil_model_ws_create_f64(&m, B, T, &LP.ws) == CPHIL_OK);
+    /* autoregressive heads train with teacher forcing: each head conditioned on the targets */
+    if (heads == CPHIL_HEADS_AUTOREGRESSIVE) cphil_model_set_targets_f64(LP.ws, LP.buttons, LP.cls);
     double *grads = dz(m.n_floats);
     policy_loss_f64();
     cphil_model_backward_f64(LP.ws, LP.params, LP.cont, LP.ids, grads);
@@ -903,6 +906,11 @@ static void fd_policy(cphil_backbone bb) {
     }
     cphil_model_ws_free_f64(LP.ws);
     cphil_model_free(&m);
+}
+static void fd_policy(cphil_backbone bb) { fd_policy_heads(bb, CPHIL_HEADS_INDEPENDENT); }
+TEST(fd_policy_autoregressive_heads_mlp_mamba) {
+    fd_policy_heads(CPHIL_BACKBONE_MLP, CPHIL_HEADS_AUTOREGRESSIVE);
+    fd_policy_heads(CPHIL_BACKBONE_MAMBA, CPHIL_HEADS_AUTOREGRESSIVE);
 }
 TEST(fd_policy_mlp) { fd_policy(CPHIL_BACKBONE_MLP); }
 TEST(fd_policy_lstm) { fd_policy(CPHIL_BACKBONE_LSTM); }
@@ -946,6 +954,7 @@ int main(void) {
     RUN(fd_policy_gru);
     RUN(fd_policy_mamba);
     RUN(fd_policy_attention);
+    RUN(fd_policy_autoregressive_heads_mlp_mamba);
     arena_reset();
     if (g_fix.buf) cphil_free(g_fix.buf);
     return harness_done();

@@ -23,13 +23,14 @@
 static const char *const backbone_choices[] = {"mlp", "lstm", "gru", "mamba", "attention", NULL};
 static const char *const precision_choices[] = {"bf16", "f32", NULL};
 static const char *const schedule_choices[] = {"cosine", "constant", NULL};
+static const char *const heads_choices[] = {"independent", "autoregressive", NULL}; /* = cphil_heads_mode */
 
 typedef struct train_cli {
     const char *replays, *data, *out, *name, *resume, *train_character, *device;
     const char *characters[OPT_LIST_CAP], *stages[OPT_LIST_CAP];
     int n_characters, n_stages;
     bool temporal, dual_port, prev_action, early_stopping, dry_run, quiet;
-    int backbone, precision, schedule;
+    int backbone, precision, schedule, heads;
     int hidden[8], n_hidden;
     long long window, state_size, expand, conv_size, num_layers, num_heads, epochs, max_files, player,
         frame_delay, batch, warmup, stride, tbptt, seed, threads, save_every, patience, max_steps,
@@ -63,6 +64,7 @@ static opt_def train_defs[] = {
     D("--expand-factor", OPT_INT, &C.expand, "2", 1, 16, "Mamba inner width = expand x hidden"),
     D("--conv-size", OPT_INT, &C.conv_size, "4", 1, 64, "Mamba causal convolution width (K)"),
     D("--num-heads", OPT_INT, &C.num_heads, "4", 1, 256, "attention heads"),
+    {"--heads", OPT_ENUM, &C.heads, "independent", 0, 0, heads_choices, NULL, "action heads: independent, or autoregressive (each head conditioned on the heads before it: the joint controller state)", NULL, false},
     {"--precision", OPT_ENUM, &C.precision, "bf16", 0, 0, precision_choices, NULL, "matmul precision (bf16: f32 master weights and accumulation)", NULL, false},
     /* optimization */
     D("--epochs", OPT_INT, &C.epochs, "10", 1, 100000, "passes over the training files"),
@@ -207,6 +209,7 @@ static int build_model_config(cphil_model_config *mc, bool *temporal_unused) {
     mc->conv_size = (int)C.conv_size;
     mc->num_heads = (int)C.num_heads;
     mc->precision = C.precision == 0 ? CPHIL_PREC_BF16 : CPHIL_PREC_F32;
+    mc->heads = (cphil_heads_mode)C.heads;
     return 0;
 }
 
@@ -224,7 +227,8 @@ static void print_banner(const cphil_model_config *mc, const cphil_tr_data_summa
             printf(", state %d, expand %d, conv %d", mc->state_size, mc->expand, mc->conv_size);
         if (mc->backbone == CPHIL_BACKBONE_ATTENTION) printf(", %d heads", mc->num_heads);
     }
-    printf(", %s\n", mc->precision == CPHIL_PREC_F32 ? "f32" : "bf16 (f32 master weights)");
+    printf(", %s%s\n", mc->precision == CPHIL_PREC_F32 ? "f32" : "bf16 (f32 master weights)",
+           mc->heads == CPHIL_HEADS_AUTOREGRESSIVE ? ", autoregressive heads" : "");
     printf("  parameters     %zu (%.2f M)\n", n_params, (double)n_params / 1e6);
     printf("  embedding      %d wide (%d continuous + %d ids), layout %016llx\n", ds->E, ds->n_cont, ds->n_ids,
            (unsigned long long)ds->layout_hash);
@@ -425,6 +429,12 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
     /* GPU ranks: `--device cuda` (no index) takes the rank's GPU on its machine; under mpirun the
      * gradients go through NCCL at every rank count (-np 1 included), and without mpirun when
      * CPHIL_GPU_NCCL=1 (the same path, for tests) */
+    if (gpu >= 0 && mc.heads == CPHIL_HEADS_AUTOREGRESSIVE) {
+        cli_error("train: --heads autoregressive trains on the CPU only for now (the GPU twin has independent heads; "
+                  "drop --device)");
+        cphil_tr_data_close(data);
+        return CLI_EXIT_USAGE;
+    }
     if (gpu >= 0 && ranks > 1 && !strcmp(C.device, "cuda")) gpu = cphil_dist_env_local_rank();
     const char *nccl_env = getenv("CPHIL_GPU_NCCL");
     po.nccl = gpu >= 0 && (cphil_dist_env_world() > 0 || (nccl_env && !strcmp(nccl_env, "1")));

@@ -467,6 +467,9 @@ static const char *bb_attention(xb *x, const char *X) {
 }
 
 cphil_status cphil_export_onnx(const cphil_model *m, const cphil_export_opts *opts, const char *path, int *n_nodes) {
+    if (m->cfg.heads == CPHIL_HEADS_AUTOREGRESSIVE)
+        return cphil_err(CPHIL_E_ARG, "%s: ONNX export of autoregressive heads is not supported yet (the graph would "
+                         "decide the heads independently); export --format npz writes their weights", path);
     cphil_export_opts def = {CPHIL_EXPORT_F32, NULL, NULL, false};
     if (!opts) opts = &def;
     if ((unsigned)opts->quant > CPHIL_EXPORT_INT8_STATIC) return cphil_err(CPHIL_E_ARG, "export: bad quantization mode");

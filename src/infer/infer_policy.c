@@ -157,6 +157,14 @@ cphil_status cphil_infer_policy_open(const char *path, cphil_infer_policy **out)
         cphil_err_prefix(s, "%s: cphil_config: ", path);
         goto fail;
     }
+    if (p->cfg.heads == CPHIL_HEADS_AUTOREGRESSIVE) {
+        /* the engine's plans decide the six heads independently: refuse rather than ignore
+         * the conditioning (docs/model.md "Autoregressive heads" says where they run) */
+        s = cphil_err(CPHIL_E_MISMATCH, "%s: autoregressive heads are not supported by the inference engine yet "
+                      "(hint: train, eval and export --format npz take them; train with --heads independent to deploy)",
+                      path);
+        goto fail;
+    }
     cphil_infer_spec_from_config(&p->spec, &p->cfg);
     p->prec = INFER_F32;
     if ((s = load_tensors(p))) goto fail;

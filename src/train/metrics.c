@@ -69,11 +69,16 @@ void cphil_baseline_repeat_logits(const cphil_baseline_fit *f, const uint8_t *pr
 static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 
 void cphil_head_sums_add_logits(cphil_head_sums *s, const float *z, const uint8_t *btn, const uint8_t *cls) {
+    cphil_head_sums_add_logits2(s, z, z, btn, cls);
+}
+
+void cphil_head_sums_add_logits2(cphil_head_sums *s, const float *z, const float *zd, const uint8_t *btn,
+                                 const uint8_t *cls) {
     s->frames += 1;
     int all = 1;
     double bnll = 0;
     for (int k = 0; k < CPHIL_N_BUTTONS; k++) {
-        int y = btn[k] != 0, pred = z[k] > 0;
+        int y = btn[k] != 0, pred = zd[k] > 0;
         s->btn_correct[k] += pred == y;
         all &= pred == y;
         /* BCE with logits: y ? softplus(-z) : softplus(z) */
@@ -83,11 +88,13 @@ void cphil_head_sums_add_logits(cphil_head_sums *s, const float *z, const uint8_
     s->nll[0] += bnll;
     int every = all;
     for (int h = 0; h < CPHIL_N_CAT; h++) {
-        const float *l = z + cphil_head_offset[1 + h];
+        const float *l = z + cphil_head_offset[1 + h], *ld = zd + cphil_head_offset[1 + h];
         int C = cphil_head_classes[1 + h], am = 0;
         double mx = l[0];
-        for (int k = 1; k < C; k++)
-            if (l[k] > mx) mx = l[k], am = k;
+        for (int k = 1; k < C; k++) {
+            if (l[k] > mx) mx = l[k];
+            if (ld[k] > ld[am]) am = k;
+        }
         double se = 0;
         for (int k = 0; k < C; k++) se += exp((double)l[k] - mx);
         int y = cls[h] < C ? cls[h] : C - 1;

@@ -74,6 +74,10 @@ void cphil_head_sums_report(const cphil_head_sums *s, cphil_head_report *r);
 
 /* Score one frame's logits against its targets (used by the trainer's validation pass too). */
 void cphil_head_sums_add_logits(cphil_head_sums *s, const float *logits, const uint8_t *btn, const uint8_t *cls);
+/* The same with the likelihood from `logits` and the decisions (accuracy) from `decide_logits`:
+ * autoregressive heads score the teacher-forced logits (the joint NLL) and the greedy ones. */
+void cphil_head_sums_add_logits2(cphil_head_sums *s, const float *logits, const float *decide_logits,
+                                 const uint8_t *btn, const uint8_t *cls);
 
 /* How often a controller state changes from one frame to the next within a replay: per head
  * (the buttons head changes when any of the 8 does) and of the whole state (any head). The
