@@ -882,6 +882,10 @@ static void fd_policy_heads(cphil_backbone bb, cphil_heads_mode heads) {
     small_cfg(&c, bb);
     c.window = T;
     c.heads = heads;
+    /* the autoregressive cases draw from a fixed generator state, so which other tests ran
+     * first (TEST_ONLY) cannot move a pre-activation onto a ReLU kink, where finite
+     * differences are meaningless */
+    if (heads == CPHIL_HEADS_AUTOREGRESSIVE) g_rng = 0x5EED0000u + (uint64_t)bb;
     cphil_model m;
     CHECK(cphil_model_init(&m, &c) == CPHIL_OK);
     cphil_model_init_params(&m, 42 + (uint64_t)bb);
