@@ -471,8 +471,8 @@ cphil_status cphil_export_onnx(const cphil_model *m, const cphil_export_opts *op
     if (!opts) opts = &def;
     if ((unsigned)opts->quant > CPHIL_EXPORT_INT8_STATIC) return cphil_err(CPHIL_E_ARG, "export: bad quantization mode");
     if (m->cfg.heads == CPHIL_HEADS_AUTOREGRESSIVE && opts->quant != CPHIL_EXPORT_F32)
-        return cphil_err(CPHIL_E_ARG, "%s: int8 ONNX export of autoregressive heads is not supported yet (its reference, "
-                         "the int8 engine, does not run them); export f32", path);
+        return cphil_err(CPHIL_E_ARG, "%s: int8 ONNX export of autoregressive heads is not supported yet (not checked "
+                         "against ONNX Runtime); export f32, or run int8 in cphil's engine (cphil quantize)", path);
     const cphil_model_config *c = &m->cfg;
     xb x = {0};
     x.m = m;

@@ -7,6 +7,7 @@
  * docs/interfaces.md for the parameter names.
  */
 #include "infer/infer.h"
+#include "infer/infer_ar.h"
 
 #include <math.h>
 #include <string.h>
@@ -42,6 +43,7 @@ void cphil_infer_spec_from_config(cphil_infer_spec *s, const cphil_model_config 
     s->heads = c->num_heads;
     s->n_mlp = c->n_mlp;
     for (int i = 0; i < c->n_mlp && i < INFER_MAX_MLP; i++) s->mlp[i] = c->mlp_hidden[i];
+    s->ar_heads = c->heads == CPHIL_HEADS_AUTOREGRESSIVE;
 }
 
 cphil_status cphil_infer_model_lookup(void *ctx, const char *name, cphil_infer_tensor *out) {
@@ -95,6 +97,7 @@ struct cphil_infer_model {
     float *normf_w, *normf_b;
     cphil_pmat head0;                 /* the six first head layers fused: [352, Hb] */
     cphil_pmat head2[INFER_N_HEADS];
+    infer_ar_heads ar;               /* autoregressive heads' tables (infer_ar.c) */
     float *rope_cos, *rope_sin;      /* [W][dh/2] window positions */
     float *rope_cosT, *rope_sinT;    /* [dh/2][round16(W)] the same, transposed (keys stored transposed) */
     cphil_pmat *mats[MAX_MATS];
@@ -479,6 +482,7 @@ static cphil_status build(build_ctx *b) {
         snprintf(n2, sizeof n2, "heads.%s.2.bias", cphil_head_names[h]);
         if ((s = linear(b, &m->head2[h], n1, n2, NULL, cphil_head_classes[h], cphil_head_hidden[h]))) return s;
     }
+    if (m->spec.ar_heads) return infer_ar_load(&m->ar, b->lookup, b->ctx);
     return CPHIL_OK;
 }
 
@@ -513,6 +517,7 @@ void cphil_infer_model_free(cphil_infer_model *m) {
     for (int i = 0; i < m->n_mats; i++) cphil_pmat_free(m->mats[i]);
     if (m->has_tab) cphil_gtable_free(&m->in_tab);
     cphil_free(m->in_b);
+    infer_ar_free(&m->ar);
     for (int l = 0; l < INFER_MAX_LAYERS; l++) {
         cphil_free(m->mb[l].norm);
         cphil_free(m->mb[l].conv_w);
@@ -583,6 +588,9 @@ struct cphil_infer_state {
     float *tmp;          /* scratch for gates, dA, scores */
     float *xres;         /* [W][H] residual stream (window Mamba / attention) */
     float *head_h;       /* [352] */
+    cphil_infer_choose_fn choose; /* autoregressive heads: the chooser (greedy by default) */
+    void *choose_user;
+    uint8_t chosen[INFER_N_HEADS]; /* the last decision's values */
     void *scratch;       /* product scratch */
     float *calib;        /* per-matrix max |input| (calibration) or NULL */
 };
@@ -606,6 +614,7 @@ cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode
     if (!s) return cphil_err(CPHIL_E_NOMEM, "out of memory for an engine state");
     s->m = m;
     s->mode = mode;
+    s->choose = cphil_infer_choose_greedy;
     int H = sp->hidden, L = sp->layers, W = sp->window;
     if (sp->backbone == CPHIL_BACKBONE_MLP) W = 1;
     s->W = W;
@@ -801,10 +810,38 @@ static void first_layer_pre(cphil_infer_state *s, const float *x0, float *pre) {
     }
 }
 
+static void ar_head2(void *ctx, int h, const float *hidden_h, float *logits_h) {
+    cphil_infer_state *s = ctx;
+    mm(s, &s->m->head2[h], 1, hidden_h, cphil_head_hidden[h], logits_h, INFER_N_LOGITS, 0);
+}
+
+uint8_t cphil_infer_choose_greedy(void *user, int head, const float *z) {
+    (void)user;
+    uint8_t v = 0;
+    if (head == 0) {
+        for (int k = 0; k < CPHIL_N_BUTTONS; k++) v |= (uint8_t)((z[k] > 0.f) << k);
+        return v;
+    }
+    for (int k = 1; k < cphil_head_classes[head]; k++)
+        if (z[k] > z[v]) v = (uint8_t)k;
+    return v;
+}
+
+void cphil_infer_set_chooser(cphil_infer_state *s, cphil_infer_choose_fn fn, void *user) {
+    s->choose = fn ? fn : cphil_infer_choose_greedy;
+    s->choose_user = fn ? user : NULL;
+}
+
+const uint8_t *cphil_infer_chosen(const cphil_infer_state *s) { return s->chosen; }
+
 /* heads: feat[Hb] -> logits[81] */
 static void heads_forward(cphil_infer_state *s, const float *feat, float *logits) {
     const cphil_infer_model *m = s->m;
     mm(s, &m->head0, 1, feat, m->Hb, s->head_h, m->head0.rows, 0);
+    if (m->ar.on) { /* in head order, each conditioned on the values chosen before it */
+        infer_ar_forward(&m->ar, s->head_h, logits, ar_head2, s, s->choose, s->choose_user, s->chosen);
+        return;
+    }
     relu(s->head_h, m->head0.rows);
     int row = 0;
     for (int h = 0; h < INFER_N_HEADS; h++) {

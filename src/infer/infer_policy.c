@@ -157,14 +157,6 @@ cphil_status cphil_infer_policy_open(const char *path, cphil_infer_policy **out)
         cphil_err_prefix(s, "%s: cphil_config: ", path);
         goto fail;
     }
-    if (p->cfg.heads == CPHIL_HEADS_AUTOREGRESSIVE) {
-        /* the engine's plans decide the six heads independently: refuse rather than ignore
-         * the conditioning (docs/model.md "Autoregressive heads" says where they run) */
-        s = cphil_err(CPHIL_E_MISMATCH, "%s: autoregressive heads are not supported by the inference engine yet "
-                      "(hint: train, eval and export --format npz take them; train with --heads independent to deploy)",
-                      path);
-        goto fail;
-    }
     cphil_infer_spec_from_config(&p->spec, &p->cfg);
     p->prec = INFER_F32;
     if ((s = load_tensors(p))) goto fail;
@@ -228,6 +220,8 @@ cphil_status cphil_infer_policy_build(const cphil_infer_policy *p, infer_dtype p
 /* Matrices the engine runs as products (quantized in int8 files): 2-D Linear ".weight" tensors
  * and the recurrent nets' "weight_ih_l{k}" / "weight_hh_l{k}" (not Mamba's A_log). */
 static bool is_matrix(const pol_tensor *t) {
+    /* autoregressive heads' tables are gathers, not products: they stay f32 (infer_ar.h) */
+    if (ends_with(t->name, ".ar.weight")) return false;
     return t->rank == 2 && (ends_with(t->name, ".weight") || strstr(t->name, ".weight_ih_l") || strstr(t->name, ".weight_hh_l"));
 }
 
