@@ -288,6 +288,14 @@ typedef struct cphil_replay {
     uint32_t raw_length;       /* the raw length field (0 = the file was still being written) */
     bool in_progress;          /* raw length 0 (or a bare event stream): read every complete event */
     bool truncated;            /* the input ended inside the raw data or inside an event */
+    /* Damaged in the middle: a byte where an event should start is not a declared code (a run
+     * of zero bytes in place of events, say) inside a sized raw element. The read still
+     * succeeds, like slippi-js: the frames before the damaged frame are kept, the rest of the
+     * raw element is skipped, the metadata after it is read when it is intact. damaged_at is
+     * the byte offset (0 = not damaged); warning says what was kept (empty when not damaged). */
+    bool damaged;
+    uint64_t damaged_at;
+    char warning[384];
     uint16_t payload_size[256];/* from Event Payloads (0x35) */
     bool declared[256];
 
@@ -351,7 +359,8 @@ typedef struct cphil_frame {
     uint32_t n_stage_events;
 } cphil_frame;
 
-/* Read a whole .slp file. On success *out is a new replay (free with cphil_replay_free).
+/* Read a whole .slp file. On success *out is a new replay (free with cphil_replay_free);
+ * check r->damaged (a warning, not an error: see r->warning) for a file damaged in the middle.
  * A truncated file (cut inside the raw data) returns CPHIL_E_TRUNCATED AND a replay holding
  * the frames before the cut (r->truncated set); the caller frees it too. Any other failure
  * returns its status with *out = NULL; the message (cphil_last_error) names the file, the

@@ -74,5 +74,19 @@ np.save('$T/${bb}_x.npy', e['state_sequence'])
       fail "$bb: int8 $mode: ORT and the engine disagree"
   done
 done
-echo "ORT agrees with the agent's engine on every backbone (f32, int8 dynamic, int8 static)"
+# Autoregressive heads (f32): the agent's engine (deterministic: greedy, head by head), the
+# dense twin and ORT (greedy decoding inside the graph) give the same conditioned logits.
+for bb in mlp mamba; do
+  F="$T/${bb}_ar.safetensors"
+  "$BIN" export --quiet --policy "random:$bb:layout=default,hidden=16,window=6,layers=2,state=4,heads=2,mlp=32x16,seed=6,ar=1" \
+      --format safetensors --output "$F" || fail "$bb ar: save"
+  "$BIN" predict --quiet --policy "$F" --replay "$G" --port 1 --frames 0:199 --engine --output "$T/${bb}_ar_e.npz" || fail "$bb ar: predict --engine"
+  "$BIN" predict --quiet --policy "$F" --replay "$G" --port 1 --frames 0:199 --output "$T/${bb}_ar_d.npz" || fail "$bb ar: predict --replay"
+  $PY -c "import numpy as np; np.save('$T/${bb}_ar_x.npy', np.load('$T/${bb}_ar_e.npz')['state_sequence'])" || fail "$bb ar: windows"
+  "$BIN" export --quiet --policy "$F" --format onnx --output "$T/${bb}_ar.onnx" || fail "$bb ar: onnx"
+  node tests/js/onnx_run.js "$T/${bb}_ar.onnx" "$T/${bb}_ar_x.npy" "$T/${bb}_ar_ort" || fail "$bb ar: onnxruntime"
+  $PY tests/py/compare.py "$T/${bb}_ar_ort" "$T/${bb}_ar_e.npz" --label "$bb autoregressive f32: ORT vs the agent's engine" || fail "$bb ar: ORT/engine mismatch"
+  $PY tests/py/compare.py "$T/${bb}_ar_e.npz" "$T/${bb}_ar_d.npz" --label "$bb autoregressive f32: the agent's engine vs the dense path" || fail "$bb ar: engine/dense mismatch"
+done
+echo "ORT agrees with the agent's engine on every backbone (f32, int8 dynamic, int8 static; autoregressive heads f32)"
 exit 0

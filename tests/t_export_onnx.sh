@@ -48,6 +48,20 @@ echo "$out" | grep -q "E = 32" || fail "predict E message: $out"
 out=$("$BIN" predict --policy random:lstm --input "$T/none.npy" --output "$T/p.npz" 2>&1) && fail "predict: missing input accepted"
 
 $PY -c "import numpy as np; r = np.random.default_rng(7); np.save('$T/x.npy', r.standard_normal((16, 6, 24)).astype(np.float32)); np.save('$T/x64.npy', r.standard_normal((64, 6, 24)).astype(np.float32))"
+# Autoregressive heads decode greedily inside the graph; ONNX Runtime matches cphil predict (the
+# training forward without targets: each head conditioned on the greedy choices before it).
+for bb in mlp mamba; do
+  spec="random:$bb:E=24,hidden=16,window=6,layers=2,state=4,heads=2,mlp=32x16,seed=3,ar=1"
+  P="$T/${bb}_ar.safetensors"
+  "$BIN" export --quiet --policy "$spec" --format safetensors --output "$P" || fail "$bb ar: save"
+  "$BIN" export --quiet --policy "$P" --format onnx --output "$T/${bb}_ar.onnx" || fail "$bb ar: onnx"
+  $PY -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)" "$T/${bb}_ar.onnx" || fail "$bb ar: onnx.checker"
+  "$BIN" predict --quiet --policy "$P" --input "$T/x.npy" --output "$T/${bb}_ar_cphil.npz" || fail "$bb ar: predict"
+  node tests/js/onnx_run.js "$T/${bb}_ar.onnx" "$T/x.npy" "$T/${bb}_ar_ort" || fail "$bb ar: onnxruntime f32"
+  $PY tests/py/compare.py "$T/${bb}_ar_ort" "$T/${bb}_ar_cphil.npz" --label "$bb autoregressive f32 ORT vs cphil predict" || fail "$bb ar: ORT/cphil mismatch"
+done
+out=$("$BIN" export --policy "$T/mlp_ar.safetensors" --format onnx --int8 dynamic --output "$T/x.onnx" 2>&1) && fail "int8 export of autoregressive heads accepted"
+echo "$out" | grep -q "autoregressive" || fail "int8/ar message: $out"
 for bb in mlp lstm gru mamba attention; do
   spec="random:$bb:E=24,hidden=16,window=6,layers=2,state=4,heads=2,mlp=32x16,seed=3"
   "$BIN" export --quiet --policy "$spec" --format safetensors --output "$T/$bb.safetensors" || fail "$bb: save"

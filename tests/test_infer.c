@@ -13,6 +13,7 @@
 #include "infer/infer_policy.h"
 #include "infer/infer_testing.h"
 #include "game/embed.h"
+#include "model/model.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -1330,6 +1331,112 @@ TEST(inflight_window_replays) {
         }
 }
 
+/* Autoregressive heads in the engine: for every backbone, a model of the training table with
+ * conditioning tables that matter, run by the engine (window mode, f32, through
+ * cphil_infer_model_lookup) on T frames, gives the logits of the training forward without
+ * targets (each head conditioned on the greedy choices before it) at the last frame, and
+ * reports those choices; stream mode's first decision is the same; a chooser that forces its
+ * own values gives the training forward's logits with those values as targets (teacher
+ * forcing), so the engine conditions each head on what the chooser picked. */
+static uint8_t force_low(void *user, int head, const float *z) {
+    (void)z;
+    (void)user;
+    return head == 0 ? 0x05 : (uint8_t)(head + 1); /* A and X pressed; classes 2, 3, 4, 5, 6 */
+}
+TEST(autoregressive_heads_engine_equals_training_forward) {
+    for (cphil_backbone bb = 0; bb < CPHIL_N_BACKBONES; bb++) {
+        cphil_model_config c;
+        cphil_model_config_default(&c, bb);
+        c.n_cont = NC, c.n_ids = NI, c.E = EW;
+        c.hidden = 24, c.num_layers = 2, c.window = bb == CPHIL_BACKBONE_MLP ? 1 : 5;
+        c.state_size = 4, c.conv_size = 3, c.num_heads = 2, c.n_mlp = 2, c.mlp_hidden[0] = 40, c.mlp_hidden[1] = 24;
+        c.precision = CPHIL_PREC_F32;
+        c.heads = CPHIL_HEADS_AUTOREGRESSIVE;
+        cphil_model m;
+        CHECK(cphil_model_init(&m, &c) == CPHIL_OK);
+        cphil_model_init_params(&m, 11 + (uint64_t)bb);
+        for (int i = 0; i < m.n_tensors; i++)
+            if (strstr(m.tensors[i].name, ".ar.weight"))
+                for (size_t k = 0; k < m.tensors[i].numel; k++) m.params[m.tensors[i].offset + k] = 2.f * frand();
+        const int T = c.window;
+        float cont[5 * NC], lg[INFER_N_LOGITS], ls[INFER_N_LOGITS];
+        int32_t ids[5 * NI];
+        make_frames(T, cont, ids);
+        cphil_model_ws *ws = NULL;
+        CHECK(cphil_model_ws_create(&m, 1, T, &ws) == CPHIL_OK);
+        cphil_model_batch gb = {1, T, cont, ids, NULL, NULL, NULL};
+        const float *ref = cphil_model_forward(&m, ws, &gb) + (size_t)(T - 1) * INFER_N_LOGITS;
+        float greedy[INFER_N_LOGITS];
+        memcpy(greedy, ref, sizeof greedy);
+        cphil_infer_spec sp;
+        cphil_infer_spec_from_config(&sp, &c);
+        CHECK(sp.ar_heads);
+        cphil_infer_model *im = NULL;
+        CHECK_MSG(cphil_infer_model_build(&sp, cphil_infer_model_lookup, &m, INFER_F32, &im) == CPHIL_OK, "%s", cphil_last_error());
+        cphil_infer_state *s = NULL, *st = NULL;
+        CHECK(cphil_infer_state_open(im, CPHIL_INFER_WINDOW, &s) == CPHIL_OK);
+        CHECK(cphil_infer_run_sequence(s, T, cont, ids, lg) == CPHIL_OK);
+        CHECK_MSG(max_rel(lg, greedy, INFER_N_LOGITS) < 1e-4, "%s: engine vs training forward %.3g", cphil_backbone_name(bb),
+                  max_rel(lg, greedy, INFER_N_LOGITS));
+        const uint8_t *ch = cphil_infer_chosen(s);
+        uint8_t bm = 0;
+        for (int k = 0; k < 8; k++) bm |= (uint8_t)((lg[k] > 0) << k);
+        CHECK(ch[0] == bm);
+        for (int h = 1; h < INFER_N_HEADS; h++) CHECK(ch[h] == argmax(lg + cphil_head_offset[h], cphil_head_classes[h]));
+        /* stream: the cold start's first decision is window mode's */
+        CHECK(cphil_infer_state_open(im, CPHIL_INFER_STREAM, &st) == CPHIL_OK);
+        CHECK(cphil_infer_step(st, cont, ids, ls) == CPHIL_OK);
+        cphil_infer_state_reset(s);
+        CHECK(cphil_infer_step(s, cont, ids, lg) == CPHIL_OK);
+        CHECK(max_rel(ls, lg, INFER_N_LOGITS) < 1e-4);
+        /* a chooser's values condition the later heads: teacher forcing on them */
+        uint8_t tb[5 * 8], tc[5 * 5];
+        memset(tb, 0, sizeof tb);
+        for (int t = 0; t < T; t++) {
+            tb[t * 8 + 0] = tb[t * 8 + 2] = 1;
+            for (int h = 1; h < INFER_N_HEADS; h++) tc[t * 5 + h - 1] = (uint8_t)(h + 1);
+        }
+        cphil_model_batch tf = {1, T, cont, ids, tb, tc, NULL};
+        ref = cphil_model_forward(&m, ws, &tf) + (size_t)(T - 1) * INFER_N_LOGITS;
+        cphil_infer_set_chooser(s, force_low, NULL);
+        CHECK(cphil_infer_run_sequence(s, T, cont, ids, lg) == CPHIL_OK);
+        CHECK_MSG(max_rel(lg, ref, INFER_N_LOGITS) < 1e-4, "%s: forced chooser vs teacher forcing %.3g",
+                  cphil_backbone_name(bb), max_rel(lg, ref, INFER_N_LOGITS));
+        CHECK(max_rel(lg + 8, greedy + 8, INFER_N_LOGITS - 8) > 1e-3); /* the conditioning shows */
+        CHECK(cphil_infer_chosen(s)[0] == 0x05 && cphil_infer_chosen(s)[5] == 6);
+        /* bf16 and int8 engines: the chosen values agree with f32's on most heads of random
+         * windows (random weights make near-ties, and a flipped head conditions the later ones) */
+        for (infer_dtype dt = INFER_BF16; dt <= INFER_I8; dt++) {
+            cphil_infer_model *qm = NULL;
+            cphil_infer_state *qs = NULL;
+            CHECK(cphil_infer_model_build(&sp, cphil_infer_model_lookup, &m, dt, &qm) == CPHIL_OK);
+            CHECK(cphil_infer_state_open(qm, CPHIL_INFER_WINDOW, &qs) == CPHIL_OK);
+            cphil_infer_set_chooser(s, NULL, NULL); /* back to greedy */
+            int same = 0, total = 0;
+            for (int rep = 0; rep < 40; rep++) {
+                make_frames(T, cont, ids);
+                CHECK(cphil_infer_run_sequence(s, T, cont, ids, lg) == CPHIL_OK);
+                CHECK(cphil_infer_run_sequence(qs, T, cont, ids, ls) == CPHIL_OK);
+                const uint8_t *x = cphil_infer_chosen(s), *y = cphil_infer_chosen(qs);
+                for (int k = 0; k < 8; k++) same += (x[0] >> k & 1) == (y[0] >> k & 1), total++;
+                for (int h = 1; h < INFER_N_HEADS; h++) same += x[h] == y[h], total++;
+            }
+            /* the bars of bf16_and_int8_agree_with_f32 less 3 points: a flip conditions later heads */
+            CHECK_MSG(same >= total * (dt == INFER_BF16 ? 94 : 90) / 100, "%s %s: %d of %d choices agree",
+                      cphil_backbone_name(bb), dt == INFER_BF16 ? "bf16" : "int8", same, total);
+            printf("# %s %s: %d of %d choices (each button, each stick and shoulder head) agree with f32\n",
+                   cphil_backbone_name(bb), dt == INFER_BF16 ? "bf16" : "int8", same, total);
+            cphil_infer_state_close(qs);
+            cphil_infer_model_free(qm);
+        }
+        cphil_infer_state_close(st);
+        cphil_infer_state_close(s);
+        cphil_infer_model_free(im);
+        cphil_model_ws_free(ws);
+        cphil_model_free(&m);
+    }
+}
+
 int main(void) {
     RUN(activations_match_libm);
     RUN(activations_dense_sweep);
@@ -1360,5 +1467,6 @@ int main(void) {
     RUN(rope_pairs_and_transpose_match_scalar_twins);
     RUN(kernel_tails_stay_inside_guarded_buffers);
     RUN(quantized_policy_files);
+    RUN(autoregressive_heads_engine_equals_training_forward);
     return harness_done();
 }

@@ -146,6 +146,91 @@ TEST(policy_file_round_trip) {
     }
 }
 
+/* Autoregressive heads: the config records them ("heads":"autoregressive", only then, so the
+ * config text of independent policies is what it always was and old files load as
+ * independent); five extra tensors heads.<name>.ar.weight [hidden_h, offset_h], last in the
+ * table, zero at init; the file round-trips. Teacher forcing conditions head h on the targets
+ * of heads < h only, and the greedy forward equals teacher forcing on its own choices. */
+TEST(autoregressive_heads_config_file_and_conditioning) {
+    cphil_model_config c, d;
+    small_cfg(&c, CPHIL_BACKBONE_MLP);
+    char buf[1024];
+    size_t len;
+    CHECK(cphil_model_config_to_json(&c, buf, sizeof buf, &len) == CPHIL_OK);
+    CHECK(strstr(buf, "heads\"") == NULL || strstr(buf, "\"heads\":") == NULL);
+    CHECK(cphil_model_config_from_json(buf, len, &d) == CPHIL_OK && d.heads == CPHIL_HEADS_INDEPENDENT);
+    c.heads = CPHIL_HEADS_AUTOREGRESSIVE;
+    CHECK(cphil_model_config_to_json(&c, buf, sizeof buf, &len) == CPHIL_OK);
+    CHECK(strstr(buf, "\"heads\":\"autoregressive\"}") != NULL);
+    CHECK(cphil_model_config_from_json(buf, len, &d) == CPHIL_OK && d.heads == CPHIL_HEADS_AUTOREGRESSIVE);
+    const char *bad = "{\"backbone\":\"mlp\",\"heads\":\"sideways\"}";
+    CHECK(cphil_model_config_from_json(bad, strlen(bad), &d) == CPHIL_E_FORMAT);
+
+    cphil_model mi, m, r;
+    cphil_model_config ci = c;
+    ci.heads = CPHIL_HEADS_INDEPENDENT;
+    CHECK(cphil_model_init(&mi, &ci) == CPHIL_OK);
+    CHECK(cphil_model_init(&m, &c) == CPHIL_OK);
+    CHECK_EQ_INT(m.n_tensors, mi.n_tensors + 5);
+    for (int i = 0; i < mi.n_tensors; i++) CHECK(!strcmp(m.tensors[i].name, mi.tensors[i].name) && m.tensors[i].offset == mi.tensors[i].offset);
+    const cphil_tensor *t = cphil_model_find(&m, "heads.main_y.ar.weight");
+    CHECK(t && t->shape[0] == 64 && t->shape[1] == 25);
+    t = cphil_model_find(&m, "heads.shoulder.ar.weight");
+    CHECK(t && t->shape[0] == 32 && t->shape[1] == 76);
+    CHECK(cphil_model_find(&m, "heads.buttons.ar.weight") == NULL);
+    cphil_model_init_params(&m, 9);
+    t = cphil_model_find(&m, "heads.c_x.ar.weight");
+    int zero = 1;
+    for (size_t k = 0; k < t->numel; k++) zero &= m.params[t->offset + k] == 0.0f;
+    CHECK(zero);
+    /* make the conditioning matter, then round-trip the file */
+    for (int h = 1; h < CPHIL_N_HEADS; h++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "heads.%s.ar.weight", cphil_head_names[h]);
+        t = cphil_model_find(&m, nm);
+        for (size_t k = 0; k < t->numel; k++) m.params[t->offset + k] = (float)((k * 37 % 11) - 5) * 0.3f;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/policy_ar.safetensors", harness_tmpdir());
+    CHECK(cphil_policy_save(&m, path) == CPHIL_OK);
+    CHECK_MSG(cphil_policy_load(path, &r) == CPHIL_OK, "%s", cphil_last_error());
+    CHECK(r.cfg.heads == CPHIL_HEADS_AUTOREGRESSIVE && r.n_tensors == m.n_tensors);
+    CHECK(!memcmp(r.params, m.params, m.n_floats * sizeof(float)));
+    cphil_model_free(&r);
+
+    /* conditioning: one frame, B = T = 1 */
+    cphil_model_ws *ws = NULL;
+    CHECK(cphil_model_ws_create(&m, 1, 1, &ws) == CPHIL_OK);
+    float cont[7];
+    for (int k = 0; k < 7; k++) cont[k] = 0.3f * (float)k - 0.5f;
+    int32_t ids[3] = {8, 12, 20};
+    uint8_t btn[8] = {1, 0, 0, 1, 0, 0, 0, 0}, cls[5] = {3, 8, 8, 12, 2};
+    float a[CPHIL_N_LOGITS], b2[CPHIL_N_LOGITS], g[CPHIL_N_LOGITS];
+    cphil_model_batch mb = {1, 1, cont, ids, btn, cls, NULL};
+    memcpy(a, cphil_model_forward(&m, ws, &mb), sizeof a);
+    cls[1] = 14; /* main_y's target: changes c_x, c_y, shoulder only */
+    memcpy(b2, cphil_model_forward(&m, ws, &mb), sizeof b2);
+    CHECK(!memcmp(a, b2, (size_t)cphil_head_offset[CPHIL_HEAD_C_X] * sizeof(float)));
+    CHECK(memcmp(a + cphil_head_offset[CPHIL_HEAD_C_X], b2 + cphil_head_offset[CPHIL_HEAD_C_X],
+                 (size_t)(CPHIL_N_LOGITS - cphil_head_offset[CPHIL_HEAD_C_X]) * sizeof(float)) != 0);
+    /* greedy: the same logits as teacher forcing on the greedy choices */
+    cphil_model_batch gb = {1, 1, cont, ids, NULL, NULL, NULL};
+    memcpy(g, cphil_model_forward(&m, ws, &gb), sizeof g);
+    for (int k = 0; k < 8; k++) btn[k] = g[k] > 0;
+    for (int h = 1; h < CPHIL_N_HEADS; h++) {
+        const float *z = g + cphil_head_offset[h];
+        int am = 0;
+        for (int k = 1; k < cphil_head_classes[h]; k++)
+            if (z[k] > z[am]) am = k;
+        cls[h - 1] = (uint8_t)am;
+    }
+    memcpy(a, cphil_model_forward(&m, ws, &mb), sizeof a);
+    CHECK(!memcmp(a, g, sizeof a));
+    cphil_model_ws_free(ws);
+    cphil_model_free(&m);
+    cphil_model_free(&mi);
+}
+
 /* Files a policy loader must refuse: each built with the safetensors writer. */
 TEST(policy_file_refuses_bad_files) {
     cphil_model_config c;
@@ -303,6 +388,7 @@ TEST(embedding_check) {
 
 int main(void) {
     RUN(policy_file_round_trip);
+    RUN(autoregressive_heads_config_file_and_conditioning);
     RUN(policy_file_refuses_bad_files);
     RUN(config_json_round_trip);
     RUN(config_json_rejects_bad_input);

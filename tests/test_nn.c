@@ -892,6 +892,19 @@ TEST(fd_loss) {
     FD("dlogits", LL.logits, 5 * 81, g, loss_loss);
 }
 
+static void cphil_decide_logits_test(const float *z, uint8_t out[CPHIL_N_HEADS]) {
+    uint8_t bm = 0;
+    for (int k = 0; k < 8; k++) bm |= (uint8_t)((z[k] > 0) << k);
+    out[0] = bm;
+    for (int h = 1; h < CPHIL_N_HEADS; h++) {
+        const float *l = z + cphil_head_offset[h];
+        int am = 0;
+        for (int k = 1; k < cphil_head_classes[h]; k++)
+            if (l[k] > l[am]) am = k;
+        out[h] = (uint8_t)am;
+    }
+}
+
 /* Whole policy in double, T = 4, every backbone: sampled entries of every tensor. */
 static struct {
     cphil_model_ws_f64 *ws;
@@ -905,12 +918,17 @@ static double policy_loss_f64(void) {
     cphil_model_forward_f64(LP.ws, LP.params, LP.cont, LP.ids);
     return cphil_model_loss_f64(LP.ws, LP.buttons, LP.cls, LP.weight, &LP.lc);
 }
-static void fd_policy(cphil_backbone bb) {
+static void fd_policy_heads(cphil_backbone bb, cphil_heads_mode heads) {
     arena_reset();
     const int B = 2, T = 4, M = B * T;
     cphil_model_config c;
     small_cfg(&c, bb);
     c.window = T;
+    c.heads = heads;
+    /* the autoregressive cases draw from a fixed generator state, so which other tests ran
+     * first (TEST_ONLY) cannot move a pre-activation onto a ReLU kink, where finite
+     * differences are meaningless */
+    if (heads == CPHIL_HEADS_AUTOREGRESSIVE) g_rng = 0x5EED0000u + (uint64_t)bb;
     cphil_model m;
     CHECK(cphil_model_init(&m, &c) == CPHIL_OK);
     cphil_model_init_params(&m, 42 + (uint64_t)bb);
@@ -937,6 +955,8 @@ static void fd_policy(cphil_backbone bb) {
     LP.lc.pos_weight[2] = 2.0f;
     LP.lc.label_smoothing = 0.1f;
     CHECK(cphil_model_ws_create_f64(&m, B, T, &LP.ws) == CPHIL_OK);
+    /* autoregressive heads train with teacher forcing: each head conditioned on the targets */
+    if (heads == CPHIL_HEADS_AUTOREGRESSIVE) cphil_model_set_targets_f64(LP.ws, LP.buttons, LP.cls);
     double *grads = dz(m.n_floats);
     policy_loss_f64();
     cphil_model_backward_f64(LP.ws, LP.params, LP.cont, LP.ids, grads);
@@ -946,6 +966,100 @@ static void fd_policy(cphil_backbone bb) {
     }
     cphil_model_ws_free_f64(LP.ws);
     cphil_model_free(&m);
+}
+static void fd_policy(cphil_backbone bb) { fd_policy_heads(bb, CPHIL_HEADS_INDEPENDENT); }
+
+/* What autoregressive heads are for: a controller whose parts depend on each other beyond what
+ * the state tells. The inputs carry no information; main_x is 4 or 12 by a coin flip and main_y
+ * always equals main_x (a diagonal). The best independent heads predict each half with
+ * probability 1/2: joint NLL 2 ln 2 = 1.386. Autoregressive heads learn main_y given main_x:
+ * joint NLL -> ln 2 = 0.693. Trained the same way (MLP, AdamW, 300 steps), scored on fresh
+ * frames with teacher forcing; and the greedy decisions always lie on the diagonal. */
+static double ar_joint_nll(cphil_heads_mode heads, double *diag) {
+    enum { B = 64 };
+    cphil_model_config c;
+    small_cfg(&c, CPHIL_BACKBONE_MLP);
+    c.window = 1;
+    c.heads = heads;
+    cphil_model m;
+    CHECK(cphil_model_init(&m, &c) == CPHIL_OK);
+    cphil_model_init_params(&m, 3);
+    cphil_model_ws *ws = NULL;
+    CHECK(cphil_model_ws_create(&m, B, 1, &ws) == CPHIL_OK);
+    cphil_adamw_config ac;
+    cphil_adamw_config_default(&ac);
+    ac.lr = 1e-2f;
+    cphil_adamw opt;
+    CHECK(cphil_adamw_init(&opt, &ac, m.n_floats) == CPHIL_OK);
+    float *grads = cphil_alloc(m.n_floats * sizeof(float));
+    static float cont[B * 7];
+    static int32_t ids[B * 3];
+    static uint8_t btn[B * 8], cls[B * 5];
+    cphil_loss_config lc;
+    cphil_loss_config_default(&lc);
+    uint64_t rs = 77;
+    double nll = 0;
+    for (int step = 0; step <= 300; step++) {
+        for (int i = 0; i < B; i++) {
+            for (int k = 0; k < 7; k++) cont[i * 7 + k] = 0.5f;
+            ids[i * 3 + 0] = 7;
+            ids[i * 3 + 1] = 11;
+            ids[i * 3 + 2] = 16;
+            rs = rs * 6364136223846793005ull + 1442695040888963407ull;
+            uint8_t v = (rs >> 40) & 1 ? 12 : 4;
+            cls[i * 5 + 0] = v;
+            cls[i * 5 + 1] = v;
+            cls[i * 5 + 2] = 8;
+            cls[i * 5 + 3] = 8;
+            cls[i * 5 + 4] = 0;
+        }
+        cphil_model_batch mb = {B, 1, cont, ids, btn, cls, NULL};
+        const float *z = cphil_model_forward(&m, ws, &mb);
+        if (step == 300) { /* fresh frames: the joint NLL of main_x and main_y */
+            for (int i = 0; i < B; i++)
+                for (int h = 1; h <= 2; h++) {
+                    const float *l = z + (size_t)i * CPHIL_N_LOGITS + cphil_head_offset[h];
+                    double mx = l[0], se = 0;
+                    for (int k = 1; k < 17; k++) mx = l[k] > mx ? l[k] : mx;
+                    for (int k = 0; k < 17; k++) se += exp(l[k] - mx);
+                    nll += mx + log(se) - l[cls[i * 5 + h - 1]];
+                }
+            nll /= B;
+            cphil_model_batch gb = {B, 1, cont, ids, NULL, NULL, NULL};
+            z = cphil_model_forward(&m, ws, &gb);
+            int on = 0;
+            for (int i = 0; i < B; i++) {
+                uint8_t d[CPHIL_N_HEADS];
+                cphil_decide_logits_test(z + (size_t)i * CPHIL_N_LOGITS, d);
+                on += d[1] == d[2] && (d[1] == 4 || d[1] == 12);
+            }
+            *diag = (double)on / B;
+            break;
+        }
+        cphil_model_loss(&m, ws, &mb, &lc, NULL);
+        memset(grads, 0, m.n_floats * sizeof(float));
+        cphil_model_backward(&m, ws, &mb, grads);
+        cphil_adamw_step(&opt, m.params, grads);
+    }
+    cphil_free(grads);
+    cphil_adamw_free(&opt);
+    cphil_model_ws_free(ws);
+    cphil_model_free(&m);
+    return nll;
+}
+TEST(autoregressive_heads_learn_a_joint_the_independent_cannot) {
+    double diag_i = 0, diag_a = 0;
+    double ind = ar_joint_nll(CPHIL_HEADS_INDEPENDENT, &diag_i);
+    double ar = ar_joint_nll(CPHIL_HEADS_AUTOREGRESSIVE, &diag_a);
+    printf("# joint NLL of (main_x, main_y): independent %.4f, autoregressive %.4f; greedy on the diagonal %.3f / %.3f\n",
+           ind, ar, diag_i, diag_a);
+    CHECK_MSG(ind > 1.30 && ind < 1.50, "independent joint NLL %.4f (2 ln 2 = 1.386)", ind);
+    CHECK_MSG(ar < 0.80 && ar > 0.60, "autoregressive joint NLL %.4f (ln 2 = 0.693)", ar);
+    CHECK_MSG(diag_a == 1.0, "autoregressive greedy decisions on the diagonal: %.3f", diag_a);
+}
+TEST(fd_policy_autoregressive_heads_mlp_mamba) {
+    fd_policy_heads(CPHIL_BACKBONE_MLP, CPHIL_HEADS_AUTOREGRESSIVE);
+    fd_policy_heads(CPHIL_BACKBONE_MAMBA, CPHIL_HEADS_AUTOREGRESSIVE);
 }
 TEST(fd_policy_mlp) { fd_policy(CPHIL_BACKBONE_MLP); }
 TEST(fd_policy_lstm) { fd_policy(CPHIL_BACKBONE_LSTM); }
@@ -990,6 +1104,8 @@ int main(void) {
     RUN(fd_policy_gru);
     RUN(fd_policy_mamba);
     RUN(fd_policy_attention);
+    RUN(fd_policy_autoregressive_heads_mlp_mamba);
+    RUN(autoregressive_heads_learn_a_joint_the_independent_cannot);
     arena_reset();
     if (g_fix.buf) cphil_free(g_fix.buf);
     return harness_done();

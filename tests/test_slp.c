@@ -898,11 +898,19 @@ TEST(damaged_synthetic_absurd_sizes) {
                    0x35, 4, 0x36, 0xFF, 0xFF, 0x36, '}'};
     CHECK(read_bytes(e, sizeof e, &r) == CPHIL_E_FORMAT && !r);
     CHECK(strstr(cphil_last_error(), "raw element") != NULL);
-    /* an undeclared code inside a sized raw element */
+    /* an undeclared code inside a sized raw element, after Game Start: damage in the middle,
+     * read like slippi-js (what came before is kept) with a warning, not an error */
     uint8_t f[] = {'{', 'U', 3, 'r', 'a', 'w', '[', '$', 'U', '#', 'l', 0, 0, 0, 11,
                    0x35, 4, 0x36, 0x00, 0x04, 0x36, 3, 0, 0, 0, 0x99, '}'};
-    CHECK(read_bytes(f, sizeof f, &r) == CPHIL_E_FORMAT && !r);
-    CHECK(strstr(cphil_last_error(), "byte 25") && strstr(cphil_last_error(), "0x99"));
+    CHECK(read_bytes(f, sizeof f, &r) == CPHIL_OK);
+    CHECK(r && r->damaged && r->damaged_at == 25 && r->n_frames == 0 && r->has_game_start);
+    CHECK(r && strstr(r->warning, "byte 25") && strstr(r->warning, "0x99") && strstr(r->warning, "synthetic.slp"));
+    cphil_replay_free(r);
+    /* the same code before Game Start: nothing to keep, an error */
+    uint8_t f2[] = {'{', 'U', 3, 'r', 'a', 'w', '[', '$', 'U', '#', 'l', 0, 0, 0, 6,
+                    0x35, 4, 0x36, 0x00, 0x04, 0x99, '}'};
+    CHECK(read_bytes(f2, sizeof f2, &r) == CPHIL_E_FORMAT && !r);
+    CHECK(strstr(cphil_last_error(), "byte 20") && strstr(cphil_last_error(), "0x99"));
     /* declared-but-unknown codes (even of size 0) are skipped; no metadata element is fine */
     uint8_t g[] = {'{', 'U', 3, 'r', 'a', 'w', '[', '$', 'U', '#', 'l', 0, 0, 0, 14,
                    0x35, 7, 0x36, 0x00, 0x04, 0xFF, 0x00, 0x00, 0x36, 3, 0, 0, 0, 0xFF, '}'};
@@ -932,6 +940,92 @@ TEST(damaged_synthetic_absurd_sizes) {
     const char *txt = "hello, world\n";
     CHECK(read_bytes((const uint8_t *)txt, strlen(txt), &r) == CPHIL_E_FORMAT && !r);
     CHECK(strstr(cphil_last_error(), "not a Slippi replay") && strstr(cphil_last_error(), "byte 0"));
+}
+
+/* Offsets of the events of a whole .slp in d[0..n): the Frame Start (0x3A) of frame `want`
+ * and the Post-Frame (0x38) that follows it. Returns false when the file has no such event. */
+static bool find_frame_events(const uint8_t *d, size_t n, int32_t want, size_t *frame_start, size_t *post) {
+    if (n < 17 || d[15] != 0x35) return false;
+    uint16_t size[256] = {0};
+    size_t tab = d[16];
+    for (size_t i = 0; i + 2 < tab && 17 + i + 2 < n; i += 3) size[d[17 + i]] = (uint16_t)(d[18 + i] << 8 | d[19 + i]);
+    size_t raw_end = 15 + ((size_t)d[11] << 24 | (size_t)d[12] << 16 | (size_t)d[13] << 8 | d[14]);
+    *frame_start = *post = 0;
+    for (size_t o = 16 + tab; o < raw_end && o < n; o += 1u + size[d[o]]) {
+        if (d[o] != 0x35 && !size[d[o]]) return false;
+        if (d[o] == 0x3A && o + 5 <= n && (int32_t)((uint32_t)d[o + 1] << 24 | (uint32_t)d[o + 2] << 16 | (uint32_t)d[o + 3] << 8 | d[o + 4]) == want) *frame_start = o;
+        if (*frame_start && d[o] == 0x38) {
+            *post = o;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A replay damaged in the middle (a run of zero bytes in place of events, written to a temp
+ * file) keeps the frames before the damage, identical to the intact file's, with a warning
+ * naming the file and the offset; the metadata after the raw element still reads. */
+TEST(damaged_zero_run_keeps_frames_before) {
+    const char *rel = have_replays() ? "exphil/Game_20260715T195318.slp" : "synth:0";
+    size_t n;
+    uint8_t *d = slurp(rel, &n);
+    cphil_replay *orig = NULL;
+    CHECK(cphil_slp_read_mem(d, n, rel, &orig) == CPHIL_OK && orig && orig->n_frames > 200);
+    if (!orig) return;
+    int32_t F = orig->first_frame + (int32_t)(orig->n_frames / 2);
+    size_t fs = 0, post = 0;
+    CHECK_MSG(find_frame_events(d, n, F, &fs, &post), "%s: no Frame Start / Post-Frame for frame %d", rel, (int)F);
+    uint8_t *c = cphil_alloc(n);
+    char path[512];
+    snprintf(path, sizeof path, "%s/damaged_zero_run.slp", harness_tmpdir());
+    /* case 0: zeros from the Frame Start of F (an event boundary): frames up to F-1 kept;
+     * case 1: zeros from inside F's Post-Frame, after its frame number: F is dropped too */
+    for (int k = 0; k < 2; k++) {
+        size_t at = k == 0 ? fs : post + 9, len = 3000;
+        memcpy(c, d, n);
+        memset(c + at, 0, len);
+        FILE *fp = fopen(path, "wb");
+        CHECK(fp && fwrite(c, 1, n, fp) == n);
+        if (fp) fclose(fp);
+        cphil_replay *r = NULL;
+        cphil_status st = cphil_slp_read_file(path, &r);
+        CHECK_MSG(st == CPHIL_OK && r, "case %d: %s", k, cphil_status_name(st));
+        if (!r) continue;
+        /* the first undeclared byte: at the boundary for case 0; for case 1 the first event
+         * boundary inside the zeros, where 0x00 is read as a code */
+        CHECK(r->damaged && r->damaged_at >= at && r->damaged_at < at + len);
+        if (k == 0) CHECK(r->damaged_at == at);
+        char want[64];
+        snprintf(want, sizeof want, "byte %llu", (unsigned long long)r->damaged_at);
+        CHECK_MSG(strstr(r->warning, path) && strstr(r->warning, want), "warning: %s", r->warning);
+        CHECK_MSG(r->last_frame == F - 1 && r->first_frame == orig->first_frame, "case %d: last frame %d, want %d", k,
+                  (int)r->last_frame, (int)(F - 1));
+        CHECK(r->meta.present && r->meta.last_frame == orig->meta.last_frame);
+        CHECK(!r->truncated);
+        cphil_frame a, b;
+        for (uint32_t i = 0; i < r->n_frames && i < orig->n_frames; i++) {
+            cphil_replay_get_frame(r, i, &a);
+            cphil_replay_get_frame(orig, i, &b);
+            uint64_t ha = frame_hash(&a), hb = frame_hash(&b);
+            if (ha != hb) {
+                CHECK_MSG(ha == hb, "case %d: row %u differs from the intact file", k, i);
+                break;
+            }
+        }
+        cphil_replay_free(r);
+    }
+    /* zeros up to the end of the file (the metadata lost too): still the frames before */
+    memcpy(c, d, n);
+    memset(c + fs, 0, n - fs);
+    cphil_replay *r = NULL;
+    CHECK(cphil_slp_read_mem(c, n, rel, &r) == CPHIL_OK && r);
+    if (r) {
+        CHECK(r->damaged && r->last_frame == F - 1 && !r->meta.present && strstr(r->warning, "metadata unreadable"));
+        cphil_replay_free(r);
+    }
+    cphil_free(c);
+    cphil_free(d);
+    cphil_replay_free(orig);
 }
 
 /* A pre-1.6.0 bare stream (20 bytes) whose Post-Frame is declared with the 6-byte minimum: the
@@ -1075,6 +1169,7 @@ int main(void) {
     RUN(expected_X2_truncated_by_5137_bytes);
     RUN(damaged_flipped_bytes);
     RUN(damaged_synthetic_absurd_sizes);
+    RUN(damaged_zero_run_keeps_frames_before);
     RUN(damaged_short_post_frame_sheik_fix);
     RUN(damaged_files_empty_dir_missing);
     RUN(allocation_failures_are_clean);

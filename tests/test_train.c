@@ -185,6 +185,50 @@ TEST(model_scoring_matches_definition) {
     CHECK_NEAR(r.acc_all, 0.0, 0, 0); /* c_x / c_y targets 8 vs argmax 0: never all right */
 }
 
+/* Change rates on the tiny replay, by hand. Human states: (no button, mx 8), (A, 8), (A, 12),
+ * (none, 12), (none, 12): pairs 4; buttons change twice, main_x once, the state 3 times. The
+ * policy of model_scoring_matches_definition follows buttons and main_x but picks main_y 3 on
+ * the last frame: its state changes on all 4 pairs, main_y once. */
+TEST(change_rates_hand_computed) {
+    uint8_t btn[5][8], cls[5][5];
+    tiny_targets(btn, cls);
+    cphil_change_sums hu, mo;
+    memset(&hu, 0, sizeof hu);
+    memset(&mo, 0, sizeof mo);
+    cphil_change_begin_replay(&hu);
+    cphil_change_begin_replay(&mo);
+    for (int t = 0; t < 5; t++) {
+        float z[CPHIL_N_LOGITS];
+        memset(z, 0, sizeof z);
+        z[0] = btn[t][0] ? 3.0f : -3.0f;
+        for (int k = 1; k < 8; k++) z[k] = -2.0f;
+        z[cphil_head_offset[1] + cls[t][0]] = 5.0f;
+        z[cphil_head_offset[2] + (t == 4 ? 3 : 8)] = 5.0f;
+        uint8_t s[CPHIL_TR_N_HEADS];
+        cphil_target_state(btn[t], cls[t], s);
+        cphil_change_add(&hu, s);
+        cphil_decide_logits(z, s);
+        CHECK(s[0] == (btn[t][0] ? 1 : 0) && s[1] == cls[t][0] && s[3] == 0);
+        cphil_change_add(&mo, s);
+    }
+    double rh[CPHIL_TR_N_HEADS], rm[CPHIL_TR_N_HEADS], ah, am;
+    cphil_change_rates(&hu, rh, &ah);
+    cphil_change_rates(&mo, rm, &am);
+    CHECK(hu.pairs == 4 && mo.pairs == 4);
+    CHECK_NEAR(ah, 0.75, 1e-12, 0);
+    CHECK_NEAR(rh[0], 0.5, 1e-12, 0);
+    CHECK_NEAR(rh[1], 0.25, 1e-12, 0);
+    CHECK_NEAR(rh[2], 0.0, 0, 0);
+    CHECK_NEAR(am, 1.0, 1e-12, 0);
+    CHECK_NEAR(rm[2], 0.25, 1e-12, 0);
+    CHECK_NEAR(rm[3], 0.0, 0, 0);
+    /* a new replay starts a new chain: its first frame is no pair */
+    cphil_change_begin_replay(&hu);
+    uint8_t s[CPHIL_TR_N_HEADS] = {0xFF, 0, 0, 0, 0, 4};
+    cphil_change_add(&hu, s);
+    CHECK(hu.pairs == 4);
+}
+
 TEST(curves_csv_and_svg) {
     cphil_curve_row rows[3];
     memset(rows, 0, sizeof rows);
@@ -565,6 +609,7 @@ int main(void) {
     RUN(hash64_is_stable_and_sensitive);
     RUN(baselines_hand_computed);
     RUN(model_scoring_matches_definition);
+    RUN(change_rates_hand_computed);
     RUN(curves_csv_and_svg);
     RUN(distill_gradient_check);
     RUN(distill_alpha_and_temperature_behave);

@@ -33,7 +33,31 @@ struct cphil_agent {
     cphil_rng rng;
     infer_dtype prec;
     int window;          /* frames the engine's window holds (1 for the MLP) */
+    bool ar;             /* autoregressive heads: the engine samples head by head (ar_sample) */
 };
+
+/* Autoregressive heads: the engine asks for each head's value in order (each head's logits
+ * depend on the values before it), so sampling happens inside the step: buttons Bernoulli on
+ * sigmoid(logit), categorical heads Gumbel-max on logits / T, from the agent's generator (the
+ * draws differ in order from cphil_sample_action's; deterministic agents keep the engine's
+ * greedy chooser). */
+static uint8_t ar_sample(void *user, int head, const float *z) {
+    cphil_agent *a = user;
+    uint8_t v = 0;
+    if (head == 0) {
+        for (int k = 0; k < CPHIL_N_BUTTONS; k++) {
+            double p = 1.0 / (1.0 + exp(-(double)z[k]));
+            v |= (uint8_t)((cphil_rng_uniform(&a->rng) < p) << k);
+        }
+        return v;
+    }
+    double best = -INFINITY, T = a->p.temperature > 0.f ? a->p.temperature : 1.0;
+    for (int k = 0; k < cphil_head_classes[head]; k++) {
+        double g = (double)z[k] / T - log(-log(cphil_rng_uniform(&a->rng)));
+        if (g > best) best = g, v = (uint8_t)k;
+    }
+    return v;
+}
 
 cphil_agent_params cphil_agent_default_params(void) {
     cphil_agent_params p;
@@ -84,6 +108,8 @@ cphil_status cphil_agent_open(const char *policy_path, const cphil_agent_params 
     if ((s = cphil_infer_state_open(a->model, p.mode == CPHIL_AGENT_STREAM ? CPHIL_INFER_STREAM : CPHIL_INFER_WINDOW,
                                     &a->st)))
         goto fail;
+    a->ar = cphil_infer_model_spec(a->model)->ar_heads;
+    if (a->ar && !p.deterministic) cphil_infer_set_chooser(a->st, ar_sample, a); /* else greedy */
     a->cont = cphil_calloc((size_t)a->layout.n_cont + 1, sizeof(float));
     a->ids = cphil_calloc((size_t)a->layout.n_ids + 1, sizeof(int32_t));
     if (!a->cont || !a->ids) {
@@ -145,7 +171,11 @@ static void neutral(cphil_controller_state *o) {
 static void decide(cphil_agent *a, cphil_controller_state *out) {
     uint8_t btn[8], cls[5];
     cphil_sample_action(a->logits, 1.f, true, NULL, a->det_buttons, a->det_cls);
-    if (a->p.deterministic) {
+    if (a->ar) { /* chosen head by head inside the step (greedy, or ar_sample) */
+        const uint8_t *ch = cphil_infer_chosen(a->st);
+        for (int k = 0; k < 8; k++) btn[k] = ch[0] >> k & 1;
+        memcpy(cls, ch + 1, 5);
+    } else if (a->p.deterministic) {
         memcpy(btn, a->det_buttons, 8);
         memcpy(cls, a->det_cls, 5);
     } else {
@@ -173,9 +203,13 @@ static cphil_status redecide(cphil_agent *a, const cphil_frame *f, cphil_control
         return CPHIL_OK;
     }
     cphil_embed_frame(&a->layout, &a->game, f, a->cont, a->ids);
+    cphil_rng now = a->rng;
+    a->rng = a->rng_before; /* before the step: autoregressive heads sample inside it */
     cphil_status s = cphil_infer_correct(a->st, (int)back, a->cont, a->ids, a->logits);
-    if (s) return s;
-    a->rng = a->rng_before;
+    if (s) {
+        a->rng = now;
+        return s;
+    }
     decide(a, out);
     return CPHIL_OK;
 }
@@ -190,10 +224,11 @@ cphil_status cphil_agent_step(cphil_agent *a, const cphil_frame *f, cphil_contro
     if (f->frame < CPHIL_AGENT_FIRST_FRAME) return CPHIL_OK;
     if (a->last_frame != INT32_MIN && f->frame <= a->last_frame) return redecide(a, f, out);
     cphil_embed_frame(&a->layout, &a->game, f, a->cont, a->ids);
+    cphil_rng before = a->rng; /* autoregressive heads draw inside the step */
     cphil_status s = cphil_infer_step(a->st, a->cont, a->ids, a->logits);
     if (s) return s; /* nothing consumed: the state is as before */
     a->last_frame = f->frame;
-    a->rng_before = a->rng;
+    a->rng_before = before;
     decide(a, out);
     return CPHIL_OK;
 }

@@ -143,6 +143,8 @@ int cmd_dataset(int argc, char **argv) {
             cphil_json_uint(&j, rep.skipped[k]);
         }
         cphil_json_obj_close(&j);
+        cphil_json_key(&j, "damaged_kept");
+        cphil_json_uint(&j, rep.damaged_kept);
         cphil_json_key(&j, "button_press_rate");
         cphil_json_obj_open(&j);
         for (int b = 0; b < CPHIL_N_BUTTONS; b++) {
@@ -174,6 +176,8 @@ int cmd_dataset(int argc, char **argv) {
             if (rep.files[i].skip == CPHIL_DS_SKIP_DAMAGED || rep.files[i].skip == CPHIL_DS_SKIP_DUPLICATE)
                 fprintf(out, "  %s %s: %s\n", cphil_ds_skip_name(rep.files[i].skip), rep.files[i].path,
                         rep.files[i].message ? rep.files[i].message : "");
+            else if (rep.files[i].skip == CPHIL_DS_USED && rep.files[i].message)
+                fprintf(out, "  warning: %s\n", rep.files[i].message);
         if (s == CPHIL_OK) {
             fprintf(out, "  frames %llu (train %llu, validation %llu) in %u entries; %.2f s, %.0f frames/s; %.1f MB -> %s\n",
                     (unsigned long long)rep.rows, (unsigned long long)rep.train_rows,

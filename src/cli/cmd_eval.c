@@ -223,6 +223,21 @@ int cmd_eval(int argc, char **argv) {
             }
             cphil_json_obj_close(&j);
         }
+        cphil_json_key(&j, "change_rate");
+        cphil_json_obj_open(&j);
+        const char *who[2] = {"model", "human"};
+        for (int w = 0; w < 2; w++) {
+            cphil_json_key(&j, who[w]);
+            cphil_json_obj_open(&j);
+            cphil_json_key(&j, "action");
+            cphil_json_num(&j, w ? res.change_human_all : res.change_model_all);
+            for (int h = 0; h < CPHIL_TR_N_HEADS; h++) {
+                cphil_json_key(&j, cphil_head_names[h]);
+                cphil_json_num(&j, w ? res.change_human[h] : res.change_model[h]);
+            }
+            cphil_json_obj_close(&j);
+        }
+        cphil_json_obj_close(&j);
         cphil_json_key(&j, "nll_total");
         cphil_json_obj_open(&j);
         cphil_json_key(&j, "model");
@@ -256,6 +271,11 @@ int cmd_eval(int argc, char **argv) {
             for (int h = 0; h < CPHIL_TR_N_HEADS; h++) printf(" %s %.4f", cphil_head_names[h], agree[h]);
             printf("\n");
         }
+        printf("state changes from the previous frame: model %.4f, human %.4f (per head, model/human:",
+               res.change_model_all, res.change_human_all);
+        for (int h = 0; h < CPHIL_TR_N_HEADS; h++)
+            printf(" %s %.3f/%.3f", cphil_head_names[h], res.change_model[h], res.change_human[h]);
+        printf(")\n");
         printf("buttons (each):");
         for (int k = 0; k < CPHIL_N_BUTTONS; k++) printf(" %s %.4f", cphil_button_names[k], res.model.btn_acc[k]);
         printf("\n(acc: argmax = target; buttons: all 8 right at sigmoid > 0.5; action: all six heads right. nll: nats per frame, buttons summed over the 8)\n");

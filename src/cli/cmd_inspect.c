@@ -130,6 +130,10 @@ static void print_json(const char *path, const cphil_replay *r, const char *erro
     cphil_json_bool(&j, r->in_progress);
     cphil_json_key(&j, "truncated");
     cphil_json_bool(&j, r->truncated);
+    cphil_json_key(&j, "damaged_at");
+    json_frames_or_null(&j, r->damaged, (long long)r->damaged_at);
+    cphil_json_key(&j, "warning");
+    cphil_json_str(&j, r->damaged ? r->warning : NULL);
     cphil_json_key(&j, "metadata_last_frame");
     json_frames_or_null(&j, r->meta.present && r->meta.has_last_frame, r->meta.last_frame);
     cphil_json_key(&j, "metadata");
@@ -198,6 +202,7 @@ static void print_human(const char *path, const cphil_replay *r, const char *err
     double secs = r->n_frames / 60.0;
     printf("  duration %d:%04.1f (%u frames at 60 fps)%s%s\n", (int)(secs / 60), secs - 60 * (int)(secs / 60), r->n_frames,
            r->in_progress ? ", raw length 0 (still recording)" : "", r->truncated ? ", TRUNCATED" : "");
+    if (r->damaged) printf("  DAMAGED at byte %llu: the frames before it are kept\n", (unsigned long long)r->damaged_at);
     if (r->meta.present) {
         printf("  metadata:");
         if (r->meta.start_at[0]) printf(" start %s", r->meta.start_at);
@@ -221,7 +226,8 @@ static opts_spec spec = {
     .about = "Summarize Slippi replays: version, stage, players, frames (with rollback copies), items,\n"
              "followers, game end, PAL, duration, metadata. A file that cannot be read gets its error on\n"
              "stderr (with --json also in its JSON line) and the others are still read; the exit status\n"
-             "is 1 if any failed.",
+             "is 1 if any failed. A file damaged in the middle (bytes that are not events, such as a run\n"
+             "of zeros) keeps the frames before the damage: a warning on stderr, not a failure.",
     .groups = {{NULL, inspect_defs, (int)CPHIL_ARRAY_LEN(inspect_defs)}},
     .positional_name = "FILE (one or more .slp replays)",
     .n_positional = &nfiles,
@@ -252,6 +258,7 @@ int cmd_inspect(int argc, char **argv) {
         if (json) print_json(path, r, err);
         else print_human(path, r, err);
         if (st) cli_error("%s", err);
+        else if (r && r->damaged) fprintf(stderr, "cphil: warning: %s\n", r->warning);
         fflush(stdout);
         cphil_replay_free(r);
     }

@@ -21,13 +21,14 @@
 #include <unistd.h>
 
 static const char *const backbone_choices[] = {"mlp", "lstm", "gru", "mamba", "attention", NULL};
+static const char *const heads_choices[] = {"independent", "autoregressive", NULL}; /* = cphil_heads_mode */
 
 typedef struct train_cli {
     const char *replays, *data, *out, *name, *resume, *train_character;
     const char *characters[OPT_LIST_CAP], *stages[OPT_LIST_CAP];
     int n_characters, n_stages;
     bool temporal, dual_port, prev_action, early_stopping, dry_run, quiet;
-    int backbone;
+    int backbone, heads;
     int hidden[8], n_hidden;
     long long window, state_size, expand, conv_size, num_layers, num_heads, max_files, player, frame_delay,
         batch, stride, tbptt, save_every, patience, stop_after, gpus;
@@ -61,6 +62,7 @@ static opt_def train_defs[] = {
     D("--expand-factor", OPT_INT, &C.expand, "2", 1, 16, "Mamba inner width = expand x hidden"),
     D("--conv-size", OPT_INT, &C.conv_size, "4", 1, 64, "Mamba causal convolution width (K)"),
     D("--num-heads", OPT_INT, &C.num_heads, "4", 1, 256, "attention heads"),
+    {.name = "--heads", .kind = OPT_ENUM, .target = &C.heads, .def = "independent", .choices = heads_choices, .help = "action heads: independent, or autoregressive (each head conditioned on the heads before it: the joint controller state)"},
     /* optimization */
     D("--batch-size", OPT_INT, &C.batch, "64", 1, 65536, "windows (or TBPTT streams) per step"),
     D("--label-smoothing", OPT_DOUBLE, &C.label_smoothing, "0", 0, 0.5, "label smoothing of the categorical heads"),
@@ -201,6 +203,7 @@ static int build_model_config(cphil_model_config *mc, bool *temporal_unused) {
     mc->conv_size = (int)C.conv_size;
     mc->num_heads = (int)C.num_heads;
     mc->precision = C.o.precision == 0 ? CPHIL_PREC_BF16 : CPHIL_PREC_F32;
+    mc->heads = (cphil_heads_mode)C.heads;
     return 0;
 }
 
@@ -218,7 +221,8 @@ static void print_banner(const cphil_model_config *mc, const cphil_tr_data_summa
             printf(", state %d, expand %d, conv %d", mc->state_size, mc->expand, mc->conv_size);
         if (mc->backbone == CPHIL_BACKBONE_ATTENTION) printf(", %d heads", mc->num_heads);
     }
-    printf(", %s\n", mc->precision == CPHIL_PREC_F32 ? "f32" : "bf16 (f32 master weights)");
+    printf(", %s%s\n", mc->precision == CPHIL_PREC_F32 ? "f32" : "bf16 (f32 master weights)",
+           mc->heads == CPHIL_HEADS_AUTOREGRESSIVE ? ", autoregressive heads" : "");
     printf("  parameters     %zu (%.2f M)\n", n_params, (double)n_params / 1e6);
     printf("  embedding      %d wide (%d continuous + %d ids), layout %016llx\n", ds->E, ds->n_cont, ds->n_ids,
            (unsigned long long)ds->layout_hash);
@@ -426,6 +430,12 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
     /* GPU ranks: `--device cuda` (no index) takes the rank's GPU on its machine; under mpirun the
      * gradients go through NCCL at every rank count (-np 1 included), and without mpirun when
      * CPHIL_GPU_NCCL=1 (the same path, for tests) */
+    if (gpu >= 0 && mc.heads == CPHIL_HEADS_AUTOREGRESSIVE) {
+        cli_error("train: --heads autoregressive trains on the CPU only for now (the GPU twin has independent heads; "
+                  "drop --device)");
+        cphil_tr_data_close(data);
+        return CLI_EXIT_USAGE;
+    }
     if (gpu >= 0 && ranks > 1 && !strcmp(C.o.device, "cuda")) gpu = cphil_dist_env_local_rank();
     const char *nccl_env = getenv("CPHIL_GPU_NCCL");
     po.nccl = gpu >= 0 && (cphil_dist_env_world() > 0 || (nccl_env && !strcmp(nccl_env, "1")));

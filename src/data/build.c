@@ -199,6 +199,7 @@ static cphil_status process(build_ctx *c, file_job *j) {
         cphil_replay_free(r);
         return CPHIL_OK;
     }
+    if (r->damaged) set_msg(j, r->warning); /* used, with the frames before the damage */
     const cphil_game_info *gi = &r->game;
     j->stage = gi->stage;
     int players[CPHIL_SLP_PORTS], np = 0;
@@ -667,7 +668,10 @@ report:
             j->msg = NULL;
         }
     }
-    for (size_t i = 0; i < c.n_jobs; i++) rep->skipped[c.jobs[i].skip]++;
+    for (size_t i = 0; i < c.n_jobs; i++) {
+        rep->skipped[c.jobs[i].skip]++;
+        if (c.jobs[i].skip == CPHIL_DS_USED && rep->files && rep->files[i].message) rep->damaged_kept++;
+    }
     rep->seconds = cphil_now_sec() - t0;
 done:
     if (started) { /* an early failure with threads running */

@@ -132,12 +132,15 @@ const char *cphil_ds_skip_name(cphil_ds_skip s);
 typedef struct cphil_ds_file_report {
     char *path;                /* relative to replays_dir */
     cphil_ds_skip skip;
-    char *message;             /* damaged: the reader's message; duplicate: "of <path>"; else NULL */
+    char *message;             /* damaged: the reader's message; duplicate: "of <path>"; a file read
+                                  up to damage in its middle (used, frames before it kept): the
+                                  reader's warning; else NULL */
 } cphil_ds_file_report;
 
 typedef struct cphil_ds_build_report {
     uint32_t files_found, files_used, entries, val_files;
     uint32_t skipped[CPHIL_DS_SKIP_COUNT];
+    uint32_t damaged_kept;     /* used files damaged in the middle (frames before the damage kept) */
     uint64_t rows, train_rows, val_rows;
     uint64_t button_presses[CPHIL_N_BUTTONS]; /* rows with the button pressed */
     uint32_t char_entries[64];                /* entries by controlled external character */

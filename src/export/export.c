@@ -470,6 +470,9 @@ cphil_status cphil_export_onnx(const cphil_model *m, const cphil_export_opts *op
     cphil_export_opts def = {CPHIL_EXPORT_F32, NULL, NULL, false};
     if (!opts) opts = &def;
     if ((unsigned)opts->quant > CPHIL_EXPORT_INT8_STATIC) return cphil_err(CPHIL_E_ARG, "export: bad quantization mode");
+    if (m->cfg.heads == CPHIL_HEADS_AUTOREGRESSIVE && opts->quant != CPHIL_EXPORT_F32)
+        return cphil_err(CPHIL_E_ARG, "%s: int8 ONNX export of autoregressive heads is not supported yet (not checked "
+                         "against ONNX Runtime); export f32, or run int8 in cphil's engine (cphil quantize)", path);
     const cphil_model_config *c = &m->cfg;
     xb x = {0};
     x.m = m;
@@ -503,14 +506,55 @@ cphil_status cphil_export_onnx(const cphil_model *m, const cphil_export_opts *op
     default: xerr(&x, cphil_err(CPHIL_E_UNSUPPORTED, "export: backbone %d", (int)c->backbone));
     }
     const int Hb = cphil_model_features(c);
+    /* Autoregressive heads decode greedily inside the graph (as cphil predict and the engine's
+     * default): head h adds (its earlier heads' choices as button bits and one-hot classes,
+     * [batch, offset_h]) x ar.weight^T, f32 in every quantization (a gather of at most 12
+     * columns); the choices are Greater(logits, 0) and ArgMax (the first on ties). */
+    const bool ar = c->heads == CPHIL_HEADS_AUTOREGRESSIVE;
+    const char *chosen[CPHIL_N_HEADS] = {NULL};
     for (int h = 0; h < CPHIL_N_HEADS && !x.err; h++) {
         char p[64];
+        const int hh = cphil_head_hidden[h], C = cphil_head_classes[h];
         snprintf(p, sizeof p, "heads.%s.0", cphil_head_names[h]);
-        const char *a = CPHIL_ONNX_OP1(g, "Relu", linear(&x, feat, p, true, Hb, cphil_head_hidden[h]));
+        const char *pre = linear(&x, feat, p, true, Hb, hh);
+        if (ar && h > 0 && pre) {
+            const int off = cphil_head_offset[h];
+            const char *cv = chosen[0];
+            if (h > 1) {
+                const cphil_onnx_attr ax = CPHIL_ONNX_AI("axis", 1);
+                cv = cphil_onnx_op(g, "Concat", h, chosen, 1, &ax);
+            }
+            snprintf(p, sizeof p, "heads.%s.ar.weight", cphil_head_names[h]);
+            const float *A = TP(&x, p, (size_t)hh * off);
+            float *at = A ? scratch(&x, (size_t)hh * off) : NULL;
+            if (!at) break;
+            for (int j = 0; j < hh; j++)
+                for (int k = 0; k < off; k++) at[(size_t)k * hh + j] = A[(size_t)j * off + k];
+            snprintf(p, sizeof p, "heads.%s.ar.weight.T", cphil_head_names[h]);
+            const char *ai = cphil_onnx_init_f32(g, p, 2, (int64_t[]){off, hh}, at);
+            pre = CPHIL_ONNX_OP2(g, "Add", pre, CPHIL_ONNX_OP2(g, "MatMul", cv, ai));
+        }
+        const char *a = CPHIL_ONNX_OP1(g, "Relu", pre);
         snprintf(p, sizeof p, "heads.%s.2", cphil_head_names[h]);
-        const char *lg = linear(&x, a, p, true, cphil_head_hidden[h], cphil_head_classes[h]);
+        const char *lg = linear(&x, a, p, true, hh, C);
         cphil_onnx_output(g, lg, cphil_head_names[h], 2,
-                          (cphil_onnx_dim[]){CPHIL_ONNX_SYM("batch"), CPHIL_ONNX_FIX(cphil_head_classes[h])});
+                          (cphil_onnx_dim[]){CPHIL_ONNX_SYM("batch"), CPHIL_ONNX_FIX(C)});
+        lg = cphil_head_names[h]; /* the output renamed its producer's value */
+        if (ar && h + 1 < CPHIL_N_HEADS && !x.err) {
+            const cphil_onnx_attr to_f = CPHIL_ONNX_AI("to", CPHIL_ONNX_FLOAT);
+            const char *mask;
+            if (h == 0) {
+                mask = CPHIL_ONNX_OP2(g, "Greater", lg, cphil_onnx_scalar_f32(g, 0.0f));
+            } else {
+                const cphil_onnx_attr am_at[2] = {CPHIL_ONNX_AI("axis", 1), CPHIL_ONNX_AI("keepdims", 1)};
+                const char *am = cphil_onnx_op(g, "ArgMax", 1, (const char *[]){lg}, 2, am_at);
+                int64_t range[17];
+                for (int k = 0; k < C; k++) range[k] = k;
+                snprintf(p, sizeof p, "heads.%s.classes", cphil_head_names[h]);
+                mask = CPHIL_ONNX_OP2(g, "Equal", am, cphil_onnx_init_i64(g, p, C, range));
+            }
+            chosen[h] = cphil_onnx_op(g, "Cast", 1, (const char *[]){mask}, 1, &to_f);
+        }
     }
     for (int i = 0; i < m->n_tensors && !x.err; i++)
         if (!x.used[i])

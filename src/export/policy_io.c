@@ -26,6 +26,7 @@ static cphil_status random_policy(const char *spec, cphil_model *m) {
     c.n_cont = -1;
     if (b == CPHIL_BACKBONE_MLP) c.window = 1;
     unsigned long long seed = 1;
+    bool ar = false;
     char *save = NULL;
     for (char *kv = opts ? strtok_r(opts, ",", &save) : NULL; kv; kv = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(kv, '=');
@@ -69,12 +70,25 @@ static cphil_status random_policy(const char *spec, cphil_model *m) {
         else if (!strcmp(kv, "conv")) c.conv_size = iv;
         else if (!strcmp(kv, "heads")) c.num_heads = iv;
         else if (!strcmp(kv, "seed")) seed = (unsigned long long)n;
-        else return cphil_err(CPHIL_E_ARG, "%s: unknown key '%s' (E n_cont n_ids hidden layers window state expand conv heads mlp seed layout)", spec, kv);
+        else if (!strcmp(kv, "ar")) ar = n != 0;
+        else return cphil_err(CPHIL_E_ARG, "%s: unknown key '%s' (E n_cont n_ids hidden layers window state expand conv heads mlp seed layout ar)", spec, kv);
     }
     if (c.n_cont < 0) c.n_cont = c.E - c.n_ids;
+    if (ar) c.heads = CPHIL_HEADS_AUTOREGRESSIVE;
     cphil_status s = cphil_model_init(m, &c);
     if (s) return cphil_err_prefix(s, "%s: ", spec);
     cphil_model_init_params(m, seed);
+    /* ar=1: autoregressive heads, with tables that make the conditioning matter (training
+     * starts them at zero, which would make the conditioning invisible in a test) */
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + 17;
+    for (int i = 0; ar && i < m->n_tensors; i++) {
+        const cphil_tensor *t = &m->tensors[i];
+        if (!strstr(t->name, ".ar.weight")) continue;
+        for (size_t k = 0; k < t->numel; k++) {
+            z = z * 6364136223846793005ull + 1442695040888963407ull;
+            m->params[t->offset + k] = ((float)(z >> 40) / (float)(1u << 24) - 0.5f) * 2.0f;
+        }
+    }
     return CPHIL_OK;
 }
 

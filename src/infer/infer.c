@@ -7,6 +7,7 @@
  * References: docs/interfaces.md for the parameter names.
  */
 #include "infer/infer_impl.h"
+#include "infer/infer_ar.h"
 
 #include <stdio.h>
 
@@ -65,6 +66,7 @@ void cphil_infer_spec_from_config(cphil_infer_spec *s, const cphil_model_config 
     s->heads = c->num_heads;
     s->n_mlp = c->n_mlp;
     for (int i = 0; i < c->n_mlp && i < INFER_MAX_MLP; i++) s->mlp[i] = c->mlp_hidden[i];
+    s->ar_heads = c->heads == CPHIL_HEADS_AUTOREGRESSIVE;
 }
 
 cphil_status cphil_infer_model_lookup(void *ctx, const char *name, cphil_infer_tensor *out) {
@@ -316,6 +318,7 @@ static cphil_status load_heads(infer_build *b) {
         if ((s = infer_load_linear(b, &m->head2[h], n1, n2, NULL, cphil_head_classes[h], cphil_head_hidden[h])))
             return s;
     }
+    if (m->spec.ar_heads) return infer_ar_load(&m->ar, b->lookup, b->ctx);
     return CPHIL_OK;
 }
 
@@ -349,6 +352,7 @@ void cphil_infer_model_free(cphil_infer_model *m) {
     for (int i = 0; i < m->n_mats; i++) cphil_pmat_free(m->mats[i]);
     if (m->has_tab) cphil_gtable_free(&m->in_tab);
     cphil_free(m->in_b);
+    infer_ar_free(&m->ar);
     if (m->weights) m->ops->free_weights(m->weights);
     cphil_free(m);
 }
@@ -375,6 +379,7 @@ cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode
     s->m = m;
     s->mode = mode;
     s->inflight = true;
+    s->choose = cphil_infer_choose_greedy;
     s->W = m->spec.backbone == CPHIL_BACKBONE_MLP ? 1 : m->spec.window;
     s->P = m->ops->pre_width(m);
     /* the ring holds the window in window mode (and for the MLP, whose window is one frame) */
@@ -447,10 +452,38 @@ static void input_forward(cphil_infer_state *st, const float *cont, const int32_
     if (sp->backbone == CPHIL_BACKBONE_MLP) infer_relu(x0, H0);
 }
 
+static void ar_head2(void *ctx, int h, const float *hidden_h, float *logits_h) {
+    cphil_infer_state *s = ctx;
+    infer_mm(s, &s->m->head2[h], 1, hidden_h, cphil_head_hidden[h], logits_h, INFER_N_LOGITS, 0);
+}
+
+uint8_t cphil_infer_choose_greedy(void *user, int head, const float *z) {
+    (void)user;
+    uint8_t v = 0;
+    if (head == 0) {
+        for (int k = 0; k < CPHIL_N_BUTTONS; k++) v |= (uint8_t)((z[k] > 0.f) << k);
+        return v;
+    }
+    for (int k = 1; k < cphil_head_classes[head]; k++)
+        if (z[k] > z[v]) v = (uint8_t)k;
+    return v;
+}
+
+void cphil_infer_set_chooser(cphil_infer_state *s, cphil_infer_choose_fn fn, void *user) {
+    s->choose = fn ? fn : cphil_infer_choose_greedy;
+    s->choose_user = fn ? user : NULL;
+}
+
+const uint8_t *cphil_infer_chosen(const cphil_infer_state *s) { return s->chosen; }
+
 /* heads: feat[Hb] -> logits[81] */
 static void heads_forward(cphil_infer_state *s, const float *feat, float *logits) {
     const cphil_infer_model *m = s->m;
     infer_mm(s, &m->head0, 1, feat, m->Hb, s->head_h, m->head0.rows, 0);
+    if (m->ar.on) { /* in head order, each conditioned on the values chosen before it */
+        infer_ar_forward(&m->ar, s->head_h, logits, ar_head2, s, s->choose, s->choose_user, s->chosen);
+        return;
+    }
     infer_relu(s->head_h, m->head0.rows);
     int row = 0;
     for (int h = 0; h < INFER_N_HEADS; h++) {

@@ -58,6 +58,7 @@ typedef struct cphil_infer_spec {
     int heads;               /* attention heads */
     int n_mlp;               /* MLP: number of hidden layers */
     int mlp[INFER_MAX_MLP];  /* MLP hidden sizes */
+    bool ar_heads;           /* autoregressive heads (docs/model.md): heads.<name>.ar.weight tables */
     float norm_eps;          /* RMSNorm / LayerNorm epsilon (1e-5 when 0) */
     float rope_base;         /* RoPE base (10000 when 0) */
 } cphil_infer_spec;
@@ -107,6 +108,17 @@ void cphil_infer_state_reset(cphil_infer_state *s);
 /* One frame: cont[n_cont], ids[n_ids] (absolute dense columns, checked: an id outside
  * [n_cont, E) is CPHIL_E_ARG); writes the 81 logits (heads in order). Allocates nothing. */
 cphil_status cphil_infer_step(cphil_infer_state *s, const float *cont, const int32_t *ids, float *logits);
+
+/* Autoregressive heads: how the state picks each head's value from its logits, in head order,
+ * before the next head's logits are computed (they depend on it). head 0 (buttons): the 8-bit
+ * mask; other heads: the class. The default is greedy (cphil_infer_choose_greedy: logit > 0,
+ * argmax with the first on ties); the agent installs its sampler. Without autoregressive heads
+ * the chooser is never called. Allocation-free; called from cphil_infer_step/_correct. */
+typedef uint8_t (*cphil_infer_choose_fn)(void *user, int head, const float *logits_h);
+uint8_t cphil_infer_choose_greedy(void *user, int head, const float *logits_h);
+void cphil_infer_set_chooser(cphil_infer_state *s, cphil_infer_choose_fn fn, void *user);
+/* The values chosen at the last decision (button mask, five classes); autoregressive heads only. */
+const uint8_t *cphil_infer_chosen(const cphil_infer_state *s);
 /* Window mode: replace the frame `back` steps before the newest (0 = the newest) with a
  * corrected copy (a rollback re-send) and recompute the window: writes the newest position's
  * logits, as if that frame had first arrived corrected. When it is the first frame of the game

@@ -15,6 +15,7 @@
 #define CPHIL_INFER_IMPL_H
 
 #include "infer/infer.h"
+#include "infer/infer_ar.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -47,6 +48,7 @@ struct cphil_infer_model {
     void *weights;       /* the backbone's weights: its file's struct */
     cphil_pmat head0;    /* the six first head layers fused: [352, Hb] */
     cphil_pmat head2[INFER_N_HEADS];
+    infer_ar_heads ar;   /* autoregressive heads' tables (infer_ar.c) */
     cphil_pmat *mats[INFER_MAX_MATS]; /* every product, in load order (calibration indices) */
     char mat_names[INFER_MAX_MATS][96];
     int n_mats;
@@ -67,6 +69,9 @@ struct cphil_infer_state {
     float *x0;           /* [H0p] stream mode: the current frame's input layer */
     float *feat;         /* [Hb] the last step's backbone features */
     float *head_h;       /* [head0.rows] the heads' hidden layer */
+    cphil_infer_choose_fn choose; /* autoregressive heads: the chooser (greedy by default) */
+    void *choose_user;
+    uint8_t chosen[INFER_N_HEADS]; /* the last decision's values */
     void *scratch;       /* product scratch: cphil_pmat_scratch_bytes(W, max(max_kp, H0p)) */
     float *calib;        /* per-matrix max |input| (calibration) or NULL */
     bool inflight;       /* window mode: the backbone's window_step when it has one (default on) */

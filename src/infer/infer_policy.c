@@ -220,6 +220,8 @@ cphil_status cphil_infer_policy_build(const cphil_infer_policy *p, infer_dtype p
 /* Matrices the engine runs as products (quantized in int8 files): 2-D Linear ".weight" tensors
  * and the recurrent nets' "weight_ih_l{k}" / "weight_hh_l{k}" (not Mamba's A_log). */
 static bool is_matrix(const pol_tensor *t) {
+    /* autoregressive heads' tables are gathers, not products: they stay f32 (infer_ar.h) */
+    if (ends_with(t->name, ".ar.weight")) return false;
     return t->rank == 2 && (ends_with(t->name, ".weight") || strstr(t->name, ".weight_ih_l") || strstr(t->name, ".weight_hh_l"));
 }
 

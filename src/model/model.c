@@ -40,6 +40,17 @@ cphil_status cphil_backbone_parse(const char *s, cphil_backbone *out) {
                      s ? s : "(null)");
 }
 
+const char *cphil_heads_mode_name(cphil_heads_mode h) {
+    return h == CPHIL_HEADS_AUTOREGRESSIVE ? "autoregressive" : "independent";
+}
+
+cphil_status cphil_heads_mode_parse(const char *s, cphil_heads_mode *out) {
+    if (s && !strcmp(s, "independent")) *out = CPHIL_HEADS_INDEPENDENT;
+    else if (s && (!strcmp(s, "autoregressive") || !strcmp(s, "ar"))) *out = CPHIL_HEADS_AUTOREGRESSIVE;
+    else return cphil_err(CPHIL_E_ARG, "unknown heads mode '%s' (hint: independent, autoregressive)", s ? s : "(null)");
+    return CPHIL_OK;
+}
+
 void cphil_model_config_default(cphil_model_config *c, cphil_backbone b) {
     memset(c, 0, sizeof *c);
     c->backbone = b;
@@ -68,6 +79,7 @@ static size_t count_params(const cphil_model_config *c);
  * for a 100 000-frame window (a workspace of tens of GB) or a 65 536-wide hidden layer. */
 cphil_status cphil_model_config_validate(const cphil_model_config *c) {
     CFG_CHECK((unsigned)c->backbone < CPHIL_N_BACKBONES, "model config: bad backbone %d", (int)c->backbone);
+    CFG_CHECK((unsigned)c->heads <= CPHIL_HEADS_AUTOREGRESSIVE, "model config: bad heads mode %d", (int)c->heads);
     CFG_CHECK(c->n_cont >= 0 && c->n_ids >= 0 && c->E >= 1 && c->E <= CPHIL_MODEL_MAX_E,
               "model config: n_cont %d, n_ids %d, E %d out of range (E at most %d)", c->n_cont, c->n_ids, c->E,
               CPHIL_MODEL_MAX_E);
@@ -184,6 +196,11 @@ cphil_status cphil_model_config_to_json(const cphil_model_config *c, char *buf, 
                   "\"conv_size\":%d,\"num_heads\":%d,\"precision\":\"%s\"}",
               c->num_layers, c->window, c->state_size, c->expand, c->conv_size, c->num_heads,
               c->precision == CPHIL_PREC_F32 ? "f32" : "bf16");
+    /* only when not the default, so files of independent heads keep their exact config text */
+    if (c->heads == CPHIL_HEADS_AUTOREGRESSIVE && s.len > 0 && !s.overflow) {
+        s.len--; /* reopen the object */
+        sb_printf(&s, ",\"heads\":\"%s\"}", cphil_heads_mode_name(c->heads));
+    }
     if (s.overflow) return cphil_err(CPHIL_E_ARG, "model config JSON needs %zu bytes, buffer has %zu",
                                      s.len + 1, cap);
     if (len) *len = s.len;
@@ -243,6 +260,12 @@ static cphil_status cfg_from_doc(const cphil_json_value *root, cphil_model_confi
         if (!strcmp(p, "f32")) cfg->precision = CPHIL_PREC_F32;
         else if (!strcmp(p, "bf16")) cfg->precision = CPHIL_PREC_BF16;
         else return cphil_err(CPHIL_E_FORMAT, "model config JSON: precision '%s' (hint: f32, bf16)", p);
+    }
+    if ((v = cphil_json_get(root, "heads"))) {
+        const char *h = cphil_json_as_string(v);
+        if (!h) return cfg_bad(v, "heads", "a string");
+        if (cphil_heads_mode_parse(h, &cfg->heads))
+            return cphil_err(CPHIL_E_FORMAT, "model config JSON: heads '%s' (hint: independent, autoregressive)", h);
     }
     if ((v = cphil_json_get(root, "layout_hash"))) {
         const char *h = cphil_json_as_string(v);
@@ -391,6 +414,13 @@ static void build_table(const cphil_model_config *c, tbuilder *b) {
         snprintf(p, sizeof p, "heads.%s.2", cphil_head_names[h]);
         add_linear(b, cphil_head_classes[h], cphil_head_hidden[h], true, p);
     }
+    /* Autoregressive: head h's hidden layer also reads the values chosen for heads 0..h-1, as
+     * the 8 button bits and the one-hot classes (offset_h columns: the logit layout). Zero at
+     * the start, so training begins from the independent policy. Last in the table, so the
+     * tensors of independent policies keep their order and offsets. */
+    if (c->heads == CPHIL_HEADS_AUTOREGRESSIVE)
+        for (int h = 1; h < CPHIL_N_HEADS; h++)
+            T2(b, cphil_head_hidden[h], cphil_head_offset[h], CPHIL_INIT_ZERO, "heads.%s.ar.weight", cphil_head_names[h]);
 }
 
 static size_t count_params(const cphil_model_config *c) {

@@ -47,6 +47,16 @@ cphil_status cphil_backbone_parse(const char *s, cphil_backbone *out); /* CPHIL_
 
 #define CPHIL_MAX_MLP_LAYERS 8
 
+/* How the six heads decide (docs/model.md "Autoregressive heads"). independent: each head from
+ * the backbone features alone. autoregressive: in the fixed head order (buttons, main_x,
+ * main_y, c_x, c_y, shoulder) each head's hidden layer also sees the values already chosen for
+ * the heads before it (the button bits and one-hot classes: a gather of columns of
+ * heads.<name>.ar.weight [hidden_h, offset_h]), so the policy models the joint controller
+ * state. Training conditions on the human's values (teacher forcing); the agent on its own. */
+typedef enum cphil_heads_mode { CPHIL_HEADS_INDEPENDENT = 0, CPHIL_HEADS_AUTOREGRESSIVE = 1 } cphil_heads_mode;
+const char *cphil_heads_mode_name(cphil_heads_mode h);                     /* "independent", ... */
+cphil_status cphil_heads_mode_parse(const char *s, cphil_heads_mode *out); /* CPHIL_E_ARG if unknown */
+
 typedef struct cphil_model_config {
     cphil_backbone backbone;
     int n_cont;          /* continuous features per frame */
@@ -63,6 +73,7 @@ typedef struct cphil_model_config {
     int conv_size;       /* Mamba K */
     int num_heads;       /* attention heads (H % num_heads == 0, head dim even) */
     cphil_precision precision; /* matmul precision for training and f32/bf16 inference */
+    cphil_heads_mode heads;    /* independent (0, what files without the key hold) or autoregressive */
 } cphil_model_config;
 
 /* What validation accepts (docs/model.md "Limits"): a policy file is untrusted input, so no
@@ -191,7 +202,10 @@ void cphil_model_ws_free(cphil_model_ws *ws);
 size_t cphil_model_ws_bytes(const cphil_model_ws *ws);
 
 /* Forward over every frame of the batch. Returns the logits [B, T, CPHIL_N_LOGITS] (owned by
- * ws, valid until the next forward). For the MLP each frame is independent (the last frame of a
+ * ws, valid until the next forward). Autoregressive heads: with targets in the batch (buttons
+ * and cls not NULL) each head is conditioned on the targets of the heads before it (teacher
+ * forcing: the logits give the joint NLL as the sum of the heads' NLLs); without, on the
+ * policy's own greedy choices (buttons sigmoid > 0.5, argmax), as the agent decides. For the MLP each frame is independent (the last frame of a
  * window is what inference uses); the temporal backbones start each row from zero state.
  * batch->B and batch->T must equal the workspace's (programmer error otherwise). */
 const float *cphil_model_forward(const cphil_model *m, cphil_model_ws *ws,

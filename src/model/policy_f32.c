@@ -18,6 +18,8 @@ void cphil_loss_config_default(cphil_loss_config *lc) {
 const float *cphil_model_forward(const cphil_model *m, cphil_model_ws *ws, const cphil_model_batch *batch) {
     CPHIL_ASSERT(batch->B == ws->B && batch->T == ws->T);
     CPHIL_ASSERT(m->cfg.backbone == ws->cfg.backbone && m->cfg.E == ws->cfg.E);
+    ws->tf_btn = batch->buttons; /* autoregressive heads: teacher forcing when targets are given */
+    ws->tf_cls = batch->cls;
     return policy_forward(ws, m->params, batch->cont, batch->ids);
 }
 

@@ -19,3 +19,7 @@ void cphil_model_backward_f64(cphil_model_ws_f64 *ws, const double *params, cons
                               const int32_t *ids, double *grads) {
     policy_backward_f64(ws, params, cont, ids, grads);
 }
+void cphil_model_set_targets_f64(cphil_model_ws_f64 *ws, const uint8_t *buttons, const uint8_t *cls) {
+    ws->tf_btn = buttons;
+    ws->tf_cls = cls;
+}

@@ -14,6 +14,9 @@ const double *cphil_model_forward_f64(cphil_model_ws_f64 *ws, const double *para
                                       const double *cont, const int32_t *ids);
 double cphil_model_loss_f64(cphil_model_ws_f64 *ws, const uint8_t *buttons, const uint8_t *cls,
                             const float *weight, const cphil_loss_config *lc);
+/* Autoregressive heads: condition on these targets in later forwards (teacher forcing; NULL:
+ * greedy, the default). */
+void cphil_model_set_targets_f64(cphil_model_ws_f64 *ws, const uint8_t *buttons, const uint8_t *cls);
 void cphil_model_backward_f64(cphil_model_ws_f64 *ws, const double *params, const double *cont,
                               const int32_t *ids, double *grads);
 #endif

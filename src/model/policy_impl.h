@@ -31,6 +31,12 @@ struct NN_FN(cphil_model_ws) {
     /* tensor offsets (floats from the block start) */
     size_t o_in_w, o_in_b, o_nf_w, o_nf_b;
     size_t o_head[CPHIL_N_HEADS][4];
+    size_t o_ar[CPHIL_N_HEADS];  /* autoregressive heads: heads.<name>.ar.weight (h >= 1) */
+    /* autoregressive heads: the state each frame's heads were conditioned on in the last
+     * forward ([M, 6]: button mask, five classes), and the targets to condition on (teacher
+     * forcing; NULL: the policy's own greedy choices) */
+    uint8_t *arc;
+    const uint8_t *tf_btn, *tf_cls;
     size_t o_layer[PMAXL][12];
     int head_off[CPHIL_N_HEADS]; /* column of each head's hidden layer in the HEADS_W rows */
     /* common buffers */
@@ -230,6 +236,16 @@ cphil_status NN_FN(cphil_model_ws_create)(const cphil_model *m, int B, int T, NN
         return cphil_err(CPHIL_E_NOMEM, "model workspace: cannot allocate %zu MB", mb);
     }
     NN_FN(plan)(w, w->block);
+    if (c->heads == CPHIL_HEADS_AUTOREGRESSIVE) {
+        w->arc = cphil_calloc((size_t)w->M, CPHIL_N_HEADS);
+        if (!w->arc) {
+            cphil_free(w->block);
+            cphil_free(w);
+            return cphil_err(CPHIL_E_NOMEM, "model workspace: out of memory");
+        }
+        for (int h = 1; h < CPHIL_N_HEADS; h++)
+            w->o_ar[h] = NN_FN(toff)(m, "heads.%s.ar.weight", cphil_head_names[h]);
+    }
     /* tensor offsets */
     w->o_in_w = NN_FN(toff)(m, "input_proj.weight");
     w->o_in_b = NN_FN(toff)(m, "input_proj.bias");
@@ -289,6 +305,7 @@ cphil_status NN_FN(cphil_model_ws_create)(const cphil_model *m, int B, int T, NN
 void NN_FN(cphil_model_ws_free)(NN_FN(pws) *w) {
     if (!w) return;
     cphil_free(w->block);
+    cphil_free(w->arc);
     cphil_free(w);
 }
 
@@ -305,6 +322,81 @@ static void NN_FN(mamba_params_at)(const NN_FN(pws) *w, const R *P, int k, NN_FN
     p->A_log = P + o[7];
     p->D = P + o[8];
     p->Wout = P + o[9];
+}
+
+/* ---- autoregressive heads --------------------------------------------------------------- */
+/* Head h's pre-activations get the columns of A_h = heads.<name>.ar.weight [hh, offset_h] that
+ * the state of heads 0..h-1 selects: column k < 8 for each pressed button k, column
+ * offset_g + class for each categorical head g < h (the logit layout). */
+static void NN_FN(ar_add)(const R *A, int hh, int off_h, int h, const uint8_t *state, R *pre) {
+    for (int k = 0; k < CPHIL_N_BUTTONS; k++)
+        if (state[0] >> k & 1)
+            for (int j = 0; j < hh; j++) pre[j] += A[(size_t)j * off_h + k];
+    for (int g = 1; g < h; g++) {
+        const int col = cphil_head_offset[g] + state[g];
+        for (int j = 0; j < hh; j++) pre[j] += A[(size_t)j * off_h + col];
+    }
+}
+
+/* The heads in order: condition head h on arc[m][0..h) (teacher forcing: the targets, filled
+ * up front; else the greedy choice of each head, made as soon as its logits exist), ReLU, the
+ * second layer. hpre holds the conditioned pre-activations afterwards (the backward's ReLU
+ * mask). */
+static void NN_FN(ar_heads_forward)(NN_FN(pws) *w, const R *P) {
+    const int M = w->M;
+    const bool tf = w->tf_btn && w->tf_cls;
+    if (tf)
+        for (int m = 0; m < M; m++) {
+            uint8_t *st = w->arc + (size_t)m * CPHIL_N_HEADS, bm = 0;
+            for (int k = 0; k < CPHIL_N_BUTTONS; k++) bm |= (uint8_t)((w->tf_btn[(size_t)m * CPHIL_N_BUTTONS + k] != 0) << k);
+            st[0] = bm;
+            for (int g = 1; g < CPHIL_N_HEADS; g++) {
+                uint8_t v = w->tf_cls[(size_t)m * CPHIL_N_CAT_HEADS + g - 1];
+                st[g] = v < cphil_head_classes[g] ? v : (uint8_t)(cphil_head_classes[g] - 1);
+            }
+        }
+    for (int h = 0; h < CPHIL_N_HEADS; h++) {
+        const int hh = cphil_head_hidden[h], C = cphil_head_classes[h], col = w->head_off[h];
+        for (int m = 0; m < M; m++) {
+            R *pre = w->hpre + (size_t)m * HEADS_W + col, *act = w->hact + (size_t)m * HEADS_W + col;
+            if (h > 0) NN_FN(ar_add)(P + w->o_ar[h], hh, cphil_head_offset[h], h, w->arc + (size_t)m * CPHIL_N_HEADS, pre);
+            for (int j = 0; j < hh; j++) act[j] = pre[j] > 0 ? pre[j] : 0;
+        }
+        NN_FN(cphil_nn_linear_forward)(w->cfg.precision, M, C, hh, w->hact + col, HEADS_W, P + w->o_head[h][2],
+                                       P + w->o_head[h][3], w->logits + cphil_head_offset[h], CPHIL_N_LOGITS);
+        if (tf) continue;
+        for (int m = 0; m < M; m++) { /* greedy: buttons at sigmoid > 0.5, argmax (first on ties) */
+            const R *z = w->logits + (size_t)m * CPHIL_N_LOGITS + cphil_head_offset[h];
+            uint8_t v = 0;
+            if (h == 0) {
+                for (int k = 0; k < CPHIL_N_BUTTONS; k++) v |= (uint8_t)((z[k] > 0) << k);
+            } else {
+                for (int k = 1; k < C; k++)
+                    if (z[k] > z[v]) v = (uint8_t)k;
+            }
+            w->arc[(size_t)m * CPHIL_N_HEADS + h] = v;
+        }
+    }
+}
+
+/* dA_h += dpre_h (x) the one-hot state of the frame: no gradient reaches the state (targets, or
+ * choices, are constants of the forward). */
+static void NN_FN(ar_heads_backward)(NN_FN(pws) *w, R *G) {
+    for (int h = 1; h < CPHIL_N_HEADS; h++) {
+        const int hh = cphil_head_hidden[h], col = w->head_off[h], off_h = cphil_head_offset[h];
+        R *dA = G + w->o_ar[h];
+        for (int m = 0; m < w->M; m++) {
+            const R *d = w->dhpre + (size_t)m * HEADS_W + col;
+            const uint8_t *st = w->arc + (size_t)m * CPHIL_N_HEADS;
+            for (int k = 0; k < CPHIL_N_BUTTONS; k++)
+                if (st[0] >> k & 1)
+                    for (int j = 0; j < hh; j++) dA[(size_t)j * off_h + k] += d[j];
+            for (int g = 1; g < h; g++) {
+                const int c2 = cphil_head_offset[g] + st[g];
+                for (int j = 0; j < hh; j++) dA[(size_t)j * off_h + c2] += d[j];
+            }
+        }
+    }
 }
 
 /* ---- forward --------------------------------------------------------------------------- */
@@ -396,6 +488,10 @@ static const R *NN_FN(policy_forward)(const NN_FN(pws) *cw, const R *P, const R 
         memcpy(w->hb0 + col, P + w->o_head[h][1], (size_t)hh * sizeof(R));
     }
     NN_FN(cphil_nn_linear_forward)(pr, M, HEADS_W, Hb, w->feat, Hb, w->hw0, w->hb0, w->hpre, HEADS_W);
+    if (c->heads == CPHIL_HEADS_AUTOREGRESSIVE) {
+        NN_FN(ar_heads_forward)(w, P);
+        return w->logits;
+    }
     NN_FN(cphil_nn_act_forward)(CPHIL_ACT_RELU, (size_t)M * HEADS_W, w->hpre, w->hact);
     for (int h = 0; h < CPHIL_N_HEADS; h++) {
         const int hh = cphil_head_hidden[h], C = cphil_head_classes[h], col = w->head_off[h];
@@ -436,6 +532,7 @@ static void NN_FN(policy_backward)(NN_FN(pws) *w, const R *P, const R *cont, con
                                         HEADS_W, G + w->o_head[h][2], G + w->o_head[h][3]);
     }
     NN_FN(cphil_nn_act_backward)(CPHIL_ACT_RELU, (size_t)M * HEADS_W, w->hpre, w->dhid, w->dhpre);
+    if (c->heads == CPHIL_HEADS_AUTOREGRESSIVE) NN_FN(ar_heads_backward)(w, G);
     /* the stacked first layers (hw0 still holds this step's weights from the forward) */
     memset(w->dhw0, 0, (size_t)HEADS_W * Hb * sizeof(R));
     memset(w->dhb0, 0, HEADS_W * sizeof(R));

@@ -5,8 +5,10 @@
  * the frame table (slp_table.c); a frame is reported (on_frame) once, when final.
  *
  * Follows reference/slp_format.md: payload sizes only from Event Payloads (0x35); declared but
- * unknown codes skipped by size; an undeclared code is an error inside a sized raw element and
- * the end of the usable data in a raw-length-0 (still recording) file; field presence decided
+ * unknown codes skipped by size; an undeclared code is the end of the usable data in a
+ * raw-length-0 (still recording) file, an error before Game Start or in a bare stream field presence decided
+ * (and, after Game Start in a sized raw element, the start of damage: the frames before it are
+ * kept with a warning, as slippi-js keeps them; see damage()); field presence decided
  * by payload size, never by version alone (3.17.0 files carry 3.18.0 stage events); the last
  * copy of a rolled-back frame is final; the Gecko list is reassembled from Message Splitter
  * pieces using their own size fields (the 0x3D declared size wraps at 65 536).
@@ -17,7 +19,9 @@
 
 #include <stdarg.h>
 
-enum { S_HEADER, S_EVENTS, S_TAIL, S_DONE };
+/* S_SKIP: after damage in a sized raw element, the rest of it is passed over to reach the
+ * metadata. */
+enum { S_HEADER, S_EVENTS, S_SKIP, S_TAIL, S_DONE };
 
 #define SLP_TAIL_MAX (16u << 20)  /* metadata larger than this is refused */
 #define SLP_SPLIT_MAX (16u << 20) /* a reassembled message larger than this is refused */
@@ -539,12 +543,46 @@ static int event_size(cphil_slp_stream *s, const uint8_t *p, size_t avail, uint3
     return 1;
 }
 
+/* Damage in the middle of a sized raw element (slippi-js stops at an undeclared code and keeps
+ * what it read; reference §2.3): keep the frames before the frame the damage cut, drop that
+ * frame (its last events may already be zeros that happened to parse, and a re-sent frame was
+ * cleared when its copy began, so rows from the open copy on go), then skip to the end of the
+ * raw element and read the metadata. A frame closed by its Bookend before the damage is kept.
+ * Not detectable: damage that starts inside the frame number of the event just before it. */
+static void damage(cphil_slp_stream *s, uint8_t code) {
+    cphil_replay *r = s->r;
+    uint32_t kept = r->n_frames;
+    if (s->frame_open && s->open_row < kept) kept = s->open_row;
+    r->n_frames = kept;
+    if (s->n_final > kept) s->n_final = kept;
+    r->last_frame = r->first_frame + (int32_t)kept - 1;
+    s->frame_open = false;
+    r->damaged = true;
+    r->damaged_at = s->off;
+    if (kept)
+        snprintf(r->warning, sizeof r->warning,
+                 "%.200s: byte %llu: damaged: event code 0x%02x is not declared in Event Payloads (e.g. zero bytes in "
+                 "place of events); kept frames %d..%d before it, skipped the rest of the raw element",
+                 s->name, (unsigned long long)s->off, code, (int)r->first_frame, (int)r->last_frame);
+    else
+        snprintf(r->warning, sizeof r->warning,
+                 "%.200s: byte %llu: damaged: event code 0x%02x is not declared in Event Payloads (e.g. zero bytes in "
+                 "place of events); no frame before it, skipped the rest of the raw element",
+                 s->name, (unsigned long long)s->off, code);
+    s->state = s->raw_left ? S_SKIP : S_TAIL;
+    s->tail_off = s->off + s->raw_left;
+}
+
 static cphil_status bad_code(cphil_slp_stream *s, int k, uint8_t code) {
     if (k == -2)
         return fail(s, CPHIL_E_FORMAT, s->off, "expected Event Payloads (0x35) first, found 0x%02x", code);
     if (s->file_mode && !s->bounded) { /* still-recording file: the rest is not events */
         s->stopped = true;
         s->state = S_DONE;
+        return CPHIL_OK;
+    }
+    if (s->file_mode && s->have_start) {
+        damage(s, code);
         return CPHIL_OK;
     }
     return fail(s, CPHIL_E_FORMAT, s->off, "event code 0x%02x is not declared in Event Payloads", code);
@@ -708,6 +746,15 @@ cphil_status cphil_slp_stream_feed(cphil_slp_stream *s, const void *data, size_t
             if (st) return st;
             break;
         }
+        case S_SKIP: {
+            size_t take = s->raw_left < n ? (size_t)s->raw_left : n;
+            p += take;
+            n -= take;
+            s->off += take;
+            s->raw_left -= take;
+            if (s->raw_left == 0) s->state = S_TAIL;
+            break;
+        }
         case S_TAIL:
             if (s->tail_len + n > SLP_TAIL_MAX)
                 return fail(s, CPHIL_E_FORMAT, s->off, "more than %u bytes after the raw element: expected a small metadata object",
@@ -808,8 +855,18 @@ cphil_status cphil_slp_stream_finish(cphil_slp_stream *s) {
                            (unsigned long long)s->off);
         }
         break;
+    case S_SKIP: /* damaged, then cut before the raw element's end: the damage says it all */
+        break;
     case S_TAIL:
         st = finish_tail(s);
+        if (st && r->damaged && st != CPHIL_E_NOMEM) {
+            /* the damage reaches the metadata: the frames kept stand, the metadata is lost */
+            cphil_err_clear();
+            memset(&r->meta, 0, sizeof r->meta);
+            size_t w = strlen(r->warning);
+            snprintf(r->warning + w, sizeof r->warning - w, "; metadata unreadable");
+            st = CPHIL_OK;
+        }
         if (st == CPHIL_E_TRUNCATED) r->truncated = true;
         else if (st) {
             s->failed = st;

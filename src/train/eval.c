@@ -15,8 +15,12 @@ typedef struct slot {
     size_t score_from, score_to; /* absolute frame range scored */
 } slot;
 
-cphil_status cphil_policy_foreach_frame(const cphil_model *m, cphil_tr_data *d, bool held_out, int batch, bool quiet,
-                                        const char *label, cphil_frame_logits_fn fn, void *user) {
+/* fn2 (autoregressive heads only): called with the teacher-forced logits (each head
+ * conditioned on the human's values of the heads before it) and the greedy ones. */
+typedef cphil_status (*frame_logits2_fn)(void *user, int replay, size_t frame, const float *tf, const float *greedy);
+
+static cphil_status foreach_frame(const cphil_model *m, cphil_tr_data *d, bool held_out, int batch, bool quiet,
+                                  const char *label, cphil_frame_logits_fn fn, frame_logits2_fn fn2, void *user) {
     cphil_tr_data_summary ds; /* the batches below are sized by the policy, the rows by the data */
     cphil_tr_data_get_summary(d, &ds);
     cphil_status st = cphil_model_check_embedding(&m->cfg, ds.n_cont, ds.n_ids, ds.E, ds.layout_hash, label);
@@ -30,13 +34,21 @@ cphil_status cphil_policy_foreach_frame(const cphil_model *m, cphil_tr_data *d, 
     float *cont = cphil_alloc((size_t)B * W * (size_t)(nc ? nc : 1) * sizeof(float));
     int32_t *ids = cphil_alloc((size_t)B * W * (size_t)(ni ? ni : 1) * sizeof(int32_t));
     slot *slots = cphil_alloc((size_t)B * sizeof(slot));
+    /* autoregressive heads scored by fn2: the targets of the window and the teacher-forced logits */
+    const bool tf = fn2 && m->cfg.heads == CPHIL_HEADS_AUTOREGRESSIVE;
+    uint8_t *tbtn = tf ? cphil_alloc((size_t)B * W * CPHIL_N_BUTTONS) : NULL;
+    uint8_t *tcls = tf ? cphil_alloc((size_t)B * W * CPHIL_N_CAT) : NULL;
+    float *tf_logits = tf ? cphil_alloc((size_t)B * W * CPHIL_N_LOGITS * sizeof(float)) : NULL;
     cphil_progress bar;
     cphil_progress_begin(&bar, label ? label : "eval", 0, true);
-    if (!cont || !ids || !slots) {
+    if (!cont || !ids || !slots || (tf && (!tbtn || !tcls || !tf_logits))) {
         st = cphil_err(CPHIL_E_NOMEM, "out of memory for evaluation batches");
         goto done;
     }
-    if (eval_device >= 0) st = cphil_gpu_forward_create(eval_device, m, B, W, &gf);
+    if (eval_device >= 0 && m->cfg.heads == CPHIL_HEADS_AUTOREGRESSIVE)
+        st = cphil_err(CPHIL_E_ARG, "%s: autoregressive heads run on the CPU only for now (drop --device)",
+                       label ? label : "policy");
+    else if (eval_device >= 0) st = cphil_gpu_forward_create(eval_device, m, B, W, &gf);
     else st = cphil_model_ws_create(m, B, W, &ws);
     if (st != CPHIL_OK) goto done;
     int nrep = cphil_tr_data_n_replays(d, held_out);
@@ -70,25 +82,43 @@ cphil_status cphil_policy_foreach_frame(const cphil_model *m, cphil_tr_data *d, 
                     memcpy(c0 + t * nc, c0 + (len - 1) * nc, (size_t)nc * sizeof(float));
                     memcpy(i0 + t * ni, i0 + (len - 1) * ni, (size_t)ni * sizeof(int32_t));
                 }
+                if (tf) {
+                    const uint8_t *sb, *sc;
+                    if ((st = cphil_tr_data_replay_targets(d, held_out, i, &sb, &sc)) != CPHIL_OK) goto done;
+                    for (size_t t = 0; t < (size_t)W; t++) {
+                        size_t f = start + (t < len ? t : len - 1);
+                        memcpy(tbtn + ((size_t)ns * W + t) * CPHIL_N_BUTTONS, sb + f * CPHIL_N_BUTTONS, CPHIL_N_BUTTONS);
+                        memcpy(tcls + ((size_t)ns * W + t) * CPHIL_N_CAT, sc + f * CPHIL_N_CAT, CPHIL_N_CAT);
+                    }
+                }
                 ns++;
             }
             if (ns == B || (i == nrep && ns > 0)) {
                 for (int j = ns; j < B; j++) { /* pad the batch with copies of slot 0 */
                     memcpy(cont + (size_t)j * W * nc, cont, (size_t)W * nc * sizeof(float));
                     memcpy(ids + (size_t)j * W * ni, ids, (size_t)W * ni * sizeof(int32_t));
+                    if (tf) {
+                        memcpy(tbtn + (size_t)j * W * CPHIL_N_BUTTONS, tbtn, (size_t)W * CPHIL_N_BUTTONS);
+                        memcpy(tcls + (size_t)j * W * CPHIL_N_CAT, tcls, (size_t)W * CPHIL_N_CAT);
+                    }
                 }
                 const float *logits = NULL;
                 if (gf) {
                     if ((st = cphil_gpu_forward_run(gf, cont, ids, &logits)) != CPHIL_OK) goto done;
                 } else {
+                    if (tf) {
+                        cphil_model_batch bt = {B, W, cont, ids, tbtn, tcls, NULL};
+                        memcpy(tf_logits, cphil_model_forward(m, ws, &bt), (size_t)B * W * CPHIL_N_LOGITS * sizeof(float));
+                    }
                     cphil_model_batch b = {B, W, cont, ids, NULL, NULL, NULL};
                     logits = cphil_model_forward(m, ws, &b);
                 }
                 for (int j = 0; j < ns; j++) {
                     slot *s = &slots[j];
                     for (size_t f = s->score_from; f < s->score_to; f++) {
-                        size_t pos = f - s->start;
-                        st = fn(user, s->replay, f, logits + ((size_t)j * W + pos) * CPHIL_N_LOGITS);
+                        size_t pos = f - s->start, at = ((size_t)j * W + pos) * CPHIL_N_LOGITS;
+                        if (fn2) st = fn2(user, s->replay, f, tf ? tf_logits + at : logits + at, logits + at);
+                        else st = fn(user, s->replay, f, logits + at);
                         if (st) goto done;
                     }
                     done_frames += s->score_to - s->score_from;
@@ -108,22 +138,36 @@ done:
     cphil_free(cont);
     cphil_free(ids);
     cphil_free(slots);
+    cphil_free(tbtn);
+    cphil_free(tcls);
+    cphil_free(tf_logits);
     return st;
+}
+
+cphil_status cphil_policy_foreach_frame(const cphil_model *m, cphil_tr_data *d, bool held_out, int batch, bool quiet,
+                                        const char *label, cphil_frame_logits_fn fn, void *user) {
+    return foreach_frame(m, d, held_out, batch, quiet, label, fn, NULL, user);
 }
 
 typedef struct eval_ctx {
     cphil_tr_data *d;
     bool held_out;
     cphil_head_sums *sums;
-    const cphil_model *agree; /* unused here */
+    cphil_change_sums change; /* of the policy's chosen states */
 } eval_ctx;
 
-static cphil_status score_frame(void *user, int replay, size_t f, const float *logits) {
+/* Frames arrive in order within each replay (cphil_policy_foreach_frame), so the change of
+ * the chosen state is taken against the previous frame of the same replay. */
+static cphil_status score_frame(void *user, int replay, size_t f, const float *logits, const float *greedy) {
     eval_ctx *c = user;
     const uint8_t *sb, *sc;
     cphil_status st = cphil_tr_data_replay_targets(c->d, c->held_out, replay, &sb, &sc);
     if (st) return st;
-    cphil_head_sums_add_logits(c->sums, logits, sb + f * CPHIL_N_BUTTONS, sc + f * CPHIL_N_CAT);
+    cphil_head_sums_add_logits2(c->sums, logits, greedy, sb + f * CPHIL_N_BUTTONS, sc + f * CPHIL_N_CAT);
+    uint8_t state[CPHIL_TR_N_HEADS];
+    cphil_decide_logits(greedy, state);
+    if (f == 0) cphil_change_begin_replay(&c->change);
+    cphil_change_add(&c->change, state);
     return CPHIL_OK;
 }
 
@@ -146,17 +190,31 @@ cphil_status cphil_eval_policy(const cphil_model *m, cphil_tr_data *d, bool held
     out->fit_frames = (uint64_t)fit.frames;
     cphil_eval_acc acc;
     cphil_eval_acc_init(&acc);
+    cphil_change_sums human;
+    memset(&human, 0, sizeof human);
     int nrep = cphil_tr_data_n_replays(d, held_out);
-    for (int i = 0; i < nrep; i++) { /* the baselines, replay by replay */
+    for (int i = 0; i < nrep; i++) { /* the baselines and the human's changes, replay by replay */
         const uint8_t *tb, *tc;
         size_t n = cphil_tr_data_replay_frames(d, held_out, i);
         if ((st = cphil_tr_data_replay_targets(d, held_out, i, &tb, &tc)) != CPHIL_OK) return st;
         cphil_eval_acc_add(&acc, &fit, NULL, tb, tc, 0, n, NULL, NULL);
+        cphil_change_begin_replay(&human);
+        for (size_t t = 0; t < n; t++) {
+            uint8_t state[CPHIL_TR_N_HEADS];
+            cphil_target_state(tb + t * CPHIL_N_BUTTONS, tc + t * CPHIL_N_CAT, state);
+            cphil_change_add(&human, state);
+        }
         out->files++;
         out->frames += n;
     }
-    eval_ctx ctx = {d, held_out, &acc.model, NULL};
-    st = cphil_policy_foreach_frame(m, d, held_out, batch, quiet, "eval", score_frame, &ctx);
+    eval_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.d = d;
+    ctx.held_out = held_out;
+    ctx.sums = &acc.model;
+    st = foreach_frame(m, d, held_out, batch, quiet, "eval", NULL, score_frame, &ctx);
+    cphil_change_rates(&ctx.change, out->change_model, &out->change_model_all);
+    cphil_change_rates(&human, out->change_human, &out->change_human_all);
     cphil_head_sums_report(&acc.model, &out->model);
     cphil_head_sums_report(&acc.most_frequent, &out->most_frequent);
     cphil_head_sums_report(&acc.repeat_prev, &out->repeat_prev);
@@ -165,18 +223,7 @@ cphil_status cphil_eval_policy(const cphil_model *m, cphil_tr_data *d, bool held
 }
 
 /* ---- agreement between two policies (distillation: student vs teacher) ------------------- */
-static void decide(const float *z, uint8_t out[CPHIL_TR_N_HEADS]) {
-    uint8_t bm = 0;
-    for (int k = 0; k < CPHIL_N_BUTTONS; k++) bm |= (uint8_t)((z[k] > 0) << k);
-    out[0] = bm;
-    for (int h = 0; h < CPHIL_N_CAT; h++) {
-        const float *l = z + cphil_head_offset[1 + h];
-        int am = 0;
-        for (int k = 1; k < cphil_head_classes[1 + h]; k++)
-            if (l[k] > l[am]) am = k;
-        out[1 + h] = (uint8_t)am;
-    }
-}
+#define decide cphil_decide_logits
 
 typedef struct agree_ctx {
     uint8_t *dec;     /* [frames][6] decisions of the first policy */

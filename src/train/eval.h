@@ -22,11 +22,20 @@ typedef struct cphil_eval_result {
     uint64_t frames;
     double seconds;
     uint64_t fit_frames; /* training frames the baselines were fitted on */
+    /* How often the controller state changes from the previous frame of the same replay
+     * (metrics.h, cphil_change_sums): the policy's chosen state (what the agent would press,
+     * argmax / sigmoid > 0.5) and the human's; per head and of the whole state. */
+    double change_model[CPHIL_TR_N_HEADS], change_model_all;
+    double change_human[CPHIL_TR_N_HEADS], change_human_all;
 } cphil_eval_result;
 
 /* Run policy m over every frame of d's held-out replays (held_out=false: the other list) with
  * the scoring scheme above, calling fn(user, replay, frame, logits[81]) once per frame, in
- * order within each replay (replays in order). Returns fn's first non-OK status. */
+ * order within each replay (replays in order). Returns fn's first non-OK status.
+ * Autoregressive heads: the logits are the greedy ones (each head conditioned on the policy's
+ * own choices for the heads before it: what the agent decides). cphil_eval_policy scores their
+ * likelihood on the teacher-forced logits instead (the joint NLL) and their accuracy on the
+ * greedy ones. */
 typedef cphil_status (*cphil_frame_logits_fn)(void *user, int replay, size_t frame, const float *logits);
 cphil_status cphil_policy_foreach_frame(const cphil_model *m, cphil_tr_data *d, bool held_out, int batch, bool quiet,
                                         const char *label, cphil_frame_logits_fn fn, void *user);

@@ -69,11 +69,16 @@ void cphil_baseline_repeat_logits(const cphil_baseline_fit *f, const uint8_t *pr
 static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 
 void cphil_head_sums_add_logits(cphil_head_sums *s, const float *z, const uint8_t *btn, const uint8_t *cls) {
+    cphil_head_sums_add_logits2(s, z, z, btn, cls);
+}
+
+void cphil_head_sums_add_logits2(cphil_head_sums *s, const float *z, const float *zd, const uint8_t *btn,
+                                 const uint8_t *cls) {
     s->frames += 1;
     int all = 1;
     double bnll = 0;
     for (int k = 0; k < CPHIL_N_BUTTONS; k++) {
-        int y = btn[k] != 0, pred = z[k] > 0;
+        int y = btn[k] != 0, pred = zd[k] > 0;
         s->btn_correct[k] += pred == y;
         all &= pred == y;
         /* BCE with logits: y ? softplus(-z) : softplus(z) */
@@ -83,11 +88,13 @@ void cphil_head_sums_add_logits(cphil_head_sums *s, const float *z, const uint8_
     s->nll[0] += bnll;
     int every = all;
     for (int h = 0; h < CPHIL_N_CAT; h++) {
-        const float *l = z + cphil_head_offset[1 + h];
+        const float *l = z + cphil_head_offset[1 + h], *ld = zd + cphil_head_offset[1 + h];
         int C = cphil_head_classes[1 + h], am = 0;
         double mx = l[0];
-        for (int k = 1; k < C; k++)
-            if (l[k] > mx) mx = l[k], am = k;
+        for (int k = 1; k < C; k++) {
+            if (l[k] > mx) mx = l[k];
+            if (ld[k] > ld[am]) am = k;
+        }
         double se = 0;
         for (int k = 0; k < C; k++) se += exp((double)l[k] - mx);
         int y = cls[h] < C ? cls[h] : C - 1;
@@ -127,4 +134,47 @@ void cphil_head_sums_report(const cphil_head_sums *s, cphil_head_report *r) {
     }
     for (int k = 0; k < CPHIL_N_BUTTONS; k++) r->btn_acc[k] = s->btn_correct[k] / n;
     r->acc_all = s->all_correct / n;
+}
+
+void cphil_change_begin_replay(cphil_change_sums *c) { c->have_prev = false; }
+
+void cphil_change_add(cphil_change_sums *c, const uint8_t state[CPHIL_TR_N_HEADS]) {
+    if (c->have_prev) {
+        int any = 0;
+        for (int h = 0; h < CPHIL_TR_N_HEADS; h++) {
+            int d = state[h] != c->prev[h];
+            c->changed[h] += d;
+            any |= d;
+        }
+        c->changed_all += any;
+        c->pairs += 1;
+    }
+    memcpy(c->prev, state, CPHIL_TR_N_HEADS);
+    c->have_prev = true;
+}
+
+void cphil_change_rates(const cphil_change_sums *c, double rate[CPHIL_TR_N_HEADS], double *rate_all) {
+    double n = c->pairs > 0 ? c->pairs : 1;
+    for (int h = 0; h < CPHIL_TR_N_HEADS; h++) rate[h] = c->changed[h] / n;
+    *rate_all = c->changed_all / n;
+}
+
+void cphil_decide_logits(const float *z, uint8_t out[CPHIL_TR_N_HEADS]) {
+    uint8_t bm = 0;
+    for (int k = 0; k < CPHIL_N_BUTTONS; k++) bm |= (uint8_t)((z[k] > 0) << k);
+    out[0] = bm;
+    for (int h = 0; h < CPHIL_N_CAT; h++) {
+        const float *l = z + cphil_head_offset[1 + h];
+        int am = 0;
+        for (int k = 1; k < cphil_head_classes[1 + h]; k++)
+            if (l[k] > l[am]) am = k;
+        out[1 + h] = (uint8_t)am;
+    }
+}
+
+void cphil_target_state(const uint8_t *btn, const uint8_t *cls, uint8_t out[CPHIL_TR_N_HEADS]) {
+    uint8_t bm = 0;
+    for (int k = 0; k < CPHIL_N_BUTTONS; k++) bm |= (uint8_t)((btn[k] != 0) << k);
+    out[0] = bm;
+    for (int h = 0; h < CPHIL_N_CAT; h++) out[1 + h] = cls[h];
 }

@@ -74,6 +74,29 @@ void cphil_head_sums_report(const cphil_head_sums *s, cphil_head_report *r);
 
 /* Score one frame's logits against its targets (used by the trainer's validation pass too). */
 void cphil_head_sums_add_logits(cphil_head_sums *s, const float *logits, const uint8_t *btn, const uint8_t *cls);
+/* The same with the likelihood from `logits` and the decisions (accuracy) from `decide_logits`:
+ * autoregressive heads score the teacher-forced logits (the joint NLL) and the greedy ones. */
+void cphil_head_sums_add_logits2(cphil_head_sums *s, const float *logits, const float *decide_logits,
+                                 const uint8_t *btn, const uint8_t *cls);
+
+/* How often a controller state changes from one frame to the next within a replay: per head
+ * (the buttons head changes when any of the 8 does) and of the whole state (any head). The
+ * first frame of a replay starts the chain and counts no pair. A state is the six head values:
+ * the button bits as a mask, then the five classes. */
+typedef struct cphil_change_sums {
+    double pairs;                              /* consecutive frame pairs counted */
+    double changed[CPHIL_TR_N_HEADS], changed_all;
+    uint8_t prev[CPHIL_TR_N_HEADS];
+    bool have_prev;
+} cphil_change_sums;
+void cphil_change_begin_replay(cphil_change_sums *c);
+void cphil_change_add(cphil_change_sums *c, const uint8_t state[CPHIL_TR_N_HEADS]);
+/* Rates (changes / pairs; 0 when there is no pair). */
+void cphil_change_rates(const cphil_change_sums *c, double rate[CPHIL_TR_N_HEADS], double *rate_all);
+/* The state a policy chooses from one frame's logits (buttons sigmoid > 0.5, argmax of each
+ * categorical head, the first on ties) and the state of a target frame. */
+void cphil_decide_logits(const float *z, uint8_t out[CPHIL_TR_N_HEADS]);
+void cphil_target_state(const uint8_t *btn, const uint8_t *cls, uint8_t out[CPHIL_TR_N_HEADS]);
 
 /* The baseline predictions as logits (for tests and for scoring through the same code). */
 void cphil_baseline_most_frequent_logits(const cphil_baseline_fit *f, float out[CPHIL_N_LOGITS]);
