@@ -87,6 +87,13 @@ for bb in mlp mamba; do
   node tests/js/onnx_run.js "$T/${bb}_ar.onnx" "$T/${bb}_ar_x.npy" "$T/${bb}_ar_ort" || fail "$bb ar: onnxruntime"
   $PY tests/py/compare.py "$T/${bb}_ar_ort" "$T/${bb}_ar_e.npz" --label "$bb autoregressive f32: ORT vs the agent's engine" || fail "$bb ar: ORT/engine mismatch"
   $PY tests/py/compare.py "$T/${bb}_ar_e.npz" "$T/${bb}_ar_d.npz" --label "$bb autoregressive f32: the agent's engine vs the dense path" || fail "$bb ar: engine/dense mismatch"
+  # int8 (cphil quantize keeps the conditioning tables f32): the decisions agree with the dense
+  # twin's; logits are not compared row by row, since one flipped head conditions the later ones
+  "$BIN" quantize --policy "$F" --mode dynamic --output "$T/${bb}_ar_q.safetensors" >/dev/null || fail "$bb ar: quantize"
+  "$BIN" predict --quiet --policy "$T/${bb}_ar_q.safetensors" --replay "$G" --port 1 --frames 0:199 --engine --output "$T/${bb}_ar_qe.npz" || fail "$bb ar: predict --engine (int8)"
+  "$BIN" predict --quiet --policy "$T/${bb}_ar_q.safetensors" --replay "$G" --port 1 --frames 0:199 --output "$T/${bb}_ar_qd.npz" || fail "$bb ar: predict --replay (int8)"
+  $PY tests/py/compare.py "$T/${bb}_ar_qe.npz" "$T/${bb}_ar_qd.npz" --agree 0.98 --max-rel 100 \
+    --label "$bb autoregressive int8: the agent's engine vs the dense twin" || fail "$bb ar: int8 engine and dense twin disagree"
 done
 echo "ORT agrees with the agent's engine on every backbone (f32, int8 dynamic, int8 static; autoregressive heads f32)"
 exit 0
