@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
         const cphil_backbone bb = all[b];
         if (!cphil_bench_in_list(bbs, cphil_backbone_name(bb))) continue;
         for (int p = 0; p < 3; p++) {
-            const infer_dtype dt = p == 0 ? INFER_F32 : p == 1 ? INFER_BF16 : INFER_I8;
+            const cphil_wtype dt = p == 0 ? CPHIL_W_F32 : p == 1 ? CPHIL_W_BF16 : CPHIL_W_I8;
             if (!cphil_bench_in_list(precs, cphil_bench_precision_name(dt))) continue;
             cphil_infer_spec sp;
             cphil_infer_spec_default(&sp, bb, n_cont, n_ids, E);

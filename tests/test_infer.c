@@ -28,7 +28,7 @@ static float frand(void) { /* [-1, 1) */
 
 TEST(activations_match_libm) {
     float x[301], y[301];
-    for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
         infer_isa_set(isa);
         for (int f = 0; f < 10; f++) { /* each function on [-25.5, 25.5] (exp: [-55.5, -4.5]), then on [-9, 9] */
             for (int i = 0; i < 301; i++) x[i] = y[i] = f >= 5 ? (i - 150) * 0.06f : (i - 150) * 0.17f + (f == 0 ? -30.f : 0.f);
@@ -60,7 +60,7 @@ TEST(activations_dense_sweep) {
     CHECK(x && y);
     void (*fn[5])(float *, int) = {infer_vexp, infer_vsigmoid, infer_vtanh, infer_vsilu, infer_vsoftplus};
     static const char *name[5] = {"exp", "sigmoid", "tanh", "silu", "softplus"};
-    for (infer_isa isa = INFER_ISA_SCALAR; x && y && isa <= infer_isa_best(); isa++) {
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; x && y && isa <= infer_isa_best(); isa++) {
         infer_isa_set(isa);
         for (int f = 0; f < 5; f++) {
             const double lo = f == 0 ? -87.0 : -30.0, hi = f == 0 ? 88.0 : 30.0;
@@ -147,7 +147,7 @@ typedef struct pol {
     cphil_infer_model *m;
 } pol;
 
-static void pol_open(pol *p, cphil_backbone bb, int layers, infer_dtype dt, uint64_t seed) {
+static void pol_open(pol *p, cphil_backbone bb, int layers, cphil_wtype dt, uint64_t seed) {
     tiny_spec(&p->spec, bb, layers);
     if (cphil_infer_random_open(&p->spec, seed, &p->r)) abort();
     if (cphil_infer_model_build(&p->spec, cphil_infer_random_lookup, p->r, dt, &p->m)) {
@@ -166,11 +166,11 @@ TEST(window_sequence_equals_reference_every_backbone_and_isa) {
     for (cphil_backbone bb = 0; bb < CPHIL_N_BACKBONES; bb++)
         for (int layers = 1; layers <= 2; layers++) {
             pol p;
-            pol_open(&p, bb, layers, INFER_F32, 7 + bb);
+            pol_open(&p, bb, layers, CPHIL_W_F32, 7 + bb);
             int T = bb == CPHIL_BACKBONE_MLP ? 1 : 4;
             make_frames(T, cont, ids);
             ref_forward(&p.spec, cphil_infer_random_lookup, p.r, T, cont, ids, ref);
-            for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+            for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
                 infer_isa_set(isa);
                 cphil_infer_state *s;
                 CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_WINDOW, &s) == CPHIL_OK);
@@ -192,7 +192,7 @@ TEST(window_steps_pad_with_first_frame_and_slide) {
     int32_t ids[T * NI], pi[W * NI];
     for (cphil_backbone bb = 1; bb < CPHIL_N_BACKBONES; bb++) {
         pol p;
-        pol_open(&p, bb, 2, INFER_F32, 100 + bb);
+        pol_open(&p, bb, 2, CPHIL_W_F32, 100 + bb);
         make_frames(T, cont, ids);
         cphil_infer_state *s;
         CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_WINDOW, &s) == CPHIL_OK);
@@ -235,7 +235,7 @@ TEST(stream_equals_window_where_the_math_says_so) {
     for (cphil_backbone bb = 0; bb < CPHIL_N_BACKBONES; bb++)
         for (int layers = 1; layers <= 2; layers++) {
             pol p;
-            pol_open(&p, bb, layers, INFER_F32, 200 + bb);
+            pol_open(&p, bb, layers, CPHIL_W_F32, 200 + bb);
             make_frames(T, cont, ids);
             cphil_infer_state *sw, *ss;
             CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_WINDOW, &sw) == CPHIL_OK);
@@ -285,15 +285,15 @@ TEST(stream_attention_equals_banded_history_reference) {
     memcpy(hi + (W - 1) * NI, ids, sizeof(int32_t) * NI * T);
     for (int layers = 1; layers <= 3; layers++) {
         pol p;
-        pol_open(&p, CPHIL_BACKBONE_ATTENTION, layers, INFER_F32, 600 + layers);
-        for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+        pol_open(&p, CPHIL_BACKBONE_ATTENTION, layers, CPHIL_W_F32, 600 + layers);
+        for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
             infer_isa_set(isa);
             cphil_infer_state *s;
             CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_STREAM, &s) == CPHIL_OK);
             double worst = 0;
             for (int t = 0; t < T; t++) {
                 CHECK(cphil_infer_step(s, cont + t * NC, ids + t * NI, lg) == CPHIL_OK);
-                if (isa != INFER_ISA_SCALAR && t % 10) continue; /* the SIMD tiers: every 10th frame */
+                if (isa != CPHIL_ISA_SCALAR && t % 10) continue; /* the SIMD tiers: every 10th frame */
                 ref_forward_band(&p.spec, cphil_infer_random_lookup, p.r, W + t, hc, hi, W, ref);
                 worst = fmax(worst, max_rel(lg, ref, INFER_N_LOGITS));
             }
@@ -329,8 +329,8 @@ TEST(mamba_stream_scratch_fits_every_size) {
         cphil_infer_random *r;
         cphil_infer_model *m;
         CHECK(cphil_infer_random_open(&sp, 40 + c, &r) == CPHIL_OK);
-        CHECK(cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, INFER_F32, &m) == CPHIL_OK);
-        for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+        CHECK(cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, CPHIL_W_F32, &m) == CPHIL_OK);
+        for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
             infer_isa_set(isa);
             cphil_infer_state *s;
             CHECK(cphil_infer_state_open(m, CPHIL_INFER_STREAM, &s) == CPHIL_OK);
@@ -361,9 +361,9 @@ TEST(bf16_and_int8_agree_with_f32) {
     int32_t ids[T * NI];
     for (cphil_backbone bb = 0; bb < CPHIL_N_BACKBONES; bb++) {
         pol pf, pq[2];
-        pol_open(&pf, bb, 2, INFER_F32, 300 + bb);
-        pol_open(&pq[0], bb, 2, INFER_BF16, 300 + bb);
-        pol_open(&pq[1], bb, 2, INFER_I8, 300 + bb);
+        pol_open(&pf, bb, 2, CPHIL_W_F32, 300 + bb);
+        pol_open(&pq[0], bb, 2, CPHIL_W_BF16, 300 + bb);
+        pol_open(&pq[1], bb, 2, CPHIL_W_I8, 300 + bb);
         make_frames(T, cont, ids);
         for (int q = 0; q < 2; q++)
             for (int mode = 0; mode < 2; mode++) {
@@ -399,7 +399,7 @@ TEST(int8_static_scales_reach_the_attention_kv_view) {
     float cont[NC], a[INFER_N_LOGITS], b[INFER_N_LOGITS], d[INFER_N_LOGITS];
     int32_t ids[NI];
     pol p;
-    pol_open(&p, CPHIL_BACKBONE_ATTENTION, 2, INFER_I8, 77);
+    pol_open(&p, CPHIL_BACKBONE_ATTENTION, 2, CPHIL_W_I8, 77);
     make_frames(1, cont, ids);
     cphil_infer_state *sw, *ss;
     CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_WINDOW, &sw) == CPHIL_OK);
@@ -431,7 +431,7 @@ TEST(run_sequence_refuses_a_stream_state) {
     make_frames(T, cont, ids);
     for (cphil_backbone bb = 0; bb < CPHIL_N_BACKBONES; bb++) {
         pol p;
-        pol_open(&p, bb, 2, INFER_F32, 500 + bb);
+        pol_open(&p, bb, 2, CPHIL_W_F32, 500 + bb);
         cphil_infer_state *s, *r;
         CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_STREAM, &s) == CPHIL_OK);
         CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_STREAM, &r) == CPHIL_OK);
@@ -465,7 +465,7 @@ static cphil_status i8_in_lookup(void *ctx, const char *name, cphil_infer_tensor
     i8_in_ctx *c = ctx;
     cphil_status s = cphil_infer_random_lookup(c->r, name, out);
     if (s || strcmp(name, "input_proj.weight")) return s;
-    out->dtype = INFER_I8;
+    out->dtype = CPHIL_W_I8;
     out->data = c->q;
     out->scale = c->sc;
     out->act_scale = c->act;
@@ -495,8 +495,8 @@ TEST(int8_input_layer_uses_the_file_weights_and_static_scale) {
     for (int pass = 0; pass < 2; pass++) {
         c.act = pass == 0 ? 0.011f : 0.007f;
         cphil_infer_model *m;
-        CHECK(cphil_infer_model_build(&sp, i8_in_lookup, &c, INFER_I8, &m) == CPHIL_OK);
-        for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+        CHECK(cphil_infer_model_build(&sp, i8_in_lookup, &c, CPHIL_W_I8, &m) == CPHIL_OK);
+        for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
             infer_isa_set(isa);
             cphil_infer_state *s;
             CHECK(cphil_infer_state_open(m, CPHIL_INFER_WINDOW, &s) == CPHIL_OK);
@@ -551,7 +551,7 @@ TEST(step_allocates_nothing) {
         for (int dt = 0; dt < 3; dt++)
             for (int mode = 0; mode < 2; mode++) {
                 pol p;
-                pol_open(&p, bb, 2, (infer_dtype)dt, 1);
+                pol_open(&p, bb, 2, (cphil_wtype)dt, 1);
                 cphil_infer_state *s;
                 CHECK(cphil_infer_state_open(p.m, (cphil_infer_mode)mode, &s) == CPHIL_OK);
                 cphil_set_allocator(&ca);
@@ -603,7 +603,7 @@ TEST(build_survives_every_allocation_failure) {
                     cphil_set_allocator(&fa);
                     cphil_infer_model *m = NULL;
                     cphil_infer_state *s = NULL;
-                    cphil_status st = cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, (infer_dtype)dt, &m);
+                    cphil_status st = cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, (cphil_wtype)dt, &m);
                     if (st != CPHIL_OK) CHECK(m == NULL); /* nothing half-built is handed out */
                     else if ((st = cphil_infer_state_open(m, (cphil_infer_mode)mode, &s)) != CPHIL_OK) CHECK(s == NULL);
                     cphil_infer_state_close(s);
@@ -643,15 +643,15 @@ TEST(mismatched_tensors_are_refused_with_a_message) {
     CHECK(cphil_infer_random_open(&sp, 3, &r) == CPHIL_OK);
     bad_ctx b = {r, "lstm.weight_hh_l1", 1};
     cphil_infer_model *m = NULL;
-    CHECK_EQ_INT(cphil_infer_model_build(&sp, bad_lookup, &b, INFER_F32, &m), CPHIL_E_MISMATCH);
+    CHECK_EQ_INT(cphil_infer_model_build(&sp, bad_lookup, &b, CPHIL_W_F32, &m), CPHIL_E_MISMATCH);
     CHECK(m == NULL);
     CHECK(strstr(cphil_last_error(), "lstm.weight_hh_l1") != NULL);
     b.mode = 0;
     b.name = "heads.shoulder.2.bias";
-    CHECK_EQ_INT(cphil_infer_model_build(&sp, bad_lookup, &b, INFER_F32, &m), CPHIL_E_MISMATCH);
+    CHECK_EQ_INT(cphil_infer_model_build(&sp, bad_lookup, &b, CPHIL_W_F32, &m), CPHIL_E_MISMATCH);
     CHECK(strstr(cphil_last_error(), "shoulder") != NULL);
     sp.hidden = 0;
-    CHECK_EQ_INT(cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, INFER_F32, &m), CPHIL_E_MISMATCH);
+    CHECK_EQ_INT(cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, CPHIL_W_F32, &m), CPHIL_E_MISMATCH);
     cphil_infer_random_close(r);
 }
 
@@ -669,21 +669,21 @@ TEST(attention_heads_wider_than_the_engine_are_refused) {
     cphil_infer_model *m = NULL;
     sp.hidden = 2 * INFER_MAX_HEAD_DIM + 4; /* the largest head dims validation used to accept */
     sp.heads = 1;
-    CHECK_EQ_INT(cphil_infer_model_build(&sp, no_tensors, NULL, INFER_F32, &m), CPHIL_E_MISMATCH);
+    CHECK_EQ_INT(cphil_infer_model_build(&sp, no_tensors, NULL, CPHIL_W_F32, &m), CPHIL_E_MISMATCH);
     CHECK_MSG(strstr(cphil_last_error(), "heads of") != NULL, "%s", cphil_last_error());
     sp.hidden = 16384;
     sp.heads = 2;
-    CHECK_EQ_INT(cphil_infer_model_build(&sp, no_tensors, NULL, INFER_F32, &m), CPHIL_E_MISMATCH);
+    CHECK_EQ_INT(cphil_infer_model_build(&sp, no_tensors, NULL, CPHIL_W_F32, &m), CPHIL_E_MISMATCH);
     CHECK(strstr(cphil_last_error(), "heads of") != NULL);
     sp.hidden = 2 * INFER_MAX_HEAD_DIM; /* at the bound: validation passes, the lookup answers */
-    CHECK_EQ_INT(cphil_infer_model_build(&sp, no_tensors, NULL, INFER_F32, &m), CPHIL_E_MISMATCH);
+    CHECK_EQ_INT(cphil_infer_model_build(&sp, no_tensors, NULL, CPHIL_W_F32, &m), CPHIL_E_MISMATCH);
     CHECK(strstr(cphil_last_error(), "test lookup") != NULL);
     CHECK(m == NULL);
 }
 
 TEST(bad_frames_are_refused) {
     pol p;
-    pol_open(&p, CPHIL_BACKBONE_GRU, 1, INFER_F32, 5);
+    pol_open(&p, CPHIL_BACKBONE_GRU, 1, CPHIL_W_F32, 5);
     cphil_infer_state *s;
     CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_STREAM, &s) == CPHIL_OK);
     float cont[NC] = {0}, lg[INFER_N_LOGITS];
@@ -715,7 +715,7 @@ TEST(ssm_gated_matches_scalar_twin) {
         D[i] = frand();
         z[i] = frand() * 6.f;
     }
-    for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
         infer_isa_set(isa);
         for (int step = 0; step < 4; step++) {
             for (int i = 0; i < I; i++) {
@@ -753,7 +753,7 @@ TEST(conv_silu_matches_scalar_twin) {
     float w[KM * I], b[I], in[KM][I], ring0[I], ring1[I], o0[I], o1[I];
     for (int i = 0; i < KM * I; i++) w[i] = frand();
     for (int i = 0; i < I; i++) b[i] = frand();
-    for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
         infer_isa_set(isa);
         for (int K = 1; K <= KM; K++)
             for (int pad = 0; pad <= K; pad++) {
@@ -789,7 +789,7 @@ TEST(rmsnorm_matches_scalar_twin) {
         x[i] = frand() * (i % 5 == 0 ? 30.f : 1.f);
         w[i] = frand();
     }
-    for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
         infer_isa_set(isa);
         for (int n = 1; n <= 300; n += n < 40 ? 1 : 37) {
             double ss = 0;
@@ -811,7 +811,7 @@ TEST(lstm_cell_matches_scalar_twin) {
     enum { H = 37 }; /* ragged: two full 16-lanes (four 8-lanes) and a tail */
     float g0[4 * H], g1[4 * H], pre[4 * H], h0[H], h1[H], c0[H], c1[H], tmp[H];
     for (int pass = 0; pass < 2 * ((int)infer_isa_best() + 1); pass++) {
-        infer_isa isa = (infer_isa)(pass / 2);
+        cphil_isa isa = (cphil_isa)(pass / 2);
         for (int j = 0; j < 4 * H; j++) {
             g0[j] = g1[j] = frand() * 4.f;
             pre[j] = frand() * 2.f;
@@ -841,7 +841,7 @@ TEST(gelu_matches_exact_erf_every_isa) {
     in[1] = -30.f;
     in[2] = 1e-30f;
     in[3] = 30.f;
-    for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
         infer_isa_set(isa);
         memcpy(x, in, sizeof x);
         memcpy(y, in, sizeof y);
@@ -869,7 +869,7 @@ TEST(layernorm_matches_scalar_twin) {
             b[i] = frand();
         }
         for (int M = 1; M <= MR; M += 3)
-            for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+            for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
                 for (int i = 0; i < MR * LD; i++) y0[i] = y1[i] = -9.f;
                 infer_layernorm_ref(M, x, LD, w, b, y0, LD - 1, n, 1e-5f);
                 infer_isa_set(isa);
@@ -893,7 +893,7 @@ TEST(attend_head_matches_scalar_twin_and_double) {
         for (int i = 0; i < DMAX * ldkt; i++) KT[i] = frand() * 2.f;
         for (int i = 0; i < NMAX * ldv; i++) V[i] = frand();
         for (int n = 1; n <= NMAX; n++)
-          for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+          for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
             infer_attend_head_ref(q, KT, ldkt, V, ldv, n, dh, scale, o0, sc);
             infer_isa_set(isa);
             infer_attend_head(q, KT, ldkt, V, ldv, n, dh, scale, o1, sc);
@@ -932,7 +932,7 @@ TEST(attend_causal_matches_scalar_twin) {
         for (int i = 0; i < TMAX * ldv; i++) V[i] = frand();
         for (int T = 1; T <= TMAX; T++)
             for (int w = 0; w < 3; w++)
-                for (infer_isa isa = INFER_ISA_AVX2; isa <= infer_isa_best(); isa++) {
+                for (cphil_isa isa = CPHIL_ISA_AVX2; isa <= infer_isa_best(); isa++) {
                     int t0 = w == 0 ? 0 : w == 1 ? T / 2 : T - 1;
                     infer_attend_causal_ref(Q, ldq, KT, LDK, V, ldv, t0, T, dh, scale, o0, dh, S);
                     for (int i = 0; i < TMAX * DMAX; i++) o1[i] = NAN;
@@ -951,7 +951,7 @@ TEST(rope_pairs_and_transpose_match_scalar_twins) {
     enum { N = 77 };
     static float a[N], b[N], c[N], sn[N], oa0[N], ob0[N], oa1[N], ob1[N];
     for (int n = 1; n <= N; n += 19)
-      for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+      for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
         for (int j = 0; j < n; j++) {
             a[j] = frand();
             b[j] = frand();
@@ -977,7 +977,7 @@ TEST(rope_pairs_and_transpose_match_scalar_twins) {
     }
     for (int T = 1; T <= TR; T += 3)
         for (int n = 1; n <= NCOL; n += 17)
-          for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+          for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
             for (int i = 0; i < NCOL * LDT; i++) d0[i] = d1[i] = -7.f;
             infer_transpose_rows_ref(rows, OFS, T, n, d0, LDT);
             infer_isa_set(isa);
@@ -1021,7 +1021,7 @@ static void guard_release(void) {
 TEST(kernel_tails_stay_inside_guarded_buffers) {
     static const int sizes[] = {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 47, 64, 65, 100};
     int runs = 0;
-    for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
         infer_isa_set(isa);
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
             const int n = sizes[si];
@@ -1104,26 +1104,26 @@ TEST(quantized_policy_files) {
     CHECK(cphil_write_test_policy(path, &o) == CPHIL_OK);
     cphil_infer_policy *p, *p8, *ps, *pb;
     CHECK(cphil_infer_policy_open(path, &p) == CPHIL_OK);
-    CHECK_EQ_INT(cphil_infer_policy_precision(p), INFER_F32);
+    CHECK_EQ_INT(cphil_infer_policy_precision(p), CPHIL_W_F32);
     CHECK_EQ_INT(cphil_infer_policy_spec(p)->backbone, CPHIL_BACKBONE_GRU);
     CHECK_EQ_INT(cphil_infer_policy_spec(p)->window, 5);
-    CHECK(cphil_infer_policy_write_quantized(p, q8, INFER_I8, 0, NULL, NULL) == CPHIL_OK);
+    CHECK(cphil_infer_policy_write_quantized(p, q8, CPHIL_W_I8, 0, NULL, NULL) == CPHIL_OK);
     const char *names[1] = {"gru.weight_hh_l1"};
     float sc[1] = {0.01f};
-    CHECK(cphil_infer_policy_write_quantized(p, qs, INFER_I8, 1, names, sc) == CPHIL_OK);
-    CHECK(cphil_infer_policy_write_quantized(p, qb, INFER_BF16, 0, NULL, NULL) == CPHIL_OK);
+    CHECK(cphil_infer_policy_write_quantized(p, qs, CPHIL_W_I8, 1, names, sc) == CPHIL_OK);
+    CHECK(cphil_infer_policy_write_quantized(p, qb, CPHIL_W_BF16, 0, NULL, NULL) == CPHIL_OK);
     CHECK(cphil_infer_policy_open(q8, &p8) == CPHIL_OK);
     CHECK(cphil_infer_policy_open(qs, &ps) == CPHIL_OK);
     CHECK(cphil_infer_policy_open(qb, &pb) == CPHIL_OK);
-    CHECK_EQ_INT(cphil_infer_policy_precision(p8), INFER_I8);
+    CHECK_EQ_INT(cphil_infer_policy_precision(p8), CPHIL_W_I8);
     CHECK(!cphil_infer_policy_is_static(p8));
     CHECK(cphil_infer_policy_is_static(ps));
-    CHECK_EQ_INT(cphil_infer_policy_precision(pb), INFER_BF16);
+    CHECK_EQ_INT(cphil_infer_policy_precision(pb), CPHIL_W_BF16);
     cphil_infer_model *mf, *m8, *mb, *bad = NULL;
-    CHECK_EQ_INT(cphil_infer_policy_build(p8, INFER_F32, &bad), CPHIL_E_MISMATCH);
-    CHECK(cphil_infer_policy_build(p, INFER_F32, &mf) == CPHIL_OK);
-    CHECK(cphil_infer_policy_build(p8, INFER_I8, &m8) == CPHIL_OK);
-    CHECK(cphil_infer_policy_build(pb, INFER_BF16, &mb) == CPHIL_OK);
+    CHECK_EQ_INT(cphil_infer_policy_build(p8, CPHIL_W_F32, &bad), CPHIL_E_MISMATCH);
+    CHECK(cphil_infer_policy_build(p, CPHIL_W_F32, &mf) == CPHIL_OK);
+    CHECK(cphil_infer_policy_build(p8, CPHIL_W_I8, &m8) == CPHIL_OK);
+    CHECK(cphil_infer_policy_build(pb, CPHIL_W_BF16, &mb) == CPHIL_OK);
     enum { T = 30 };
     float cont[T * NC], a[INFER_N_LOGITS], b[INFER_N_LOGITS], c[INFER_N_LOGITS];
     int32_t ids[T * NI];
@@ -1231,12 +1231,12 @@ TEST(inflight_window_equals_recompute) {
         for (int layers = 1; layers <= 2; layers++)
             for (int pr = 0; pr < 3; pr++) {
                 const cphil_backbone bb = bi ? CPHIL_BACKBONE_GRU : CPHIL_BACKBONE_LSTM;
-                const infer_dtype dt = pr == 0 ? INFER_F32 : pr == 1 ? INFER_BF16 : INFER_I8;
-                const bool exact = dt == INFER_I8;
+                const cphil_wtype dt = pr == 0 ? CPHIL_W_F32 : pr == 1 ? CPHIL_W_BF16 : CPHIL_W_I8;
+                const bool exact = dt == CPHIL_W_I8;
                 pol p;
                 pol_open(&p, bb, layers, dt, 900 + (uint64_t)(bi * 10 + layers * 3 + pr));
                 const int W = p.spec.window;
-                for (infer_isa isa = INFER_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+                for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
                     infer_isa_set(isa);
                     inflight_pair q;
                     pair_open(&q, p.m);
@@ -1285,7 +1285,7 @@ TEST(inflight_window_replays) {
     for (int bi = 0; bi < 2; bi++)
         for (int pr = 0; pr < 3; pr++) {
             const cphil_backbone bb = bi ? CPHIL_BACKBONE_GRU : CPHIL_BACKBONE_LSTM;
-            const infer_dtype dt = pr == 0 ? INFER_F32 : pr == 1 ? INFER_BF16 : INFER_I8;
+            const cphil_wtype dt = pr == 0 ? CPHIL_W_F32 : pr == 1 ? CPHIL_W_BF16 : CPHIL_W_I8;
             cphil_infer_spec sp;
             cphil_infer_spec_default(&sp, bb, L.n_cont, L.n_ids, L.E);
             sp.hidden = 32; /* a narrower net keeps the sanitizer run short */
@@ -1294,7 +1294,7 @@ TEST(inflight_window_replays) {
             CHECK(cphil_infer_random_open(&sp, 70 + (uint64_t)(bi * 3 + pr), &r) == CPHIL_OK);
             CHECK(cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, dt, &m) == CPHIL_OK);
             {
-                const infer_isa isa = infer_isa_get();
+                const cphil_isa isa = infer_isa_get();
                 inflight_pair q;
                 pair_open(&q, m);
                 int games = 0;
@@ -1311,7 +1311,7 @@ TEST(inflight_window_replays) {
                             cphil_frame f;
                             cphil_replay_get_frame(rp, i, &f);
                             cphil_embed_frame(&L, &g, &f, cont, ids);
-                            pair_step(&q, cont, ids, dt == INFER_I8);
+                            pair_step(&q, cont, ids, dt == CPHIL_W_I8);
                         }
                         games++;
                     }
@@ -1372,7 +1372,7 @@ TEST(autoregressive_heads_engine_equals_training_forward) {
         cphil_infer_spec_from_config(&sp, &c);
         CHECK(sp.ar_heads);
         cphil_infer_model *im = NULL;
-        CHECK_MSG(cphil_infer_model_build(&sp, cphil_infer_model_lookup, &m, INFER_F32, &im) == CPHIL_OK, "%s", cphil_last_error());
+        CHECK_MSG(cphil_infer_model_build(&sp, cphil_infer_model_lookup, &m, CPHIL_W_F32, &im) == CPHIL_OK, "%s", cphil_last_error());
         cphil_infer_state *s = NULL, *st = NULL;
         CHECK(cphil_infer_state_open(im, CPHIL_INFER_WINDOW, &s) == CPHIL_OK);
         CHECK(cphil_infer_run_sequence(s, T, cont, ids, lg) == CPHIL_OK);
@@ -1406,7 +1406,7 @@ TEST(autoregressive_heads_engine_equals_training_forward) {
         CHECK(cphil_infer_chosen(s)[0] == 0x05 && cphil_infer_chosen(s)[5] == 6);
         /* bf16 and int8 engines: the chosen values agree with f32's on most heads of random
          * windows (random weights make near-ties, and a flipped head conditions the later ones) */
-        for (infer_dtype dt = INFER_BF16; dt <= INFER_I8; dt++) {
+        for (cphil_wtype dt = CPHIL_W_BF16; dt <= CPHIL_W_I8; dt++) {
             cphil_infer_model *qm = NULL;
             cphil_infer_state *qs = NULL;
             CHECK(cphil_infer_model_build(&sp, cphil_infer_model_lookup, &m, dt, &qm) == CPHIL_OK);
@@ -1422,10 +1422,10 @@ TEST(autoregressive_heads_engine_equals_training_forward) {
                 for (int h = 1; h < INFER_N_HEADS; h++) same += x[h] == y[h], total++;
             }
             /* the bars of bf16_and_int8_agree_with_f32 less 3 points: a flip conditions later heads */
-            CHECK_MSG(same >= total * (dt == INFER_BF16 ? 94 : 90) / 100, "%s %s: %d of %d choices agree",
-                      cphil_backbone_name(bb), dt == INFER_BF16 ? "bf16" : "int8", same, total);
+            CHECK_MSG(same >= total * (dt == CPHIL_W_BF16 ? 94 : 90) / 100, "%s %s: %d of %d choices agree",
+                      cphil_backbone_name(bb), dt == CPHIL_W_BF16 ? "bf16" : "int8", same, total);
             printf("# %s %s: %d of %d choices (each button, each stick and shoulder head) agree with f32\n",
-                   cphil_backbone_name(bb), dt == INFER_BF16 ? "bf16" : "int8", same, total);
+                   cphil_backbone_name(bb), dt == CPHIL_W_BF16 ? "bf16" : "int8", same, total);
             cphil_infer_state_close(qs);
             cphil_infer_model_free(qm);
         }

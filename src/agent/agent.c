@@ -31,7 +31,7 @@ struct cphil_agent {
     float logits[CPHIL_N_LOGITS];
     uint8_t det_buttons[8], det_cls[5];
     cphil_rng rng;
-    infer_dtype prec;
+    cphil_wtype prec;
     int window;          /* frames the engine's window holds (1 for the MLP) */
     bool ar;             /* autoregressive heads: the engine samples head by head (ar_sample) */
 };
@@ -97,12 +97,12 @@ cphil_status cphil_agent_open(const char *policy_path, const cphil_agent_params 
     cphil_status s = cphil_infer_policy_open(policy_path, &a->pol);
     if (s) goto fail;
     if ((s = match_layout(a, policy_path))) goto fail;
-    infer_dtype file = cphil_infer_policy_precision(a->pol);
+    cphil_wtype file = cphil_infer_policy_precision(a->pol);
     switch (p.precision) {
     case CPHIL_AGENT_PREC_AUTO: a->prec = file; break;
-    case CPHIL_AGENT_PREC_F32: a->prec = INFER_F32; break;
-    case CPHIL_AGENT_PREC_BF16: a->prec = INFER_BF16; break;
-    default: a->prec = INFER_I8; break;
+    case CPHIL_AGENT_PREC_F32: a->prec = CPHIL_W_F32; break;
+    case CPHIL_AGENT_PREC_BF16: a->prec = CPHIL_W_BF16; break;
+    default: a->prec = CPHIL_W_I8; break;
     }
     if ((s = cphil_infer_policy_build(a->pol, a->prec, &a->model))) goto fail;
     if ((s = cphil_infer_state_open(a->model, p.mode == CPHIL_AGENT_STREAM ? CPHIL_INFER_STREAM : CPHIL_INFER_WINDOW,
@@ -252,8 +252,8 @@ void cphil_agent_get_config(const cphil_agent *a, cphil_agent_config *o) {
     o->n_ids = c->n_ids;
     o->E = c->E;
     o->params = (long long)cphil_infer_model_params(a->model);
-    o->precision = a->prec == INFER_F32 ? "f32" : a->prec == INFER_BF16 ? "bf16" : "int8";
-    o->activations = a->prec != INFER_I8 ? "f32" : cphil_infer_policy_is_static(a->pol) ? "static" : "dynamic";
+    o->precision = a->prec == CPHIL_W_F32 ? "f32" : a->prec == CPHIL_W_BF16 ? "bf16" : "int8";
+    o->activations = a->prec != CPHIL_W_I8 ? "f32" : cphil_infer_policy_is_static(a->pol) ? "static" : "dynamic";
     o->mode = a->p.mode == CPHIL_AGENT_STREAM ? "stream" : "window";
 }
 

@@ -89,7 +89,7 @@ int cmd_bench(int argc, char **argv) {
         cli_error(NULL);
         return CLI_EXIT_FAIL;
     }
-    if (p && cphil_infer_policy_precision(p) == INFER_I8 && precs && !cphil_bench_in_list(precs, "int8")) {
+    if (p && cphil_infer_policy_precision(p) == CPHIL_W_I8 && precs && !cphil_bench_in_list(precs, "int8")) {
         cli_error("bench: %s is an int8 file (it runs int8 only); --precision %s selects nothing", policy, precs);
         cphil_infer_policy_close(p);
         return CLI_EXIT_USAGE;
@@ -124,13 +124,13 @@ int cmd_bench(int argc, char **argv) {
         cphil_infer_policy_close(p);
         return CLI_EXIT_FAIL;
     }
-    infer_dtype file = cphil_infer_policy_precision(p);
+    cphil_wtype file = cphil_infer_policy_precision(p);
     for (int pr = 0; pr < 3 && rc == CLI_EXIT_OK; pr++) {
-        if (file == INFER_I8 ? pr != INFER_I8 : !cphil_bench_in_list(precs ? precs : cphil_bench_precision_name(file),
-                                                                     cphil_bench_precision_name((infer_dtype)pr)))
+        if (file == CPHIL_W_I8 ? pr != CPHIL_W_I8 : !cphil_bench_in_list(precs ? precs : cphil_bench_precision_name(file),
+                                                                     cphil_bench_precision_name((cphil_wtype)pr)))
             continue;
         cphil_infer_model *m = NULL;
-        if (cphil_infer_policy_build(p, (infer_dtype)pr, &m)) {
+        if (cphil_infer_policy_build(p, (cphil_wtype)pr, &m)) {
             cli_error(NULL);
             rc = CLI_EXIT_FAIL;
             break;
@@ -138,7 +138,7 @@ int cmd_bench(int argc, char **argv) {
         for (int mode = 0; mode < 2; mode++) {
             const char *mn = mode ? "stream" : "window";
             if (!cphil_bench_in_list(modes, mn)) continue;
-            cphil_bench_row row = {cphil_backbone_name(sp->backbone), cphil_bench_precision_name((infer_dtype)pr), mn,
+            cphil_bench_row row = {cphil_backbone_name(sp->backbone), cphil_bench_precision_name((cphil_wtype)pr), mn,
                                    cphil_infer_model_params(m), {0, 0, 0, 0, 0}};
             if (cphil_bench_run(m, (cphil_infer_mode)mode, &fr, seconds, &row.r)) {
                 cli_error(NULL);

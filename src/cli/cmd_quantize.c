@@ -197,10 +197,10 @@ int cmd_quantize(int argc, char **argv) {
     if (r) return opts_exit(r);
     const char *policy = A.policy, *output = A.output, *calib = A.calib;
     bool json = A.json, is_static = A.mode == 1;
-    infer_dtype dt = A.precision == 1 ? INFER_BF16 : INFER_I8;
+    cphil_wtype dt = A.precision == 1 ? CPHIL_W_BF16 : CPHIL_W_I8;
     long long port = A.port, max_frames = A.frames;
     if (!cli_check_output("quantize", "--output", output, false)) return CLI_EXIT_USAGE;
-    if (is_static && dt != INFER_I8) {
+    if (is_static && dt != CPHIL_W_I8) {
         cli_error("quantize: --mode static applies to --precision int8 only");
         return CLI_EXIT_USAGE;
     }
@@ -235,7 +235,7 @@ int cmd_quantize(int argc, char **argv) {
         cphil_err(CPHIL_E_ARG, "need at least two games (or one long one) for calibration and held-out frames");
         goto fail;
     }
-    if (cphil_infer_policy_build(pf, INFER_F32, &mf)) goto fail;
+    if (cphil_infer_policy_build(pf, CPHIL_W_F32, &mf)) goto fail;
     int nm = cphil_infer_model_n_mats(mf);
     if (is_static) {
         amax = cphil_calloc((size_t)nm, sizeof(float));
@@ -299,7 +299,7 @@ int cmd_quantize(int argc, char **argv) {
     }
     double head_mean = 0;
     for (int h = 0; h < 6; h++) head_mean += (double)same[h] / (double)n / 6.0;
-    const char *kind = dt == INFER_BF16 ? "bf16" : is_static ? "int8-static" : "int8-dynamic";
+    const char *kind = dt == CPHIL_W_BF16 ? "bf16" : is_static ? "int8-static" : "int8-dynamic";
     if (json) {
         printf("{\"policy\":\"%s\",\"output\":\"%s\",\"kind\":\"%s\",\"frames\":%llu,\"frames_source\":\"%s\","
                "\"agreement_heads_mean\":%.5f,\"agreement_all_heads\":%.5f,\"agreement\":{",
@@ -308,8 +308,8 @@ int cmd_quantize(int argc, char **argv) {
         printf("},\"button_each\":%.5f,\"max_logit_error\":%.6g,\"max_relative_logit_error\":%.6g}\n",
                (double)btn_same / (8.0 * n), max_err, max_rel);
     } else {
-        printf("wrote %s (%s weights%s)\n", output, dt == INFER_BF16 ? "bf16" : "int8 per-output-channel",
-               dt == INFER_BF16 ? "" : is_static ? ", static activation scales" : ", dynamic activation scales");
+        printf("wrote %s (%s weights%s)\n", output, dt == CPHIL_W_BF16 ? "bf16" : "int8 per-output-channel",
+               dt == CPHIL_W_BF16 ? "" : is_static ? ", static activation scales" : ", dynamic activation scales");
         printf("held-out frames: %llu (window mode; from %s)\n", (unsigned long long)n, note);
         printf("agreement of the chosen actions with the f32 policy:\n");
         for (int h = 0; h < 6; h++) printf("  %-9s %7.3f%%\n", cphil_head_names[h], 100.0 * same[h] / n);

@@ -145,7 +145,7 @@ cphil_status cphil_dense_engine_open(const cphil_model *m, bool int8, cphil_dens
     e->twin.cfg.n_ids = 0;
     cphil_infer_spec sp;
     cphil_infer_spec_from_config(&sp, &e->twin.cfg);
-    cphil_status s = cphil_infer_model_build(&sp, cphil_infer_model_lookup, &e->twin, int8 ? INFER_I8 : INFER_F32, &e->im);
+    cphil_status s = cphil_infer_model_build(&sp, cphil_infer_model_lookup, &e->twin, int8 ? CPHIL_W_I8 : CPHIL_W_F32, &e->im);
     if (!s) s = cphil_infer_state_open(e->im, CPHIL_INFER_WINDOW, &e->st);
     if (s) {
         cphil_dense_engine_close(e);

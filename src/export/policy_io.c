@@ -145,8 +145,8 @@ static cphil_status dequantize(const cphil_infer_policy *p, cphil_model *m, cphi
         if (t.rank != mt->ndim || (size_t)n != mt->numel) /* the reader checked; stay safe */
             return cphil_err(CPHIL_E_MISMATCH, "%s: tensor '%s' does not fit the config", cphil_infer_policy_path(p), mt->name);
         float *dst = m->params + mt->offset;
-        if (t.dtype == INFER_F32) memcpy(dst, t.data, sizeof(float) * (size_t)n);
-        else if (t.dtype == INFER_BF16)
+        if (t.dtype == CPHIL_W_F32) memcpy(dst, t.data, sizeof(float) * (size_t)n);
+        else if (t.dtype == CPHIL_W_BF16)
             for (int64_t k = 0; k < n; k++) dst[k] = infer_bf16_to_f32(((const uint16_t *)t.data)[k]);
         else {
             const int8_t *qv = t.data;
@@ -179,8 +179,8 @@ cphil_status cphil_export_load_policy_quant(const char *path, cphil_model *m, cp
     cphil_st_close(f);
     cphil_infer_policy *p = NULL;
     if ((s = cphil_infer_policy_open(path, &p))) return s;
-    infer_dtype prec = cphil_infer_policy_precision(p);
-    q->weights = prec == INFER_BF16 ? CPHIL_POLICY_W_BF16
+    cphil_wtype prec = cphil_infer_policy_precision(p);
+    q->weights = prec == CPHIL_W_BF16 ? CPHIL_POLICY_W_BF16
                  : cphil_infer_policy_is_static(p) ? CPHIL_POLICY_W_INT8_STATIC
                                                    : CPHIL_POLICY_W_INT8_DYNAMIC;
     q->has_ids = cphil_infer_policy_config(p)->n_ids > 0;

@@ -74,7 +74,7 @@ cphil_status cphil_infer_model_lookup(void *ctx, const char *name, cphil_infer_t
     const cphil_tensor *t = cphil_model_find(m, name);
     if (!t) return cphil_err(CPHIL_E_MISMATCH, "tensor '%s' is missing from the model", name);
     memset(out, 0, sizeof *out);
-    out->dtype = INFER_F32;
+    out->dtype = CPHIL_W_F32;
     out->rank = t->ndim;
     for (int i = 0; i < t->ndim; i++) out->shape[i] = t->shape[i];
     out->data = m->params + t->offset;
@@ -100,7 +100,7 @@ static cphil_status get_tensor(infer_build *b, const char *name, int rank, const
                          name, got, want);
     }
     if (!t->data) return cphil_err(CPHIL_E_MISMATCH, "tensor '%s' has no data", name);
-    if (t->dtype == INFER_I8 && !t->scale)
+    if (t->dtype == CPHIL_W_I8 && !t->scale)
         return cphil_err(CPHIL_E_MISMATCH, "int8 tensor '%s' has no per-channel scales", name);
     int64_t n = 1;
     for (int i = 0; i < rank; i++) n *= shape[i];
@@ -116,8 +116,8 @@ cphil_status infer_load_floats(infer_build *b, const char *name, int rank, const
     for (int i = 0; i < rank; i++) n *= shape[i];
     float *f = cphil_alloc(sizeof(float) * (size_t)n);
     if (!f) return cphil_err(CPHIL_E_NOMEM, "out of memory loading '%s'", name);
-    if (t.dtype == INFER_F32) memcpy(f, t.data, sizeof(float) * (size_t)n);
-    else if (t.dtype == INFER_BF16)
+    if (t.dtype == CPHIL_W_F32) memcpy(f, t.data, sizeof(float) * (size_t)n);
+    else if (t.dtype == CPHIL_W_BF16)
         for (int64_t i = 0; i < n; i++) f[i] = infer_bf16_to_f32(((const uint16_t *)t.data)[i]);
     else {
         int64_t cols = n / shape[0];
@@ -149,18 +149,18 @@ cphil_status infer_load_linear(infer_build *b, cphil_pmat *mat, const char *wnam
         for (int i = 0; i < rows; i++) bias[i] += b2[i];
     cphil_free(b2);
     if (bias) m->bytes -= sizeof(float) * (size_t)rows * (b2name ? 2 : 1);
-    if (t.dtype == INFER_I8) {
-        if (m->prec != INFER_I8) {
+    if (t.dtype == CPHIL_W_I8) {
+        if (m->prec != CPHIL_W_I8) {
             cphil_free(bias);
             return cphil_err(CPHIL_E_MISMATCH, "tensor '%s' is int8 but the engine was asked for %s weights",
-                             wname, m->prec == INFER_F32 ? "f32" : "bf16");
+                             wname, m->prec == CPHIL_W_F32 ? "f32" : "bf16");
         }
         s = cphil_pmat_pack_i8(mat, rows, cols, t.data, t.scale, bias);
         mat->act_scale = t.act_scale > 0.f ? t.act_scale : 0.f;
     } else {
         const float *w = t.data;
         float *tmp = NULL;
-        if (t.dtype == INFER_BF16) {
+        if (t.dtype == CPHIL_W_BF16) {
             tmp = cphil_alloc(sizeof(float) * (size_t)rows * cols);
             if (!tmp) {
                 cphil_free(bias);
@@ -197,10 +197,10 @@ static cphil_status input_layer(infer_build *b) {
     int8_t *qc = NULL;
     cphil_status s = get_tensor(b, "input_proj.weight", 2, shape, &t);
     if (s) return s;
-    const bool i8 = t.dtype == INFER_I8;
-    if (i8 && m->prec != INFER_I8)
+    const bool i8 = t.dtype == CPHIL_W_I8;
+    if (i8 && m->prec != CPHIL_W_I8)
         return cphil_err(CPHIL_E_MISMATCH, "tensor 'input_proj.weight' is int8 but the engine was asked for %s weights",
-                         m->prec == INFER_F32 ? "f32" : "bf16");
+                         m->prec == CPHIL_W_F32 ? "f32" : "bf16");
     if ((s = infer_load_vec(b, "input_proj.bias", H0, &m->in_b))) return s;
     m->H0p = (H0 + 15) & ~15;
     if (i8) {
@@ -221,7 +221,7 @@ static cphil_status input_layer(infer_build *b) {
             goto out;
         }
         for (size_t i = 0; i < (size_t)H0 * E; i++)
-            w[i] = t.dtype == INFER_F32 ? ((const float *)t.data)[i] : infer_bf16_to_f32(((const uint16_t *)t.data)[i]);
+            w[i] = t.dtype == CPHIL_W_F32 ? ((const float *)t.data)[i] : infer_bf16_to_f32(((const uint16_t *)t.data)[i]);
         for (int h = 0; h < H0; h++)
             for (int c = 0; c < nc; c++) wc[(size_t)h * nc + c] = w[(size_t)h * E + c];
         if (nc > 0) s = cphil_pmat_pack(&m->in_cont, H0, nc, wc, m->in_b, m->prec);
@@ -237,7 +237,7 @@ static cphil_status input_layer(infer_build *b) {
     if (E > nc) {
         if (i8) s = cphil_gtable_init_i8(&m->in_tab, t.data, t.scale, H0, E, nc, E - nc);
         else {
-            cphil_wtype wt = m->prec == INFER_F32 ? CPHIL_W_F32 : m->prec == INFER_BF16 ? CPHIL_W_BF16 : CPHIL_W_I8;
+            cphil_wtype wt = m->prec == CPHIL_W_F32 ? CPHIL_W_F32 : m->prec == CPHIL_W_BF16 ? CPHIL_W_BF16 : CPHIL_W_I8;
             s = cphil_gtable_init(&m->in_tab, wt, w, H0, E, nc, E - nc);
         }
         if (s) goto out;
@@ -299,7 +299,7 @@ static cphil_status load_heads(infer_build *b) {
         /* the fused product is packed f32/bf16/int8 like the others (int8 source dequantized) */
         s = cphil_pmat_pack(&m->head0, tot, m->Hb, w0, b0, m->prec);
         cphil_infer_tensor ht;
-        if (!s && b->lookup(b->ctx, "heads.buttons.0.weight", &ht) == CPHIL_OK && ht.dtype == INFER_I8)
+        if (!s && b->lookup(b->ctx, "heads.buttons.0.weight", &ht) == CPHIL_OK && ht.dtype == CPHIL_W_I8)
             m->head0.act_scale = ht.act_scale;
         if (!s) {
             m->head0.id = m->n_mats;
@@ -323,7 +323,7 @@ static cphil_status load_heads(infer_build *b) {
 }
 
 cphil_status cphil_infer_model_build(const cphil_infer_spec *spec, cphil_infer_lookup lookup, void *ctx,
-                                     infer_dtype precision, cphil_infer_model **out) {
+                                     cphil_wtype precision, cphil_infer_model **out) {
     *out = NULL;
     cphil_status s = check_spec(spec);
     if (s) return s;
@@ -358,7 +358,7 @@ void cphil_infer_model_free(cphil_infer_model *m) {
 }
 
 const cphil_infer_spec *cphil_infer_model_spec(const cphil_infer_model *m) { return &m->spec; }
-infer_dtype cphil_infer_model_precision(const cphil_infer_model *m) { return m->prec; }
+cphil_wtype cphil_infer_model_precision(const cphil_infer_model *m) { return m->prec; }
 int64_t cphil_infer_model_params(const cphil_infer_model *m) { return m->params; }
 size_t cphil_infer_model_bytes(const cphil_infer_model *m) { return m->bytes; }
 int cphil_infer_model_n_mats(const cphil_infer_model *m) { return m->n_mats; }

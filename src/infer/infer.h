@@ -65,7 +65,7 @@ typedef struct cphil_infer_spec {
 
 /* A tensor handed to the engine by a loader: f32, or int8 [rows, cols] with per-row scales. */
 typedef struct cphil_infer_tensor {
-    infer_dtype dtype;       /* INFER_F32, INFER_BF16 (uint16) or INFER_I8 */
+    cphil_wtype dtype;       /* CPHIL_W_F32, CPHIL_W_BF16 (uint16) or CPHIL_W_I8 */
     int rank;
     int64_t shape[4];
     const void *data;
@@ -82,12 +82,12 @@ typedef struct cphil_infer_state cphil_infer_state;
 
 /* Build packed weights in `precision` from tensors found through lookup. Shapes are checked
  * against spec; a missing or misshapen tensor is CPHIL_E_MISMATCH naming the tensor. int8 source
- * tensors are used as they are (precision must then be INFER_I8). */
+ * tensors are used as they are (precision must then be CPHIL_W_I8). */
 cphil_status cphil_infer_model_build(const cphil_infer_spec *spec, cphil_infer_lookup lookup, void *ctx,
-                                     infer_dtype precision, cphil_infer_model **out);
+                                     cphil_wtype precision, cphil_infer_model **out);
 void cphil_infer_model_free(cphil_infer_model *m);
 const cphil_infer_spec *cphil_infer_model_spec(const cphil_infer_model *m);
-infer_dtype cphil_infer_model_precision(const cphil_infer_model *m);
+cphil_wtype cphil_infer_model_precision(const cphil_infer_model *m);
 /* Number of parameters of the policy (as in the f32 file). */
 int64_t cphil_infer_model_params(const cphil_infer_model *m);
 /* Bytes of packed weights. */

@@ -32,8 +32,8 @@ cphil_status infer_ar_load(infer_ar_heads *ar, cphil_infer_lookup lookup, void *
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < cols; c++) {
                 size_t i = (size_t)r * cols + c;
-                if (t.dtype == INFER_F32) a[i] = ((const float *)t.data)[i];
-                else if (t.dtype == INFER_BF16) a[i] = bf16_to_f32(((const uint16_t *)t.data)[i]);
+                if (t.dtype == CPHIL_W_F32) a[i] = ((const float *)t.data)[i];
+                else if (t.dtype == CPHIL_W_BF16) a[i] = bf16_to_f32(((const uint16_t *)t.data)[i]);
                 else a[i] = (float)((const int8_t *)t.data)[i] * (t.scale ? t.scale[r] : 1.f);
             }
     }

@@ -125,7 +125,7 @@ bool cphil_bench_in_list(const char *list, const char *name) {
     return false;
 }
 
-const char *cphil_bench_precision_name(infer_dtype d) { return d == INFER_F32 ? "f32" : d == INFER_BF16 ? "bf16" : "int8"; }
+const char *cphil_bench_precision_name(cphil_wtype d) { return d == CPHIL_W_F32 ? "f32" : d == CPHIL_W_BF16 ? "bf16" : "int8"; }
 
 cphil_status cphil_bench_table(const char *backbones, const char *precisions, const char *modes, double seconds,
                                cphil_bench_row_fn fn, void *user) {
@@ -144,13 +144,13 @@ cphil_status cphil_bench_table(const char *backbones, const char *precisions, co
             break;
         }
         for (int pr = 0; pr < 3 && !st; pr++) {
-            if (!cphil_bench_in_list(precisions, cphil_bench_precision_name((infer_dtype)pr))) continue;
+            if (!cphil_bench_in_list(precisions, cphil_bench_precision_name((cphil_wtype)pr))) continue;
             cphil_infer_model *m = NULL;
-            if ((st = cphil_infer_model_build(&sp, cphil_infer_random_lookup, rnd, (infer_dtype)pr, &m))) break;
+            if ((st = cphil_infer_model_build(&sp, cphil_infer_random_lookup, rnd, (cphil_wtype)pr, &m))) break;
             for (int mode = 0; mode < 2 && !st; mode++) {
                 const char *mn = mode ? "stream" : "window";
                 if (!cphil_bench_in_list(modes, mn)) continue;
-                cphil_bench_row row = {cphil_backbone_name((cphil_backbone)bb), cphil_bench_precision_name((infer_dtype)pr),
+                cphil_bench_row row = {cphil_backbone_name((cphil_backbone)bb), cphil_bench_precision_name((cphil_wtype)pr),
                                        mn, cphil_infer_model_params(m), {0, 0, 0, 0, 0}};
                 if ((st = cphil_bench_run(m, (cphil_infer_mode)mode, &fr, seconds, &row.r))) break;
                 fn(user, &row);

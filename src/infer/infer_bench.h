@@ -44,6 +44,6 @@ cphil_status cphil_bench_table(const char *backbones, const char *precisions, co
                                cphil_bench_row_fn fn, void *user);
 /* Is name in the comma list (NULL list: yes)? */
 bool cphil_bench_in_list(const char *list, const char *name);
-const char *cphil_bench_precision_name(infer_dtype d);
+const char *cphil_bench_precision_name(cphil_wtype d);
 
 #endif

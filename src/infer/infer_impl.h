@@ -35,7 +35,7 @@ typedef struct infer_build {
 
 struct cphil_infer_model {
     cphil_infer_spec spec;
-    infer_dtype prec;
+    cphil_wtype prec;
     const infer_backbone *ops;
     int H0, H0p, Hb;   /* input-layer width (and rounded up to 16), backbone output width */
     int64_t params;

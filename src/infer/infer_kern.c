@@ -12,26 +12,26 @@
 
 /* ---- tier: the panel products' (src/kernels/cpu/panel.c), so products and elementwise work
  * always run on the same tier. ---------------------------------------------------------------- */
-infer_isa infer_isa_best(void) { return (infer_isa)cphil_pmat_isa_best(); }
-infer_isa infer_isa_default(void) {
+cphil_isa infer_isa_best(void) { return (cphil_isa)cphil_pmat_isa_best(); }
+cphil_isa infer_isa_default(void) {
     cphil_isa d = cphil_isa_default(), b = cphil_pmat_isa_best();
-    return (infer_isa)(d < b ? d : b);
+    return (cphil_isa)(d < b ? d : b);
 }
 
-infer_isa infer_isa_set(infer_isa isa) {
-    infer_isa best = infer_isa_best();
+cphil_isa infer_isa_set(cphil_isa isa) {
+    cphil_isa best = infer_isa_best();
     if (isa > best) isa = best;
     cphil_isa_set((cphil_isa)isa);
     return infer_isa_get();
 }
 
-infer_isa infer_isa_get(void) { return (infer_isa)cphil_pmat_isa(); }
+cphil_isa infer_isa_get(void) { return (cphil_isa)cphil_pmat_isa(); }
 
-const char *infer_isa_name(infer_isa isa) {
+const char *infer_isa_name(cphil_isa isa) {
     switch (isa) {
-    case INFER_ISA_SCALAR: return "scalar";
-    case INFER_ISA_AVX2: return "avx2";
-    case INFER_ISA_AVX512: return "avx512";
+    case CPHIL_ISA_SCALAR: return "scalar";
+    case CPHIL_ISA_AVX2: return "avx2";
+    case CPHIL_ISA_AVX512: return "avx512";
     }
     return "?";
 }
@@ -55,9 +55,9 @@ void infer_vsoftplus_ref(float *x, int n) {
 
 #define DISPATCH_ACT(name)                                                                     \
     void infer_##name(float *x, int n) {                                                       \
-        infer_isa isa_ = infer_isa_get();                                                      \
-        if (isa_ == INFER_ISA_AVX512) infer_##name##_avx512(x, n);                             \
-        else if (isa_ == INFER_ISA_AVX2) infer_##name##_avx2(x, n);                            \
+        cphil_isa isa_ = infer_isa_get();                                                      \
+        if (isa_ == CPHIL_ISA_AVX512) infer_##name##_avx512(x, n);                             \
+        else if (isa_ == CPHIL_ISA_AVX2) infer_##name##_avx2(x, n);                            \
         else infer_##name##_ref(x, n);                                                         \
     }
 DISPATCH_ACT(vexp)
@@ -78,9 +78,9 @@ void infer_lstm_cell_ref(float *g, const float *pre, float *h, float *c, int H, 
 }
 
 void infer_lstm_cell(float *g, const float *pre, float *h, float *c, int H, float *tmp) {
-    infer_isa isa = infer_isa_get();
-    if (isa == INFER_ISA_AVX512) infer_lstm_cell_avx512(g, pre, h, c, H, tmp);
-    else if (isa == INFER_ISA_AVX2) infer_lstm_cell_avx2(g, pre, h, c, H, tmp);
+    cphil_isa isa = infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) infer_lstm_cell_avx512(g, pre, h, c, H, tmp);
+    else if (isa == CPHIL_ISA_AVX2) infer_lstm_cell_avx2(g, pre, h, c, H, tmp);
     else infer_lstm_cell_ref(g, pre, h, c, H, tmp);
 }
 
@@ -100,9 +100,9 @@ void infer_ssm_gated_ref(int I, int N, const float *A2, const float *dtr, const 
 
 void infer_ssm_gated(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                      const float *B, const float *C, const float *D, float *h, float *y) {
-    infer_isa isa = infer_isa_get();
-    if (isa == INFER_ISA_AVX512) infer_ssm_gated_avx512(I, N, A2, dtr, xc, z, B, C, D, h, y);
-    else if (isa == INFER_ISA_AVX2) infer_ssm_gated_avx2(I, N, A2, dtr, xc, z, B, C, D, h, y);
+    cphil_isa isa = infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) infer_ssm_gated_avx512(I, N, A2, dtr, xc, z, B, C, D, h, y);
+    else if (isa == CPHIL_ISA_AVX2) infer_ssm_gated_avx2(I, N, A2, dtr, xc, z, B, C, D, h, y);
     else infer_ssm_gated_ref(I, N, A2, dtr, xc, z, B, C, D, h, y);
 }
 
@@ -129,9 +129,9 @@ void infer_vgelu_ref(float *x, int n) {
 }
 
 void infer_vgelu(float *x, int n) {
-    infer_isa isa = infer_isa_get();
-    if (isa == INFER_ISA_AVX512) infer_vgelu_avx512(x, n);
-    else if (isa == INFER_ISA_AVX2) infer_vgelu_avx2(x, n);
+    cphil_isa isa = infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) infer_vgelu_avx512(x, n);
+    else if (isa == CPHIL_ISA_AVX2) infer_vgelu_avx2(x, n);
     else infer_vgelu_ref(x, n);
 }
 
@@ -152,9 +152,9 @@ void infer_layernorm_ref(int M, const float *X, int ldx, const float *w, const f
 
 void infer_layernorm(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
                      float eps) {
-    infer_isa isa = infer_isa_get();
-    if (isa == INFER_ISA_AVX512) infer_layernorm_avx512(M, X, ldx, w, b, Y, ldy, n, eps);
-    else if (isa == INFER_ISA_AVX2) infer_layernorm_avx2(M, X, ldx, w, b, Y, ldy, n, eps);
+    cphil_isa isa = infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) infer_layernorm_avx512(M, X, ldx, w, b, Y, ldy, n, eps);
+    else if (isa == CPHIL_ISA_AVX2) infer_layernorm_avx2(M, X, ldx, w, b, Y, ldy, n, eps);
     else infer_layernorm_ref(M, X, ldx, w, b, Y, ldy, n, eps);
 }
 
@@ -195,16 +195,16 @@ void infer_attend_head_ref(const float *q, const float *KT, int ldkt, const floa
 
 void infer_attend_head(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
                        float scale, float *out, float *sc) {
-    infer_isa isa = infer_isa_get();
-    if (isa == INFER_ISA_AVX512) infer_attend_head_avx512(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
-    else if (isa == INFER_ISA_AVX2) infer_attend_head_avx2(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
+    cphil_isa isa = infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) infer_attend_head_avx512(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
+    else if (isa == CPHIL_ISA_AVX2) infer_attend_head_avx2(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
     else infer_attend_head_ref(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
 }
 
 void infer_conv_silu(int I, int K, const float *w, const float *b, const float *const *tap, float *save, float *out) {
-    infer_isa isa = infer_isa_get();
-    if (isa == INFER_ISA_AVX512) infer_conv_silu_avx512(I, K, w, b, tap, save, out);
-    else if (isa == INFER_ISA_AVX2) infer_conv_silu_avx2(I, K, w, b, tap, save, out);
+    cphil_isa isa = infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) infer_conv_silu_avx512(I, K, w, b, tap, save, out);
+    else if (isa == CPHIL_ISA_AVX2) infer_conv_silu_avx2(I, K, w, b, tap, save, out);
     else infer_conv_silu_ref(I, K, w, b, tap, save, out);
 }
 
@@ -225,9 +225,9 @@ void infer_rmsnorm_ref(const float *x, const float *w, float *y, int n, float ep
 }
 
 void infer_rmsnorm(const float *x, const float *w, float *y, int n, float eps) {
-    infer_isa isa = infer_isa_get();
-    if (isa == INFER_ISA_AVX512) infer_rmsnorm_avx512(x, w, y, n, eps);
-    else if (isa == INFER_ISA_AVX2) infer_rmsnorm_avx2(x, w, y, n, eps);
+    cphil_isa isa = infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) infer_rmsnorm_avx512(x, w, y, n, eps);
+    else if (isa == CPHIL_ISA_AVX2) infer_rmsnorm_avx2(x, w, y, n, eps);
     else infer_rmsnorm_ref(x, w, y, n, eps);
 }
 
@@ -239,9 +239,9 @@ void infer_attend_causal_ref(const float *Q, int ldq, const float *KT, int ldkt,
 
 void infer_attend_causal(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0, int T,
                          int dh, float scale, float *O, int ldo, float *S) {
-    infer_isa isa = infer_isa_get();
-    if (isa == INFER_ISA_AVX512) infer_attend_causal_avx512(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
-    else if (isa == INFER_ISA_AVX2) infer_attend_causal_avx2(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
+    cphil_isa isa = infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) infer_attend_causal_avx512(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
+    else if (isa == CPHIL_ISA_AVX2) infer_attend_causal_avx2(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
     else infer_attend_causal_ref(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
 }
 
@@ -254,9 +254,9 @@ void infer_rope_pairs_ref(const float *a, const float *b, const float *c, const 
 }
 
 void infer_rope_pairs(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob, int n) {
-    infer_isa isa = infer_isa_get();
-    if (isa == INFER_ISA_AVX512) infer_rope_pairs_avx512(a, b, c, s, oa, ob, n);
-    else if (isa == INFER_ISA_AVX2) infer_rope_pairs_avx2(a, b, c, s, oa, ob, n);
+    cphil_isa isa = infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) infer_rope_pairs_avx512(a, b, c, s, oa, ob, n);
+    else if (isa == CPHIL_ISA_AVX2) infer_rope_pairs_avx2(a, b, c, s, oa, ob, n);
     else infer_rope_pairs_ref(a, b, c, s, oa, ob, n);
 }
 
@@ -266,8 +266,8 @@ void infer_transpose_rows_ref(const float *const *rows, int off, int T, int n, f
 }
 
 void infer_transpose_rows(const float *const *rows, int off, int T, int n, float *dst, int ldd) {
-    infer_isa isa = infer_isa_get();
-    if (isa == INFER_ISA_AVX512) infer_transpose_rows_avx512(rows, off, T, n, dst, ldd);
-    else if (isa == INFER_ISA_AVX2) infer_transpose_rows_avx2(rows, off, T, n, dst, ldd);
+    cphil_isa isa = infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) infer_transpose_rows_avx512(rows, off, T, n, dst, ldd);
+    else if (isa == CPHIL_ISA_AVX2) infer_transpose_rows_avx2(rows, off, T, n, dst, ldd);
     else infer_transpose_rows_ref(rows, off, T, n, dst, ldd);
 }

@@ -16,24 +16,19 @@
 
 #include <stdint.h>
 
-/* Tensor / product precision: the kernels' weight types. */
-typedef cphil_wtype infer_dtype;
-#define INFER_F32 CPHIL_W_F32
-#define INFER_BF16 CPHIL_W_BF16
-#define INFER_I8 CPHIL_W_I8
-
-typedef enum infer_isa { INFER_ISA_SCALAR = 0, INFER_ISA_AVX2 = 1, INFER_ISA_AVX512 = 2 } infer_isa;
+/* Precisions are the kernels' weight types (cphil_wtype) and ISA tiers the kernels' cphil_isa
+ * (src/kernels/cpu/kernels.h): the engine has no names of its own for either. */
 
 /* The ISA in use (CPHIL_ISA=scalar|avx2|avx512 forces one at first use; the CPU bounds it), as
  * the panel products see it (cphil_pmat_isa). */
-infer_isa infer_isa_get(void);
+cphil_isa infer_isa_get(void);
 /* Force an ISA (tests); returns the one actually set (bounded by the CPU). */
-infer_isa infer_isa_set(infer_isa isa);
+cphil_isa infer_isa_set(cphil_isa isa);
 /* The best this CPU supports. */
-infer_isa infer_isa_best(void);
+cphil_isa infer_isa_best(void);
 /* The tier chosen at start (CPHIL_ISA, else the best): tests return to it after a loop over tiers. */
-infer_isa infer_isa_default(void);
-const char *infer_isa_name(infer_isa isa);
+cphil_isa infer_isa_default(void);
+const char *infer_isa_name(cphil_isa isa);
 
 /* Elementwise activations in place (the engine's gates, scans and mixers): the engine's one
  * vector-math library (the trainer's scalar twin is src/nn/nn_fastmath.h, kept apart because the

@@ -18,7 +18,7 @@
 
 typedef struct pol_tensor {
     const char *name;   /* points into the st file (kept open) */
-    infer_dtype dtype;  /* INFER_F32 (data = floats) or INFER_I8 (data = int8) */
+    cphil_wtype dtype;  /* CPHIL_W_F32 (data = floats) or CPHIL_W_I8 (data = int8) */
     int rank;
     int64_t shape[4];
     void *data;         /* owned */
@@ -31,7 +31,7 @@ struct cphil_infer_policy {
     cphil_st_file *f;
     cphil_model_config cfg;
     cphil_infer_spec spec;
-    infer_dtype prec;
+    cphil_wtype prec;
     bool is_static;
     int n;
     pol_tensor *t;
@@ -79,7 +79,7 @@ static cphil_status load_tensors(cphil_infer_policy *p) {
         if (st->dtype == CPHIL_DT_I8) {
             if (st->ndim != 2 || st->shape[0] < 1)
                 return cphil_err(CPHIL_E_FORMAT, "%s: int8 tensor '%s' must be a matrix", path, st->name);
-            t->dtype = INFER_I8;
+            t->dtype = CPHIL_W_I8;
             t->data = cphil_alloc(st->numel ? st->numel : 1);
             if (!t->data) return cphil_err(CPHIL_E_NOMEM, "%s: out of memory", path);
             memcpy(t->data, st->data, st->numel);
@@ -107,14 +107,14 @@ static cphil_status load_tensors(cphil_infer_policy *p) {
                                      (double)t->act_scale, (double)I8_MAX_SCALE);
                 if (t->act_scale > 0.f) p->is_static = true;
             }
-            p->prec = INFER_I8;
+            p->prec = CPHIL_W_I8;
         } else {
-            t->dtype = INFER_F32;
+            t->dtype = CPHIL_W_F32;
             t->data = cphil_alloc(sizeof(float) * (st->numel ? st->numel : 1));
             if (!t->data) return cphil_err(CPHIL_E_NOMEM, "%s: out of memory", path);
             cphil_status s = cphil_st_to_f32(st, t->data, st->numel, true);
             if (s) return cphil_err_prefix(s, "%s: tensor '%s': ", path, st->name);
-            if (st->dtype == CPHIL_DT_BF16 && p->prec == INFER_F32) p->prec = INFER_BF16;
+            if (st->dtype == CPHIL_DT_BF16 && p->prec == CPHIL_W_F32) p->prec = CPHIL_W_BF16;
         }
     }
     return CPHIL_OK;
@@ -158,7 +158,7 @@ cphil_status cphil_infer_policy_open(const char *path, cphil_infer_policy **out)
         goto fail;
     }
     cphil_infer_spec_from_config(&p->spec, &p->cfg);
-    p->prec = INFER_F32;
+    p->prec = CPHIL_W_F32;
     if ((s = load_tensors(p))) goto fail;
     /* every tensor of the config's table must be there with its shape (the engine reads them) */
     cphil_model tab;
@@ -204,14 +204,14 @@ void cphil_infer_policy_close(cphil_infer_policy *p) {
 
 const cphil_infer_spec *cphil_infer_policy_spec(const cphil_infer_policy *p) { return &p->spec; }
 const cphil_model_config *cphil_infer_policy_config(const cphil_infer_policy *p) { return &p->cfg; }
-infer_dtype cphil_infer_policy_precision(const cphil_infer_policy *p) { return p->prec; }
+cphil_wtype cphil_infer_policy_precision(const cphil_infer_policy *p) { return p->prec; }
 bool cphil_infer_policy_is_static(const cphil_infer_policy *p) { return p->is_static; }
 const char *cphil_infer_policy_path(const cphil_infer_policy *p) { return p->path; }
 
-cphil_status cphil_infer_policy_build(const cphil_infer_policy *p, infer_dtype precision, cphil_infer_model **out) {
-    if (p->prec == INFER_I8 && precision != INFER_I8)
+cphil_status cphil_infer_policy_build(const cphil_infer_policy *p, cphil_wtype precision, cphil_infer_model **out) {
+    if (p->prec == CPHIL_W_I8 && precision != CPHIL_W_I8)
         return cphil_err(CPHIL_E_MISMATCH, "%s holds int8 weights: it runs only in int8 (use the f32 policy for %s)",
-                         p->path, precision == INFER_F32 ? "f32" : "bf16");
+                         p->path, precision == CPHIL_W_F32 ? "f32" : "bf16");
     cphil_status s = cphil_infer_model_build(&p->spec, cphil_infer_policy_lookup, (void *)p, precision, out);
     if (s) cphil_err_prefix(s, "%s: ", p->path);
     return s;
@@ -225,11 +225,11 @@ static bool is_matrix(const pol_tensor *t) {
     return t->rank == 2 && (ends_with(t->name, ".weight") || strstr(t->name, ".weight_ih_l") || strstr(t->name, ".weight_hh_l"));
 }
 
-cphil_status cphil_infer_policy_write_quantized(const cphil_infer_policy *p, const char *path, infer_dtype dt,
+cphil_status cphil_infer_policy_write_quantized(const cphil_infer_policy *p, const char *path, cphil_wtype dt,
                                                 int n_act, const char *const *act_names, const float *act_scales) {
-    if (p->prec != INFER_F32 && !(p->prec == INFER_BF16 && dt == INFER_I8))
+    if (p->prec != CPHIL_W_F32 && !(p->prec == CPHIL_W_BF16 && dt == CPHIL_W_I8))
         return cphil_err(CPHIL_E_ARG, "%s: quantize an f32 policy (this one is already %s)", p->path,
-                         p->prec == INFER_I8 ? "int8" : "bf16");
+                         p->prec == CPHIL_W_I8 ? "int8" : "bf16");
     cphil_st_writer *w = NULL;
     cphil_status s = cphil_st_writer_new(&w);
     if (s) return s;
@@ -250,12 +250,12 @@ cphil_status cphil_infer_policy_write_quantized(const cphil_infer_policy *p, con
     for (int i = 0; i < p->n && !s; i++) {
         const pol_tensor *t = &p->t[i];
         int64_t rows = t->shape[0], cols = t->rank == 2 ? t->shape[1] : 1;
-        if (!is_matrix(t) || dt == INFER_F32) {
+        if (!is_matrix(t) || dt == CPHIL_W_F32) {
             s = cphil_st_writer_add(w, t->name, CPHIL_DT_F32, t->rank, t->shape, t->data);
             continue;
         }
         const float *src = t->data;
-        if (dt == INFER_BF16) {
+        if (dt == CPHIL_W_BF16) {
             uint16_t *b = cphil_alloc(sizeof(uint16_t) * (size_t)(rows * cols));
             if (!b) {
                 s = cphil_err(CPHIL_E_NOMEM, "out of memory");
@@ -301,7 +301,7 @@ cphil_status cphil_infer_policy_write_quantized(const cphil_infer_policy *p, con
         }
     }
     if (!s) {
-        const char *qm = dt == INFER_BF16 ? "{\"weights\":\"bf16\",\"activations\":\"f32\"}"
+        const char *qm = dt == CPHIL_W_BF16 ? "{\"weights\":\"bf16\",\"activations\":\"f32\"}"
                        : any_static ? "{\"weights\":\"int8\",\"activations\":\"static\"}"
                                     : "{\"weights\":\"int8\",\"activations\":\"dynamic\"}";
         s = cphil_st_writer_meta(w, "cphil_quant", qm);

@@ -24,20 +24,20 @@ void cphil_infer_policy_close(cphil_infer_policy *p);
 const cphil_infer_spec *cphil_infer_policy_spec(const cphil_infer_policy *p);
 const cphil_model_config *cphil_infer_policy_config(const cphil_infer_policy *p);
 /* Precision of the stored weights (f32, bf16 or int8). */
-infer_dtype cphil_infer_policy_precision(const cphil_infer_policy *p);
+cphil_wtype cphil_infer_policy_precision(const cphil_infer_policy *p);
 /* True when an int8 file carries static activation scales. */
 bool cphil_infer_policy_is_static(const cphil_infer_policy *p);
 const char *cphil_infer_policy_path(const cphil_infer_policy *p);
 /* Build an engine model with `precision` weights (an int8 file builds only int8; f32 and bf16
  * files build any precision, quantizing at load). */
-cphil_status cphil_infer_policy_build(const cphil_infer_policy *p, infer_dtype precision, cphil_infer_model **out);
+cphil_status cphil_infer_policy_build(const cphil_infer_policy *p, cphil_wtype precision, cphil_infer_model **out);
 /* The lookup over the file's tensors (for cphil_infer_model_build); ctx = the policy. */
 cphil_status cphil_infer_policy_lookup(void *ctx, const char *name, cphil_infer_tensor *out);
 
-/* Write a quantized copy of an f32 or bf16 policy: dt INFER_BF16 or INFER_I8. For int8,
+/* Write a quantized copy of an f32 or bf16 policy: dt CPHIL_W_BF16 or CPHIL_W_I8. For int8,
  * act_names/act_scales (n_act entries, may be 0) give static activation scales per matrix name
  * ("heads.*.0.weight" stands for the six first head layers). */
-cphil_status cphil_infer_policy_write_quantized(const cphil_infer_policy *p, const char *path, infer_dtype dt,
+cphil_status cphil_infer_policy_write_quantized(const cphil_infer_policy *p, const char *path, cphil_wtype dt,
                                                 int n_act, const char *const *act_names, const float *act_scales);
 
 #endif

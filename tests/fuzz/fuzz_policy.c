@@ -24,9 +24,9 @@ static void seed_policy(cphil_backbone bb, const char *name) {
     cphil_infer_policy *ip;
     if (cphil_infer_policy_open(p, &ip)) abort();
     snprintf(q, sizeof q, "%s.int8", p);
-    if (cphil_infer_policy_write_quantized(ip, q, INFER_I8, 0, NULL, NULL)) abort();
+    if (cphil_infer_policy_write_quantized(ip, q, CPHIL_W_I8, 0, NULL, NULL)) abort();
     snprintf(q, sizeof q, "%s.bf16", p);
-    if (cphil_infer_policy_write_quantized(ip, q, INFER_BF16, 0, NULL, NULL)) abort();
+    if (cphil_infer_policy_write_quantized(ip, q, CPHIL_W_BF16, 0, NULL, NULL)) abort();
     cphil_infer_policy_close(ip);
 }
 
