@@ -98,17 +98,24 @@ cphil_status cphil_file_open_regular(const char *path, int *fd_out, size_t *size
     return CPHIL_OK;
 }
 
+/* cphil_file_open_regular, refusing a file larger than max_size (closed then). */
+static cphil_status open_limited(const char *path, size_t max_size, int *fd, size_t *n) {
+    cphil_status s = cphil_file_open_regular(path, fd, n);
+    if (s) return s;
+    if (*n > max_size) {
+        close(*fd);
+        return cphil_err(CPHIL_E_FORMAT, "%s: file is %zu bytes, larger than the %zu-byte limit", path, *n, max_size);
+    }
+    return CPHIL_OK;
+}
+
 cphil_status cphil_file_read(const char *path, size_t max_size, uint8_t **data, size_t *size) {
     *data = NULL;
     *size = 0;
     int fd;
     size_t n;
-    cphil_status s = cphil_file_open_regular(path, &fd, &n);
+    cphil_status s = open_limited(path, max_size, &fd, &n);
     if (s) return s;
-    if (n > max_size) {
-        close(fd);
-        return cphil_err(CPHIL_E_FORMAT, "%s: file is %zu bytes, larger than the %zu-byte limit", path, n, max_size);
-    }
     uint8_t *buf = cphil_alloc(n ? n : 1);
     if (!buf) {
         close(fd);
@@ -138,12 +145,8 @@ cphil_status cphil_file_map(const char *path, size_t max_size, const uint8_t **d
     *size = 0;
     int fd;
     size_t n;
-    cphil_status s = cphil_file_open_regular(path, &fd, &n);
+    cphil_status s = open_limited(path, max_size, &fd, &n);
     if (s) return s;
-    if (n > max_size) {
-        close(fd);
-        return cphil_err(CPHIL_E_FORMAT, "%s: file is %zu bytes, larger than the %zu-byte limit", path, n, max_size);
-    }
     if (n == 0) {
         close(fd);
         *data = empty_map;

@@ -14,8 +14,8 @@
 static const infer_backbone *backbone_ops(cphil_backbone b) {
     switch (b) {
     case CPHIL_BACKBONE_MLP: return &infer_mlp_ops;
-    case CPHIL_BACKBONE_LSTM: return &infer_lstm_ops;
-    case CPHIL_BACKBONE_GRU: return &infer_gru_ops;
+    case CPHIL_BACKBONE_LSTM:
+    case CPHIL_BACKBONE_GRU: return &infer_rnn_ops;
     case CPHIL_BACKBONE_MAMBA: return &infer_mamba_ops;
     case CPHIL_BACKBONE_ATTENTION: return &infer_attention_ops;
     default: return NULL;

@@ -111,7 +111,7 @@ struct infer_backbone {
     void (*stream)(cphil_infer_state *s, const float *x0, const float *pre);
 };
 
-extern const infer_backbone infer_mlp_ops, infer_lstm_ops, infer_gru_ops, infer_mamba_ops, infer_attention_ops;
+extern const infer_backbone infer_mlp_ops, infer_rnn_ops, infer_mamba_ops, infer_attention_ops;
 
 /* ---- loading helpers (infer.c) ------------------------------------------------------------ */
 

@@ -263,19 +263,8 @@ static void rnn_stream(cphil_infer_state *s, const float *x0, const float *pre0)
     memcpy(s->feat, r->st_h + (size_t)(L - 1) * H, sizeof(float) * (size_t)H);
 }
 
-const infer_backbone infer_lstm_ops = {
-    .load = rnn_load,
-    .free_weights = rnn_free_weights,
-    .pre_width = rnn_pre_width,
-    .open = rnn_open,
-    .close = rnn_close,
-    .reset = rnn_reset,
-    .pre = rnn_pre,
-    .window = rnn_window,
-    .window_step = rnn_window_step,
-    .stream = rnn_stream,
-};
-const infer_backbone infer_gru_ops = {
+/* LSTM and GRU share every entry: the cell is chosen from the spec inside each one */
+const infer_backbone infer_rnn_ops = {
     .load = rnn_load,
     .free_weights = rnn_free_weights,
     .pre_width = rnn_pre_width,
