@@ -7,7 +7,8 @@
 # Each backbone at the seed's sizes (hidden 256, 2 layers, window 60, Mamba state 16 / expand 2 /
 # conv 4, 4 attention heads, MLP 512-512) over cphil's real embedding (E 2185), random weights:
 # `cphil export` writes the f32 and int8-dynamic ONNX files, bench/bench_onnx.js times ONNX
-# Runtime on one window [1, W, E] (the MLP: one frame); `cphil bench` (same sizes, same embedding)
+# Runtime on one window [1, W, E] (the MLP: one frame; bench/bench_onnx.py instead where there is
+# no Node but Python's onnxruntime, e.g. the lent GPU machines, or with ORT=python); `cphil bench` (same sizes, same embedding)
 # times cphil in window mode and stream mode. Ratios are ONNX Runtime p50 / cphil p50, measured in
 # the same run. Medians over about S seconds per row (default 1); the machine is shared, so the
 # numbers are noisy: compare ratios, not absolute times across runs. Node's call overhead is
@@ -25,12 +26,22 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -x "$BIN" ] || { echo "bench_onnx: build first (make)" >&2; exit 1; }
-[ -d tests/js/node_modules/onnxruntime-node ] || { echo "bench_onnx: needs tests/js/node_modules (scripts/setup.sh --test)" >&2; exit 1; }
-export ORT_NODE=$PWD/tests/js/node_modules/onnxruntime-node
+ORT=${ORT:-node}
+if [ "$ORT" = node ] && ! { command -v node >/dev/null && [ -d tests/js/node_modules/onnxruntime-node ]; }; then
+  python3 -c 'import onnxruntime' 2>/dev/null && ORT=python
+fi
+if [ "$ORT" = node ]; then
+  [ -d tests/js/node_modules/onnxruntime-node ] || { echo "bench_onnx: needs tests/js/node_modules (scripts/setup.sh --test) or Python's onnxruntime (ORT=python)" >&2; exit 1; }
+  export ORT_NODE=$PWD/tests/js/node_modules/onnxruntime-node
+  ort_time() { node bench/bench_onnx.js "$@"; }
+else
+  ort_time() { python3 bench/bench_onnx.py "$@"; }
+fi
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 have_bench=0; "$BIN" bench --help >/dev/null 2>&1 && have_bench=1
-E=$("$BIN" embed-info --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["E"])' 2>/dev/null || echo 2185)
-echo "# ONNX Runtime 1.30 (1 thread) vs cphil, seed sizes, E=$E, $(date -u +%FT%TZ), $(nproc) cores; p50 microseconds per decision"
+PYJ=$(command -v /usr/bin/python3 || command -v python3)
+E=$("$BIN" embed-info --json 2>/dev/null | "$PYJ" -c 'import json,sys; print(json.load(sys.stdin)["E"])' 2>/dev/null || echo 2185)
+echo "# ONNX Runtime ($ORT, 1 thread) vs cphil, seed sizes, E=$E, $(date -u +%FT%TZ), $(nproc) cores; p50 microseconds per decision"
 printf "%-10s %-5s %10s %13s %8s %13s %8s\n" backbone prec "ORT win" "cphil win" "ratio" "cphil stream" "ratio"
 for bb in ${BBS//,/ }; do
   W=60; [ "$bb" = mlp ] && W=1
@@ -41,8 +52,8 @@ for bb in ${BBS//,/ }; do
   [ $have_bench = 1 ] && "$BIN" bench --backbone "$bb" --precision f32,int8 --mode window,stream --seconds "$SECS" --json > "$cj" 2>/dev/null
   for prec in f32 int8; do
     f="$T/$bb.onnx"; [ $prec = int8 ] && f="$T/${bb}_int8.onnx"
-    oj=$(node bench/bench_onnx.js "$f" "$W" "$E" "$SECS") || exit 1
-    /usr/bin/python3 - "$bb" "$prec" "$oj" "$cj" <<'PY'
+    oj=$(ort_time "$f" "$W" "$E" "$SECS") || exit 1
+    "$PYJ" - "$bb" "$prec" "$oj" "$cj" <<'PY'
 import json, sys
 bb, prec, oj, cj = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 rows = {}

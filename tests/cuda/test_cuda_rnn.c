@@ -5,11 +5,22 @@
  * ragged size with and without h0/c0 and at a realistic one (B 64, T 60, H 256), and the GPU run
  * twice on the same inputs for bit-identity. Gradients are ADDED into random starting values (the
  * add-into contract) and compared as the change from those values, so a layer that overwrote
- * instead of adding fails. Needs a CUDA GPU (SKIP otherwise). */
+ * instead of adding fails. bf16 runs both ways the GPU can run the recurrence: the per-step path
+ * (CPHIL_CU_RNN_STEPS) and the weights-resident cluster kernel (cu_rnn_persist.cu), the latter
+ * at ragged batches (a partly filled last cluster) too. Needs a CUDA GPU (SKIP otherwise). */
+
 #include "cu_test.h"
+#include "kernels/cuda/cu_rnn_persist.h"
 #include "nn/nn.h"
 
 #include <stdbool.h>
+
+/* How the recurrence runs in the next case (the context's mode is set from it). */
+static cphil_cu_rnn_mode g_mode = CPHIL_CU_RNN_AUTO;
+
+static const char *mode_name(cphil_cu *cu, int ng, int B, int T, int H, cphil_precision prec) {
+    return cphil_cu_rnn_persist_fits(cu, ng, B, T, H, prec) ? "persistent" : "per-step";
+}
 
 /* Compare the change (result - start) of an add-into gradient with the CPU's. */
 static void check_delta(const char *name, const float *d, const float *ref, const float *start, size_t n,
@@ -45,8 +56,9 @@ typedef struct {
 
 static void lstm_case(int B, int T, int In, int H, bool with_init, cphil_precision prec, double tol, uint64_t seed) {
     cphil_cu *cu = cu_ctx();
-    printf(" lstm B=%d T=%d In=%d H=%d h0/c0 %s %s\n", B, T, In, H, with_init ? "given" : "NULL",
-           prec == CPHIL_PREC_BF16 ? "bf16" : "f32");
+    cphil_cu_set_rnn_mode(cu, g_mode);
+    printf(" lstm B=%d T=%d In=%d H=%d h0/c0 %s %s %s\n", B, T, In, H, with_init ? "given" : "NULL",
+           prec == CPHIL_PREC_BF16 ? "bf16" : "f32", mode_name(cu, 4, B, T, H, prec));
     const int G = 4 * H;
     const size_t nx = (size_t)B * T * In, ny = (size_t)B * T * H, ng = (size_t)B * T * G, nbh = (size_t)B * H;
     const size_t nwi = (size_t)G * In, nwh = (size_t)G * H;
@@ -149,8 +161,9 @@ typedef struct {
 
 static void gru_case(int B, int T, int In, int H, bool with_init, cphil_precision prec, double tol, uint64_t seed) {
     cphil_cu *cu = cu_ctx();
-    printf(" gru B=%d T=%d In=%d H=%d h0 %s %s\n", B, T, In, H, with_init ? "given" : "NULL",
-           prec == CPHIL_PREC_BF16 ? "bf16" : "f32");
+    cphil_cu_set_rnn_mode(cu, g_mode);
+    printf(" gru B=%d T=%d In=%d H=%d h0 %s %s %s\n", B, T, In, H, with_init ? "given" : "NULL",
+           prec == CPHIL_PREC_BF16 ? "bf16" : "f32", mode_name(cu, 3, B, T, H, prec));
     const int G = 3 * H;
     const size_t nx = (size_t)B * T * In, ny = (size_t)B * T * H, ng = (size_t)B * T * G, nbh = (size_t)B * H;
     const size_t nwi = (size_t)G * In, nwh = (size_t)G * H;
@@ -251,7 +264,31 @@ TEST(lstm_ragged_bf16) {
     lstm_case(3, 5, 7, 9, true, BF16, 2e-2, 14);
 }
 TEST(lstm_b64_t60_h256_f32) { lstm_case(64, 60, 256, 256, true, F32, 1e-4, 15); }
-TEST(lstm_b64_t60_h256_bf16) { lstm_case(64, 60, 256, 256, true, BF16, 2e-2, 16); }
+/* the context's mode now and for the cases that follow */
+static void use_mode(cphil_cu_rnn_mode m) {
+    g_mode = m;
+    cphil_cu_set_rnn_mode(cu_ctx(), m);
+}
+
+TEST(lstm_b64_t60_h256_bf16) {
+    use_mode(CPHIL_CU_RNN_STEPS);
+    lstm_case(64, 60, 256, 256, true, BF16, 2e-2, 16);
+    use_mode(CPHIL_CU_RNN_AUTO);
+    printf("  resident clusters (H 256): lstm forward %d, backward %d; gru forward %d, backward %d\n",
+           cphil_cu_rnn_persist_max_clusters(cu_ctx(), 4, 256, 0), cphil_cu_rnn_persist_max_clusters(cu_ctx(), 4, 256, 1),
+           cphil_cu_rnn_persist_max_clusters(cu_ctx(), 3, 256, 0), cphil_cu_rnn_persist_max_clusters(cu_ctx(), 3, 256, 1));
+    CHECK(cphil_cu_rnn_persist_fits(cu_ctx(), 4, 64, 60, 256, BF16));
+    lstm_case(64, 60, 256, 256, true, BF16, 2e-2, 16);
+}
+/* the cluster kernel where a cluster's 16 rows are partly filled, several clusters, small H */
+TEST(lstm_persistent_ragged_bf16) {
+    use_mode(CPHIL_CU_RNN_AUTO);
+    CHECK(cphil_cu_rnn_persist_fits(cu_ctx(), 4, 37, 9, 64, BF16));
+    lstm_case(37, 9, 13, 64, false, BF16, 2e-2, 17);
+    lstm_case(37, 9, 13, 64, true, BF16, 2e-2, 18);
+    lstm_case(5, 3, 7, 32, true, BF16, 2e-2, 19);
+    CHECK(!cphil_cu_rnn_persist_fits(cu_ctx(), 4, 37, 9, 64, F32)); /* f32 keeps IEEE products */
+}
 TEST(gru_ragged_f32) {
     gru_case(3, 5, 7, 9, false, F32, 1e-4, 21);
     gru_case(3, 5, 7, 9, true, F32, 1e-4, 22);
@@ -261,7 +298,20 @@ TEST(gru_ragged_bf16) {
     gru_case(3, 5, 7, 9, true, BF16, 2e-2, 24);
 }
 TEST(gru_b64_t60_h256_f32) { gru_case(64, 60, 256, 256, true, F32, 1e-4, 25); }
-TEST(gru_b64_t60_h256_bf16) { gru_case(64, 60, 256, 256, true, BF16, 2e-2, 26); }
+TEST(gru_b64_t60_h256_bf16) {
+    use_mode(CPHIL_CU_RNN_STEPS);
+    gru_case(64, 60, 256, 256, true, BF16, 2e-2, 26);
+    use_mode(CPHIL_CU_RNN_AUTO);
+    CHECK(cphil_cu_rnn_persist_fits(cu_ctx(), 3, 64, 60, 256, BF16));
+    gru_case(64, 60, 256, 256, true, BF16, 2e-2, 26);
+}
+TEST(gru_persistent_ragged_bf16) {
+    use_mode(CPHIL_CU_RNN_AUTO);
+    CHECK(cphil_cu_rnn_persist_fits(cu_ctx(), 3, 37, 9, 128, BF16));
+    CHECK(!cphil_cu_rnn_persist_fits(cu_ctx(), 3, 37, 9, 64, BF16)); /* 3 H / 8 not a multiple of 16 */
+    gru_case(37, 9, 13, 128, false, BF16, 2e-2, 27);
+    gru_case(37, 9, 13, 128, true, BF16, 2e-2, 28);
+}
 
 int main(void) {
     cphil_threads_set(8); /* the CPU reference at the realistic size */
@@ -269,9 +319,11 @@ int main(void) {
     RUN(lstm_ragged_bf16);
     RUN(lstm_b64_t60_h256_f32);
     RUN(lstm_b64_t60_h256_bf16);
+    RUN(lstm_persistent_ragged_bf16);
     RUN(gru_ragged_f32);
     RUN(gru_ragged_bf16);
     RUN(gru_b64_t60_h256_f32);
     RUN(gru_b64_t60_h256_bf16);
+    RUN(gru_persistent_ragged_bf16);
     return cu_test_done();
 }

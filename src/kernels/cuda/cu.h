@@ -41,6 +41,15 @@ typedef struct cphil_cu cphil_cu;
 cphil_status cphil_cu_create(int device, cphil_cu **out);
 void cphil_cu_destroy(cphil_cu *cu);
 cudaStream_t cphil_cu_stream(const cphil_cu *cu);
+/* Shared memory a block may opt in to on this device (cudaDeviceProp.sharedMemPerBlockOptin). */
+size_t cphil_cu_smem_optin(const cphil_cu *cu);
+/* How the LSTM/GRU recurrence runs (cu_rnn.cu, cu_rnn_persist.cu): AUTO and PERSISTENT take the
+ * weights-resident cluster kernel where it applies (bf16, the hidden size fits), STEPS always
+ * takes the per-step path (2 launches per step). Set from the environment variable CPHIL_RNN
+ * (auto | steps | persistent) when the context is created. */
+typedef enum { CPHIL_CU_RNN_AUTO = 0, CPHIL_CU_RNN_STEPS, CPHIL_CU_RNN_PERSISTENT } cphil_cu_rnn_mode;
+void cphil_cu_set_rnn_mode(cphil_cu *cu, cphil_cu_rnn_mode m);
+cphil_cu_rnn_mode cphil_cu_get_rnn_mode(const cphil_cu *cu);
 /* Device name, compute capability, memory, driver and runtime versions in one line. */
 void cphil_cu_describe(const cphil_cu *cu, char *buf, size_t n);
 /* Wait for the stream; returns the first recorded error (launch or cuBLASLt) or a CUDA error of

@@ -17,6 +17,7 @@ extern "C" {
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define GEMM_CACHE 256
@@ -55,6 +56,7 @@ struct cphil_cu {
     float *ones;
     size_t ones_n;
     cudaDeviceProp prop;
+    cphil_cu_rnn_mode rnn_mode; /* from CPHIL_RNN at creation; cphil_cu_set_rnn_mode */
 };
 
 extern "C" cphil_status cphil_cu_create(int device, cphil_cu **out) {
@@ -72,6 +74,15 @@ extern "C" cphil_status cphil_cu_create(int device, cphil_cu **out) {
     cphil_cu *cu = (cphil_cu *)cphil_calloc(1, sizeof *cu);
     if (!cu) return cphil_err(CPHIL_E_NOMEM, "out of memory for the CUDA context");
     cu->device = device;
+    const char *rnn = getenv("CPHIL_RNN");
+    if (!rnn || !*rnn || !strcmp(rnn, "auto")) cu->rnn_mode = CPHIL_CU_RNN_AUTO;
+    else if (!strcmp(rnn, "steps")) cu->rnn_mode = CPHIL_CU_RNN_STEPS;
+    else if (!strcmp(rnn, "persistent")) cu->rnn_mode = CPHIL_CU_RNN_PERSISTENT;
+    else {
+        cphil_free(cu);
+        return cphil_err(CPHIL_E_ARG, "CPHIL_RNN=%s: expected auto, steps or persistent (how the GPU runs the "
+                         "LSTM/GRU recurrence; docs/gpu.md)", rnn);
+    }
     if ((e = cudaSetDevice(device)) != cudaSuccess ||
         (e = cudaGetDeviceProperties(&cu->prop, device)) != cudaSuccess ||
         (e = cudaStreamCreateWithFlags(&cu->stream, cudaStreamNonBlocking)) != cudaSuccess) {
@@ -110,6 +121,11 @@ extern "C" void cphil_cu_destroy(cphil_cu *cu) {
 }
 
 extern "C" cudaStream_t cphil_cu_stream(const cphil_cu *cu) { return cu->stream; }
+
+extern "C" size_t cphil_cu_smem_optin(const cphil_cu *cu) { return cu->prop.sharedMemPerBlockOptin; }
+
+extern "C" void cphil_cu_set_rnn_mode(cphil_cu *cu, cphil_cu_rnn_mode m) { cu->rnn_mode = m; }
+extern "C" cphil_cu_rnn_mode cphil_cu_get_rnn_mode(const cphil_cu *cu) { return cu->rnn_mode; }
 
 extern "C" void cphil_cu_describe(const cphil_cu *cu, char *buf, size_t n) {
     int drv = 0, rt = 0;

@@ -20,12 +20,15 @@
  *    as it stands.
  * Deterministic: each cell thread owns one (b, j) element and writes only its own outputs; the
  * products are cuBLASLt without atomic split-K. Cell formulas are nn_impl.h's, term for term.
- * Not here: a persistent (weights-resident) recurrent kernel (gpu_training.md 2.2).
+ * bf16 layers whose hidden size fits run the recurrence (both loops above) as one kernel per
+ * layer and direction instead: cu_rnn_persist.cu (Whh resident in shared memory, thread-block
+ * clusters); CPHIL_RNN=steps keeps this per-step path everywhere.
  */
 extern "C" {
 #include "core/core.h"
 }
 #include "kernels/cuda/cu.h"
+#include "kernels/cuda/cu_rnn_persist.h"
 #include "kernels/cuda/cu_util.cuh"
 
 /* The cell kernels have one thread per (b, j): 128-thread blocks give B = 64, H = 256 (16384
@@ -117,6 +120,10 @@ extern "C" void cphil_cu_lstm_forward(cphil_cu *cu, cphil_precision prec, int B,
     if (T <= 0) return;
     /* gates[B*T, 4H] = x Wih^T, every step at once (the biases are added by the cell) */
     cphil_cu_gemm(cu, prec, false, true, (int)M, G, In, 1.f, x, In, Wih, In, 0.f, gates, G);
+    if (cphil_cu_rnn_persist_fits(cu, 4, B, T, H, prec)) {
+        cphil_cu_lstm_persist_forward(cu, B, T, H, Whh, bih, bhh, gates, cs, cprev0, y, hprev);
+        return;
+    }
     for (int t = 0; t < T; t++) {
         /* gates[:, t] += h_{t-1} Whh^T (rows strided by T); h_{-1} = 0 adds nothing */
         if (t > 0 || h0)
@@ -141,7 +148,9 @@ extern "C" void cphil_cu_lstm_backward(cphil_cu *cu, cphil_precision prec, int B
         cphil_cu_zero(cu, dc, BH * sizeof(float));
         return;
     }
-    for (int t = T - 1; t >= 0; t--) {
+    const bool persist = cphil_cu_rnn_persist_fits(cu, 4, B, T, H, prec);
+    if (persist) cphil_cu_lstm_persist_backward(cu, B, T, H, Whh, gates, cs, cprev0, dy, dG, dh, dc);
+    for (int t = T - 1; !persist && t >= 0; t--) {
         k_lstm_cell_bwd<<<rnn_grid(BH), RNN_BLOCK, 0, st>>>(B, T, H, t, t == T - 1, gates, cs, cprev0, dy, dG,
                                                              dh, dc);
         CPHIL_CU_CHECK_LAUNCH(cu, "lstm cell backward");
@@ -222,6 +231,10 @@ extern "C" void cphil_cu_gru_forward(cphil_cu *cu, cphil_precision prec, int B, 
     CPHIL_CU_CHECK_LAUNCH(cu, "gru init");
     /* gates[B*T, 3H] = x Wih^T, every step at once (bih is added by the cell) */
     cphil_cu_gemm(cu, prec, false, true, (int)M, G, In, 1.f, x, In, Wih, In, 0.f, gates, G);
+    if (cphil_cu_rnn_persist_fits(cu, 3, B, T, H, prec)) {
+        cphil_cu_gru_persist_forward(cu, B, T, H, Whh, bih, bhh, gates, gh, y, hprev);
+        return;
+    }
     for (int t = 0; t < T; t++) {
         /* gh[:, t] = h_{t-1} Whh^T; with h_{-1} = 0 the cell takes it as zero (the product would
          * give exact zeros) */
@@ -247,7 +260,9 @@ extern "C" void cphil_cu_gru_backward(cphil_cu *cu, cphil_precision prec, int B,
         cphil_cu_zero(cu, dh, BH * sizeof(float));
         return;
     }
-    for (int t = T - 1; t >= 0; t--) {
+    const bool persist = cphil_cu_rnn_persist_fits(cu, 3, B, T, H, prec);
+    if (persist) cphil_cu_gru_persist_backward(cu, B, T, H, Whh, gates, gh, hprev, dy, dGi, dGh, dh);
+    for (int t = T - 1; !persist && t >= 0; t--) {
         k_gru_cell_bwd<<<rnn_grid(BH), RNN_BLOCK, 0, st>>>(B, T, H, t, t == T - 1, gates, gh, hprev, dy, dGi,
                                                             dGh, dh);
         CPHIL_CU_CHECK_LAUNCH(cu, "gru cell backward");
