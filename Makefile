@@ -41,7 +41,8 @@ endif
 # flags and are chosen at run time (src/kernels/cpu/isa.c), so the binary runs on any x86-64.
 ARCH        := -march=x86-64-v2 -mtune=znver3
 ARCH_AVX2   := -mavx2 -mfma -mf16c
-ARCH_AVX512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vnni
+ARCH_AVX512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vnni \
+               -mamx-tile -mamx-int8
 
 CFLAGS  += $(BASE) $(OPT) $(ARCH)
 LDFLAGS += $(LDSAN)

@@ -77,6 +77,31 @@ int main(int argc, char **argv) {
             cphil_gtable_free(&g);
         }
     }
+    /* int8 of several rows with and without AMX, alternating in the same run (AVX-512 tier) */
+    if (cphil_amx_available() && cphil_isa_set(CPHIL_ISA_AVX512) == CPHIL_OK) {
+        for (int s = 0; s < 5; s++)
+            for (int M = 16; M <= 60; M += 44)
+                for (int amx = 0; amx < 2; amx++) {
+                    cphil_amx_set(amx);
+                    int out = shapes[s][0], in = shapes[s][1];
+                    cphil_pmat p;
+                    if (cphil_pmat_pack(&p, out, in, W, bias, CPHIL_W_I8)) { fprintf(stderr, "%s\n", cphil_last_error()); return 1; }
+                    double flops = 2.0 * M * out * in;
+                    int reps = (int)(2e7 / flops) + 1;
+                    double t[NR];
+                    for (int r = 0; r < NR; r++) {
+                        double t0 = tsec();
+                        for (int i = 0; i < reps; i++) cphil_pmat_gemm(&p, M, x, in, y, out, 0, scratch);
+                        t[r] = (tsec() - t0) / reps;
+                    }
+                    qsort(t, NR, sizeof t[0], cmp_d);
+                    double ns = t[NR / 2] * 1e9;
+                    printf("%-7s %-5s %5d %5d %3d %10.0f %8.1f %8.1f\n", amx ? "amx" : "vnni", "int8", out, in, M, ns,
+                           (double)cphil_pmat_bytes(&p) / ns, flops / ns);
+                    cphil_pmat_free(&p);
+                }
+        cphil_amx_set(true);
+    }
     /* The weight-stream ceiling of a batch-1 int8 step: the AVX-512 kernel alone (input already
      * quantized, no conversion) over 256-column matrices that fit L1 (64 rows, 16 KB) or only L2
      * (1024 rows, 256 KB: an LSTM layer's recurrent matrix). A recurrent step cannot reuse

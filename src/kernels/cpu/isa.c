@@ -7,6 +7,8 @@
 #include "kernels/cpu/kernels.h"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +16,8 @@
 
 typedef struct cpu_feat {
     bool sse42, avx, avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512dq, vnni, bf16;
-    bool os_ymm, os_zmm;
+    bool amx_tile, amx_int8; /* AMX: tile registers and their int8 products (tdpbssd) */
+    bool os_ymm, os_zmm, os_amx;
 } cpu_feat;
 
 static cpu_feat g_feat;
@@ -22,6 +25,11 @@ static atomic_int g_state = 0; /* 0: not initialised, 1: done */
 static _Atomic int g_active = CPHIL_ISA_SCALAR;
 static _Atomic int g_default = CPHIL_ISA_SCALAR; /* the start-up choice (CPHIL_ISA or the best) */
 static char g_describe[256];
+/* AMX for the int8 products of more than one row: detected, the process allowed the tile state by
+ * the kernel (arch_prctl ARCH_REQ_XCOMP_PERM, once at start-up), and not turned off (CPHIL_AMX=0
+ * or cphil_amx_set). */
+static bool g_amx_ok;
+static _Atomic int g_amx_on = 0;
 
 static void detect(cpu_feat *f) {
     memset(f, 0, sizeof *f);
@@ -37,6 +45,7 @@ static void detect(cpu_feat *f) {
         __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
         f->os_ymm = (lo & 0x6u) == 0x6u;
         f->os_zmm = (lo & 0xe6u) == 0xe6u;
+        f->os_amx = (lo & 0x60000u) == 0x60000u; /* XTILECFG and XTILEDATA */
     }
     if (__get_cpuid_max(0, NULL) >= 7) {
         __cpuid_count(7, 0, a, b, c, d);
@@ -46,6 +55,8 @@ static void detect(cpu_feat *f) {
         f->avx512bw = (b >> 30) & 1;
         f->avx512vl = (b >> 31) & 1;
         f->vnni = (c >> 11) & 1;
+        f->amx_tile = (d >> 24) & 1;
+        f->amx_int8 = (d >> 25) & 1;
         __cpuid_count(7, 1, a, b, c, d);
         f->bf16 = (a >> 5) & 1;
     }
@@ -85,8 +96,19 @@ static void missing_list(const cpu_feat *f, cphil_isa isa, char *buf, size_t n) 
 #undef MISS
 }
 
+/* Ask Linux for the AMX tile data state (needed once per process before the first tile
+ * instruction; without it they fault). ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18. */
+static bool amx_request(const cpu_feat *f) {
+    if (!(f->amx_tile && f->amx_int8 && f->os_amx && f->os_zmm && f->vnni && f->avx512bw)) return false;
+    const char *env = getenv("CPHIL_AMX");
+    if (env && !strcmp(env, "0")) return false;
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+
 static cphil_status init_once(void) {
     detect(&g_feat);
+    g_amx_ok = amx_request(&g_feat);
+    atomic_store(&g_amx_on, g_amx_ok ? 1 : 0);
     cphil_status st = CPHIL_OK;
     cphil_isa isa = best_of(&g_feat);
     const char *env = getenv("CPHIL_ISA");
@@ -167,6 +189,22 @@ bool cphil_cpu_has_vnni(void) {
     return g_feat.vnni && g_feat.os_zmm;
 }
 
+bool cphil_amx_available(void) {
+    ensure_init();
+    return g_amx_ok;
+}
+
+bool cphil_amx_on(void) {
+    ensure_init();
+    return atomic_load_explicit(&g_amx_on, memory_order_relaxed) != 0;
+}
+
+bool cphil_amx_set(bool on) {
+    ensure_init();
+    atomic_store(&g_amx_on, on && g_amx_ok ? 1 : 0);
+    return on && g_amx_ok;
+}
+
 const char *cphil_isa_name(cphil_isa isa) {
     switch (isa) {
     case CPHIL_ISA_SCALAR: return "scalar";
@@ -180,8 +218,11 @@ const char *cphil_isa_describe(void) {
     ensure_init();
     const cpu_feat *f = &g_feat;
     snprintf(g_describe, sizeof g_describe,
-             "kernels: %s (best %s); cpu: avx2=%d fma=%d avx512f=%d bw=%d vl=%d dq=%d vnni=%d bf16=%d",
-             cphil_isa_name(cphil_isa_active()), cphil_isa_name(best_of(f)), f->avx2, f->fma,
-             f->avx512f, f->avx512bw, f->avx512vl, f->avx512dq, f->vnni, f->bf16);
+             "kernels: %s (best %s)%s; cpu: avx2=%d fma=%d avx512f=%d bw=%d vl=%d dq=%d vnni=%d bf16=%d "
+             "amx-int8=%d",
+             cphil_isa_name(cphil_isa_active()), cphil_isa_name(best_of(f)),
+             cphil_isa_active() == CPHIL_ISA_AVX512 && cphil_amx_on() ? ", int8 products of 2+ rows on AMX" : "",
+             f->avx2, f->fma, f->avx512f, f->avx512bw, f->avx512vl, f->avx512dq, f->vnni, f->bf16,
+             f->amx_int8 && f->os_amx);
     return g_describe;
 }

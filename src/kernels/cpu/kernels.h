@@ -43,6 +43,14 @@ cphil_isa cphil_isa_default(void);    /* the tier chosen at start: CPHIL_ISA, el
 bool cphil_isa_supported(cphil_isa isa);
 bool cphil_cpu_has_bf16(void);        /* AVX512_BF16 (vdpbf16ps) */
 bool cphil_cpu_has_vnni(void);        /* AVX512_VNNI */
+/* AMX (Intel Sapphire Rapids and later): the AVX-512 tier's int8 products of 2 or more rows
+ * (window mode, in-flight windows) run on the tile unit (tdpbssd) when the CPU has AMX-INT8 and
+ * Linux granted the tile state at start-up; the same integer sums, so the same bits. CPHIL_AMX=0
+ * in the environment turns it off for the process; cphil_amx_set switches it (returns whether it
+ * is now on). */
+bool cphil_amx_available(void);
+bool cphil_amx_on(void);
+bool cphil_amx_set(bool on);
 const char *cphil_isa_name(cphil_isa isa); /* "scalar", "avx2", "avx512" */
 /* One line describing the CPU features found and the tier in use (for `cphil version`). */
 const char *cphil_isa_describe(void);

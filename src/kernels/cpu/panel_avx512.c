@@ -2,11 +2,14 @@
  * f32 (AVX-512F FMA), bf16 (AVX-512 BF16 vdpbf16ps), int8 (AVX-512 VNNI vpdpbusd, u8 x s8 with
  * the +128 offset removed through per-row sums). Twins: cphil_pmat_*_ref in panel.c.
  * Blocking: MB input rows x PB panels of accumulators so that a batch-1 step (M = 1) still has
- * independent FMA chains. Does not: prefetching, multi-threading.
+ * independent FMA chains. int8 with 2 or more input rows runs on AMX where the CPU has it and
+ * Linux granted it (cphil_amx_on, isa.c): tdpbssd on 16-row tiles (s8 x s8, no offset to remove),
+ * the same integer sums, so the same bits as vpdpbusd. Does not: prefetching, multi-threading.
  */
 #include "kernels/cpu/panel.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 #define AI static inline __attribute__((always_inline))
 
@@ -200,7 +203,104 @@ AI void blk_i8_m1(const cphil_pmat_args *a, int p) {
     epilogue(a, 0, p, v);
 }
 
+/* ---- int8 on AMX ------------------------------------------------------------------------------
+ * Tiles (palette 1): tmm0, tmm1 accumulate two panels' outputs (mr rows x 16 int32); tmm2 holds
+ * mr input rows x 64 k (bytes), tmm3 the same for the last, shorter k block; tmm4, tmm5 the two
+ * panels' weights for 64 k: 16 quads x 64 bytes, which is the panel16 int8 layout itself
+ * (panel[kp/4][16][4], so one tile is 1 KB contiguous); tmm6, tmm7 the shorter last k block. */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_tilecfg;
+
+static void amx_configure(int mr, int ktail) {
+    amx_tilecfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    const int kt = ktail ? ktail : 64;
+    for (int t = 0; t < 8; t++) c.colsb[t] = 64;
+    c.rows[0] = c.rows[1] = c.rows[2] = c.rows[3] = (uint8_t)mr;
+    c.colsb[3] = (uint16_t)kt;
+    c.rows[4] = c.rows[5] = 16;
+    c.rows[6] = c.rows[7] = (uint8_t)(kt / 4);
+    _tile_loadconfig(&c);
+}
+
+/* Outputs of panel p for input rows m0 .. m0 + mr - 1 from the stored tile c[row][16]: as
+ * blk_i8's epilogue (acc there is sum (x + 128) w - 128 rowsum = sum x w, the integer here). */
+AI void amx_out(const cphil_pmat_args *a, int m0, int mr, int p, const int32_t c[16][16]) {
+    const int r0 = p * CPHIL_PANEL;
+    const __m512 sc = _mm512_loadu_ps(a->m->scale + r0);
+    for (int i = 0; i < mr; i++) {
+        __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512((const void *)c[i]));
+        v = _mm512_mul_ps(v, _mm512_mul_ps(sc, _mm512_set1_ps(a->xs[m0 + i])));
+        epilogue(a, m0 + i, p, v);
+    }
+}
+
+static void i8_amx(const cphil_pmat_args *a) {
+    const cphil_pmat *m = a->m;
+    const int kp = m->kp, kfull = kp / 64, ktail = kp % 64, np = m->np;
+    const int8_t *w = (const int8_t *)m->w;
+    int32_t c[16][16] __attribute__((aligned(64)));
+    int configured = -1;
+    for (int m0 = 0; m0 < a->M; m0 += 16) {
+        const int mr = a->M - m0 < 16 ? a->M - m0 : 16;
+        if (mr != configured) {
+            amx_configure(mr, ktail);
+            configured = mr;
+        }
+        const int8_t *x = (const int8_t *)a->x + (size_t)m0 * kp;
+        int p = 0;
+        for (; p + 2 <= np; p += 2) {
+            const int8_t *w0 = w + (size_t)p * CPHIL_PANEL * kp, *w1 = w0 + (size_t)CPHIL_PANEL * kp;
+            _tile_zero(0);
+            _tile_zero(1);
+            for (int kb = 0; kb < kfull; kb++) {
+                _tile_loadd(2, x + kb * 64, kp);
+                _tile_loadd(4, w0 + (size_t)kb * 1024, 64);
+                _tile_loadd(5, w1 + (size_t)kb * 1024, 64);
+                _tile_dpbssd(0, 2, 4);
+                _tile_dpbssd(1, 2, 5);
+            }
+            if (ktail) {
+                _tile_loadd(3, x + kfull * 64, kp);
+                _tile_loadd(6, w0 + (size_t)kfull * 1024, 64);
+                _tile_loadd(7, w1 + (size_t)kfull * 1024, 64);
+                _tile_dpbssd(0, 3, 6);
+                _tile_dpbssd(1, 3, 7);
+            }
+            _tile_stored(0, c, 64);
+            amx_out(a, m0, mr, p, c);
+            _tile_stored(1, c, 64);
+            amx_out(a, m0, mr, p + 1, c);
+        }
+        for (; p < np; p++) {
+            const int8_t *w0 = w + (size_t)p * CPHIL_PANEL * kp;
+            _tile_zero(0);
+            for (int kb = 0; kb < kfull; kb++) {
+                _tile_loadd(2, x + kb * 64, kp);
+                _tile_loadd(4, w0 + (size_t)kb * 1024, 64);
+                _tile_dpbssd(0, 2, 4);
+            }
+            if (ktail) {
+                _tile_loadd(3, x + kfull * 64, kp);
+                _tile_loadd(6, w0 + (size_t)kfull * 1024, 64);
+                _tile_dpbssd(0, 3, 6);
+            }
+            _tile_stored(0, c, 64);
+            amx_out(a, m0, mr, p, c);
+        }
+    }
+    _tile_release();
+}
+
 void cphil_pmat_i8_avx512(const cphil_pmat_args *a) {
+    if (a->M >= 2 && cphil_amx_on()) {
+        i8_amx(a);
+        return;
+    }
     if (a->M == 1) {
         for (int p = 0; p < a->m->np; p++) blk_i8_m1(a, p);
         return;

@@ -26,8 +26,10 @@
  * runs TF32 kernels on f32 storage, so the two GPU paths differ in rounding only). f32 runs the
  * per-step path (IEEE f32 products).
  * Deterministic: fixed accumulation order in the mma, fixed order of the partial sums, no
- * atomics. Applies when H % 32 == 0 (LSTM) or H % 128 == 0 (GRU) and the slice fits in shared
- * memory (H up to 384 on an H100); otherwise the callers run the per-step path.
+ * atomics. Applies when H % 32 == 0 (LSTM) or H % 128 == 0 (GRU), the slice fits in shared memory
+ * and the block in the registers (on an H100: LSTM up to H 352, GRU up to H 256), and (CPHIL_RNN
+ * auto) every cluster of the batch is resident at once; otherwise the callers run the per-step
+ * path.
  */
 extern "C" {
 #include "core/core.h"
@@ -46,6 +48,8 @@ namespace cg = cooperative_groups;
 #define PR_BC 16 /* batch rows per cluster: the mma's M */
 #define PR_PAD 8 /* bf16 elements of padding per shared row: 16 bytes, so the 8 rows an mma
                   * fragment load touches fall in different banks */
+#define PR_FPAD 8 /* f32 padding of the rows the mma results are stored to (rec, ploc): the 8
+                   * rows of a fragment store then meet at most 2 to a bank, not 8 */
 
 typedef __nv_bfloat16 bf16;
 
@@ -70,15 +74,15 @@ __device__ __forceinline__ uint32_t ld_pair(const bf16 *p) { return *(const uint
 __device__ __forceinline__ void tile_16x8(const bf16 *A, int lda, const bf16 *Bt, int ldb, int K, int lane,
                                           float d[4]) {
     const int g = lane >> 2, q = lane & 3;
-    float acc[2][4] = {};
+    float even[4] = {}, odd[4] = {};
     const bf16 *a0 = A + g * lda + 2 * q, *a8 = A + (g + 8) * lda + 2 * q, *b = Bt + g * ldb + 2 * q;
-#pragma unroll 4
-    for (int k0 = 0; k0 < K; k0 += 16) {
+    for (int k0 = 0, par = 0; k0 < K; k0 += 16, par ^= 1) {
         uint32_t a[4] = {ld_pair(a0 + k0), ld_pair(a8 + k0), ld_pair(a0 + k0 + 8), ld_pair(a8 + k0 + 8)};
         uint32_t bb[2] = {ld_pair(b + k0), ld_pair(b + k0 + 8)};
-        mma16816(acc[(k0 >> 4) & 1], a, bb);
+        if (par) mma16816(odd, a, bb); /* a branch, not acc[par]: keeps both in registers */
+        else mma16816(even, a, bb);
     }
-    for (int i = 0; i < 4; i++) d[i] = acc[0][i] + acc[1][i];
+    for (int i = 0; i < 4; i++) d[i] = even[i] + odd[i];
 }
 
 /* One 16 x 16 block of outputs (two 8-column tiles): D[16][16] = A[16][K] Bt[16][K]^T, A row-major
@@ -123,7 +127,7 @@ static size_t pr_smem_fwd(int NG, int H) {
     const int NGU = NG * (H / PR_CS);
     return (size_t)NGU * (H + PR_PAD) * sizeof(bf16)    /* Wt: the slice, [NGU][H] */
            + 2 * (size_t)PR_BC * (H + PR_PAD) * sizeof(bf16) /* h_{t-1}, double-buffered */
-           + (size_t)PR_BC * NGU * sizeof(float)        /* the recurrent product for the cell */
+           + (size_t)PR_BC * (NGU + PR_FPAD) * sizeof(float) /* the recurrent product for the cell */
            + (size_t)PR_BC * (H / PR_CS) * sizeof(bf16); /* this block's h_t, sent to the others */
 }
 
@@ -132,10 +136,11 @@ static size_t pr_smem_bwd(int NG, int H) {
     return (size_t)H * (NGU + PR_PAD) * sizeof(bf16)    /* Wk: the slice transposed, [H][NGU] */
            + (size_t)PR_BC * (NGU + PR_PAD) * sizeof(bf16) /* dG slice for the product */
            + 2 * (size_t)PR_CS * PR_BC * U * sizeof(float) /* partials from each rank, double-buffered */
-           + (size_t)PR_BC * H * sizeof(float);            /* this block's partial, sent to the others */
+           + (size_t)PR_BC * (H + PR_FPAD) * sizeof(float); /* this block's partial, sent to the others */
 }
 
 template <int NG> static int max_clusters(cphil_cu *cu, int H, int backward);
+template <int NG> static int max_threads();
 
 /* Clusters resident at once for (ng, H): the smaller of the forward's and the backward's,
  * queried once per shape (a layer of one model has one shape). */
@@ -161,7 +166,9 @@ bool cphil_cu_rnn_persist_fits(cphil_cu *cu, int NG, int B, int T, int H, cphil_
     if (NGU % 16 || H % 16) return false;
     size_t need = pr_smem_fwd(NG, H) > pr_smem_bwd(NG, H) ? pr_smem_fwd(NG, H) : pr_smem_bwd(NG, H);
     if (need > cphil_cu_smem_optin(cu)) return false;
-    if (pr_threads(NG, H) > 1024) return false;
+    /* threads per block within what both kernels' register use allows (cudaFuncGetAttributes;
+     * e.g. the GRU backward at H 384 would need 576 threads x 128 registers, more than a block has) */
+    if (pr_threads(NG, H) > (NG == 4 ? max_threads<4>() : max_threads<3>())) return false;
     /* AUTO: only when every cluster is resident at once (one wave). With more clusters than fit,
      * the second wave starts after the first has walked all T steps, and the per-step path is
      * faster (measured on an H100, B 512, H 256: 30 clusters resident for 32 needed, docs/gpu.md).
@@ -188,8 +195,9 @@ __global__ void __cluster_dims__(PR_CS, 1, 1)
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *Wt = (bf16 *)smem;                   /* [NGU][ld]: row n = g U + u is Whh[g H + r U + u] */
     bf16 *hb = Wt + (size_t)NGU * ld;          /* [2][PR_BC][ld] */
-    float *rec = (float *)(hb + 2 * PR_BC * ld); /* [PR_BC][NGU] */
-    bf16 *hloc = (bf16 *)(rec + PR_BC * NGU);  /* [PR_BC][U]: h_t of this block's units */
+    const int ldr = NGU + PR_FPAD;
+    float *rec = (float *)(hb + 2 * PR_BC * ld); /* [PR_BC][ldr] */
+    bf16 *hloc = (bf16 *)(rec + PR_BC * ldr);  /* [PR_BC][U]: h_t of this block's units */
 
     for (int i = tid; i < NGU * H; i += nth) {
         int n = i / H, k = i % H, g = n / U, u = n % U;
@@ -267,7 +275,7 @@ __global__ void __cluster_dims__(PR_CS, 1, 1)
             const int n0 = warp * 8, g = lane >> 2, q = lane & 3;
             float d[4];
             tile_16x8(hcur, ld, Wt + (size_t)n0 * ld, ld, H, lane, d);
-            float *r0 = rec + g * NGU + n0 + 2 * q, *r8 = rec + (g + 8) * NGU + n0 + 2 * q;
+            float *r0 = rec + g * ldr + n0 + 2 * q, *r8 = rec + (g + 8) * ldr + n0 + 2 * q;
             r0[0] = d[0];
             r0[1] = d[1];
             r8[0] = d[2];
@@ -276,9 +284,9 @@ __global__ void __cluster_dims__(PR_CS, 1, 1)
         __syncthreads();
 #pragma unroll
         for (int i = 0; i < EPT; i++) {
-            const int e = tid + i * nth, bl = e / U, u = e % U, b = row0 + bl, j = r * U + u;
+            const int e = tid + i * nth, bl = e / U, u = e % U, b = row0 + bl;
             if (e >= PR_BC * U || b >= B) continue;
-            const float *rc = rec + bl * NGU;
+            const float *rc = rec + bl * ldr;
             float h;
             if constexpr (NG == 4) { /* k_lstm_cell_fwd: gates = (x Wih^T + h Whh^T) + (bih + bhh) */
                 float ig = cu_sigm((xg[i][0] + rc[u]) + bA[i][0]);
@@ -346,7 +354,8 @@ __global__ void __cluster_dims__(PR_CS, 1, 1)
     bf16 *Wk = (bf16 *)smem;                       /* [H][ldk]: Wk[k][g U + u] = Whh[g H + r U + u][k] */
     bf16 *dgs = Wk + (size_t)H * ldk;              /* [PR_BC][ldk] */
     float *part = (float *)(dgs + PR_BC * ldk);    /* [2][PR_CS][PR_BC][U]: partials from each rank */
-    float *ploc = part + 2 * PR_CS * PR_BC * U;     /* [PR_BC][H]: this block's partial */
+    const int ldp = H + PR_FPAD;
+    float *ploc = part + 2 * PR_CS * PR_BC * U;     /* [PR_BC][ldp]: this block's partial */
 
     for (int i = tid; i < NGU * H; i += nth) {
         int n = i / H, k = i % H, g = n / U, u = n % U;
@@ -454,7 +463,7 @@ __global__ void __cluster_dims__(PR_CS, 1, 1)
             float d0[4], d1[4];
             block_16x16(dgs, ldk, Wk + (size_t)nb * 16 * ldk, ldk, NGU, lane, d0, d1);
             const int g = lane >> 2, q = lane & 3;
-            float *p0 = ploc + g * H + nb * 16 + 2 * q, *p8 = ploc + (g + 8) * H + nb * 16 + 2 * q;
+            float *p0 = ploc + g * ldp + nb * 16 + 2 * q, *p8 = ploc + (g + 8) * ldp + nb * 16 + 2 * q;
             p0[0] = d0[0];
             p0[1] = d0[1];
             p8[0] = d0[2];
@@ -469,7 +478,7 @@ __global__ void __cluster_dims__(PR_CS, 1, 1)
             const int cpr = U / 4, nch = PR_BC * cpr;
             for (int c = tid; c < nch * PR_CS; c += nth) {
                 const int q = c / nch, k = c % nch, bl = k / cpr, cc = k % cpr;
-                const float4 v = *(const float4 *)(ploc + bl * H + q * U + cc * 4);
+                const float4 v = *(const float4 *)(ploc + bl * ldp + q * U + cc * 4);
                 *(float4 *)(cl.map_shared_rank(pbuf, q) + (size_t)r * PR_BC * U + bl * U + cc * 4) = v;
             }
         }
@@ -549,6 +558,20 @@ static int max_clusters(cphil_cu *cu, int H, int backward) {
         e = cudaOccupancyMaxActiveClusters(&n, k_rnn_persist_fwd<NG>, &cfg);
     }
     return e == cudaSuccess ? n : -1;
+}
+
+/* The most threads a block of either kernel can have (registers), queried once. */
+template <int NG>
+static int max_threads() {
+    static int n = -1;
+    if (n < 0) {
+        cudaFuncAttributes f, b;
+        if (cudaFuncGetAttributes(&f, k_rnn_persist_fwd<NG>) != cudaSuccess ||
+            cudaFuncGetAttributes(&b, k_rnn_persist_bwd<NG>) != cudaSuccess)
+            return 0;
+        n = f.maxThreadsPerBlock < b.maxThreadsPerBlock ? f.maxThreadsPerBlock : b.maxThreadsPerBlock;
+    }
+    return n;
 }
 
 int cphil_cu_rnn_persist_max_clusters(cphil_cu *cu, int ng, int H, int backward) {
