@@ -166,7 +166,8 @@ AI void blk_i8(const cphil_pmat_args *a, int m0, int p0, const int MB, const int
 #pragma GCC unroll 8
         for (int i = 0; i < MB; i++) {
             __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][j], corr));
-            v = _mm512_mul_ps(v, _mm512_mul_ps(sc, _mm512_set1_ps(a->xs[m0 + i])));
+            /* (acc * xs) * scale: the scalar twin's order, so every tier gives the same bits */
+            v = _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(a->xs[m0 + i])), sc);
             epilogue(a, m0 + i, p0 + j, v);
         }
     }
@@ -199,7 +200,7 @@ AI void blk_i8_m1(const cphil_pmat_args *a, int p) {
     int r0 = p * CPHIL_PANEL;
     __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(m->rowsum + r0)), 7);
     __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, corr));
-    v = _mm512_mul_ps(v, _mm512_mul_ps(_mm512_loadu_ps(m->scale + r0), _mm512_set1_ps(a->xs[0])));
+    v = _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(a->xs[0])), _mm512_loadu_ps(m->scale + r0));
     epilogue(a, 0, p, v);
 }
 
@@ -234,7 +235,7 @@ AI void amx_out(const cphil_pmat_args *a, int m0, int mr, int p, const int32_t c
     const __m512 sc = _mm512_loadu_ps(a->m->scale + r0);
     for (int i = 0; i < mr; i++) {
         __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512((const void *)c[i]));
-        v = _mm512_mul_ps(v, _mm512_mul_ps(sc, _mm512_set1_ps(a->xs[m0 + i])));
+        v = _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(a->xs[m0 + i])), sc);
         epilogue(a, m0 + i, p, v);
     }
 }
