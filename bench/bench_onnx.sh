@@ -36,6 +36,7 @@ if [ "$ORT" = node ]; then
   ort_time() { node bench/bench_onnx.js "$@"; }
 else
   ort_time() { python3 bench/bench_onnx.py "$@"; }
+  ORT="python, onnxruntime $(python3 -c 'import onnxruntime; print(onnxruntime.__version__)' 2>/dev/null)"
 fi
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 have_bench=0; "$BIN" bench --help >/dev/null 2>&1 && have_bench=1
