@@ -19,15 +19,19 @@ REP=${2:-$T/r/synth_0000.slp}
 "$BIN" quantize --policy "$T/gru_policy.safetensors" --mode dynamic --output "$T/gru_int8.safetensors" >/dev/null
 PORT=$((30000 + $$ % 20000))
 # realtime and lockstep as cphil play runs by default; "spin": real time with --spin-us 20000
-# (the caller busy-waits for the next message instead of sleeping: a core for a faster wake-up)
-for run in realtime lockstep spin; do
-  pace=$run; spin=0; [ $run = spin ] && pace=realtime && spin=20000
+# (the caller busy-waits for the next message instead of sleeping: a core for a faster wake-up);
+# "warm": real time with --warm-us ${WARM_US:-2000} (the weights read into cache and the caller
+# polling from that long before the next frame is due). RUNS picks some of them.
+for run in ${RUNS:-realtime lockstep spin warm}; do
+  pace=$run; spin=0; warm=0
+  [ $run = spin ] && pace=realtime && spin=20000
+  [ $run = warm ] && pace=realtime && warm=${WARM_US:-2000}
   PORT=$((PORT + 1)); mkdir -p "$T/$run"
   blk=""; [ $pace = lockstep ] && blk=--blocking
   timeout 300 "$BIN" fake-dolphin --replay "$REP" --port $PORT --$pace --user-dir "$T/$run" --json --quiet \
       > "$T/$run.fake" &
   timeout 300 "$BIN" play --policy "$T/gru_int8.safetensors" --mode stream --port 1 --address 127.0.0.1:$PORT \
-      --dolphin-user-dir "$T/$run" --deterministic --games 1 $blk --spin-us $spin --json --quiet > "$T/$run.json"
+      --dolphin-user-dir "$T/$run" --deterministic --games 1 $blk --spin-us $spin --warm-us $warm --json --quiet > "$T/$run.json"
   wait
   /usr/bin/python3 - "$T/$run.json" "$T/$run.fake" "$run" <<'PYEOF'
 import json, sys

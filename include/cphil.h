@@ -532,6 +532,11 @@ cphil_status cphil_agent_game_start(cphil_agent *a, const cphil_replay *game);
 cphil_status cphil_agent_step(cphil_agent *a, const cphil_frame *frame, cphil_controller_state *out);
 /* Forget the frames seen (ExPhil's reset_buffer); the game context stays. */
 void cphil_agent_reset(cphil_agent *a);
+/* Read the policy's weights once so they are in cache for the next step (after the core sat
+ * idle most of a frame, a step costs several times what it costs back to back: docs/live.md).
+ * Call it shortly before the next frame is due (cphil play --warm-us). Changes no state,
+ * allocates nothing; returns the bytes read. */
+size_t cphil_agent_warm(cphil_agent *a);
 void cphil_agent_get_config(const cphil_agent *a, cphil_agent_config *out);
 /* After a step that decided: its 81 logits (heads in order), the deterministic choice
  * (buttons[8] 0/1, cls[5] main_x main_y c_x c_y shoulder) and the embedded frame (cont[n_cont],

@@ -352,6 +352,45 @@ TEST(step_allocates_nothing) {
     cphil_replay_free(r);
 }
 
+/* cphil_agent_warm (cphil play --warm-us) reads the weights and nothing else: an agent warmed
+ * before every step decides exactly as one that is not (same seed, sampling on), and warming
+ * allocates nothing. */
+TEST(warm_changes_nothing) {
+    setup();
+    cphil_replay *r;
+    CHECK(cphil_slp_read_file(g_replay, &r) == CPHIL_OK);
+    cphil_agent_params p = cphil_agent_default_params();
+    p.precision = CPHIL_AGENT_PREC_INT8;
+    cphil_agent *a, *b;
+    CHECK(cphil_agent_open(g_policy, &p, &a) == CPHIL_OK);
+    CHECK(cphil_agent_open(g_policy, &p, &b) == CPHIL_OK);
+    CHECK(cphil_agent_game_start(a, r) == CPHIL_OK);
+    CHECK(cphil_agent_game_start(b, r) == CPHIL_OK);
+    CHECK(cphil_agent_warm(a) > 1000); /* the packed weights of every product */
+    CHECK(cphil_agent_warm(NULL) == 0);
+    int differ = 0, decided = 0;
+    for (uint32_t i = 0; i < r->n_frames && i < 300; i++) {
+        cphil_frame f;
+        cphil_replay_get_frame(r, i, &f);
+        cphil_controller_state ca, cb;
+        cphil_allocator al = {count_alloc, count_free, NULL};
+        cphil_set_allocator(&al);
+        n_allocs = 0;
+        (void)cphil_agent_warm(a);
+        long got = n_allocs;
+        cphil_set_allocator(NULL);
+        CHECK_MSG(got == 0, "frame %u: warm allocated %ld times", i, got);
+        CHECK(cphil_agent_step(a, &f, &ca) == CPHIL_OK);
+        CHECK(cphil_agent_step(b, &f, &cb) == CPHIL_OK);
+        differ += !same_ctrl(&ca, &cb) || (cphil_agent_last_logits(a) && !same_logits(a, b));
+        decided += cphil_agent_last_logits(a) != NULL;
+    }
+    CHECK_MSG(differ == 0 && decided > 200, "%d of 300 frames differ, %d decided", differ, decided);
+    cphil_agent_close(a);
+    cphil_agent_close(b);
+    cphil_replay_free(r);
+}
+
 TEST(bad_files_and_arguments_are_refused) {
     setup();
     cphil_agent *a = NULL;
@@ -697,6 +736,7 @@ int main(void) {
     RUN(gumbel_noise_matches_libm);
     RUN(sampling_equals_the_interleaved_reference);
     RUN(step_allocates_nothing);
+    RUN(warm_changes_nothing);
     RUN(bad_files_and_arguments_are_refused);
     RUN(agent_frames_equal_dataset_rows);
     RUN(bot_frames_decide_as_parser_frames);

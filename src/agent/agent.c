@@ -136,6 +136,8 @@ void cphil_agent_close(cphil_agent *a) {
     cphil_free(a);
 }
 
+size_t cphil_agent_warm(cphil_agent *a) { return a ? cphil_infer_model_touch(a->model) : 0; }
+
 void cphil_agent_reset(cphil_agent *a) {
     if (!a) return;
     cphil_infer_state_reset(a->st);

@@ -31,7 +31,7 @@ static void on_signal(int sig) {
 static struct play_cli {
     cli_agent agent; /* shared with cphil play-replay */
     const char *address, *user_dir, *pipe_path, *character, *stage, *menus_mode;
-    long long games, net_timeout, spin_us;
+    long long games, net_timeout, spin_us, warm_us;
     double connect_timeout, menu_timeout;
     bool blocking, json, quiet;
 } A;
@@ -53,6 +53,10 @@ static opt_def play_defs[] = {
     OPT_D("--spin-us", OPT_INT, &A.spin_us, "0", 0, 100000,
           "poll the connection without sleeping for up to N us before sleeping in the socket wait: costs a core, "
           "saves the wake-up when a bookend arrives"),
+    OPT_D("--warm-us", OPT_INT, &A.warm_us, "0", 0, 15000,
+          "N us before the next frame is due (the last one's arrival + 1/60 s), read the policy's weights "
+          "into cache and poll the connection without sleeping until the frame comes: a decision after an "
+          "idle frame then costs what it costs back to back (docs/live.md, Latency); 0: off"),
     {.name = "--character", .kind = OPT_STR, .target = &A.character, .metavar = "C",
      .help = "pick C at the character select (fox, falco, marth, ...; needs the gecko code \"Optional: Extract Menu "
              "Info\" in Dolphin for menu frames), START when all are ready"},
@@ -68,12 +72,15 @@ static opt_def play_defs[] = {
 };
 static opt_def agent_defs[CLI_AGENT_N];
 
+/* --warm-us: the live client calls this shortly before the next frame is due */
+static void warm_agent(void *agent) { (void)cphil_agent_warm((cphil_agent *)agent); }
+
 static opts_spec spec = {
     .cmd = "play",
     .usage = "--policy P --port N [--address HOST:PORT] [--dolphin-user-dir DIR | --pipe FIFO]\n"
              "                  [--mode window|stream] [--precision auto|f32|bf16|int8] [--temperature T | --deterministic]\n"
              "                  [--seed S] [--games N] [--blocking] [--log FILE.jsonl] [--connect-timeout S]\n"
-             "                  [--net-timeout MS] [--spin-us N] [--character C] [--stage S] [--menus auto|manual]\n"
+             "                  [--net-timeout MS] [--spin-us N] [--warm-us N] [--character C] [--stage S] [--menus auto|manual]\n"
              "                  [--menu-timeout S] [--json] [--quiet]",
     .about = "Plays a policy in a running Slippi Dolphin: game state from Dolphin's spectator server (ENet/UDP), the\n"
              "controller through the pipe input device <DIR>/Pipes/slippibot<N> (cphil dolphin-setup prepares both).",
@@ -109,7 +116,8 @@ int cmd_play(int argc, char **argv) {
     if (pr) return opts_exit(pr);
     const char *policy = A.agent.policy, *address = A.address, *user_dir = A.user_dir, *pipe_path = A.pipe_path,
                *log_path = A.agent.log;
-    long long port = A.agent.port, games = A.games, net_timeout = A.net_timeout, spin_us = A.spin_us;
+    long long port = A.agent.port, games = A.games, net_timeout = A.net_timeout, spin_us = A.spin_us,
+              warm_us = A.warm_us;
     double connect_timeout = A.connect_timeout, menu_timeout = A.menu_timeout;
     const char *character = A.character, *stage = A.stage, *menus_mode = A.menus_mode;
     bool blocking = A.blocking, json = A.json, quiet = A.quiet;
@@ -192,6 +200,9 @@ int cmd_play(int argc, char **argv) {
     lp.connect_timeout_ms = (int)(connect_timeout * 1000);
     lp.net_timeout_ms = (int)net_timeout;
     lp.spin_us = (int)spin_us;
+    lp.warm_us = (int)warm_us;
+    lp.warm = warm_agent;
+    lp.warm_ctx = agent;
     if (cphil_live_open(&lp, &live)) {
         cli_error(NULL);
         rc = CLI_EXIT_FAIL;

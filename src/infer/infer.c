@@ -361,6 +361,30 @@ const cphil_infer_spec *cphil_infer_model_spec(const cphil_infer_model *m) { ret
 cphil_wtype cphil_infer_model_precision(const cphil_infer_model *m) { return m->prec; }
 int64_t cphil_infer_model_params(const cphil_infer_model *m) { return m->params; }
 size_t cphil_infer_model_bytes(const cphil_infer_model *m) { return m->bytes; }
+
+/* Read one word per 64-byte line of [p, p + n) (a load, not a prefetch hint: it completes). */
+static uint32_t touch_lines(const void *p, size_t n) {
+    const volatile unsigned char *b = (const volatile unsigned char *)p;
+    uint32_t acc = 0;
+    for (size_t i = 0; i < n; i += 64) acc += b[i];
+    return acc;
+}
+
+size_t cphil_infer_model_touch(const cphil_infer_model *m) {
+    size_t bytes = 0;
+    uint32_t acc = 0;
+    for (int i = 0; i < m->n_mats; i++) {
+        const cphil_pmat *p = m->mats[i];
+        size_t wb = cphil_pmat_bytes(p), rows = (size_t)p->np * CPHIL_PANEL;
+        acc += touch_lines(p->w, wb);
+        bytes += wb;
+        if (p->scale) acc += touch_lines(p->scale, rows * sizeof(float));
+        if (p->rowsum) acc += touch_lines(p->rowsum, rows * sizeof(int32_t));
+        if (p->bias) acc += touch_lines(p->bias, (size_t)p->rows * sizeof(float));
+    }
+    (void)acc;
+    return bytes;
+}
 int cphil_infer_model_n_mats(const cphil_infer_model *m) { return m->n_mats; }
 const char *cphil_infer_model_mat_name(const cphil_infer_model *m, int i) {
     return i >= 0 && i < m->n_mats ? m->mat_names[i] : NULL;

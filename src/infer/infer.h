@@ -92,6 +92,10 @@ cphil_wtype cphil_infer_model_precision(const cphil_infer_model *m);
 int64_t cphil_infer_model_params(const cphil_infer_model *m);
 /* Bytes of packed weights. */
 size_t cphil_infer_model_bytes(const cphil_infer_model *m);
+/* Read every packed weight, scale and bias of every product once (one load per cache line), so
+ * the next decision finds them in cache: for a caller that knows when the next frame is due
+ * (cphil_agent_warm). Returns the weight bytes read. Allocates nothing. */
+size_t cphil_infer_model_touch(const cphil_infer_model *m);
 /* Number of products (matrices) and their names, for static calibration. */
 int cphil_infer_model_n_mats(const cphil_infer_model *m);
 const char *cphil_infer_model_mat_name(const cphil_infer_model *m, int i);

@@ -67,6 +67,8 @@ struct cphil_live {
     /* the connection: whoever holds host_mu */
     ENetPeer *peer;
     bool handshaken, ever_connected, finished;
+    uint64_t last_bookend_ns; /* arrival of the last Frame Bookend handed out (warm_us) */
+    uint64_t warmed_for_ns;   /* the bookend the warm call was made after (once per frame) */
     int64_t expect;           /* cursor of the next message wanted; -1 before the first reply */
     double next_try, waiting_since, attempt_started, backoff;
     unsigned warned[8];
@@ -683,6 +685,7 @@ static int walk(cphil_live *l, msg *m, cphil_live_event *ev) {
             ev->frame = l->got_copy ? &l->fr : NULL;
             ev->arrival_ns = m->arrival_ns;
             ev->pending_bookends = atomic_load(&l->queued_events);
+            l->last_bookend_ns = m->arrival_ns;
             return 1;
         }
         if (l->pending_warn[0]) {
@@ -720,14 +723,32 @@ cphil_status cphil_live_next(cphil_live *l, int timeout_ms, cphil_live_event *ev
             atomic_store(&l->caller_in, true);
             pthread_mutex_lock(&l->host_mu);
             uint64_t t_spin = l->p.spin_us > 0 ? cphil_now_ns() + (uint64_t)l->p.spin_us * 1000u : 0;
+            /* warm_us: when the next frame is due (a Melee frame is 1/59.94 s), warm once, then poll */
+            const uint64_t frame_ns = 16683350u;
+            uint64_t t_warm = l->p.warm_us > 0 && l->p.warm && l->last_bookend_ns
+                                  ? l->last_bookend_ns + frame_ns - (uint64_t)l->p.warm_us * 1000u
+                                  : 0;
             while (!atomic_load(&l->queued)) {
+                if (timeout_ms > 0 && cphil_now_sec() >= t_end) break;
                 int wait = 5; /* ms: ENet's timers and the reconnect logic run at least this often */
-                if (t_spin && cphil_now_ns() < t_spin) {
-                    wait = 0;
-                } else if (timeout_ms > 0) {
-                    double left = t_end - cphil_now_sec();
-                    if (left <= 0) break;
-                    if (left < 0.005) wait = (int)(left * 1000) + 1;
+                uint64_t now = cphil_now_ns();
+                /* from the warm time until the frame comes (at most 4 frames after the last one) */
+                bool warm_due = t_warm && now >= t_warm && now < l->last_bookend_ns + 4 * frame_ns;
+                if (warm_due && l->warmed_for_ns != l->last_bookend_ns) {
+                    l->warmed_for_ns = l->last_bookend_ns;
+                    l->p.warm(l->p.warm_ctx);
+                }
+                if (warm_due || (t_spin && now < t_spin)) {
+                    wait = 0; /* poll without sleeping */
+                } else {
+                    if (t_warm && now < t_warm) { /* sleep no later than the warm time */
+                        uint64_t ms = (t_warm - now) / 1000000u;
+                        if (ms < (uint64_t)wait) wait = (int)ms;
+                    }
+                    if (timeout_ms > 0) {
+                        double left = t_end - cphil_now_sec();
+                        if (left < 0.005 && (int)(left * 1000) + 1 < wait) wait = (int)(left * 1000) + 1;
+                    }
                 }
                 net_step(l, wait, true);
             }
