@@ -24,7 +24,7 @@ int main(int argc, char **argv) {
     int c = sched_getcpu();
     CPU_SET(c < 0 ? 0 : c, &set);
     sched_setaffinity(0, sizeof set, &set);
-    fprintf(stderr, "# bench_infer: cpu %d, isa %s\n", sched_getcpu(), infer_isa_name(infer_isa_get()));
+    fprintf(stderr, "# bench_infer: cpu %d, isa %s\n", sched_getcpu(), cphil_infer_isa_name(cphil_infer_isa_get()));
     if (cphil_bench_table(argc > 2 ? argv[2] : NULL, argc > 3 ? argv[3] : NULL, argc > 4 ? argv[4] : NULL, sec, row, NULL)) {
         fprintf(stderr, "bench_infer: %s\n", cphil_last_error());
         return 1;

@@ -28,18 +28,18 @@ static float frand(void) { /* [-1, 1) */
 
 TEST(activations_match_libm) {
     float x[301], y[301];
-    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
-        infer_isa_set(isa);
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
+        cphil_infer_isa_set(isa);
         for (int f = 0; f < 10; f++) { /* each function on [-25.5, 25.5] (exp: [-55.5, -4.5]), then on [-9, 9] */
             for (int i = 0; i < 301; i++) x[i] = y[i] = f >= 5 ? (i - 150) * 0.06f : (i - 150) * 0.17f + (f == 0 ? -30.f : 0.f);
-            void (*fn[5])(float *, int) = {infer_vexp, infer_vsigmoid, infer_vtanh, infer_vsilu, infer_vsoftplus};
-            void (*rf[5])(float *, int) = {infer_vexp_ref, infer_vsigmoid_ref, infer_vtanh_ref, infer_vsilu_ref, infer_vsoftplus_ref};
+            void (*fn[5])(float *, int) = {cphil_infer_vexp, cphil_infer_vsigmoid, cphil_infer_vtanh, cphil_infer_vsilu, cphil_infer_vsoftplus};
+            void (*rf[5])(float *, int) = {cphil_infer_vexp_ref, cphil_infer_vsigmoid_ref, cphil_infer_vtanh_ref, cphil_infer_vsilu_ref, cphil_infer_vsoftplus_ref};
             fn[f % 5](x, 301);
             rf[f % 5](y, 301);
             for (int i = 0; i < 301; i++) CHECK_NEAR(x[i], y[i], 1e-6, 2e-6);
         }
     }
-    infer_isa_set(infer_isa_default());
+    cphil_infer_isa_set(cphil_infer_isa_default());
 }
 
 /* The engine's vector math against double libm on a dense sweep (the accuracy infer_kern.h
@@ -58,10 +58,10 @@ TEST(activations_dense_sweep) {
     const int n = 400001;
     float *x = cphil_alloc(sizeof(float) * (size_t)n), *y = cphil_alloc(sizeof(float) * (size_t)n);
     CHECK(x && y);
-    void (*fn[5])(float *, int) = {infer_vexp, infer_vsigmoid, infer_vtanh, infer_vsilu, infer_vsoftplus};
+    void (*fn[5])(float *, int) = {cphil_infer_vexp, cphil_infer_vsigmoid, cphil_infer_vtanh, cphil_infer_vsilu, cphil_infer_vsoftplus};
     static const char *name[5] = {"exp", "sigmoid", "tanh", "silu", "softplus"};
-    for (cphil_isa isa = CPHIL_ISA_SCALAR; x && y && isa <= infer_isa_best(); isa++) {
-        infer_isa_set(isa);
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; x && y && isa <= cphil_infer_isa_best(); isa++) {
+        cphil_infer_isa_set(isa);
         for (int f = 0; f < 5; f++) {
             const double lo = f == 0 ? -87.0 : -30.0, hi = f == 0 ? 88.0 : 30.0;
             for (int i = 0; i < n; i++) x[i] = y[i] = (float)(lo + (hi - lo) * i / (n - 1));
@@ -73,7 +73,7 @@ TEST(activations_dense_sweep) {
                 const double q = f == 0 ? e / r : e / (4e-7 + 4e-7 * fabs(r)); /* <= 1 passes */
                 if (!(q <= worst)) { worst = q; at = i; }
             }
-            CHECK_MSG(f == 0 ? worst <= 3e-7 : worst <= 1.0, "%s %s: %s %g at x = %g", infer_isa_name(isa), name[f],
+            CHECK_MSG(f == 0 ? worst <= 3e-7 : worst <= 1.0, "%s %s: %s %g at x = %g", cphil_infer_isa_name(isa), name[f],
                       f == 0 ? "relative error" : "error / (4e-7 + 4e-7 |f|)", worst, x[at]);
             for (int len = 1; len <= 37; len += 3) { /* tails: the same values, nothing past the end */
                 float buf[40];
@@ -84,7 +84,7 @@ TEST(activations_dense_sweep) {
             }
         }
     }
-    infer_isa_set(infer_isa_default());
+    cphil_infer_isa_set(cphil_infer_isa_default());
     cphil_free(x);
     cphil_free(y);
 }
@@ -170,17 +170,17 @@ TEST(window_sequence_equals_reference_every_backbone_and_isa) {
             int T = bb == CPHIL_BACKBONE_MLP ? 1 : 4;
             make_frames(T, cont, ids);
             ref_forward(&p.spec, cphil_infer_random_lookup, p.r, T, cont, ids, ref);
-            for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
-                infer_isa_set(isa);
+            for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
+                cphil_infer_isa_set(isa);
                 cphil_infer_state *s;
                 CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_WINDOW, &s) == CPHIL_OK);
                 CHECK(cphil_infer_run_sequence(s, T, cont, ids, lg) == CPHIL_OK);
                 cphil_infer_state_close(s);
                 for (int i = 0; i < INFER_N_LOGITS; i++)
                     CHECK_MSG(fabs(lg[i] - ref[i]) <= 1e-4 + 1e-4 * fabs(ref[i]), "%s L%d isa %s logit %d: %.7g vs %.7g",
-                              cphil_backbone_name(bb), layers, infer_isa_name(isa), i, lg[i], ref[i]);
+                              cphil_backbone_name(bb), layers, cphil_infer_isa_name(isa), i, lg[i], ref[i]);
             }
-            infer_isa_set(infer_isa_default());
+            cphil_infer_isa_set(cphil_infer_isa_default());
             pol_close(&p);
         }
 }
@@ -286,8 +286,8 @@ TEST(stream_attention_equals_banded_history_reference) {
     for (int layers = 1; layers <= 3; layers++) {
         pol p;
         pol_open(&p, CPHIL_BACKBONE_ATTENTION, layers, CPHIL_W_F32, 600 + layers);
-        for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
-            infer_isa_set(isa);
+        for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
+            cphil_infer_isa_set(isa);
             cphil_infer_state *s;
             CHECK(cphil_infer_state_open(p.m, CPHIL_INFER_STREAM, &s) == CPHIL_OK);
             double worst = 0;
@@ -297,10 +297,10 @@ TEST(stream_attention_equals_banded_history_reference) {
                 ref_forward_band(&p.spec, cphil_infer_random_lookup, p.r, W + t, hc, hi, W, ref);
                 worst = fmax(worst, max_rel(lg, ref, INFER_N_LOGITS));
             }
-            CHECK_MSG(worst < 1e-4, "L%d isa %s: stream vs banded reference %g", layers, infer_isa_name(isa), worst);
+            CHECK_MSG(worst < 1e-4, "L%d isa %s: stream vs banded reference %g", layers, cphil_infer_isa_name(isa), worst);
             cphil_infer_state_close(s);
         }
-        infer_isa_set(infer_isa_default());
+        cphil_infer_isa_set(cphil_infer_isa_default());
         pol_close(&p);
     }
 }
@@ -330,8 +330,8 @@ TEST(mamba_stream_scratch_fits_every_size) {
         cphil_infer_model *m;
         CHECK(cphil_infer_random_open(&sp, 40 + c, &r) == CPHIL_OK);
         CHECK(cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, CPHIL_W_F32, &m) == CPHIL_OK);
-        for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
-            infer_isa_set(isa);
+        for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
+            cphil_infer_isa_set(isa);
             cphil_infer_state *s;
             CHECK(cphil_infer_state_open(m, CPHIL_INFER_STREAM, &s) == CPHIL_OK);
             for (int t = 0; t < T; t++) {
@@ -345,11 +345,11 @@ TEST(mamba_stream_scratch_fits_every_size) {
                 memcpy(hi + n * NI, ids, sizeof(int32_t) * NI * (size_t)(t + 1));
                 ref_forward(&sp, cphil_infer_random_lookup, r, n + t + 1, hc, hi, ref);
                 CHECK_MSG(max_rel(lg, ref, INFER_N_LOGITS) < 1e-4, "H%d W%d N%d isa %s t=%d: %g", sp.hidden, sp.window,
-                          sp.state, infer_isa_name(isa), t, max_rel(lg, ref, INFER_N_LOGITS));
+                          sp.state, cphil_infer_isa_name(isa), t, max_rel(lg, ref, INFER_N_LOGITS));
             }
             cphil_infer_state_close(s);
         }
-        infer_isa_set(infer_isa_default());
+        cphil_infer_isa_set(cphil_infer_isa_default());
         cphil_infer_model_free(m);
         cphil_infer_random_close(r);
     }
@@ -496,8 +496,8 @@ TEST(int8_input_layer_uses_the_file_weights_and_static_scale) {
         c.act = pass == 0 ? 0.011f : 0.007f;
         cphil_infer_model *m;
         CHECK(cphil_infer_model_build(&sp, i8_in_lookup, &c, CPHIL_W_I8, &m) == CPHIL_OK);
-        for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
-            infer_isa_set(isa);
+        for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
+            cphil_infer_isa_set(isa);
             cphil_infer_state *s;
             CHECK(cphil_infer_state_open(m, CPHIL_INFER_WINDOW, &s) == CPHIL_OK);
             for (int t = 0; t < T; t++) {
@@ -516,14 +516,14 @@ TEST(int8_input_layer_uses_the_file_weights_and_static_scale) {
                     double y = bias[h] + (double)acc * c.act * c.sc[h] + (double)gs * c.sc[h];
                     y = y > 0 ? y : 0;
                     CHECK_MSG(fabs(f[h] - y) <= 1e-6 + 1e-6 * fabs(y), "act %g isa %s t=%d h=%d: %.8g vs %.8g",
-                              (double)c.act, infer_isa_name(isa), t, h, f[h], y);
+                              (double)c.act, cphil_infer_isa_name(isa), t, h, f[h], y);
                     if (pass == 0) first[t][h] = f[h];
                 }
                 if (pass == 1) CHECK(memcmp(first[t], f, sizeof first[t]) != 0); /* the scale matters */
             }
             cphil_infer_state_close(s);
         }
-        infer_isa_set(infer_isa_default());
+        cphil_infer_isa_set(cphil_infer_isa_default());
         cphil_infer_model_free(m);
     }
     cphil_infer_random_close(c.r);
@@ -715,8 +715,8 @@ TEST(ssm_gated_matches_scalar_twin) {
         D[i] = frand();
         z[i] = frand() * 6.f;
     }
-    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
-        infer_isa_set(isa);
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
+        cphil_infer_isa_set(isa);
         for (int step = 0; step < 4; step++) {
             for (int i = 0; i < I; i++) {
                 dtr[i] = i == 3 ? 25.f : i == 4 ? -12.f : frand() * 5.f;
@@ -732,9 +732,9 @@ TEST(ssm_gated_matches_scalar_twin) {
                 for (int n = 0; n < N; n++)
                     hd[n * I + i] = exp(d * A2[n * I + i] / 1.4426950408889634) * h1[n * I + i] + d * B[n] * xc[i];
             }
-            infer_ssm_gated_ref(I, N, A2, dtr, xc, z, B, C, D, h0, y0);
+            cphil_infer_ssm_gated_ref(I, N, A2, dtr, xc, z, B, C, D, h0, y0);
             memcpy(y1, xc, sizeof y1);
-            infer_ssm_gated(I, N, A2, dtr, y1, z, B, C, D, h1, y1); /* y aliases xc */
+            cphil_infer_ssm_gated(I, N, A2, dtr, y1, z, B, C, D, h1, y1); /* y aliases xc */
             for (int i = 0; i < N * I; i++) {
                 CHECK_NEAR(h1[i], h0[i], 1e-6, 1e-5);
                 CHECK_NEAR(h1[i], hd[i], 1e-6, 1e-5);
@@ -742,7 +742,7 @@ TEST(ssm_gated_matches_scalar_twin) {
             for (int i = 0; i < I; i++) CHECK_NEAR(y1[i], y0[i], 1e-6, 1e-5);
         }
     }
-    infer_isa_set(infer_isa_default());
+    cphil_infer_isa_set(cphil_infer_isa_default());
 }
 
 /* the conv + SiLU step on every ISA against its twin: ragged I, K 1..18 (past the AVX2 form's
@@ -753,8 +753,8 @@ TEST(conv_silu_matches_scalar_twin) {
     float w[KM * I], b[I], in[KM][I], ring0[I], ring1[I], o0[I], o1[I];
     for (int i = 0; i < KM * I; i++) w[i] = frand();
     for (int i = 0; i < I; i++) b[i] = frand();
-    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
-        infer_isa_set(isa);
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
+        cphil_infer_isa_set(isa);
         for (int K = 1; K <= KM; K++)
             for (int pad = 0; pad <= K; pad++) {
                 for (int j = 0; j < K; j++)
@@ -765,8 +765,8 @@ TEST(conv_silu_matches_scalar_twin) {
                     t0[j] = j < pad ? NULL : j == 0 ? ring0 : in[j];
                     t1[j] = j < pad ? NULL : j == 0 ? ring1 : in[j];
                 }
-                infer_conv_silu_ref(I, K, w, b, t0, K > 1 ? ring0 : NULL, o0);
-                infer_conv_silu(I, K, w, b, t1, K > 1 ? ring1 : NULL, o1);
+                cphil_infer_conv_silu_ref(I, K, w, b, t0, K > 1 ? ring0 : NULL, o0);
+                cphil_infer_conv_silu(I, K, w, b, t1, K > 1 ? ring1 : NULL, o1);
                 for (int i = 0; i < I; i++) {
                     CHECK_NEAR(o1[i], o0[i], 1e-6, 1e-5);
                     float acc = b[i];
@@ -779,7 +779,7 @@ TEST(conv_silu_matches_scalar_twin) {
                 }
             }
     }
-    infer_isa_set(infer_isa_default());
+    cphil_infer_isa_set(cphil_infer_isa_default());
 }
 
 /* RMSNorm on every ISA against its twin and against double: ragged sizes, y aliasing x */
@@ -789,28 +789,28 @@ TEST(rmsnorm_matches_scalar_twin) {
         x[i] = frand() * (i % 5 == 0 ? 30.f : 1.f);
         w[i] = frand();
     }
-    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
-        infer_isa_set(isa);
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
+        cphil_infer_isa_set(isa);
         for (int n = 1; n <= 300; n += n < 40 ? 1 : 37) {
             double ss = 0;
             for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
             double r = 1.0 / sqrt(ss / n + 1e-5);
-            infer_rmsnorm_ref(x, w, y0, n, 1e-5f);
+            cphil_infer_rmsnorm_ref(x, w, y0, n, 1e-5f);
             memcpy(y1, x, sizeof(float) * (size_t)n);
-            infer_rmsnorm(y1, w, y1, n, 1e-5f);
+            cphil_infer_rmsnorm(y1, w, y1, n, 1e-5f);
             for (int i = 0; i < n; i++) {
                 CHECK_NEAR(y1[i], y0[i], 1e-7, 1e-6);
                 CHECK_NEAR(y1[i], x[i] * r * w[i], 1e-7, 1e-6);
             }
         }
     }
-    infer_isa_set(infer_isa_default());
+    cphil_infer_isa_set(cphil_infer_isa_default());
 }
 
 TEST(lstm_cell_matches_scalar_twin) {
     enum { H = 37 }; /* ragged: two full 16-lanes (four 8-lanes) and a tail */
     float g0[4 * H], g1[4 * H], pre[4 * H], h0[H], h1[H], c0[H], c1[H], tmp[H];
-    for (int pass = 0; pass < 2 * ((int)infer_isa_best() + 1); pass++) {
+    for (int pass = 0; pass < 2 * ((int)cphil_infer_isa_best() + 1); pass++) {
         cphil_isa isa = (cphil_isa)(pass / 2);
         for (int j = 0; j < 4 * H; j++) {
             g0[j] = g1[j] = frand() * 4.f;
@@ -821,15 +821,15 @@ TEST(lstm_cell_matches_scalar_twin) {
             h0[j] = h1[j] = 7.f;
         }
         const float *p = pass % 2 ? pre : NULL;
-        infer_lstm_cell_ref(g0, p, h0, c0, H, tmp);
-        infer_isa_set(isa);
-        infer_lstm_cell(g1, p, h1, c1, H, tmp);
+        cphil_infer_lstm_cell_ref(g0, p, h0, c0, H, tmp);
+        cphil_infer_isa_set(isa);
+        cphil_infer_lstm_cell(g1, p, h1, c1, H, tmp);
         for (int j = 0; j < H; j++) {
             CHECK_NEAR(c1[j], c0[j], 1e-6, 1e-5);
             CHECK_NEAR(h1[j], h0[j], 1e-6, 1e-5);
         }
     }
-    infer_isa_set(infer_isa_default());
+    cphil_infer_isa_set(cphil_infer_isa_default());
 }
 
 /* GELU (exact-erf form) on every tier against the function computed in double, ragged n */
@@ -841,20 +841,20 @@ TEST(gelu_matches_exact_erf_every_isa) {
     in[1] = -30.f;
     in[2] = 1e-30f;
     in[3] = 30.f;
-    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
-        infer_isa_set(isa);
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
+        cphil_infer_isa_set(isa);
         memcpy(x, in, sizeof x);
         memcpy(y, in, sizeof y);
-        infer_vgelu(x, N);
-        infer_vgelu_ref(y, N);
+        cphil_infer_vgelu(x, N);
+        cphil_infer_vgelu_ref(y, N);
         for (int i = 0; i < N; i++) {
             double xi = in[i], ex = 0.5 * xi * erfc(-xi / sqrt(2.0));
-            CHECK_MSG(fabs(x[i] - ex) <= 4e-7 + 2e-6 * fabs(ex), "isa %s gelu(%.7g) = %.9g, exact %.9g", infer_isa_name(isa),
+            CHECK_MSG(fabs(x[i] - ex) <= 4e-7 + 2e-6 * fabs(ex), "isa %s gelu(%.7g) = %.9g, exact %.9g", cphil_infer_isa_name(isa),
                       xi, x[i], ex);
             CHECK_NEAR(x[i], y[i], 1e-6, 1e-5);
         }
     }
-    infer_isa_set(infer_isa_default());
+    cphil_infer_isa_set(cphil_infer_isa_default());
 }
 
 TEST(layernorm_matches_scalar_twin) {
@@ -869,15 +869,15 @@ TEST(layernorm_matches_scalar_twin) {
             b[i] = frand();
         }
         for (int M = 1; M <= MR; M += 3)
-            for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+            for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
                 for (int i = 0; i < MR * LD; i++) y0[i] = y1[i] = -9.f;
-                infer_layernorm_ref(M, x, LD, w, b, y0, LD - 1, n, 1e-5f);
-                infer_isa_set(isa);
-                infer_layernorm(M, x, LD, w, b, y1, LD - 1, n, 1e-5f);
+                cphil_infer_layernorm_ref(M, x, LD, w, b, y0, LD - 1, n, 1e-5f);
+                cphil_infer_isa_set(isa);
+                cphil_infer_layernorm(M, x, LD, w, b, y1, LD - 1, n, 1e-5f);
                 for (int i = 0; i < MR * LD; i++) CHECK_NEAR(y1[i], y0[i], 1e-6, 1e-5);
             }
     }
-    infer_isa_set(infer_isa_default());
+    cphil_infer_isa_set(cphil_infer_isa_default());
 }
 
 /* one head of attention: SIMD vs scalar twin vs a double-precision softmax, n keys from 1 to 70
@@ -893,10 +893,10 @@ TEST(attend_head_matches_scalar_twin_and_double) {
         for (int i = 0; i < DMAX * ldkt; i++) KT[i] = frand() * 2.f;
         for (int i = 0; i < NMAX * ldv; i++) V[i] = frand();
         for (int n = 1; n <= NMAX; n++)
-          for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
-            infer_attend_head_ref(q, KT, ldkt, V, ldv, n, dh, scale, o0, sc);
-            infer_isa_set(isa);
-            infer_attend_head(q, KT, ldkt, V, ldv, n, dh, scale, o1, sc);
+          for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
+            cphil_infer_attend_head_ref(q, KT, ldkt, V, ldv, n, dh, scale, o0, sc);
+            cphil_infer_isa_set(isa);
+            cphil_infer_attend_head(q, KT, ldkt, V, ldv, n, dh, scale, o1, sc);
             double p[NMAX], mx = -1e300, sum = 0;
             for (int j = 0; j < n; j++) {
                 double d = 0;
@@ -909,12 +909,12 @@ TEST(attend_head_matches_scalar_twin_and_double) {
                 double e = 0;
                 for (int j = 0; j < n; j++) e += p[j] / sum * V[j * ldv + i];
                 CHECK_MSG(fabs(o0[i] - e) <= 1e-6 + 1e-5 * fabs(e) && fabs(o1[i] - e) <= 1e-6 + 1e-5 * fabs(e),
-                          "isa %s dh %d n %d out[%d]: ref %.8g simd %.8g exact %.8g", infer_isa_name(isa), dh, n, i,
+                          "isa %s dh %d n %d out[%d]: ref %.8g simd %.8g exact %.8g", cphil_infer_isa_name(isa), dh, n, i,
                           o0[i], o1[i], e);
             }
         }
     }
-    infer_isa_set(infer_isa_default());
+    cphil_infer_isa_set(cphil_infer_isa_default());
 }
 
 /* causal attention over a window (four queries at a time in the SIMD form) vs one query at a
@@ -932,18 +932,18 @@ TEST(attend_causal_matches_scalar_twin) {
         for (int i = 0; i < TMAX * ldv; i++) V[i] = frand();
         for (int T = 1; T <= TMAX; T++)
             for (int w = 0; w < 3; w++)
-                for (cphil_isa isa = CPHIL_ISA_AVX2; isa <= infer_isa_best(); isa++) {
+                for (cphil_isa isa = CPHIL_ISA_AVX2; isa <= cphil_infer_isa_best(); isa++) {
                     int t0 = w == 0 ? 0 : w == 1 ? T / 2 : T - 1;
-                    infer_attend_causal_ref(Q, ldq, KT, LDK, V, ldv, t0, T, dh, scale, o0, dh, S);
+                    cphil_infer_attend_causal_ref(Q, ldq, KT, LDK, V, ldv, t0, T, dh, scale, o0, dh, S);
                     for (int i = 0; i < TMAX * DMAX; i++) o1[i] = NAN;
-                    infer_isa_set(isa);
-                    infer_attend_causal(Q, ldq, KT, LDK, V, ldv, t0, T, dh, scale, o1, dh, S);
+                    cphil_infer_isa_set(isa);
+                    cphil_infer_attend_causal(Q, ldq, KT, LDK, V, ldv, t0, T, dh, scale, o1, dh, S);
                     for (int i = 0; i < (T - t0) * dh; i++)
                         CHECK_MSG(fabsf(o1[i] - o0[i]) <= 1e-6f + 1e-5f * fabsf(o0[i]), "isa %s dh %d T %d t0 %d out %d: %.8g vs %.8g",
-                                  infer_isa_name(isa), dh, T, t0, i, o1[i], o0[i]);
+                                  cphil_infer_isa_name(isa), dh, T, t0, i, o1[i], o0[i]);
                 }
     }
-    infer_isa_set(infer_isa_default());
+    cphil_infer_isa_set(cphil_infer_isa_default());
 }
 
 /* RoPE pairs (out of place and in place) and the row transpose vs their scalar twins, ragged */
@@ -951,17 +951,17 @@ TEST(rope_pairs_and_transpose_match_scalar_twins) {
     enum { N = 77 };
     static float a[N], b[N], c[N], sn[N], oa0[N], ob0[N], oa1[N], ob1[N];
     for (int n = 1; n <= N; n += 19)
-      for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+      for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
         for (int j = 0; j < n; j++) {
             a[j] = frand();
             b[j] = frand();
             c[j] = cosf(frand() * 3.f);
             sn[j] = sinf(frand() * 3.f);
         }
-        infer_rope_pairs_ref(a, b, c, sn, oa0, ob0, n);
-        infer_isa_set(isa);
-        infer_rope_pairs(a, b, c, sn, oa1, ob1, n);
-        infer_rope_pairs(a, b, c, sn, a, b, n); /* in place */
+        cphil_infer_rope_pairs_ref(a, b, c, sn, oa0, ob0, n);
+        cphil_infer_isa_set(isa);
+        cphil_infer_rope_pairs(a, b, c, sn, oa1, ob1, n);
+        cphil_infer_rope_pairs(a, b, c, sn, a, b, n); /* in place */
         for (int j = 0; j < n; j++) {
             CHECK_NEAR(oa1[j], oa0[j], 1e-6, 1e-6);
             CHECK_NEAR(ob1[j], ob0[j], 1e-6, 1e-6);
@@ -977,15 +977,15 @@ TEST(rope_pairs_and_transpose_match_scalar_twins) {
     }
     for (int T = 1; T <= TR; T += 3)
         for (int n = 1; n <= NCOL; n += 17)
-          for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
+          for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
             for (int i = 0; i < NCOL * LDT; i++) d0[i] = d1[i] = -7.f;
-            infer_transpose_rows_ref(rows, OFS, T, n, d0, LDT);
-            infer_isa_set(isa);
-            infer_transpose_rows(rows, OFS, T, n, d1, LDT);
+            cphil_infer_transpose_rows_ref(rows, OFS, T, n, d0, LDT);
+            cphil_infer_isa_set(isa);
+            cphil_infer_transpose_rows(rows, OFS, T, n, d1, LDT);
             CHECK(memcmp(d0, d1, sizeof d0) == 0); /* untouched outside [n][T] too */
             CHECK(d0[(size_t)(n - 1) * LDT + T - 1] == rows[T - 1][OFS + n - 1]);
         }
-    infer_isa_set(infer_isa_default());
+    cphil_infer_isa_set(cphil_infer_isa_default());
 }
 
 /* ---- tails at the end of a guarded allocation ----------------------------------------------
@@ -1021,42 +1021,42 @@ static void guard_release(void) {
 TEST(kernel_tails_stay_inside_guarded_buffers) {
     static const int sizes[] = {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 47, 64, 65, 100};
     int runs = 0;
-    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
-        infer_isa_set(isa);
+    for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
+        cphil_infer_isa_set(isa);
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
             const int n = sizes[si];
             /* elementwise */
-            void (*fn[6])(float *, int) = {infer_vexp, infer_vsigmoid, infer_vtanh, infer_vsilu, infer_vsoftplus, infer_vgelu};
+            void (*fn[6])(float *, int) = {cphil_infer_vexp, cphil_infer_vsigmoid, cphil_infer_vtanh, cphil_infer_vsilu, cphil_infer_vsoftplus, cphil_infer_vgelu};
             for (int f = 0; f < 6; f++) fn[f](guard_floats(n, f == 0 ? -5.f : -4.f, f == 0 ? 0.f : 4.f), n);
             guard_release();
             /* norms */
-            infer_rmsnorm(guard_floats(n, -1.f, 1.f), guard_floats(n, 0.5f, 1.5f), guard_floats(n, 0.f, 0.f), n, 1e-5f);
-            infer_layernorm(1, guard_floats(n, -1.f, 1.f), n, guard_floats(n, 0.5f, 1.5f), guard_floats(n, -.1f, .1f),
+            cphil_infer_rmsnorm(guard_floats(n, -1.f, 1.f), guard_floats(n, 0.5f, 1.5f), guard_floats(n, 0.f, 0.f), n, 1e-5f);
+            cphil_infer_layernorm(1, guard_floats(n, -1.f, 1.f), n, guard_floats(n, 0.5f, 1.5f), guard_floats(n, -.1f, .1f),
                             guard_floats(n, 0.f, 0.f), n, n, 1e-5f);
             guard_release();
             /* LSTM cell: gates [4n], state [n] */
-            infer_lstm_cell(guard_floats(4 * n, -1.f, 1.f), guard_floats(4 * n, -1.f, 1.f), guard_floats(n, -1.f, 1.f),
+            cphil_infer_lstm_cell(guard_floats(4 * n, -1.f, 1.f), guard_floats(4 * n, -1.f, 1.f), guard_floats(n, -1.f, 1.f),
                             guard_floats(n, -1.f, 1.f), n, guard_floats(n, 0.f, 0.f));
-            infer_lstm_cell(guard_floats(4 * n, -1.f, 1.f), NULL, guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f), n,
+            cphil_infer_lstm_cell(guard_floats(4 * n, -1.f, 1.f), NULL, guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f), n,
                             guard_floats(n, 0.f, 0.f));
             guard_release();
             /* RoPE pairs */
-            infer_rope_pairs(guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f),
+            cphil_infer_rope_pairs(guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f),
                              guard_floats(n, -1.f, 1.f), guard_floats(n, 0.f, 0.f), guard_floats(n, 0.f, 0.f), n);
             guard_release();
             /* Mamba conv (K = 3) and scan (I = n channels, N = n % 7 + 1 states) */
             const float *tap[3] = {guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f)};
-            infer_conv_silu(n, 3, guard_floats(3 * n, -1.f, 1.f), guard_floats(n, -1.f, 1.f), tap, guard_floats(n, 0.f, 0.f),
+            cphil_infer_conv_silu(n, 3, guard_floats(3 * n, -1.f, 1.f), guard_floats(n, -1.f, 1.f), tap, guard_floats(n, 0.f, 0.f),
                             guard_floats(n, 0.f, 0.f));
             guard_release();
             const int N = n % 7 + 1;
-            infer_ssm_gated(n, N, guard_floats(N * n, -2.f, -0.1f), guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f),
+            cphil_infer_ssm_gated(n, N, guard_floats(N * n, -2.f, -0.1f), guard_floats(n, -1.f, 1.f), guard_floats(n, -1.f, 1.f),
                             guard_floats(n, -1.f, 1.f), guard_floats(N, -1.f, 1.f), guard_floats(N, -1.f, 1.f),
                             guard_floats(n, -1.f, 1.f), guard_floats(N * n, -1.f, 1.f), guard_floats(n, 0.f, 0.f));
             guard_release();
             /* one attention head over n keys (ldkt = n: no padding after the last key), dh = 6 */
             const int dh = 6, n16 = (n + 15) & ~15;
-            infer_attend_head(guard_floats(dh, -1.f, 1.f), guard_floats(dh * n, -1.f, 1.f), n, guard_floats(n * dh, -1.f, 1.f),
+            cphil_infer_attend_head(guard_floats(dh, -1.f, 1.f), guard_floats(dh * n, -1.f, 1.f), n, guard_floats(n * dh, -1.f, 1.f),
                               dh, n, dh, 0.4f, guard_floats(dh, 0.f, 0.f), guard_floats(n16, 0.f, 0.f));
             guard_release();
             /* packed products: X [M][cols] and Y [M][rows] exactly sized, every precision */
@@ -1088,7 +1088,7 @@ TEST(kernel_tails_stay_inside_guarded_buffers) {
             runs++;
         }
     }
-    infer_isa_set(infer_isa_default());
+    cphil_infer_isa_set(cphil_infer_isa_default());
     CHECK(runs >= 16); /* reaching here means no access faulted */
 }
 
@@ -1236,8 +1236,8 @@ TEST(inflight_window_equals_recompute) {
                 pol p;
                 pol_open(&p, bb, layers, dt, 900 + (uint64_t)(bi * 10 + layers * 3 + pr));
                 const int W = p.spec.window;
-                for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= infer_isa_best(); isa++) {
-                    infer_isa_set(isa);
+                for (cphil_isa isa = CPHIL_ISA_SCALAR; isa <= cphil_infer_isa_best(); isa++) {
+                    cphil_infer_isa_set(isa);
                     inflight_pair q;
                     pair_open(&q, p.m);
                     pair_step(&q, cont, ids, exact);
@@ -1262,10 +1262,10 @@ TEST(inflight_window_equals_recompute) {
                     for (int t = 10; t < 25; t++) pair_step(&q, cont + t * NC, ids + t * NI, exact); /* a new game */
                     CHECK_MSG(q.bad == 0, "%s L%d %s %s: %d of %d decisions differ (max |d| %g)",
                               cphil_backbone_name(bb), layers, pr == 0 ? "f32" : pr == 1 ? "bf16" : "int8",
-                              infer_isa_name(isa), q.bad, q.frames, q.worst);
+                              cphil_infer_isa_name(isa), q.bad, q.frames, q.worst);
                     pair_close(&q);
                 }
-                infer_isa_set(infer_isa_default());
+                cphil_infer_isa_set(cphil_infer_isa_default());
                 pol_close(&p);
             }
 }
@@ -1294,7 +1294,7 @@ TEST(inflight_window_replays) {
             CHECK(cphil_infer_random_open(&sp, 70 + (uint64_t)(bi * 3 + pr), &r) == CPHIL_OK);
             CHECK(cphil_infer_model_build(&sp, cphil_infer_random_lookup, r, dt, &m) == CPHIL_OK);
             {
-                const cphil_isa isa = infer_isa_get();
+                const cphil_isa isa = cphil_infer_isa_get();
                 inflight_pair q;
                 pair_open(&q, m);
                 int games = 0;
@@ -1320,9 +1320,9 @@ TEST(inflight_window_replays) {
                 CHECK_MSG(games == (int)CPHIL_ARRAY_LEN(files), "read %d of the %d replays", games,
                           (int)CPHIL_ARRAY_LEN(files));
                 CHECK_MSG(q.bad == 0, "%s %s %s: %d of %d decisions differ (max |d| %g)", cphil_backbone_name(bb),
-                          pr == 0 ? "f32" : pr == 1 ? "bf16" : "int8", infer_isa_name(isa), q.bad, q.frames, q.worst);
+                          pr == 0 ? "f32" : pr == 1 ? "bf16" : "int8", cphil_infer_isa_name(isa), q.bad, q.frames, q.worst);
                 printf("# in-flight vs recompute %s %s %s: %d frames, max |logit difference| %.3g\n",
-                       cphil_backbone_name(bb), pr == 0 ? "f32" : pr == 1 ? "bf16" : "int8", infer_isa_name(isa),
+                       cphil_backbone_name(bb), pr == 0 ? "f32" : pr == 1 ? "bf16" : "int8", cphil_infer_isa_name(isa),
                        q.frames, q.worst);
                 pair_close(&q);
             }

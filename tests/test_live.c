@@ -23,12 +23,12 @@ TEST(base64_rfc4648_vectors) {
     for (int i = 0; i < 7; i++) {
         char out[32];
         size_t n = strlen(plain[i]);
-        CHECK_EQ_INT(live_b64_encoded_len(n), strlen(enc[i]));
-        live_b64_encode((const uint8_t *)plain[i], n, out);
+        CHECK_EQ_INT(cphil_live_b64_encoded_len(n), strlen(enc[i]));
+        cphil_live_b64_encode((const uint8_t *)plain[i], n, out);
         CHECK_STR(out, enc[i]);
         uint8_t back[32];
         size_t bl = 0, bad = 0;
-        CHECK(live_b64_decode(enc[i], strlen(enc[i]), back, &bl, &bad));
+        CHECK(cphil_live_b64_decode(enc[i], strlen(enc[i]), back, &bl, &bad));
         CHECK_EQ_INT(bl, n);
         CHECK(!memcmp(back, plain[i], n));
     }
@@ -36,9 +36,9 @@ TEST(base64_rfc4648_vectors) {
     uint8_t all[256], back[256];
     char e[400];
     for (int i = 0; i < 256; i++) all[i] = (uint8_t)i;
-    live_b64_encode(all, 256, e);
+    cphil_live_b64_encode(all, 256, e);
     size_t bl, bad;
-    CHECK(live_b64_decode(e, strlen(e), back, &bl, &bad));
+    CHECK(cphil_live_b64_decode(e, strlen(e), back, &bl, &bad));
     CHECK_EQ_INT(bl, 256);
     CHECK(!memcmp(all, back, 256));
 }
@@ -46,21 +46,21 @@ TEST(base64_rfc4648_vectors) {
 TEST(base64_rejects_bad_input) {
     uint8_t out[16];
     size_t bl, bad;
-    CHECK(!live_b64_decode("Zm9", 3, out, &bl, &bad));          /* length not a multiple of 4 */
-    CHECK(!live_b64_decode("Zm9v!A==", 8, out, &bl, &bad));     /* not in the alphabet */
+    CHECK(!cphil_live_b64_decode("Zm9", 3, out, &bl, &bad));          /* length not a multiple of 4 */
+    CHECK(!cphil_live_b64_decode("Zm9v!A==", 8, out, &bl, &bad));     /* not in the alphabet */
     CHECK_EQ_INT(bad, 4);
-    CHECK(!live_b64_decode("Zg==Zg==", 8, out, &bl, &bad));     /* padding in the middle */
-    CHECK(!live_b64_decode("Z=g=", 4, out, &bl, &bad));         /* "x=y" */
-    CHECK(!live_b64_decode("Zh==", 4, out, &bl, &bad));         /* non-zero unused bits */
-    CHECK(!live_b64_decode("Zm9v\nYg==", 9, out, &bl, &bad));   /* line breaks are not base64 */
-    CHECK(!live_b64_decode("Zm-v", 4, out, &bl, &bad));         /* the URL alphabet is not Dolphin's */
+    CHECK(!cphil_live_b64_decode("Zg==Zg==", 8, out, &bl, &bad));     /* padding in the middle */
+    CHECK(!cphil_live_b64_decode("Z=g=", 4, out, &bl, &bad));         /* "x=y" */
+    CHECK(!cphil_live_b64_decode("Zh==", 4, out, &bl, &bad));         /* non-zero unused bits */
+    CHECK(!cphil_live_b64_decode("Zm9v\nYg==", 9, out, &bl, &bad));   /* line breaks are not base64 */
+    CHECK(!cphil_live_b64_decode("Zm-v", 4, out, &bl, &bad));         /* the URL alphabet is not Dolphin's */
 }
 
-static int apply(live_pad_model *m, const char *line) { return live_pad_apply_line(m, line, strlen(line)); }
+static int apply(live_pad_model *m, const char *line) { return cphil_live_pad_apply_line(m, line, strlen(line)); }
 
 TEST(pipe_grammar_as_dolphin_parses_it) {
     live_pad_model m;
-    live_pad_model_init(&m);
+    cphil_live_pad_model_init(&m);
     CHECK_EQ_INT(apply(&m, "PRESS A"), 1);
     CHECK_EQ_INT(apply(&m, "PRESS D_LEFT"), 1);
     CHECK_EQ_INT(m.buttons, 0x0101);
@@ -85,20 +85,20 @@ TEST(pipe_grammar_as_dolphin_parses_it) {
 
 TEST(axis_mapping_matches_dolphin) {
     live_pad_model m;
-    live_pad_model_init(&m);
+    cphil_live_pad_model_init(&m);
     live_pad_bytes b;
-    live_pad_to_bytes(&m, &b);
+    cphil_live_pad_to_bytes(&m, &b);
     CHECK_EQ_INT(b.main_x, 128); /* neutral 0.5 */
     CHECK_EQ_INT(b.l, 0);
     apply(&m, "SET MAIN 1 0");
     apply(&m, "SET L 1");
-    live_pad_to_bytes(&m, &b);
+    cphil_live_pad_to_bytes(&m, &b);
     CHECK_EQ_INT(b.main_x, 255); /* 0x80 + 0x7F */
     CHECK_EQ_INT(b.main_y, 1);   /* 0x80 - 0x7F */
     CHECK_EQ_INT(b.la, 255);
     apply(&m, "SET L 0");
     apply(&m, "PRESS L");         /* MixedTriggers: a digital press reads as full analog */
-    live_pad_to_bytes(&m, &b);
+    cphil_live_pad_to_bytes(&m, &b);
     CHECK_EQ_INT(b.la, 0);
     CHECK_EQ_INT(b.l, 255);
     CHECK_EQ_INT(b.buttons, 0x0040);
@@ -107,34 +107,34 @@ TEST(axis_mapping_matches_dolphin) {
 TEST(every_class_lands_on_its_byte) {
     for (int k = 0; k <= 16; k++) {
         char num[16];
-        live_fmt_unit(num, live_stick_pipe_value(k));
+        cphil_live_fmt_unit(num, cphil_live_stick_pipe_value(k));
         char line[64];
         snprintf(line, sizeof line, "SET MAIN %s %s", num, num);
         live_pad_model m;
-        live_pad_model_init(&m);
+        cphil_live_pad_model_init(&m);
         CHECK_EQ_INT(apply(&m, line), 1);
         live_pad_bytes b;
-        live_pad_to_bytes(&m, &b);
+        cphil_live_pad_to_bytes(&m, &b);
         CHECK_MSG(b.main_x == 128 + 10 * (k - 8), "stick class %d: byte %d, want %d", k, b.main_x, 128 + 10 * (k - 8));
-        CHECK_EQ_INT(live_stick_byte_class(b.main_y), k);
+        CHECK_EQ_INT(cphil_live_stick_byte_class(b.main_y), k);
         /* half a raw step of error either way still lands on the byte */
         for (int s = -1; s <= 1; s += 2) {
-            m.main_x = live_stick_pipe_value(k) + s * 0.49 / 254.0;
-            live_pad_to_bytes(&m, &b);
+            m.main_x = cphil_live_stick_pipe_value(k) + s * 0.49 / 254.0;
+            cphil_live_pad_to_bytes(&m, &b);
             CHECK_EQ_INT(b.main_x, 128 + 10 * (k - 8));
         }
     }
     for (int k = 0; k <= 4; k++) {
         char num[16], line[64];
-        live_fmt_unit(num, live_shoulder_pipe_value(k));
+        cphil_live_fmt_unit(num, cphil_live_shoulder_pipe_value(k));
         snprintf(line, sizeof line, "SET L %s", num);
         live_pad_model m;
-        live_pad_model_init(&m);
+        cphil_live_pad_model_init(&m);
         CHECK_EQ_INT(apply(&m, line), 1);
         live_pad_bytes b;
-        live_pad_to_bytes(&m, &b);
+        cphil_live_pad_to_bytes(&m, &b);
         CHECK_EQ_INT(b.la, 35 * k);
-        CHECK_EQ_INT(live_shoulder_byte_class(b.la), k);
+        CHECK_EQ_INT(cphil_live_shoulder_byte_class(b.la), k);
     }
 }
 
@@ -153,26 +153,26 @@ TEST(frame_text_is_one_atomic_write) {
     CHECK(n >= 6 && !strcmp(buf + n - 6, "FLUSH\n"));
     CHECK(!strchr(buf, '\r'));
     live_pad_model m;
-    live_pad_model_init(&m);
+    cphil_live_pad_model_init(&m);
     int flushes = 0;
     char *p = buf;
     while (*p) {
         char *e = strchr(p, '\n');
         CHECK(e);
-        int a = live_pad_apply_line(&m, p, (size_t)(e - p));
+        int a = cphil_live_pad_apply_line(&m, p, (size_t)(e - p));
         CHECK_MSG(a != 0, "line '%.*s' is not Dolphin's grammar", (int)(e - p), p);
         flushes += a == 2;
         p = e + 1;
     }
     CHECK_EQ_INT(flushes, 1);
     live_pad_bytes b;
-    live_pad_to_bytes(&m, &b);
+    cphil_live_pad_to_bytes(&m, &b);
     CHECK_EQ_INT(b.buttons, 0x0100 | 0x0040 | 0x0008);
-    CHECK_EQ_INT(live_stick_byte_class(b.main_x), 16);
-    CHECK_EQ_INT(live_stick_byte_class(b.main_y), 0);
-    CHECK_EQ_INT(live_stick_byte_class(b.c_x), 4);
-    CHECK_EQ_INT(live_stick_byte_class(b.c_y), 8);
-    CHECK_EQ_INT(live_shoulder_byte_class(b.la), 3);
+    CHECK_EQ_INT(cphil_live_stick_byte_class(b.main_x), 16);
+    CHECK_EQ_INT(cphil_live_stick_byte_class(b.main_y), 0);
+    CHECK_EQ_INT(cphil_live_stick_byte_class(b.c_x), 4);
+    CHECK_EQ_INT(cphil_live_stick_byte_class(b.c_y), 8);
+    CHECK_EQ_INT(cphil_live_shoulder_byte_class(b.la), 3);
 }
 
 TEST(pad_writer_errors) {
@@ -226,10 +226,10 @@ TEST(game_event_fast_match) {
     const char *b = NULL;
     size_t bl = 0;
     const char *ok = "{\"cursor\":12,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"game_event\"}";
-    CHECK(live_match_game_event(ok, strlen(ok), &c, &nx, &b, &bl));
+    CHECK(cphil_live_match_game_event(ok, strlen(ok), &c, &nx, &b, &bl));
     CHECK(c == 12 && nx == 13 && bl == 4 && !memcmp(b, "PA==", 4));
     const char *neg = "{\"cursor\":-3,\"next_cursor\":0,\"payload\":\"\",\"type\":\"game_event\"}";
-    CHECK(live_match_game_event(neg, strlen(neg), &c, &nx, &b, &bl));
+    CHECK(cphil_live_match_game_event(neg, strlen(neg), &c, &nx, &b, &bl));
     CHECK(c == -3 && nx == 0 && bl == 0);
     /* anything but Dolphin's exact shape goes to the general parser */
     static const char *const no[] = {
@@ -245,7 +245,7 @@ TEST(game_event_fast_match) {
         "{\"cursor\":12,\"next_cursor\":13,\"payload\":\"PA==\",\"type\":\"game_event\"",
     };
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
-        CHECK_MSG(!live_match_game_event(no[i], strlen(no[i]), &c, &nx, &b, &bl), "accepted: %s", no[i]);
+        CHECK_MSG(!cphil_live_match_game_event(no[i], strlen(no[i]), &c, &nx, &b, &bl), "accepted: %s", no[i]);
 }
 
 TEST(pad_raw_write_reaches_dolphin_as_asked) {
@@ -265,18 +265,18 @@ TEST(pad_raw_write_reaches_dolphin_as_asked) {
     CHECK(n > 0 && n < 4096);
     buf[n > 0 ? n : 0] = '\0';
     live_pad_model m;
-    live_pad_model_init(&m);
+    cphil_live_pad_model_init(&m);
     m.buttons = 0x1F7F; /* all 12 buttons pressed before: every one must be written */
     int flushes = 0, bad = 0;
     for (char *line = buf, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
-        int a = live_pad_apply_line(&m, line, (size_t)(nl - line));
+        int a = cphil_live_pad_apply_line(&m, line, (size_t)(nl - line));
         flushes += a == 2;
         bad += a == 0;
     }
     CHECK_EQ_INT(flushes, 1);
     CHECK_EQ_INT(bad, 0);
     live_pad_bytes b;
-    live_pad_to_bytes(&m, &b);
+    cphil_live_pad_to_bytes(&m, &b);
     CHECK_EQ_INT(b.buttons, 0x1100);
     CHECK_EQ_INT(b.main_x, 255);
     CHECK_EQ_INT(b.main_y, 128 - 64);
@@ -304,36 +304,36 @@ TEST(menu_frame_round_trip_and_tables) {
     m.sss_y = -9.0f;
     m.frame = -5;
     uint8_t b[LIVE_MENU_BYTES];
-    live_menu_encode(&m, b);
+    cphil_live_menu_encode(&m, b);
     CHECK_EQ_INT(b[0], 0x3E);
     CHECK_EQ_INT(b[1], 0x01); /* minor, then major */
     CHECK_EQ_INT(b[2], 0x02);
     CHECK_EQ_INT(b[0x29 + 1], 11);
     CHECK_EQ_INT(b[0x24], 0x18);
-    CHECK(live_menu_parse(b, sizeof b, &back));
+    CHECK(cphil_live_menu_parse(b, sizeof b, &back));
     CHECK(!memcmp(&m, &back, sizeof m));
-    CHECK(!live_menu_parse(b, LIVE_MENU_MIN_BYTES - 1, &back)); /* too short to hold the counter */
+    CHECK(!cphil_live_menu_parse(b, LIVE_MENU_MIN_BYTES - 1, &back)); /* too short to hold the counter */
     b[0] = 0x3C;
-    CHECK(!live_menu_parse(b, sizeof b, &back));
+    CHECK(!cphil_live_menu_parse(b, sizeof b, &back));
     /* every portrait and stage centre is found under itself, and only there */
-    for (int i = 0; i < live_css_count; i++) {
-        const live_css_slot *c = &live_css_table[i];
-        CHECK(live_css_at(c->x, c->y) == c);
-        CHECK(live_css_by_id(c->css_id) == c && live_css_by_ext(c->ext_id) == c);
+    for (int i = 0; i < cphil_live_css_count; i++) {
+        const live_css_slot *c = &cphil_live_css_table[i];
+        CHECK(cphil_live_css_at(c->x, c->y) == c);
+        CHECK(cphil_live_css_by_id(c->css_id) == c && cphil_live_css_by_ext(c->ext_id) == c);
     }
-    CHECK_EQ_INT(live_css_count, 25);
-    CHECK(live_css_at(-29.0f, 4.5f) == NULL); /* the random portrait: not a character */
-    CHECK_STR(live_css_by_id(10)->name, "fox");
-    CHECK_NEAR(live_css_by_id(10)->x, -22.0, 1e-6, 0);
-    CHECK_NEAR(live_css_by_id(10)->y, 11.5, 1e-6, 0);
-    CHECK_NEAR(live_css_by_id(18)->x, -22.0, 1e-6, 0); /* pichu: bottom row, shifted by random */
-    for (int i = 0; i < live_sss_count; i++) {
-        const live_sss_slot *s = &live_sss_table[i];
-        CHECK(live_sss_at(s->x, s->y) == s);
-        CHECK(live_sss_by_byte(s->stage_byte) == s);
+    CHECK_EQ_INT(cphil_live_css_count, 25);
+    CHECK(cphil_live_css_at(-29.0f, 4.5f) == NULL); /* the random portrait: not a character */
+    CHECK_STR(cphil_live_css_by_id(10)->name, "fox");
+    CHECK_NEAR(cphil_live_css_by_id(10)->x, -22.0, 1e-6, 0);
+    CHECK_NEAR(cphil_live_css_by_id(10)->y, 11.5, 1e-6, 0);
+    CHECK_NEAR(cphil_live_css_by_id(18)->x, -22.0, 1e-6, 0); /* pichu: bottom row, shifted by random */
+    for (int i = 0; i < cphil_live_sss_count; i++) {
+        const live_sss_slot *s = &cphil_live_sss_table[i];
+        CHECK(cphil_live_sss_at(s->x, s->y) == s);
+        CHECK(cphil_live_sss_by_byte(s->stage_byte) == s);
     }
     char names[512];
-    live_css_names(names, sizeof names);
+    cphil_live_css_names(names, sizeof names);
     CHECK(!strncmp(names, "doc, mario, luigi", 17) && strstr(names, ", roy"));
 }
 
@@ -345,10 +345,10 @@ static void nav_move(live_menu_frame *m, int port, const live_menu_pad *pad, boo
 }
 
 TEST(menu_navigator_closed_loop) {
-    const live_css_slot *fox = live_css_by_id(10);
-    const live_sss_slot *bf = live_sss_by_byte(0x18);
+    const live_css_slot *fox = cphil_live_css_by_id(10);
+    const live_sss_slot *bf = cphil_live_sss_by_byte(0x18);
     live_menu_nav n;
-    live_menu_nav_init(&n, 1, fox, bf); /* port 2 */
+    cphil_live_menu_nav_init(&n, 1, fox, bf); /* port 2 */
     n.stuck_frames = 300;
     live_menu_frame m;
     memset(&m, 0, sizeof m);
@@ -363,7 +363,7 @@ TEST(menu_navigator_closed_loop) {
     int f = 0, a_presses = 0;
     /* move: the stick points at the portrait (left and up) until A is pressed over it */
     for (; f < 200; f++) {
-        live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
+        cphil_live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
         if (pad.buttons) break;
         if (f == 0) CHECK(pad.x < 0.5f - 0.2875f * 80.0f / 254.0f && pad.y > 0.5f + 0.2875f * 80.0f / 254.0f);
         nav_move(&m, 1, &pad, false);
@@ -372,57 +372,57 @@ TEST(menu_navigator_closed_loop) {
     CHECK(fabsf(m.cursor_x[1] - fox->x) <= 1.5f && fabsf(m.cursor_y[1] - fox->y) <= 1.5f);
     CHECK_NEAR(pad.x, 0.5, 1e-6, 0);
     /* A is a one-frame press: released on the next frame, pressed again after */
-    live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
+    cphil_live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
     CHECK_EQ_INT(pad.buttons, 0);
     for (int i = 0; i < 4; i++) {
-        live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
+        cphil_live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
         a_presses += pad.buttons == 0x0100;
     }
     CHECK_EQ_INT(a_presses, 2);
     /* the menu frame shows fox with the coin down: announced once, no START before the banner */
     m.css_char[1] = 10;
     m.coin[1] = LIVE_COIN_DOWN;
-    CHECK(live_menu_nav_step(&n, &m, &pad, msg, sizeof msg));
+    CHECK(cphil_live_menu_nav_step(&n, &m, &pad, msg, sizeof msg));
     CHECK(strstr(msg, "fox chosen for port 2"));
     CHECK_EQ_INT(pad.buttons, 0);
-    CHECK(!live_menu_nav_step(&n, &m, &pad, msg, sizeof msg));
+    CHECK(!cphil_live_menu_nav_step(&n, &m, &pad, msg, sizeof msg));
     m.ready = 0;
-    live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
+    cphil_live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
     CHECK_EQ_INT(pad.buttons, 0x1000);
     /* a coin down on someone else: B picks it up */
     m.ready = 10;
     m.css_char[1] = 9;
-    live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
+    cphil_live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
     CHECK_EQ_INT(pad.buttons, 0x0200);
     /* stage select: a settling pause, then to battlefield and A */
     m.scene = LIVE_SCENE_SSS;
     m.sss_x = m.sss_y = 0;
     for (int i = 0; i < 10; i++) {
-        live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
+        cphil_live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
         CHECK(pad.buttons == 0 && pad.x == 0.5f && pad.y == 0.5f);
     }
     for (f = 0; f < 200; f++) {
-        live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
+        cphil_live_menu_nav_step(&n, &m, &pad, msg, sizeof msg);
         if (pad.buttons) break;
         nav_move(&m, 1, &pad, true);
     }
     CHECK_EQ_INT(pad.buttons, 0x0100);
     CHECK(fabsf(m.sss_x - bf->x) <= 1.5f && fabsf(m.sss_y - bf->y) <= 1.5f);
     /* a cursor that never moves: the navigator gives up after stuck_frames, once, and goes neutral */
-    live_menu_nav_reset(&n);
+    cphil_live_menu_nav_reset(&n);
     m.scene = LIVE_SCENE_CSS;
     m.css_char[1] = LIVE_CSS_NONE;
     m.coin[1] = 1;
     m.cursor_x[1] = 30;
     int said = 0;
-    for (f = 0; f < 400; f++) said += live_menu_nav_step(&n, &m, &pad, msg, sizeof msg) ? 1 : 0;
+    for (f = 0; f < 400; f++) said += cphil_live_menu_nav_step(&n, &m, &pad, msg, sizeof msg) ? 1 : 0;
     CHECK_EQ_INT(said, 1);
     CHECK_EQ_INT(n.state, LIVE_NAV_GAVE_UP);
     CHECK(pad.buttons == 0 && pad.x == 0.5f);
     /* nothing asked for this screen: neutral, never stuck */
-    live_menu_nav_init(&n, 0, NULL, NULL);
+    cphil_live_menu_nav_init(&n, 0, NULL, NULL);
     n.stuck_frames = 5;
-    for (f = 0; f < 20; f++) CHECK(!live_menu_nav_step(&n, &m, &pad, msg, sizeof msg));
+    for (f = 0; f < 20; f++) CHECK(!cphil_live_menu_nav_step(&n, &m, &pad, msg, sizeof msg));
     CHECK_EQ_INT(pad.buttons, 0);
 }
 

@@ -102,7 +102,7 @@ int cmd_bench(int argc, char **argv) {
     if (sched_setaffinity(0, sizeof set, &set) != 0) cli_error("bench: could not pin to cpu %d (timings unpinned)", c);
     if (!json) {
         printf("# cphil bench: one thread pinned to cpu %d, isa %s; per decision (input layer, backbone, heads, sampling)\n",
-               sched_getcpu(), infer_isa_name(infer_isa_get()));
+               sched_getcpu(), cphil_infer_isa_name(cphil_infer_isa_get()));
         printf("%-10s %-5s %-7s %10s %10s %10s   %-5s %9s\n", "backbone", "prec", "mode", "params", "p50_us", "p99_us",
                "60fps", "headroom");
     }

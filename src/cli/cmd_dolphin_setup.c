@@ -44,7 +44,7 @@ int cmd_dolphin_setup(int argc, char **argv) {
     live_setup_params p = P;
     p.port = (int)port;
     p.spectator_port = (int)spectator_port;
-    if (live_dolphin_setup(&p, note, NULL)) {
+    if (cphil_live_dolphin_setup(&p, note, NULL)) {
         cli_error(NULL);
         return CLI_EXIT_FAIL;
     }

@@ -74,7 +74,7 @@ int cmd_fake_dolphin(int argc, char **argv) {
     snprintf(notes, sizeof notes,
              "Faults (--fault): %s\n"
              "Exit status: 0 served, 1 failure (bad replay, port in use, no client, a lockstep client stalled), 2 usage.",
-             live_fake_fault_names);
+             cphil_live_fake_fault_names);
     spec.notes = notes;
     int r = opts_parse(&spec, argc, argv);
     if (r) return opts_exit(r);
@@ -83,7 +83,7 @@ int cmd_fake_dolphin(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     live_fake_params p;
-    live_fake_default_params(&p);
+    cphil_live_fake_default_params(&p);
     const char *replay = A.replay;
     bool json = A.json, quiet = A.quiet;
     p.lockstep = A.lockstep;
@@ -94,8 +94,8 @@ int cmd_fake_dolphin(int argc, char **argv) {
     if (A.faults) {
         const char *bad;
         size_t bl;
-        if (!live_fake_parse_faults(A.faults, &p.faults, &bad, &bl)) {
-            cli_error("fake-dolphin: --fault: '%.*s' is not one of: %s", (int)bl, bad, live_fake_fault_names);
+        if (!cphil_live_fake_parse_faults(A.faults, &p.faults, &bad, &bl)) {
+            cli_error("fake-dolphin: --fault: '%.*s' is not one of: %s", (int)bl, bad, cphil_live_fake_fault_names);
             return CLI_EXIT_USAGE;
         }
     }
@@ -126,10 +126,10 @@ int cmd_fake_dolphin(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     live_fake_stats st;
-    cphil_status s = live_fake_run(&p, &st);
+    cphil_status s = cphil_live_fake_run(&p, &st);
     cphil_free(data);
-    const live_css_slot *mc = st.menu_character >= 0 ? live_css_by_id(st.menu_character) : NULL;
-    const live_sss_slot *ms = st.menu_stage >= 0 ? live_sss_by_byte(st.menu_stage) : NULL;
+    const live_css_slot *mc = st.menu_character >= 0 ? cphil_live_css_by_id(st.menu_character) : NULL;
+    const live_sss_slot *ms = st.menu_stage >= 0 ? cphil_live_sss_by_byte(st.menu_stage) : NULL;
     if (json) {
         printf("{\"status\":\"%s\",\"messages\":%llu,\"game_events\":%llu,\"bookends\":%llu,\"resends\":%llu,"
                "\"menu_frames\":%llu,\"need_inputs\":%llu,\"flushes\":%llu,\"commands\":%llu,\"invalid_lines\":%llu,"

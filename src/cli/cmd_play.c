@@ -131,19 +131,19 @@ int cmd_play(int argc, char **argv) {
     const live_sss_slot *want_s = NULL;
     if (character) {
         int ext = cphil_char_lookup(character);
-        if (!(want_c = ext >= 0 ? live_css_by_ext(ext) : NULL)) {
+        if (!(want_c = ext >= 0 ? cphil_live_css_by_ext(ext) : NULL)) {
             char names[512];
-            live_css_names(names, sizeof names);
+            cphil_live_css_names(names, sizeof names);
             cli_error("--character: '%s' is not on the character select screen; one of: %s", character, names);
             return CLI_EXIT_USAGE;
         }
     }
     if (stage) {
         int ext = cphil_stage_lookup(stage);
-        want_s = !strcmp(stage, "random") ? live_sss_by_ext(-1) : ext >= 0 ? live_sss_by_ext(ext) : NULL;
+        want_s = !strcmp(stage, "random") ? cphil_live_sss_by_ext(-1) : ext >= 0 ? cphil_live_sss_by_ext(ext) : NULL;
         if (!want_s) {
             char names[512];
-            live_sss_names(names, sizeof names);
+            cphil_live_sss_names(names, sizeof names);
             cli_error("--stage: '%s' is not a stage the bot can pick; one of: %s", stage, names);
             return CLI_EXIT_USAGE;
         }
@@ -250,7 +250,7 @@ int cmd_play(int argc, char **argv) {
     cphil_controller_state ctrl;
     memset(&ctrl, 0, sizeof ctrl);
     live_menu_nav nav;
-    live_menu_nav_init(&nav, (int)port - 1, want_c, want_s);
+    cphil_live_menu_nav_init(&nav, (int)port - 1, want_c, want_s);
     nav.stuck_frames = (int)(menu_timeout * 60);
     bool menu_short_warned = false;
     uint64_t tot_late = 0, tot_missed = 0, tot_dec = 0;
@@ -290,7 +290,7 @@ int cmd_play(int argc, char **argv) {
         case CPHIL_LIVE_GAME_START: {
             game_no = ev.game;
             in_game = true;
-            live_menu_nav_reset(&nav); /* the next visit to the menus starts afresh */
+            cphil_live_menu_nav_reset(&nav); /* the next visit to the menus starts afresh */
             g.bookends = g.resends = g.decisions = g.writes = g.late = g.missed = 0;
             g.n_lat = g.n_e2e = 0;
             g.last_frame = 0;
@@ -341,7 +341,7 @@ int cmd_play(int argc, char **argv) {
             }
             if (ev.decide && agent_ok && log_open) {
                 char line[512];
-                size_t n = live_log_format(line, sizeof line, ev.game, ev.frame_number, &ctrl, dec_ns / 1e3);
+                size_t n = cphil_live_log_format(line, sizeof line, ev.game, ev.frame_number, &ctrl, dec_ns / 1e3);
                 if (cphil_atomic_write(&logf, line, n)) {
                     cli_error(NULL);
                     rc = CLI_EXIT_FAIL;
@@ -373,10 +373,10 @@ int cmd_play(int argc, char **argv) {
                 /* one write per menu frame: the navigator's pad for the next frame (also the one
                  * FLUSH a lockstep Dolphin waits for) */
                 live_menu_frame mf;
-                if (live_menu_parse(ev.menu, ev.menu_len, &mf)) {
+                if (cphil_live_menu_parse(ev.menu, ev.menu_len, &mf)) {
                     live_menu_pad mp;
                     char msg[600];
-                    if (live_menu_nav_step(&nav, &mf, &mp, msg, sizeof msg) && !quiet)
+                    if (cphil_live_menu_nav_step(&nav, &mf, &mp, msg, sizeof msg) && !quiet)
                         fprintf(stderr, "%splay: %s\n", tty ? "\r\033[K" : "", msg);
                     cphil_pad_raw raw = {mp.buttons, mp.x, mp.y, 0.5f, 0.5f, 0.0f, 0.0f};
                     ws = cphil_pad_write_raw(pad, &raw);

@@ -119,7 +119,7 @@ static void decide(run *u, const cphil_frame *f) {
     }
     if (u->log) {
         char line[512];
-        size_t n = live_log_format(line, sizeof line, u->game, f->frame, &out, d / 1e3);
+        size_t n = cphil_live_log_format(line, sizeof line, u->game, f->frame, &out, d / 1e3);
         if (cphil_atomic_write(u->log, line, n)) {
             u->err = CPHIL_E_IO;
             return;

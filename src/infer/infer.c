@@ -13,16 +13,16 @@
 
 static const infer_backbone *backbone_ops(cphil_backbone b) {
     switch (b) {
-    case CPHIL_BACKBONE_MLP: return &infer_mlp_ops;
+    case CPHIL_BACKBONE_MLP: return &cphil_infer_mlp_ops;
     case CPHIL_BACKBONE_LSTM:
-    case CPHIL_BACKBONE_GRU: return &infer_rnn_ops;
-    case CPHIL_BACKBONE_MAMBA: return &infer_mamba_ops;
-    case CPHIL_BACKBONE_ATTENTION: return &infer_attention_ops;
+    case CPHIL_BACKBONE_GRU: return &cphil_infer_rnn_ops;
+    case CPHIL_BACKBONE_MAMBA: return &cphil_infer_mamba_ops;
+    case CPHIL_BACKBONE_ATTENTION: return &cphil_infer_attention_ops;
     default: return NULL;
     }
 }
 
-void *infer_calloc(bool *ok, size_t n, size_t sz) {
+void *cphil_infer_calloc(bool *ok, size_t n, size_t sz) {
     if (!*ok) return NULL;
     void *p = cphil_calloc(n ? n : 1, sz);
     *ok = p != NULL;
@@ -31,7 +31,7 @@ void *infer_calloc(bool *ok, size_t n, size_t sz) {
 
 /* x = max(x, 0) in place. The cheap cost model lets GCC vectorize it at -O2 (its default
  * very-cheap model refuses loops whose trip count needs an epilogue: this ran scalar). */
-__attribute__((optimize("vect-cost-model=cheap"))) void infer_relu(float *restrict x, int n) {
+__attribute__((optimize("vect-cost-model=cheap"))) void cphil_infer_relu(float *restrict x, int n) {
     for (int j = 0; j < n; j++) x[j] = x[j] > 0.f ? x[j] : 0.f;
 }
 
@@ -108,7 +108,7 @@ static cphil_status get_tensor(infer_build *b, const char *name, int rank, const
     return CPHIL_OK;
 }
 
-cphil_status infer_load_floats(infer_build *b, const char *name, int rank, const int64_t *shape, float **out) {
+cphil_status cphil_infer_load_floats(infer_build *b, const char *name, int rank, const int64_t *shape, float **out) {
     cphil_infer_tensor t;
     cphil_status s = get_tensor(b, name, rank, shape, &t);
     if (s) return s;
@@ -128,11 +128,11 @@ cphil_status infer_load_floats(infer_build *b, const char *name, int rank, const
     return CPHIL_OK;
 }
 
-cphil_status infer_load_vec(infer_build *b, const char *name, int64_t n, float **out) {
-    return infer_load_floats(b, name, 1, &n, out);
+cphil_status cphil_infer_load_vec(infer_build *b, const char *name, int64_t n, float **out) {
+    return cphil_infer_load_floats(b, name, 1, &n, out);
 }
 
-cphil_status infer_load_linear(infer_build *b, cphil_pmat *mat, const char *wname, const char *bname, const char *b2name,
+cphil_status cphil_infer_load_linear(infer_build *b, cphil_pmat *mat, const char *wname, const char *bname, const char *b2name,
                            int rows, int cols) {
     cphil_infer_model *m = b->m;
     int64_t shape[2] = {rows, cols};
@@ -140,8 +140,8 @@ cphil_status infer_load_linear(infer_build *b, cphil_pmat *mat, const char *wnam
     cphil_status s = get_tensor(b, wname, 2, shape, &t);
     if (s) return s;
     float *bias = NULL, *b2 = NULL;
-    if (bname && (s = infer_load_vec(b, bname, rows, &bias))) return s;
-    if (b2name && (s = infer_load_vec(b, b2name, rows, &b2))) {
+    if (bname && (s = cphil_infer_load_vec(b, bname, rows, &bias))) return s;
+    if (b2name && (s = cphil_infer_load_vec(b, b2name, rows, &b2))) {
         cphil_free(bias);
         return s;
     }
@@ -201,7 +201,7 @@ static cphil_status input_layer(infer_build *b) {
     if (i8 && m->prec != CPHIL_W_I8)
         return cphil_err(CPHIL_E_MISMATCH, "tensor 'input_proj.weight' is int8 but the engine was asked for %s weights",
                          m->prec == CPHIL_W_F32 ? "f32" : "bf16");
-    if ((s = infer_load_vec(b, "input_proj.bias", H0, &m->in_b))) return s;
+    if ((s = cphil_infer_load_vec(b, "input_proj.bias", H0, &m->in_b))) return s;
     m->H0p = (H0 + 15) & ~15;
     if (i8) {
         qc = cphil_alloc((size_t)H0 * (nc ? nc : 1));
@@ -286,7 +286,7 @@ static cphil_status load_heads(infer_build *b) {
         int64_t sh[2] = {hid, m->Hb};
         snprintf(n1, sizeof n1, "heads.%s.0.weight", cphil_head_names[h]);
         snprintf(n2, sizeof n2, "heads.%s.0.bias", cphil_head_names[h]);
-        if (!(s = infer_load_floats(b, n1, 2, sh, &w)) && !(s = infer_load_vec(b, n2, hid, &bb))) {
+        if (!(s = cphil_infer_load_floats(b, n1, 2, sh, &w)) && !(s = cphil_infer_load_vec(b, n2, hid, &bb))) {
             memcpy(w0 + (size_t)row * m->Hb, w, sizeof(float) * (size_t)hid * m->Hb);
             memcpy(b0 + row, bb, sizeof(float) * (size_t)hid);
             m->bytes -= sizeof(float) * (size_t)hid * (m->Hb + 1);
@@ -315,10 +315,10 @@ static cphil_status load_heads(infer_build *b) {
     for (int h = 0; h < INFER_N_HEADS; h++) {
         snprintf(n1, sizeof n1, "heads.%s.2.weight", cphil_head_names[h]);
         snprintf(n2, sizeof n2, "heads.%s.2.bias", cphil_head_names[h]);
-        if ((s = infer_load_linear(b, &m->head2[h], n1, n2, NULL, cphil_head_classes[h], cphil_head_hidden[h])))
+        if ((s = cphil_infer_load_linear(b, &m->head2[h], n1, n2, NULL, cphil_head_classes[h], cphil_head_hidden[h])))
             return s;
     }
-    if (m->spec.ar_heads) return infer_ar_load(&m->ar, b->lookup, b->ctx);
+    if (m->spec.ar_heads) return cphil_infer_ar_load(&m->ar, b->lookup, b->ctx);
     return CPHIL_OK;
 }
 
@@ -352,7 +352,7 @@ void cphil_infer_model_free(cphil_infer_model *m) {
     for (int i = 0; i < m->n_mats; i++) cphil_pmat_free(m->mats[i]);
     if (m->has_tab) cphil_gtable_free(&m->in_tab);
     cphil_free(m->in_b);
-    infer_ar_free(&m->ar);
+    cphil_infer_ar_free(&m->ar);
     if (m->weights) m->ops->free_weights(m->weights);
     cphil_free(m);
 }
@@ -410,13 +410,13 @@ cphil_status cphil_infer_state_open(const cphil_infer_model *m, cphil_infer_mode
     s->ring_n = mode == CPHIL_INFER_WINDOW || !m->ops->stream ? s->W : 1;
     const size_t W = (size_t)s->W, R = (size_t)s->ring_n;
     bool ok = true;
-    s->ring_x0 = infer_calloc(&ok, R * m->H0p, sizeof(float));
-    if (s->P) s->ring_pre = infer_calloc(&ok, R * s->P, sizeof(float));
-    s->seq_x0 = infer_calloc(&ok, W, sizeof *s->seq_x0);
-    s->seq_pre = infer_calloc(&ok, W, sizeof *s->seq_pre);
-    s->x0 = infer_calloc(&ok, (size_t)m->H0p, sizeof(float));
-    s->feat = infer_calloc(&ok, (size_t)m->Hb, sizeof(float));
-    s->head_h = infer_calloc(&ok, (size_t)m->head0.rows, sizeof(float));
+    s->ring_x0 = cphil_infer_calloc(&ok, R * m->H0p, sizeof(float));
+    if (s->P) s->ring_pre = cphil_infer_calloc(&ok, R * s->P, sizeof(float));
+    s->seq_x0 = cphil_infer_calloc(&ok, W, sizeof *s->seq_x0);
+    s->seq_pre = cphil_infer_calloc(&ok, W, sizeof *s->seq_pre);
+    s->x0 = cphil_infer_calloc(&ok, (size_t)m->H0p, sizeof(float));
+    s->feat = cphil_infer_calloc(&ok, (size_t)m->Hb, sizeof(float));
+    s->head_h = cphil_infer_calloc(&ok, (size_t)m->head0.rows, sizeof(float));
     if (ok) {
         s->scratch = cphil_alloc(cphil_pmat_scratch_bytes(s->W, m->max_kp > m->H0p ? m->max_kp : m->H0p));
         ok = s->scratch != NULL;
@@ -473,7 +473,7 @@ static void input_forward(cphil_infer_state *st, const float *cont, const int32_
     if (sp->n_cont > 0) infer_mm(st, &m->in_cont, 1, cont, sp->n_cont, x0, H0, 0);
     else memcpy(x0, m->in_b, sizeof(float) * (size_t)H0);
     if (m->has_tab) cphil_gather_add(&m->in_tab, sp->n_ids, ids, x0);
-    if (sp->backbone == CPHIL_BACKBONE_MLP) infer_relu(x0, H0);
+    if (sp->backbone == CPHIL_BACKBONE_MLP) cphil_infer_relu(x0, H0);
 }
 
 static void ar_head2(void *ctx, int h, const float *hidden_h, float *logits_h) {
@@ -505,10 +505,10 @@ static void heads_forward(cphil_infer_state *s, const float *feat, float *logits
     const cphil_infer_model *m = s->m;
     infer_mm(s, &m->head0, 1, feat, m->Hb, s->head_h, m->head0.rows, 0);
     if (m->ar.on) { /* in head order, each conditioned on the values chosen before it */
-        infer_ar_forward(&m->ar, s->head_h, logits, ar_head2, s, s->choose, s->choose_user, s->chosen);
+        cphil_infer_ar_forward(&m->ar, s->head_h, logits, ar_head2, s, s->choose, s->choose_user, s->chosen);
         return;
     }
-    infer_relu(s->head_h, m->head0.rows);
+    cphil_infer_relu(s->head_h, m->head0.rows);
     int row = 0;
     for (int h = 0; h < INFER_N_HEADS; h++) {
         infer_mm(s, &m->head2[h], 1, s->head_h + row, cphil_head_hidden[h], logits + cphil_head_offset[h],

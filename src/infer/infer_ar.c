@@ -12,7 +12,7 @@ static float bf16_to_f32(uint16_t v) {
     return f;
 }
 
-cphil_status infer_ar_load(infer_ar_heads *ar, cphil_infer_lookup lookup, void *ctx) {
+cphil_status cphil_infer_ar_load(infer_ar_heads *ar, cphil_infer_lookup lookup, void *ctx) {
     memset(ar, 0, sizeof *ar);
     ar->on = true;
     for (int h = 1; h < INFER_N_HEADS; h++) {
@@ -40,12 +40,12 @@ cphil_status infer_ar_load(infer_ar_heads *ar, cphil_infer_lookup lookup, void *
     return CPHIL_OK;
 }
 
-void infer_ar_free(infer_ar_heads *ar) {
+void cphil_infer_ar_free(infer_ar_heads *ar) {
     for (int h = 0; h < INFER_N_HEADS; h++) cphil_free(ar->A[h]);
     memset(ar, 0, sizeof *ar);
 }
 
-void infer_ar_forward(const infer_ar_heads *ar, float *hidden, float *logits, infer_ar_head2_fn head2, void *ctx,
+void cphil_infer_ar_forward(const infer_ar_heads *ar, float *hidden, float *logits, infer_ar_head2_fn head2, void *ctx,
                       cphil_infer_choose_fn choose, void *choose_user, uint8_t state[INFER_N_HEADS]) {
     int row = 0;
     for (int h = 0; h < INFER_N_HEADS; h++) {

@@ -20,15 +20,15 @@ typedef struct infer_ar_heads {
 } infer_ar_heads;
 
 /* Load the five tables (f32, bf16 or int8 sources, as f32) through the engine's lookup. */
-cphil_status infer_ar_load(infer_ar_heads *ar, cphil_infer_lookup lookup, void *ctx);
-void infer_ar_free(infer_ar_heads *ar);
+cphil_status cphil_infer_ar_load(infer_ar_heads *ar, cphil_infer_lookup lookup, void *ctx);
+void cphil_infer_ar_free(infer_ar_heads *ar);
 
 /* logits_h [C_h] of head h (at logits + cphil_head_offset[h]) from hidden_h [hidden_h]. */
 typedef void (*infer_ar_head2_fn)(void *ctx, int head, const float *hidden_h, float *logits);
 
 /* hidden [352]: the fused first layer's pre-activations (ReLU not applied); logits [81] out;
  * state [6] out: the values chosen (button mask, then the five classes). */
-void infer_ar_forward(const infer_ar_heads *ar, float *hidden, float *logits, infer_ar_head2_fn head2, void *ctx,
+void cphil_infer_ar_forward(const infer_ar_heads *ar, float *hidden, float *logits, infer_ar_head2_fn head2, void *ctx,
                       cphil_infer_choose_fn choose, void *choose_user, uint8_t state[INFER_N_HEADS]);
 
 #endif

@@ -31,7 +31,7 @@ typedef struct attn_run {
     float *seq_o;      /* [W][H] the heads' outputs */
     float *seq_ffn;    /* [W][4H] the FFN's hidden layer */
     float *kt;         /* [H][Wp] keys, transposed and rotated */
-    float *scores;     /* [4 Wp + H + 16] infer_attend_causal's scratch */
+    float *scores;     /* [4 Wp + H + 16] cphil_infer_attend_causal's scratch */
     const float **rows;/* [W] a layer's q|k|v rows (layer 0: the cache) */
     /* stream mode */
     float *st_x;       /* [H] residual stream */
@@ -39,7 +39,7 @@ typedef struct attn_run {
     float *st_qkv;     /* [3H] */
     float *st_o;       /* [H] */
     float *st_ffn;     /* [4H] */
-    float *st_scores;  /* [Wp] infer_attend_head's scratch */
+    float *st_scores;  /* [Wp] cphil_infer_attend_head's scratch */
     float *kring;      /* [L][H][Wp] keys transposed (kring[c][slot]) */
     float *vring;      /* [L][W][H] values by rows */
     double *rot;       /* [dh/2][2] cos, sin of the current absolute position */
@@ -85,28 +85,28 @@ static cphil_status attn_load(infer_build *b) {
     for (int l = 0; l < sp->layers; l++) {
         struct attn_layer *al = &w->layer[l];
         snprintf(n1, sizeof n1, "layers.%d.ln1.weight", l);
-        if ((s = infer_load_vec(b, n1, H, &al->ln1_w))) return s;
+        if ((s = cphil_infer_load_vec(b, n1, H, &al->ln1_w))) return s;
         snprintf(n1, sizeof n1, "layers.%d.ln1.bias", l);
-        if ((s = infer_load_vec(b, n1, H, &al->ln1_b))) return s;
+        if ((s = cphil_infer_load_vec(b, n1, H, &al->ln1_b))) return s;
         snprintf(n1, sizeof n1, "layers.%d.attn.qkv.weight", l);
         snprintf(n2, sizeof n2, "layers.%d.attn.qkv.bias", l);
-        if ((s = infer_load_linear(b, &al->qkv, n1, n2, NULL, 3 * H, H))) return s;
+        if ((s = cphil_infer_load_linear(b, &al->qkv, n1, n2, NULL, 3 * H, H))) return s;
         snprintf(n1, sizeof n1, "layers.%d.attn.out.weight", l);
         snprintf(n2, sizeof n2, "layers.%d.attn.out.bias", l);
-        if ((s = infer_load_linear(b, &al->out, n1, n2, NULL, H, H))) return s;
+        if ((s = cphil_infer_load_linear(b, &al->out, n1, n2, NULL, H, H))) return s;
         snprintf(n1, sizeof n1, "layers.%d.ln2.weight", l);
-        if ((s = infer_load_vec(b, n1, H, &al->ln2_w))) return s;
+        if ((s = cphil_infer_load_vec(b, n1, H, &al->ln2_w))) return s;
         snprintf(n1, sizeof n1, "layers.%d.ln2.bias", l);
-        if ((s = infer_load_vec(b, n1, H, &al->ln2_b))) return s;
+        if ((s = cphil_infer_load_vec(b, n1, H, &al->ln2_b))) return s;
         snprintf(n1, sizeof n1, "layers.%d.ffn.fc1.weight", l);
         snprintf(n2, sizeof n2, "layers.%d.ffn.fc1.bias", l);
-        if ((s = infer_load_linear(b, &al->fc1, n1, n2, NULL, 4 * H, H))) return s;
+        if ((s = cphil_infer_load_linear(b, &al->fc1, n1, n2, NULL, 4 * H, H))) return s;
         snprintf(n1, sizeof n1, "layers.%d.ffn.fc2.weight", l);
         snprintf(n2, sizeof n2, "layers.%d.ffn.fc2.bias", l);
-        if ((s = infer_load_linear(b, &al->fc2, n1, n2, NULL, H, 4 * H))) return s;
+        if ((s = cphil_infer_load_linear(b, &al->fc2, n1, n2, NULL, H, 4 * H))) return s;
     }
-    if ((s = infer_load_vec(b, "norm_f.weight", H, &w->normf_w))) return s;
-    if ((s = infer_load_vec(b, "norm_f.bias", H, &w->normf_b))) return s;
+    if ((s = cphil_infer_load_vec(b, "norm_f.weight", H, &w->normf_w))) return s;
+    if ((s = cphil_infer_load_vec(b, "norm_f.bias", H, &w->normf_b))) return s;
     const int dh = H / sp->heads, W = sp->window, Wp = (W + 15) & ~15;
     w->rope_cos = cphil_alloc(sizeof(float) * (size_t)W * (dh / 2));
     w->rope_sin = cphil_alloc(sizeof(float) * (size_t)W * (dh / 2));
@@ -131,32 +131,32 @@ static cphil_status attn_open(cphil_infer_state *s) {
     const cphil_infer_spec *sp = &s->m->spec;
     const size_t H = (size_t)sp->hidden, L = (size_t)sp->layers, W = (size_t)s->W;
     bool ok = true;
-    attn_run *r = infer_calloc(&ok, 1, sizeof *r);
+    attn_run *r = cphil_infer_calloc(&ok, 1, sizeof *r);
     s->run = r;
     if (!ok) return CPHIL_E_NOMEM;
     r->Wp = (s->W + 15) & ~15;
     const size_t Wp = (size_t)r->Wp;
-    r->normed = infer_calloc(&ok, H, sizeof(float));
+    r->normed = cphil_infer_calloc(&ok, H, sizeof(float));
     if (s->mode == CPHIL_INFER_WINDOW) {
-        r->res = infer_calloc(&ok, W * H, sizeof(float));
-        r->seq_u = infer_calloc(&ok, W * H, sizeof(float));
-        r->seq_qkv = infer_calloc(&ok, W * 3 * H, sizeof(float));
-        r->seq_o = infer_calloc(&ok, W * H, sizeof(float));
-        r->seq_ffn = infer_calloc(&ok, W * 4 * H, sizeof(float));
-        r->kt = infer_calloc(&ok, H * Wp, sizeof(float));
-        r->scores = infer_calloc(&ok, 4 * Wp + H + 16, sizeof(float));
-        r->rows = infer_calloc(&ok, W, sizeof *r->rows);
+        r->res = cphil_infer_calloc(&ok, W * H, sizeof(float));
+        r->seq_u = cphil_infer_calloc(&ok, W * H, sizeof(float));
+        r->seq_qkv = cphil_infer_calloc(&ok, W * 3 * H, sizeof(float));
+        r->seq_o = cphil_infer_calloc(&ok, W * H, sizeof(float));
+        r->seq_ffn = cphil_infer_calloc(&ok, W * 4 * H, sizeof(float));
+        r->kt = cphil_infer_calloc(&ok, H * Wp, sizeof(float));
+        r->scores = cphil_infer_calloc(&ok, 4 * Wp + H + 16, sizeof(float));
+        r->rows = cphil_infer_calloc(&ok, W, sizeof *r->rows);
     } else {
-        r->st_x = infer_calloc(&ok, H, sizeof(float));
-        r->st_u = infer_calloc(&ok, H, sizeof(float));
-        r->st_qkv = infer_calloc(&ok, 3 * H, sizeof(float));
-        r->st_o = infer_calloc(&ok, H, sizeof(float));
-        r->st_ffn = infer_calloc(&ok, 4 * H, sizeof(float));
-        r->st_scores = infer_calloc(&ok, Wp, sizeof(float));
-        r->kring = infer_calloc(&ok, L * H * Wp, sizeof(float));
-        r->vring = infer_calloc(&ok, L * W * H, sizeof(float));
-        r->rot = infer_calloc(&ok, H / sp->heads, sizeof(double));
-        r->rot_step = infer_calloc(&ok, H / sp->heads, sizeof(double));
+        r->st_x = cphil_infer_calloc(&ok, H, sizeof(float));
+        r->st_u = cphil_infer_calloc(&ok, H, sizeof(float));
+        r->st_qkv = cphil_infer_calloc(&ok, 3 * H, sizeof(float));
+        r->st_o = cphil_infer_calloc(&ok, H, sizeof(float));
+        r->st_ffn = cphil_infer_calloc(&ok, 4 * H, sizeof(float));
+        r->st_scores = cphil_infer_calloc(&ok, Wp, sizeof(float));
+        r->kring = cphil_infer_calloc(&ok, L * H * Wp, sizeof(float));
+        r->vring = cphil_infer_calloc(&ok, L * W * H, sizeof(float));
+        r->rot = cphil_infer_calloc(&ok, H / sp->heads, sizeof(double));
+        r->rot_step = cphil_infer_calloc(&ok, H / sp->heads, sizeof(double));
     }
     return ok ? CPHIL_OK : CPHIL_E_NOMEM;
 }
@@ -190,7 +190,7 @@ static void attn_pre(cphil_infer_state *s, const float *x0, float *pre) {
     const cphil_infer_spec *sp = &s->m->spec;
     const attn_weights *w = s->m->weights;
     attn_run *r = s->run;
-    infer_layernorm(1, x0, sp->hidden, w->layer[0].ln1_w, w->layer[0].ln1_b, r->normed, sp->hidden, sp->hidden,
+    cphil_infer_layernorm(1, x0, sp->hidden, w->layer[0].ln1_w, w->layer[0].ln1_b, r->normed, sp->hidden, sp->hidden,
                     sp->norm_eps);
     infer_mm(s, &w->layer[0].qkv, 1, r->normed, sp->hidden, pre, s->P, 0);
 }
@@ -200,17 +200,17 @@ static void attn_pre(cphil_infer_state *s, const float *x0, float *pre) {
 static void rope_row(const float *src, float *dst, int H, int heads, const float *cs, const float *sn) {
     const int dh = H / heads, h2 = dh / 2;
     for (int hd = 0; hd < heads; hd++)
-        infer_rope_pairs(src + hd * dh, src + hd * dh + h2, cs, sn, dst + hd * dh, dst + hd * dh + h2, h2);
+        cphil_infer_rope_pairs(src + hd * dh, src + hd * dh + h2, cs, sn, dst + hd * dh, dst + hd * dh + h2, h2);
 }
 
 /* FFN residual on M rows of X[M][H]: X += fc2(gelu(fc1(ln2(X)))); U[M][H], F[M][4H] scratch. */
 static void attn_ffn(cphil_infer_state *s, const struct attn_layer *al, int M, float *X, float *U, float *F) {
     const int H = s->m->spec.hidden;
-    infer_layernorm(M, X, H, al->ln2_w, al->ln2_b, U, H, H, s->m->spec.norm_eps);
+    cphil_infer_layernorm(M, X, H, al->ln2_w, al->ln2_b, U, H, H, s->m->spec.norm_eps);
     infer_mm(s, &al->fc1, M, U, H, F, 4 * H, 0);
     /* row by row: a row is a whole number of vectors or ends in the kernel's tail, as before the
      * split, whatever M */
-    for (int t = 0; t < M; t++) infer_vgelu(F + (size_t)t * 4 * H, 4 * H);
+    for (int t = 0; t < M; t++) cphil_infer_vgelu(F + (size_t)t * 4 * H, 4 * H);
     infer_mm(s, &al->fc2, M, F, 4 * H, X, H, 1);
 }
 
@@ -228,7 +228,7 @@ static void attn_window(cphil_infer_state *s, int T) {
         const struct attn_layer *al = &w->layer[l];
         const bool last = l == L - 1;
         if (l > 0) {
-            infer_layernorm(T, X, H, al->ln1_w, al->ln1_b, U, H, H, sp->norm_eps);
+            cphil_infer_layernorm(T, X, H, al->ln1_w, al->ln1_b, U, H, H, sp->norm_eps);
             if (last && T > 1) { /* only the last position's query is used: K, V for the others */
                 /* a view of qkv's panels from the one holding row H on (K, V and a few Q rows);
                  * made here so that it sees the matrix's current act_scale */
@@ -252,21 +252,21 @@ static void attn_window(cphil_infer_state *s, int T) {
         if (l == 0)
             for (int t = 0; t < T; t++)
                 memcpy(QKV + (size_t)t * ld + 2 * H, r->rows[t] + 2 * H, sizeof(float) * (size_t)H);
-        infer_transpose_rows(r->rows, H, T, H, KT, Wp);
+        cphil_infer_transpose_rows(r->rows, H, T, H, KT, Wp);
         for (int hd = 0; hd < nh; hd++)
             for (int i = 0; i < dh / 2; i++) {
                 float *ka = KT + (size_t)(hd * dh + i) * Wp, *kb = ka + (size_t)(dh / 2) * Wp;
-                infer_rope_pairs(ka, kb, w->rope_cosT + (size_t)i * Wp, w->rope_sinT + (size_t)i * Wp, ka, kb, T);
+                cphil_infer_rope_pairs(ka, kb, w->rope_cosT + (size_t)i * Wp, w->rope_sinT + (size_t)i * Wp, ka, kb, T);
             }
         for (int hd = 0; hd < nh; hd++)
-            infer_attend_causal(QKV + hd * dh, ld, KT + (size_t)hd * dh * Wp, Wp, QKV + 2 * H + hd * dh, ld, t0, T,
+            cphil_infer_attend_causal(QKV + hd * dh, ld, KT + (size_t)hd * dh * Wp, Wp, QKV + 2 * H + hd * dh, ld, t0, T,
                                 dh, scale, O + hd * dh, H, r->scores);
         const int M = T - t0;
         float *Xl = X + (size_t)t0 * H;
         infer_mm(s, &al->out, M, O, H, Xl, H, 1);
         attn_ffn(s, al, M, Xl, U, r->seq_ffn);
     }
-    infer_layernorm(1, X + (size_t)(T - 1) * H, H, w->normf_w, w->normf_b, s->feat, H, H, sp->norm_eps);
+    cphil_infer_layernorm(1, X + (size_t)(T - 1) * H, H, w->normf_w, w->normf_b, s->feat, H, H, sp->norm_eps);
 }
 
 static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0) {
@@ -289,7 +289,7 @@ static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0
         const struct attn_layer *al = &w->layer[l];
         if (l == 0) memcpy(qkv, pre0, sizeof(float) * 3 * (size_t)H);
         else {
-            infer_layernorm(1, x, H, al->ln1_w, al->ln1_b, r->st_u, H, H, sp->norm_eps);
+            cphil_infer_layernorm(1, x, H, al->ln1_w, al->ln1_b, r->st_u, H, H, sp->norm_eps);
             infer_mm(s, &al->qkv, 1, r->st_u, H, qkv, 3 * H, 0);
         }
         rope_row(qkv, qkv, H, nh, cs, sn);
@@ -300,12 +300,12 @@ static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0
         memcpy(vr + (size_t)slot * H, qkv + 2 * H, sizeof(float) * (size_t)H);
         /* order inside the ring does not matter for softmax attention */
         for (int hd = 0; hd < nh; hd++)
-            infer_attend_head(qkv + hd * dh, kr + (size_t)hd * dh * Wp, Wp, vr + hd * dh, H, n, dh, scale,
+            cphil_infer_attend_head(qkv + hd * dh, kr + (size_t)hd * dh * Wp, Wp, vr + hd * dh, H, n, dh, scale,
                               r->st_o + hd * dh, r->st_scores);
         infer_mm(s, &al->out, 1, r->st_o, H, x, H, 1);
         attn_ffn(s, al, 1, x, r->st_u, r->st_ffn);
     }
-    infer_layernorm(1, x, H, w->normf_w, w->normf_b, s->feat, H, H, sp->norm_eps);
+    cphil_infer_layernorm(1, x, H, w->normf_w, w->normf_b, s->feat, H, H, sp->norm_eps);
     /* advance the absolute position's rotation (double, renormalized) */
     for (int i = 0; i < dh / 2; i++) {
         double c = r->rot[2 * i], sN = r->rot[2 * i + 1];
@@ -317,7 +317,7 @@ static void attn_stream(cphil_infer_state *s, const float *x0, const float *pre0
     }
 }
 
-const infer_backbone infer_attention_ops = {
+const infer_backbone cphil_infer_attention_ops = {
     .check = attn_check,
     .load = attn_load,
     .free_weights = attn_free_weights,

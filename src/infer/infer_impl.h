@@ -111,17 +111,17 @@ struct infer_backbone {
     void (*stream)(cphil_infer_state *s, const float *x0, const float *pre);
 };
 
-extern const infer_backbone infer_mlp_ops, infer_rnn_ops, infer_mamba_ops, infer_attention_ops;
+extern const infer_backbone cphil_infer_mlp_ops, cphil_infer_rnn_ops, cphil_infer_mamba_ops, cphil_infer_attention_ops;
 
 /* ---- loading helpers (infer.c) ------------------------------------------------------------ */
 
 /* A float copy of a tensor of this shape (f32 or bf16 source; int8 dequantized). Caller frees. */
-cphil_status infer_load_floats(infer_build *b, const char *name, int rank, const int64_t *shape, float **out);
+cphil_status cphil_infer_load_floats(infer_build *b, const char *name, int rank, const int64_t *shape, float **out);
 /* A vector [n]. */
-cphil_status infer_load_vec(infer_build *b, const char *name, int64_t n, float **out);
+cphil_status cphil_infer_load_vec(infer_build *b, const char *name, int64_t n, float **out);
 /* Pack a Linear into mat and register it: weight [rows, cols], + bias [rows] when bname, + a
  * second bias folded in when b2name. */
-cphil_status infer_load_linear(infer_build *b, cphil_pmat *mat, const char *wname, const char *bname,
+cphil_status cphil_infer_load_linear(infer_build *b, cphil_pmat *mat, const char *wname, const char *bname,
                                const char *b2name, int rows, int cols);
 
 /* ---- shared pieces of a step (infer.c) ---------------------------------------------------- */
@@ -137,8 +137,8 @@ static inline void infer_mm(cphil_infer_state *s, const cphil_pmat *w, int M, co
     cphil_pmat_gemm(w, M, X, ldx, Y, ldy, beta, s->scratch);
 }
 /* x = max(x, 0) in place. */
-void infer_relu(float *x, int n);
+void cphil_infer_relu(float *x, int n);
 /* calloc of n elements of size sz, ANDed into *ok (a chain of allocations checks once). */
-void *infer_calloc(bool *ok, size_t n, size_t sz);
+void *cphil_infer_calloc(bool *ok, size_t n, size_t sz);
 
 #endif

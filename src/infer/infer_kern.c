@@ -12,22 +12,22 @@
 
 /* ---- tier: the panel products' (src/kernels/cpu/panel.c), so products and elementwise work
  * always run on the same tier. ---------------------------------------------------------------- */
-cphil_isa infer_isa_best(void) { return (cphil_isa)cphil_pmat_isa_best(); }
-cphil_isa infer_isa_default(void) {
+cphil_isa cphil_infer_isa_best(void) { return (cphil_isa)cphil_pmat_isa_best(); }
+cphil_isa cphil_infer_isa_default(void) {
     cphil_isa d = cphil_isa_default(), b = cphil_pmat_isa_best();
     return (cphil_isa)(d < b ? d : b);
 }
 
-cphil_isa infer_isa_set(cphil_isa isa) {
-    cphil_isa best = infer_isa_best();
+cphil_isa cphil_infer_isa_set(cphil_isa isa) {
+    cphil_isa best = cphil_infer_isa_best();
     if (isa > best) isa = best;
     cphil_isa_set((cphil_isa)isa);
-    return infer_isa_get();
+    return cphil_infer_isa_get();
 }
 
-cphil_isa infer_isa_get(void) { return (cphil_isa)cphil_pmat_isa(); }
+cphil_isa cphil_infer_isa_get(void) { return (cphil_isa)cphil_pmat_isa(); }
 
-const char *infer_isa_name(cphil_isa isa) {
+const char *cphil_infer_isa_name(cphil_isa isa) {
     switch (isa) {
     case CPHIL_ISA_SCALAR: return "scalar";
     case CPHIL_ISA_AVX2: return "avx2";
@@ -37,28 +37,28 @@ const char *infer_isa_name(cphil_isa isa) {
 }
 
 /* ---- activations: scalar reference and dispatch ------------------------------------------ */
-void infer_vexp_ref(float *x, int n) {
+void cphil_infer_vexp_ref(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] = expf(x[i]);
 }
-void infer_vsigmoid_ref(float *x, int n) {
+void cphil_infer_vsigmoid_ref(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] = 1.f / (1.f + expf(-x[i]));
 }
-void infer_vtanh_ref(float *x, int n) {
+void cphil_infer_vtanh_ref(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] = tanhf(x[i]);
 }
-void infer_vsilu_ref(float *x, int n) {
+void cphil_infer_vsilu_ref(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] = x[i] / (1.f + expf(-x[i]));
 }
-void infer_vsoftplus_ref(float *x, int n) {
+void cphil_infer_vsoftplus_ref(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] = x[i] > 20.f ? x[i] : log1pf(expf(x[i]));
 }
 
 #define DISPATCH_ACT(name)                                                                     \
-    void infer_##name(float *x, int n) {                                                       \
-        cphil_isa isa_ = infer_isa_get();                                                      \
-        if (isa_ == CPHIL_ISA_AVX512) infer_##name##_avx512(x, n);                             \
-        else if (isa_ == CPHIL_ISA_AVX2) infer_##name##_avx2(x, n);                            \
-        else infer_##name##_ref(x, n);                                                         \
+    void cphil_infer_##name(float *x, int n) {                                                 \
+        cphil_isa isa_ = cphil_infer_isa_get();                                                \
+        if (isa_ == CPHIL_ISA_AVX512) cphil_infer_##name##_avx512(x, n);                       \
+        else if (isa_ == CPHIL_ISA_AVX2) cphil_infer_##name##_avx2(x, n);                      \
+        else cphil_infer_##name##_ref(x, n);                                                   \
     }
 DISPATCH_ACT(vexp)
 DISPATCH_ACT(vsigmoid)
@@ -66,25 +66,25 @@ DISPATCH_ACT(vtanh)
 DISPATCH_ACT(vsilu)
 DISPATCH_ACT(vsoftplus)
 
-void infer_lstm_cell_ref(float *g, const float *pre, float *h, float *c, int H, float *tmp) {
+void cphil_infer_lstm_cell_ref(float *g, const float *pre, float *h, float *c, int H, float *tmp) {
     if (pre)
         for (int j = 0; j < 4 * H; j++) g[j] += pre[j];
-    infer_vsigmoid_ref(g, 2 * H);
-    infer_vtanh_ref(g + 2 * H, H);
-    infer_vsigmoid_ref(g + 3 * H, H);
+    cphil_infer_vsigmoid_ref(g, 2 * H);
+    cphil_infer_vtanh_ref(g + 2 * H, H);
+    cphil_infer_vsigmoid_ref(g + 3 * H, H);
     for (int j = 0; j < H; j++) tmp[j] = c[j] = g[H + j] * c[j] + g[j] * g[2 * H + j];
-    infer_vtanh_ref(tmp, H);
+    cphil_infer_vtanh_ref(tmp, H);
     for (int j = 0; j < H; j++) h[j] = g[3 * H + j] * tmp[j];
 }
 
-void infer_lstm_cell(float *g, const float *pre, float *h, float *c, int H, float *tmp) {
-    cphil_isa isa = infer_isa_get();
-    if (isa == CPHIL_ISA_AVX512) infer_lstm_cell_avx512(g, pre, h, c, H, tmp);
-    else if (isa == CPHIL_ISA_AVX2) infer_lstm_cell_avx2(g, pre, h, c, H, tmp);
-    else infer_lstm_cell_ref(g, pre, h, c, H, tmp);
+void cphil_infer_lstm_cell(float *g, const float *pre, float *h, float *c, int H, float *tmp) {
+    cphil_isa isa = cphil_infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) cphil_infer_lstm_cell_avx512(g, pre, h, c, H, tmp);
+    else if (isa == CPHIL_ISA_AVX2) cphil_infer_lstm_cell_avx2(g, pre, h, c, H, tmp);
+    else cphil_infer_lstm_cell_ref(g, pre, h, c, H, tmp);
 }
 
-void infer_ssm_gated_ref(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
+void cphil_infer_ssm_gated_ref(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                          const float *B, const float *C, const float *D, float *h, float *y) {
     for (int i = 0; i < I; i++) {
         float r = dtr[i], d = r > 20.f ? r : log1pf(expf(r));
@@ -98,15 +98,15 @@ void infer_ssm_gated_ref(int I, int N, const float *A2, const float *dtr, const 
     }
 }
 
-void infer_ssm_gated(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
+void cphil_infer_ssm_gated(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                      const float *B, const float *C, const float *D, float *h, float *y) {
-    cphil_isa isa = infer_isa_get();
-    if (isa == CPHIL_ISA_AVX512) infer_ssm_gated_avx512(I, N, A2, dtr, xc, z, B, C, D, h, y);
-    else if (isa == CPHIL_ISA_AVX2) infer_ssm_gated_avx2(I, N, A2, dtr, xc, z, B, C, D, h, y);
-    else infer_ssm_gated_ref(I, N, A2, dtr, xc, z, B, C, D, h, y);
+    cphil_isa isa = cphil_infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) cphil_infer_ssm_gated_avx512(I, N, A2, dtr, xc, z, B, C, D, h, y);
+    else if (isa == CPHIL_ISA_AVX2) cphil_infer_ssm_gated_avx2(I, N, A2, dtr, xc, z, B, C, D, h, y);
+    else cphil_infer_ssm_gated_ref(I, N, A2, dtr, xc, z, B, C, D, h, y);
 }
 
-void infer_conv_silu_ref(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
+void cphil_infer_conv_silu_ref(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
                          float *out) {
     /* tap by tap over all channels (the same order of sums; contiguous loops the compiler
      * vectorizes), then the copy into save (which may be tap[0]) and the SiLU */
@@ -124,18 +124,18 @@ void infer_conv_silu_ref(int I, int K, const float *w, const float *b, const flo
 }
 
 /* ---- attention's pieces: GELU, LayerNorm, one head of softmax attention ------------------ */
-void infer_vgelu_ref(float *x, int n) {
+void cphil_infer_vgelu_ref(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.f + erff(x[i] * 0.70710678118654752f));
 }
 
-void infer_vgelu(float *x, int n) {
-    cphil_isa isa = infer_isa_get();
-    if (isa == CPHIL_ISA_AVX512) infer_vgelu_avx512(x, n);
-    else if (isa == CPHIL_ISA_AVX2) infer_vgelu_avx2(x, n);
-    else infer_vgelu_ref(x, n);
+void cphil_infer_vgelu(float *x, int n) {
+    cphil_isa isa = cphil_infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) cphil_infer_vgelu_avx512(x, n);
+    else if (isa == CPHIL_ISA_AVX2) cphil_infer_vgelu_avx2(x, n);
+    else cphil_infer_vgelu_ref(x, n);
 }
 
-void infer_layernorm_ref(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
+void cphil_infer_layernorm_ref(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
                          float eps) {
     for (int m = 0; m < M; m++) {
         const float *x = X + (size_t)m * ldx;
@@ -150,12 +150,12 @@ void infer_layernorm_ref(int M, const float *X, int ldx, const float *w, const f
     }
 }
 
-void infer_layernorm(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
+void cphil_infer_layernorm(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
                      float eps) {
-    cphil_isa isa = infer_isa_get();
-    if (isa == CPHIL_ISA_AVX512) infer_layernorm_avx512(M, X, ldx, w, b, Y, ldy, n, eps);
-    else if (isa == CPHIL_ISA_AVX2) infer_layernorm_avx2(M, X, ldx, w, b, Y, ldy, n, eps);
-    else infer_layernorm_ref(M, X, ldx, w, b, Y, ldy, n, eps);
+    cphil_isa isa = cphil_infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) cphil_infer_layernorm_avx512(M, X, ldx, w, b, Y, ldy, n, eps);
+    else if (isa == CPHIL_ISA_AVX2) cphil_infer_layernorm_avx2(M, X, ldx, w, b, Y, ldy, n, eps);
+    else cphil_infer_layernorm_ref(M, X, ldx, w, b, Y, ldy, n, eps);
 }
 
 /* The twin keeps the layout (scores accumulated over i for all keys, P.V over the head size:
@@ -164,7 +164,7 @@ void infer_layernorm(int M, const float *X, int ldx, const float *w, const float
  * the softmax sum stays sequential). Results agree with the AVX-512 form within float rounding,
  * not bit for bit. */
 __attribute__((optimize("vect-cost-model=cheap")))
-void infer_attend_head_ref(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
+void cphil_infer_attend_head_ref(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
                            float scale, float *out, float *sc) {
     float *restrict s = sc, *restrict o = out;
     for (int j = 0; j < n; j++) s[j] = 0.f;
@@ -193,22 +193,22 @@ void infer_attend_head_ref(const float *q, const float *KT, int ldkt, const floa
     for (int i = 0; i < dh; i++) o[i] *= inv;
 }
 
-void infer_attend_head(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
+void cphil_infer_attend_head(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
                        float scale, float *out, float *sc) {
-    cphil_isa isa = infer_isa_get();
-    if (isa == CPHIL_ISA_AVX512) infer_attend_head_avx512(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
-    else if (isa == CPHIL_ISA_AVX2) infer_attend_head_avx2(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
-    else infer_attend_head_ref(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
+    cphil_isa isa = cphil_infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) cphil_infer_attend_head_avx512(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
+    else if (isa == CPHIL_ISA_AVX2) cphil_infer_attend_head_avx2(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
+    else cphil_infer_attend_head_ref(q, KT, ldkt, V, ldv, n, dh, scale, out, sc);
 }
 
-void infer_conv_silu(int I, int K, const float *w, const float *b, const float *const *tap, float *save, float *out) {
-    cphil_isa isa = infer_isa_get();
-    if (isa == CPHIL_ISA_AVX512) infer_conv_silu_avx512(I, K, w, b, tap, save, out);
-    else if (isa == CPHIL_ISA_AVX2) infer_conv_silu_avx2(I, K, w, b, tap, save, out);
-    else infer_conv_silu_ref(I, K, w, b, tap, save, out);
+void cphil_infer_conv_silu(int I, int K, const float *w, const float *b, const float *const *tap, float *save, float *out) {
+    cphil_isa isa = cphil_infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) cphil_infer_conv_silu_avx512(I, K, w, b, tap, save, out);
+    else if (isa == CPHIL_ISA_AVX2) cphil_infer_conv_silu_avx2(I, K, w, b, tap, save, out);
+    else cphil_infer_conv_silu_ref(I, K, w, b, tap, save, out);
 }
 
-void infer_rmsnorm_ref(const float *x, const float *w, float *y, int n, float eps) {
+void cphil_infer_rmsnorm_ref(const float *x, const float *w, float *y, int n, float eps) {
     /* four independent f64 partial sums (one chain was latency-bound) */
     double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
     int i4 = 0;
@@ -224,28 +224,28 @@ void infer_rmsnorm_ref(const float *x, const float *w, float *y, int n, float ep
     for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
 }
 
-void infer_rmsnorm(const float *x, const float *w, float *y, int n, float eps) {
-    cphil_isa isa = infer_isa_get();
-    if (isa == CPHIL_ISA_AVX512) infer_rmsnorm_avx512(x, w, y, n, eps);
-    else if (isa == CPHIL_ISA_AVX2) infer_rmsnorm_avx2(x, w, y, n, eps);
-    else infer_rmsnorm_ref(x, w, y, n, eps);
+void cphil_infer_rmsnorm(const float *x, const float *w, float *y, int n, float eps) {
+    cphil_isa isa = cphil_infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) cphil_infer_rmsnorm_avx512(x, w, y, n, eps);
+    else if (isa == CPHIL_ISA_AVX2) cphil_infer_rmsnorm_avx2(x, w, y, n, eps);
+    else cphil_infer_rmsnorm_ref(x, w, y, n, eps);
 }
 
-void infer_attend_causal_ref(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0,
+void cphil_infer_attend_causal_ref(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0,
                              int T, int dh, float scale, float *O, int ldo, float *S) {
     for (int t = t0; t < T; t++)
-        infer_attend_head_ref(Q + (size_t)t * ldq, KT, ldkt, V, ldv, t + 1, dh, scale, O + (size_t)(t - t0) * ldo, S);
+        cphil_infer_attend_head_ref(Q + (size_t)t * ldq, KT, ldkt, V, ldv, t + 1, dh, scale, O + (size_t)(t - t0) * ldo, S);
 }
 
-void infer_attend_causal(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0, int T,
+void cphil_infer_attend_causal(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0, int T,
                          int dh, float scale, float *O, int ldo, float *S) {
-    cphil_isa isa = infer_isa_get();
-    if (isa == CPHIL_ISA_AVX512) infer_attend_causal_avx512(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
-    else if (isa == CPHIL_ISA_AVX2) infer_attend_causal_avx2(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
-    else infer_attend_causal_ref(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
+    cphil_isa isa = cphil_infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) cphil_infer_attend_causal_avx512(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
+    else if (isa == CPHIL_ISA_AVX2) cphil_infer_attend_causal_avx2(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
+    else cphil_infer_attend_causal_ref(Q, ldq, KT, ldkt, V, ldv, t0, T, dh, scale, O, ldo, S);
 }
 
-void infer_rope_pairs_ref(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob, int n) {
+void cphil_infer_rope_pairs_ref(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob, int n) {
     for (int j = 0; j < n; j++) {
         float x = a[j], y = b[j];
         oa[j] = x * c[j] - y * s[j];
@@ -253,21 +253,21 @@ void infer_rope_pairs_ref(const float *a, const float *b, const float *c, const 
     }
 }
 
-void infer_rope_pairs(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob, int n) {
-    cphil_isa isa = infer_isa_get();
-    if (isa == CPHIL_ISA_AVX512) infer_rope_pairs_avx512(a, b, c, s, oa, ob, n);
-    else if (isa == CPHIL_ISA_AVX2) infer_rope_pairs_avx2(a, b, c, s, oa, ob, n);
-    else infer_rope_pairs_ref(a, b, c, s, oa, ob, n);
+void cphil_infer_rope_pairs(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob, int n) {
+    cphil_isa isa = cphil_infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) cphil_infer_rope_pairs_avx512(a, b, c, s, oa, ob, n);
+    else if (isa == CPHIL_ISA_AVX2) cphil_infer_rope_pairs_avx2(a, b, c, s, oa, ob, n);
+    else cphil_infer_rope_pairs_ref(a, b, c, s, oa, ob, n);
 }
 
-void infer_transpose_rows_ref(const float *const *rows, int off, int T, int n, float *dst, int ldd) {
+void cphil_infer_transpose_rows_ref(const float *const *rows, int off, int T, int n, float *dst, int ldd) {
     for (int t = 0; t < T; t++)
         for (int c = 0; c < n; c++) dst[(size_t)c * ldd + t] = rows[t][off + c];
 }
 
-void infer_transpose_rows(const float *const *rows, int off, int T, int n, float *dst, int ldd) {
-    cphil_isa isa = infer_isa_get();
-    if (isa == CPHIL_ISA_AVX512) infer_transpose_rows_avx512(rows, off, T, n, dst, ldd);
-    else if (isa == CPHIL_ISA_AVX2) infer_transpose_rows_avx2(rows, off, T, n, dst, ldd);
-    else infer_transpose_rows_ref(rows, off, T, n, dst, ldd);
+void cphil_infer_transpose_rows(const float *const *rows, int off, int T, int n, float *dst, int ldd) {
+    cphil_isa isa = cphil_infer_isa_get();
+    if (isa == CPHIL_ISA_AVX512) cphil_infer_transpose_rows_avx512(rows, off, T, n, dst, ldd);
+    else if (isa == CPHIL_ISA_AVX2) cphil_infer_transpose_rows_avx2(rows, off, T, n, dst, ldd);
+    else cphil_infer_transpose_rows_ref(rows, off, T, n, dst, ldd);
 }

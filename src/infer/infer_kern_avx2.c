@@ -198,12 +198,12 @@ AI __m256 gelu8(__m256 x) {
         _mm256_maskstore_ps(x + i, k, expr);                                                   \
     }
 
-void infer_vexp_avx2(float *x, int n) { ACT_LOOP8(exp8(v)) }
-void infer_vsigmoid_avx2(float *x, int n) { ACT_LOOP8(sigm8(v)) }
-void infer_vsilu_avx2(float *x, int n) { ACT_LOOP8(silu8(v)) }
-void infer_vtanh_avx2(float *x, int n) { ACT_LOOP8(tanh8(v)) }
-void infer_vsoftplus_avx2(float *x, int n) { ACT_LOOP8(softplus8(v)) }
-void infer_vgelu_avx2(float *x, int n) { ACT_LOOP8(gelu8(v)) }
+void cphil_infer_vexp_avx2(float *x, int n) { ACT_LOOP8(exp8(v)) }
+void cphil_infer_vsigmoid_avx2(float *x, int n) { ACT_LOOP8(sigm8(v)) }
+void cphil_infer_vsilu_avx2(float *x, int n) { ACT_LOOP8(silu8(v)) }
+void cphil_infer_vtanh_avx2(float *x, int n) { ACT_LOOP8(tanh8(v)) }
+void cphil_infer_vsoftplus_avx2(float *x, int n) { ACT_LOOP8(softplus8(v)) }
+void cphil_infer_vgelu_avx2(float *x, int n) { ACT_LOOP8(gelu8(v)) }
 
 /* ---- the LSTM cell in one pass over 8 units at a time -------------------------------------- */
 AI void lstm8(float *g, const float *pre, float *h, float *c, int H, int j, __m256i k, const int full) {
@@ -224,7 +224,7 @@ AI void lstm8(float *g, const float *pre, float *h, float *c, int H, int j, __m2
     st8(h + j, k, _mm256_mul_ps(go, tanh8(cn)), full);
 }
 
-void infer_lstm_cell_avx2(float *g, const float *pre, float *h, float *c, int H, float *tmp) {
+void cphil_infer_lstm_cell_avx2(float *g, const float *pre, float *h, float *c, int H, float *tmp) {
     (void)tmp;
     int j = 0;
     for (; j + 8 <= H; j += 8) lstm8(g, pre, h, c, H, j, tail8(8), 1);
@@ -280,7 +280,7 @@ AI void ssm8(int I, int N, const float *A2, const float *xc, const float *B, con
 /* softplus(dt) and silu(z) of the next block are computed before this block's scan so that
  * their latency overlaps it (as the AVX-512 form). y may alias xc or dtr: each block's dtr is
  * read one block ahead of its y store, xc within the block before the store. */
-void infer_ssm_gated_avx2(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
+void cphil_infer_ssm_gated_avx2(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                           const float *B, const float *C, const float *D, float *h, float *y) {
     __m256i kn = tail8(I);
     __m256 dn = softplus_scan8(_mm256_maskload_ps(dtr, kn)), gn = silu8(_mm256_maskload_ps(z, kn));
@@ -308,7 +308,7 @@ AI void conv8(int nt, const float *const *wp, const float *const *tp, const floa
     st8(out + i, k, silu8(acc), full);
 }
 
-void infer_conv_silu_avx2(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
+void cphil_infer_conv_silu_avx2(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
                           float *out) {
     enum { KMAX = 16 };
     const float *tl[KMAX], *wl[KMAX];
@@ -338,7 +338,7 @@ void infer_conv_silu_avx2(int I, int K, const float *w, const float *b, const fl
 }
 
 /* RMSNorm: squares summed in double (exact products), 8 floats = two 4-lane chains per step */
-void infer_rmsnorm_avx2(const float *x, const float *w, float *y, int n, float eps) {
+void cphil_infer_rmsnorm_avx2(const float *x, const float *w, float *y, int n, float eps) {
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     for (int i = 0; i < n; i += 8) {
         __m256 v = _mm256_maskload_ps(x + i, tail8(n - i));
@@ -421,7 +421,7 @@ AI void ln_rows8(const float *X, int ldx, const float *w, const float *b, float 
     }
 }
 
-void infer_layernorm_avx2(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
+void cphil_infer_layernorm_avx2(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
                           float eps) {
     int m = 0;
     for (; m + 4 <= M; m += 4) ln_rows8(X + (size_t)m * ldx, ldx, w, b, Y + (size_t)m * ldy, ldy, n, eps, 4);
@@ -503,7 +503,7 @@ static float exp_shift_sum(float *sc, int n, int nz, float m) {
     return hsum8(vs);
 }
 
-void infer_attend_head_avx2(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
+void cphil_infer_attend_head_avx2(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
                             float scale, float *out, float *sc) {
     const __m256 vscale = _mm256_set1_ps(scale);
     __m256 mx = _mm256_set1_ps(-INFINITY);
@@ -588,13 +588,13 @@ AI void attc_pv8(const float *S, int lds, const float *V, int ldv, int nmax, int
             _mm256_maskstore_ps(o[r] + c0 + 8 * b, k[b], _mm256_mul_ps(acc[r][b], _mm256_set1_ps(inv[r])));
 }
 
-void infer_attend_causal_avx2(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0,
+void cphil_infer_attend_causal_avx2(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0,
                               int T, int dh, float scale, float *O, int ldo, float *S) {
     const __m256 vscale = _mm256_set1_ps(scale);
     float *dummy = S + 4 * (size_t)ldkt;
     for (int t = t0; t < T; t += 4) {
         if (T - t == 1) { /* a lone query (the last layer's): the one-query kernel */
-            infer_attend_head_avx2(Q + (size_t)t * ldq, KT, ldkt, V, ldv, t + 1, dh, scale, O + (size_t)(t - t0) * ldo, S);
+            cphil_infer_attend_head_avx2(Q + (size_t)t * ldq, KT, ldkt, V, ldv, t + 1, dh, scale, O + (size_t)(t - t0) * ldo, S);
             break;
         }
         /* rows past T repeat the last query; their output goes to scratch */
@@ -639,7 +639,7 @@ AI void rope8(const float *a, const float *b, const float *c, const float *s, fl
     st8(ob + j, k, _mm256_fmadd_ps(x, vs, _mm256_mul_ps(y, vc)), full);
 }
 
-void infer_rope_pairs_avx2(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob,
+void cphil_infer_rope_pairs_avx2(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob,
                            int n) {
     int j = 0;
     for (; j + 8 <= n; j += 8) rope8(a, b, c, s, oa, ob, j, tail8(8), 1);
@@ -670,7 +670,7 @@ AI void transpose8(__m256 r[8]) {
     }
 }
 
-void infer_transpose_rows_avx2(const float *const *rows, int off, int T, int n, float *dst, int ldd) {
+void cphil_infer_transpose_rows_avx2(const float *const *rows, int off, int T, int n, float *dst, int ldd) {
     for (int t0 = 0; t0 < T; t0 += 8) {
         const int nt = T - t0 < 8 ? T - t0 : 8;
         const __m256i kt = tail8(nt);

@@ -97,9 +97,9 @@ AI __m512 silu512(__m512 z) { return _mm512_mul_ps(z, sigm512(z)); }
         _mm512_mask_storeu_ps(x + i, k, expr);                                                 \
     }
 
-void infer_vexp_avx512(float *x, int n) { ACT_LOOP(exp512(v)) }
-void infer_vsigmoid_avx512(float *x, int n) { ACT_LOOP(sigm512(v)) }
-void infer_vsilu_avx512(float *x, int n) { ACT_LOOP(silu512(v)) }
+void cphil_infer_vexp_avx512(float *x, int n) { ACT_LOOP(exp512(v)) }
+void cphil_infer_vsigmoid_avx512(float *x, int n) { ACT_LOOP(sigm512(v)) }
+void cphil_infer_vsilu_avx512(float *x, int n) { ACT_LOOP(silu512(v)) }
 /* tanh(x) = 1 - 2 / (2^(2x log2 e) + 1) (exp2_512, rcp512, exponent capped at 120); for
  * |x| < 0.005 use x - x^3/3 (cancellation) */
 AI __m512 tanh512(__m512 v) {
@@ -111,10 +111,10 @@ AI __m512 tanh512(__m512 v) {
     __mmask16 tiny = _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(0.005f), _CMP_LT_OQ);
     return _mm512_mask_blend_ps(tiny, t, sm);
 }
-void infer_vtanh_avx512(float *x, int n) { ACT_LOOP(tanh512(v)) }
+void cphil_infer_vtanh_avx512(float *x, int n) { ACT_LOOP(tanh512(v)) }
 
 /* The LSTM cell in one pass over 16 units at a time (the scalar twin is four passes). */
-void infer_lstm_cell_avx512(float *g, const float *pre, float *h, float *c, int H, float *tmp) {
+void cphil_infer_lstm_cell_avx512(float *g, const float *pre, float *h, float *c, int H, float *tmp) {
     (void)tmp;
     for (int j = 0; j < H; j += 16) {
         __mmask16 k = H - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (H - j)) - 1u);
@@ -149,7 +149,7 @@ AI __m512 softplus512(__m512 v) {
     __mmask16 big = _mm512_cmp_ps_mask(v, _mm512_set1_ps(20.f), _CMP_GT_OQ);
     return _mm512_mask_blend_ps(big, r, v);
 }
-void infer_vsoftplus_avx512(float *x, int n) { ACT_LOOP(softplus512(v)) }
+void cphil_infer_vsoftplus_avx512(float *x, int n) { ACT_LOOP(softplus512(v)) }
 
 
 /* softplus for the scan (float-level, cheaper than softplus512): u = exp(-|x|) (exp512: its
@@ -172,7 +172,7 @@ AI __m512 softplus_scan512(__m512 v) {
 /* One pass per 16 channels: the N state rows read and written once, two partial sums over n,
  * D x and the gate in registers. softplus(dt) and silu(z) of the next block are issued before
  * this block's scan so that their latency overlaps it. */
-void infer_ssm_gated_avx512(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
+void cphil_infer_ssm_gated_avx512(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                             const float *B, const float *C, const float *D, float *h, float *y) {
     __mmask16 kn = I >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << I) - 1u);
     __m512 dn = softplus_scan512(_mm512_maskz_loadu_ps(kn, dtr)), gn = silu512(_mm512_maskz_loadu_ps(kn, z));
@@ -257,7 +257,7 @@ AI __m512 gelu512(__m512 x) {
     const __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
     return _mm512_mul_ps(x, _mm512_mask_sub_ps(h, pos, one, h));
 }
-void infer_vgelu_avx512(float *x, int n) { ACT_LOOP(gelu512(v)) }
+void cphil_infer_vgelu_avx512(float *x, int n) { ACT_LOOP(gelu512(v)) }
 
 /* R rows at a time (their dependency chains interleaved: one row alone is latency-bound). The
  * mean summed in f64 (16 floats at a time as two halves of 8); then the centred values
@@ -312,7 +312,7 @@ AI void ln_rows(const float *X, int ldx, const float *w, const float *b, float *
     }
 }
 
-void infer_layernorm_avx512(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
+void cphil_infer_layernorm_avx512(int M, const float *X, int ldx, const float *w, const float *b, float *Y, int ldy, int n,
                             float eps) {
     int m = 0;
     for (; m + 4 <= M; m += 4) ln_rows(X + (size_t)m * ldx, ldx, w, b, Y + (size_t)m * ldy, ldy, n, eps, 4);
@@ -373,7 +373,7 @@ AI void att_pv(const float *p, const float *V, int ldv, int n, int c0, int dh, _
     for (int b = 0; b < NB; b++) _mm512_mask_storeu_ps(out + c0 + 16 * b, k[b], _mm512_mul_ps(_mm512_add_ps(a0[b], a1[b]), inv));
 }
 
-void infer_attend_head_avx512(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
+void cphil_infer_attend_head_avx512(const float *q, const float *KT, int ldkt, const float *V, int ldv, int n, int dh,
                               float scale, float *out, float *sc) {
     const __m512 vscale = _mm512_set1_ps(scale);
     __m512 mx = _mm512_set1_ps(-INFINITY);
@@ -405,7 +405,7 @@ void infer_attend_head_avx512(const float *q, const float *KT, int ldkt, const f
 }
 
 /* Depthwise conv at one position + SiLU, 16 channels at a time; the taps summed in order. */
-void infer_conv_silu_avx512(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
+void cphil_infer_conv_silu_avx512(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
                             float *out) {
     /* the present taps in a local list (the build has -fno-strict-aliasing: the caller's array
      * would be reloaded after every store) */
@@ -428,7 +428,7 @@ void infer_conv_silu_avx512(int I, int K, const float *w, const float *b, const 
 }
 
 /* RMSNorm: squares summed in double (exact products), 16 floats = two 8-lane chains per step */
-void infer_rmsnorm_avx512(const float *x, const float *w, float *y, int n, float eps) {
+void cphil_infer_rmsnorm_avx512(const float *x, const float *w, float *y, int n, float eps) {
     __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     for (int i = 0; i < n; i += 16) {
         __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
@@ -508,13 +508,13 @@ AI void attc_pv(const float *S, int lds, const float *V, int ldv, int nmax, int 
             _mm512_mask_storeu_ps(o[r] + c0 + 16 * b, k[b], _mm512_mul_ps(acc[r][b], _mm512_set1_ps(inv[r])));
 }
 
-void infer_attend_causal_avx512(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0,
+void cphil_infer_attend_causal_avx512(const float *Q, int ldq, const float *KT, int ldkt, const float *V, int ldv, int t0,
                                 int T, int dh, float scale, float *O, int ldo, float *S) {
     const __m512 vscale = _mm512_set1_ps(scale);
     float *dummy = S + 4 * (size_t)ldkt;
     for (int t = t0; t < T; t += 4) {
         if (T - t == 1) { /* a lone query (the last layer's): the one-query kernel */
-            infer_attend_head_avx512(Q + (size_t)t * ldq, KT, ldkt, V, ldv, t + 1, dh, scale, O + (size_t)(t - t0) * ldo, S);
+            cphil_infer_attend_head_avx512(Q + (size_t)t * ldq, KT, ldkt, V, ldv, t + 1, dh, scale, O + (size_t)(t - t0) * ldo, S);
             break;
         }
         /* rows past T repeat the last query; their output goes to scratch */
@@ -570,7 +570,7 @@ void infer_attend_causal_avx512(const float *Q, int ldq, const float *KT, int ld
 
 /* ---- RoPE pairs, row transposes ------------------------------------------------------------ */
 /* FMA forms: a c - b s as fmsub(a, c, b s), a s + b c as fmadd(a, s, b c). */
-void infer_rope_pairs_avx512(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob,
+void cphil_infer_rope_pairs_avx512(const float *a, const float *b, const float *c, const float *s, float *oa, float *ob,
                              int n) {
     for (int j = 0; j < n; j += 16) {
         __mmask16 k = tail16(n - j);
@@ -609,7 +609,7 @@ AI void transpose16(__m512 r[16]) {
     }
 }
 
-void infer_transpose_rows_avx512(const float *const *rows, int off, int T, int n, float *dst, int ldd) {
+void cphil_infer_transpose_rows_avx512(const float *const *rows, int off, int T, int n, float *dst, int ldd) {
     for (int t0 = 0; t0 < T; t0 += 16) {
         const int nt = T - t0 < 16 ? T - t0 : 16;
         for (int c0 = 0; c0 < n; c0 += 16) {

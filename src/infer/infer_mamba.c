@@ -78,12 +78,12 @@ static cphil_status mamba_load(infer_build *b) {
     for (int l = 0; l < sp->layers; l++) {
         struct mamba_layer *ml = &w->layer[l];
         snprintf(n1, sizeof n1, "layers.%d.norm.weight", l);
-        if ((s = infer_load_vec(b, n1, H, &ml->norm))) return s;
+        if ((s = cphil_infer_load_vec(b, n1, H, &ml->norm))) return s;
         snprintf(n1, sizeof n1, "layers.%d.mixer.in_proj.weight", l);
-        if ((s = infer_load_linear(b, &ml->in_proj, n1, NULL, NULL, 2 * I, H))) return s;
+        if ((s = cphil_infer_load_linear(b, &ml->in_proj, n1, NULL, NULL, 2 * I, H))) return s;
         snprintf(n1, sizeof n1, "layers.%d.mixer.conv1d.weight", l);
         int64_t cs[3] = {I, 1, K};
-        if ((s = infer_load_floats(b, n1, 3, cs, &ml->conv_w))) return s;
+        if ((s = cphil_infer_load_floats(b, n1, 3, cs, &ml->conv_w))) return s;
         float *cT = cphil_alloc(sizeof(float) * (size_t)I * K);
         if (!cT) return cphil_err(CPHIL_E_NOMEM, "out of memory");
         for (int i = 0; i < I; i++)
@@ -91,15 +91,15 @@ static cphil_status mamba_load(infer_build *b) {
         cphil_free(ml->conv_w);
         ml->conv_w = cT;
         snprintf(n1, sizeof n1, "layers.%d.mixer.conv1d.bias", l);
-        if ((s = infer_load_vec(b, n1, I, &ml->conv_b))) return s;
+        if ((s = cphil_infer_load_vec(b, n1, I, &ml->conv_b))) return s;
         snprintf(n1, sizeof n1, "layers.%d.mixer.x_proj.weight", l);
-        if ((s = infer_load_linear(b, &ml->x_proj, n1, NULL, NULL, R + 2 * N, I))) return s;
+        if ((s = cphil_infer_load_linear(b, &ml->x_proj, n1, NULL, NULL, R + 2 * N, I))) return s;
         snprintf(n1, sizeof n1, "layers.%d.mixer.dt_proj.weight", l);
         snprintf(n2, sizeof n2, "layers.%d.mixer.dt_proj.bias", l);
-        if ((s = infer_load_linear(b, &ml->dt_proj, n1, n2, NULL, I, R))) return s;
+        if ((s = cphil_infer_load_linear(b, &ml->dt_proj, n1, n2, NULL, I, R))) return s;
         snprintf(n1, sizeof n1, "layers.%d.mixer.A_log", l);
         int64_t as[2] = {I, N};
-        if ((s = infer_load_floats(b, n1, 2, as, &ml->A))) return s;
+        if ((s = cphil_infer_load_floats(b, n1, 2, as, &ml->A))) return s;
         /* A = -exp(A_log), stored transposed [N][I] for the scan (vectorized over i) and times
          * log2(e) (one rounding, in double): the scan computes exp(dt A) as 2^(dt A2) */
         float *At = cphil_alloc(sizeof(float) * (size_t)I * N);
@@ -110,11 +110,11 @@ static cphil_status mamba_load(infer_build *b) {
         cphil_free(ml->A);
         ml->A = At;
         snprintf(n1, sizeof n1, "layers.%d.mixer.D", l);
-        if ((s = infer_load_vec(b, n1, I, &ml->D))) return s;
+        if ((s = cphil_infer_load_vec(b, n1, I, &ml->D))) return s;
         snprintf(n1, sizeof n1, "layers.%d.mixer.out_proj.weight", l);
-        if ((s = infer_load_linear(b, &ml->out_proj, n1, NULL, NULL, H, I))) return s;
+        if ((s = cphil_infer_load_linear(b, &ml->out_proj, n1, NULL, NULL, H, I))) return s;
     }
-    return infer_load_vec(b, "norm_f.weight", H, &w->normf_w);
+    return cphil_infer_load_vec(b, "norm_f.weight", H, &w->normf_w);
 }
 
 static int mamba_pre_width(const cphil_infer_model *m) { return 2 * m->spec.expand * m->spec.hidden; }
@@ -129,28 +129,28 @@ static cphil_status mamba_open(cphil_infer_state *s) {
     const size_t H = (size_t)sp->hidden, I = (size_t)w->I, N = (size_t)sp->state, W = (size_t)s->W;
     const size_t DBL = (size_t)w->R + 2 * N;
     bool ok = true;
-    mamba_run *r = infer_calloc(&ok, 1, sizeof *r);
+    mamba_run *r = cphil_infer_calloc(&ok, 1, sizeof *r);
     s->run = r;
     if (!ok) return CPHIL_E_NOMEM;
-    r->normed = infer_calloc(&ok, H, sizeof(float));
-    r->y = infer_calloc(&ok, I, sizeof(float));
+    r->normed = cphil_infer_calloc(&ok, H, sizeof(float));
+    r->y = cphil_infer_calloc(&ok, I, sizeof(float));
     if (s->mode == CPHIL_INFER_WINDOW) {
-        r->res = infer_calloc(&ok, W * H, sizeof(float));
-        r->seq_u = infer_calloc(&ok, W * H, sizeof(float));
-        r->seq_xz = infer_calloc(&ok, W * 2 * I, sizeof(float));
-        r->seq_xc = infer_calloc(&ok, W * I, sizeof(float));
-        r->seq_dbl = infer_calloc(&ok, W * DBL, sizeof(float));
-        r->seq_dt = infer_calloc(&ok, W * I, sizeof(float));
-        r->scan = infer_calloc(&ok, N * I, sizeof(float));
+        r->res = cphil_infer_calloc(&ok, W * H, sizeof(float));
+        r->seq_u = cphil_infer_calloc(&ok, W * H, sizeof(float));
+        r->seq_xz = cphil_infer_calloc(&ok, W * 2 * I, sizeof(float));
+        r->seq_xc = cphil_infer_calloc(&ok, W * I, sizeof(float));
+        r->seq_dbl = cphil_infer_calloc(&ok, W * DBL, sizeof(float));
+        r->seq_dt = cphil_infer_calloc(&ok, W * I, sizeof(float));
+        r->scan = cphil_infer_calloc(&ok, N * I, sizeof(float));
     } else {
-        r->st_x = infer_calloc(&ok, H, sizeof(float));
-        r->st_u = infer_calloc(&ok, H, sizeof(float));
-        r->st_xz = infer_calloc(&ok, 2 * I, sizeof(float));
-        r->st_xc = infer_calloc(&ok, I, sizeof(float));
-        r->st_dbl = infer_calloc(&ok, DBL, sizeof(float));
-        r->st_dt = infer_calloc(&ok, I, sizeof(float));
-        r->conv_ring = infer_calloc(&ok, conv_ring_len(sp, w->I), sizeof(float));
-        r->ssm = infer_calloc(&ok, (size_t)sp->layers * N * I, sizeof(float));
+        r->st_x = cphil_infer_calloc(&ok, H, sizeof(float));
+        r->st_u = cphil_infer_calloc(&ok, H, sizeof(float));
+        r->st_xz = cphil_infer_calloc(&ok, 2 * I, sizeof(float));
+        r->st_xc = cphil_infer_calloc(&ok, I, sizeof(float));
+        r->st_dbl = cphil_infer_calloc(&ok, DBL, sizeof(float));
+        r->st_dt = cphil_infer_calloc(&ok, I, sizeof(float));
+        r->conv_ring = cphil_infer_calloc(&ok, conv_ring_len(sp, w->I), sizeof(float));
+        r->ssm = cphil_infer_calloc(&ok, (size_t)sp->layers * N * I, sizeof(float));
     }
     return ok ? CPHIL_OK : CPHIL_E_NOMEM;
 }
@@ -175,7 +175,7 @@ static void mamba_pre(cphil_infer_state *s, const float *x0, float *pre) {
     const cphil_infer_spec *sp = &s->m->spec;
     const mamba_weights *w = s->m->weights;
     mamba_run *r = s->run;
-    infer_rmsnorm(x0, w->layer[0].norm, r->normed, sp->hidden, sp->norm_eps);
+    cphil_infer_rmsnorm(x0, w->layer[0].norm, r->normed, sp->hidden, sp->norm_eps);
     infer_mm(s, &w->layer[0].in_proj, 1, r->normed, sp->hidden, pre, s->P, 0);
 }
 
@@ -196,7 +196,7 @@ static void mamba_window(cphil_infer_state *s, int T) {
         const struct mamba_layer *ml = &w->layer[l];
         if (l > 0) {
             for (int t = 0; t < T; t++)
-                infer_rmsnorm(X + (size_t)t * H, ml->norm, r->seq_u + (size_t)t * H, H, sp->norm_eps);
+                cphil_infer_rmsnorm(X + (size_t)t * H, ml->norm, r->seq_u + (size_t)t * H, H, sp->norm_eps);
             infer_mm(s, &ml->in_proj, T, r->seq_u, H, r->seq_xz, 2 * I, 0);
         } else {
             for (int t = 0; t < T; t++)
@@ -208,7 +208,7 @@ static void mamba_window(cphil_infer_state *s, int T) {
                 int tt = t - (K - 1) + j;
                 tap[j] = tt < 0 ? NULL : r->seq_xz + (size_t)tt * 2 * I;
             }
-            infer_conv_silu(I, K, ml->conv_w, ml->conv_b, tap, NULL, r->seq_xc + (size_t)t * I);
+            cphil_infer_conv_silu(I, K, ml->conv_w, ml->conv_b, tap, NULL, r->seq_xc + (size_t)t * I);
         }
         infer_mm(s, &ml->x_proj, T, r->seq_xc, I, r->seq_dbl, DBL, 0);
         infer_mm(s, &ml->dt_proj, T, r->seq_dbl, DBL, r->seq_dt, I, 0); /* softplus is the scan's */
@@ -217,14 +217,14 @@ static void mamba_window(cphil_infer_state *s, int T) {
         for (int t = 0; t < T; t++) {
             const float *dbl = r->seq_dbl + (size_t)t * DBL;
             float *xc = r->seq_xc + (size_t)t * I;
-            infer_ssm_gated(I, N, ml->A, r->seq_dt + (size_t)t * I, xc, r->seq_xz + (size_t)t * 2 * I + I, dbl + R,
+            cphil_infer_ssm_gated(I, N, ml->A, r->seq_dt + (size_t)t * I, xc, r->seq_xz + (size_t)t * 2 * I + I, dbl + R,
                             dbl + R + N, ml->D, r->scan, last_layer ? r->y : xc);
         }
         /* seq_xc[t] now holds the gated output (r->y: the last position, in the last layer) */
         if (last_layer) infer_mm(s, &ml->out_proj, 1, r->y, I, X + (size_t)(T - 1) * H, H, 1);
         else infer_mm(s, &ml->out_proj, T, r->seq_xc, I, X, H, 1);
     }
-    infer_rmsnorm(X + (size_t)(T - 1) * H, w->normf_w, s->feat, H, sp->norm_eps);
+    cphil_infer_rmsnorm(X + (size_t)(T - 1) * H, w->normf_w, s->feat, H, sp->norm_eps);
 }
 
 /* One step per layer. The conv ring holds the last K-1 inputs of each layer in rotating slots:
@@ -244,24 +244,24 @@ static void mamba_stream(cphil_infer_state *s, const float *x0, const float *pre
         const struct mamba_layer *ml = &w->layer[l];
         const float *xz = pre0;
         if (l > 0) {
-            infer_rmsnorm(x, ml->norm, r->st_u, H, sp->norm_eps);
+            cphil_infer_rmsnorm(x, ml->norm, r->st_u, H, sp->norm_eps);
             infer_mm(s, &ml->in_proj, 1, r->st_u, H, r->st_xz, 2 * I, 0);
             xz = r->st_xz;
         }
         float *ring = r->conv_ring + (size_t)l * Km1 * I;
         for (int j = 0; j < K - 1; j++) tap[j] = ring + (size_t)((r0 + j) % (K - 1)) * I;
         tap[K - 1] = xz;
-        infer_conv_silu(I, K, ml->conv_w, ml->conv_b, tap, K > 1 ? ring + (size_t)r0 * I : NULL, r->st_xc);
+        cphil_infer_conv_silu(I, K, ml->conv_w, ml->conv_b, tap, K > 1 ? ring + (size_t)r0 * I : NULL, r->st_xc);
         infer_mm(s, &ml->x_proj, 1, r->st_xc, I, r->st_dbl, R + 2 * N, 0);
         infer_mm(s, &ml->dt_proj, 1, r->st_dbl, R, r->st_dt, I, 0);
-        infer_ssm_gated(I, N, ml->A, r->st_dt, r->st_xc, xz + I, r->st_dbl + R, r->st_dbl + R + N, ml->D,
+        cphil_infer_ssm_gated(I, N, ml->A, r->st_dt, r->st_xc, xz + I, r->st_dbl + R, r->st_dbl + R + N, ml->D,
                         r->ssm + (size_t)l * I * N, r->y);
         infer_mm(s, &ml->out_proj, 1, r->y, I, x, H, 1);
     }
-    infer_rmsnorm(x, w->normf_w, s->feat, H, sp->norm_eps);
+    cphil_infer_rmsnorm(x, w->normf_w, s->feat, H, sp->norm_eps);
 }
 
-const infer_backbone infer_mamba_ops = {
+const infer_backbone cphil_infer_mamba_ops = {
     .check = mamba_check,
     .load = mamba_load,
     .free_weights = mamba_free_weights,

@@ -32,7 +32,7 @@ static cphil_status mlp_load(infer_build *b) {
     for (int i = 1; i < sp->n_mlp; i++) {
         snprintf(n1, sizeof n1, "mlp.%d.weight", i - 1);
         snprintf(n2, sizeof n2, "mlp.%d.bias", i - 1);
-        cphil_status s = infer_load_linear(b, &w->layer[i], n1, n2, NULL, sp->mlp[i], sp->mlp[i - 1]);
+        cphil_status s = cphil_infer_load_linear(b, &w->layer[i], n1, n2, NULL, sp->mlp[i], sp->mlp[i - 1]);
         if (s) return s;
     }
     return CPHIL_OK;
@@ -50,11 +50,11 @@ static cphil_status mlp_open(cphil_infer_state *s) {
     int wmax = 1;
     for (int i = 0; i < sp->n_mlp; i++) wmax = CPHIL_MAX(wmax, sp->mlp[i]);
     bool ok = true;
-    mlp_run *r = infer_calloc(&ok, 1, sizeof *r);
+    mlp_run *r = cphil_infer_calloc(&ok, 1, sizeof *r);
     s->run = r;
     if (!ok) return CPHIL_E_NOMEM;
-    r->act[0] = infer_calloc(&ok, (size_t)wmax, sizeof(float));
-    r->act[1] = infer_calloc(&ok, (size_t)wmax, sizeof(float));
+    r->act[0] = cphil_infer_calloc(&ok, (size_t)wmax, sizeof(float));
+    r->act[1] = cphil_infer_calloc(&ok, (size_t)wmax, sizeof(float));
     return ok ? CPHIL_OK : CPHIL_E_NOMEM;
 }
 
@@ -77,14 +77,14 @@ static void mlp_window(cphil_infer_state *s, int T) {
     for (int i = 1; i < sp->n_mlp; i++) {
         float *y = r->act[i & 1];
         infer_mm(s, &wt->layer[i], 1, x, w, y, sp->mlp[i], 0);
-        infer_relu(y, sp->mlp[i]);
+        cphil_infer_relu(y, sp->mlp[i]);
         x = y;
         w = sp->mlp[i];
     }
     memcpy(s->feat, x, sizeof(float) * (size_t)m->Hb);
 }
 
-const infer_backbone infer_mlp_ops = {
+const infer_backbone cphil_infer_mlp_ops = {
     .check = mlp_check,
     .load = mlp_load,
     .free_weights = mlp_free_weights,

@@ -52,9 +52,9 @@ static cphil_status rnn_load(infer_build *b) {
         snprintf(n1, sizeof n1, "%s.weight_ih_l%d", nm, l);
         snprintf(n2, sizeof n2, "%s.bias_ih_l%d", nm, l);
         snprintf(n3, sizeof n3, "%s.bias_hh_l%d", nm, l);
-        if ((s = infer_load_linear(b, &w->layer[l].ih, n1, n2, lstm ? n3 : NULL, w->G * H, H))) return s;
+        if ((s = cphil_infer_load_linear(b, &w->layer[l].ih, n1, n2, lstm ? n3 : NULL, w->G * H, H))) return s;
         snprintf(n1, sizeof n1, "%s.weight_hh_l%d", nm, l);
-        if ((s = infer_load_linear(b, &w->layer[l].hh, n1, lstm ? NULL : n3, NULL, w->G * H, H))) return s;
+        if ((s = cphil_infer_load_linear(b, &w->layer[l].hh, n1, lstm ? NULL : n3, NULL, w->G * H, H))) return s;
     }
     return CPHIL_OK;
 }
@@ -69,27 +69,27 @@ static cphil_status rnn_open(cphil_infer_state *s) {
     const cphil_infer_spec *sp = &s->m->spec;
     const size_t H = (size_t)sp->hidden, L = (size_t)sp->layers, W = (size_t)s->W, GH = (size_t)s->P;
     bool ok = true;
-    rnn_run *r = infer_calloc(&ok, 1, sizeof *r);
+    rnn_run *r = cphil_infer_calloc(&ok, 1, sizeof *r);
     s->run = r;
     if (!ok) return CPHIL_E_NOMEM;
     const bool lstm = sp->backbone == CPHIL_BACKBONE_LSTM; /* c and cell_tmp: LSTM; gates_hh: GRU */
-    r->gates = infer_calloc(&ok, GH, sizeof(float));
-    if (lstm) r->cell_tmp = infer_calloc(&ok, H, sizeof(float));
-    else r->gates_hh = infer_calloc(&ok, GH, sizeof(float));
+    r->gates = cphil_infer_calloc(&ok, GH, sizeof(float));
+    if (lstm) r->cell_tmp = cphil_infer_calloc(&ok, H, sizeof(float));
+    else r->gates_hh = cphil_infer_calloc(&ok, GH, sizeof(float));
     if (s->mode == CPHIL_INFER_WINDOW) {
-        r->seq_h = infer_calloc(&ok, W * H, sizeof(float));
-        r->seq_in = infer_calloc(&ok, W * GH, sizeof(float));
-        r->h = infer_calloc(&ok, H, sizeof(float));
-        r->c = infer_calloc(&ok, H, sizeof(float));
-        r->fl_h = infer_calloc(&ok, L * W * H, sizeof(float));
-        if (lstm) r->fl_c = infer_calloc(&ok, L * W * H, sizeof(float));
-        else r->fl_gh = infer_calloc(&ok, W * GH, sizeof(float));
-        r->fl_in = infer_calloc(&ok, W * GH, sizeof(float));
-        r->fl_g = infer_calloc(&ok, W * GH, sizeof(float));
+        r->seq_h = cphil_infer_calloc(&ok, W * H, sizeof(float));
+        r->seq_in = cphil_infer_calloc(&ok, W * GH, sizeof(float));
+        r->h = cphil_infer_calloc(&ok, H, sizeof(float));
+        r->c = cphil_infer_calloc(&ok, H, sizeof(float));
+        r->fl_h = cphil_infer_calloc(&ok, L * W * H, sizeof(float));
+        if (lstm) r->fl_c = cphil_infer_calloc(&ok, L * W * H, sizeof(float));
+        else r->fl_gh = cphil_infer_calloc(&ok, W * GH, sizeof(float));
+        r->fl_in = cphil_infer_calloc(&ok, W * GH, sizeof(float));
+        r->fl_g = cphil_infer_calloc(&ok, W * GH, sizeof(float));
     } else {
-        r->st_h = infer_calloc(&ok, L * H, sizeof(float));
-        r->st_c = infer_calloc(&ok, L * H, sizeof(float));
-        r->st_in = infer_calloc(&ok, GH, sizeof(float));
+        r->st_h = cphil_infer_calloc(&ok, L * H, sizeof(float));
+        r->st_c = cphil_infer_calloc(&ok, L * H, sizeof(float));
+        r->st_in = cphil_infer_calloc(&ok, GH, sizeof(float));
     }
     return ok ? CPHIL_OK : CPHIL_E_NOMEM;
 }
@@ -127,13 +127,13 @@ static void rnn_pre(cphil_infer_state *s, const float *x0, float *pre) {
 }
 
 /* GRU cell: gi[3H] = W_ih x + b_ih, gh[3H] = W_hh h + b_hh (r z n). The loops vectorize with
- * the cheap cost model (see infer_relu). */
+ * the cheap cost model (see cphil_infer_relu). */
 __attribute__((optimize("vect-cost-model=cheap"))) static void gru_cell(float *restrict gi, const float *restrict gh,
                                                                          float *restrict h, int H) {
     for (int j = 0; j < 2 * H; j++) gi[j] += gh[j];
-    infer_vsigmoid(gi, 2 * H);
+    cphil_infer_vsigmoid(gi, 2 * H);
     for (int j = 0; j < H; j++) gi[2 * H + j] += gi[j] * gh[2 * H + j];
-    infer_vtanh(gi + 2 * H, H);
+    cphil_infer_vtanh(gi + 2 * H, H);
     for (int j = 0; j < H; j++) {
         float z = gi[H + j];
         h[j] = (1.f - z) * gi[2 * H + j] + z * h[j];
@@ -152,10 +152,10 @@ static void rnn_step(cphil_infer_state *s, int l, const float *pre, float *h, fl
         /* LSTM cell (infer_kern.c): gates = pre + W_hh h, one fused pass */
         if (h_zero) {
             memcpy(g, pre, sizeof(float) * 4 * (size_t)H);
-            infer_lstm_cell(g, NULL, h, c, H, r->cell_tmp);
+            cphil_infer_lstm_cell(g, NULL, h, c, H, r->cell_tmp);
         } else {
             infer_mm(s, &w->layer[l].hh, 1, h, H, g, 4 * H, 0);
-            infer_lstm_cell(g, pre, h, c, H, r->cell_tmp);
+            cphil_infer_lstm_cell(g, pre, h, c, H, r->cell_tmp);
         }
     } else {
         memcpy(g, pre, sizeof(float) * 3 * (size_t)H);
@@ -232,7 +232,7 @@ static void rnn_window_step(cphil_infer_state *s) {
         if (w->G == 4) {
             infer_mm(s, &w->layer[l].hh, W, h, H, r->fl_g, GH, 0);
             for (int k = 0; k < W; k++)
-                infer_lstm_cell(r->fl_g + (size_t)k * GH, l == 0 ? x : r->fl_in + (size_t)k * GH, h + (size_t)k * H,
+                cphil_infer_lstm_cell(r->fl_g + (size_t)k * GH, l == 0 ? x : r->fl_in + (size_t)k * GH, h + (size_t)k * H,
                                 r->fl_c + l * LW + (size_t)k * H, H, r->cell_tmp);
         } else {
             infer_mm(s, &w->layer[l].hh, W, h, H, r->fl_gh, GH, 0);
@@ -264,7 +264,7 @@ static void rnn_stream(cphil_infer_state *s, const float *x0, const float *pre0)
 }
 
 /* LSTM and GRU share every entry: the cell is chosen from the spec inside each one */
-const infer_backbone infer_rnn_ops = {
+const infer_backbone cphil_infer_rnn_ops = {
     .load = rnn_load,
     .free_weights = rnn_free_weights,
     .pre_width = rnn_pre_width,

@@ -262,7 +262,7 @@ static cphil_status edit_dolphin(ctx *c, const char *name, ini *f, const live_se
     return CPHIL_OK;
 }
 
-cphil_status live_dolphin_setup(const live_setup_params *p, live_setup_note note, void *user) {
+cphil_status cphil_live_dolphin_setup(const live_setup_params *p, live_setup_note note, void *user) {
     if (!p || !p->user_dir || !*p->user_dir) return cphil_err(CPHIL_E_ARG, "dolphin-setup: no user directory");
     if (p->port < 1 || p->port > 4) return cphil_err(CPHIL_E_ARG, "dolphin-setup: port %d is not 1..4", p->port);
     if (p->spectator_port < 1 || p->spectator_port > 65535)

@@ -21,6 +21,6 @@ typedef void (*live_setup_note)(void *user, const char *line);
  * first copied to <file>.cphil-backup-<UTC time>[-k] (never overwriting a backup), then
  * rewritten atomically; other sections and keys are kept as they are. Running it twice changes
  * nothing the second time. Errors: CPHIL_E_ARG, CPHIL_E_IO, CPHIL_E_NOMEM. */
-cphil_status live_dolphin_setup(const live_setup_params *p, live_setup_note note, void *user);
+cphil_status cphil_live_dolphin_setup(const live_setup_params *p, live_setup_note note, void *user);
 
 #endif

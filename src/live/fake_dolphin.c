@@ -33,15 +33,15 @@
 #include <time.h>
 #include <unistd.h>
 
-cphil_status live_enet_acquire(void);
-void live_enet_release(void);
+cphil_status cphil_live_enet_acquire(void);
+void cphil_live_enet_release(void);
 
-const char *const live_fake_fault_names =
+const char *const cphil_live_fake_fault_names =
     "pause, restart, kick, zero-length, unknown-type, bad-json, bad-base64, unknown-event, truncated, menu-in-game, close";
 static const char *const k_fault[] = {"pause",      "restart",       "kick",      "zero-length",  "unknown-type", "bad-json",
                                       "bad-base64", "unknown-event", "truncated", "menu-in-game", "close"};
 
-bool live_fake_parse_faults(const char *list, unsigned *bits, const char **bad, size_t *bad_len) {
+bool cphil_live_fake_parse_faults(const char *list, unsigned *bits, const char **bad, size_t *bad_len) {
     *bits = 0;
     const char *p = list;
     while (*p) {
@@ -61,7 +61,7 @@ bool live_fake_parse_faults(const char *list, unsigned *bits, const char **bad, 
     return true;
 }
 
-void live_fake_default_params(live_fake_params *p) {
+void cphil_live_fake_default_params(live_fake_params *p) {
     memset(p, 0, sizeof *p);
     p->bind_host = "127.0.0.1";
     p->port = 51441;
@@ -350,11 +350,11 @@ static cphil_status push_item(fake *f, const item *it, bool closed) {
         f->in_game = true;
         return buf_push(f, s, (uint32_t)n);
     case I_EVENT: {
-        size_t bl = live_b64_encoded_len(it->len), cap = bl + 128;
+        size_t bl = cphil_live_b64_encoded_len(it->len), cap = bl + 128;
         s = make_json(cap);
         if (!s) return cphil_err(CPHIL_E_NOMEM, "fake Dolphin: out of memory");
         n = snprintf(s, cap, "{\"cursor\":%lld,\"next_cursor\":%lld,\"payload\":\"", (long long)c, (long long)c + 1);
-        live_b64_encode(it->bytes, it->len, s + n);
+        cphil_live_b64_encode(it->bytes, it->len, s + n);
         n += (int)bl;
         n += snprintf(s + n, cap - (size_t)n, "\",\"type\":\"game_event\"}");
         f->st->game_events++;
@@ -543,7 +543,7 @@ static cphil_status pipes_open(fake *f) {
         int k = f->n_fds++;
         f->fds[k] = fd;
         snprintf(f->pipe_names[k], sizeof f->pipe_names[k], "%.60s", de->d_name);
-        live_pad_model_init(&f->model[k]);
+        cphil_live_pad_model_init(&f->model[k]);
         logf_(f, "reading controller pipe %s", path);
     }
     closedir(dd);
@@ -552,7 +552,7 @@ static cphil_status pipes_open(fake *f) {
 
 static void record_flush(fake *f, int k) {
     live_pad_bytes b;
-    live_pad_to_bytes(&f->model[k], &b);
+    cphil_live_pad_to_bytes(&f->model[k], &b);
     uint64_t idx = f->st->flushes++;
     if (!f->rec_open) return;
     struct need nd = {'-', 0, false};
@@ -565,8 +565,8 @@ static void record_flush(fake *f, int k) {
                      (unsigned long long)idx, f->pipe_names[k],
                      nd.kind == 's' ? "game_start" : nd.kind == 'f' ? "frame" : nd.kind == 'm' ? "menu" : "none",
                      (int)nd.frame, nd.resend ? "true" : "false", b.buttons, b.main_x, b.main_y, b.c_x, b.c_y, b.l, b.r,
-                     b.la, b.ra, live_stick_byte_class(b.main_x), live_stick_byte_class(b.main_y),
-                     live_stick_byte_class(b.c_x), live_stick_byte_class(b.c_y), live_shoulder_byte_class(b.la));
+                     b.la, b.ra, cphil_live_stick_byte_class(b.main_x), cphil_live_stick_byte_class(b.main_y),
+                     cphil_live_stick_byte_class(b.c_x), cphil_live_stick_byte_class(b.c_y), cphil_live_shoulder_byte_class(b.la));
     cphil_atomic_write(&f->rec, line, (size_t)n);
 }
 
@@ -588,7 +588,7 @@ static void read_pipes(fake *f) {
                     if (f->line_len[k] < sizeof f->line[k] - 1) f->line[k][f->line_len[k]++] = b[i];
                     continue;
                 }
-                int a = live_pad_apply_line(&f->model[k], f->line[k], f->line_len[k]);
+                int a = cphil_live_pad_apply_line(&f->model[k], f->line[k], f->line_len[k]);
                 if (a == 0) {
                     f->st->invalid_lines++;
                     f->line[k][f->line_len[k]] = '\0';
@@ -636,7 +636,7 @@ static void menu_frame(fake *f, int i, int n) {
     m[0x3B] = (uint8_t)(fr >> 8);
     m[0x3C] = (uint8_t)fr;
     char b64[140];
-    live_b64_encode(m, 96, b64);
+    cphil_live_b64_encode(m, 96, b64);
     snprintf(f->menu_msg, sizeof f->menu_msg, "{\"payload\":\"%s\",\"type\":\"menu_event\"}", b64);
     f->menu_counter++;
     f->st->menu_frames++;
@@ -688,7 +688,7 @@ static float clampf_(float v, float lo, float hi) { return v < lo ? lo : v > hi 
 static bool sim_tick(fake *f) {
     live_menu_frame *m = &f->mf;
     live_pad_bytes b = {0, 128, 128, 128, 128, 0, 0, 0, 0};
-    if (f->sim_pipe >= 0) live_pad_to_bytes(&f->model[f->sim_pipe], &b);
+    if (f->sim_pipe >= 0) cphil_live_pad_to_bytes(&f->model[f->sim_pipe], &b);
     uint16_t edge = (uint16_t)(b.buttons & ~f->sim_prev_buttons);
     f->sim_prev_buttons = b.buttons;
     float vx = sim_axis(b.main_x) * CURSOR_SPEED, vy = sim_axis(b.main_y) * CURSOR_SPEED;
@@ -698,7 +698,7 @@ static bool sim_tick(fake *f) {
         m->cursor_x[p] = clampf_(m->cursor_x[p] + vx, -35.0f, 35.0f);
         m->cursor_y[p] = clampf_(m->cursor_y[p] + vy, -20.0f, 25.0f);
         if ((edge & 0x0100) && m->coin[p] == 1) {
-            const live_css_slot *c = live_css_at(m->cursor_x[p], m->cursor_y[p]);
+            const live_css_slot *c = cphil_live_css_at(m->cursor_x[p], m->cursor_y[p]);
             if (c) {
                 m->css_char[p] = c->css_id;
                 m->coin[p] = LIVE_COIN_DOWN;
@@ -723,7 +723,7 @@ static bool sim_tick(fake *f) {
     }
     m->sss_x = clampf_(m->sss_x + vx, -25.0f, 25.0f);
     m->sss_y = clampf_(m->sss_y + vy, -20.0f, 25.0f);
-    const live_sss_slot *s = live_sss_at(m->sss_x, m->sss_y);
+    const live_sss_slot *s = cphil_live_sss_at(m->sss_x, m->sss_y);
     m->stage = s ? s->stage_byte : 0;
     if ((edge & 0x0100) && s) {
         f->st->menu_stage = s->stage_byte;
@@ -735,9 +735,9 @@ static bool sim_tick(fake *f) {
 
 static void sim_frame(fake *f) {
     uint8_t m[LIVE_MENU_BYTES];
-    live_menu_encode(&f->mf, m);
+    cphil_live_menu_encode(&f->mf, m);
     char b64[140];
-    live_b64_encode(m, sizeof m, b64);
+    cphil_live_b64_encode(m, sizeof m, b64);
     snprintf(f->menu_msg, sizeof f->menu_msg, "{\"payload\":\"%s\",\"type\":\"menu_event\"}", b64);
     f->menu_counter++;
     f->st->menu_frames++;
@@ -762,7 +762,7 @@ static void fault_at(fake *f, const item *it) {
     (void)it;
 }
 
-cphil_status live_fake_run(const live_fake_params *p, live_fake_stats *st) {
+cphil_status cphil_live_fake_run(const live_fake_params *p, live_fake_stats *st) {
     memset(st, 0, sizeof *st);
     if (p->port < 1 || p->port > 65535) return cphil_err(CPHIL_E_ARG, "fake Dolphin: port %d is not 1..65535", p->port);
     fake F;
@@ -774,7 +774,7 @@ cphil_status live_fake_run(const live_fake_params *p, live_fake_stats *st) {
     cphil_status s = build_items(f);
     bool enet = false;
     if (s) goto out;
-    if ((s = live_enet_acquire())) goto out;
+    if ((s = cphil_live_enet_acquire())) goto out;
     enet = true;
     if ((s = pipes_open(f))) goto out;
     if (p->record_path) {
@@ -979,7 +979,7 @@ cphil_status live_fake_run(const live_fake_params *p, live_fake_stats *st) {
 out:
     st->seconds = cphil_now_sec() - t0;
     host_down(f);
-    if (enet) live_enet_release();
+    if (enet) cphil_live_enet_release();
     for (int k = 0; k < f->n_fds; k++) close(f->fds[k]);
     if (f->rec_open) {
         if (s == CPHIL_OK) {

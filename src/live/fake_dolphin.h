@@ -23,8 +23,8 @@ enum {
     FAKE_FAULT_CLOSE = 1 << 10        /* Dolphin closes mid-game: end_game with dolphin_closed true, then exit */
 };
 /* "pause,kick,..." -> bits; false with the bad name in *bad. */
-bool live_fake_parse_faults(const char *list, unsigned *bits, const char **bad, size_t *bad_len);
-extern const char *const live_fake_fault_names; /* for --help */
+bool cphil_live_fake_parse_faults(const char *list, unsigned *bits, const char **bad, size_t *bad_len);
+extern const char *const cphil_live_fake_fault_names; /* for --help */
 
 typedef struct live_fake_params {
     const uint8_t *replay;       /* the .slp bytes (or a bare event stream) */
@@ -52,7 +52,7 @@ typedef struct live_fake_params {
     void *log_user;
 } live_fake_params;
 
-void live_fake_default_params(live_fake_params *p);
+void cphil_live_fake_default_params(live_fake_params *p);
 
 typedef struct live_fake_stats {
     uint64_t messages, game_events, bookends, resends, menu_frames;
@@ -67,6 +67,6 @@ typedef struct live_fake_stats {
 /* Serve the replay once (one game), then close like Dolphin does. Errors: CPHIL_E_FORMAT (not a
  * replay, or older than 3.0.0), CPHIL_E_IO (port or FIFO), CPHIL_E_INTERRUPTED (stop set),
  * CPHIL_E_ARG (no client came / a lockstep client stopped answering; message says which). */
-cphil_status live_fake_run(const live_fake_params *p, live_fake_stats *st);
+cphil_status cphil_live_fake_run(const live_fake_params *p, live_fake_stats *st);
 
 #endif

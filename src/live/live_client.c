@@ -188,14 +188,14 @@ static void on_packet(cphil_live *l, const uint8_t *data, size_t len, uint64_t t
     stat_add(l, &l->stats.bytes, len);
     {
         /* the common case, a game_event exactly as Dolphin writes it: matched and decoded without
-         * the general JSON parser (live_match_game_event); anything else takes the general path */
+         * the general JSON parser (cphil_live_match_game_event); anything else takes the general path */
         int64_t cursor, next;
         const char *b64;
         size_t b64_len, out_len, bad;
         msg *m;
-        if (len && live_match_game_event((const char *)data, len, &cursor, &next, &b64, &b64_len) &&
+        if (len && cphil_live_match_game_event((const char *)data, len, &cursor, &next, &b64, &b64_len) &&
             (m = new_msg(M_EVENT, (uint32_t)(b64_len / 4 * 3)))) {
-            if (live_b64_decode(b64, b64_len, m->data, &out_len, &bad)) {
+            if (cphil_live_b64_decode(b64, b64_len, m->data, &out_len, &bad)) {
                 m->len = (uint32_t)out_len;
                 m->arrival_ns = t_recv;
                 accept_msg(l, m, cursor, next, false, false);
@@ -269,7 +269,7 @@ static void on_packet(cphil_live *l, const uint8_t *data, size_t len, uint64_t t
             m = new_msg(M_EVENT, (uint32_t)(pv->len / 4 * 3));
             size_t out_len = 0, bad = 0;
             if (!m) goto nomem;
-            if (!live_b64_decode(b64, pv->len, m->data, &out_len, &bad)) {
+            if (!cphil_live_b64_decode(b64, pv->len, m->data, &out_len, &bad)) {
                 cphil_free(m);
                 stat_add(l, &l->stats.malformed, 1);
                 if (warn_ok(l, 2))
@@ -293,7 +293,7 @@ static void on_packet(cphil_live *l, const uint8_t *data, size_t len, uint64_t t
         msg *m = b64 ? new_msg(M_MENU, (uint32_t)(pv->len / 4 * 3)) : NULL;
         size_t out_len = 0, bad = 0;
         if (b64 && !m) goto nomem;
-        if (!b64 || !live_b64_decode(b64, pv->len, m->data, &out_len, &bad) || out_len == 0) {
+        if (!b64 || !cphil_live_b64_decode(b64, pv->len, m->data, &out_len, &bad) || out_len == 0) {
             cphil_free(m);
             stat_add(l, &l->stats.malformed, 1);
             if (warn_ok(l, 2)) push_text(l, M_WARNING, "menu_event without a valid base64 payload: skipped");
@@ -434,17 +434,17 @@ static void *net_main(void *arg) {
 static pthread_mutex_t g_enet_mu = PTHREAD_MUTEX_INITIALIZER;
 static int g_enet_users;
 
-cphil_status live_enet_acquire(void);
-void live_enet_release(void);
+cphil_status cphil_live_enet_acquire(void);
+void cphil_live_enet_release(void);
 /* enet_initialize / enet_deinitialize counted across the process (client and fake share it). */
-cphil_status live_enet_acquire(void) {
+cphil_status cphil_live_enet_acquire(void) {
     pthread_mutex_lock(&g_enet_mu);
     int bad = g_enet_users == 0 && enet_initialize() != 0;
     if (!bad) g_enet_users++;
     pthread_mutex_unlock(&g_enet_mu);
     return bad ? cphil_err(CPHIL_E_IO, "ENet could not be initialised") : CPHIL_OK;
 }
-void live_enet_release(void) {
+void cphil_live_enet_release(void) {
     pthread_mutex_lock(&g_enet_mu);
     if (g_enet_users > 0 && --g_enet_users == 0) enet_deinitialize();
     pthread_mutex_unlock(&g_enet_mu);
@@ -460,11 +460,11 @@ cphil_status cphil_live_open(const cphil_live_params *params, cphil_live **out) 
     if (p.reconnect_timeout_ms <= 0) p.reconnect_timeout_ms = 30000;
     if (p.net_timeout_ms < 0) p.net_timeout_ms = 0;
     if (strlen(p.host) >= 64) return cphil_err(CPHIL_E_ARG, "live: host name too long");
-    cphil_status s = live_enet_acquire();
+    cphil_status s = cphil_live_enet_acquire();
     if (s) return s;
     cphil_live *l = cphil_calloc(1, sizeof *l);
     if (!l) {
-        live_enet_release();
+        cphil_live_enet_release();
         return cphil_err(CPHIL_E_NOMEM, "out of memory for a live connection");
     }
     l->p = p;
@@ -523,7 +523,7 @@ void cphil_live_close(cphil_live *l) {
     pthread_mutex_destroy(&l->host_mu);
     pthread_mutex_destroy(&l->mu);
     cphil_free(l);
-    live_enet_release();
+    cphil_live_enet_release();
 }
 
 void cphil_live_get_stats(cphil_live *l, cphil_live_stats *out) {

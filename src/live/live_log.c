@@ -10,7 +10,7 @@ static int cls(float v, int n) {
     return k < 0 ? 0 : k > n - 1 ? n - 1 : k;
 }
 
-size_t live_log_format(char *buf, size_t cap, int game, int32_t frame, const cphil_controller_state *c,
+size_t cphil_live_log_format(char *buf, size_t cap, int game, int32_t frame, const cphil_controller_state *c,
                        double latency_us) {
     int n = snprintf(buf, cap,
                      "{\"game\":%d,\"frame\":%d,\"buttons\":[%d,%d,%d,%d,%d,%d,%d,%d],\"main_x\":%.4f,\"main_y\":%.4f,"

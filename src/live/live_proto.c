@@ -12,9 +12,9 @@
 
 static const char k_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-size_t live_b64_encoded_len(size_t n) { return (n + 2) / 3 * 4; }
+size_t cphil_live_b64_encoded_len(size_t n) { return (n + 2) / 3 * 4; }
 
-void live_b64_encode(const uint8_t *in, size_t n, char *out) {
+void cphil_live_b64_encode(const uint8_t *in, size_t n, char *out) {
     size_t i = 0, o = 0;
     for (; i + 3 <= n; i += 3) {
         uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
@@ -95,7 +95,7 @@ static bool b64_last(const char *in, size_t i, uint8_t *out, size_t *o, size_t *
 
 /* A table lookup per character (this runs on every game_event, between a bookend's arrival and
  * the decision); the error path finds the offending offset. */
-bool live_b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len, size_t *bad) {
+bool cphil_live_b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len, size_t *bad) {
     *out_len = 0;
     if (len % 4) {
         *bad = len;
@@ -144,7 +144,7 @@ static bool int_tok(const char **p, const char *end, int64_t *out) {
     return true;
 }
 
-bool live_match_game_event(const char *s, size_t n, int64_t *cursor, int64_t *next, const char **b64, size_t *b64_len) {
+bool cphil_live_match_game_event(const char *s, size_t n, int64_t *cursor, int64_t *next, const char **b64, size_t *b64_len) {
     const char *p = s, *end = s + n;
 #define LIT(w) lit(&p, end, w, sizeof(w) - 1)
     if (!LIT("{\"cursor\":") || !int_tok(&p, end, cursor) || !LIT(",\"next_cursor\":") || !int_tok(&p, end, next) ||
@@ -161,12 +161,12 @@ bool live_match_game_event(const char *s, size_t n, int64_t *cursor, int64_t *ne
     return true;
 }
 
-const char *const live_pipe_button_names[LIVE_PIPE_BUTTONS] = {"A",  "B",    "X",      "Y",      "Z",      "START",
+const char *const cphil_live_pipe_button_names[LIVE_PIPE_BUTTONS] = {"A",  "B",    "X",      "Y",      "Z",      "START",
                                                                "L",  "R",    "D_UP",   "D_DOWN", "D_LEFT", "D_RIGHT"};
-const uint16_t live_pipe_button_bits[LIVE_PIPE_BUTTONS] = {0x0100, 0x0200, 0x0400, 0x0800, 0x0010, 0x1000,
+const uint16_t cphil_live_pipe_button_bits[LIVE_PIPE_BUTTONS] = {0x0100, 0x0200, 0x0400, 0x0800, 0x0010, 0x1000,
                                                            0x0040, 0x0020, 0x0008, 0x0004, 0x0001, 0x0002};
 
-void live_pad_model_init(live_pad_model *m) {
+void cphil_live_pad_model_init(live_pad_model *m) {
     memset(m, 0, sizeof *m);
     m->main_x = m->main_y = m->c_x = m->c_y = 0.5;
 }
@@ -189,7 +189,7 @@ static bool parse_num(const char *t, size_t n, double *out) {
 
 static bool tok_is(const char *t, size_t n, const char *w) { return strlen(w) == n && !memcmp(t, w, n); }
 
-int live_pad_apply_line(live_pad_model *m, const char *line, size_t len) {
+int cphil_live_pad_apply_line(live_pad_model *m, const char *line, size_t len) {
     const char *tok[5];
     size_t tl[5];
     int nt = 0;
@@ -209,9 +209,9 @@ int live_pad_apply_line(live_pad_model *m, const char *line, size_t len) {
     if (tok_is(tok[0], tl[0], "PRESS") || tok_is(tok[0], tl[0], "RELEASE")) {
         if (nt != 2) return 0;
         for (int b = 0; b < LIVE_PIPE_BUTTONS; b++)
-            if (tok_is(tok[1], tl[1], live_pipe_button_names[b])) {
-                if (tok[0][0] == 'P') m->buttons |= live_pipe_button_bits[b];
-                else m->buttons &= (uint16_t)~live_pipe_button_bits[b];
+            if (tok_is(tok[1], tl[1], cphil_live_pipe_button_names[b])) {
+                if (tok[0][0] == 'P') m->buttons |= cphil_live_pipe_button_bits[b];
+                else m->buttons &= (uint16_t)~cphil_live_pipe_button_bits[b];
                 return 1;
             }
         return 0;
@@ -256,7 +256,7 @@ static uint8_t trigger_byte(double v) {
     return (uint8_t)(hi * 0xFF);
 }
 
-void live_pad_to_bytes(const live_pad_model *m, live_pad_bytes *b) {
+void cphil_live_pad_to_bytes(const live_pad_model *m, live_pad_bytes *b) {
     b->buttons = m->buttons;
     b->main_x = stick_byte(m->main_x);
     b->main_y = stick_byte(m->main_y);
@@ -268,29 +268,29 @@ void live_pad_to_bytes(const live_pad_model *m, live_pad_bytes *b) {
     b->r = (m->buttons & 0x0020) ? 0xFF : b->ra;
 }
 
-double live_stick_pipe_value(int k) {
+double cphil_live_stick_pipe_value(int k) {
     if (k < 0) k = 0;
     if (k > 16) k = 16;
     return 0.5 + (10.0 * (k - 8) + 0.5) / 254.0;
 }
 
-double live_shoulder_pipe_value(int k) {
+double cphil_live_shoulder_pipe_value(int k) {
     if (k <= 0) return 0.0;
     if (k > 4) k = 4;
     return (35.0 * k + 0.5) / 255.0;
 }
 
-int live_stick_byte_class(uint8_t byte) {
+int cphil_live_stick_byte_class(uint8_t byte) {
     int k = (int)lround(((int)byte - 128) / 10.0) + 8;
     return k < 0 ? 0 : k > 16 ? 16 : k;
 }
 
-int live_shoulder_byte_class(uint8_t byte) {
+int cphil_live_shoulder_byte_class(uint8_t byte) {
     int k = (int)lround(byte / 35.0);
     return k > 4 ? 4 : k;
 }
 
-int live_fmt_unit(char *out, double x) {
+int cphil_live_fmt_unit(char *out, double x) {
     if (!(x > 0)) x = 0; /* NaN too */
     if (x > 1) x = 1;
     long long u = llround(x * 1e6);

@@ -10,11 +10,11 @@
 #include "core/core.h"
 
 /* ---- base64 (standard alphabet, '=' padding, no line breaks) ---- */
-size_t live_b64_encoded_len(size_t n);            /* without a terminating NUL */
-void live_b64_encode(const uint8_t *in, size_t n, char *out); /* out: encoded_len + 1 bytes, NUL-terminated */
+size_t cphil_live_b64_encoded_len(size_t n);            /* without a terminating NUL */
+void cphil_live_b64_encode(const uint8_t *in, size_t n, char *out); /* out: encoded_len + 1 bytes, NUL-terminated */
 /* Strict decode: only the alphabet, length a multiple of 4, padding only at the end, unused
  * bits zero. out needs len / 4 * 3 bytes. Returns false (with *bad = offending offset) on error. */
-bool live_b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len, size_t *bad);
+bool cphil_live_b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len, size_t *bad);
 
 /* ---- the game_event message as Dolphin writes it ----
  * nlohmann's dump() of a std::map: exactly {"cursor":C,"next_cursor":N,"payload":"...","type":
@@ -22,13 +22,13 @@ bool live_b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len, 
  * general JSON parse; anything else (another shape, escapes, odd numbers) returns false and goes
  * to the general parser, which accepts or reports it as before. The payload is returned
  * undecoded (in points into s). */
-bool live_match_game_event(const char *s, size_t n, int64_t *cursor, int64_t *next, const char **b64, size_t *b64_len);
+bool cphil_live_match_game_event(const char *s, size_t n, int64_t *cursor, int64_t *next, const char **b64, size_t *b64_len);
 
 /* ---- pipe controller grammar (Dolphin InputCommon/ControllerInterface/Pipes) ---- */
 /* Button names in the pipe, and their GameCube bits (0x37 physical buttons, @0x31). */
 #define LIVE_PIPE_BUTTONS 12
-extern const char *const live_pipe_button_names[LIVE_PIPE_BUTTONS]; /* A B X Y Z START L R D_UP D_DOWN D_LEFT D_RIGHT */
-extern const uint16_t live_pipe_button_bits[LIVE_PIPE_BUTTONS];
+extern const char *const cphil_live_pipe_button_names[LIVE_PIPE_BUTTONS]; /* A B X Y Z START L R D_UP D_DOWN D_LEFT D_RIGHT */
+extern const uint16_t cphil_live_pipe_button_bits[LIVE_PIPE_BUTTONS];
 
 /* Dolphin's view of one pipe device: the state the last lines left (state persists). */
 typedef struct live_pad_model {
@@ -48,11 +48,11 @@ typedef struct live_pad_bytes {
     uint8_t l, r, la, ra;
 } live_pad_bytes;
 
-void live_pad_model_init(live_pad_model *m);      /* released, sticks 0.5, triggers 0 */
+void cphil_live_pad_model_init(live_pad_model *m);      /* released, sticks 0.5, triggers 0 */
 /* Apply one line (without its '\n'). Returns 1 for a command applied, 2 for FLUSH, 0 for a line
  * Dolphin would drop (wrong token count, unknown word, bad number, a '\r'). */
-int live_pad_apply_line(live_pad_model *m, const char *line, size_t len);
-void live_pad_to_bytes(const live_pad_model *m, live_pad_bytes *b);
+int cphil_live_pad_apply_line(live_pad_model *m, const char *line, size_t len);
+void cphil_live_pad_to_bytes(const live_pad_model *m, live_pad_bytes *b);
 
 /* ---- the pipe values cphil writes for a class, and the classes a byte decodes to ----
  * Stick class k (0..16, centre k/8 - 1 of the processed axis) is raw value 10 (k - 8) on the
@@ -61,12 +61,12 @@ void live_pad_to_bytes(const live_pad_model *m, live_pad_bytes *b);
  * rounding error of less than half a raw step either way still lands on it. Shoulder class k
  * (0..4, k/4 of the physical analog, 0..140 raw) is trigger byte 35 k; the pipe value is the
  * centre of that byte's interval under byte = floor(v 255). */
-double live_stick_pipe_value(int k);
-double live_shoulder_pipe_value(int k);
-int live_stick_byte_class(uint8_t byte);          /* nearest class of a stick byte (clamped) */
-int live_shoulder_byte_class(uint8_t byte);
+double cphil_live_stick_pipe_value(int k);
+double cphil_live_shoulder_pipe_value(int k);
+int cphil_live_stick_byte_class(uint8_t byte);          /* nearest class of a stick byte (clamped) */
+int cphil_live_shoulder_byte_class(uint8_t byte);
 
 /* Format x in [0, 1] as "0.dddddd" (C locale regardless of LC_NUMERIC); returns chars written. */
-int live_fmt_unit(char *out, double x);
+int cphil_live_fmt_unit(char *out, double x);
 
 #endif

@@ -29,7 +29,7 @@ static void putf(uint8_t *p, float f) {
     put32(p, u);
 }
 
-bool live_menu_parse(const uint8_t *b, size_t n, live_menu_frame *m) {
+bool cphil_live_menu_parse(const uint8_t *b, size_t n, live_menu_frame *m) {
     if (!b || n < LIVE_MENU_MIN_BYTES || b[0] != 0x3E) return false;
     memset(m, 0, sizeof *m);
     m->scene = (uint16_t)(b[1] << 8 | b[2]);
@@ -48,7 +48,7 @@ bool live_menu_parse(const uint8_t *b, size_t n, live_menu_frame *m) {
     return true;
 }
 
-void live_menu_encode(const live_menu_frame *m, uint8_t out[LIVE_MENU_BYTES]) {
+void cphil_live_menu_encode(const live_menu_frame *m, uint8_t out[LIVE_MENU_BYTES]) {
     memset(out, 0, LIVE_MENU_BYTES);
     out[0] = 0x3E;
     out[1] = (uint8_t)(m->scene >> 8);
@@ -76,7 +76,7 @@ void live_menu_encode(const live_menu_frame *m, uint8_t out[LIVE_MENU_BYTES]) {
 #define CSS(k, name, ext) {name, k, ext, CSS_X(k), CSS_Y(k)}
 
 /* by character select id; ext = the external id of Game Start (reference/slp_format.md 11) */
-const live_css_slot live_css_table[] = {
+const live_css_slot cphil_live_css_table[] = {
     CSS(0, "doc", 22),      CSS(1, "mario", 8),     CSS(2, "luigi", 7),      CSS(3, "bowser", 5),
     CSS(4, "peach", 12),    CSS(5, "yoshi", 17),    CSS(6, "dk", 1),         CSS(7, "falcon", 0),
     CSS(8, "ganondorf", 25), CSS(9, "falco", 20),   CSS(10, "fox", 2),       CSS(11, "ness", 11),
@@ -85,48 +85,48 @@ const live_css_slot live_css_table[] = {
     CSS(20, "jigglypuff", 15), CSS(21, "mewtwo", 10), CSS(22, "game_and_watch", 3), CSS(23, "marth", 9),
     CSS(24, "roy", 23),
 };
-const int live_css_count = (int)CPHIL_ARRAY_LEN(live_css_table);
+const int cphil_live_css_count = (int)CPHIL_ARRAY_LEN(cphil_live_css_table);
 
 /* libmelee menuhelper.choose_stage's targets; stage bytes as libmelee's enums.Stage; ext ids of
  * Game Start (ids.c). The legal stages only: libmelee gives no others. */
-const live_sss_slot live_sss_table[] = {
+const live_sss_slot cphil_live_sss_table[] = {
     {"battlefield", 0x18, 31, 1.0f, -9.0f},      {"final_destination", 0x19, 32, 6.7f, -9.0f},
     {"dreamland", 0x1A, 28, 12.5f, -9.0f},       {"pokemon_stadium", 0x12, 3, 15.0f, 3.5f},
     {"yoshis_story", 0x06, 8, 3.5f, 15.5f},      {"fountain_of_dreams", 0x08, 2, 10.0f, 15.5f},
     {"random", 0x1D, -1, -13.5f, 3.5f},
 };
-const int live_sss_count = (int)CPHIL_ARRAY_LEN(live_sss_table);
+const int cphil_live_sss_count = (int)CPHIL_ARRAY_LEN(cphil_live_sss_table);
 
-const live_css_slot *live_css_by_ext(int ext_id) {
-    for (int i = 0; i < live_css_count; i++)
-        if (live_css_table[i].ext_id == ext_id) return &live_css_table[i];
+const live_css_slot *cphil_live_css_by_ext(int ext_id) {
+    for (int i = 0; i < cphil_live_css_count; i++)
+        if (cphil_live_css_table[i].ext_id == ext_id) return &cphil_live_css_table[i];
     return NULL;
 }
-const live_css_slot *live_css_by_id(int css_id) {
-    for (int i = 0; i < live_css_count; i++)
-        if (live_css_table[i].css_id == css_id) return &live_css_table[i];
+const live_css_slot *cphil_live_css_by_id(int css_id) {
+    for (int i = 0; i < cphil_live_css_count; i++)
+        if (cphil_live_css_table[i].css_id == css_id) return &cphil_live_css_table[i];
     return NULL;
 }
-const live_sss_slot *live_sss_by_ext(int ext_id) {
-    for (int i = 0; i < live_sss_count; i++)
-        if (live_sss_table[i].ext_id == ext_id) return &live_sss_table[i];
+const live_sss_slot *cphil_live_sss_by_ext(int ext_id) {
+    for (int i = 0; i < cphil_live_sss_count; i++)
+        if (cphil_live_sss_table[i].ext_id == ext_id) return &cphil_live_sss_table[i];
     return NULL;
 }
-const live_sss_slot *live_sss_by_byte(int stage_byte) {
-    for (int i = 0; i < live_sss_count; i++)
-        if (live_sss_table[i].stage_byte == stage_byte) return &live_sss_table[i];
+const live_sss_slot *cphil_live_sss_by_byte(int stage_byte) {
+    for (int i = 0; i < cphil_live_sss_count; i++)
+        if (cphil_live_sss_table[i].stage_byte == stage_byte) return &cphil_live_sss_table[i];
     return NULL;
 }
-const live_css_slot *live_css_at(float x, float y) {
-    for (int i = 0; i < live_css_count; i++)
-        if (fabsf(x - live_css_table[i].x) < LIVE_CSS_HALF && fabsf(y - live_css_table[i].y) < LIVE_CSS_HALF)
-            return &live_css_table[i];
+const live_css_slot *cphil_live_css_at(float x, float y) {
+    for (int i = 0; i < cphil_live_css_count; i++)
+        if (fabsf(x - cphil_live_css_table[i].x) < LIVE_CSS_HALF && fabsf(y - cphil_live_css_table[i].y) < LIVE_CSS_HALF)
+            return &cphil_live_css_table[i];
     return NULL;
 }
-const live_sss_slot *live_sss_at(float x, float y) {
-    for (int i = 0; i < live_sss_count; i++)
-        if (fabsf(x - live_sss_table[i].x) < LIVE_SSS_HALF && fabsf(y - live_sss_table[i].y) < LIVE_SSS_HALF)
-            return &live_sss_table[i];
+const live_sss_slot *cphil_live_sss_at(float x, float y) {
+    for (int i = 0; i < cphil_live_sss_count; i++)
+        if (fabsf(x - cphil_live_sss_table[i].x) < LIVE_SSS_HALF && fabsf(y - cphil_live_sss_table[i].y) < LIVE_SSS_HALF)
+            return &cphil_live_sss_table[i];
     return NULL;
 }
 
@@ -140,8 +140,8 @@ static void names(char *out, size_t cap, const void *tab, size_t stride, int n) 
         k += (size_t)w;
     }
 }
-void live_css_names(char *out, size_t cap) { names(out, cap, live_css_table, sizeof live_css_table[0], live_css_count); }
-void live_sss_names(char *out, size_t cap) { names(out, cap, live_sss_table, sizeof live_sss_table[0], live_sss_count); }
+void cphil_live_css_names(char *out, size_t cap) { names(out, cap, cphil_live_css_table, sizeof cphil_live_css_table[0], cphil_live_css_count); }
+void cphil_live_sss_names(char *out, size_t cap) { names(out, cap, cphil_live_sss_table, sizeof cphil_live_sss_table[0], cphil_live_sss_count); }
 
 /* ---- the navigator ------------------------------------------------------------------------ */
 
@@ -151,16 +151,16 @@ void live_sss_names(char *out, size_t cap) { names(out, cap, live_sss_table, siz
 #define BTN_B 0x0200
 #define BTN_START 0x1000
 
-void live_menu_nav_init(live_menu_nav *n, int port, const live_css_slot *c, const live_sss_slot *s) {
+void cphil_live_menu_nav_init(live_menu_nav *n, int port, const live_css_slot *c, const live_sss_slot *s) {
     memset(n, 0, sizeof *n);
     n->port = port;
     n->character = c;
     n->stage = s;
     n->stuck_frames = 1200;
-    live_menu_nav_reset(n);
+    cphil_live_menu_nav_reset(n);
 }
 
-void live_menu_nav_reset(live_menu_nav *n) {
+void cphil_live_menu_nav_reset(live_menu_nav *n) {
     n->state = LIVE_NAV_IDLE;
     n->scene = 0xFFFF;
     n->last_buttons = 0;
@@ -202,7 +202,7 @@ static void approach(live_menu_nav *n, float cx, float cy, float tx, float ty, u
     pad->y = axis(dy);
 }
 
-bool live_menu_nav_step(live_menu_nav *n, const live_menu_frame *m, live_menu_pad *pad, char *msg, size_t cap) {
+bool cphil_live_menu_nav_step(live_menu_nav *n, const live_menu_frame *m, live_menu_pad *pad, char *msg, size_t cap) {
     pad->buttons = 0;
     pad->x = pad->y = 0.5f;
     bool said = false;

@@ -26,15 +26,15 @@ typedef struct live_menu_frame {
     uint8_t ready;                  /* 0x23: ready-to-fight banner, 10 hidden .. 0 fully shown */
     uint8_t stage;                  /* 0x24: the stage byte (libmelee's Stage values) */
     uint8_t port_status[4];         /* 0 human, 1 CPU, 3 off */
-    uint8_t css_char[4];            /* character select ids (live_css_table) */
+    uint8_t css_char[4];            /* character select ids (cphil_live_css_table) */
     uint8_t coin[4];
     float sss_x, sss_y;             /* stage select cursor */
     int32_t frame;                  /* global frame counter */
 } live_menu_frame;
 
 /* false when n < LIVE_MENU_MIN_BYTES or byte 0 is not 0x3E */
-bool live_menu_parse(const uint8_t *b, size_t n, live_menu_frame *out);
-void live_menu_encode(const live_menu_frame *m, uint8_t out[LIVE_MENU_BYTES]);
+bool cphil_live_menu_parse(const uint8_t *b, size_t n, live_menu_frame *out);
+void cphil_live_menu_encode(const live_menu_frame *m, uint8_t out[LIVE_MENU_BYTES]);
 
 /* The character select grid: 9 + 9 + 7 portraits (all characters unlocked) with the random
  * portrait first in the bottom row. Coordinates are libmelee menuhelper's (0.41): a 7-unit cell,
@@ -54,20 +54,20 @@ typedef struct live_sss_slot {
 } live_sss_slot;
 #define LIVE_CSS_HALF 3.5f  /* half a portrait cell */
 #define LIVE_SSS_HALF 2.5f  /* half a stage icon, as the fake draws it (the stage icons differ in size) */
-extern const live_css_slot live_css_table[];
-extern const int live_css_count;
-extern const live_sss_slot live_sss_table[];
-extern const int live_sss_count;
-const live_css_slot *live_css_by_ext(int ext_id);
-const live_css_slot *live_css_by_id(int css_id);
-const live_sss_slot *live_sss_by_ext(int ext_id);  /* -1: random */
-const live_sss_slot *live_sss_by_byte(int stage_byte);
+extern const live_css_slot cphil_live_css_table[];
+extern const int cphil_live_css_count;
+extern const live_sss_slot cphil_live_sss_table[];
+extern const int cphil_live_sss_count;
+const live_css_slot *cphil_live_css_by_ext(int ext_id);
+const live_css_slot *cphil_live_css_by_id(int css_id);
+const live_sss_slot *cphil_live_sss_by_ext(int ext_id);  /* -1: random */
+const live_sss_slot *cphil_live_sss_by_byte(int stage_byte);
 /* the portrait / stage icon under a cursor, NULL when none */
-const live_css_slot *live_css_at(float x, float y);
-const live_sss_slot *live_sss_at(float x, float y);
+const live_css_slot *cphil_live_css_at(float x, float y);
+const live_sss_slot *cphil_live_sss_at(float x, float y);
 /* "doc, mario, ..." for messages */
-void live_css_names(char *out, size_t cap);
-void live_sss_names(char *out, size_t cap);
+void cphil_live_css_names(char *out, size_t cap);
+void cphil_live_sss_names(char *out, size_t cap);
 
 /* ---- the navigator ----------------------------------------------------------------------
  * Fed every menu frame, it says what the port's controller does on the next frame: at character
@@ -102,11 +102,11 @@ typedef struct live_menu_nav {
     bool announced_selected, announced_wait;
 } live_menu_nav;
 
-void live_menu_nav_init(live_menu_nav *n, int port, const live_css_slot *c, const live_sss_slot *s);
+void cphil_live_menu_nav_init(live_menu_nav *n, int port, const live_css_slot *c, const live_sss_slot *s);
 /* Forget the progress (a new visit to the menus, after a game). */
-void live_menu_nav_reset(live_menu_nav *n);
+void cphil_live_menu_nav_reset(live_menu_nav *n);
 /* One menu frame in, the pad for the next frame out. Returns true when msg holds something to
  * tell the person (a selection made, a wait, giving up), at most once per event. */
-bool live_menu_nav_step(live_menu_nav *n, const live_menu_frame *m, live_menu_pad *pad, char *msg, size_t cap);
+bool cphil_live_menu_nav_step(live_menu_nav *n, const live_menu_frame *m, live_menu_pad *pad, char *msg, size_t cap);
 
 #endif

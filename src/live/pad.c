@@ -89,20 +89,20 @@ size_t cphil_pad_format(const cphil_controller_state *c, char *buf, size_t cap) 
         n = put(buf, n, cap, "\n");
     }
     n = put(buf, n, cap, "SET MAIN ");
-    live_fmt_unit(num, live_stick_pipe_value(class_of(c->main_x, 17)));
+    cphil_live_fmt_unit(num, cphil_live_stick_pipe_value(class_of(c->main_x, 17)));
     n = put(buf, n, cap, num);
     n = put(buf, n, cap, " ");
-    live_fmt_unit(num, live_stick_pipe_value(class_of(c->main_y, 17)));
+    cphil_live_fmt_unit(num, cphil_live_stick_pipe_value(class_of(c->main_y, 17)));
     n = put(buf, n, cap, num);
     n = put(buf, n, cap, "\nSET C ");
-    live_fmt_unit(num, live_stick_pipe_value(class_of(c->c_x, 17)));
+    cphil_live_fmt_unit(num, cphil_live_stick_pipe_value(class_of(c->c_x, 17)));
     n = put(buf, n, cap, num);
     n = put(buf, n, cap, " ");
-    live_fmt_unit(num, live_stick_pipe_value(class_of(c->c_y, 17)));
+    cphil_live_fmt_unit(num, cphil_live_stick_pipe_value(class_of(c->c_y, 17)));
     n = put(buf, n, cap, num);
     /* the shoulder head is one analog value; the replay's max(L, R) -> put it on L, R at 0 */
     n = put(buf, n, cap, "\nSET L ");
-    live_fmt_unit(num, live_shoulder_pipe_value(class_of(c->shoulder, 5)));
+    cphil_live_fmt_unit(num, cphil_live_shoulder_pipe_value(class_of(c->shoulder, 5)));
     n = put(buf, n, cap, num);
     n = put(buf, n, cap, "\nSET R 0.000000\nFLUSH\n");
     if (n >= cap) n = cap - 1;
@@ -142,7 +142,7 @@ cphil_status cphil_pad_neutral(cphil_pad *p) {
     size_t n = 0;
     for (int b = 0; b < LIVE_PIPE_BUTTONS; b++) {
         n = put(p->last, n, sizeof p->last, "RELEASE ");
-        n = put(p->last, n, sizeof p->last, live_pipe_button_names[b]);
+        n = put(p->last, n, sizeof p->last, cphil_live_pipe_button_names[b]);
         n = put(p->last, n, sizeof p->last, "\n");
     }
     n = put(p->last, n, sizeof p->last, "SET MAIN 0.500000 0.500000\nSET C 0.500000 0.500000\nSET L 0.000000\nSET R 0.000000\nFLUSH\n");
@@ -156,15 +156,15 @@ cphil_status cphil_pad_write_raw(cphil_pad *p, const cphil_pad_raw *r) {
     size_t n = 0;
     char num[16];
     for (int b = 0; b < LIVE_PIPE_BUTTONS; b++) {
-        n = put(p->last, n, sizeof p->last, (r->buttons & live_pipe_button_bits[b]) ? "PRESS " : "RELEASE ");
-        n = put(p->last, n, sizeof p->last, live_pipe_button_names[b]);
+        n = put(p->last, n, sizeof p->last, (r->buttons & cphil_live_pipe_button_bits[b]) ? "PRESS " : "RELEASE ");
+        n = put(p->last, n, sizeof p->last, cphil_live_pipe_button_names[b]);
         n = put(p->last, n, sizeof p->last, "\n");
     }
     const float v[6] = {r->main_x, r->main_y, r->c_x, r->c_y, r->l, r->r};
     static const char *const lead[6] = {"SET MAIN ", " ", "\nSET C ", " ", "\nSET L ", "\nSET R "};
     for (int i = 0; i < 6; i++) {
         n = put(p->last, n, sizeof p->last, lead[i]);
-        live_fmt_unit(num, v[i]);
+        cphil_live_fmt_unit(num, v[i]);
         n = put(p->last, n, sizeof p->last, num);
     }
     n = put(p->last, n, sizeof p->last, "\nFLUSH\n");

@@ -63,31 +63,31 @@ typedef struct slp_store {
     uint32_t gecko_cap;
 } slp_store;
 
-cphil_replay *slp_replay_new(void);
+cphil_replay *cphil_slp_replay_new(void);
 /* Make room for at least `rows` rows in every allocated column (amortized doubling). */
-cphil_status slp_reserve(cphil_replay *r, uint32_t rows);
+cphil_status cphil_slp_reserve(cphil_replay *r, uint32_t rows);
 /* The columns of (port, follower), allocated (zeroed, r->n_frames rows) on first use. */
-cphil_status slp_char_columns(cphil_replay *r, unsigned port, unsigned follower, cphil_char_columns **out);
+cphil_status cphil_slp_char_columns(cphil_replay *r, unsigned port, unsigned follower, cphil_char_columns **out);
 /* Zero row `row` of every character (a re-sent frame starts from nothing). */
-void slp_clear_row(cphil_replay *r, uint32_t row);
+void cphil_slp_clear_row(cphil_replay *r, uint32_t row);
 /* Set the frame-level columns of a new row. */
-void slp_row_init(cphil_replay *r, uint32_t row);
+void cphil_slp_row_init(cphil_replay *r, uint32_t row);
 /* Zero the Pre/Post fields of characters absent from a row (done when the row is final). */
-void slp_zero_absent(cphil_replay *r, uint32_t row);
+void cphil_slp_zero_absent(cphil_replay *r, uint32_t row);
 /* Empty r for a new replay, keeping its storage (capacity) for reuse. */
-void slp_replay_reset(cphil_replay *r);
-cphil_status slp_push_item(cphil_replay *r, cphil_item **out);
-cphil_status slp_push_stage(cphil_replay *r, cphil_stage_event **out);
+void cphil_slp_replay_reset(cphil_replay *r);
+cphil_status cphil_slp_push_item(cphil_replay *r, cphil_item **out);
+cphil_status cphil_slp_push_stage(cphil_replay *r, cphil_stage_event **out);
 /* Keep only the final copies' items and stage events, in frame order. */
-cphil_status slp_compact_extras(cphil_replay *r);
+cphil_status cphil_slp_compact_extras(cphil_replay *r);
 
 /* cphil_slp_stream_open, building into `reuse` (reset first) when it is not NULL. On failure
  * `reuse` is freed. */
-cphil_status slp_stream_open_reuse(cphil_slp_stream **out, const cphil_slp_callbacks *cb, const char *name,
+cphil_status cphil_slp_stream_open_reuse(cphil_slp_stream **out, const cphil_slp_callbacks *cb, const char *name,
                                    cphil_replay *reuse);
 
 /* The metadata object starting at p[0] == '{'. base = file offset of p[0]. */
-cphil_status slp_metadata_parse(const uint8_t *p, size_t n, uint64_t base, const char *name,
+cphil_status cphil_slp_metadata_parse(const uint8_t *p, size_t n, uint64_t base, const char *name,
                                 cphil_metadata *m, size_t *consumed);
 
 #endif

@@ -13,7 +13,7 @@ static uint32_t guess_rows(const uint8_t *d, size_t n) {
     if (d[m] != 'U' || d[m + 1] != 8 || memcmp(d + m + 2, "metadata", 8)) return 0;
     cphil_metadata meta;
     size_t used;
-    cphil_status st = slp_metadata_parse(d + m + 10, n - m - 10, m + 10, "", &meta, &used);
+    cphil_status st = cphil_slp_metadata_parse(d + m + 10, n - m - 10, m + 10, "", &meta, &used);
     cphil_err_clear();
     if (st || !meta.has_last_frame) return 0;
     int64_t rows = (int64_t)meta.last_frame - CPHIL_SLP_FIRST_FRAME + 1 + 8;
@@ -26,7 +26,7 @@ cphil_status cphil_slp_read_mem_reuse(const void *data, size_t size, const char 
     cphil_replay *reuse = *r;
     *r = NULL;
     cphil_slp_stream *s;
-    cphil_status st = slp_stream_open_reuse(&s, NULL, name, reuse);
+    cphil_status st = cphil_slp_stream_open_reuse(&s, NULL, name, reuse);
     if (st) return st;
     uint32_t rows = guess_rows(data, size);
     if (rows && (st = cphil_slp_stream_reserve(s, rows))) {

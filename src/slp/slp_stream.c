@@ -86,7 +86,7 @@ static void finalize_through(cphil_slp_stream *s, int64_t last_row) {
     cphil_replay *r = s->r;
     if (last_row >= (int64_t)r->n_frames) last_row = (int64_t)r->n_frames - 1;
     while ((int64_t)s->n_final <= last_row) {
-        slp_zero_absent(r, s->n_final);
+        cphil_slp_zero_absent(r, s->n_final);
         if (s->cb.on_frame) {
             cphil_replay_get_frame(r, s->n_final, &s->frame);
             s->cb.on_frame(s->cb.user, r, &s->frame);
@@ -129,18 +129,18 @@ static cphil_status begin_copy(cphil_slp_stream *s, int32_t f, uint64_t off) {
     uint32_t row = (uint32_t)((int64_t)f - r->first_frame);
     if (!s->bookend_mode && row > 0) finalize_through(s, (int64_t)row - 1);
     if (row >= r->n_frames) {
-        cphil_status st = slp_reserve(r, row + 1);
+        cphil_status st = cphil_slp_reserve(r, row + 1);
         if (st) return fail(s, st, off, "%s", cphil_last_error());
         r->n_frames = row + 1;
         r->last_frame = f;
-        slp_row_init(r, row);
+        cphil_slp_row_init(r, row);
         if (s->in_resend) r->rollback_runs++;
         s->in_resend = false;
     } else {
         s->in_resend = true;
         r->rollback_resends++;
         if (row < s->n_final) s->late_resends++;
-        slp_clear_row(r, row);
+        cphil_slp_clear_row(r, row);
     }
     if (r->copies[row] < 255) r->copies[row]++;
     r->frame_copies++;
@@ -279,7 +279,7 @@ static cphil_status ev_game_start(cphil_slp_stream *s, const uint8_t *e, uint32_
         if (r->declared[SLP_EV_BOOKEND]) per += 1u + r->payload_size[SLP_EV_BOOKEND];
         if (per) {
             uint64_t rows = s->raw_left / per + 16;
-            cphil_status rs = slp_reserve(r, (uint32_t)(rows < 65536 ? rows : 65536));
+            cphil_status rs = cphil_slp_reserve(r, (uint32_t)(rows < 65536 ? rows : 65536));
             if (rs) return fail(s, rs, off, "%s", cphil_last_error());
         }
     }
@@ -294,7 +294,7 @@ static inline cphil_status char_cols(cphil_slp_stream *s, unsigned idx, unsigned
         *c = cc;
         return CPHIL_OK;
     }
-    cphil_status st = slp_char_columns(s->r, idx, fol, c);
+    cphil_status st = cphil_slp_char_columns(s->r, idx, fol, c);
     if (st) return fail(s, st, off, "%s", cphil_last_error());
     return CPHIL_OK;
 }
@@ -368,7 +368,7 @@ static cphil_status ev_item(cphil_slp_stream *s, const uint8_t *e, uint32_t len,
     uint32_t row = s->open_row;
     if (r->item_count[row] == UINT16_MAX) return fail(s, CPHIL_E_FORMAT, off, "more than 65535 items in frame %d", (int)f);
     cphil_item *it;
-    if ((st = slp_push_item(r, &it))) return fail(s, st, off, "%s", cphil_last_error());
+    if ((st = cphil_slp_push_item(r, &it))) return fail(s, st, off, "%s", cphil_last_error());
     memset(it, 0, sizeof *it);
     if (r->item_count[row] == 0) r->item_first[row] = r->n_items - 1;
     r->item_count[row]++;
@@ -397,7 +397,7 @@ static cphil_status ev_stage(cphil_slp_stream *s, const uint8_t *e, uint32_t len
     uint32_t row = s->open_row;
     if (r->stage_count[row] == UINT16_MAX) return fail(s, CPHIL_E_FORMAT, off, "more than 65535 stage events in frame %d", (int)f);
     cphil_stage_event *se;
-    if ((st = slp_push_stage(r, &se))) return fail(s, st, off, "%s", cphil_last_error());
+    if ((st = cphil_slp_push_stage(r, &se))) return fail(s, st, off, "%s", cphil_last_error());
     memset(se, 0, sizeof *se);
     if (r->stage_count[row] == 0) r->stage_first[row] = r->n_stage_events - 1;
     r->stage_count[row]++;
@@ -670,13 +670,13 @@ static cphil_status feed_events(cphil_slp_stream *s, const uint8_t **pp, size_t 
 
 /* ---- public ---------------------------------------------------------------------------- */
 
-cphil_status slp_stream_open_reuse(cphil_slp_stream **out, const cphil_slp_callbacks *cb, const char *name,
+cphil_status cphil_slp_stream_open_reuse(cphil_slp_stream **out, const cphil_slp_callbacks *cb, const char *name,
                                    cphil_replay *reuse) {
     *out = NULL;
     cphil_slp_stream *s = cphil_calloc(1, sizeof *s);
     if (!s) return cphil_err(CPHIL_E_NOMEM, "out of memory opening a replay stream");
-    if (reuse) slp_replay_reset(reuse);
-    s->r = reuse ? reuse : slp_replay_new();
+    if (reuse) cphil_slp_replay_reset(reuse);
+    s->r = reuse ? reuse : cphil_slp_replay_new();
     s->pend_cap = 65536 + 2;
     s->pend = cphil_alloc(s->pend_cap);
     if (!s->r || !s->pend) {
@@ -693,14 +693,14 @@ cphil_status slp_stream_open_reuse(cphil_slp_stream **out, const cphil_slp_callb
 }
 
 cphil_status cphil_slp_stream_open(cphil_slp_stream **out, const cphil_slp_callbacks *cb, const char *name) {
-    return slp_stream_open_reuse(out, cb, name, NULL);
+    return cphil_slp_stream_open_reuse(out, cb, name, NULL);
 }
 
 void cphil_slp_stream_on_copy(cphil_slp_stream *s, cphil_slp_copy_fn fn) { s->on_copy = fn; }
 
 cphil_status cphil_slp_stream_reserve(cphil_slp_stream *s, uint32_t n_frames) {
     if (n_frames > SLP_MAX_ROWS) n_frames = SLP_MAX_ROWS;
-    return slp_reserve(s->r, n_frames);
+    return cphil_slp_reserve(s->r, n_frames);
 }
 
 cphil_status cphil_slp_stream_feed(cphil_slp_stream *s, const void *data, size_t n) {
@@ -804,7 +804,7 @@ static cphil_status finish_tail(cphil_slp_stream *s) {
                              (unsigned long long)(base + i));
     }
     size_t used = 0;
-    cphil_status st = slp_metadata_parse(t + 10, n - 10, base + 10, s->name, &r->meta, &used);
+    cphil_status st = cphil_slp_metadata_parse(t + 10, n - 10, base + 10, s->name, &r->meta, &used);
     if (st) return st;
     size_t end = 10 + used;
     if (end >= n)
@@ -880,7 +880,7 @@ cphil_status cphil_slp_stream_finish(cphil_slp_stream *s) {
     s->frame_open = false;
     finalize_through(s, (int64_t)r->n_frames - 1);
     if (s->have_frames && r->n_frames) r->last_frame = r->first_frame + (int32_t)r->n_frames - 1;
-    cphil_status cs = slp_compact_extras(r);
+    cphil_status cs = cphil_slp_compact_extras(r);
     if (cs) {
         s->failed = cs;
         snprintf(s->fail_msg, sizeof s->fail_msg, "%s: %s", s->name, cphil_last_error());

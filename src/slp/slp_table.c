@@ -55,7 +55,7 @@ static void frame_block_bind(cphil_replay *r, uint8_t *b, uint32_t cap) {
     r->stage_count = (uint16_t *)(void *)(b + off);
 }
 
-cphil_replay *slp_replay_new(void) {
+cphil_replay *cphil_slp_replay_new(void) {
     cphil_replay *r = cphil_calloc(1, sizeof *r);
     slp_store *st = cphil_calloc(1, sizeof *st);
     if (!r || !st) {
@@ -85,9 +85,9 @@ void cphil_replay_free(cphil_replay *r) {
 }
 
 /* Blocks are not zeroed when allocated (that would touch every page twice): a new row's
- * frame-level columns are set by slp_row_init, `present` is kept zero for unused rows, and the
- * fields of absent characters are zeroed when the row is finalized (slp_zero_absent). */
-cphil_status slp_reserve(cphil_replay *r, uint32_t rows) {
+ * frame-level columns are set by cphil_slp_row_init, `present` is kept zero for unused rows, and the
+ * fields of absent characters are zeroed when the row is finalized (cphil_slp_zero_absent). */
+cphil_status cphil_slp_reserve(cphil_replay *r, uint32_t rows) {
     slp_store *st = r->priv_;
     if (rows <= st->cap) return CPHIL_OK;
     if (rows > SLP_MAX_ROWS)
@@ -158,12 +158,12 @@ static void char_zero_post(cphil_char_columns *c, uint32_t i) {
 #undef X
 }
 
-cphil_status slp_char_columns(cphil_replay *r, unsigned port, unsigned follower, cphil_char_columns **out) {
+cphil_status cphil_slp_char_columns(cphil_replay *r, unsigned port, unsigned follower, cphil_char_columns **out) {
     slp_store *st = r->priv_;
     cphil_char_columns *c = follower ? &r->ports[port].follower : &r->ports[port].leader;
     if (!c->allocated) {
         if (!st->cap) {
-            cphil_status s = slp_reserve(r, 256);
+            cphil_status s = cphil_slp_reserve(r, 256);
             if (s) return s;
         }
         uint8_t *b = st->char_block[port][follower]; /* reused from an earlier replay */
@@ -185,7 +185,7 @@ cphil_status slp_char_columns(cphil_replay *r, unsigned port, unsigned follower,
     return CPHIL_OK;
 }
 
-void slp_row_init(cphil_replay *r, uint32_t row) {
+void cphil_slp_row_init(cphil_replay *r, uint32_t row) {
     r->copies[row] = 0;
     r->seed[row] = 0;
     r->scene_frame[row] = 0;
@@ -196,7 +196,7 @@ void slp_row_init(cphil_replay *r, uint32_t row) {
     r->stage_count[row] = 0;
 }
 
-void slp_zero_absent(cphil_replay *r, uint32_t row) {
+void cphil_slp_zero_absent(cphil_replay *r, uint32_t row) {
     for (int p = 0; p < CPHIL_SLP_PORTS; p++)
         for (int k = 0; k < 2; k++) {
             cphil_char_columns *c = k ? &r->ports[p].follower : &r->ports[p].leader;
@@ -208,7 +208,7 @@ void slp_zero_absent(cphil_replay *r, uint32_t row) {
         }
 }
 
-void slp_clear_row(cphil_replay *r, uint32_t row) {
+void cphil_slp_clear_row(cphil_replay *r, uint32_t row) {
     for (int p = 0; p < CPHIL_SLP_PORTS; p++)
         for (int k = 0; k < 2; k++) {
             cphil_char_columns *c = k ? &r->ports[p].follower : &r->ports[p].leader;
@@ -223,7 +223,7 @@ void slp_clear_row(cphil_replay *r, uint32_t row) {
     r->stage_first[row] = 0;
 }
 
-void slp_replay_reset(cphil_replay *r) {
+void cphil_slp_replay_reset(cphil_replay *r) {
     slp_store *st = r->priv_;
     cphil_item *items = r->items;
     cphil_stage_event *stage = r->stage_events;
@@ -237,7 +237,7 @@ void slp_replay_reset(cphil_replay *r) {
     r->last_frame = CPHIL_SLP_FIRST_FRAME - 1;
 }
 
-cphil_status slp_push_item(cphil_replay *r, cphil_item **out) {
+cphil_status cphil_slp_push_item(cphil_replay *r, cphil_item **out) {
     slp_store *st = r->priv_;
     if (r->n_items == st->items_cap) {
         if (st->items_cap >= (1u << 28)) return cphil_err(CPHIL_E_FORMAT, "more than 2^28 item events");
@@ -251,7 +251,7 @@ cphil_status slp_push_item(cphil_replay *r, cphil_item **out) {
     return CPHIL_OK;
 }
 
-cphil_status slp_push_stage(cphil_replay *r, cphil_stage_event **out) {
+cphil_status cphil_slp_push_stage(cphil_replay *r, cphil_stage_event **out) {
     slp_store *st = r->priv_;
     if (r->n_stage_events == st->stage_cap) {
         if (st->stage_cap >= (1u << 28)) return cphil_err(CPHIL_E_FORMAT, "more than 2^28 stage events");
@@ -267,7 +267,7 @@ cphil_status slp_push_stage(cphil_replay *r, cphil_stage_event **out) {
 
 /* Rewrite items[] (and stage_events[]) so they hold only the rows' final copies, in row order.
  * Skipped when nothing was superseded (the arrays are then already in that form). */
-cphil_status slp_compact_extras(cphil_replay *r) {
+cphil_status cphil_slp_compact_extras(cphil_replay *r) {
     uint64_t ni = 0, ns = 0;
     for (uint32_t i = 0; i < r->n_frames; i++) {
         ni += r->item_count[i];

@@ -216,7 +216,7 @@ static cphil_status ub_value(ub *u, uint8_t t, int depth, int ctx, int player, c
     }
 }
 
-cphil_status slp_metadata_parse(const uint8_t *p, size_t n, uint64_t base, const char *name,
+cphil_status cphil_slp_metadata_parse(const uint8_t *p, size_t n, uint64_t base, const char *name,
                                 cphil_metadata *m, size_t *consumed) {
     ub u = {p, n, 0, base, name, m};
     uint8_t t = 0;
