@@ -26,6 +26,32 @@ static int cmp_d(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Pack W[out, in] as ty, time M-row products (median of 31 rounds of enough calls for ~2e7
+ * flops each) and print one table row labelled `label`. */
+static int time_row(const char *label, const char *tname, cphil_wtype ty, int out, int in, int M, const float *W,
+                    const float *bias, const float *x, float *y, void *scratch) {
+    enum { NR = 31 };
+    cphil_pmat p;
+    if (cphil_pmat_pack(&p, out, in, W, bias, ty)) {
+        fprintf(stderr, "%s\n", cphil_last_error());
+        return 1;
+    }
+    double flops = 2.0 * M * out * in;
+    int reps = (int)(2e7 / flops) + 1;
+    double t[NR];
+    for (int r = 0; r < NR; r++) {
+        double t0 = tsec();
+        for (int i = 0; i < reps; i++) cphil_pmat_gemm(&p, M, x, in, y, out, 0, scratch);
+        t[r] = (tsec() - t0) / reps;
+    }
+    qsort(t, NR, sizeof t[0], cmp_d);
+    double ns = t[NR / 2] * 1e9;
+    printf("%-7s %-5s %5d %5d %3d %10.0f %8.1f %8.1f\n", label, tname, out, in, M, ns, (double)cphil_pmat_bytes(&p) / ns,
+           flops / ns);
+    cphil_pmat_free(&p);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     bool quick = argc > 1 && !strcmp(argv[1], "--quick");
     static const int shapes[][2] = {{256, 256}, {1024, 256}, {768, 256}, {256, 99}, {1024, 2185}}; /* out, in */
@@ -43,24 +69,10 @@ int main(int argc, char **argv) {
         if (cphil_isa_set((cphil_isa)tier) != CPHIL_OK) continue;
         for (int s = 0; s < (quick ? 2 : 5); s++)
             for (int M = 1; M <= 60; M += 59)
-                for (int ty = 0; ty < 3; ty++) {
-                    int out = shapes[s][0], in = shapes[s][1];
-                    cphil_pmat p;
-                    if (cphil_pmat_pack(&p, out, in, W, bias, (cphil_wtype)ty)) { fprintf(stderr, "%s\n", cphil_last_error()); return 1; }
-                    double flops = 2.0 * M * out * in;
-                    int reps = (int)(2e7 / flops) + 1;
-                    double t[NR];
-                    for (int r = 0; r < NR; r++) {
-                        double t0 = tsec();
-                        for (int i = 0; i < reps; i++) cphil_pmat_gemm(&p, M, x, in, y, out, 0, scratch);
-                        t[r] = (tsec() - t0) / reps;
-                    }
-                    qsort(t, NR, sizeof t[0], cmp_d);
-                    double ns = t[NR / 2] * 1e9;
-                    printf("%-7s %-5s %5d %5d %3d %10.0f %8.1f %8.1f\n", cphil_isa_name((cphil_isa)tier), tn[ty], out, in, M, ns,
-                           (double)cphil_pmat_bytes(&p) / ns, flops / ns);
-                    cphil_pmat_free(&p);
-                }
+                for (int ty = 0; ty < 3; ty++)
+                    if (time_row(cphil_isa_name((cphil_isa)tier), tn[ty], (cphil_wtype)ty, shapes[s][0], shapes[s][1], M,
+                                 W, bias, x, y, scratch))
+                        return 1;
         /* gather-add: the input layer's one-hot part (8 ids into a 2086-column table, width 256) */
         for (int ty = 0; ty < 3; ty++) {
             cphil_gtable g;
@@ -83,22 +95,9 @@ int main(int argc, char **argv) {
             for (int M = 16; M <= 60; M += 44)
                 for (int amx = 0; amx < 2; amx++) {
                     cphil_amx_set(amx);
-                    int out = shapes[s][0], in = shapes[s][1];
-                    cphil_pmat p;
-                    if (cphil_pmat_pack(&p, out, in, W, bias, CPHIL_W_I8)) { fprintf(stderr, "%s\n", cphil_last_error()); return 1; }
-                    double flops = 2.0 * M * out * in;
-                    int reps = (int)(2e7 / flops) + 1;
-                    double t[NR];
-                    for (int r = 0; r < NR; r++) {
-                        double t0 = tsec();
-                        for (int i = 0; i < reps; i++) cphil_pmat_gemm(&p, M, x, in, y, out, 0, scratch);
-                        t[r] = (tsec() - t0) / reps;
-                    }
-                    qsort(t, NR, sizeof t[0], cmp_d);
-                    double ns = t[NR / 2] * 1e9;
-                    printf("%-7s %-5s %5d %5d %3d %10.0f %8.1f %8.1f\n", amx ? "amx" : "vnni", "int8", out, in, M, ns,
-                           (double)cphil_pmat_bytes(&p) / ns, flops / ns);
-                    cphil_pmat_free(&p);
+                    if (time_row(amx ? "amx" : "vnni", "int8", CPHIL_W_I8, shapes[s][0], shapes[s][1], M, W, bias, x, y,
+                                 scratch))
+                        return 1;
                 }
         cphil_amx_set(true);
     }

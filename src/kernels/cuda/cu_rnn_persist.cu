@@ -141,6 +141,7 @@ static size_t pr_smem_bwd(int NG, int H) {
 
 template <int NG> static int max_clusters(cphil_cu *cu, int H, int backward);
 template <int NG> static int max_threads();
+template <int NG> static void allow_smem(cphil_cu *cu);
 
 /* Clusters resident at once for (ng, H): the smaller of the forward's and the backward's,
  * queried once per shape (a layer of one model has one shape). */
@@ -166,6 +167,8 @@ bool cphil_cu_rnn_persist_fits(cphil_cu *cu, int NG, int B, int T, int H, cphil_
     if (NGU % 16 || H % 16) return false;
     size_t need = pr_smem_fwd(NG, H) > pr_smem_bwd(NG, H) ? pr_smem_fwd(NG, H) : pr_smem_bwd(NG, H);
     if (need > cphil_cu_smem_optin(cu)) return false;
+    if (NG == 4) allow_smem<4>(cu);
+    else allow_smem<3>(cu);
     /* threads per block within what both kernels' register use allows (cudaFuncGetAttributes;
      * e.g. the GRU backward at H 384 would need 576 threads x 128 registers, more than a block has) */
     if (pr_threads(NG, H) > (NG == 4 ? max_threads<4>() : max_threads<3>())) return false;
@@ -501,19 +504,26 @@ __global__ void __cluster_dims__(PR_CS, 1, 1)
 }
 
 /* ---- host ------------------------------------------------------------------------------------- */
+/* Both kernels may use the device's whole opt-in shared memory; set once, before the first
+ * occupancy query or launch (fits() and max_clusters() call it; launches follow a fits()). */
+template <int NG>
+static void allow_smem(cphil_cu *cu) {
+    static bool done = false;
+    if (done) return;
+    const int optin = (int)cphil_cu_smem_optin(cu);
+    cudaFuncSetAttribute(k_rnn_persist_fwd<NG>, cudaFuncAttributeMaxDynamicSharedMemorySize, optin);
+    cudaFuncSetAttribute(k_rnn_persist_bwd<NG>, cudaFuncAttributeMaxDynamicSharedMemorySize, optin);
+    done = true;
+}
+
+/* One cluster of PR_CS blocks per PR_BC batch rows. */
+static inline unsigned pr_grid(int B) { return (unsigned)(((B + PR_BC - 1) / PR_BC) * PR_CS); }
+
 template <int NG>
 static void launch_fwd(cphil_cu *cu, int B, int T, int H, const float *Whh, const float *bih, const float *bhh,
                        float *gates, float *cs, const float *cprev0, float *gh, float *y, float *hprev) {
-    static bool attr_set = false;
-    size_t smem = pr_smem_fwd(NG, H);
-    if (!attr_set) {
-        cudaFuncSetAttribute(k_rnn_persist_fwd<NG>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             (int)cphil_cu_smem_optin(cu));
-        attr_set = true;
-    }
-    unsigned grid = (unsigned)(((B + PR_BC - 1) / PR_BC) * PR_CS);
-    k_rnn_persist_fwd<NG><<<grid, pr_threads(NG, H), smem, cphil_cu_stream(cu)>>>(B, T, H, Whh, bih, bhh, gates, cs,
-                                                                                   cprev0, gh, y, hprev);
+    k_rnn_persist_fwd<NG><<<pr_grid(B), pr_threads(NG, H), pr_smem_fwd(NG, H), cphil_cu_stream(cu)>>>(
+        B, T, H, Whh, bih, bhh, gates, cs, cprev0, gh, y, hprev);
     CPHIL_CU_CHECK_LAUNCH(cu, NG == 4 ? "lstm persistent forward" : "gru persistent forward");
 }
 
@@ -521,21 +531,14 @@ template <int NG>
 static void launch_bwd(cphil_cu *cu, int B, int T, int H, const float *Whh, const float *gates, const float *cs,
                        const float *cprev0, const float *gh, const float *hprev, const float *dy, float *dG,
                        float *dGh, float *dh, float *dc) {
-    static bool attr_set = false;
-    size_t smem = pr_smem_bwd(NG, H);
-    if (!attr_set) {
-        cudaFuncSetAttribute(k_rnn_persist_bwd<NG>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             (int)cphil_cu_smem_optin(cu));
-        attr_set = true;
-    }
-    unsigned grid = (unsigned)(((B + PR_BC - 1) / PR_BC) * PR_CS);
-    k_rnn_persist_bwd<NG><<<grid, pr_threads(NG, H), smem, cphil_cu_stream(cu)>>>(B, T, H, Whh, gates, cs, cprev0,
-                                                                                   gh, hprev, dy, dG, dGh, dh, dc);
+    k_rnn_persist_bwd<NG><<<pr_grid(B), pr_threads(NG, H), pr_smem_bwd(NG, H), cphil_cu_stream(cu)>>>(
+        B, T, H, Whh, gates, cs, cprev0, gh, hprev, dy, dG, dGh, dh, dc);
     CPHIL_CU_CHECK_LAUNCH(cu, NG == 4 ? "lstm persistent backward" : "gru persistent backward");
 }
 
 template <int NG>
 static int max_clusters(cphil_cu *cu, int H, int backward) {
+    allow_smem<NG>(cu);
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute attr;
     attr.id = cudaLaunchAttributeClusterDimension;
@@ -546,18 +549,9 @@ static int max_clusters(cphil_cu *cu, int H, int backward) {
     cfg.dynamicSmemBytes = backward ? pr_smem_bwd(NG, H) : pr_smem_fwd(NG, H);
     cfg.attrs = &attr;
     cfg.numAttrs = 1;
+    const void *k = backward ? (const void *)k_rnn_persist_bwd<NG> : (const void *)k_rnn_persist_fwd<NG>;
     int n = -1;
-    cudaError_t e;
-    if (backward) {
-        cudaFuncSetAttribute(k_rnn_persist_bwd<NG>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             (int)cphil_cu_smem_optin(cu));
-        e = cudaOccupancyMaxActiveClusters(&n, k_rnn_persist_bwd<NG>, &cfg);
-    } else {
-        cudaFuncSetAttribute(k_rnn_persist_fwd<NG>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             (int)cphil_cu_smem_optin(cu));
-        e = cudaOccupancyMaxActiveClusters(&n, k_rnn_persist_fwd<NG>, &cfg);
-    }
-    return e == cudaSuccess ? n : -1;
+    return cudaOccupancyMaxActiveClusters(&n, k, &cfg) == cudaSuccess ? n : -1;
 }
 
 /* The most threads a block of either kernel can have (registers), queried once. */
