@@ -46,5 +46,9 @@ if [ -n "$out_cuda" ]; then
   [ $rc_cuda -ne 0 ] && [ "$(count "$out_cuda" 2)" = 0 ] && f=$((f+1))
 fi
 [ "$cuda_built" = fail ] && f=$((f+1))
+if [ "$cuda_built" = ok ]; then # the CUDA library's globals: cphil_ only (its kernels are file-local)
+  echo "### CUDA build: library symbols (tests/t_lib_symbols.sh)"
+  if CPHIL_BUILD=build/cuda tests/t_lib_symbols.sh; then p=$((p+1)); else f=$((f+1)); fi
+fi
 echo "$p passed, $f failed"
 [ $f -eq 0 ]

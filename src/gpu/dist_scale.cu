@@ -3,7 +3,7 @@
 #include <cuda_runtime.h>
 #include <stddef.h>
 
-__global__ void k_dist_scale(float *x, size_t n, const float *factor) {
+static __global__ void k_dist_scale(float *x, size_t n, const float *factor) {
     const float f = *factor;
     if (f == 1.0f) return; /* one rank, or equal shares of a world of one: exact, and free */
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)

@@ -5,6 +5,7 @@
  */
 #include "infer/infer_kern.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -38,19 +39,19 @@ const char *cphil_infer_isa_name(cphil_isa isa) {
 
 /* ---- activations: scalar reference and dispatch ------------------------------------------ */
 void cphil_infer_vexp_ref(float *x, int n) {
-    for (int i = 0; i < n; i++) x[i] = expf(x[i]);
+    for (int i = 0; i < n; i++) x[i] = cphil_vm_exp(x[i]);
 }
 void cphil_infer_vsigmoid_ref(float *x, int n) {
-    for (int i = 0; i < n; i++) x[i] = 1.f / (1.f + expf(-x[i]));
+    for (int i = 0; i < n; i++) x[i] = cphil_vm_sigmoid(x[i]);
 }
 void cphil_infer_vtanh_ref(float *x, int n) {
-    for (int i = 0; i < n; i++) x[i] = tanhf(x[i]);
+    for (int i = 0; i < n; i++) x[i] = cphil_vm_tanh(x[i]);
 }
 void cphil_infer_vsilu_ref(float *x, int n) {
-    for (int i = 0; i < n; i++) x[i] = x[i] / (1.f + expf(-x[i]));
+    for (int i = 0; i < n; i++) x[i] = cphil_vm_silu(x[i]);
 }
 void cphil_infer_vsoftplus_ref(float *x, int n) {
-    for (int i = 0; i < n; i++) x[i] = x[i] > 20.f ? x[i] : log1pf(expf(x[i]));
+    for (int i = 0; i < n; i++) x[i] = cphil_vm_softplus(x[i]);
 }
 
 #define DISPATCH_ACT(name)                                                                     \
@@ -87,14 +88,14 @@ void cphil_infer_lstm_cell(float *g, const float *pre, float *h, float *c, int H
 void cphil_infer_ssm_gated_ref(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                          const float *B, const float *C, const float *D, float *h, float *y) {
     for (int i = 0; i < I; i++) {
-        float r = dtr[i], d = r > 20.f ? r : log1pf(expf(r));
+        float d = cphil_vm_softplus(dtr[i]);
         float x = xc[i], dx = d * x, zi = z[i], acc = 0.f;
         for (int n = 0; n < N; n++) {
             float *hn = h + (size_t)n * I + i;
-            *hn = exp2f(d * A2[(size_t)n * I + i]) * *hn + dx * B[n];
+            *hn = cphil_vm_exp2(d * A2[(size_t)n * I + i]) * *hn + dx * B[n];
             acc += *hn * C[n];
         }
-        y[i] = (acc + D[i] * x) * (zi / (1.f + expf(-zi)));
+        y[i] = (acc + D[i] * x) * cphil_vm_silu(zi);
     }
 }
 
@@ -120,12 +121,12 @@ void cphil_infer_conv_silu_ref(int I, int K, const float *w, const float *b, con
         if (tap[K - 1]) memmove(save, tap[K - 1], sizeof(float) * (size_t)I);
         else memset(save, 0, sizeof(float) * (size_t)I);
     }
-    for (int i = 0; i < I; i++) out[i] = out[i] / (1.f + expf(-out[i]));
+    for (int i = 0; i < I; i++) out[i] = cphil_vm_silu(out[i]);
 }
 
 /* ---- attention's pieces: GELU, LayerNorm, one head of softmax attention ------------------ */
 void cphil_infer_vgelu_ref(float *x, int n) {
-    for (int i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.f + erff(x[i] * 0.70710678118654752f));
+    for (int i = 0; i < n; i++) x[i] = cphil_vm_gelu(x[i]);
 }
 
 void cphil_infer_vgelu(float *x, int n) {
@@ -180,7 +181,7 @@ void cphil_infer_attend_head_ref(const float *q, const float *KT, int ldkt, cons
     }
     float sum = 0.f;
     for (int j = 0; j < n; j++) {
-        s[j] = expf(s[j] - mx);
+        s[j] = cphil_vm_exp(s[j] - mx);
         sum += s[j];
     }
     for (int i = 0; i < dh; i++) o[i] = 0.f;

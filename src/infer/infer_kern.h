@@ -30,17 +30,10 @@ cphil_isa cphil_infer_isa_best(void);
 cphil_isa cphil_infer_isa_default(void);
 const char *cphil_infer_isa_name(cphil_isa isa);
 
-/* Elementwise activations in place (the engine's gates, scans and mixers): the engine's one
- * vector-math library (the trainer's scalar twin is src/nn/nn_fastmath.h, kept apart because the
- * GPU twins copy its formulas). _ref uses libm; the SIMD tiers use Cephes-style expf and a fitted
- * 2^x (sigmoid, tanh, silu as 1 / (1 + 2^y) forms). softplus follows PyTorch (x > 20 -> x).
- * Accuracy against double libm, dense sweep of 4 M points (exp on [-87, 88], the others on
- * [-30, 30]), AVX2 tier (scalar tier in brackets): exp relative 1.2e-7 [6e-8]; absolute
- * sigmoid 9.1e-8 [8.9e-8], tanh 1.8e-7 [1.0e-7] (relative 1.9e-5 just above |x| = 0.005, where
- * the odd series hands over), silu 1.3e-6 at x = 13.8 (relative 1.8e-6), softplus 4.8e-7
- * [5.4e-7]. The AVX-512 tier has the same polynomials (not measured on an AVX2-only machine).
- * tests/test_infer.c (activations_dense_sweep) asserts exp <= 3e-7 relative and the others
- * |err| <= 4e-7 + 4e-7 |f(x)| on every tier the machine has. */
+/* Elementwise activations in place (the engine's gates, scans and mixers): the math library of
+ * src/kernels/cpu/vmath_impl.h (formulas and accuracy there) on every tier: _ref on one lane (the
+ * same bits as the CPU trainer), _avx2 on 8 and _avx512 on 16 lanes (fused multiply-adds: within
+ * 4 ulp of _ref). softplus follows PyTorch (x > 20 -> x). */
 void cphil_infer_vexp(float *x, int n);
 void cphil_infer_vsigmoid(float *x, int n);
 void cphil_infer_vtanh(float *x, int n);
@@ -63,14 +56,9 @@ void cphil_infer_lstm_cell(float *g, const float *pre, float *h, float *c, int H
 void cphil_infer_lstm_cell_ref(float *g, const float *pre, float *h, float *c, int H, float *tmp);
 void cphil_infer_lstm_cell_avx512(float *g, const float *pre, float *h, float *c, int H, float *tmp);
 /* GELU, exact-erf form (PyTorch nn.GELU's default): x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), in
- * place. _ref is that formula with libm erff. _avx512 computes Phi from erfc(a)/2, a = |x|/sqrt 2:
- *   erfc(a)/2 = t 2^(P2(1 - t) - a^2 log2 e),  t = 1 / (1 + a/2),  |x| clamped at 14
- * with P2 a degree-9 polynomial fitted for this project (error 6.5e-8 in log2 units); Phi = 1 -
- * erfc/2 for x >= 0, erfc/2 below, so the lower tail keeps its relative accuracy (1 + erff rounds
- * it away). Measured against the exact function (double erfc): at most 4.3 ulp for x in [0, 3),
- * 1 ulp above, 9.3 ulp on [-3, 0), 31 ulp on [-6, -3) (values below 3e-9, where 1 + erff is
- * off by up to 100%); absolute error at most 3.9e-7, below the libm formula's in every range.
- * The test bounds it by 4e-7 + 2e-6 |gelu(x)| on [-14, 14]. */
+ * place: the library's cphil_vm_gelu (Phi from erfc/2 in base 2, so the lower tail keeps its
+ * relative accuracy, which 1 + erff rounds away). The test bounds it by 4e-7 + 2e-6 |gelu(x)| on
+ * [-14, 14] against double erfc. */
 void cphil_infer_vgelu(float *x, int n);
 void cphil_infer_vgelu_ref(float *x, int n);
 void cphil_infer_vgelu_avx512(float *x, int n);
@@ -103,9 +91,8 @@ void cphil_infer_attend_head_avx512(const float *q, const float *KT, int ldkt, c
  *   dt[i]   = softplus(dtr[i])                                 (PyTorch: x > 20 -> x)
  *   h[n][i] = 2^(dt[i] A2[n][i]) h[n][i] + dt[i] B[n] xc[i]     (2^(dt A2) = exp(dt A))
  *   y[i]    = (sum_n h[n][i] C[n] + D[i] xc[i]) * silu(z[i])
- * y may alias xc or dtr (each 16-lane block is read before it is written). _ref uses libm
- * (log1pf, expf, exp2f); _avx512 and _avx2 use their files' polynomials (2^f: degree 6 on
- * [-1/2, 1/2], relative error ~1e-7). */
+ * y may alias xc or dtr (each 16-lane block is read before it is written). softplus, 2^x and
+ * silu are the math library's (src/kernels/cpu/vmath_impl.h) on every tier. */
 void cphil_infer_ssm_gated(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                      const float *B, const float *C, const float *D, float *h, float *y);
 void cphil_infer_ssm_gated_ref(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
@@ -154,10 +141,8 @@ void cphil_infer_transpose_rows(const float *const *rows, int off, int T, int n,
 void cphil_infer_transpose_rows_ref(const float *const *rows, int off, int T, int n, float *dst, int ldd);
 void cphil_infer_transpose_rows_avx512(const float *const *rows, int off, int T, int n, float *dst, int ldd);
 /* ---- the AVX2 + FMA tier (infer_kern_avx2.c): every _avx512 kernel above on 8 lanes, same
- * contracts (aliasing, scratch sizes) and the same polynomials; tested against the _ref twins
- * at the AVX-512 forms' tolerances. Differences: 2^x of arguments below -127 reads as 0 (not a
- * denormal), divisions where AVX-512 uses vrcp14ps + Newton, the causal kernel's tile is 4
- * queries x 16 keys. */
+ * contracts (aliasing, scratch sizes) and the same math library; tested against the _ref twins
+ * at the AVX-512 forms' tolerances. Difference: the causal kernel's tile is 4 queries x 16 keys. */
 void cphil_infer_vexp_avx2(float *x, int n);
 void cphil_infer_vsigmoid_avx2(float *x, int n);
 void cphil_infer_vtanh_avx2(float *x, int n);

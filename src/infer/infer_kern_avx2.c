@@ -1,16 +1,13 @@
 /* infer_kern_avx2.c — AVX2 + FMA elementwise work of the inference engine, for CPUs without
- * AVX-512 (AMD Zen 2/3, most Intel desktop parts): the same kernels and the same numerics as
- * infer_kern_avx512.c on 8 lanes — activations (Cephes-style expf / logf, fitted 2^x), the LSTM
- * cell, Mamba's conv + SiLU, fused scan step and RMSNorm, and attention's pieces (GELU,
- * LayerNorm, one head and the causal window of softmax attention, RoPE pairs, row transposes).
- * Where AVX-512 has an instruction AVX2 lacks, the substitutes are: 2^n built in the exponent
- * field (vscalefps; the argument clamped so that n stays in [-127, 127], 2^-127 reading as 0),
- * frexp by bit masks (vgetexp/vgetmant), blends by sign masks, ragged tails by vmaskmovps
- * (full blocks use plain loads and stores), and true divisions where the AVX-512 form uses
- * vrcp14ps + Newton (vrcpps has 12 bits: one Newton step would leave ~1.5e-7). The causal
- * kernel's register tile is 4 queries x 16 keys (16 ymm registers, not 32). Twins: *_ref in
- * infer_kern.c; tests/test_infer.c compares every kernel here with its twin. Does not: matrix
- * products (src/kernels/cpu/panel_avx2.c), bf16 conversion (the panel code's).
+ * AVX-512 (AMD Zen 2/3, most Intel desktop parts): the same kernels as infer_kern_avx512.c on 8
+ * lanes — activations (the math library src/kernels/cpu/vmath_impl.h on 8 lanes), the LSTM cell,
+ * Mamba's conv + SiLU, fused scan step and RMSNorm, and attention's pieces (GELU, LayerNorm, one
+ * head and the causal window of softmax attention, RoPE pairs, row transposes). Where AVX-512 has
+ * an instruction AVX2 lacks, the substitutes are: blends by sign masks, ragged tails by
+ * vmaskmovps (full blocks use plain loads and stores). The causal kernel's register tile is 4
+ * queries x 16 keys (16 ymm registers, not 32). Twins: *_ref in infer_kern.c; tests/test_infer.c
+ * compares every kernel here with its twin. Does not: matrix products
+ * (src/kernels/cpu/panel_avx2.c), bf16 conversion (the panel code's).
  */
 #include "infer/infer_kern.h"
 
@@ -28,13 +25,6 @@ AI void st8(float *p, __m256i k, __m256 v, const int full) {
     if (full) _mm256_storeu_ps(p, v);
     else _mm256_maskstore_ps(p, k, v);
 }
-AI __m256 abs8(__m256 x) { return _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
-AI __m256 neg8(__m256 x) { return _mm256_xor_ps(x, _mm256_set1_ps(-0.f)); }
-AI __m256 round8(__m256 x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-/* 2^n for integral n in [-127, 127] (-127 gives 0: exponent field 0) */
-AI __m256 pow2n8(__m256 n) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
-}
 AI float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -50,141 +40,24 @@ AI double hsum4d(__m256d v) {
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
-/* ---- activations (Cephes expf / logf and the fitted 2^x polynomials, as infer_kern_avx512.c) -- */
-AI __m256 exp8(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-    __m256 n = round8(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f))); /* [-126, 127] */
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
-    return _mm256_mul_ps(p, pow2n8(n));
-}
-
-AI __m256 log8(__m256 x) { /* x > 0, normal */
-    const __m256i bits = _mm256_castps_si256(x);
-    /* x = m 2^e, m in [0.5, 1) */
-    __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126)));
-    __m256 m = _mm256_castsi256_ps(
-        _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f000000)));
-    __m256 small = _mm256_cmp_ps(m, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
-    m = _mm256_add_ps(m, _mm256_and_ps(small, m));
-    e = _mm256_sub_ps(e, _mm256_and_ps(small, _mm256_set1_ps(1.f)));
-    __m256 t = _mm256_sub_ps(m, _mm256_set1_ps(1.f));
-    __m256 z = _mm256_mul_ps(t, t);
-    __m256 p = _mm256_set1_ps(7.0376836292E-2f);
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.1514610310E-1f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.1676998740E-1f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.2420140846E-1f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.4249322787E-1f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.6668057665E-1f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(2.0000714765E-1f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-2.4999993993E-1f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(3.3333331174E-1f));
-    __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, t), z);
-    y = _mm256_fmadd_ps(e, _mm256_set1_ps(-2.12194440e-4f), y);
-    y = _mm256_fnmadd_ps(z, _mm256_set1_ps(0.5f), y);
-    __m256 r = _mm256_add_ps(t, y);
-    return _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f), r);
-}
-
-/* 2^y, as exp2_512 (degree-6 polynomial on [-1/2, 1/2]); y clamped to [-127, 127] so that the
- * exponent field holds 2^n (2^-127 reads as 0, where the AVX-512 form gives a denormal). */
-AI __m256 exp2_8(__m256 y) {
-    y = _mm256_min_ps(_mm256_max_ps(y, _mm256_set1_ps(-127.f)), _mm256_set1_ps(127.f));
-    __m256 n = round8(y);
-    __m256 f = _mm256_sub_ps(y, n);
-    __m256 p = _mm256_set1_ps(1.535335905e-4f);
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.339887618e-3f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618437849e-3f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.550332367e-2f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.402264774e-1f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931471825e-1f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.f));
-    return _mm256_mul_ps(p, pow2n8(n));
-}
-
-/* sigmoid(x) = 1 / (1 + 2^(-x log2 e)), as sigm512: exp2_8, the exponent capped at 120 (x < -83:
- * 0 to within 1e-36); a true division (its unit runs beside the FMA ports). */
-AI __m256 sigm8(__m256 x) {
-    __m256 y = _mm256_min_ps(_mm256_mul_ps(x, _mm256_set1_ps(-1.44269504088896341f)), _mm256_set1_ps(120.f));
-    return _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_add_ps(exp2_8(y), _mm256_set1_ps(1.f)));
-}
-
-/* silu(z) = z / (1 + 2^(-z log2 e)) with exp2_8 (one division: z * sigm8(z) would round twice);
- * 2^(...) capped at 2^120 */
-AI __m256 silu8(__m256 z) {
-    __m256 y = _mm256_min_ps(_mm256_mul_ps(z, _mm256_set1_ps(-1.44269504088896341f)), _mm256_set1_ps(120.f));
-    return _mm256_div_ps(z, _mm256_add_ps(exp2_8(y), _mm256_set1_ps(1.f)));
-}
-
-/* tanh(x) = 1 - 2 / (2^(2x log2 e) + 1) (exp2_8, exponent capped at 120); for |x| < 0.005 use
- * x - x^3/3 (cancellation) */
-AI __m256 tanh8(__m256 v) {
-    __m256 y = _mm256_min_ps(_mm256_mul_ps(v, _mm256_set1_ps(2.88539008177792682f)), _mm256_set1_ps(120.f));
-    __m256 t = _mm256_sub_ps(_mm256_set1_ps(1.f),
-                             _mm256_div_ps(_mm256_set1_ps(2.f), _mm256_add_ps(exp2_8(y), _mm256_set1_ps(1.f))));
-    __m256 v3 = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
-    __m256 sm = _mm256_fnmadd_ps(v3, _mm256_set1_ps(1.f / 3.f), v);
-    __m256 tiny = _mm256_cmp_ps(abs8(v), _mm256_set1_ps(0.005f), _CMP_LT_OQ);
-    return _mm256_blendv_ps(t, sm, tiny);
-}
-
-/* softplus(x) = max(x, 0) + log1p(exp(-|x|)); x > 20 -> x as in PyTorch */
-AI __m256 softplus8(__m256 v) {
-    __m256 e = exp8(neg8(abs8(v)));
-    /* log1p(e) for e in (0, 1]: log(1 + e) with the rounding of 1 + e compensated */
-    __m256 u = _mm256_add_ps(_mm256_set1_ps(1.f), e);
-    __m256 l = log8(u);
-    __m256 d = _mm256_sub_ps(u, _mm256_set1_ps(1.f));
-    __m256 nz = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_OQ);
-    __m256 lc = _mm256_mul_ps(l, _mm256_div_ps(e, _mm256_blendv_ps(_mm256_set1_ps(1.f), d, nz)));
-    l = _mm256_blendv_ps(e, lc, nz); /* d == 0: log1p(e) = e */
-    __m256 r = _mm256_add_ps(_mm256_max_ps(v, _mm256_setzero_ps()), l);
-    return _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, _mm256_set1_ps(20.f), _CMP_GT_OQ));
-}
-
-/* x Phi(x) in base 2, as gelu512 (see infer_kern.h and infer_kern_avx512.c for the fit):
- *   erfc(a)/2 = t 2^(P2(u) - a^2 log2 e),  t = 1/(1 + a/2),  u = 1 - t = (a/2) t
- * t by a true division; the exponent clamped at -127 (erfc/2 below 2^-126 reads as 0: at most
- * 14 2^-126 absolute). */
-AI __m256 gelu8(__m256 x) {
-    const __m256 one = _mm256_set1_ps(1.f);
-    const __m256 ax = _mm256_min_ps(abs8(x), _mm256_set1_ps(14.f)); /* Phi is 0 or 1 past 14 */
-    const __m256 ha = _mm256_mul_ps(ax, _mm256_set1_ps(0.353553390593273762f)); /* a/2 */
-    const __m256 t = _mm256_div_ps(one, _mm256_add_ps(ha, one));
-    const __m256 u = _mm256_mul_ps(ha, t); /* 1 - t, without the cancellation */
-    __m256 p = _mm256_set1_ps(-2.051431775e-01f);
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(8.853614565e-01f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(-1.317022295e+00f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(7.215058970e-01f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(-2.352821564e-01f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(3.514765002e-01f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(2.234522828e-01f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(-4.368599855e-01f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(-1.813134675e+00f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(-9.999999348e-01f));
-    /* a^2 log2 e = x^2 (log2 e)/2 */
-    __m256 arg = _mm256_fnmadd_ps(_mm256_mul_ps(ax, _mm256_set1_ps(0.721347520444481703f)), ax, p);
-    arg = _mm256_max_ps(arg, _mm256_set1_ps(-127.f));
-    const __m256 n = round8(arg);
-    const __m256 f = _mm256_sub_ps(arg, n);
-    __m256 e = _mm256_set1_ps(1.535348983e-04f);
-    e = _mm256_fmadd_ps(e, f, _mm256_set1_ps(1.339889537e-03f));
-    e = _mm256_fmadd_ps(e, f, _mm256_set1_ps(9.618436952e-03f));
-    e = _mm256_fmadd_ps(e, f, _mm256_set1_ps(5.550332397e-02f));
-    e = _mm256_fmadd_ps(e, f, _mm256_set1_ps(2.402264792e-01f));
-    e = _mm256_fmadd_ps(e, f, _mm256_set1_ps(6.931472029e-01f));
-    e = _mm256_fmadd_ps(e, f, one);
-    const __m256 h = _mm256_mul_ps(t, _mm256_mul_ps(e, pow2n8(n))); /* erfc(a)/2 */
-    const __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ);
-    return _mm256_mul_ps(x, _mm256_blendv_ps(h, _mm256_sub_ps(one, h), pos));
-}
+/* ---- activations: the library of src/kernels/cpu/vmath_impl.h on 8 lanes (vm8_exp, vm8_exp2,
+ * vm8_log, vm8_tanh, vm8_sigmoid, vm8_silu, vm8_softplus, vm8_gelu): the same bits as the scalar
+ * tier and the trainer. ------------------------------------------------------------------------ */
+typedef int32_t vm8i __attribute__((vector_size(32)));
+#define VF __m256
+#define VI vm8i
+#define VM(name) vm8_##name
+#define VM_SPLAT(c) _mm256_set1_ps(c)
+#define VM_SEL(m, a, b) ((VF)(((VI)(a) & (m)) | ((VI)(b) & ~(m))))
+#define VM_TOINT(v) __builtin_convertvector((v), VI)
+#define VM_TOFLOAT(i) __builtin_convertvector((i), VF)
+#define VM_ASINT(v) ((VI)(v))
+#define VM_ASFLOAT(i) ((VF)(i))
+#define VM_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define VM_MAXC(x, c) _mm256_max_ps(VM_SPLAT(c), (x))
+#define VM_MINC(x, c) _mm256_min_ps(VM_SPLAT(c), (x))
+#define VM_ROUND(v) (_mm256_round_ps((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+#include "kernels/cpu/vmath_impl.h"
 
 #define ACT_LOOP8(expr)                                                                        \
     int i = 0;                                                                                 \
@@ -198,12 +71,12 @@ AI __m256 gelu8(__m256 x) {
         _mm256_maskstore_ps(x + i, k, expr);                                                   \
     }
 
-void cphil_infer_vexp_avx2(float *x, int n) { ACT_LOOP8(exp8(v)) }
-void cphil_infer_vsigmoid_avx2(float *x, int n) { ACT_LOOP8(sigm8(v)) }
-void cphil_infer_vsilu_avx2(float *x, int n) { ACT_LOOP8(silu8(v)) }
-void cphil_infer_vtanh_avx2(float *x, int n) { ACT_LOOP8(tanh8(v)) }
-void cphil_infer_vsoftplus_avx2(float *x, int n) { ACT_LOOP8(softplus8(v)) }
-void cphil_infer_vgelu_avx2(float *x, int n) { ACT_LOOP8(gelu8(v)) }
+void cphil_infer_vexp_avx2(float *x, int n) { ACT_LOOP8(vm8_exp(v)) }
+void cphil_infer_vsigmoid_avx2(float *x, int n) { ACT_LOOP8(vm8_sigmoid(v)) }
+void cphil_infer_vsilu_avx2(float *x, int n) { ACT_LOOP8(vm8_silu(v)) }
+void cphil_infer_vtanh_avx2(float *x, int n) { ACT_LOOP8(vm8_tanh(v)) }
+void cphil_infer_vsoftplus_avx2(float *x, int n) { ACT_LOOP8(vm8_softplus(v)) }
+void cphil_infer_vgelu_avx2(float *x, int n) { ACT_LOOP8(vm8_gelu(v)) }
 
 /* ---- the LSTM cell in one pass over 8 units at a time -------------------------------------- */
 AI void lstm8(float *g, const float *pre, float *h, float *c, int H, int j, __m256i k, const int full) {
@@ -215,13 +88,13 @@ AI void lstm8(float *g, const float *pre, float *h, float *c, int H, int j, __m2
         gg = _mm256_add_ps(gg, ld8(pre + 2 * H + j, k, full));
         go = _mm256_add_ps(go, ld8(pre + 3 * H + j, k, full));
     }
-    gi = sigm8(gi);
-    gf = sigm8(gf);
-    gg = tanh8(gg);
-    go = sigm8(go);
+    gi = vm8_sigmoid(gi);
+    gf = vm8_sigmoid(gf);
+    gg = vm8_tanh(gg);
+    go = vm8_sigmoid(go);
     __m256 cn = _mm256_fmadd_ps(gf, ld8(c + j, k, full), _mm256_mul_ps(gi, gg));
     st8(c + j, k, cn, full);
-    st8(h + j, k, _mm256_mul_ps(go, tanh8(cn)), full);
+    st8(h + j, k, _mm256_mul_ps(go, vm8_tanh(cn)), full);
 }
 
 void cphil_infer_lstm_cell_avx2(float *g, const float *pre, float *h, float *c, int H, float *tmp) {
@@ -232,20 +105,6 @@ void cphil_infer_lstm_cell_avx2(float *g, const float *pre, float *h, float *c, 
 }
 
 /* ---- Mamba: fused scan step, conv + SiLU, RMSNorm ------------------------------------------- */
-/* softplus for the scan, as softplus_scan512: log1p(u) = s (2 + q P(q)), s = u / (2 + u),
- * q = s^2, u = exp(-|x|); x > 20 -> x. */
-AI __m256 softplus_scan8(__m256 v) {
-    __m256 u = exp8(neg8(abs8(v)));
-    __m256 s = _mm256_div_ps(u, _mm256_add_ps(u, _mm256_set1_ps(2.f)));
-    __m256 q = _mm256_mul_ps(s, s);
-    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(2.801174521e-1f), q, _mm256_set1_ps(2.800181508e-1f));
-    p = _mm256_fmadd_ps(p, q, _mm256_set1_ps(4.002152681e-1f));
-    p = _mm256_fmadd_ps(p, q, _mm256_set1_ps(6.666641831e-1f));
-    __m256 l = _mm256_mul_ps(s, _mm256_fmadd_ps(q, p, _mm256_set1_ps(2.f)));
-    __m256 r = _mm256_add_ps(_mm256_max_ps(v, _mm256_setzero_ps()), l);
-    return _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, _mm256_set1_ps(20.f), _CMP_GT_OQ));
-}
-
 /* One block of 8 channels: the N state rows read and written once, two partial sums over n. */
 AI void ssm8(int I, int N, const float *A2, const float *xc, const float *B, const float *C, const float *D, float *h,
              float *y, int i, __m256 d, __m256 g, __m256i k, const int full) {
@@ -257,8 +116,8 @@ AI void ssm8(int I, int N, const float *A2, const float *xc, const float *B, con
     for (; n + 2 <= N; n += 2) {
         const float *a0 = a + (size_t)n * I, *a1 = a0 + I;
         float *h0 = hp + (size_t)n * I, *h1 = h0 + I;
-        __m256 e0 = exp2_8(_mm256_mul_ps(d, ld8(a0, k, full)));
-        __m256 e1 = exp2_8(_mm256_mul_ps(d, ld8(a1, k, full)));
+        __m256 e0 = vm8_exp2(_mm256_mul_ps(d, ld8(a0, k, full)));
+        __m256 e1 = vm8_exp2(_mm256_mul_ps(d, ld8(a1, k, full)));
         __m256 v0 = _mm256_fmadd_ps(e0, ld8(h0, k, full), _mm256_mul_ps(dx, _mm256_set1_ps(B[n])));
         __m256 v1 = _mm256_fmadd_ps(e1, ld8(h1, k, full), _mm256_mul_ps(dx, _mm256_set1_ps(B[n + 1])));
         st8(h0, k, v0, full);
@@ -268,7 +127,7 @@ AI void ssm8(int I, int N, const float *A2, const float *xc, const float *B, con
     }
     if (n < N) {
         float *h0 = hp + (size_t)n * I;
-        __m256 e0 = exp2_8(_mm256_mul_ps(d, ld8(a + (size_t)n * I, k, full)));
+        __m256 e0 = vm8_exp2(_mm256_mul_ps(d, ld8(a + (size_t)n * I, k, full)));
         __m256 v0 = _mm256_fmadd_ps(e0, ld8(h0, k, full), _mm256_mul_ps(dx, _mm256_set1_ps(B[n])));
         st8(h0, k, v0, full);
         acc0 = _mm256_fmadd_ps(v0, _mm256_set1_ps(C[n]), acc0);
@@ -283,14 +142,14 @@ AI void ssm8(int I, int N, const float *A2, const float *xc, const float *B, con
 void cphil_infer_ssm_gated_avx2(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                           const float *B, const float *C, const float *D, float *h, float *y) {
     __m256i kn = tail8(I);
-    __m256 dn = softplus_scan8(_mm256_maskload_ps(dtr, kn)), gn = silu8(_mm256_maskload_ps(z, kn));
+    __m256 dn = vm8_softplus(_mm256_maskload_ps(dtr, kn)), gn = vm8_silu(_mm256_maskload_ps(z, kn));
     for (int i = 0; i < I; i += 8) {
         const __m256i k = kn;
         const __m256 d = dn, g = gn;
         if (i + 8 < I) {
             kn = tail8(I - i - 8);
-            dn = softplus_scan8(_mm256_maskload_ps(dtr + i + 8, kn));
-            gn = silu8(_mm256_maskload_ps(z + i + 8, kn));
+            dn = vm8_softplus(_mm256_maskload_ps(dtr + i + 8, kn));
+            gn = vm8_silu(_mm256_maskload_ps(z + i + 8, kn));
         }
         if (I - i >= 8) ssm8(I, N, A2, xc, B, C, D, h, y, i, d, g, k, 1);
         else ssm8(I, N, A2, xc, B, C, D, h, y, i, d, g, k, 0);
@@ -305,7 +164,7 @@ AI void conv8(int nt, const float *const *wp, const float *const *tp, const floa
     __m256 acc = ld8(b + i, k, full);
     for (int j = 0; j < nt; j++) acc = _mm256_fmadd_ps(ld8(wp[j] + i, k, full), ld8(tp[j] + i, k, full), acc);
     if (save) st8(save + i, k, last ? ld8(last + i, k, full) : _mm256_setzero_ps(), full);
-    st8(out + i, k, silu8(acc), full);
+    st8(out + i, k, vm8_silu(acc), full);
 }
 
 void cphil_infer_conv_silu_avx2(int I, int K, const float *w, const float *b, const float *const *tap, float *save,
@@ -328,7 +187,7 @@ void cphil_infer_conv_silu_avx2(int I, int K, const float *w, const float *b, co
             for (int j = 0; j < K; j++)
                 if (tap[j]) acc = _mm256_fmadd_ps(_mm256_maskload_ps(w + (size_t)j * I + i, k), _mm256_maskload_ps(tap[j] + i, k), acc);
             if (save) _mm256_maskstore_ps(save + i, k, last ? _mm256_maskload_ps(last + i, k) : _mm256_setzero_ps());
-            _mm256_maskstore_ps(out + i, k, silu8(acc));
+            _mm256_maskstore_ps(out + i, k, vm8_silu(acc));
         }
         return;
     }
@@ -490,13 +349,13 @@ static float exp_shift_sum(float *sc, int n, int nz, float m) {
     __m256 vs = _mm256_setzero_ps();
     int j = 0;
     for (; j + 8 <= n; j += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(sc + j), vm));
+        __m256 e = vm8_exp(_mm256_sub_ps(_mm256_loadu_ps(sc + j), vm));
         _mm256_storeu_ps(sc + j, e);
         vs = _mm256_add_ps(vs, e);
     }
     for (; j < nz; j += 8) {
         __m256i k = tail8(n - j);
-        __m256 e = _mm256_and_ps(_mm256_castsi256_ps(k), exp8(_mm256_sub_ps(_mm256_maskload_ps(sc + j, k), vm)));
+        __m256 e = _mm256_and_ps(_mm256_castsi256_ps(k), vm8_exp(_mm256_sub_ps(_mm256_maskload_ps(sc + j, k), vm)));
         _mm256_maskstore_ps(sc + j, tail8(nz - j), e);
         vs = _mm256_add_ps(vs, e);
     }

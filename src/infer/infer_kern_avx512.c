@@ -1,7 +1,7 @@
-/* infer_kern_avx512.c — AVX-512 elementwise work of the inference engine: activations
- * (Cephes-style expf polynomials), the LSTM cell, and Mamba's conv + SiLU and fused scan step
- * (its own 2^x polynomial, fitted here: see exp2_512). Twins: *_ref in
- * infer_kern.c. The matrix products are src/kernels/cpu/panel*.c.
+/* infer_kern_avx512.c — AVX-512 elementwise work of the inference engine: activations (the math
+ * library src/kernels/cpu/vmath_impl.h on 16 lanes), the LSTM cell, Mamba's conv + SiLU and fused
+ * scan step, and attention's pieces. Twins: *_ref in infer_kern.c. The matrix products are
+ * src/kernels/cpu/panel*.c.
  */
 #include "infer/infer_kern.h"
 
@@ -9,81 +9,24 @@
 #include <math.h>
 
 #define AI static inline __attribute__((always_inline))
-/* ---- activations (Cephes expf / logf polynomials) ------------------------------------------ */
-AI __m512 exp512(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.f)));
-    return _mm512_scalef_ps(p, n);
-}
-
-AI __m512 log512(__m512 x) { /* x > 0 */
-    __m512 e = _mm512_getexp_ps(x);
-    __m512 m = _mm512_getmant_ps(x, _MM_MANT_NORM_p5_1, _MM_MANT_SIGN_src); /* [0.5, 1) */
-    e = _mm512_add_ps(e, _mm512_set1_ps(1.f));
-    __mmask16 small = _mm512_cmp_ps_mask(m, _mm512_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
-    m = _mm512_mask_add_ps(m, small, m, m);
-    e = _mm512_mask_sub_ps(e, small, e, _mm512_set1_ps(1.f));
-    __m512 t = _mm512_sub_ps(m, _mm512_set1_ps(1.f));
-    __m512 z = _mm512_mul_ps(t, t);
-    __m512 p = _mm512_set1_ps(7.0376836292E-2f);
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.1514610310E-1f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.1676998740E-1f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.2420140846E-1f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.4249322787E-1f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.6668057665E-1f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(2.0000714765E-1f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-2.4999993993E-1f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(3.3333331174E-1f));
-    __m512 y = _mm512_mul_ps(_mm512_mul_ps(p, t), z);
-    y = _mm512_fmadd_ps(e, _mm512_set1_ps(-2.12194440e-4f), y);
-    y = _mm512_fnmadd_ps(z, _mm512_set1_ps(0.5f), y);
-    __m512 r = _mm512_add_ps(t, y);
-    return _mm512_fmadd_ps(e, _mm512_set1_ps(0.693359375f), r);
-}
-
-/* 2^y for any finite y: n = round(y), f = y - n in [-1/2, 1/2] (exact), 2^f = 1 + f P(f) with P
- * of degree 5 (coefficients fitted for relative error here: ~2e-9 in exact arithmetic, ~1e-7
- * evaluated in f32), times 2^n by vscalefps (underflows to 0 for y below -150; no clamp needed).
- * 10 operations where exp512 needs 15: the scan's inner loop runs it N*I times per step. */
-AI __m512 exp2_512(__m512 y) {
-    __m512 n = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 f = _mm512_sub_ps(y, n);
-    __m512 p = _mm512_set1_ps(1.535335905e-4f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887618e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618437849e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550332367e-2f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264774e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471825e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f));
-    return _mm512_scalef_ps(p, n);
-}
-AI __m512 rcp512(__m512 t) { /* 1/t, t in [1, 2^121]: vrcp14ps + one Newton step (~1e-8) */
-    __m512 r = _mm512_rcp14_ps(t);
-    return _mm512_mul_ps(r, _mm512_fnmadd_ps(t, r, _mm512_set1_ps(2.f)));
-}
-
-/* sigmoid(x) = 1 / (1 + 2^(-x log2 e)): exp2_512 and a reciprocal by vrcp14ps + one Newton step
- * (no division); the exponent is capped at 120 (x < -83: the result is 0 to within 1e-36). The
- * rounding of -x log2 e gives a relative error ~|x| 6e-8 in 2^(...), i.e. float-level results
- * (LSTM cell vs its libm twin: <= 3e-7 absolute). */
-AI __m512 sigm512(__m512 x) {
-    __m512 y = _mm512_min_ps(_mm512_mul_ps(x, _mm512_set1_ps(-1.44269504088896341f)), _mm512_set1_ps(120.f));
-    return rcp512(_mm512_add_ps(exp2_512(y), _mm512_set1_ps(1.f)));
-}
-
-/* silu(z) = z * sigmoid(z) (sigm512: one rounding in the exponent, relative error ~|z| 6e-8,
- * which matters only where silu(z) is below 1e-6 in magnitude). */
-AI __m512 silu512(__m512 z) { return _mm512_mul_ps(z, sigm512(z)); }
+/* ---- activations: the library of src/kernels/cpu/vmath_impl.h on 16 lanes (vm16_exp, vm16_exp2,
+ * vm16_log, vm16_tanh, vm16_sigmoid, vm16_silu, vm16_softplus, vm16_gelu): the same bits as the
+ * scalar tier and the trainer. --------------------------------------------------------------- */
+typedef int32_t vm16i __attribute__((vector_size(64)));
+#define VF __m512
+#define VI vm16i
+#define VM(name) vm16_##name
+#define VM_SPLAT(c) _mm512_set1_ps(c)
+#define VM_SEL(m, a, b) ((VF)(((VI)(a) & (m)) | ((VI)(b) & ~(m))))
+#define VM_TOINT(v) __builtin_convertvector((v), VI)
+#define VM_TOFLOAT(i) __builtin_convertvector((i), VF)
+#define VM_ASINT(v) ((VI)(v))
+#define VM_ASFLOAT(i) ((VF)(i))
+#define VM_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define VM_MAXC(x, c) _mm512_max_ps(VM_SPLAT(c), (x))
+#define VM_MINC(x, c) _mm512_min_ps(VM_SPLAT(c), (x))
+#define VM_ROUND(v) (_mm512_roundscale_ps((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+#include "kernels/cpu/vmath_impl.h"
 
 #define ACT_LOOP(expr)                                                                         \
     int i = 0;                                                                                 \
@@ -97,21 +40,10 @@ AI __m512 silu512(__m512 z) { return _mm512_mul_ps(z, sigm512(z)); }
         _mm512_mask_storeu_ps(x + i, k, expr);                                                 \
     }
 
-void cphil_infer_vexp_avx512(float *x, int n) { ACT_LOOP(exp512(v)) }
-void cphil_infer_vsigmoid_avx512(float *x, int n) { ACT_LOOP(sigm512(v)) }
-void cphil_infer_vsilu_avx512(float *x, int n) { ACT_LOOP(silu512(v)) }
-/* tanh(x) = 1 - 2 / (2^(2x log2 e) + 1) (exp2_512, rcp512, exponent capped at 120); for
- * |x| < 0.005 use x - x^3/3 (cancellation) */
-AI __m512 tanh512(__m512 v) {
-    __m512 y = _mm512_min_ps(_mm512_mul_ps(v, _mm512_set1_ps(2.88539008177792682f)), _mm512_set1_ps(120.f));
-    __m512 t = _mm512_fnmadd_ps(_mm512_set1_ps(2.f), rcp512(_mm512_add_ps(exp2_512(y), _mm512_set1_ps(1.f))),
-                                _mm512_set1_ps(1.f));
-    __m512 v3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
-    __m512 sm = _mm512_fnmadd_ps(v3, _mm512_set1_ps(1.f / 3.f), v);
-    __mmask16 tiny = _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(0.005f), _CMP_LT_OQ);
-    return _mm512_mask_blend_ps(tiny, t, sm);
-}
-void cphil_infer_vtanh_avx512(float *x, int n) { ACT_LOOP(tanh512(v)) }
+void cphil_infer_vexp_avx512(float *x, int n) { ACT_LOOP(vm16_exp(v)) }
+void cphil_infer_vsigmoid_avx512(float *x, int n) { ACT_LOOP(vm16_sigmoid(v)) }
+void cphil_infer_vsilu_avx512(float *x, int n) { ACT_LOOP(vm16_silu(v)) }
+void cphil_infer_vtanh_avx512(float *x, int n) { ACT_LOOP(vm16_tanh(v)) }
 
 /* The LSTM cell in one pass over 16 units at a time (the scalar twin is four passes). */
 void cphil_infer_lstm_cell_avx512(float *g, const float *pre, float *h, float *c, int H, float *tmp) {
@@ -126,48 +58,17 @@ void cphil_infer_lstm_cell_avx512(float *g, const float *pre, float *h, float *c
             gg = _mm512_add_ps(gg, _mm512_maskz_loadu_ps(k, pre + 2 * H + j));
             go = _mm512_add_ps(go, _mm512_maskz_loadu_ps(k, pre + 3 * H + j));
         }
-        gi = sigm512(gi);
-        gf = sigm512(gf);
-        gg = tanh512(gg);
-        go = sigm512(go);
+        gi = vm16_sigmoid(gi);
+        gf = vm16_sigmoid(gf);
+        gg = vm16_tanh(gg);
+        go = vm16_sigmoid(go);
         __m512 cn = _mm512_fmadd_ps(gf, _mm512_maskz_loadu_ps(k, c + j), _mm512_mul_ps(gi, gg));
         _mm512_mask_storeu_ps(c + j, k, cn);
-        _mm512_mask_storeu_ps(h + j, k, _mm512_mul_ps(go, tanh512(cn)));
+        _mm512_mask_storeu_ps(h + j, k, _mm512_mul_ps(go, vm16_tanh(cn)));
     }
 }
-/* softplus(x) = max(x, 0) + log1p(exp(-|x|)); x > 20 -> x as in PyTorch */
-AI __m512 softplus512(__m512 v) {
-    __m512 ax = _mm512_abs_ps(v);
-    __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), ax));
-    /* log1p(e) for e in (0, 1]: log(1 + e) with the rounding of 1 + e compensated */
-    __m512 u = _mm512_add_ps(_mm512_set1_ps(1.f), e);
-    __m512 l = log512(u);
-    __m512 d = _mm512_sub_ps(u, _mm512_set1_ps(1.f));
-    __mmask16 nz = _mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_OQ);
-    l = _mm512_mask_mul_ps(e, nz, l, _mm512_div_ps(e, _mm512_mask_blend_ps(nz, _mm512_set1_ps(1.f), d)));
-    __m512 r = _mm512_add_ps(_mm512_max_ps(v, _mm512_setzero_ps()), l);
-    __mmask16 big = _mm512_cmp_ps_mask(v, _mm512_set1_ps(20.f), _CMP_GT_OQ);
-    return _mm512_mask_blend_ps(big, r, v);
-}
-void cphil_infer_vsoftplus_avx512(float *x, int n) { ACT_LOOP(softplus512(v)) }
+void cphil_infer_vsoftplus_avx512(float *x, int n) { ACT_LOOP(vm16_softplus(v)) }
 
-
-/* softplus for the scan (float-level, cheaper than softplus512): u = exp(-|x|) (exp512: its
- * two-constant reduction keeps large |x| accurate),
- * log1p(u) = 2 atanh(s) = s (2 + q P(q)), s = u / (2 + u) in (0, 1/3], q = s^2, P of degree 3
- * fitted here (relative error ~5e-9 in exact arithmetic); 1 / (2 + u) by vrcp14ps and one Newton
- * step. x > 20 -> x as in PyTorch. */
-AI __m512 softplus_scan512(__m512 v) {
-    __m512 u = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(v)));
-    __m512 s = _mm512_mul_ps(u, rcp512(_mm512_add_ps(u, _mm512_set1_ps(2.f))));
-    __m512 q = _mm512_mul_ps(s, s);
-    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(2.801174521e-1f), q, _mm512_set1_ps(2.800181508e-1f));
-    p = _mm512_fmadd_ps(p, q, _mm512_set1_ps(4.002152681e-1f));
-    p = _mm512_fmadd_ps(p, q, _mm512_set1_ps(6.666641831e-1f));
-    __m512 l = _mm512_mul_ps(s, _mm512_fmadd_ps(q, p, _mm512_set1_ps(2.f)));
-    __m512 r = _mm512_add_ps(_mm512_max_ps(v, _mm512_setzero_ps()), l);
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_set1_ps(20.f), _CMP_GT_OQ), r, v);
-}
 
 /* One pass per 16 channels: the N state rows read and written once, two partial sums over n,
  * D x and the gate in registers. softplus(dt) and silu(z) of the next block are issued before
@@ -175,15 +76,15 @@ AI __m512 softplus_scan512(__m512 v) {
 void cphil_infer_ssm_gated_avx512(int I, int N, const float *A2, const float *dtr, const float *xc, const float *z,
                             const float *B, const float *C, const float *D, float *h, float *y) {
     __mmask16 kn = I >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << I) - 1u);
-    __m512 dn = softplus_scan512(_mm512_maskz_loadu_ps(kn, dtr)), gn = silu512(_mm512_maskz_loadu_ps(kn, z));
+    __m512 dn = vm16_softplus(_mm512_maskz_loadu_ps(kn, dtr)), gn = vm16_silu(_mm512_maskz_loadu_ps(kn, z));
     for (int i = 0; i < I; i += 16) {
         const __mmask16 k = kn;
         const __m512 d = dn, g = gn;
         if (i + 16 < I) {
             int rest = I - i - 16;
             kn = rest >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rest) - 1u);
-            dn = softplus_scan512(_mm512_maskz_loadu_ps(kn, dtr + i + 16));
-            gn = silu512(_mm512_maskz_loadu_ps(kn, z + i + 16));
+            dn = vm16_softplus(_mm512_maskz_loadu_ps(kn, dtr + i + 16));
+            gn = vm16_silu(_mm512_maskz_loadu_ps(kn, z + i + 16));
         }
         __m512 x = _mm512_maskz_loadu_ps(k, xc + i);
         __m512 dx = _mm512_mul_ps(d, x), acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
@@ -193,8 +94,8 @@ void cphil_infer_ssm_gated_avx512(int I, int N, const float *A2, const float *dt
         for (; n + 2 <= N; n += 2) {
             const float *a0 = a + (size_t)n * I, *a1 = a0 + I;
             float *h0 = hp + (size_t)n * I, *h1 = h0 + I;
-            __m512 e0 = exp2_512(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(k, a0)));
-            __m512 e1 = exp2_512(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(k, a1)));
+            __m512 e0 = vm16_exp2(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(k, a0)));
+            __m512 e1 = vm16_exp2(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(k, a1)));
             __m512 v0 = _mm512_fmadd_ps(e0, _mm512_maskz_loadu_ps(k, h0), _mm512_mul_ps(dx, _mm512_set1_ps(B[n])));
             __m512 v1 = _mm512_fmadd_ps(e1, _mm512_maskz_loadu_ps(k, h1), _mm512_mul_ps(dx, _mm512_set1_ps(B[n + 1])));
             _mm512_mask_storeu_ps(h0, k, v0);
@@ -204,7 +105,7 @@ void cphil_infer_ssm_gated_avx512(int I, int N, const float *A2, const float *dt
         }
         if (n < N) {
             float *h0 = hp + (size_t)n * I;
-            __m512 e0 = exp2_512(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(k, a + (size_t)n * I)));
+            __m512 e0 = vm16_exp2(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(k, a + (size_t)n * I)));
             __m512 v0 = _mm512_fmadd_ps(e0, _mm512_maskz_loadu_ps(k, h0), _mm512_mul_ps(dx, _mm512_set1_ps(B[n])));
             _mm512_mask_storeu_ps(h0, k, v0);
             acc0 = _mm512_fmadd_ps(v0, _mm512_set1_ps(C[n]), acc0);
@@ -218,46 +119,7 @@ void cphil_infer_ssm_gated_avx512(int I, int N, const float *A2, const float *dt
 /* ---- attention's pieces: GELU, LayerNorm, one head of softmax attention ------------------ */
 AI __mmask16 tail16(int r) { return r >= 16 ? (__mmask16)0xffff : r <= 0 ? (__mmask16)0 : (__mmask16)((1u << r) - 1u); }
 
-/* x Phi(x), Phi from erfc(a)/2, a = |x|/sqrt 2 (see infer_kern.h), in base 2:
- *   erfc(a)/2 = t 2^(P2(u) - a^2 log2 e),  t = 1/(1 + a/2),  u = 1 - t = (a/2) t
- * (in u the sum stays well conditioned near a = 0, where P2 is -1). P2 (degree 9) and the 2^f polynomial on [-1/2, 1/2] (degree 6, relative error 2e-9) were
- * fitted for this project by weighted least squares (Lawson iterations towards minimax):
- * P2's error is 6.5e-8 in log2 units over a in [0, 10]. t: rcp14 and one Newton step.
- * Coefficients highest degree first; fnmadd forms P2 - a^2 log2 e in one rounding. */
-AI __m512 gelu512(__m512 x) {
-    const __m512 one = _mm512_set1_ps(1.f);
-    const __m512 ax = _mm512_min_ps(_mm512_abs_ps(x), _mm512_set1_ps(14.f)); /* Phi is 0 or 1 past 14 */
-    const __m512 ha = _mm512_mul_ps(ax, _mm512_set1_ps(0.353553390593273762f)); /* a/2 */
-    const __m512 d = _mm512_add_ps(ha, one);
-    __m512 t = _mm512_rcp14_ps(d);
-    t = _mm512_mul_ps(t, _mm512_fnmadd_ps(d, t, _mm512_set1_ps(2.f)));
-    const __m512 u = _mm512_mul_ps(ha, t); /* 1 - t, without the cancellation */
-    __m512 p = _mm512_set1_ps(-2.051431775e-01f);
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(8.853614565e-01f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-1.317022295e+00f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(7.215058970e-01f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-2.352821564e-01f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(3.514765002e-01f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(2.234522828e-01f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-4.368599855e-01f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-1.813134675e+00f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-9.999999348e-01f));
-    /* a^2 log2 e = x^2 (log2 e)/2 */
-    const __m512 arg = _mm512_fnmadd_ps(_mm512_mul_ps(ax, _mm512_set1_ps(0.721347520444481703f)), ax, p);
-    const __m512 n = _mm512_roundscale_ps(arg, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 f = _mm512_sub_ps(arg, n);
-    __m512 e = _mm512_set1_ps(1.535348983e-04f);
-    e = _mm512_fmadd_ps(e, f, _mm512_set1_ps(1.339889537e-03f));
-    e = _mm512_fmadd_ps(e, f, _mm512_set1_ps(9.618436952e-03f));
-    e = _mm512_fmadd_ps(e, f, _mm512_set1_ps(5.550332397e-02f));
-    e = _mm512_fmadd_ps(e, f, _mm512_set1_ps(2.402264792e-01f));
-    e = _mm512_fmadd_ps(e, f, _mm512_set1_ps(6.931472029e-01f));
-    e = _mm512_fmadd_ps(e, f, one);
-    const __m512 h = _mm512_mul_ps(t, _mm512_scalef_ps(e, n)); /* erfc(a)/2 */
-    const __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
-    return _mm512_mul_ps(x, _mm512_mask_sub_ps(h, pos, one, h));
-}
-void cphil_infer_vgelu_avx512(float *x, int n) { ACT_LOOP(gelu512(v)) }
+void cphil_infer_vgelu_avx512(float *x, int n) { ACT_LOOP(vm16_gelu(v)) }
 
 /* R rows at a time (their dependency chains interleaved: one row alone is latency-bound). The
  * mean summed in f64 (16 floats at a time as two halves of 8); then the centred values
@@ -389,7 +251,7 @@ void cphil_infer_attend_head_avx512(const float *q, const float *KT, int ldkt, c
     __m512 vs = _mm512_setzero_ps();
     for (int j = 0; j < n; j += 16) {
         __mmask16 k = tail16(n - j);
-        __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, sc + j), vm)));
+        __m512 e = _mm512_maskz_mov_ps(k, vm16_exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, sc + j), vm)));
         _mm512_mask_storeu_ps(sc + j, k, e);
         vs = _mm512_add_ps(vs, e);
     }
@@ -423,7 +285,7 @@ void cphil_infer_conv_silu_avx512(int I, int K, const float *w, const float *b, 
         for (int j = 0; j < nt; j++)
             acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, wp[j] + i), _mm512_maskz_loadu_ps(k, tp[j] + i), acc);
         if (save) _mm512_mask_storeu_ps(save + i, k, last ? _mm512_maskz_loadu_ps(k, last + i) : _mm512_setzero_ps());
-        _mm512_mask_storeu_ps(out + i, k, silu512(acc));
+        _mm512_mask_storeu_ps(out + i, k, vm16_silu(acc));
     }
 }
 
@@ -551,7 +413,7 @@ void cphil_infer_attend_causal_avx512(const float *Q, int ldq, const float *KT, 
             __m512 vs = _mm512_setzero_ps();
             for (int j = 0; j < nmax; j += 16) {
                 __mmask16 kn = tail16(nr[r] - j);
-                __m512 e = _mm512_maskz_mov_ps(kn, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(kn, sr + j), vm)));
+                __m512 e = _mm512_maskz_mov_ps(kn, vm16_exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(kn, sr + j), vm)));
                 _mm512_mask_storeu_ps(sr + j, tail16(nmax - j), e);
                 vs = _mm512_add_ps(vs, e);
             }

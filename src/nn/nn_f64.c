@@ -4,6 +4,8 @@
 #include "nn/nn.h"
 #include "core/core.h"
 
+#include <math.h>
+
 void cphil_nn_gemm_f64(bool trans_a, bool trans_b, int M, int N, int K, double alpha,
                        const double *A, int lda, const double *B, int ldb, double beta, double *C,
                        int ldc) {
@@ -20,6 +22,14 @@ void cphil_nn_gemm_f64(bool trans_a, bool trans_b, int M, int N, int K, double a
         }
 }
 
+/* sigmoid branch-free (e = exp(-|x|) never overflows) and softplus with PyTorch's x > 20 cut,
+ * in double with libm: the reference the f32 library is checked against */
+static inline double sigmoid_libm(double x) {
+    double e = exp(x < 0 ? x : -x), s = 1.0 / (1.0 + e);
+    return x >= 0 ? s : e * s;
+}
+static inline double softplus_libm(double x) { return x > 20.0 ? x : log1p(exp(x)); }
+
 #define R double
 #define NN_FN(name) name##_f64
 #define GEMM(prec, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) \
@@ -29,6 +39,8 @@ void cphil_nn_gemm_f64(bool trans_a, bool trans_b, int M, int N, int K, double a
 #define LOG1P log1p
 #define EXPM1 expm1
 #define TANH tanh
+#define SIGMOID sigmoid_libm
+#define SOFTPLUS softplus_libm
 #define ERF erf
 #define SQRT sqrt
 #define COS cos

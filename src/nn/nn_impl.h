@@ -1,8 +1,8 @@
 /* nn_impl.h — the layers of nn.h, written once over the scalar type R and compiled by nn_f32.c
  * (R float, cphil_gemm) and nn_f64.c (R double, cphil_nn_gemm_f64). Forward and backward of each
  * layer side by side. Needs, from the including file: R, NN_FN(name), GEMM(prec, ta, tb, M, N, K,
- * alpha, A, lda, B, ldb, beta, C, ldc) and the math wrappers EXP LOG LOG1P EXPM1 TANH ERF SQRT
- * COS SIN POW.
+ * alpha, A, lda, B, ldb, beta, C, ldc) and the math wrappers EXP TANH SIGMOID SOFTPLUS (f32: the
+ * library of src/kernels/cpu/vmath.h) and LOG LOG1P EXPM1 ERF SQRT COS SIN POW.
  *
  * References: PyTorch's documentation of nn.Linear, nn.LayerNorm, nn.LSTM, nn.GRU, nn.GELU,
  * nn.Softplus, BCEWithLogitsLoss (pos_weight), CrossEntropyLoss (label_smoothing);
@@ -18,11 +18,8 @@
 #define SZ(x) ((size_t)(x))
 
 /* ---- scalar helpers -------------------------------------------------------------------- */
-static inline R NN_FN(sigm)(R x) { /* branch-free: e = exp(-|x|) never overflows */
-    R e = EXP(x < 0 ? x : -x), s = (R)1 / ((R)1 + e);
-    return x >= 0 ? s : e * s;
-}
-static inline R NN_FN(softplus)(R x) { return x > (R)20 ? x : LOG1P(EXP(x)); }
+static inline R NN_FN(sigm)(R x) { return SIGMOID(x); }
+static inline R NN_FN(softplus)(R x) { return SOFTPLUS(x); } /* x > 20 -> x, as PyTorch */
 static inline R NN_FN(silu)(R x) { return x * NN_FN(sigm)(x); }
 static inline R NN_FN(dsilu)(R x) {
     R s = NN_FN(sigm)(x);

@@ -6,8 +6,9 @@
  * ragged sizes for every ISA path (docs/kernels.md). Matrices are row-major with leading
  * dimensions (elements, not bytes). Per-call kernels never allocate; they never print or exit.
  *
- * Not here: element-wise math (the engine's: src/infer/infer_kern.h; the trainer's:
- * src/nn/nn_fastmath.h), layer logic (src/nn), CUDA (src/kernels/cuda, to come, behind the same calls).
+ * Not here: element-wise math (one library, src/kernels/cpu/vmath.h / vmath_impl.h, which the
+ * engine's kernels in src/infer/infer_kern*.c and the trainer both use), layer logic (src/nn),
+ * CUDA (src/kernels/cuda, behind the same calls).
  */
 #ifndef CPHIL_KERNELS_CPU_H
 #define CPHIL_KERNELS_CPU_H

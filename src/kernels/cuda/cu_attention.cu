@@ -32,7 +32,7 @@ extern "C" {
 #define ATT_SMEM_BYTES 49152
 
 /* ---- RoPE ------------------------------------------------------------------------------------- */
-__global__ void k_rope_table(int T, int hd, float *rope) {
+static __global__ void k_rope_table(int T, int hd, float *rope) {
     int h2 = hd / 2;
     size_t n = (size_t)T * h2;
     for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < n; idx += (size_t)gridDim.x * blockDim.x) {
@@ -46,7 +46,7 @@ __global__ void k_rope_table(int T, int hd, float *rope) {
 
 /* One thread per rotated pair (b, t, part q|k, head, i): the rotate-half form of rope_row;
  * dir = -1 applies the transpose (the backward). */
-__global__ void k_rope(int BT, int T, int H, int nh, int hd, const float *__restrict__ rope, float *qkv, float dir) {
+static __global__ void k_rope(int BT, int T, int H, int nh, int hd, const float *__restrict__ rope, float *qkv, float dir) {
     int h2 = hd / 2;
     size_t n = (size_t)BT * 2 * nh * h2;
     for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < n; idx += (size_t)gridDim.x * blockDim.x) {
@@ -68,10 +68,10 @@ __global__ void k_rope(int BT, int T, int H, int nh, int hd, const float *__rest
 }
 
 /* ---- block-level pieces of the attention core ---------------------------------------------------- */
-__device__ __forceinline__ float op_round(float v, bool bf) { return bf ? __bfloat162float(__float2bfloat16_rn(v)) : v; }
+static __device__ __forceinline__ float op_round(float v, bool bf) { return bf ? __bfloat162float(__float2bfloat16_rn(v)) : v; }
 
 /* dst[r][c] (row stride ld) = src[r * lds + c] for r < rows, c < cols, rounded if bf. */
-__device__ __forceinline__ void blk_load(float *dst, int ld, const float *src, size_t lds, int rows, int cols, bool bf) {
+static __device__ __forceinline__ void blk_load(float *dst, int ld, const float *src, size_t lds, int rows, int cols, bool bf) {
     for (int idx = threadIdx.x; idx < rows * cols; idx += blockDim.x) {
         int r = idx / cols, c = idx % cols;
         dst[r * ld + c] = op_round(src[(size_t)r * lds + c], bf);
@@ -90,7 +90,7 @@ __device__ __forceinline__ void blk_load(float *dst, int ld, const float *src, s
  * (row stride T); entries above the diagonal are left alone. A, Bm: T rows of hd, strides lda, ldb.
  * Thread (ti, tj) owns rows ti*4.., columns tj*4.. of a tile pair; blocks wholly above the
  * diagonal are skipped. */
-__device__ void blk_scores(int T, int hd, int tile, float alpha, const float *A, size_t lda, const float *Bm,
+static __device__ void blk_scores(int T, int hd, int tile, float alpha, const float *A, size_t lda, const float *Bm,
                            size_t ldb, float *S, float *smem, bool bf) {
     const int ld = hd + 1; /* odd stride: the rows a warp reads fall in different banks */
     float *As = smem, *Bs = smem + tile * ld;
@@ -133,7 +133,7 @@ __device__ void blk_scores(int T, int hd, int tile, float alpha, const float *A,
  * given as the strides p_row, p_k. Thread (ti, tj) owns rows ti*4.. and columns tj, tj+16, ..
  * (strided, so a warp reads consecutive banks of Xs), reads and writes only its own entries of
  * Os, and sums k in order. */
-__device__ __forceinline__ void blk_accum(float *Os, int ld, const float *Xs, const float *Ps, int p_row, int p_k,
+static __device__ __forceinline__ void blk_accum(float *Os, int ld, const float *Xs, const float *Ps, int p_row, int p_k,
                                           int nrows, int nk, int hd) {
     const int tj = threadIdx.x % TG, r0 = (threadIdx.x / TG) * MT;
     for (int d0 = 0; d0 < hd && r0 < nrows; d0 += TG * MT) {
@@ -160,7 +160,7 @@ __device__ __forceinline__ void blk_accum(float *Os, int ld, const float *Xs, co
 
 /* O[i][d] = sum_j Pm[i][j] X[j][d] (Pm: the T x T slice, zero above the diagonal; X: T rows of hd,
  * stride ldx; O stride ldo, overwritten). Accumulates in shared memory (blk_accum). */
-__device__ void blk_pv(int T, int hd, int tile, const float *Pm, const float *X, size_t ldx, float *O, size_t ldo,
+static __device__ void blk_pv(int T, int hd, int tile, const float *Pm, const float *X, size_t ldx, float *O, size_t ldo,
                        float *smem, bool bf) {
     const int ld = hd + 1;
     float *Os = smem, *Xs = smem + tile * ld, *Ps = smem + 2 * tile * ld;
@@ -185,7 +185,7 @@ __device__ void blk_pv(int T, int hd, int tile, const float *Pm, const float *X,
 
 /* O[j][d] = sum_i Pm[i][j] X[i][d] (the transposed product: dv = P^T dO, dk = dS^T q). Rows i < j
  * of Pm are zero, so only row tiles i0 + tile > j0 are read. */
-__device__ void blk_ptv(int T, int hd, int tile, const float *Pm, const float *X, size_t ldx, float *O, size_t ldo,
+static __device__ void blk_ptv(int T, int hd, int tile, const float *Pm, const float *X, size_t ldx, float *O, size_t ldo,
                         float *smem, bool bf) {
     const int ld = hd + 1;
     float *Os = smem, *Xs = smem + tile * ld, *Ps = smem + 2 * tile * ld;
@@ -208,18 +208,18 @@ __device__ void blk_ptv(int T, int hd, int tile, const float *Pm, const float *X
     }
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
+static __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
-__device__ __forceinline__ float warp_max(float v) {
+static __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 
 /* Causal softmax of each row of S in place (one warp per row): S[i][j] = exp(S - max) / sum over
  * j <= i, zeros for j > i — the CPU's formula. */
-__device__ void blk_softmax(int T, float *S) {
+static __device__ void blk_softmax(int T, float *S) {
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
     for (int i = w; i < T; i += nw) {
         float *r = S + (size_t)i * T;
@@ -238,7 +238,7 @@ __device__ void blk_softmax(int T, float *S) {
 }
 
 /* dS = P (dP - rowsum(dP P)) * scale in place of dP (one warp per row), zeros for j > i. */
-__device__ void blk_dsoftmax(int T, float scale, const float *Pm, float *dP) {
+static __device__ void blk_dsoftmax(int T, float scale, const float *Pm, float *dP) {
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
     for (int i = w; i < T; i += nw) {
         const float *p = Pm + (size_t)i * T;
@@ -251,7 +251,7 @@ __device__ void blk_dsoftmax(int T, float scale, const float *Pm, float *dP) {
 }
 
 /* ---- the attention core: one block per (b, head) ------------------------------------------------- */
-__global__ void __launch_bounds__(ATT_THREADS) k_attn_fwd(int T, int H, int nh, int tile, bool bf,
+static __global__ void __launch_bounds__(ATT_THREADS) k_attn_fwd(int T, int H, int nh, int tile, bool bf,
                                                          const float *qkv, float *P, float *att) {
     extern __shared__ float smem[];
     int b = blockIdx.x / nh, h = blockIdx.x % nh, hd = H / nh;
@@ -266,7 +266,7 @@ __global__ void __launch_bounds__(ATT_THREADS) k_attn_fwd(int T, int H, int nh, 
     blk_pv(T, hd, tile, S, v, H3, o, H, smem, bf);
 }
 
-__global__ void __launch_bounds__(ATT_THREADS) k_attn_bwd(int T, int H, int nh, int tile, bool bf,
+static __global__ void __launch_bounds__(ATT_THREADS) k_attn_bwd(int T, int H, int nh, int tile, bool bf,
                                                          const float *qkv, const float *P, const float *datt,
                                                          float *dqkv, float *dP) {
     extern __shared__ float smem[];

@@ -10,20 +10,20 @@ extern "C" {
 #include "kernels/cuda/cu.h"
 #include "kernels/cuda/cu_util.cuh"
 
-__global__ void k_fill(float *x, size_t n, float v) {
+static __global__ void k_fill(float *x, size_t n, float v) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         x[i] = v;
 }
-__global__ void k_add(size_t n, const float *a, const float *b, float *y) {
+static __global__ void k_add(size_t n, const float *a, const float *b, float *y) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         y[i] = a[i] + b[i];
 }
-__global__ void k_accumulate(size_t n, const float *x, float *y) {
+static __global__ void k_accumulate(size_t n, const float *x, float *y) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         y[i] += x[i];
 }
 
-__device__ __forceinline__ float act_f(int f, float x) {
+static __device__ __forceinline__ float act_f(int f, float x) {
     switch (f) {
     case CPHIL_ACT_RELU: return x > 0.f ? x : 0.f;
     case CPHIL_ACT_GELU: return 0.5f * x * (1.f + erff(x * 0.70710678118654752440f));
@@ -33,7 +33,7 @@ __device__ __forceinline__ float act_f(int f, float x) {
     default: return tanhf(x);
     }
 }
-__device__ __forceinline__ float act_df(int f, float x) {
+static __device__ __forceinline__ float act_df(int f, float x) {
     switch (f) {
     case CPHIL_ACT_RELU: return x > 0.f ? 1.f : 0.f;
     case CPHIL_ACT_GELU:
@@ -50,16 +50,16 @@ __device__ __forceinline__ float act_df(int f, float x) {
     }
     }
 }
-__global__ void k_act_fwd(int f, size_t n, const float *x, float *y) {
+static __global__ void k_act_fwd(int f, size_t n, const float *x, float *y) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         y[i] = act_f(f, x[i]);
 }
-__global__ void k_act_bwd(int f, size_t n, const float *x, const float *dy, float *dx) {
+static __global__ void k_act_bwd(int f, size_t n, const float *x, const float *dy, float *dx) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
         dx[i] += dy[i] * act_df(f, x[i]);
 }
 /* y[r, :] = b for every row r (ldy stride) */
-__global__ void k_bias_rows(int M, int N, const float *b, float *y, int ldy) {
+static __global__ void k_bias_rows(int M, int N, const float *b, float *y, int ldy) {
     size_t n = (size_t)M * N;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         size_t r = i / (size_t)N, c = i % (size_t)N;

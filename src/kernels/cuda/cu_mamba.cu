@@ -53,12 +53,12 @@ static size_t cdiv(size_t a, size_t b) { return (a + b - 1) / b; }
  * group's G/32 warp sums from red[] (written here; the caller's single __syncthreads per step
  * separates the writes from the reads, double-buffered by the caller). Returns the warp-level
  * sum; finish with group_sum_finish after the barrier when G > 32. */
-__device__ __forceinline__ float group_sum_warp(float v, int G) {
+static __device__ __forceinline__ float group_sum_warp(float v, int G) {
     int w = G < 32 ? G : 32;
     for (int o = w >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
     return v;
 }
-__device__ __forceinline__ float group_sum_finish(const float *red, int G, int cl) {
+static __device__ __forceinline__ float group_sum_finish(const float *red, int G, int cl) {
     int nw = G >> 5, w0 = cl * nw;
     float s = 0.f;
     for (int w = 0; w < nw; w++) s += red[w0 + w];
@@ -67,7 +67,7 @@ __device__ __forceinline__ float group_sum_finish(const float *red, int G, int c
 
 /* ---- forward ------------------------------------------------------------------------------ */
 /* xc = conv_b + sum_k conv_w[c, k] xs[t - (K-1) + k] (the CPU's order); xa = silu(xc) */
-__global__ void k_conv_fwd(int B, int T, int I, int K, const float *__restrict__ xz,
+static __global__ void k_conv_fwd(int B, int T, int I, int K, const float *__restrict__ xz,
                            const float *__restrict__ cw, const float *__restrict__ cb,
                            float *__restrict__ xc, float *__restrict__ xa) {
     size_t n = (size_t)B * T * I;
@@ -87,7 +87,7 @@ __global__ void k_conv_fwd(int B, int T, int I, int K, const float *__restrict__
 
 /* Selective scan forward. Block: SCAN_THREADS threads = CPB channels x G states; grid
  * (ceil(I/CPB), B). Writes dt = softplus(dtp), y = D xa + C . h, g = y silu(z). */
-__global__ void __launch_bounds__(SCAN_THREADS)
+static __global__ void __launch_bounds__(SCAN_THREADS)
 k_scan_fwd(int T, int I, int R, int N, int G, const float *__restrict__ dtp, const float *__restrict__ xa,
            const float *__restrict__ xdbl, const float *__restrict__ xz, const float *__restrict__ A_log,
            const float *__restrict__ D, float *__restrict__ dt_out, float *__restrict__ y,
@@ -172,7 +172,7 @@ extern "C" void cphil_cu_mamba_forward(cphil_cu *cu, cphil_precision prec, int B
  * Writes (every element, no zeroing needed): dz into dxz[:, I:], dxa = sum_n g dt B + dy D,
  * ddt = (sum_n dL/d(dt)) softplus'(dtp); partials pB/pC [B, T, nchb, N] (sums over the block's
  * channels), pA [B, I, N], pD [B, I]. */
-__global__ void __launch_bounds__(SCAN_THREADS, 2)
+static __global__ void __launch_bounds__(SCAN_THREADS, 2)
 k_scan_bwd(int T, int I, int R, int N, int G, const float *__restrict__ dtp, const float *__restrict__ dt_s,
            const float *__restrict__ xa, const float *__restrict__ xdbl, const float *__restrict__ xz,
            const float *__restrict__ y_s, const float *__restrict__ dg, const float *__restrict__ A_log,
@@ -292,7 +292,7 @@ k_scan_bwd(int T, int I, int R, int N, int G, const float *__restrict__ dtp, con
 
 /* dxdbl [M, XD]: dtr columns 0 (the dt_proj backward adds into them), dB and dC the fixed-order
  * sums of the per-block partials. */
-__global__ void k_scan_bwd_bc(int M, int R, int N, int nchb, const float *__restrict__ pB,
+static __global__ void k_scan_bwd_bc(int M, int R, int N, int nchb, const float *__restrict__ pB,
                               const float *__restrict__ pC, float *__restrict__ dxdbl) {
     const int XD = R + 2 * N;
     size_t n = (size_t)M * XD;
@@ -311,7 +311,7 @@ __global__ void k_scan_bwd_bc(int M, int R, int N, int nchb, const float *__rest
 }
 
 /* A_log[i, n] += sum_b pA[b, i, n]; D[i] += sum_b pD[b, i] (b in order) */
-__global__ void k_scan_bwd_ad(int B, int I, int N, const float *__restrict__ pA, const float *__restrict__ pD,
+static __global__ void k_scan_bwd_ad(int B, int I, int N, const float *__restrict__ pA, const float *__restrict__ pD,
                               float *__restrict__ gA, float *__restrict__ gD) {
     size_t n = (size_t)I * N;
     for (size_t q = blockIdx.x * (size_t)blockDim.x + threadIdx.x; q < n; q += (size_t)gridDim.x * blockDim.x) {
@@ -328,14 +328,14 @@ __global__ void k_scan_bwd_ad(int B, int I, int N, const float *__restrict__ pA,
 }
 
 /* dxc = dxa silu'(xc) */
-__global__ void k_dxc(size_t n, const float *__restrict__ dxa, const float *__restrict__ xc, float *__restrict__ dxc) {
+static __global__ void k_dxc(size_t n, const float *__restrict__ dxa, const float *__restrict__ xc, float *__restrict__ dxc) {
     for (size_t q = blockIdx.x * (size_t)blockDim.x + threadIdx.x; q < n; q += (size_t)gridDim.x * blockDim.x)
         dxc[q] = dxa[q] * cu_dsilu(xc[q]);
 }
 
 /* dxs[tt] = sum over t = tt .. tt+K-1 (< T) of conv_w[c, K-1-(t-tt)] dxc[t], t increasing (the
  * order the CPU adds them); written into dxz[:, :I]. */
-__global__ void k_conv_bwd_dx(int B, int T, int I, int K, const float *__restrict__ dxc,
+static __global__ void k_conv_bwd_dx(int B, int T, int I, int K, const float *__restrict__ dxc,
                               const float *__restrict__ cw, float *__restrict__ dxz) {
     size_t n = (size_t)B * T * I;
     for (size_t q = blockIdx.x * (size_t)blockDim.x + threadIdx.x; q < n; q += (size_t)gridDim.x * blockDim.x) {
@@ -349,7 +349,7 @@ __global__ void k_conv_bwd_dx(int B, int T, int I, int K, const float *__restric
 
 /* Partials of dconv_w [I, K] and dconv_b [I] over one chunk of rows. Block (32 channels, 8 row
  * slices); grid (ceil(I/32), nchunk). part[(chunk * I + c) * (K+1) + k], k == K the bias. */
-__global__ void k_conv_bwd_w(int M, int T, int I, int K, int rpc, const float *__restrict__ dxc,
+static __global__ void k_conv_bwd_w(int M, int T, int I, int K, int rpc, const float *__restrict__ dxc,
                              const float *__restrict__ xz, float *__restrict__ part) {
     __shared__ float red[8][33];
     const int tx = threadIdx.x, ty = threadIdx.y, c = blockIdx.x * 32 + tx;
@@ -377,7 +377,7 @@ __global__ void k_conv_bwd_w(int M, int T, int I, int K, int rpc, const float *_
 }
 
 /* conv_w[c, k] += sum over chunks (in order); conv_b[c] likewise (k == K) */
-__global__ void k_conv_bwd_w_sum(int I, int K, int nchunk, const float *__restrict__ part, float *__restrict__ gw,
+static __global__ void k_conv_bwd_w_sum(int I, int K, int nchunk, const float *__restrict__ part, float *__restrict__ gw,
                                  float *__restrict__ gb) {
     size_t n = (size_t)I * (K + 1);
     for (size_t q = blockIdx.x * (size_t)blockDim.x + threadIdx.x; q < n; q += (size_t)gridDim.x * blockDim.x) {

@@ -39,13 +39,13 @@ extern "C" size_t cphil_cu_norm_scratch_floats(int M, int C) {
     return (size_t)2 * (size_t)norm_chunks(M) * (size_t)C; /* dg partials, then db partials */
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
+static __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
 
 /* ---- forward ------------------------------------------------------------------------------ */
-__global__ void k_layernorm_fwd(int M, int C, const float *x, const float *g,
+static __global__ void k_layernorm_fwd(int M, int C, const float *x, const float *g,
                                 const float *b, float eps, float *y,
                                 float *mean, float *rstd) {
     int lane = threadIdx.x & 31;
@@ -70,7 +70,7 @@ __global__ void k_layernorm_fwd(int M, int C, const float *x, const float *g,
     }
 }
 
-__global__ void k_rmsnorm_fwd(int M, int C, const float *x, const float *g, float eps,
+static __global__ void k_rmsnorm_fwd(int M, int C, const float *x, const float *g, float eps,
                               float *y, float *rstd) {
     int lane = threadIdx.x & 31;
     int m = blockIdx.x * NORM_ROWS_PER_BLOCK + (threadIdx.x >> 5);
@@ -85,7 +85,7 @@ __global__ void k_rmsnorm_fwd(int M, int C, const float *x, const float *g, floa
 }
 
 /* ---- backward: dx ------------------------------------------------------------------------- */
-__global__ void k_layernorm_dx(int M, int C, const float *x, const float *g,
+static __global__ void k_layernorm_dx(int M, int C, const float *x, const float *g,
                                const float *mean, const float *rstd,
                                const float *dy, float *dx) {
     int lane = threadIdx.x & 31;
@@ -107,7 +107,7 @@ __global__ void k_layernorm_dx(int M, int C, const float *x, const float *g,
     }
 }
 
-__global__ void k_rmsnorm_dx(int M, int C, const float *x, const float *g,
+static __global__ void k_rmsnorm_dx(int M, int C, const float *x, const float *g,
                              const float *rstd, const float *dy, float *dx) {
     int lane = threadIdx.x & 31;
     int m = blockIdx.x * NORM_ROWS_PER_BLOCK + (threadIdx.x >> 5);
@@ -123,7 +123,7 @@ __global__ void k_rmsnorm_dx(int M, int C, const float *x, const float *g,
 /* ---- backward: per-chunk partial sums of dg (and db) --------------------------------------- */
 /* grid (ceil(C/32), nch), block (32, 8). rms: dg term dy x rstd and no db; else dy xhat and dy. */
 template <bool RMS>
-__global__ void k_norm_partial(int M, int C, int rows_per_chunk, const float *__restrict__ x,
+static __global__ void k_norm_partial(int M, int C, int rows_per_chunk, const float *__restrict__ x,
                                const float *__restrict__ mean, const float *__restrict__ rstd,
                                const float *__restrict__ dy, float *__restrict__ part_g,
                                float *__restrict__ part_b) {
@@ -158,7 +158,7 @@ __global__ void k_norm_partial(int M, int C, int rows_per_chunk, const float *__
 
 /* grid ceil(C/32), block (32, 16): out[c] += sum over the nch chunks of part[k][c], fixed order
  * (row-lane ty takes chunks ty, ty+16, ...; then the 16 lanes in order). */
-__global__ void k_colsum_chunks(int C, int nch, const float *__restrict__ part, float *__restrict__ out) {
+static __global__ void k_colsum_chunks(int C, int nch, const float *__restrict__ part, float *__restrict__ out) {
     __shared__ float s[16][33];
     int tx = threadIdx.x, ty = threadIdx.y, c = blockIdx.x * 32 + tx;
     float a = 0.f;

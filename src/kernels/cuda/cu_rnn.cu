@@ -46,7 +46,7 @@ static inline unsigned rnn_grid(size_t n) {
 
 /* hprev[b, 0, :] = h0[b] (or 0) when hprev is given (T > 0); cprev0[b] = c0[b] (or 0) when
  * cprev0 is given (LSTM). */
-__global__ void k_rnn_init(int B, int T, int H, const float *h0, const float *c0, float *hprev,
+static __global__ void k_rnn_init(int B, int T, int H, const float *h0, const float *c0, float *hprev,
                            float *cprev0) {
     GRID_STRIDE(i, (size_t)B * H) {
         size_t b = i / (size_t)H, j = i % (size_t)H;
@@ -58,7 +58,7 @@ __global__ void k_rnn_init(int B, int T, int H, const float *h0, const float *c0
 /* ---- LSTM ------------------------------------------------------------------------------- */
 /* Step t: gates[b, t] holds x Wih^T + h_{t-1} Whh^T; add bih + bhh and activate in place,
  * c = f c_{t-1} + i g, h = o tanh(c) -> cs[b, t], y[b, t], hprev[b, t+1]. */
-__global__ void k_lstm_cell_fwd(int B, int T, int H, int t, const float *bih, const float *bhh,
+static __global__ void k_lstm_cell_fwd(int B, int T, int H, int t, const float *bih, const float *bhh,
                                 float *gates, float *cs, const float *cprev0, float *y, float *hprev) {
     const size_t G = 4 * (size_t)H;
     GRID_STRIDE(e, (size_t)B * H) {
@@ -84,7 +84,7 @@ __global__ void k_lstm_cell_fwd(int B, int T, int H, int t, const float *bih, co
 
 /* Step t backward: dh (carried; zero when `first`) + dy[b, t] -> dG[b, t]; dc carried through
  * the forget gate (read as zero when `first`, then overwritten). */
-__global__ void k_lstm_cell_bwd(int B, int T, int H, int t, int first, const float *gates,
+static __global__ void k_lstm_cell_bwd(int B, int T, int H, int t, int first, const float *gates,
                                 const float *cs, const float *cprev0, const float *dy, float *dG,
                                 const float *dh, float *dc) {
     const size_t G = 4 * (size_t)H;
@@ -168,7 +168,7 @@ extern "C" void cphil_cu_lstm_backward(cphil_cu *cu, cphil_precision prec, int B
  * h_{-1} = 0); add bhh to gh in place (the saved gh includes it), gi = x Wih^T + bih,
  * r = s(gi_r + gh_r), z = s(gi_z + gh_z), n = tanh(gi_n + r gh_n), h = (1 - z) n + z h_{t-1}
  * -> gates (r z n), y[b, t], hprev[b, t+1]. */
-__global__ void k_gru_cell_fwd(int B, int T, int H, int t, int gh_zero, const float *bih, const float *bhh,
+static __global__ void k_gru_cell_fwd(int B, int T, int H, int t, int gh_zero, const float *bih, const float *bhh,
                                float *gates, float *gh, float *y, float *hprev) {
     const size_t G = 3 * (size_t)H;
     GRID_STRIDE(e, (size_t)B * H) {
@@ -195,7 +195,7 @@ __global__ void k_gru_cell_fwd(int B, int T, int H, int t, int gh_zero, const fl
 /* Step t backward: dy[b, t] + carried dh (zero when `first`) -> dGi[b, t], dGh[b, t] (equal but
  * for the n gate, where the recurrent part is scaled by r); dh = dhv z, the direct path (the
  * Whh path is added by the product that follows). */
-__global__ void k_gru_cell_bwd(int B, int T, int H, int t, int first, const float *gates, const float *gh,
+static __global__ void k_gru_cell_bwd(int B, int T, int H, int t, int first, const float *gates, const float *gh,
                                const float *hprev, const float *dy, float *dGi, float *dGh, float *dh) {
     const size_t G = 3 * (size_t)H;
     GRID_STRIDE(e, (size_t)B * H) {

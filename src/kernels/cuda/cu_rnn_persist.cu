@@ -58,20 +58,20 @@ typedef __nv_bfloat16 bf16;
  * q = lane % 4, a[0] = A[g][2q..2q+1], a[1] = A[g+8][2q..], a[2] = A[g][2q+8..], a[3] =
  * A[g+8][2q+8..]; b[0] = B[2q..2q+1][g], b[1] = B[2q+8..2q+9][g]; d[0..1] = D[g][2q..2q+1],
  * d[2..3] = D[g+8][2q..2q+1]. */
-__device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+static __device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], const uint32_t b[2]) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
                  "{%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-__device__ __forceinline__ uint32_t ld_pair(const bf16 *p) { return *(const uint32_t *)p; }
+static __device__ __forceinline__ uint32_t ld_pair(const bf16 *p) { return *(const uint32_t *)p; }
 
 /* One 16 x 8 tile: D[16][8] = A[16][K] Bt[8][K]^T (A row-major, leading dimension lda; Bt the 8
  * output columns' rows, k contiguous, leading dimension ldb), in the fragment layout above. Even
  * and odd k-steps accumulate apart (two independent mma chains) and are added at the end: a fixed
  * order, so the bits do not change from run to run. K % 16 == 0. */
-__device__ __forceinline__ void tile_16x8(const bf16 *A, int lda, const bf16 *Bt, int ldb, int K, int lane,
+static __device__ __forceinline__ void tile_16x8(const bf16 *A, int lda, const bf16 *Bt, int ldb, int K, int lane,
                                           float d[4]) {
     const int g = lane >> 2, q = lane & 3;
     float even[4] = {}, odd[4] = {};
@@ -90,7 +90,7 @@ __device__ __forceinline__ void tile_16x8(const bf16 *A, int lda, const bf16 *Bt
  * ldb; d0 holds columns 0..7, d1 columns 8..15 in the fragment layout above. Even and odd k-steps
  * accumulate apart (four independent mma chains instead of two) and are added at the end: a
  * fixed order, so the bits do not change from run to run. K % 16 == 0. */
-__device__ __forceinline__ void block_16x16(const bf16 *A, int lda, const bf16 *Bt, int ldb, int K, int lane,
+static __device__ __forceinline__ void block_16x16(const bf16 *A, int lda, const bf16 *Bt, int ldb, int K, int lane,
                                             float d0[4], float d1[4]) {
     const int g = lane >> 2, q = lane & 3;
     float acc[2][2][4] = {};
@@ -186,7 +186,7 @@ bool cphil_cu_rnn_persist_fits(cphil_cu *cu, int NG, int B, int T, int H, cphil_
  * per-step path writes: LSTM gates (activated), cs, y, hprev[:, 1..T-1]; GRU gates (r z n), gh
  * (h_{t-1} Whh^T + bhh), y, hprev. */
 template <int NG>
-__global__ void __cluster_dims__(PR_CS, 1, 1)
+static __global__ void __cluster_dims__(PR_CS, 1, 1)
     k_rnn_persist_fwd(int B, int T, int H, const float *__restrict__ Whh, const float *__restrict__ bih,
                       const float *__restrict__ bhh, float *gates, float *cs, const float *cprev0, float *gh,
                       float *y, float *hprev) {
@@ -344,7 +344,7 @@ __global__ void __cluster_dims__(PR_CS, 1, 1)
  * dh = dG[:, t] Whh (LSTM) / dh = dhv z + dGh[:, t] Whh (GRU). Writes dG (LSTM) or dGi, dGh
  * (GRU) for every step, and after step 0 dh = dL/dh0 and (LSTM) dc = dL/dc0. */
 template <int NG>
-__global__ void __cluster_dims__(PR_CS, 1, 1)
+static __global__ void __cluster_dims__(PR_CS, 1, 1)
     k_rnn_persist_bwd(int B, int T, int H, const float *__restrict__ Whh, const float *gates, const float *cs,
                       const float *cprev0, const float *gh, const float *hprev, const float *dy, float *dG,
                       float *dGh, float *dh, float *dc) {

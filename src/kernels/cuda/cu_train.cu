@@ -21,7 +21,7 @@ extern "C" {
 #define RED_THREADS 256
 
 /* Fixed-order block sum of one double per thread (tree in shared memory). */
-__device__ double block_sum_d(double v) {
+static __device__ double block_sum_d(double v) {
     __shared__ double sh[RED_THREADS];
     sh[threadIdx.x] = v;
     __syncthreads();
@@ -36,7 +36,7 @@ __device__ double block_sum_d(double v) {
 
 /* ---- input layer ------------------------------------------------------------------------- */
 /* WT[e, h] = W[h, e] for e in [n_cont, E) (32 x 32 tiles through shared memory). */
-__global__ void k_transpose_ids(int H0, int E, int n_cont, const float *W, float *WT) {
+static __global__ void k_transpose_ids(int H0, int E, int n_cont, const float *W, float *WT) {
     __shared__ float tile[32][33];
     int e0 = n_cont + blockIdx.x * 32, h0 = blockIdx.y * 32;
     for (int j = threadIdx.y; j < 32; j += blockDim.y) {
@@ -51,7 +51,7 @@ __global__ void k_transpose_ids(int H0, int E, int n_cont, const float *W, float
 }
 
 /* y[m, h] += b[h] + sum_k WT[ids[m, k], h] (k in order, as the CPU adds them). */
-__global__ void k_gather_add(int M, int H0, int n_ids, const int32_t *ids, const float *b, const float *WT,
+static __global__ void k_gather_add(int M, int H0, int n_ids, const int32_t *ids, const float *b, const float *WT,
                              float *y) {
     size_t n = (size_t)M * H0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
@@ -83,7 +83,7 @@ extern "C" void cphil_cu_input_forward(cphil_cu *cu, cphil_precision prec, int M
 
 /* One block per chunk c of the sorted (id, frame) list: partial[c, h] = sum of dy[frame, h]
  * over the chunk's frames, in list order. Blocks past the live chunk count exit. */
-__global__ void k_id_partials(const int32_t *n_chunks, const int32_t *chunk_begin, const int32_t *frames, int H0,
+static __global__ void k_id_partials(const int32_t *n_chunks, const int32_t *chunk_begin, const int32_t *frames, int H0,
                               const float *dy, float *partial) {
     int c = blockIdx.x;
     if (c >= *n_chunks) return;
@@ -97,7 +97,7 @@ __global__ void k_id_partials(const int32_t *n_chunks, const int32_t *chunk_begi
 
 /* One block per id row r (rows listed in row_of, count n_rows): dW[h, id] += sum of the row's
  * chunk partials in chunk order. */
-__global__ void k_id_combine(const int32_t *n_rows, const int32_t *row_id, const int32_t *row_chunk, int H0, int E,
+static __global__ void k_id_combine(const int32_t *n_rows, const int32_t *row_id, const int32_t *row_chunk, int H0, int E,
                              const float *partial, float *dW) {
     int r = blockIdx.x;
     if (r >= *n_rows) return;
@@ -135,7 +135,7 @@ int cphil_cu_id_index_max_chunks(int M, int n_ids, int E, int n_cont) {
 
 /* ---- loss --------------------------------------------------------------------------------- */
 /* out_w = sum of weights (double, fixed order), one block. */
-__global__ void k_weight_sum(int M, const float *weight, double *wsum) {
+static __global__ void k_weight_sum(int M, const float *weight, double *wsum) {
     double acc = 0;
     for (int m = threadIdx.x; m < M; m += RED_THREADS) acc += weight ? (double)weight[m] : 1.0;
     double t = block_sum_d(acc);
@@ -143,7 +143,7 @@ __global__ void k_weight_sum(int M, const float *weight, double *wsum) {
 }
 
 /* Per frame: dlogits and the weighted loss terms [M, 1 + 6] (total, then the six heads). */
-__global__ void k_policy_loss(int M, const float *logits, const uint8_t *buttons, const uint8_t *cls,
+static __global__ void k_policy_loss(int M, const float *logits, const uint8_t *buttons, const uint8_t *cls,
                               const float *weight, cphil_cu_loss_params lp, const double *wsum_p, float *dlogits,
                               double *terms) {
     int m = blockIdx.x * blockDim.x + threadIdx.x;
@@ -190,7 +190,7 @@ __global__ void k_policy_loss(int M, const float *logits, const uint8_t *buttons
 }
 
 /* out[c] = sum over frames of terms[:, c] / wsum (c < 7), out[7] = wsum; one block per c. */
-__global__ void k_loss_reduce(int M, const double *terms, const double *wsum_p, float *out) {
+static __global__ void k_loss_reduce(int M, const double *terms, const double *wsum_p, float *out) {
     int c = blockIdx.x;
     double acc = 0;
     for (int m = threadIdx.x; m < M; m += RED_THREADS) acc += terms[(size_t)m * 7 + c];
@@ -221,7 +221,7 @@ extern "C" void cphil_cu_policy_loss(cphil_cu *cu, int M, const float *logits, c
 /* ---- gradient norm, clipping, AdamW --------------------------------------------------------- */
 #define NORM_BLOCKS 264 /* 2 per SM on an H100/H200; a fixed number keeps the sum order fixed */
 
-__global__ void k_sumsq_partials(size_t n, const float *g, double *partials) {
+static __global__ void k_sumsq_partials(size_t n, const float *g, double *partials) {
     double acc = 0;
     for (size_t i = blockIdx.x * (size_t)RED_THREADS + threadIdx.x; i < n; i += (size_t)NORM_BLOCKS * RED_THREADS)
         acc += (double)g[i] * (double)g[i];
@@ -230,7 +230,7 @@ __global__ void k_sumsq_partials(size_t n, const float *g, double *partials) {
 }
 
 /* state: [0] = norm (double), [1] = clip coefficient as float in a double slot */
-__global__ void k_norm_final(const double *partials, float max_norm, double *state) {
+static __global__ void k_norm_final(const double *partials, float max_norm, double *state) {
     double acc = 0;
     for (int i = threadIdx.x; i < NORM_BLOCKS; i += RED_THREADS) acc += partials[i];
     double t = block_sum_d(acc);
@@ -246,7 +246,7 @@ __global__ void k_norm_final(const double *partials, float max_norm, double *sta
     }
 }
 
-__global__ void k_adamw(size_t n, float *p, float *g, float *m, float *v, const double *state,
+static __global__ void k_adamw(size_t n, float *p, float *g, float *m, float *v, const double *state,
                         const cphil_cu_adamw_params *ap) {
     double norm = state[0];
     if (!isfinite(norm)) return; /* non-finite gradient: update nothing (the CPU's rule) */
@@ -284,7 +284,7 @@ const double *cphil_cu_adamw_norm_ptr(const void *scratch) { return (const doubl
 
 /* ---- TBPTT carry --------------------------------------------------------------------------- */
 /* carry rows [blocks, B, H]: zero row b of every block where reset[b] != 0 */
-__global__ void k_carry_reset(int blocks, int B, int H, const uint8_t *reset, float *carry) {
+static __global__ void k_carry_reset(int blocks, int B, int H, const uint8_t *reset, float *carry) {
     size_t n = (size_t)blocks * B * H;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         int b = (int)((i / (size_t)H) % (size_t)B);
@@ -292,7 +292,7 @@ __global__ void k_carry_reset(int blocks, int B, int H, const uint8_t *reset, fl
     }
 }
 /* dst[b, :] = src[(b*T + T-1), :] : the last step of each row */
-__global__ void k_last_step(int B, int T, int H, const float *src, float *dst) {
+static __global__ void k_last_step(int B, int T, int H, const float *src, float *dst) {
     size_t n = (size_t)B * H;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         size_t b = i / (size_t)H, h = i % (size_t)H;
