@@ -467,6 +467,11 @@ void cphil_slp_stream_close(cphil_slp_stream *s);
  * argmax. Seeded: the same seed and frames give the same controls.
  * ------------------------------------------------------------------------------------------- */
 #define CPHIL_AGENT_FIRST_FRAME (-39)
+/* One Melee frame: the game runs at 59.94 frames per second (NTSC), 16,683,350 ns a frame. Live
+ * play waits and warms up by it, the fake Dolphin serves at it, play-replay counts decisions
+ * longer than it. */
+#define CPHIL_FPS 59.94
+#define CPHIL_FRAME_NS 16683350u
 /* The deepest re-send the agent treats as a rollback (Slippi rolls back at most 7 frames; a new
  * game restarts at -123, at least 84 below any frame the agent consumed). */
 #define CPHIL_AGENT_MAX_ROLLBACK 15

@@ -1,7 +1,7 @@
 /* cmd_play_replay.c — `cphil play-replay`: drive an agent through replays as if live. Each
  * replay's bytes go through the incremental parser in small pieces; every final frame goes to
  * cphil_agent_step as soon as the parser reports it. Reports decision latency (the whole step:
- * embedding, engine, sampling), decisions over the 16.67 ms frame budget, and how often the
+ * embedding, engine, sampling), decisions over the 16.68 ms frame (CPHIL_FRAME_NS), and how often the
  * agent's deterministic choice after frame t equals the human's input on frame t+1 (the pairing
  * the dataset trains on), per head.
  */
@@ -43,8 +43,8 @@ static opts_spec spec = {
              "                         [--log FILE.jsonl] [--decide final|first]",
     .about = "Feeds each replay (a .slp file, or a folder: its .slp files, not recursive) through the\n"
              "incremental parser and an agent frame by frame, as if live.\n"
-             "Prints decision latency (p50, p99, max microseconds, the whole step), decisions that missed\n"
-             "16.67 ms, and per head how often the agent's deterministic choice equals the human's next input.",
+             "Prints decision latency (p50, p99, max microseconds, the whole step), decisions longer\n"
+             "than a frame (16.68 ms), and per head how often the agent's deterministic choice equals the human's next input.",
     .groups = {{"agent (shared with cphil play)", agent_defs, CLI_AGENT_N}, {NULL, pr_defs, (int)CPHIL_ARRAY_LEN(pr_defs)}},
     .positional_name = "REPLAY",
     .positional = args,
@@ -289,7 +289,7 @@ int cmd_play_replay(int argc, char **argv) {
     double p50 = u.n_lat ? u.lat[u.n_lat / 2] / 1e3 : 0, p99 = u.n_lat ? u.lat[(size_t)((u.n_lat - 1) * 0.99)] / 1e3 : 0;
     double mx = u.n_lat ? u.lat[u.n_lat - 1] / 1e3 : 0;
     uint64_t missed = 0;
-    for (size_t i = 0; i < u.n_lat; i++) missed += u.lat[i] > 16666667ull;
+    for (size_t i = 0; i < u.n_lat; i++) missed += u.lat[i] > CPHIL_FRAME_NS;
     static const char *const hn[7] = {"buttons", "main_x", "main_y", "c_x", "c_y", "shoulder", "all"};
     double tot = u.total ? (double)u.total : 1;
     if (json) {
@@ -304,7 +304,7 @@ int cmd_play_replay(int argc, char **argv) {
     } else {
         printf("policy %s: %s, %s, %s mode, %lld parameters\n", policy, cfg.backbone, cfg.precision, cfg.mode, cfg.params);
         printf("replays %d, frames %llu, decisions %zu\n", used, (unsigned long long)u.frames, u.n_lat);
-        printf("decision latency (whole step): p50 %.1f us, p99 %.1f us, max %.1f us; missed 16.67 ms: %llu\n", p50, p99,
+        printf("decision latency (whole step): p50 %.1f us, p99 %.1f us, max %.1f us; longer than a frame (16.68 ms): %llu\n", p50, p99,
                mx, (unsigned long long)missed);
         printf("agreement of the deterministic choice with the human's next input (%llu frames):\n",
                (unsigned long long)u.total);

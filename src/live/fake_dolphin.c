@@ -65,7 +65,7 @@ void cphil_live_fake_default_params(live_fake_params *p) {
     memset(p, 0, sizeof *p);
     p->bind_host = "127.0.0.1";
     p->port = 51441;
-    p->fps = 59.94;
+    p->fps = CPHIL_FPS;
     p->pipe_port = 1;
     p->fault_frame = 60;
     p->pause_ms = 3000;
@@ -810,7 +810,7 @@ cphil_status cphil_live_fake_run(const live_fake_params *p, live_fake_stats *st)
         service(f, 1);
         read_pipes(f);
     }
-    double period = 1.0 / (p->fps > 0 ? p->fps : 59.94);
+    double period = 1.0 / (p->fps > 0 ? p->fps : CPHIL_FPS);
     double next_tick = cphil_now_sec();
     double last_progress = cphil_now_sec();
     uint64_t last_flushes = 0, flushes_at_emit = 0;

@@ -723,8 +723,8 @@ cphil_status cphil_live_next(cphil_live *l, int timeout_ms, cphil_live_event *ev
             atomic_store(&l->caller_in, true);
             pthread_mutex_lock(&l->host_mu);
             uint64_t t_spin = l->p.spin_us > 0 ? cphil_now_ns() + (uint64_t)l->p.spin_us * 1000u : 0;
-            /* warm_us: when the next frame is due (a Melee frame is 1/59.94 s), warm once, then poll */
-            const uint64_t frame_ns = 16683350u;
+            /* warm_us: when the next frame is due, warm once, then poll */
+            const uint64_t frame_ns = CPHIL_FRAME_NS;
             uint64_t t_warm = l->p.warm_us > 0 && l->p.warm && l->last_bookend_ns
                                   ? l->last_bookend_ns + frame_ns - (uint64_t)l->p.warm_us * 1000u
                                   : 0;
