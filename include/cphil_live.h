@@ -43,9 +43,10 @@ typedef struct cphil_live_params {
     int net_timeout_ms;        /* ENet's silence limit before a peer counts as gone (0: ENet's 5-30 s) */
     int spin_us;               /* cphil_live_next polls the connection without sleeping this long before it
                                 * sleeps in the socket wait (0, default): spends a core to save a wake-up */
-    int warm_us;               /* > 0 with warm set: this long before the next frame is due (the last
-                                * bookend's arrival + 1/60 s), cphil_live_next calls warm(warm_ctx) once
-                                * and then polls without sleeping until a message comes (0, default: off) */
+    int warm_us;               /* > 0 with warm set: from this long before the next frame is due (the
+                                * last bookend's arrival + CPHIL_FRAME_NS), cphil_live_next polls without
+                                * sleeping until a message comes and calls warm(warm_ctx) every 100 us
+                                * meanwhile (0, default: off) */
     void (*warm)(void *warm_ctx);
     void *warm_ctx;
 } cphil_live_params;

@@ -54,9 +54,10 @@ static opt_def play_defs[] = {
           "poll the connection without sleeping for up to N us before sleeping in the socket wait: costs a core, "
           "saves the wake-up when a bookend arrives"),
     OPT_D("--warm-us", OPT_INT, &A.warm_us, "0", 0, 15000,
-          "N us before the next frame is due (the last one's arrival + 1/60 s), read the policy's weights "
-          "into cache and poll the connection without sleeping until the frame comes: a decision after an "
-          "idle frame then costs what it costs back to back (docs/live.md, Latency); 0: off"),
+          "from N us before the next frame is due (the last one's arrival + 1/59.94 s), poll the connection "
+          "without sleeping until the frame comes and read the policy's weights into cache every 100 us "
+          "meanwhile, so that a decision after an idle frame costs closer to what it costs back to back "
+          "(docs/live.md, Latency); 0: off"),
     {.name = "--character", .kind = OPT_STR, .target = &A.character, .metavar = "C",
      .help = "pick C at the character select (fox, falco, marth, ...; needs the gecko code \"Optional: Extract Menu "
              "Info\" in Dolphin for menu frames), START when all are ready"},

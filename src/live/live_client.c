@@ -43,6 +43,8 @@ typedef struct msg {
 } msg;
 
 #define WARN_EACH 3 /* warnings of one kind shown before only counting */
+#define WARM_EVERY_NS 100000u /* warm_us: how often the warm call repeats while the frame is awaited
+                                * (once per frame left the decision 1.3-1.6x slower: docs/live.md) */
 
 struct cphil_live {
     cphil_live_params p;
@@ -68,7 +70,7 @@ struct cphil_live {
     ENetPeer *peer;
     bool handshaken, ever_connected, finished;
     uint64_t last_bookend_ns; /* arrival of the last Frame Bookend handed out (warm_us) */
-    uint64_t warmed_for_ns;   /* the bookend the warm call was made after (once per frame) */
+    uint64_t warmed_at_ns;    /* the last warm call (warm_us: repeated every WARM_EVERY_NS) */
     int64_t expect;           /* cursor of the next message wanted; -1 before the first reply */
     double next_try, waiting_since, attempt_started, backoff;
     unsigned warned[8];
@@ -723,7 +725,8 @@ cphil_status cphil_live_next(cphil_live *l, int timeout_ms, cphil_live_event *ev
             atomic_store(&l->caller_in, true);
             pthread_mutex_lock(&l->host_mu);
             uint64_t t_spin = l->p.spin_us > 0 ? cphil_now_ns() + (uint64_t)l->p.spin_us * 1000u : 0;
-            /* warm_us: when the next frame is due, warm once, then poll */
+            /* warm_us: from warm_us before the next frame is due, warm and poll, warming again every
+             * WARM_EVERY_NS: the polling's system calls evict part of what one warm call loaded */
             const uint64_t frame_ns = CPHIL_FRAME_NS;
             uint64_t t_warm = l->p.warm_us > 0 && l->p.warm && l->last_bookend_ns
                                   ? l->last_bookend_ns + frame_ns - (uint64_t)l->p.warm_us * 1000u
@@ -734,9 +737,9 @@ cphil_status cphil_live_next(cphil_live *l, int timeout_ms, cphil_live_event *ev
                 uint64_t now = cphil_now_ns();
                 /* from the warm time until the frame comes (at most 4 frames after the last one) */
                 bool warm_due = t_warm && now >= t_warm && now < l->last_bookend_ns + 4 * frame_ns;
-                if (warm_due && l->warmed_for_ns != l->last_bookend_ns) {
-                    l->warmed_for_ns = l->last_bookend_ns;
+                if (warm_due && now - l->warmed_at_ns >= WARM_EVERY_NS) {
                     l->p.warm(l->p.warm_ctx);
+                    l->warmed_at_ns = cphil_now_ns();
                 }
                 if (warm_due || (t_spin && now < t_spin)) {
                     wait = 0; /* poll without sleeping */
