@@ -539,8 +539,9 @@ cphil_status cphil_agent_step(cphil_agent *a, const cphil_frame *frame, cphil_co
 void cphil_agent_reset(cphil_agent *a);
 /* Read the policy's weights once so they are in cache for the next step (after the core sat
  * idle most of a frame, a step costs several times what it costs back to back: docs/live.md).
- * Call it shortly before the next frame is due (cphil play --warm-us). Changes no state,
- * allocates nothing; returns the bytes read. */
+ * Call it shortly before the next frame is due, and again every ~100 us while waiting for it
+ * (cphil play --warm-us does: what one call loads is partly evicted by other work). Changes no
+ * state, allocates nothing; returns the bytes read. */
 size_t cphil_agent_warm(cphil_agent *a);
 void cphil_agent_get_config(const cphil_agent *a, cphil_agent_config *out);
 /* After a step that decided: its 81 logits (heads in order), the deterministic choice
