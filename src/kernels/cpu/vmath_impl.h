@@ -36,6 +36,13 @@
  * |x| log2 e in exp2; it matters only where the value is below 1e-6.)
  */
 
+/* |x| and -|x| by the sign bit (NaN stays NaN) */
+static inline VF VM(abs)(VF x) { return VM_ASFLOAT(VM_ASINT(x) & INT32_MAX); }
+static inline VF VM(negabs)(VF x) { return VM_ASFLOAT(VM_ASINT(x) | INT32_MIN); }
+
+/* 2^n for integral n in [-127, 127], built in the exponent field (n = -127 gives 0) */
+static inline VF VM(pow2n)(VF n) { return VM_ASFLOAT((VM_TOINT(n) + 127) << 23); }
+
 /* e^x: Cephes expf. x clamped to [-87.3, 88.3] (below, 2^-126 instead of a subnormal or 0:
  * harmless where it is used, added to or multiplying something of order 1), n = round(x / ln 2),
  * r = x - n ln 2 with ln 2 in two parts, a degree-6 polynomial, 2^n from the exponent bits. NaN
@@ -52,7 +59,7 @@ static inline VF VM(exp)(VF x) {
     p = VM_FMA(p, r, VM_SPLAT(1.6666665459e-1f));
     p = VM_FMA(p, r, VM_SPLAT(5.0000001201e-1f));
     p = VM_FMA(p * r, r, r) + 1.0f;
-    return p * VM_ASFLOAT((VM_TOINT(n) + 127) << 23);
+    return p * VM(pow2n)(n);
 }
 
 /* 2^y: y clamped to [-127, 127], n = round(y), f = y - n in [-1/2, 1/2] (exact), 2^f by a degree-6
@@ -70,13 +77,13 @@ static inline VF VM(exp2)(VF y) {
     p = VM_FMA(p, f, VM_SPLAT(2.402264774e-1f));
     p = VM_FMA(p, f, VM_SPLAT(6.931471825e-1f));
     p = VM_FMA(p, f, VM_SPLAT(1.0f));
-    return p * VM_ASFLOAT((VM_TOINT(n) + 127) << 23);
+    return p * VM(pow2n)(n);
 }
 
 /* tanh: Cephes tanhf. Below |x| 0.625 an odd polynomial; above, (1 - e) / (1 + e) with
  * e = exp(-2|x|) (by exp2, as in sigmoid), sign restored. */
 static inline VF VM(tanh)(VF x) {
-    VF a = VM_ASFLOAT(VM_ASINT(x) & 0x7fffffff);
+    VF a = VM(abs)(x);
     VF e = VM(exp2)(a * -2.88539008177792682f); /* exp(-2|x|) */
     VF big = (1.0f - e) / (1.0f + e);
     big = VM_SEL(x < 0.0f, -big, big);
@@ -93,7 +100,7 @@ static inline VF VM(tanh)(VF x) {
  * below. exp2 is cheaper than exp (the rounding of |x| log2 e costs a relative ~|x| 6e-8 in e,
  * which only matters where the result is below 1e-6). */
 static inline VF VM(sigmoid)(VF x) {
-    VF e = VM(exp2)(VM_ASFLOAT(VM_ASINT(x) | INT32_MIN) * 1.44269504088896341f);
+    VF e = VM(exp2)(VM(negabs)(x) * 1.44269504088896341f);
     VF s = 1.0f / (1.0f + e);
     return VM_SEL(x >= 0.0f, s, e * s);
 }
@@ -104,7 +111,7 @@ static inline VF VM(silu)(VF x) { return x * VM(sigmoid)(x); }
  * threshold). log1p(u) = 2 atanh(s) = s (2 + q P(q)) with s = u / (2 + u) in (0, 1/3], q = s^2
  * and P of degree 3 fitted for this project (relative error ~5e-9 in exact arithmetic). */
 static inline VF VM(softplus)(VF x) {
-    VF u = VM(exp)(VM_ASFLOAT(VM_ASINT(x) | INT32_MIN)); /* exp(-|x|) */
+    VF u = VM(exp)(VM(negabs)(x));
     VF s = u / (u + 2.0f), q = s * s;
     VF p = VM_FMA(VM_SPLAT(2.801174521e-1f), q, VM_SPLAT(2.800181508e-1f));
     p = VM_FMA(p, q, VM_SPLAT(4.002152681e-1f));
@@ -120,7 +127,7 @@ static inline VF VM(softplus)(VF x) {
  * x >= 0 and erfc/2 below, so the lower tail keeps its relative accuracy (1 + erff rounds it
  * away); |x| clamped at 14, past which Phi is 0 or 1. */
 static inline VF VM(gelu)(VF x) {
-    VF ax = VM_ASFLOAT(VM_ASINT(x) & 0x7fffffff);
+    VF ax = VM(abs)(x);
     ax = VM_MINC(ax, 14.0f);
     VF ha = ax * 0.353553390593273762f; /* a/2 */
     VF t = 1.0f / (ha + 1.0f);

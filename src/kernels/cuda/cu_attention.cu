@@ -91,7 +91,7 @@ static __device__ __forceinline__ void blk_load(float *dst, int ld, const float 
  * Thread (ti, tj) owns rows ti*4.., columns tj*4.. of a tile pair; blocks wholly above the
  * diagonal are skipped. */
 static __device__ void blk_scores(int T, int hd, int tile, float alpha, const float *A, size_t lda, const float *Bm,
-                           size_t ldb, float *S, float *smem, bool bf) {
+                                  size_t ldb, float *S, float *smem, bool bf) {
     const int ld = hd + 1; /* odd stride: the rows a warp reads fall in different banks */
     float *As = smem, *Bs = smem + tile * ld;
     const int ti = threadIdx.x / TG, tj = threadIdx.x % TG;
@@ -134,7 +134,7 @@ static __device__ void blk_scores(int T, int hd, int tile, float alpha, const fl
  * (strided, so a warp reads consecutive banks of Xs), reads and writes only its own entries of
  * Os, and sums k in order. */
 static __device__ __forceinline__ void blk_accum(float *Os, int ld, const float *Xs, const float *Ps, int p_row, int p_k,
-                                          int nrows, int nk, int hd) {
+                                                 int nrows, int nk, int hd) {
     const int tj = threadIdx.x % TG, r0 = (threadIdx.x / TG) * MT;
     for (int d0 = 0; d0 < hd && r0 < nrows; d0 += TG * MT) {
         float acc[MT][MT];
@@ -161,7 +161,7 @@ static __device__ __forceinline__ void blk_accum(float *Os, int ld, const float 
 /* O[i][d] = sum_j Pm[i][j] X[j][d] (Pm: the T x T slice, zero above the diagonal; X: T rows of hd,
  * stride ldx; O stride ldo, overwritten). Accumulates in shared memory (blk_accum). */
 static __device__ void blk_pv(int T, int hd, int tile, const float *Pm, const float *X, size_t ldx, float *O, size_t ldo,
-                       float *smem, bool bf) {
+                              float *smem, bool bf) {
     const int ld = hd + 1;
     float *Os = smem, *Xs = smem + tile * ld, *Ps = smem + 2 * tile * ld;
     for (int i0 = 0; i0 < T; i0 += tile) {
@@ -186,7 +186,7 @@ static __device__ void blk_pv(int T, int hd, int tile, const float *Pm, const fl
 /* O[j][d] = sum_i Pm[i][j] X[i][d] (the transposed product: dv = P^T dO, dk = dS^T q). Rows i < j
  * of Pm are zero, so only row tiles i0 + tile > j0 are read. */
 static __device__ void blk_ptv(int T, int hd, int tile, const float *Pm, const float *X, size_t ldx, float *O, size_t ldo,
-                        float *smem, bool bf) {
+                               float *smem, bool bf) {
     const int ld = hd + 1;
     float *Os = smem, *Xs = smem + tile * ld, *Ps = smem + 2 * tile * ld;
     for (int j0 = 0; j0 < T; j0 += tile) {

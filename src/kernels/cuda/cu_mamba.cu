@@ -68,8 +68,8 @@ static __device__ __forceinline__ float group_sum_finish(const float *red, int G
 /* ---- forward ------------------------------------------------------------------------------ */
 /* xc = conv_b + sum_k conv_w[c, k] xs[t - (K-1) + k] (the CPU's order); xa = silu(xc) */
 static __global__ void k_conv_fwd(int B, int T, int I, int K, const float *__restrict__ xz,
-                           const float *__restrict__ cw, const float *__restrict__ cb,
-                           float *__restrict__ xc, float *__restrict__ xa) {
+                                  const float *__restrict__ cw, const float *__restrict__ cb,
+                                  float *__restrict__ xc, float *__restrict__ xa) {
     size_t n = (size_t)B * T * I;
     for (size_t q = blockIdx.x * (size_t)blockDim.x + threadIdx.x; q < n; q += (size_t)gridDim.x * blockDim.x) {
         size_t row = q / (size_t)I;
@@ -293,7 +293,7 @@ k_scan_bwd(int T, int I, int R, int N, int G, const float *__restrict__ dtp, con
 /* dxdbl [M, XD]: dtr columns 0 (the dt_proj backward adds into them), dB and dC the fixed-order
  * sums of the per-block partials. */
 static __global__ void k_scan_bwd_bc(int M, int R, int N, int nchb, const float *__restrict__ pB,
-                              const float *__restrict__ pC, float *__restrict__ dxdbl) {
+                                     const float *__restrict__ pC, float *__restrict__ dxdbl) {
     const int XD = R + 2 * N;
     size_t n = (size_t)M * XD;
     for (size_t q = blockIdx.x * (size_t)blockDim.x + threadIdx.x; q < n; q += (size_t)gridDim.x * blockDim.x) {
@@ -312,7 +312,7 @@ static __global__ void k_scan_bwd_bc(int M, int R, int N, int nchb, const float 
 
 /* A_log[i, n] += sum_b pA[b, i, n]; D[i] += sum_b pD[b, i] (b in order) */
 static __global__ void k_scan_bwd_ad(int B, int I, int N, const float *__restrict__ pA, const float *__restrict__ pD,
-                              float *__restrict__ gA, float *__restrict__ gD) {
+                                     float *__restrict__ gA, float *__restrict__ gD) {
     size_t n = (size_t)I * N;
     for (size_t q = blockIdx.x * (size_t)blockDim.x + threadIdx.x; q < n; q += (size_t)gridDim.x * blockDim.x) {
         float s = 0.f;
@@ -336,7 +336,7 @@ static __global__ void k_dxc(size_t n, const float *__restrict__ dxa, const floa
 /* dxs[tt] = sum over t = tt .. tt+K-1 (< T) of conv_w[c, K-1-(t-tt)] dxc[t], t increasing (the
  * order the CPU adds them); written into dxz[:, :I]. */
 static __global__ void k_conv_bwd_dx(int B, int T, int I, int K, const float *__restrict__ dxc,
-                              const float *__restrict__ cw, float *__restrict__ dxz) {
+                                     const float *__restrict__ cw, float *__restrict__ dxz) {
     size_t n = (size_t)B * T * I;
     for (size_t q = blockIdx.x * (size_t)blockDim.x + threadIdx.x; q < n; q += (size_t)gridDim.x * blockDim.x) {
         size_t row = q / (size_t)I;
@@ -350,7 +350,7 @@ static __global__ void k_conv_bwd_dx(int B, int T, int I, int K, const float *__
 /* Partials of dconv_w [I, K] and dconv_b [I] over one chunk of rows. Block (32 channels, 8 row
  * slices); grid (ceil(I/32), nchunk). part[(chunk * I + c) * (K+1) + k], k == K the bias. */
 static __global__ void k_conv_bwd_w(int M, int T, int I, int K, int rpc, const float *__restrict__ dxc,
-                             const float *__restrict__ xz, float *__restrict__ part) {
+                                    const float *__restrict__ xz, float *__restrict__ part) {
     __shared__ float red[8][33];
     const int tx = threadIdx.x, ty = threadIdx.y, c = blockIdx.x * 32 + tx;
     const int r0 = blockIdx.y * rpc, r1 = min(M, r0 + rpc);
@@ -378,7 +378,7 @@ static __global__ void k_conv_bwd_w(int M, int T, int I, int K, int rpc, const f
 
 /* conv_w[c, k] += sum over chunks (in order); conv_b[c] likewise (k == K) */
 static __global__ void k_conv_bwd_w_sum(int I, int K, int nchunk, const float *__restrict__ part, float *__restrict__ gw,
-                                 float *__restrict__ gb) {
+                                        float *__restrict__ gb) {
     size_t n = (size_t)I * (K + 1);
     for (size_t q = blockIdx.x * (size_t)blockDim.x + threadIdx.x; q < n; q += (size_t)gridDim.x * blockDim.x) {
         float s = 0.f;

@@ -46,8 +46,8 @@ static __device__ __forceinline__ float warp_sum(float v) {
 
 /* ---- forward ------------------------------------------------------------------------------ */
 static __global__ void k_layernorm_fwd(int M, int C, const float *x, const float *g,
-                                const float *b, float eps, float *y,
-                                float *mean, float *rstd) {
+                                       const float *b, float eps, float *y,
+                                       float *mean, float *rstd) {
     int lane = threadIdx.x & 31;
     int m = blockIdx.x * NORM_ROWS_PER_BLOCK + (threadIdx.x >> 5);
     if (m >= M) return; /* whole warps leave together: no block-level barrier follows */
@@ -71,7 +71,7 @@ static __global__ void k_layernorm_fwd(int M, int C, const float *x, const float
 }
 
 static __global__ void k_rmsnorm_fwd(int M, int C, const float *x, const float *g, float eps,
-                              float *y, float *rstd) {
+                                     float *y, float *rstd) {
     int lane = threadIdx.x & 31;
     int m = blockIdx.x * NORM_ROWS_PER_BLOCK + (threadIdx.x >> 5);
     if (m >= M) return;
@@ -86,8 +86,8 @@ static __global__ void k_rmsnorm_fwd(int M, int C, const float *x, const float *
 
 /* ---- backward: dx ------------------------------------------------------------------------- */
 static __global__ void k_layernorm_dx(int M, int C, const float *x, const float *g,
-                               const float *mean, const float *rstd,
-                               const float *dy, float *dx) {
+                                      const float *mean, const float *rstd,
+                                      const float *dy, float *dx) {
     int lane = threadIdx.x & 31;
     int m = blockIdx.x * NORM_ROWS_PER_BLOCK + (threadIdx.x >> 5);
     if (m >= M) return;
@@ -108,7 +108,7 @@ static __global__ void k_layernorm_dx(int M, int C, const float *x, const float 
 }
 
 static __global__ void k_rmsnorm_dx(int M, int C, const float *x, const float *g,
-                             const float *rstd, const float *dy, float *dx) {
+                                    const float *rstd, const float *dy, float *dx) {
     int lane = threadIdx.x & 31;
     int m = blockIdx.x * NORM_ROWS_PER_BLOCK + (threadIdx.x >> 5);
     if (m >= M) return;
@@ -124,9 +124,9 @@ static __global__ void k_rmsnorm_dx(int M, int C, const float *x, const float *g
 /* grid (ceil(C/32), nch), block (32, 8). rms: dg term dy x rstd and no db; else dy xhat and dy. */
 template <bool RMS>
 static __global__ void k_norm_partial(int M, int C, int rows_per_chunk, const float *__restrict__ x,
-                               const float *__restrict__ mean, const float *__restrict__ rstd,
-                               const float *__restrict__ dy, float *__restrict__ part_g,
-                               float *__restrict__ part_b) {
+                                      const float *__restrict__ mean, const float *__restrict__ rstd,
+                                      const float *__restrict__ dy, float *__restrict__ part_g,
+                                      float *__restrict__ part_b) {
     __shared__ float sg[8][33], sb[8][33];
     int tx = threadIdx.x, ty = threadIdx.y;
     int c = blockIdx.x * 32 + tx, ch = blockIdx.y;

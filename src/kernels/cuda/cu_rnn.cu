@@ -47,7 +47,7 @@ static inline unsigned rnn_grid(size_t n) {
 /* hprev[b, 0, :] = h0[b] (or 0) when hprev is given (T > 0); cprev0[b] = c0[b] (or 0) when
  * cprev0 is given (LSTM). */
 static __global__ void k_rnn_init(int B, int T, int H, const float *h0, const float *c0, float *hprev,
-                           float *cprev0) {
+                                  float *cprev0) {
     GRID_STRIDE(i, (size_t)B * H) {
         size_t b = i / (size_t)H, j = i % (size_t)H;
         if (hprev) hprev[b * (size_t)T * H + j] = h0 ? h0[i] : 0.f;
@@ -59,7 +59,7 @@ static __global__ void k_rnn_init(int B, int T, int H, const float *h0, const fl
 /* Step t: gates[b, t] holds x Wih^T + h_{t-1} Whh^T; add bih + bhh and activate in place,
  * c = f c_{t-1} + i g, h = o tanh(c) -> cs[b, t], y[b, t], hprev[b, t+1]. */
 static __global__ void k_lstm_cell_fwd(int B, int T, int H, int t, const float *bih, const float *bhh,
-                                float *gates, float *cs, const float *cprev0, float *y, float *hprev) {
+                                       float *gates, float *cs, const float *cprev0, float *y, float *hprev) {
     const size_t G = 4 * (size_t)H;
     GRID_STRIDE(e, (size_t)B * H) {
         size_t b = e / (size_t)H, j = e % (size_t)H;
@@ -85,8 +85,8 @@ static __global__ void k_lstm_cell_fwd(int B, int T, int H, int t, const float *
 /* Step t backward: dh (carried; zero when `first`) + dy[b, t] -> dG[b, t]; dc carried through
  * the forget gate (read as zero when `first`, then overwritten). */
 static __global__ void k_lstm_cell_bwd(int B, int T, int H, int t, int first, const float *gates,
-                                const float *cs, const float *cprev0, const float *dy, float *dG,
-                                const float *dh, float *dc) {
+                                       const float *cs, const float *cprev0, const float *dy, float *dG,
+                                       const float *dh, float *dc) {
     const size_t G = 4 * (size_t)H;
     GRID_STRIDE(e, (size_t)B * H) {
         size_t b = e / (size_t)H, j = e % (size_t)H;
@@ -169,7 +169,7 @@ extern "C" void cphil_cu_lstm_backward(cphil_cu *cu, cphil_precision prec, int B
  * r = s(gi_r + gh_r), z = s(gi_z + gh_z), n = tanh(gi_n + r gh_n), h = (1 - z) n + z h_{t-1}
  * -> gates (r z n), y[b, t], hprev[b, t+1]. */
 static __global__ void k_gru_cell_fwd(int B, int T, int H, int t, int gh_zero, const float *bih, const float *bhh,
-                               float *gates, float *gh, float *y, float *hprev) {
+                                      float *gates, float *gh, float *y, float *hprev) {
     const size_t G = 3 * (size_t)H;
     GRID_STRIDE(e, (size_t)B * H) {
         size_t b = e / (size_t)H, j = e % (size_t)H;
@@ -196,7 +196,7 @@ static __global__ void k_gru_cell_fwd(int B, int T, int H, int t, int gh_zero, c
  * for the n gate, where the recurrent part is scaled by r); dh = dhv z, the direct path (the
  * Whh path is added by the product that follows). */
 static __global__ void k_gru_cell_bwd(int B, int T, int H, int t, int first, const float *gates, const float *gh,
-                               const float *hprev, const float *dy, float *dGi, float *dGh, float *dh) {
+                                      const float *hprev, const float *dy, float *dGi, float *dGh, float *dh) {
     const size_t G = 3 * (size_t)H;
     GRID_STRIDE(e, (size_t)B * H) {
         size_t b = e / (size_t)H, j = e % (size_t)H;

@@ -72,7 +72,7 @@ static __device__ __forceinline__ uint32_t ld_pair(const bf16 *p) { return *(con
  * and odd k-steps accumulate apart (two independent mma chains) and are added at the end: a fixed
  * order, so the bits do not change from run to run. K % 16 == 0. */
 static __device__ __forceinline__ void tile_16x8(const bf16 *A, int lda, const bf16 *Bt, int ldb, int K, int lane,
-                                          float d[4]) {
+                                                 float d[4]) {
     const int g = lane >> 2, q = lane & 3;
     float even[4] = {}, odd[4] = {};
     const bf16 *a0 = A + g * lda + 2 * q, *a8 = A + (g + 8) * lda + 2 * q, *b = Bt + g * ldb + 2 * q;
@@ -91,7 +91,7 @@ static __device__ __forceinline__ void tile_16x8(const bf16 *A, int lda, const b
  * accumulate apart (four independent mma chains instead of two) and are added at the end: a
  * fixed order, so the bits do not change from run to run. K % 16 == 0. */
 static __device__ __forceinline__ void block_16x16(const bf16 *A, int lda, const bf16 *Bt, int ldb, int K, int lane,
-                                            float d0[4], float d1[4]) {
+                                                   float d0[4], float d1[4]) {
     const int g = lane >> 2, q = lane & 3;
     float acc[2][2][4] = {};
     for (int k0 = 0, par = 0; k0 < K; k0 += 16, par ^= 1) {

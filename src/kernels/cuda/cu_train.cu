@@ -52,7 +52,7 @@ static __global__ void k_transpose_ids(int H0, int E, int n_cont, const float *W
 
 /* y[m, h] += b[h] + sum_k WT[ids[m, k], h] (k in order, as the CPU adds them). */
 static __global__ void k_gather_add(int M, int H0, int n_ids, const int32_t *ids, const float *b, const float *WT,
-                             float *y) {
+                                    float *y) {
     size_t n = (size_t)M * H0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         size_t m = i / (size_t)H0;
@@ -84,7 +84,7 @@ extern "C" void cphil_cu_input_forward(cphil_cu *cu, cphil_precision prec, int M
 /* One block per chunk c of the sorted (id, frame) list: partial[c, h] = sum of dy[frame, h]
  * over the chunk's frames, in list order. Blocks past the live chunk count exit. */
 static __global__ void k_id_partials(const int32_t *n_chunks, const int32_t *chunk_begin, const int32_t *frames, int H0,
-                              const float *dy, float *partial) {
+                                     const float *dy, float *partial) {
     int c = blockIdx.x;
     if (c >= *n_chunks) return;
     int a = chunk_begin[c], z = chunk_begin[c + 1];
@@ -98,7 +98,7 @@ static __global__ void k_id_partials(const int32_t *n_chunks, const int32_t *chu
 /* One block per id row r (rows listed in row_of, count n_rows): dW[h, id] += sum of the row's
  * chunk partials in chunk order. */
 static __global__ void k_id_combine(const int32_t *n_rows, const int32_t *row_id, const int32_t *row_chunk, int H0, int E,
-                             const float *partial, float *dW) {
+                                    const float *partial, float *dW) {
     int r = blockIdx.x;
     if (r >= *n_rows) return;
     int id = row_id[r], a = row_chunk[r], z = row_chunk[r + 1];
@@ -144,8 +144,8 @@ static __global__ void k_weight_sum(int M, const float *weight, double *wsum) {
 
 /* Per frame: dlogits and the weighted loss terms [M, 1 + 6] (total, then the six heads). */
 static __global__ void k_policy_loss(int M, const float *logits, const uint8_t *buttons, const uint8_t *cls,
-                              const float *weight, cphil_cu_loss_params lp, const double *wsum_p, float *dlogits,
-                              double *terms) {
+                                     const float *weight, cphil_cu_loss_params lp, const double *wsum_p, float *dlogits,
+                                     double *terms) {
     int m = blockIdx.x * blockDim.x + threadIdx.x;
     if (m >= M) return;
     const double wsum = *wsum_p;
@@ -247,7 +247,7 @@ static __global__ void k_norm_final(const double *partials, float max_norm, doub
 }
 
 static __global__ void k_adamw(size_t n, float *p, float *g, float *m, float *v, const double *state,
-                        const cphil_cu_adamw_params *ap) {
+                               const cphil_cu_adamw_params *ap) {
     double norm = state[0];
     if (!isfinite(norm)) return; /* non-finite gradient: update nothing (the CPU's rule) */
     float cf = (float)state[1];
