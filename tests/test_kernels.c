@@ -111,21 +111,29 @@ TEST(gemm_bf16_exact_across_tiers) {
      * 2^-63 so that products and partial sums underflow into the flushed (subnormal) range */
     for (int i = 0; i < M * K; i++) A[i] = ldexpf(A[i], i / K >= M - 8 ? -61 - i % 5 : (i * 7) % 41 - 20);
     for (int i = 0; i < K * N; i++) B[i] = ldexpf(B[i], i % N >= N - 8 ? -61 - i % 5 : (i * 5) % 37 - 18);
-    float *bases[4] = {0};
+    /* beta 0 as well: with beta != 0 the corner's tiny sums vanish against beta C0 and a missing
+     * flush would go unseen */
+    float *bases[8] = {0};
     FOR_TIERS(t) {
-        for (int tr = 0; tr < 4; tr++) {
-            float *c = gemm_run(CPHIL_PREC_BF16, tr & 1, tr >> 1, M, N, K, A, B, C0, -0.75f);
-            if (t == g_tiers[0]) { bases[tr] = c; continue; }
-            float *base = bases[tr];
+        for (int r = 0; r < 8; r++) {
+            const int tr = r & 3;
+            float *c = gemm_run(CPHIL_PREC_BF16, tr & 1, tr >> 1, M, N, K, A, B, C0, r < 4 ? -0.75f : 0.0f);
+            if (t == g_tiers[0]) { bases[r] = c; continue; }
+            float *base = bases[r];
             bool same = !memcmp(base, c, (size_t)M * N * 4);
             int bad = -1;
             for (int i = 0; i < M * N && !same && bad < 0; i++) if (memcmp(&base[i], &c[i], 4)) bad = i;
             float bv = bad >= 0 ? base[bad] : 0, cv = bad >= 0 ? c[bad] : 0;
             cphil_free(c);
-            CHECK_MSG(same, "tier %d transposes %d: element %d %.9g vs %.9g", t, tr, bad, bv, cv);
+            CHECK_MSG(same, "tier %d transposes %d beta %s: element %d %.9g vs %.9g", t, tr, r < 4 ? "-0.75" : "0",
+                      bad, bv, cv);
         }
     }
-    for (int i = 0; i < 4; i++) cphil_free(bases[i]);
+    int flushed = 0; /* the corner really reaches the flushed range: some sums there are +-0 */
+    for (int i = M - 8; i < M; i++)
+        for (int j = N - 8; j < N; j++) flushed += bases[4][i * N + j] == 0.0f;
+    CHECK_MSG(flushed > 0, "no sum of the tiny corner was flushed: the test lost its underflow case");
+    for (int i = 0; i < 8; i++) cphil_free(bases[i]);
     cphil_free(A); cphil_free(B); cphil_free(C0);
     cphil_isa_set(cphil_isa_default());
 }

@@ -3,7 +3,8 @@
  * Tile: 6 rows of A broadcast x 16 columns of B in two ymm, 12 accumulators. The bf16 kernel
  * emulates vdpbf16ps lane by lane: acc = ftz(acc + a_hi*b_hi), acc = ftz(acc + a_lo*b_lo) (an
  * FMA of exact bf16 products equals the rounded sum of the exact product); ftz flushes subnormal
- * sums to signed zero. Not here: packing (gemm.c), the AVX-512 tier (gemm_avx512.c).
+ * sums to signed zero (MXCSR.FTZ, set for the k loop). Not here: packing (gemm.c), the AVX-512
+ * tier (gemm_avx512.c).
  * Reference: kernels_internal.h (microkernel contract), Intel SDM (VDPBF16PS).
  */
 #include "kernels/cpu/kernels_internal.h"
@@ -68,18 +69,22 @@ void cphil_uk_f32_avx2(int kc, const void *Ap, const void *Bp, float *C, int ldc
     STORE_ACC
 }
 
-static inline __m256 ftz8(__m256 x) {
-    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    const __m256 tiny = _mm256_set1_ps(1.17549435e-38f);
-    __m256 small = _mm256_cmp_ps(_mm256_and_ps(x, absmask), tiny, _CMP_LT_OQ);
-    return _mm256_andnot_ps(_mm256_and_ps(small, absmask), x); /* keep the sign bit only */
-}
+/* Keeps the twelve accumulators in registers at this point of the program: no FMA on them moves
+ * across it, so every FMA between two of these runs under the MXCSR set between them. */
+#define ACC_FENCE __asm__ volatile("" : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5), \
+                                   "+x"(c6), "+x"(c7), "+x"(c8), "+x"(c9), "+x"(c10), "+x"(c11))
 
+/* The flush of each step is the CPU's own: MXCSR.FTZ (bit 15) set for the k loop flushes a
+ * subnormal FMA result to a zero of the same sign, as vdpbf16ps does (it runs with FTZ by
+ * definition), at no cost per FMA. The caller's MXCSR comes back before the epilogue. */
 void cphil_uk_bf16emu_avx2(int kc, const void *Ap, const void *Bp, float *C, int ldc, int mr,
                            int nr, float alpha, float beta) {
     const uint32_t *a = Ap, *b = Bp;
     const __m256i himask = _mm256_set1_epi32((int)0xffff0000u);
     DECL_ACC;
+    const unsigned int csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8000u);
+    ACC_FENCE;
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
         __m256i u0 = _mm256_load_si256((const __m256i *)b), u1 = _mm256_load_si256((const __m256i *)(b + 8));
         __m256 bh0 = _mm256_castsi256_ps(_mm256_and_si256(u0, himask));
@@ -92,10 +97,12 @@ void cphil_uk_bf16emu_avx2(int kc, const void *Ap, const void *Bp, float *C, int
         xv = _mm256_set1_epi32((int)a[i]);                                                 \
         xh = _mm256_castsi256_ps(_mm256_and_si256(xv, himask));                            \
         xl = _mm256_castsi256_ps(_mm256_slli_epi32(xv, 16));                               \
-        ca = ftz8(_mm256_fmadd_ps(xh, bh0, ca)); cb = ftz8(_mm256_fmadd_ps(xh, bh1, cb));  \
-        ca = ftz8(_mm256_fmadd_ps(xl, bl0, ca)); cb = ftz8(_mm256_fmadd_ps(xl, bl1, cb));
+        ca = _mm256_fmadd_ps(xh, bh0, ca); cb = _mm256_fmadd_ps(xh, bh1, cb);              \
+        ca = _mm256_fmadd_ps(xl, bl0, ca); cb = _mm256_fmadd_ps(xl, bl1, cb);
         ROW(0, c0, c1) ROW(1, c2, c3) ROW(2, c4, c5) ROW(3, c6, c7) ROW(4, c8, c9) ROW(5, c10, c11)
 #undef ROW
     }
+    ACC_FENCE;
+    _mm_setcsr(csr);
     STORE_ACC
 }
