@@ -3,6 +3,7 @@
 #include "harness.h"
 #include "core/core.h"
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/kernels_internal.h"
 #include "kernels/cpu/panel.h"
 
 #include <math.h>
@@ -453,6 +454,48 @@ TEST(gemm_beta0_ignores_nan) {
     CHECK(C[0] == 4 && C[1] == 5 && C[2] == 10 && C[3] == 11);
 }
 
+/* The AVX2 bf16 packing primitives against cphil_bf16_from_f32, value by value: ties both ways,
+ * subnormals and zeros of both signs, infinities, NaNs, the largest finite values (which round
+ * to infinity), random values; every length 0..40 so that every tail runs. */
+TEST(bf16_prims_avx2_match_scalar) {
+    if (!cphil_isa_supported(CPHIL_ISA_AVX2)) {
+        printf("# skip: no AVX2 on this CPU\n");
+        return;
+    }
+    enum { N = 40 };
+    static const uint32_t special[] = {0x00000000u, 0x80000000u, 0x00000001u, 0x807fffffu, 0x00800000u,
+                                       0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u, 0x7f800001u,
+                                       0x7f7fffffu, 0xff7fffffu, 0x3f808000u, 0x3f818000u, 0x3f80ffffu,
+                                       0x3f807fffu, 0xbf808000u, 0x33800000u};
+    float src0[N + 1], src1[N + 1];
+    for (int i = 0; i < N + 1; i++) {
+        uint32_t u0 = i < (int)CPHIL_ARRAY_LEN(special) ? special[i] : (uint32_t)(g_rng >> 7);
+        frand();
+        uint32_t u1 = special[(i * 7) % CPHIL_ARRAY_LEN(special)] ^ (i & 1 ? 0u : (uint32_t)(g_rng & 0xffff));
+        memcpy(&src0[i], &u0, 4);
+        memcpy(&src1[i], &u1, 4);
+    }
+    for (int n = 0; n <= N; n++) {
+        uint32_t got[N], want[N];
+        memset(got, 0xab, sizeof got);
+        cphil_bf16_pairs_avx2(src0, n, got);
+        for (int p = 0; 2 * p < n; p++)
+            want[p] = (uint32_t)cphil_bf16_from_f32(src0[2 * p]) |
+                      (2 * p + 1 < n ? (uint32_t)cphil_bf16_from_f32(src0[2 * p + 1]) << 16 : 0u);
+        for (int p = 0; 2 * p < n; p++) CHECK_MSG(got[p] == want[p], "pairs n=%d p=%d: %08x vs %08x", n, p, got[p], want[p]);
+        CHECK_MSG(n == N || got[(n + 1) / 2] == 0xababababu, "pairs n=%d wrote past its end", n);
+        for (int k = 0; k < 2; k++) {
+            memset(got, 0xab, sizeof got);
+            cphil_bf16_inter_avx2(src0, k ? src1 : NULL, n, got);
+            for (int j = 0; j < n; j++) {
+                uint32_t w = (uint32_t)cphil_bf16_from_f32(src0[j]) | (k ? (uint32_t)cphil_bf16_from_f32(src1[j]) << 16 : 0u);
+                CHECK_MSG(got[j] == w, "inter n=%d j=%d r1=%d: %08x vs %08x", n, j, k, got[j], w);
+            }
+            CHECK_MSG(n == N || got[n] == 0xababababu, "inter n=%d wrote past its end", n);
+        }
+    }
+}
+
 TEST(bf16_rounding) {
     CHECK(cphil_bf16_from_f32(1.0f) == 0x3f80);
     CHECK(cphil_bf16_round(1.0f + 1.0f / 256) == 1.0f);            /* tie to even (down) */
@@ -486,6 +529,7 @@ int main(void) {
     RUN(pmat_view_panels_equals_full_product_columns);
     RUN(gather_add_every_tier);
     RUN(gemm_beta0_ignores_nan);
+    RUN(bf16_prims_avx2_match_scalar);
     RUN(bf16_rounding);
     RUN(isa_force);
     return harness_done();

@@ -5,7 +5,8 @@
  * B block into NR-wide micro-panels; for each MC-tall row block pack the A block into MR-tall
  * micro-panels; a register-blocked microkernel (per ISA tier, kernels_internal.h) computes each
  * MR x NR tile. The first k block applies beta, later ones add. Packing is portable C, with
- * AVX-512 transposes and bf16 conversions (gemm_avx512.c) on that tier.
+ * AVX-512 transposes and bf16 conversions (gemm_avx512.c) on that tier and AVX2 bf16
+ * conversions (gemm_avx2.c) on the AVX2 one.
  * Threads: the output is split statically in whole tiles (rows when M >= N, else columns); each
  * thread runs the whole loop nest on its part with private pack buffers, so every element is
  * reduced in the same order whatever the thread count.
@@ -125,7 +126,7 @@ static void pack_b_f32(pack_t_fn pt, bool tb, const float *B, int ldb, int k0, i
     else pack_a_f32(pt, true, B, ldb, j0, nc, k0, kc, NR, dst);
 }
 
-/* bf16 primitives (scalar here, AVX-512 in gemm_avx512.c; identical results):
+/* bf16 primitives (scalar here, AVX2 in gemm_avx2.c, AVX-512 in gemm_avx512.c; identical results):
  * pairs: dst[p] = bf16(src[2p]) | bf16(src[2p+1]) << 16 for p < (n+1)/2 (src[n] read as 0);
  * inter: dst[j] = bf16(r0[j]) | bf16(r1[j]) << 16 for j < n (r1 NULL reads as 0). */
 static void bf16_pairs_scalar(const float *src, int n, uint32_t *dst) {
@@ -381,8 +382,11 @@ void cphil_gemm(cphil_precision prec, bool trans_a, bool trans_b, int M, int N, 
         j.uk = prec == CPHIL_PREC_F32 ? uk_f32_scalar : uk_bf16_scalar;
     }
     static const bf16_prims prims_scalar = {bf16_pairs_scalar, bf16_inter_scalar};
+    static const bf16_prims prims_avx2 = {cphil_bf16_pairs_avx2, cphil_bf16_inter_avx2};
     static const bf16_prims prims_avx512 = {cphil_bf16_pairs_avx512, cphil_bf16_inter_avx512};
-    j.prims = isa == CPHIL_ISA_AVX512 && cphil_cpu_has_bf16() ? &prims_avx512 : &prims_scalar;
+    j.prims = isa == CPHIL_ISA_AVX512 && cphil_cpu_has_bf16() ? &prims_avx512
+              : isa >= CPHIL_ISA_AVX2                         ? &prims_avx2
+                                                              : &prims_scalar;
     j.pack_t = isa == CPHIL_ISA_AVX512 ? cphil_pack_t_avx512 : NULL;
     j.split_rows = (M + j.MR - 1) / j.MR >= (N + j.NR - 1) / j.NR;
 

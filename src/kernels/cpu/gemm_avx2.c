@@ -106,3 +106,45 @@ void cphil_uk_bf16emu_avx2(int kc, const void *Ap, const void *Bp, float *C, int
     _mm_setcsr(csr);
     STORE_ACC
 }
+
+/* ---- bf16 packing primitives (gemm.c has the scalar twins and the contract) ---------------- */
+
+/* cphil_bf16_from_f32 on 8 lanes, the bf16 in the low half of each 32-bit lane: nearest even,
+ * zero and subnormals to a zero of the same sign, NaN kept quiet. */
+static inline __m256i bf16_of8(__m256 x) {
+    const __m256i u = _mm256_castps_si256(x), top = _mm256_srli_epi32(u, 16);
+    const __m256i abs = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
+    const __m256i nan = _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f800000));
+    const __m256i zero_or_sub = _mm256_cmpeq_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7f800000)),
+                                                   _mm256_setzero_si256());
+    const __m256i odd = _mm256_and_si256(top, _mm256_set1_epi32(1));
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd)), 16);
+    r = _mm256_blendv_epi8(r, _mm256_or_si256(top, _mm256_set1_epi32(0x40)), nan);
+    return _mm256_blendv_epi8(r, _mm256_and_si256(top, _mm256_set1_epi32(0x8000)), zero_or_sub);
+}
+
+void cphil_bf16_pairs_avx2(const float *src, int n, uint32_t *dst) {
+    const __m256i even_lanes = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i b = bf16_of8(_mm256_loadu_ps(src + i));
+        /* each 64-bit lane holds (odd << 32 | even): or-ing it shifted right by 16 puts
+         * even | odd << 16 in its low 32 bits; then gather the four low halves */
+        const __m256i w = _mm256_permutevar8x32_epi32(_mm256_or_si256(b, _mm256_srli_epi64(b, 16)), even_lanes);
+        _mm_storeu_si128((__m128i *)(dst + i / 2), _mm256_castsi256_si128(w));
+    }
+    for (; i + 1 < n; i += 2)
+        dst[i / 2] = (uint32_t)cphil_bf16_from_f32(src[i]) | (uint32_t)cphil_bf16_from_f32(src[i + 1]) << 16;
+    if (i < n) dst[i / 2] = cphil_bf16_from_f32(src[i]);
+}
+
+void cphil_bf16_inter_avx2(const float *r0, const float *r1, int n, uint32_t *dst) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256i lo = bf16_of8(_mm256_loadu_ps(r0 + j));
+        const __m256i hi = r1 ? _mm256_slli_epi32(bf16_of8(_mm256_loadu_ps(r1 + j)), 16) : _mm256_setzero_si256();
+        _mm256_storeu_si256((__m256i *)(dst + j), _mm256_or_si256(lo, hi));
+    }
+    for (; j < n; j++)
+        dst[j] = (uint32_t)cphil_bf16_from_f32(r0[j]) | (r1 ? (uint32_t)cphil_bf16_from_f32(r1[j]) << 16 : 0u);
+}
