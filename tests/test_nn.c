@@ -249,12 +249,13 @@ typedef struct mamba_bufs {
     cphil_mamba_saved s;
     cphil_mamba_scratch w;
 } mamba_bufs;
-static void mamba_alloc(mamba_bufs *mb, int B, int T, int I, int R, int N) {
-    size_t M = (size_t)B * T, XD = (size_t)R + 2 * N;
+/* nt: batch rows the scans may run at once (per-thread scratch copies). */
+static void mamba_alloc(mamba_bufs *mb, int B, int T, int I, int R, int N, int nt) {
+    size_t M = (size_t)B * T, XD = (size_t)R + 2 * N, IN = (size_t)I * N;
     mb->s = (cphil_mamba_saved){fz(M * 2 * I), fz(M * I), fz(M * I), fz(M * XD), fz(M * I), fz(M * I), fz(M * I), fz(M * I)};
-    mb->w = (cphil_mamba_scratch){fz((size_t)I * N), fz((size_t)I * N), fz((size_t)T * I * N), fz(M * 2 * I), fz(M * I),
-                                  fz(M * I), fz(M * I), fz(M * I), fz(M * I), fz(M * XD), fz((size_t)T * I * N), fz(I),
-                                  fz((size_t)I * N), fz(I)};
+    mb->w = (cphil_mamba_scratch){fz(IN), fz(nt * IN), fz(nt * T * IN), fz(M * 2 * I), fz(M * I), fz(M * I), fz(M * I),
+                                  fz(M * I), fz(M * I), fz(M * XD), fz(nt * T * IN), fz(nt * I), fz(IN), fz(I),
+                                  fz(B * IN), fz((size_t)B * I), nt};
 }
 
 TEST(mamba_mixer_matches_torch) {
@@ -269,7 +270,7 @@ TEST(mamba_mixer_matches_torch) {
           *gbdt = fz(I), *gA = fz(I * N), *gD = fz(I), *gWo = fz(H * I);
     cphil_mamba_grads g = {gWin, gcw, gcb, gWx, gWdt, gbdt, gA, gD, gWo};
     mamba_bufs mb;
-    mamba_alloc(&mb, B, T, I, R, N);
+    mamba_alloc(&mb, B, T, I, R, N, 1);
     float *u = FF("u", M * H), *dy = FF("dy", M * H), *y = fz(M * H), *du = fz(M * H);
     cphil_nn_mamba_forward(F32, B, T, H, I, R, N, K, u, &p, &mb.s, &mb.w, y);
     CMP("y", y, FF("y", 0), M * H);
@@ -284,6 +285,48 @@ TEST(mamba_mixer_matches_torch) {
     CMP("A_log", gA, FF("g.A_log", 0), I * N);
     CMP("D", gD, FF("g.D", 0), I);
     CMP("out_proj", gWo, FF("g.out_proj.weight", 0), H * I);
+}
+
+/* The scans run batch rows on cphil_parallel's threads: 1 and 3 threads (3 per-thread scratch
+ * copies, rows split 2/2/1) give the same bits for the output and every gradient. I = 20 runs
+ * both the 16-wide partial sums and their tail. */
+TEST(mamba_scan_threads_same_bits) {
+    arena_reset();
+    const int B = 5, T = 7, H = 8, I = 20, R = 2, N = 4, K = 3, M = B * T, XD = R + 2 * N;
+    const size_t np[9] = {(size_t)2 * I * H, (size_t)I * K, I, (size_t)XD * I, (size_t)I * R, I, (size_t)I * N, I,
+                          (size_t)H * I};
+    float *pv[9], *u = fz(M * H), *dy = fz(M * H);
+    uint64_t rng = 12345;
+#define URAND(scale) ((float)((double)((rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 11) / 9007199254740992.0 * 2 - 1) * (scale))
+    for (int k = 0; k < 9; k++) {
+        pv[k] = fz(np[k]);
+        for (size_t i = 0; i < np[k]; i++) pv[k][i] = URAND(k == 6 ? 1.0f : 0.5f);
+    }
+    for (int i = 0; i < M * H; i++) u[i] = URAND(1.0f), dy[i] = URAND(1.0f);
+#undef URAND
+    cphil_mamba_params p = {pv[0], pv[1], pv[2], pv[3], pv[4], pv[5], pv[6], pv[7], pv[8]};
+    float *out[2][11];
+    for (int r = 0; r < 2; r++) {
+        const int nt = r ? 3 : 1;
+        cphil_threads_set(nt);
+        mamba_bufs mb;
+        mamba_alloc(&mb, B, T, I, R, N, nt);
+        float *y = fz(M * H), *du = fz(M * H), *gv[9];
+        for (int k = 0; k < 9; k++) gv[k] = fz(np[k]);
+        cphil_mamba_grads g = {gv[0], gv[1], gv[2], gv[3], gv[4], gv[5], gv[6], gv[7], gv[8]};
+        cphil_nn_mamba_forward(F32, B, T, H, I, R, N, K, u, &p, &mb.s, &mb.w, y);
+        cphil_nn_mamba_backward(F32, B, T, H, I, R, N, K, u, &p, &mb.s, &mb.w, dy, du, &g);
+        out[r][0] = y;
+        out[r][1] = du;
+        for (int k = 0; k < 9; k++) out[r][2 + k] = gv[k];
+    }
+    cphil_threads_set(1);
+    static const char *const what[11] = {"y", "du", "in_proj", "conv w", "conv b", "x_proj", "dt_proj w",
+                                         "dt_proj b", "A_log", "D", "out_proj"};
+    for (int k = 0; k < 11; k++) {
+        size_t n = k < 2 ? (size_t)M * H : np[k - 2];
+        CHECK_MSG(!memcmp(out[0][k], out[1][k], n * sizeof(float)), "%s differs between 1 and 3 threads", what[k]);
+    }
 }
 
 TEST(attention_matches_torch) {
@@ -818,7 +861,8 @@ TEST(fd_mamba_through_time) {
     LM.Al = drand_n(MI * MN, 0.5), LM.D = drand_n(MI, 1), LM.Wo = drand_n(MH * MI, 0.5);
     LM.s = (cphil_mamba_saved_f64){dz(M * 2 * MI), dz(M * MI), dz(M * MI), dz(M * XD), dz(M * MI), dz(M * MI), dz(M * MI), dz(M * MI)};
     LM.w = (cphil_mamba_scratch_f64){dz(MI * MN), dz(MI * MN), dz(MT * MI * MN), dz(M * 2 * MI), dz(M * MI), dz(M * MI),
-                                     dz(M * MI), dz(M * MI), dz(M * MI), dz(M * XD), dz(MT * MI * MN), dz(MI), dz(MI * MN), dz(MI)};
+                                     dz(M * MI), dz(M * MI), dz(M * MI), dz(M * XD), dz(MT * MI * MN), dz(MI), dz(MI * MN), dz(MI),
+                                     dz(MB_ * MI * MN), dz(MB_ * MI), 1};
     double *du = dz(M * MH), *gWin = dz(2 * MI * MH), *gcw = dz(MI * MK), *gcb = dz(MI), *gWx = dz(XD * MI),
            *gWdt = dz(MI * MR), *gbdt = dz(MI), *gAl = dz(MI * MN), *gD = dz(MI), *gWo = dz(MH * MI);
     cphil_mamba_grads_f64 g = {gWin, gcw, gcb, gWx, gWdt, gbdt, gAl, gD, gWo};
@@ -1074,6 +1118,7 @@ int main(void) {
     RUN(activations_match_torch);
     RUN(lstm_gru_layers_match_torch);
     RUN(mamba_mixer_matches_torch);
+    RUN(mamba_scan_threads_same_bits);
     RUN(attention_matches_torch);
     RUN(loss_matches_torch);
     RUN(policy_mlp_matches_torch);

@@ -171,10 +171,13 @@ static void NN_FN(plan)(NN_FN(pws) *w, R *base) {
                 TAKE(s->y, M * I);
                 TAKE(s->g, M * I);
             }
+            /* the scans run up to this many batch rows at once (the worker threads asked for) */
+            const size_t nt = CPHIL_MIN((size_t)cphil_threads_get(), (size_t)B);
             NN_FN(cphil_mamba_scratch) *s = &w->mw;
+            s->nthr = (int)nt;
             TAKE(s->A, I * N);
-            TAKE(s->h, I * N);
-            TAKE(s->hs, T * I * N);
+            TAKE(s->h, nt * I * N);
+            TAKE(s->hs, nt * T * I * N);
             TAKE(s->dxz, M * 2 * I);
             TAKE(s->dxa, M * I);
             TAKE(s->dxc, M * I);
@@ -182,10 +185,12 @@ static void NN_FN(plan)(NN_FN(pws) *w, R *base) {
             TAKE(s->dg, M * I);
             TAKE(s->ddt, M * I);
             TAKE(s->dxdbl, M * XD);
-            TAKE(s->dAs, T * I * N);
-            TAKE(s->gtmp, I);
+            TAKE(s->dAs, nt * T * I * N);
+            TAKE(s->gtmp, nt * I);
             TAKE(s->dAl, I * N);
             TAKE(s->zeros, I);
+            TAKE(s->dAl_b, B * N * I);
+            TAKE(s->dD_b, B * I);
         } else {
             const size_t nh = (size_t)c->num_heads;
             for (int k = 0; k < L; k++) {

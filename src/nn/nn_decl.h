@@ -95,11 +95,15 @@ typedef struct NN_FN(cphil_mamba_grads) {
 typedef struct NN_FN(cphil_mamba_saved) {
     NN_R *xz, *xc, *xa, *xdbl, *dtp, *dt, *y, *g;
 } NN_FN(cphil_mamba_saved);
-/* Scratch: A [I*N], h [I*N] for the forward; the backward adds hs and dAs [T*I*N] (one batch
- * row's states and decays), the gradient buffers dxz [B,T,2I], dxa, dxc, dy, dg, ddt [B,T,I]
- * each, dxdbl [B,T,R+2N], and gtmp [I], dAl [I*N], zeros [I] (kept zero). */
+/* Scratch: A [I*N], h [nthr*I*N] for the forward; the backward adds hs and dAs [nthr*T*I*N]
+ * (per thread: one batch row's states and decays), the gradient buffers dxz [B,T,2I], dxa, dxc,
+ * dy, dg, ddt [B,T,I] each, dxdbl [B,T,R+2N], gtmp [nthr*I], dAl [I*N], zeros [I] (kept zero),
+ * and per batch row the partial gradients dAl_b [B*N*I] and dD_b [B*I].
+ * nthr (0 reads as 1): how many batch rows the scans may run at once on cphil_parallel's threads;
+ * the results do not depend on it (each row alone, then the rows' partial sums in row order). */
 typedef struct NN_FN(cphil_mamba_scratch) {
-    NN_R *A, *h, *hs, *dxz, *dxa, *dxc, *dy, *dg, *ddt, *dxdbl, *dAs, *gtmp, *dAl, *zeros;
+    NN_R *A, *h, *hs, *dxz, *dxa, *dxc, *dy, *dg, *ddt, *dxdbl, *dAs, *gtmp, *dAl, *zeros, *dAl_b, *dD_b;
+    int nthr;
 } NN_FN(cphil_mamba_scratch);
 void NN_FN(cphil_nn_mamba_forward)(cphil_precision prec, int B, int T, int H, int I, int R, int N,
                                    int K, const NN_R *u, const NN_FN(cphil_mamba_params) *p,

@@ -413,6 +413,121 @@ static void NN_FN(mamba_At)(int I, int N, const R *A_log, R *At) {
         for (int n = 0; n < N; n++) At[SZ(n) * I + c] = -EXP(A_log[SZ(c) * N + n]);
 }
 
+/* The scans' work for cphil_parallel: part k of n takes batch rows [B k / n, B (k+1) / n) and
+ * slice k of the per-thread scratch (h, hs, dAs, gtmp). */
+typedef struct NN_FN(mamba_scan_job) {
+    int B, T, I, Rk, N;
+    const NN_FN(cphil_mamba_params) *p;
+    const NN_FN(cphil_mamba_saved) *s;
+    NN_FN(cphil_mamba_scratch) *w;
+    const R *dy; /* backward: dL/dy [B, T, I] */
+} NN_FN(mamba_scan_job);
+
+/* Forward scan of rows; state and A kept transposed, [N, I], so the inner loops run over
+ * channels (contiguous, no reduction: they vectorize). */
+static void NN_FN(mamba_scan_forward_part)(void *ctx, int part, int parts) {
+    const NN_FN(mamba_scan_job) *j = ctx;
+    const int T = j->T, I = j->I, N = j->N, Rk = j->Rk, XD = Rk + 2 * N;
+    const NN_FN(cphil_mamba_saved) *s = j->s;
+    R *hb = j->w->h + SZ(part) * I * N;
+    for (int b = j->B * part / parts; b < j->B * (part + 1) / parts; b++) {
+        memset(hb, 0, SZ(I) * N * sizeof(R));
+        for (int t = 0; t < T; t++) {
+            size_t row = SZ(b) * T + t;
+            const R *Bm = s->xdbl + row * XD + Rk, *Cm = Bm + N;
+            const R *restrict dt = s->dt + row * I, *restrict xa = s->xa + row * I, *restrict D = j->p->D;
+            R *restrict y = s->y + row * I;
+            for (int c = 0; c < I; c++) y[c] = D[c] * xa[c];
+            for (int n = 0; n < N; n++) {
+                R *restrict h = hb + SZ(n) * I;
+                const R *restrict A = j->w->A + SZ(n) * I;
+                const R bn = Bm[n], cn = Cm[n];
+                for (int c = 0; c < I; c++) {
+                    h[c] = EXP(dt[c] * A[c]) * h[c] + dt[c] * xa[c] * bn;
+                    y[c] += cn * h[c];
+                }
+            }
+        }
+    }
+}
+
+/* Backward scan of rows: recompute one row's states, then reverse time. Writes the rows' dxa,
+ * ddt, dB and dC (their own rows) and the rows' partial dA_log and dD (dAl_b, dD_b). */
+static void NN_FN(mamba_scan_backward_part)(void *ctx, int part, int parts) {
+    const NN_FN(mamba_scan_job) *j = ctx;
+    const int T = j->T, I = j->I, N = j->N, Rk = j->Rk, XD = Rk + 2 * N;
+    const NN_FN(cphil_mamba_saved) *s = j->s;
+    NN_FN(cphil_mamba_scratch) *w = j->w;
+    R *hsb = w->hs + SZ(part) * T * I * N, *dAsb = w->dAs + SZ(part) * T * I * N,
+      *carryb = w->h + SZ(part) * I * N, *gh = w->gtmp + SZ(part) * I;
+    for (int b = j->B * part / parts; b < j->B * (part + 1) / parts; b++) {
+        R *dAlb = w->dAl_b + SZ(b) * N * I, *dDb = w->dD_b + SZ(b) * I;
+        memset(dAlb, 0, SZ(N) * I * sizeof(R));
+        memset(dDb, 0, SZ(I) * sizeof(R));
+        /* recompute the states hs[t] and decays dAs[t] = exp(dt A) of this row, all [N, I] */
+        for (int t = 0; t < T; t++) {
+            size_t row = SZ(b) * T + t;
+            const R *Bm = s->xdbl + row * XD + Rk;
+            const R *restrict dt = s->dt + row * I, *restrict xa = s->xa + row * I;
+            for (int n = 0; n < N; n++) {
+                R *restrict hs = hsb + (SZ(t) * N + n) * I, *restrict dA = dAsb + (SZ(t) * N + n) * I;
+                const R *restrict hp = t > 0 ? hs - SZ(N) * I : NULL, *restrict A = w->A + SZ(n) * I;
+                const R bn = Bm[n];
+                if (hp)
+                    for (int c = 0; c < I; c++) {
+                        dA[c] = EXP(dt[c] * A[c]);
+                        hs[c] = dA[c] * hp[c] + dt[c] * xa[c] * bn;
+                    }
+                else
+                    for (int c = 0; c < I; c++) {
+                        dA[c] = EXP(dt[c] * A[c]);
+                        hs[c] = dt[c] * xa[c] * bn;
+                    }
+            }
+        }
+        /* reverse time; carry[n, c] = dL/dh_t flowing back from step t+1 */
+        memset(carryb, 0, SZ(I) * N * sizeof(R));
+        for (int t = T - 1; t >= 0; t--) {
+            size_t row = SZ(b) * T + t;
+            const R *Bm = s->xdbl + row * XD + Rk, *Cm = Bm + N;
+            const R *restrict dt = s->dt + row * I, *restrict xa = s->xa + row * I, *restrict dy = j->dy + row * I;
+            R *dB = w->dxdbl + row * XD + Rk, *dC = dB + N;
+            R *restrict dxa = w->dxa + row * I, *restrict ddt = w->ddt + row * I;
+            for (int n = 0; n < N; n++) {
+                const R *restrict hs = hsb + (SZ(t) * N + n) * I, *restrict dA = dAsb + (SZ(t) * N + n) * I;
+                const R *restrict hp = t > 0 ? hs - SZ(N) * I : w->zeros, *restrict A = w->A + SZ(n) * I;
+                R *restrict carry = carryb + SZ(n) * I, *restrict dAl = dAlb + SZ(n) * I;
+                const R bn = Bm[n], cn = Cm[n];
+                NN_FN(mamba_rev)(I, bn, cn, carry, dy, hp, dA, A, dt, xa, ddt, dAl, dxa, gh);
+                /* dC[t, n] = sum_c dy h; dB[t, n] = sum_c g dt xa (16 partial sums: vectorizable) */
+                R pc[16] = {0}, pb[16] = {0};
+                int c = 0;
+                for (; c + 16 <= I; c += 16)
+                    for (int l = 0; l < 16; l++) {
+                        pc[l] += dy[c + l] * hs[c + l];
+                        pb[l] += gh[c + l] * dt[c + l] * xa[c + l];
+                    }
+                for (; c < I; c++) {
+                    pc[0] += dy[c] * hs[c];
+                    pb[0] += gh[c] * dt[c] * xa[c];
+                }
+                R sc = 0, sb = 0;
+                for (int l = 0; l < 16; l++) {
+                    sc += pc[l];
+                    sb += pb[l];
+                }
+                dC[n] += sc;
+                dB[n] += sb;
+            }
+            for (int c = 0; c < I; c++) {
+                dDb[c] += dy[c] * xa[c];
+                dxa[c] += dy[c] * j->p->D[c];
+            }
+        }
+    }
+    (void)parts;
+}
+
 void NN_FN(cphil_nn_mamba_forward)(cphil_precision prec, int B, int T, int H, int I, int Rk,
                                    int N, int K, const R *u, const NN_FN(cphil_mamba_params) *p,
                                    NN_FN(cphil_mamba_saved) *s, NN_FN(cphil_mamba_scratch) *w,
@@ -438,28 +553,10 @@ void NN_FN(cphil_nn_mamba_forward)(cphil_precision prec, int B, int T, int H, in
     NN_FN(cphil_nn_linear_forward)(prec, M, XD, I, s->xa, I, p->Wx, NULL, s->xdbl, XD);
     NN_FN(cphil_nn_linear_forward)(prec, M, I, Rk, s->xdbl, XD, p->Wdt, p->bdt, s->dtp, I);
     for (size_t q = 0; q < SZ(M) * I; q++) s->dt[q] = NN_FN(softplus)(s->dtp[q]);
-    /* selective scan, per batch row; state and A kept transposed, [N, I], so the inner loops
-     * run over channels (contiguous, no reduction: they vectorize) */
+    /* selective scan, batch rows on parallel threads */
     NN_FN(mamba_At)(I, N, p->A_log, w->A);
-    for (int b = 0; b < B; b++) {
-        memset(w->h, 0, SZ(I) * N * sizeof(R));
-        for (int t = 0; t < T; t++) {
-            size_t row = SZ(b) * T + t;
-            const R *Bm = s->xdbl + row * XD + Rk, *Cm = Bm + N;
-            const R *restrict dt = s->dt + row * I, *restrict xa = s->xa + row * I, *restrict D = p->D;
-            R *restrict y = s->y + row * I;
-            for (int c = 0; c < I; c++) y[c] = D[c] * xa[c];
-            for (int n = 0; n < N; n++) {
-                R *restrict h = w->h + SZ(n) * I;
-                const R *restrict A = w->A + SZ(n) * I;
-                const R bn = Bm[n], cn = Cm[n];
-                for (int c = 0; c < I; c++) {
-                    h[c] = EXP(dt[c] * A[c]) * h[c] + dt[c] * xa[c] * bn;
-                    y[c] += cn * h[c];
-                }
-            }
-        }
-    }
+    NN_FN(mamba_scan_job) job = {B, T, I, Rk, N, p, s, w, NULL};
+    cphil_parallel(w->nthr > 1 ? CPHIL_MIN(w->nthr, B) : 1, NN_FN(mamba_scan_forward_part), &job);
     /* g = y * silu(z); out = g Wout^T */
     for (int m = 0; m < M; m++) {
         const R *z = s->xz + SZ(m) * 2 * I + I, *y = s->y + SZ(m) * I;
@@ -489,73 +586,19 @@ void NN_FN(cphil_nn_mamba_backward)(cphil_precision prec, int B, int T, int H, i
             dz[c] = dg[c] * y[c] * NN_FN(dsilu)(z[c]);
         }
     }
-    /* selective scan backward (recompute the states of one batch row, then reverse time) */
+    /* selective scan backward, batch rows on parallel threads; then the rows' partial dA_log
+     * and dD summed in row order (the same bits for any thread count) */
     memset(w->dxa, 0, MI * sizeof(R));
     memset(w->ddt, 0, MI * sizeof(R));
     memset(w->dxdbl, 0, SZ(M) * XD * sizeof(R));
     NN_FN(mamba_At)(I, N, p->A_log, w->A);
+    NN_FN(mamba_scan_job) job = {B, T, I, Rk, N, p, s, w, w->dy};
+    cphil_parallel(w->nthr > 1 ? CPHIL_MIN(w->nthr, B) : 1, NN_FN(mamba_scan_backward_part), &job);
     memset(w->dAl, 0, SZ(I) * N * sizeof(R));
     for (int b = 0; b < B; b++) {
-        /* recompute the states hs[t] and decays dAs[t] = exp(dt A) of this row, all [N, I] */
-        for (int t = 0; t < T; t++) {
-            size_t row = SZ(b) * T + t;
-            const R *Bm = s->xdbl + row * XD + Rk;
-            const R *restrict dt = s->dt + row * I, *restrict xa = s->xa + row * I;
-            for (int n = 0; n < N; n++) {
-                R *restrict hs = w->hs + (SZ(t) * N + n) * I, *restrict dA = w->dAs + (SZ(t) * N + n) * I;
-                const R *restrict hp = t > 0 ? hs - SZ(N) * I : NULL, *restrict A = w->A + SZ(n) * I;
-                const R bn = Bm[n];
-                if (hp)
-                    for (int c = 0; c < I; c++) {
-                        dA[c] = EXP(dt[c] * A[c]);
-                        hs[c] = dA[c] * hp[c] + dt[c] * xa[c] * bn;
-                    }
-                else
-                    for (int c = 0; c < I; c++) {
-                        dA[c] = EXP(dt[c] * A[c]);
-                        hs[c] = dt[c] * xa[c] * bn;
-                    }
-            }
-        }
-        /* reverse time; carry[n, c] = dL/dh_t flowing back from step t+1 */
-        memset(w->h, 0, SZ(I) * N * sizeof(R));
-        for (int t = T - 1; t >= 0; t--) {
-            size_t row = SZ(b) * T + t;
-            const R *Bm = s->xdbl + row * XD + Rk, *Cm = Bm + N;
-            const R *restrict dt = s->dt + row * I, *restrict xa = s->xa + row * I, *restrict dy = w->dy + row * I;
-            R *dB = w->dxdbl + row * XD + Rk, *dC = dB + N;
-            R *restrict dxa = w->dxa + row * I, *restrict ddt = w->ddt + row * I, *restrict gh = w->gtmp;
-            for (int n = 0; n < N; n++) {
-                const R *restrict hs = w->hs + (SZ(t) * N + n) * I, *restrict dA = w->dAs + (SZ(t) * N + n) * I;
-                const R *restrict hp = t > 0 ? hs - SZ(N) * I : w->zeros, *restrict A = w->A + SZ(n) * I;
-                R *restrict carry = w->h + SZ(n) * I, *restrict dAl = w->dAl + SZ(n) * I;
-                const R bn = Bm[n], cn = Cm[n];
-                NN_FN(mamba_rev)(I, bn, cn, carry, dy, hp, dA, A, dt, xa, ddt, dAl, dxa, gh);
-                /* dC[t, n] = sum_c dy h; dB[t, n] = sum_c g dt xa (16 partial sums: vectorizable) */
-                R pc[16] = {0}, pb[16] = {0};
-                int c = 0;
-                for (; c + 16 <= I; c += 16)
-                    for (int l = 0; l < 16; l++) {
-                        pc[l] += dy[c + l] * hs[c + l];
-                        pb[l] += gh[c + l] * dt[c + l] * xa[c + l];
-                    }
-                for (; c < I; c++) {
-                    pc[0] += dy[c] * hs[c];
-                    pb[0] += gh[c] * dt[c] * xa[c];
-                }
-                R sc = 0, sb = 0;
-                for (int l = 0; l < 16; l++) {
-                    sc += pc[l];
-                    sb += pb[l];
-                }
-                dC[n] += sc;
-                dB[n] += sb;
-            }
-            for (int c = 0; c < I; c++) {
-                g->D[c] += dy[c] * xa[c];
-                dxa[c] += dy[c] * p->D[c];
-            }
-        }
+        const R *restrict dAlb = w->dAl_b + SZ(b) * N * I, *restrict dDb = w->dD_b + SZ(b) * I;
+        for (size_t q = 0; q < SZ(N) * I; q++) w->dAl[q] += dAlb[q];
+        for (int c = 0; c < I; c++) g->D[c] += dDb[c];
     }
     for (int c = 0; c < I; c++) /* A_log's gradient back to [I, N] */
         for (int n = 0; n < N; n++) g->A_log[SZ(c) * N + n] += w->dAl[SZ(n) * I + c];

@@ -287,7 +287,13 @@ static int g_threads = 1;       /* requested */
 static int g_workers;           /* started (threads 1..g_workers) */
 static unsigned long g_gen;     /* job generation */
 static int g_pending;           /* workers still running the current job */
-static const gemm_job *g_job;
+/* The pool's current job: part t of n runs fn(ctx, t, n) on thread t (the caller is thread 0). */
+typedef struct pool_job {
+    void (*fn)(void *ctx, int part, int parts);
+    void *ctx;
+    int n;
+} pool_job;
+static const pool_job *g_job;
 static pack_buf g_bufs[MAX_THREADS];
 
 static bool ensure_buf(int t) {
@@ -313,9 +319,9 @@ static void *worker_main(void *arg) {
     for (;;) {
         while (g_gen == seen) pthread_cond_wait(&g_cv_go, &g_mu);
         seen = g_gen;
-        const gemm_job *j = g_job;
+        const pool_job *j = g_job;
         pthread_mutex_unlock(&g_mu);
-        if (t < j->nthreads) gemm_thread(j, t, &g_bufs[t]);
+        if (t < j->n) j->fn(j->ctx, t, j->n);
         pthread_mutex_lock(&g_mu);
         if (--g_pending == 0) pthread_cond_signal(&g_cv_done);
     }
@@ -337,6 +343,52 @@ static int ensure_workers(int n) {
         g_workers = t;
     }
     return CPHIL_MIN(n, g_workers + 1);
+}
+
+static void gemm_task(void *ctx, int t, int n) {
+    (void)n;
+    gemm_thread(ctx, t, &g_bufs[t]);
+}
+
+/* cphil_parallel's job: thread t of n runs parts t, t + n, ... (more parts than threads when the
+ * pool is smaller than asked). */
+typedef struct spread_ctx {
+    void (*fn)(void *ctx, int part, int parts);
+    void *ctx;
+    int parts;
+} spread_ctx;
+static void parallel_spread(void *c, int t, int n) {
+    const spread_ctx *s = c;
+    for (int part = t; part < s->parts; part += n) s->fn(s->ctx, part, s->parts);
+}
+
+/* Run job on threads 0..job->n-1 (the caller is 0; job->n <= g_workers + 1) and wait for all.
+ * Caller holds g_call_mu. */
+static void pool_run(const pool_job *job) {
+    if (job->n > 1) {
+        pthread_mutex_lock(&g_mu);
+        g_job = job;
+        g_pending = g_workers;
+        g_gen++;
+        pthread_cond_broadcast(&g_cv_go);
+        pthread_mutex_unlock(&g_mu);
+    }
+    job->fn(job->ctx, 0, job->n);
+    if (job->n > 1) {
+        pthread_mutex_lock(&g_mu);
+        while (g_pending > 0) pthread_cond_wait(&g_cv_done, &g_mu);
+        pthread_mutex_unlock(&g_mu);
+    }
+}
+
+void cphil_parallel(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx) {
+    if (parts < 1) return;
+    pthread_mutex_lock(&g_call_mu);
+    int n = parts > g_threads ? g_threads : parts;
+    n = n > 1 ? ensure_workers(n) : 1;
+    spread_ctx spread = {fn, ctx, parts};
+    pool_run(&(pool_job){parallel_spread, &spread, n});
+    pthread_mutex_unlock(&g_call_mu);
 }
 
 void cphil_threads_set(int n) {
@@ -405,19 +457,6 @@ void cphil_gemm(cphil_precision prec, bool trans_a, bool trans_b, int M, int N, 
     }
     int n = want > 1 ? ensure_workers(want) : 1;
     j.nthreads = n;
-    if (n > 1) {
-        pthread_mutex_lock(&g_mu);
-        g_job = &j;
-        g_pending = g_workers;
-        g_gen++;
-        pthread_cond_broadcast(&g_cv_go);
-        pthread_mutex_unlock(&g_mu);
-    }
-    gemm_thread(&j, 0, &g_bufs[0]);
-    if (n > 1) {
-        pthread_mutex_lock(&g_mu);
-        while (g_pending > 0) pthread_cond_wait(&g_cv_done, &g_mu);
-        pthread_mutex_unlock(&g_mu);
-    }
+    pool_run(&(pool_job){gemm_task, &j, n});
     pthread_mutex_unlock(&g_call_mu);
 }
