@@ -12,7 +12,7 @@
 
 #define NP 9  /* parameter tensors: Win conv_w conv_b Wx Wdt bdt A_log D Wout */
 #define NS 8  /* saved: xz xc xa xdbl dtp dt y g */
-#define NW 14 /* scratch: A h hs dxz dxa dxc dy dg ddt dxdbl dAs gtmp dAl zeros */
+#define NW 16 /* scratch: A h hs dxz dxa dxc dy dg ddt dxdbl dAs gtmp dAl zeros dAl_b dD_b (nthr 1) */
 
 static const char *const PNAME[NP] = {"dWin", "dconv_w", "dconv_b", "dWx", "dWdt", "dbdt", "dA_log", "dD", "dWout"};
 static const char *const SNAME[NS] = {"saved xz", "saved xc", "saved xa", "saved xdbl",
@@ -27,7 +27,8 @@ static void sizes(const mcase *c, size_t np[NP], size_t ns[NS], size_t nw[NW]) {
     const size_t p[NP] = {2 * I * c->H, I * c->K, I, XD * I, I * c->R, I, I * N, I, (size_t)c->H * I};
     const size_t s[NS] = {M * 2 * I, M * I, M * I, M * XD, M * I, M * I, M * I, M * I};
     const size_t w[NW] = {I * N, I * N, (size_t)c->T * I * N, M * 2 * I, M * I, M * I, M * I,
-                          M * I, M * I, M * XD, (size_t)c->T * I * N, I, I * N, I};
+                          M * I, M * I, M * XD, (size_t)c->T * I * N, I, I * N, I, (size_t)c->B * I * N,
+                          (size_t)c->B * I};
     memcpy(np, p, sizeof p);
     memcpy(ns, s, sizeof s);
     memcpy(nw, w, sizeof w);
@@ -43,7 +44,8 @@ static cphil_mamba_saved mk_saved(float *const a[NS]) {
     return (cphil_mamba_saved){a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]};
 }
 static cphil_mamba_scratch mk_scratch(float *const a[NW]) {
-    return (cphil_mamba_scratch){a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13]};
+    return (cphil_mamba_scratch){a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],  a[8],  a[9],  a[10],
+                                 a[11], a[12], a[13], a[14], a[15], 1};
 }
 
 /* Host results of one run: out, saved, du, grads (each malloc'd). */

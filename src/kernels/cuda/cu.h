@@ -139,8 +139,9 @@ void cphil_cu_gru_backward(cphil_cu *cu, cphil_precision prec, int B, int T, int
                            float *dbhh, float *dGi, float *dGh, float *dh);
 
 /* ---- Mamba mixer (cphil_nn_mamba_*): the same params/grads/saved structs; the scratch struct
- * is the CPU's (cphil_mamba_scratch) with every buffer a device buffer of the CPU's size, plus
- * `extra` floats of cphil_cu_mamba_extra_floats(B, T, I, N) for the deterministic reductions. */
+ * is the CPU's (cphil_mamba_scratch) with every buffer a device buffer of the CPU's size at
+ * nthr 1 (dAl_b and dD_b are not used here), plus `extra` floats of
+ * cphil_cu_mamba_extra_floats(B, T, I, N) for the deterministic reductions. */
 size_t cphil_cu_mamba_extra_floats(int B, int T, int I, int N);
 void cphil_cu_mamba_forward(cphil_cu *cu, cphil_precision prec, int B, int T, int H, int I,
                             int R, int N, int K, const float *u, const cphil_mamba_params *p,
