@@ -9,8 +9,9 @@ export CPHIL_BUILD=$B
 export CPHIL_BIN=${CPHIL_BIN:-$B/cphil}
 export CPHIL_TEST_TMP=${CPHIL_TEST_TMP:-$B/test-tmp}
 mkdir -p "$CPHIL_TEST_TMP"
-# ASan: fail on leaks too where LeakSanitizer works; UBSan: print stacks.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+# ASan: fail on leaks too where LeakSanitizer works, and on use of a returned stack frame;
+# UBSan: print stacks.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 pass=0; fail=0; skip=0; failed_names=()
 filter=${TEST_FILTER:-}

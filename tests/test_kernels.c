@@ -80,6 +80,29 @@ static float *gemm_run(cphil_precision p, bool ta, bool tb, int M, int N, int K,
     return C;
 }
 
+/* The pool grows between jobs (2 threads, then 5): the new workers must wait for the next job,
+ * not pick up the finished one (its job lay on the caller's stack: under the sanitizer build's
+ * detect_stack_use_after_return that read was reported), and the results stay exact. */
+static void count_part(void *ctx, int part, int parts) {
+    (void)parts;
+    __atomic_fetch_add((int *)ctx + part, 1, __ATOMIC_RELAXED);
+}
+TEST(pool_grows_between_jobs) {
+    int hits[8] = {0};
+    cphil_threads_set(2);
+    cphil_parallel(2, count_part, hits);
+    int M = 96, N = 80, K = 300;
+    float *A = rand_buf((size_t)M * K), *B = rand_buf((size_t)K * N), *C0 = rand_buf((size_t)M * N);
+    float *c2 = gemm_run(CPHIL_PREC_F32, false, false, M, N, K, A, B, C0, 0.0f);
+    cphil_threads_set(5);
+    cphil_parallel(7, count_part, hits); /* more parts than threads: spread */
+    float *c5 = gemm_run(CPHIL_PREC_F32, false, false, M, N, K, A, B, C0, 0.0f);
+    cphil_threads_set(1);
+    for (int i = 0; i < 8; i++) CHECK_MSG(hits[i] == (i < 2 ? 2 : i < 7 ? 1 : 0), "part %d ran %d times", i, hits[i]);
+    CHECK(!memcmp(c2, c5, (size_t)M * N * sizeof(float)));
+    cphil_free(A); cphil_free(B); cphil_free(C0); cphil_free(c2); cphil_free(c5);
+}
+
 TEST(gemm_threads_identical_bits) {
     /* big enough to use the workers; shapes that split rows and that split columns */
     static const int shp[][3] = {{203, 150, 611}, {40, 700, 300}};
@@ -136,6 +159,35 @@ TEST(gemm_bf16_exact_across_tiers) {
     CHECK_MSG(flushed > 0, "no sum of the tiny corner was flushed: the test lost its underflow case");
     for (int i = 0; i < 8; i++) cphil_free(bases[i]);
     cphil_free(A); cphil_free(B); cphil_free(C0);
+    cphil_isa_set(cphil_isa_default());
+}
+
+/* The flush at FLT_MIN, on every tier: a pair step whose exact sum lies in [FLT_MIN - 2^-150,
+ * FLT_MIN - 2^-151) is tiny for x86's flush-to-zero (rounded to 24 bits with an unbounded
+ * exponent it is below FLT_MIN) and becomes a signed zero, although rounding to f32 first would
+ * give FLT_MIN; a sum in [FLT_MIN - 2^-151, FLT_MIN) rounds to FLT_MIN and stays. The pair step
+ * adds k = 1's product (2^-63 * 2^-63 = FLT_MIN) first, then k = 0's. On AVX512_BF16 hardware
+ * this checks that vdpbf16ps flushes the same way. */
+TEST(gemm_bf16_flush_at_flt_min) {
+    static const struct {
+        float a0, b0, a1;
+        uint32_t want;
+    } cases[] = {
+        {-0x3p-76f, 0x1p-76f, 0x1p-63f, 0x00000000u},  /* FLT_MIN - 3 * 2^-152: flushed, +0 */
+        {0x3p-76f, 0x1p-76f, -0x1p-63f, 0x80000000u},  /* its negative: -0 */
+        {-0x1p-76f, 0x1p-76f, 0x1p-63f, 0x00800000u},  /* FLT_MIN - 2^-152: rounds to FLT_MIN */
+        {-0x1p-70f, 0x1p-76f, 0x1p-63f, 0x00000000u},  /* FLT_MIN - 2^-146: subnormal, flushed */
+    };
+    FOR_TIERS(t) {
+        for (size_t i = 0; i < CPHIL_ARRAY_LEN(cases); i++) {
+            const float A[2] = {cases[i].a0, cases[i].a1}, B[2] = {cases[i].b0, 0x1p-63f};
+            float C = 1.0f;
+            cphil_gemm(CPHIL_PREC_BF16, false, false, 1, 1, 2, 1.0f, A, 2, B, 1, 0.0f, &C, 1);
+            uint32_t got;
+            memcpy(&got, &C, 4);
+            CHECK_MSG(got == cases[i].want, "tier %d case %zu: %08x, want %08x", t, i, got, cases[i].want);
+        }
+    }
     cphil_isa_set(cphil_isa_default());
 }
 
@@ -518,6 +570,7 @@ TEST(isa_force) {
 int main(void) {
     tiers_init();
     RUN(gemm_vs_ref_every_tier);
+    RUN(pool_grows_between_jobs);
     RUN(gemm_threads_identical_bits);
     RUN(gemm_bf16_exact_across_tiers);
     RUN(gemm_bf16_vs_f32);
@@ -529,6 +582,7 @@ int main(void) {
     RUN(pmat_view_panels_equals_full_product_columns);
     RUN(gather_add_every_tier);
     RUN(gemm_beta0_ignores_nan);
+    RUN(gemm_bf16_flush_at_flt_min);
     RUN(bf16_prims_avx2_match_scalar);
     RUN(bf16_rounding);
     RUN(isa_force);

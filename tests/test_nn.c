@@ -287,9 +287,10 @@ TEST(mamba_mixer_matches_torch) {
     CMP("out_proj", gWo, FF("g.out_proj.weight", 0), H * I);
 }
 
-/* The scans run batch rows on cphil_parallel's threads: 1 and 3 threads (3 per-thread scratch
- * copies, rows split 2/2/1) give the same bits for the output and every gradient. I = 20 runs
- * both the 16-wide partial sums and their tail. */
+/* The scans run batch rows on cphil_parallel's threads: 1 thread, 3 threads with 3 scratch
+ * copies (rows split 1/2/2), and 2 threads running those 3 parts (one thread takes two) give
+ * the same bits for the output and every gradient. I = 20 runs both the 16-wide partial sums
+ * and their tail. */
 TEST(mamba_scan_threads_same_bits) {
     arena_reset();
     const int B = 5, T = 7, H = 8, I = 20, R = 2, N = 4, K = 3, M = B * T, XD = R + 2 * N;
@@ -305,10 +306,10 @@ TEST(mamba_scan_threads_same_bits) {
     for (int i = 0; i < M * H; i++) u[i] = URAND(1.0f), dy[i] = URAND(1.0f);
 #undef URAND
     cphil_mamba_params p = {pv[0], pv[1], pv[2], pv[3], pv[4], pv[5], pv[6], pv[7], pv[8]};
-    float *out[2][11];
-    for (int r = 0; r < 2; r++) {
+    float *out[3][11];
+    for (int r = 0; r < 3; r++) {
         const int nt = r ? 3 : 1;
-        cphil_threads_set(nt);
+        cphil_threads_set(r == 2 ? 2 : nt);
         mamba_bufs mb;
         mamba_alloc(&mb, B, T, I, R, N, nt);
         float *y = fz(M * H), *du = fz(M * H), *gv[9];
@@ -326,6 +327,7 @@ TEST(mamba_scan_threads_same_bits) {
     for (int k = 0; k < 11; k++) {
         size_t n = k < 2 ? (size_t)M * H : np[k - 2];
         CHECK_MSG(!memcmp(out[0][k], out[1][k], n * sizeof(float)), "%s differs between 1 and 3 threads", what[k]);
+        CHECK_MSG(!memcmp(out[0][k], out[2][k], n * sizeof(float)), "%s differs with 3 parts on 2 threads", what[k]);
     }
 }
 

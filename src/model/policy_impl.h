@@ -26,6 +26,7 @@
 struct NN_FN(cphil_model_ws) {
     cphil_model_config cfg;
     int B, T, M;
+    int scan_threads; /* Mamba: batch rows the scans run at once (fixed at creation) */
     R *block;
     size_t n_elems;
     /* tensor offsets (floats from the block start) */
@@ -171,10 +172,9 @@ static void NN_FN(plan)(NN_FN(pws) *w, R *base) {
                 TAKE(s->y, M * I);
                 TAKE(s->g, M * I);
             }
-            /* the scans run up to this many batch rows at once (the worker threads asked for) */
-            const size_t nt = CPHIL_MIN((size_t)cphil_threads_get(), (size_t)B);
+            const size_t nt = (size_t)w->scan_threads;
             NN_FN(cphil_mamba_scratch) *s = &w->mw;
-            s->nthr = (int)nt;
+            s->nthr = w->scan_threads;
             TAKE(s->A, I * N);
             TAKE(s->h, nt * I * N);
             TAKE(s->hs, nt * T * I * N);
@@ -233,6 +233,7 @@ cphil_status NN_FN(cphil_model_ws_create)(const cphil_model *m, int B, int T, NN
     w->B = B;
     w->T = T;
     w->M = B * T;
+    w->scan_threads = CPHIL_MIN(cphil_threads_get(), B); /* read once: both plan passes use it */
     NN_FN(plan)(w, NULL);
     w->block = cphil_calloc(w->n_elems ? w->n_elems : 1, sizeof(R));
     if (!w->block) {

@@ -525,7 +525,11 @@ static void NN_FN(mamba_scan_backward_part)(void *ctx, int part, int parts) {
             }
         }
     }
-    (void)parts;
+}
+
+/* How many parts the scans split the batch into: one per scratch slice, at most one per row. */
+static int NN_FN(mamba_scan_parts)(const NN_FN(cphil_mamba_scratch) *w, int B) {
+    return w->nthr > 1 ? CPHIL_MIN(w->nthr, B) : 1;
 }
 
 void NN_FN(cphil_nn_mamba_forward)(cphil_precision prec, int B, int T, int H, int I, int Rk,
@@ -556,7 +560,7 @@ void NN_FN(cphil_nn_mamba_forward)(cphil_precision prec, int B, int T, int H, in
     /* selective scan, batch rows on parallel threads */
     NN_FN(mamba_At)(I, N, p->A_log, w->A);
     NN_FN(mamba_scan_job) job = {B, T, I, Rk, N, p, s, w, NULL};
-    cphil_parallel(w->nthr > 1 ? CPHIL_MIN(w->nthr, B) : 1, NN_FN(mamba_scan_forward_part), &job);
+    cphil_parallel(NN_FN(mamba_scan_parts)(w, B), NN_FN(mamba_scan_forward_part), &job);
     /* g = y * silu(z); out = g Wout^T */
     for (int m = 0; m < M; m++) {
         const R *z = s->xz + SZ(m) * 2 * I + I, *y = s->y + SZ(m) * I;
@@ -593,7 +597,7 @@ void NN_FN(cphil_nn_mamba_backward)(cphil_precision prec, int B, int T, int H, i
     memset(w->dxdbl, 0, SZ(M) * XD * sizeof(R));
     NN_FN(mamba_At)(I, N, p->A_log, w->A);
     NN_FN(mamba_scan_job) job = {B, T, I, Rk, N, p, s, w, w->dy};
-    cphil_parallel(w->nthr > 1 ? CPHIL_MIN(w->nthr, B) : 1, NN_FN(mamba_scan_backward_part), &job);
+    cphil_parallel(NN_FN(mamba_scan_parts)(w, B), NN_FN(mamba_scan_backward_part), &job);
     memset(w->dAl, 0, SZ(I) * N * sizeof(R));
     for (int b = 0; b < B; b++) {
         const R *restrict dAlb = w->dAl_b + SZ(b) * N * I, *restrict dDb = w->dD_b + SZ(b) * I;

@@ -65,8 +65,8 @@ static void uk_bf16_scalar(int kc, const void *Ap, const void *Bp, float *C, int
                 float s = acc[i * SNR + j];
                 /* in double: the product is exact and the sum is rounded once to f32 (as
                  * an FMA would; see docs/kernels.md for why no double rounding occurs) */
-                s = cphil_ftz((float)((double)s + (double)ah * (double)hi_bf16(b[j])));
-                acc[i * SNR + j] = cphil_ftz((float)((double)s + (double)al * (double)lo_bf16(b[j])));
+                s = cphil_ftz_sum((double)s + (double)ah * (double)hi_bf16(b[j]));
+                acc[i * SNR + j] = cphil_ftz_sum((double)s + (double)al * (double)lo_bf16(b[j]));
             }
         }
     epilogue_scalar(acc, SNR, C, ldc, mr, nr, alpha, beta);
@@ -127,7 +127,8 @@ static void pack_b_f32(pack_t_fn pt, bool tb, const float *B, int ldb, int k0, i
 }
 
 /* bf16 primitives (scalar here, AVX2 in gemm_avx2.c, AVX-512 in gemm_avx512.c; identical results):
- * pairs: dst[p] = bf16(src[2p]) | bf16(src[2p+1]) << 16 for p < (n+1)/2 (src[n] read as 0);
+ * pairs: dst[p] = bf16(src[2p]) | bf16(src[2p+1]) << 16 for p < (n+1)/2 (a missing src[2p+1]
+ * counts as 0; src[n] is never read);
  * inter: dst[j] = bf16(r0[j]) | bf16(r1[j]) << 16 for j < n (r1 NULL reads as 0). */
 static void bf16_pairs_scalar(const float *src, int n, uint32_t *dst) {
     int p = 0;
@@ -294,6 +295,7 @@ typedef struct pool_job {
     int n;
 } pool_job;
 static const pool_job *g_job;
+static unsigned long g_born[MAX_THREADS]; /* g_gen when worker t was started: it waits for the next */
 static pack_buf g_bufs[MAX_THREADS];
 
 static bool ensure_buf(int t) {
@@ -314,7 +316,7 @@ static bool ensure_buf(int t) {
 
 static void *worker_main(void *arg) {
     int t = (int)(intptr_t)arg;
-    unsigned long seen = 0;
+    unsigned long seen = g_born[t]; /* a job posted before this worker existed is not its own */
     pthread_mutex_lock(&g_mu);
     for (;;) {
         while (g_gen == seen) pthread_cond_wait(&g_cv_go, &g_mu);
@@ -337,6 +339,7 @@ static int ensure_workers(int n) {
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        g_born[t] = g_gen; /* g_gen changes only in pool_run, under g_call_mu, which we hold */
         int rc = pthread_create(&th, &at, worker_main, (void *)(intptr_t)t);
         pthread_attr_destroy(&at);
         if (rc != 0) break;
@@ -377,12 +380,17 @@ static void pool_run(const pool_job *job) {
     if (job->n > 1) {
         pthread_mutex_lock(&g_mu);
         while (g_pending > 0) pthread_cond_wait(&g_cv_done, &g_mu);
+        g_job = NULL; /* the job lives on the caller's stack */
         pthread_mutex_unlock(&g_mu);
     }
 }
 
 void cphil_parallel(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx) {
     if (parts < 1) return;
+    if (parts == 1) { /* nothing to share: no need to wait for the pool */
+        fn(ctx, 0, 1);
+        return;
+    }
     pthread_mutex_lock(&g_call_mu);
     int n = parts > g_threads ? g_threads : parts;
     n = n > 1 ? ensure_workers(n) : 1;

@@ -74,16 +74,18 @@ void cphil_uk_f32_avx2(int kc, const void *Ap, const void *Bp, float *C, int ldc
 #define ACC_FENCE __asm__ volatile("" : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5), \
                                    "+x"(c6), "+x"(c7), "+x"(c8), "+x"(c9), "+x"(c10), "+x"(c11))
 
-/* The flush of each step is the CPU's own: MXCSR.FTZ (bit 15) set for the k loop flushes a
- * subnormal FMA result to a zero of the same sign, as vdpbf16ps does (it runs with FTZ by
- * definition), at no cost per FMA. The caller's MXCSR comes back before the epilogue. */
+/* The flush of each step is the CPU's own: MXCSR.FTZ set for the k loop flushes a tiny FMA
+ * result to a zero of the same sign, as vdpbf16ps does (it runs with FTZ by definition), at no
+ * cost per FMA. x86 calls a result tiny when, rounded to 24 bits with an unbounded exponent, it
+ * is below FLT_MIN (cphil_ftz_sum is the scalar statement). The caller's MXCSR comes back before
+ * the epilogue. */
 void cphil_uk_bf16emu_avx2(int kc, const void *Ap, const void *Bp, float *C, int ldc, int mr,
                            int nr, float alpha, float beta) {
     const uint32_t *a = Ap, *b = Bp;
     const __m256i himask = _mm256_set1_epi32((int)0xffff0000u);
     DECL_ACC;
     const unsigned int csr = _mm_getcsr();
-    _mm_setcsr(csr | 0x8000u);
+    _mm_setcsr(csr | _MM_FLUSH_ZERO_ON);
     ACC_FENCE;
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
         __m256i u0 = _mm256_load_si256((const __m256i *)b), u1 = _mm256_load_si256((const __m256i *)(b + 8));
@@ -103,7 +105,7 @@ void cphil_uk_bf16emu_avx2(int kc, const void *Ap, const void *Bp, float *C, int
 #undef ROW
     }
     ACC_FENCE;
-    _mm_setcsr(csr);
+    _mm_setcsr(csr); /* also drops the exception flags the loop raised (nobody reads them) */
     STORE_ACC
 }
 

@@ -87,7 +87,7 @@ int cphil_threads_get(void);
 /* Runs fn(ctx, part, parts) for every part in 0..parts-1 on the same pool, at most
  * cphil_threads_get() at once (the caller's thread takes part 0), and returns when all are done.
  * Which thread runs a part is not fixed: results must not depend on it. fn must not call
- * cphil_gemm or cphil_parallel (the pool is busy). */
+ * cphil_gemm, cphil_parallel or cphil_threads_set (the pool is busy). */
 void cphil_parallel(int parts, void (*fn)(void *ctx, int part, int parts), void *ctx);
 
 /* bf16 helpers: f32 -> bf16 bits with the rounding above (unlike core's cphil_f32_to_bf16,

@@ -54,13 +54,15 @@ void cphil_pack_t_avx512(const float *X, size_t ldx, int rows, int kc, int R, fl
 int cphil_gather_add_avx2(const cphil_gtable *t, int n_ids, const int32_t *ids, float *y);
 int cphil_gather_add_avx512(const cphil_gtable *t, int n_ids, const int32_t *ids, float *y);
 
-/* The f32 sum of a bf16 pair step as vdpbf16ps does it: flush-to-zero of subnormal results. */
-static inline float cphil_ftz(float x) {
-    uint32_t u;
-    __builtin_memcpy(&u, &x, 4);
-    if ((u & 0x7f800000u) == 0) u &= 0x80000000u; /* subnormal or zero: signed zero */
-    __builtin_memcpy(&x, &u, 4);
-    return x;
+/* One step of a bf16 pair as vdpbf16ps computes it, from the exact sum d (docs/kernels.md: the
+ * double holds it closely enough): d rounded to f32, or a zero of d's sign when the result is
+ * tiny as x86's flush-to-zero decides it: d rounded to 24 bits with an unbounded exponent is
+ * below FLT_MIN. The scaling by 2^64 makes the f32 rounding the unbounded one near FLT_MIN.
+ * (Rounding to f32 first and flushing subnormals differs for d in [FLT_MIN - 2^-150,
+ * FLT_MIN - 2^-151): that gives FLT_MIN, the CPU gives 0.) */
+static inline float cphil_ftz_sum(double d) {
+    if (__builtin_fabsf((float)(d * 0x1p64)) < 0x1p-62f) return __builtin_copysignf(0.0f, (float)d);
+    return (float)d;
 }
 
 #endif
