@@ -177,6 +177,8 @@ TEST(gemm_bf16_flush_at_flt_min) {
         {0x3p-76f, 0x1p-76f, -0x1p-63f, 0x80000000u},  /* its negative: -0 */
         {-0x1p-76f, 0x1p-76f, 0x1p-63f, 0x00800000u},  /* FLT_MIN - 2^-152: rounds to FLT_MIN */
         {-0x1p-70f, 0x1p-76f, 0x1p-63f, 0x00000000u},  /* FLT_MIN - 2^-146: subnormal, flushed */
+        {-0x1p-75f, 0x1p-75f, 0x1p-63f, 0x00000000u},  /* FLT_MIN - 2^-150 exactly: tiny, flushed */
+        {-0x1p-76f, 0x1p-75f, 0x1p-63f, 0x00800000u},  /* FLT_MIN - 2^-151: a tie, rounds to FLT_MIN */
     };
     FOR_TIERS(t) {
         for (size_t i = 0; i < CPHIL_ARRAY_LEN(cases); i++) {

@@ -401,11 +401,11 @@ void cphil_parallel(int parts, void (*fn)(void *ctx, int part, int parts), void 
 
 void cphil_threads_set(int n) {
     pthread_mutex_lock(&g_call_mu);
-    g_threads = n < 1 ? 1 : (n > MAX_THREADS ? MAX_THREADS : n);
+    __atomic_store_n(&g_threads, n < 1 ? 1 : (n > MAX_THREADS ? MAX_THREADS : n), __ATOMIC_RELAXED);
     pthread_mutex_unlock(&g_call_mu);
 }
 
-int cphil_threads_get(void) { return g_threads; }
+int cphil_threads_get(void) { return __atomic_load_n(&g_threads, __ATOMIC_RELAXED); }
 
 /* ---- entry ------------------------------------------------------------------------------- */
 static void scale_c(int M, int N, float beta, float *C, int ldc) {

@@ -2,8 +2,8 @@
  *
  * Tile: 6 rows of A broadcast x 16 columns of B in two ymm, 12 accumulators. The bf16 kernel
  * emulates vdpbf16ps lane by lane: acc = ftz(acc + a_hi*b_hi), acc = ftz(acc + a_lo*b_lo) (an
- * FMA of exact bf16 products equals the rounded sum of the exact product); ftz flushes subnormal
- * sums to signed zero (MXCSR.FTZ, set for the k loop). Not here: packing (gemm.c), the AVX-512
+ * FMA of exact bf16 products equals the rounded sum of the exact product); ftz flushes tiny sums
+ * to signed zero (MXCSR.FTZ, set for the k loop: x86's rule, see cphil_ftz_sum). Not here: packing (gemm.c), the AVX-512
  * tier (gemm_avx512.c).
  * Reference: kernels_internal.h (microkernel contract), Intel SDM (VDPBF16PS).
  */
