@@ -419,8 +419,7 @@ typedef struct NN_FN(mamba_scan_job) {
     int B, T, I, Rk, N;
     const NN_FN(cphil_mamba_params) *p;
     const NN_FN(cphil_mamba_saved) *s;
-    NN_FN(cphil_mamba_scratch) *w;
-    const R *dy; /* backward: dL/dy [B, T, I] */
+    NN_FN(cphil_mamba_scratch) *w; /* the backward reads dL/dy from w->dy [B, T, I] */
 } NN_FN(mamba_scan_job);
 
 /* Forward scan of rows; state and A kept transposed, [N, I], so the inner loops run over
@@ -490,7 +489,7 @@ static void NN_FN(mamba_scan_backward_part)(void *ctx, int part, int parts) {
         for (int t = T - 1; t >= 0; t--) {
             size_t row = SZ(b) * T + t;
             const R *Bm = s->xdbl + row * XD + Rk, *Cm = Bm + N;
-            const R *restrict dt = s->dt + row * I, *restrict xa = s->xa + row * I, *restrict dy = j->dy + row * I;
+            const R *restrict dt = s->dt + row * I, *restrict xa = s->xa + row * I, *restrict dy = w->dy + row * I;
             R *dB = w->dxdbl + row * XD + Rk, *dC = dB + N;
             R *restrict dxa = w->dxa + row * I, *restrict ddt = w->ddt + row * I;
             for (int n = 0; n < N; n++) {
@@ -559,7 +558,7 @@ void NN_FN(cphil_nn_mamba_forward)(cphil_precision prec, int B, int T, int H, in
     for (size_t q = 0; q < SZ(M) * I; q++) s->dt[q] = NN_FN(softplus)(s->dtp[q]);
     /* selective scan, batch rows on parallel threads */
     NN_FN(mamba_At)(I, N, p->A_log, w->A);
-    NN_FN(mamba_scan_job) job = {B, T, I, Rk, N, p, s, w, NULL};
+    NN_FN(mamba_scan_job) job = {B, T, I, Rk, N, p, s, w};
     cphil_parallel(NN_FN(mamba_scan_parts)(w, B), NN_FN(mamba_scan_forward_part), &job);
     /* g = y * silu(z); out = g Wout^T */
     for (int m = 0; m < M; m++) {
@@ -596,7 +595,7 @@ void NN_FN(cphil_nn_mamba_backward)(cphil_precision prec, int B, int T, int H, i
     memset(w->ddt, 0, MI * sizeof(R));
     memset(w->dxdbl, 0, SZ(M) * XD * sizeof(R));
     NN_FN(mamba_At)(I, N, p->A_log, w->A);
-    NN_FN(mamba_scan_job) job = {B, T, I, Rk, N, p, s, w, w->dy};
+    NN_FN(mamba_scan_job) job = {B, T, I, Rk, N, p, s, w};
     cphil_parallel(NN_FN(mamba_scan_parts)(w, B), NN_FN(mamba_scan_backward_part), &job);
     memset(w->dAl, 0, SZ(I) * N * sizeof(R));
     for (int b = 0; b < B; b++) {

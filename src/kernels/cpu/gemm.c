@@ -130,13 +130,13 @@ static void pack_b_f32(pack_t_fn pt, bool tb, const float *B, int ldb, int k0, i
  * pairs: dst[p] = bf16(src[2p]) | bf16(src[2p+1]) << 16 for p < (n+1)/2 (a missing src[2p+1]
  * counts as 0; src[n] is never read);
  * inter: dst[j] = bf16(r0[j]) | bf16(r1[j]) << 16 for j < n (r1 NULL reads as 0). */
-static void bf16_pairs_scalar(const float *src, int n, uint32_t *dst) {
+void cphil_bf16_pairs_scalar(const float *src, int n, uint32_t *dst) {
     int p = 0;
     for (; 2 * p + 1 < n; p++)
         dst[p] = (uint32_t)cphil_bf16_from_f32(src[2 * p]) | ((uint32_t)cphil_bf16_from_f32(src[2 * p + 1]) << 16);
     if (2 * p < n) dst[p] = cphil_bf16_from_f32(src[2 * p]);
 }
-static void bf16_inter_scalar(const float *r0, const float *r1, int n, uint32_t *dst) {
+void cphil_bf16_inter_scalar(const float *r0, const float *r1, int n, uint32_t *dst) {
     for (int j = 0; j < n; j++)
         dst[j] = (uint32_t)cphil_bf16_from_f32(r0[j]) | (r1 ? (uint32_t)cphil_bf16_from_f32(r1[j]) << 16 : 0u);
 }
@@ -441,7 +441,7 @@ void cphil_gemm(cphil_precision prec, bool trans_a, bool trans_b, int M, int N, 
         j.NR = SNR;
         j.uk = prec == CPHIL_PREC_F32 ? uk_f32_scalar : uk_bf16_scalar;
     }
-    static const bf16_prims prims_scalar = {bf16_pairs_scalar, bf16_inter_scalar};
+    static const bf16_prims prims_scalar = {cphil_bf16_pairs_scalar, cphil_bf16_inter_scalar};
     static const bf16_prims prims_avx2 = {cphil_bf16_pairs_avx2, cphil_bf16_inter_avx2};
     static const bf16_prims prims_avx512 = {cphil_bf16_pairs_avx512, cphil_bf16_inter_avx512};
     j.prims = isa == CPHIL_ISA_AVX512 && cphil_cpu_has_bf16() ? &prims_avx512

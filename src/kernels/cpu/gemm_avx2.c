@@ -135,9 +135,7 @@ void cphil_bf16_pairs_avx2(const float *src, int n, uint32_t *dst) {
         const __m256i w = _mm256_permutevar8x32_epi32(_mm256_or_si256(b, _mm256_srli_epi64(b, 16)), even_lanes);
         _mm_storeu_si128((__m128i *)(dst + i / 2), _mm256_castsi256_si128(w));
     }
-    for (; i + 1 < n; i += 2)
-        dst[i / 2] = (uint32_t)cphil_bf16_from_f32(src[i]) | (uint32_t)cphil_bf16_from_f32(src[i + 1]) << 16;
-    if (i < n) dst[i / 2] = cphil_bf16_from_f32(src[i]);
+    cphil_bf16_pairs_scalar(src + i, n - i, dst + i / 2); /* the tail (i is even) */
 }
 
 void cphil_bf16_inter_avx2(const float *r0, const float *r1, int n, uint32_t *dst) {
@@ -147,6 +145,5 @@ void cphil_bf16_inter_avx2(const float *r0, const float *r1, int n, uint32_t *ds
         const __m256i hi = r1 ? _mm256_slli_epi32(bf16_of8(_mm256_loadu_ps(r1 + j)), 16) : _mm256_setzero_si256();
         _mm256_storeu_si256((__m256i *)(dst + j), _mm256_or_si256(lo, hi));
     }
-    for (; j < n; j++)
-        dst[j] = (uint32_t)cphil_bf16_from_f32(r0[j]) | (r1 ? (uint32_t)cphil_bf16_from_f32(r1[j]) << 16 : 0u);
+    cphil_bf16_inter_scalar(r0 + j, r1 ? r1 + j : NULL, n - j, dst + j); /* the tail */
 }

@@ -40,6 +40,8 @@ void cphil_uk_bf16_avx512(int kc, const void *Ap, const void *Bp, float *C, int 
 
 /* bf16 packing primitives: AVX2 integer rounding, and AVX512_BF16 conversions (gemm.c has the
  * scalar twins and the contract; all give the same bits). */
+void cphil_bf16_pairs_scalar(const float *src, int n, uint32_t *dst);
+void cphil_bf16_inter_scalar(const float *r0, const float *r1, int n, uint32_t *dst);
 void cphil_bf16_pairs_avx2(const float *src, int n, uint32_t *dst);
 void cphil_bf16_inter_avx2(const float *r0, const float *r1, int n, uint32_t *dst);
 void cphil_bf16_pairs_avx512(const float *src, int n, uint32_t *dst);
