@@ -6,6 +6,7 @@
 
 #include "core/core.h"
 #include "data/dataset.h"
+#include "kernels/cpu/kernels.h"
 #include "game/synth.h"
 
 #include <stdio.h>
@@ -600,6 +601,64 @@ TEST(batcher_shares_are_the_global_batch) {
     cphil_dataset_close(&ds);
 }
 
+/* parallel_fill (the GPU trainer's loader) fills the same batches as one thread: whole batches,
+ * the last partial one (slots cleared) and a rank's share, on 3 threads. */
+static bool same_batch(const cphil_batch *a, const cphil_batch *b) {
+    size_t n = (size_t)a->B * (size_t)a->W;
+    return a->B == b->B && a->n_valid == b->n_valid && !memcmp(a->entry, b->entry, (size_t)a->B * sizeof(int32_t)) &&
+           !memcmp(a->start, b->start, (size_t)a->B * sizeof(uint32_t)) && !memcmp(a->reset, b->reset, (size_t)a->B) &&
+           !memcmp(a->cont, b->cont, n * (size_t)a->n_cont * sizeof(float)) &&
+           !memcmp(a->ids, b->ids, n * (size_t)a->n_ids * sizeof(int32_t)) &&
+           !memcmp(a->buttons, b->buttons, n * CPHIL_N_BUTTONS) && !memcmp(a->cls, b->cls, n * CPHIL_N_AXES) &&
+           !memcmp(a->weight, b->weight, n * sizeof(float));
+}
+
+TEST(batcher_parallel_fill_same_batches) {
+    NEED_REPLAYS();
+    cphil_dataset ds;
+    CHECK(open_ds(&ds));
+    const int threads = cphil_threads_get();
+    cphil_threads_set(3);
+    for (int shared = 0; shared < 2; shared++) {
+        cphil_batcher_opts o;
+        cphil_batcher_default_opts(&o);
+        o.split = CPHIL_SPLIT_ALL;
+        o.B = 37; /* 5 parts of 8 slots, the last short */
+        o.W = 30;
+        o.stride = 7;
+        o.seed = 5;
+        o.drop_last = false;
+        if (shared) o.share_at = 20, o.share = 17;
+        cphil_batcher_opts q = o;
+        q.parallel_fill = true;
+        cphil_batcher *one = NULL, *par = NULL;
+        CHECK(cphil_batcher_open(&one, &ds, &o) == CPHIL_OK && cphil_batcher_open(&par, &ds, &q) == CPHIL_OK);
+        cphil_batch xa, xb;
+        CHECK(cphil_batch_alloc(&xa, one) == CPHIL_OK && cphil_batch_alloc(&xb, par) == CPHIL_OK);
+        cphil_batcher_epoch(one, 1);
+        cphil_batcher_epoch(par, 1);
+        int steps = 0, same = 1, partial = 0;
+        while (cphil_batcher_next(one, &xa)) {
+            CHECK(cphil_batcher_next(par, &xb));
+            same &= same_batch(&xa, &xb);
+            partial |= xa.n_valid < xa.B;
+            steps++;
+        }
+        CHECK(!cphil_batcher_next(par, &xb));
+        CHECK(steps > 2);
+        printf("  %s: %d batches, last %d of %d slots filled\n", shared ? "share 20..36 of 37" : "37 slots", steps,
+               xa.n_valid, xa.B);
+        CHECK(partial); /* the last batch is partly filled: cleared slots compared too */
+        CHECK(same);
+        cphil_batch_free(&xa);
+        cphil_batch_free(&xb);
+        cphil_batcher_close(one);
+        cphil_batcher_close(par);
+    }
+    cphil_threads_set(threads);
+    cphil_dataset_close(&ds);
+}
+
 int main(void) {
     RUN(build_skips_damaged_with_reason);
     RUN(build_deterministic_and_split);
@@ -609,5 +668,6 @@ int main(void) {
     RUN(batcher_windows);
     RUN(batcher_streams);
     RUN(batcher_shares_are_the_global_batch);
+    RUN(batcher_parallel_fill_same_batches);
     return harness_done();
 }

@@ -98,6 +98,7 @@ static cphil_status bench_data(const char *path, int device, int B, const char *
     o.val_split = 0.1;
     o.seed = 1;
     o.threads = 2;
+    o.parallel_fill = true; /* as cphil train --device cuda */
     o.quiet = true;
     cphil_tr_data *d = NULL;
     cphil_status s = cphil_tr_data_open(&o, &d);

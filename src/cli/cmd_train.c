@@ -380,6 +380,7 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
     dopt.batch = (int)C.batch;
     dopt.seed = (uint64_t)C.o.seed;
     dopt.threads = (int)C.o.threads;
+    dopt.parallel_fill = strncmp(C.o.device, "cuda", 4) == 0; /* the CPU is the GPU's loader */
     dopt.quiet = C.quiet;
     dopt.rank = rank;
     dopt.ranks = ranks;

@@ -9,6 +9,7 @@
  * class balancing (per-frame weights are the hook for that).
  */
 #include "data/dataset.h"
+#include "kernels/cpu/kernels.h"
 
 #include <string.h>
 
@@ -235,29 +236,48 @@ static void clear(cphil_batch *x, int k, int w0, int n) {
     }
 }
 
+/* Windows mode: slots [share k / parts, share (k+1) / parts) of this process's share, the n
+ * windows from b->pos on (slots past them cleared). */
+typedef struct window_fill {
+    const cphil_batcher *b;
+    cphil_batch *x;
+    int n;
+} window_fill;
+
+static void fill_windows(void *ctx, int part, int parts) {
+    const window_fill *f = ctx;
+    const cphil_batcher *b = f->b;
+    cphil_batch *x = f->x;
+    const int share = b->o.share, W = b->o.W;
+    for (int k = share * part / parts; k < share * (part + 1) / parts; k++) {
+        int g = b->o.share_at + k; /* the slot in the global batch */
+        x->reset[k] = 1;
+        if (g < f->n) {
+            const win *w = &b->wins[b->pos + (uint64_t)g];
+            fill(b, x, k, w->entry, w->start, 0, W);
+            x->entry[k] = (int32_t)w->entry;
+            x->start[k] = w->start;
+        } else {
+            clear(x, k, 0, W);
+            x->entry[k] = -1;
+            x->start[k] = 0;
+        }
+    }
+}
+
 bool cphil_batcher_next(cphil_batcher *b, cphil_batch *x) {
     int B = b->o.B, W = b->o.W, at = b->o.share_at, share = b->o.share;
     if (b->o.mode == CPHIL_BATCH_WINDOWS) {
         uint64_t left = b->n_wins - b->pos;
         if (left == 0 || (b->o.drop_last && left < (uint64_t)B)) return false;
-        int n = left < (uint64_t)B ? (int)left : B, valid = 0;
-        for (int k = 0; k < share; k++) {
-            int g = at + k; /* the slot in the global batch */
-            x->reset[k] = 1;
-            if (g < n) {
-                const win *w = &b->wins[b->pos + (uint64_t)g];
-                fill(b, x, k, w->entry, w->start, 0, W);
-                x->entry[k] = (int32_t)w->entry;
-                x->start[k] = w->start;
-                valid++;
-            } else {
-                clear(x, k, 0, W);
-                x->entry[k] = -1;
-                x->start[k] = 0;
-            }
-        }
+        int n = left < (uint64_t)B ? (int)left : B;
+        window_fill f = {b, x, n};
+        /* a part per 8 slots at most: enough to share, few enough that each is worth a wake-up */
+        int parts = b->o.parallel_fill ? (share + 7) / 8 : 1;
+        cphil_parallel(parts < 1 ? 1 : parts, fill_windows, &f);
+        int valid = n - at;
+        x->n_valid = valid < 0 ? 0 : (valid > share ? share : valid);
         b->pos += (uint64_t)n;
-        x->n_valid = valid;
         return true;
     }
     /* streams: refill idle slots from the queue (every global slot: the packing is the global

@@ -176,6 +176,10 @@ typedef struct cphil_batcher_opts {
      * slots. The walk (window order, stream packing) is the global one, so N ranks together see
      * exactly the batches one process with B slots sees. share 0 = all B slots. */
     int share_at, share;
+    /* windows: spread a batch's windows over cphil_parallel's threads (the GPU trainer's loader,
+     * where the CPU is otherwise idle; the CPU trainer's steps use those threads themselves). The
+     * batch is the same either way. */
+    bool parallel_fill;
 } cphil_batcher_opts;
 
 void cphil_batcher_default_opts(cphil_batcher_opts *o);

@@ -195,6 +195,7 @@ cphil_status cphil_tr_data_open(const cphil_tr_data_opts *o, cphil_tr_data **out
         bo.seed = o->seed;
         bo.shuffle = true;
         bo.drop_last = true;
+        bo.parallel_fill = o->parallel_fill;
         if (d->n[0] > 0 && !o->all_files_eval) {
             if ((s = cphil_batcher_open(&d->tb, &d->ds, &bo)) != CPHIL_OK) goto fail;
             if ((s = cphil_batch_alloc(&d->tbatch, d->tb)) != CPHIL_OK) goto fail;

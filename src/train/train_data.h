@@ -34,6 +34,7 @@ typedef struct cphil_tr_data_opts {
     int val_window;        /* window of the validation batches (default: window, or tbptt) */
     uint64_t seed;
     int threads;
+    bool parallel_fill;    /* window batches filled on cphil_parallel's threads (cphil_batcher_opts) */
     bool quiet;
     bool all_files_eval;   /* eval: every file is "held out" (no training split) */
     /* Data-parallel ranks (docs/distributed.md): `batch` is per rank; each training step's global
