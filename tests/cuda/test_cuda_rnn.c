@@ -15,11 +15,22 @@
 
 #include <stdbool.h>
 
-/* How the recurrence runs in the next case (the context's mode is set from it). */
+/* How the recurrence runs in the next case (the context's mode is set from it), and the tiles of
+ * 16 rows per cluster of each of its two GPU runs (0: picked). */
 static cphil_cu_rnn_mode g_mode = CPHIL_CU_RNN_AUTO;
+static int g_tiles[2];
 
-static const char *mode_name(cphil_cu *cu, int ng, int B, int T, int H, cphil_precision prec) {
-    return cphil_cu_rnn_persist_fits(cu, ng, B, T, H, prec) ? "persistent" : "per-step";
+static void mode_name(char *buf, size_t n, cphil_cu *cu, int ng, int B, int T, int H, cphil_precision prec) {
+    int t[2];
+    for (int r = 0; r < 2; r++) {
+        cphil_cu_set_rnn_tiles(cu, g_tiles[r]);
+        t[r] = cphil_cu_rnn_persist_tiles(cu, ng, B, T, H, prec);
+    }
+    cphil_cu_set_rnn_tiles(cu, 0);
+    for (int r = 0; r < 2; r++) /* a forced count must be what runs, or the case tests nothing new */
+        CHECK_MSG(!g_tiles[r] || t[r] == g_tiles[r], "run %d: %d tiles forced, %d taken", r, g_tiles[r], t[r]);
+    if (!t[0] && !t[1]) snprintf(buf, n, "per-step");
+    else snprintf(buf, n, "persistent, %d then %d rows per cluster", 16 * t[0], 16 * t[1]);
 }
 
 /* Compare the change (result - start) of an add-into gradient with the CPU's. */
@@ -57,8 +68,10 @@ typedef struct {
 static void lstm_case(int B, int T, int In, int H, bool with_init, cphil_precision prec, double tol, uint64_t seed) {
     cphil_cu *cu = cu_ctx();
     cphil_cu_set_rnn_mode(cu, g_mode);
+    char how[96];
+    mode_name(how, sizeof how, cu, 4, B, T, H, prec);
     printf(" lstm B=%d T=%d In=%d H=%d h0/c0 %s %s %s\n", B, T, In, H, with_init ? "given" : "NULL",
-           prec == CPHIL_PREC_BF16 ? "bf16" : "f32", mode_name(cu, 4, B, T, H, prec));
+           prec == CPHIL_PREC_BF16 ? "bf16" : "f32", how);
     const int G = 4 * H;
     const size_t nx = (size_t)B * T * In, ny = (size_t)B * T * H, ng = (size_t)B * T * G, nbh = (size_t)B * H;
     const size_t nwi = (size_t)G * In, nwh = (size_t)G * H;
@@ -109,12 +122,14 @@ static void lstm_case(int B, int T, int In, int H, bool with_init, cphil_precisi
         /* the helpers' poison memsets and uploads run on the legacy default stream, which the
          * context's non-blocking stream does not wait for */
         cudaDeviceSynchronize();
+        cphil_cu_set_rnn_tiles(cu, g_tiles[r]);
         cphil_cu_lstm_forward(cu, prec, B, T, In, H, gx, gWih, gWhh, gbih, gbhh, with_init ? gh0 : NULL,
                               with_init ? gc0 : NULL, d->y, d->gates, d->cs, d->hprev, d->cprev0);
         cphil_cu_lstm_backward(cu, prec, B, T, In, H, gx, gWih, gWhh, d->gates, d->cs, d->hprev, d->cprev0, gdy,
                                d->dx, d->dWih, d->dWhh, d->dbih, d->dbhh, d->dG, d->dh, d->dc);
     }
     CHECK_MSG(cphil_cu_sync(cu) == CPHIL_OK, "GPU error: %s", cphil_last_error());
+    cphil_cu_set_rnn_tiles(cu, 0);
     lstm_dev *d = &run[0];
     CHECK_DEV("y", d->y, y, ny, tol);
     CHECK_DEV("gates (saved)", d->gates, gates, ng, tol);
@@ -162,8 +177,10 @@ typedef struct {
 static void gru_case(int B, int T, int In, int H, bool with_init, cphil_precision prec, double tol, uint64_t seed) {
     cphil_cu *cu = cu_ctx();
     cphil_cu_set_rnn_mode(cu, g_mode);
+    char how[96];
+    mode_name(how, sizeof how, cu, 3, B, T, H, prec);
     printf(" gru B=%d T=%d In=%d H=%d h0 %s %s %s\n", B, T, In, H, with_init ? "given" : "NULL",
-           prec == CPHIL_PREC_BF16 ? "bf16" : "f32", mode_name(cu, 3, B, T, H, prec));
+           prec == CPHIL_PREC_BF16 ? "bf16" : "f32", how);
     const int G = 3 * H;
     const size_t nx = (size_t)B * T * In, ny = (size_t)B * T * H, ng = (size_t)B * T * G, nbh = (size_t)B * H;
     const size_t nwi = (size_t)G * In, nwh = (size_t)G * H;
@@ -208,12 +225,14 @@ static void gru_case(int B, int T, int In, int H, bool with_init, cphil_precisio
         /* the helpers' poison memsets and uploads run on the legacy default stream, which the
          * context's non-blocking stream does not wait for */
         cudaDeviceSynchronize();
+        cphil_cu_set_rnn_tiles(cu, g_tiles[r]);
         cphil_cu_gru_forward(cu, prec, B, T, In, H, gx, gWih, gWhh, gbih, gbhh, with_init ? gh0 : NULL, d->y,
                              d->gates, d->gh, d->hprev);
         cphil_cu_gru_backward(cu, prec, B, T, In, H, gx, gWih, gWhh, d->gates, d->gh, d->hprev, gdy, d->dx, d->dWih,
                               d->dWhh, d->dbih, d->dbhh, d->dGi, d->dGh, d->dh);
     }
     CHECK_MSG(cphil_cu_sync(cu) == CPHIL_OK, "GPU error: %s", cphil_last_error());
+    cphil_cu_set_rnn_tiles(cu, 0);
     gru_dev *d = &run[0];
     CHECK_DEV("y", d->y, y, ny, tol);
     CHECK_DEV("gates (saved)", d->gates, gates, ng, tol);
@@ -268,15 +287,24 @@ TEST(lstm_b64_t60_h256_f32) { lstm_case(64, 60, 256, 256, true, F32, 1e-4, 15); 
 static void use_mode(cphil_cu_rnn_mode m) {
     g_mode = m;
     cphil_cu_set_rnn_mode(cu_ctx(), m);
+    g_tiles[0] = g_tiles[1] = 0; /* also after a failed case that forced them */
+    cphil_cu_set_rnn_tiles(cu_ctx(), 0);
 }
 
 TEST(lstm_b64_t60_h256_bf16) {
     use_mode(CPHIL_CU_RNN_STEPS);
     lstm_case(64, 60, 256, 256, true, BF16, 2e-2, 16);
     use_mode(CPHIL_CU_RNN_AUTO);
-    printf("  resident clusters (H 256): lstm forward %d, backward %d; gru forward %d, backward %d\n",
-           cphil_cu_rnn_persist_max_clusters(cu_ctx(), 4, 256, 0), cphil_cu_rnn_persist_max_clusters(cu_ctx(), 4, 256, 1),
-           cphil_cu_rnn_persist_max_clusters(cu_ctx(), 3, 256, 0), cphil_cu_rnn_persist_max_clusters(cu_ctx(), 3, 256, 1));
+    for (int mt = 1; mt <= 3; mt++)
+        printf("  resident clusters of %d rows (H 256): lstm forward %d, backward %d; gru forward %d, backward %d\n",
+               16 * mt, cphil_cu_rnn_persist_max_clusters(cu_ctx(), 4, 256, mt, 0),
+               cphil_cu_rnn_persist_max_clusters(cu_ctx(), 4, 256, mt, 1),
+               cphil_cu_rnn_persist_max_clusters(cu_ctx(), 3, 256, mt, 0),
+               cphil_cu_rnn_persist_max_clusters(cu_ctx(), 3, 256, mt, 1));
+    for (int B = 64; B <= 512; B *= 2)
+        printf("  rows per cluster picked at B %d (H 256): lstm %d, gru %d\n", B,
+               16 * cphil_cu_rnn_persist_tiles(cu_ctx(), 4, B, 60, 256, BF16),
+               16 * cphil_cu_rnn_persist_tiles(cu_ctx(), 3, B, 60, 256, BF16));
     CHECK(cphil_cu_rnn_persist_fits(cu_ctx(), 4, 64, 60, 256, BF16));
     lstm_case(64, 60, 256, 256, true, BF16, 2e-2, 16);
 }
@@ -288,6 +316,24 @@ TEST(lstm_persistent_ragged_bf16) {
     lstm_case(37, 9, 13, 64, true, BF16, 2e-2, 18);
     lstm_case(5, 3, 7, 32, true, BF16, 2e-2, 19);
     CHECK(!cphil_cu_rnn_persist_fits(cu_ctx(), 4, 37, 9, 64, F32)); /* f32 keeps IEEE products */
+}
+/* 16, 32 and 48 rows per cluster (forced), each against the CPU and twice with the same bits
+ * (the cluster size is a function of the batch and the card, so same-seed runs take the same one;
+ * across sizes the bits may differ: the compiler contracts the cell's products into FMAs per
+ * instantiation). Then batch 512 as a training step has it: one wave of clusters (the point of
+ * the larger clusters), against the CPU. */
+TEST(lstm_persistent_tiles_bf16) {
+    use_mode(CPHIL_CU_RNN_AUTO);
+    for (int mt = 1; mt <= 3; mt++) {
+        g_tiles[0] = g_tiles[1] = mt;
+        lstm_case(100, 7, 13, 256, true, BF16, 2e-2, 40 + (uint64_t)mt);
+    }
+    g_tiles[0] = g_tiles[1] = 3;
+    lstm_case(37, 9, 13, 64, false, BF16, 2e-2, 44);
+    lstm_case(37, 5, 13, 96, true, BF16, 2e-2, 46); /* U 12: h goes out in 8-byte pieces */
+    g_tiles[0] = g_tiles[1] = 0;
+    CHECK(cphil_cu_rnn_persist_tiles(cu_ctx(), 4, 512, 20, 256, BF16) > 0);
+    lstm_case(512, 20, 256, 256, true, BF16, 2e-2, 45);
 }
 TEST(gru_ragged_f32) {
     gru_case(3, 5, 7, 9, false, F32, 1e-4, 21);
@@ -313,17 +359,46 @@ TEST(gru_persistent_ragged_bf16) {
     gru_case(37, 9, 13, 128, true, BF16, 2e-2, 28);
 }
 
+TEST(gru_persistent_tiles_bf16) {
+    use_mode(CPHIL_CU_RNN_AUTO);
+    for (int mt = 1; mt <= 3; mt++) {
+        g_tiles[0] = g_tiles[1] = mt;
+        gru_case(100, 7, 13, mt == 2 ? 128 : 256, true, BF16, 2e-2, 50 + (uint64_t)mt);
+    }
+    g_tiles[0] = g_tiles[1] = 0;
+    CHECK(cphil_cu_rnn_persist_tiles(cu_ctx(), 3, 512, 20, 256, BF16) > 0);
+    gru_case(512, 20, 256, 256, true, BF16, 2e-2, 54);
+}
+
+/* RUN, then back to the defaults (a failed case leaves what it forced); the context only if one
+ * was made (no GPU: every test skipped) */
+static void fresh(void) {
+    g_mode = CPHIL_CU_RNN_AUTO;
+    g_tiles[0] = g_tiles[1] = 0;
+    if (g_cu) {
+        cphil_cu_set_rnn_mode(g_cu, g_mode);
+        cphil_cu_set_rnn_tiles(g_cu, 0);
+    }
+}
+#define RUN_FRESH(t) \
+    do {             \
+        RUN(t);      \
+        fresh();     \
+    } while (0)
+
 int main(void) {
     cphil_threads_set(8); /* the CPU reference at the realistic size */
-    RUN(lstm_ragged_f32);
-    RUN(lstm_ragged_bf16);
-    RUN(lstm_b64_t60_h256_f32);
-    RUN(lstm_b64_t60_h256_bf16);
-    RUN(lstm_persistent_ragged_bf16);
-    RUN(gru_ragged_f32);
-    RUN(gru_ragged_bf16);
-    RUN(gru_b64_t60_h256_f32);
-    RUN(gru_b64_t60_h256_bf16);
-    RUN(gru_persistent_ragged_bf16);
+    RUN_FRESH(lstm_ragged_f32);
+    RUN_FRESH(lstm_ragged_bf16);
+    RUN_FRESH(lstm_b64_t60_h256_f32);
+    RUN_FRESH(lstm_b64_t60_h256_bf16);
+    RUN_FRESH(lstm_persistent_ragged_bf16);
+    RUN_FRESH(lstm_persistent_tiles_bf16);
+    RUN_FRESH(gru_ragged_f32);
+    RUN_FRESH(gru_ragged_bf16);
+    RUN_FRESH(gru_b64_t60_h256_f32);
+    RUN_FRESH(gru_b64_t60_h256_bf16);
+    RUN_FRESH(gru_persistent_ragged_bf16);
+    RUN_FRESH(gru_persistent_tiles_bf16);
     return cu_test_done();
 }

@@ -50,6 +50,13 @@ size_t cphil_cu_smem_optin(const cphil_cu *cu);
 typedef enum { CPHIL_CU_RNN_AUTO = 0, CPHIL_CU_RNN_STEPS, CPHIL_CU_RNN_PERSISTENT } cphil_cu_rnn_mode;
 void cphil_cu_set_rnn_mode(cphil_cu *cu, cphil_cu_rnn_mode m);
 cphil_cu_rnn_mode cphil_cu_get_rnn_mode(const cphil_cu *cu);
+/* Batch rows per cluster of the weights-resident kernel, in 16-row tiles: 0 (the default) picks
+ * the fewest tiles whose clusters are all resident at once; 1..3 forces 16, 32 or 48 rows where
+ * the shape fits (tests, measuring). Set from CPHIL_RNN_TILES when the context is created. */
+void cphil_cu_set_rnn_tiles(cphil_cu *cu, int tiles);
+int cphil_cu_get_rnn_tiles(const cphil_cu *cu);
+/* The device index the context was opened on. */
+int cphil_cu_device_index(const cphil_cu *cu);
 /* Device name, compute capability, memory, driver and runtime versions in one line. */
 void cphil_cu_describe(const cphil_cu *cu, char *buf, size_t n);
 /* Wait for the stream; returns the first recorded error (launch or cuBLASLt) or a CUDA error of

@@ -57,6 +57,7 @@ struct cphil_cu {
     size_t ones_n;
     cudaDeviceProp prop;
     cphil_cu_rnn_mode rnn_mode; /* from CPHIL_RNN at creation; cphil_cu_set_rnn_mode */
+    int rnn_tiles;              /* from CPHIL_RNN_TILES at creation; cphil_cu_set_rnn_tiles */
 };
 
 extern "C" cphil_status cphil_cu_create(int device, cphil_cu **out) {
@@ -82,6 +83,15 @@ extern "C" cphil_status cphil_cu_create(int device, cphil_cu **out) {
         cphil_free(cu);
         return cphil_err(CPHIL_E_ARG, "CPHIL_RNN=%s: expected auto, steps or persistent (how the GPU runs the "
                          "LSTM/GRU recurrence; docs/gpu.md)", rnn);
+    }
+    const char *tiles = getenv("CPHIL_RNN_TILES");
+    if (tiles && *tiles) {
+        if (strlen(tiles) != 1 || tiles[0] < '0' || tiles[0] > '3') {
+            cphil_free(cu);
+            return cphil_err(CPHIL_E_ARG, "CPHIL_RNN_TILES=%s: expected 0 (pick), 1, 2 or 3 (16-row tiles per "
+                             "cluster of the LSTM/GRU cluster kernel; docs/gpu.md)", tiles);
+        }
+        cu->rnn_tiles = tiles[0] - '0';
     }
     if ((e = cudaSetDevice(device)) != cudaSuccess ||
         (e = cudaGetDeviceProperties(&cu->prop, device)) != cudaSuccess ||
@@ -126,6 +136,9 @@ extern "C" size_t cphil_cu_smem_optin(const cphil_cu *cu) { return cu->prop.shar
 
 extern "C" void cphil_cu_set_rnn_mode(cphil_cu *cu, cphil_cu_rnn_mode m) { cu->rnn_mode = m; }
 extern "C" cphil_cu_rnn_mode cphil_cu_get_rnn_mode(const cphil_cu *cu) { return cu->rnn_mode; }
+extern "C" void cphil_cu_set_rnn_tiles(cphil_cu *cu, int tiles) { cu->rnn_tiles = tiles; }
+extern "C" int cphil_cu_get_rnn_tiles(const cphil_cu *cu) { return cu->rnn_tiles; }
+extern "C" int cphil_cu_device_index(const cphil_cu *cu) { return cu->device; }
 
 extern "C" void cphil_cu_describe(const cphil_cu *cu, char *buf, size_t n) {
     int drv = 0, rt = 0;

@@ -7,17 +7,20 @@
  * arithmetic is a small fraction of it. Here the whole chain of one layer is one launch.
  *
  * Layout (Hopper thread-block clusters, sm_90):
- *  - a cluster of PR_CS = 8 blocks serves PR_BC = 16 batch rows; block r of the cluster owns the
- *    hidden units [r U, (r+1) U), U = H / 8, and keeps the rows of Whh of its units' gates
- *    (NG U rows: 4 gates for the LSTM, 3 for the GRU) in shared memory as bf16 for all T steps;
- *  - forward step t: each block multiplies h_{t-1} (16 x H, bf16, in its shared memory) by its
+ *  - a cluster of PR_CS = 8 blocks serves BC = 16 MT batch rows, MT = 1, 2 or 3 tiles of the
+ *    mma's 16 rows: the fewest whose clusters are all resident at once (a batch of 512 takes 48
+ *    rows per cluster, 11 clusters, where 16 rows would need 32 and about 15 fit on an H100);
+ *    block r of the cluster owns the hidden units [r U, (r+1) U), U = H / 8, and keeps the rows
+ *    of Whh of its units' gates (NG U rows: 4 gates for the LSTM, 3 for the GRU) in shared
+ *    memory as bf16 for all T steps;
+ *  - forward step t: each block multiplies h_{t-1} (BC x H, bf16, in its shared memory) by its
  *    Whh slice on the tensor cores (mma.sync m16n8k16, f32 accumulation), runs the cell for its
  *    units (the formulas and saved values of cu_rnn.cu's cell kernels, term for term), writes
  *    the outputs to global memory and h_t as bf16 into every block's shared memory of the
  *    cluster (distributed shared memory); one cluster barrier per step (double-buffered h);
  *  - backward step t: each block runs the cell backward for its units (dc stays on the block),
  *    writes dG to global memory for the products after the loop, and multiplies its dG slice
- *    (16 x NG U, bf16) by its Whh slice: a partial dh over all H units from its gates. Each
+ *    (BC x NG U, bf16) by its Whh slice: a partial dh over all H units from its gates. Each
  *    partial's columns go to the block that owns them; after the cluster barrier each block sums
  *    the 8 partials of its units in rank order 0..7. Clusters are independent (rows do not
  *    mix), so B only sets how many there are; there is no grid-wide barrier.
@@ -26,10 +29,12 @@
  * runs TF32 kernels on f32 storage, so the two GPU paths differ in rounding only). f32 runs the
  * per-step path (IEEE f32 products).
  * Deterministic: fixed accumulation order in the mma, fixed order of the partial sums, no
- * atomics. Applies when H % 32 == 0 (LSTM) or H % 128 == 0 (GRU), the slice fits in shared memory
- * and the block in the registers (on an H100: LSTM up to H 352, GRU up to H 256), and (CPHIL_RNN
- * auto) every cluster of the batch is resident at once; otherwise the callers run the per-step
- * path.
+ * atomics; a row's arithmetic does not depend on MT, so neither do the bits.
+ * Applies when H % 32 == 0 (LSTM) or H % 128 == 0 (GRU), the slice fits in shared memory and the
+ * block in the registers (on an H100: LSTM up to H 352, GRU up to H 256; two or three tiles up to
+ * H 256), and (CPHIL_RNN auto) every cluster of the batch is resident at once for some MT;
+ * otherwise the callers run the per-step path. One GPU per process: the shared-memory opt-in and
+ * the register query are made once per kernel, not per device.
  */
 extern "C" {
 #include "core/core.h"
@@ -45,7 +50,12 @@ extern "C" {
 namespace cg = cooperative_groups;
 
 #define PR_CS 8  /* blocks per cluster; block r owns hidden units [r U, (r+1) U) */
-#define PR_BC 16 /* batch rows per cluster: the mma's M */
+#define PR_M 16  /* batch rows per tile: the mma's M; a cluster serves MT tiles (BC = PR_M MT rows) */
+#define PR_MT_MAX 3
+/* The largest block each kernel is built for (__launch_bounds__, so the compiler keeps its
+ * registers within 64 K / this): one tile serves an LSTM up to H 352 and a GRU up to H 256 (the
+ * sizes whose slice fits in shared memory), two and three tiles both up to H 256 (NG 128 threads). */
+#define PR_MAX_THREADS(NG, MT) ((MT) == 1 ? ((NG) == 4 ? 704 : 384) : (NG) * 128)
 #define PR_PAD 8 /* bf16 elements of padding per shared row: 16 bytes, so the 8 rows an mma
                   * fragment load touches fall in different banks */
 #define PR_FPAD 8 /* f32 padding of the rows the mma results are stored to (rec, ploc): the 8
@@ -67,22 +77,30 @@ static __device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4],
 
 static __device__ __forceinline__ uint32_t ld_pair(const bf16 *p) { return *(const uint32_t *)p; }
 
-/* One 16 x 8 tile: D[16][8] = A[16][K] Bt[8][K]^T (A row-major, leading dimension lda; Bt the 8
- * output columns' rows, k contiguous, leading dimension ldb), in the fragment layout above. Even
- * and odd k-steps accumulate apart (two independent mma chains) and are added at the end: a fixed
- * order, so the bits do not change from run to run. K % 16 == 0. */
-static __device__ __forceinline__ void tile_16x8(const bf16 *A, int lda, const bf16 *Bt, int ldb, int K, int lane,
-                                                 float d[4]) {
+/* MT tiles of 16 x 8: D[16 MT][8] = A[16 MT][K] Bt[8][K]^T (A row-major, leading dimension lda;
+ * Bt the 8 output columns' rows, k contiguous, leading dimension ldb), d[m] the rows [16 m, 16 m +
+ * 16) in the fragment layout above; each B fragment is loaded once for the MT tiles. Even and odd
+ * k-steps accumulate apart (independent mma chains) and are added at the end: a fixed order, the
+ * same for every MT, so the bits do not change from run to run or with MT. K % 16 == 0. */
+template <int MT>
+static __device__ __forceinline__ void tiles_mx8(const bf16 *A, int lda, const bf16 *Bt, int ldb, int K, int lane,
+                                                 float d[MT][4]) {
     const int g = lane >> 2, q = lane & 3;
-    float even[4] = {}, odd[4] = {};
-    const bf16 *a0 = A + g * lda + 2 * q, *a8 = A + (g + 8) * lda + 2 * q, *b = Bt + g * ldb + 2 * q;
+    float even[MT][4] = {}, odd[MT][4] = {};
+    const bf16 *b = Bt + g * ldb + 2 * q;
     for (int k0 = 0, par = 0; k0 < K; k0 += 16, par ^= 1) {
-        uint32_t a[4] = {ld_pair(a0 + k0), ld_pair(a8 + k0), ld_pair(a0 + k0 + 8), ld_pair(a8 + k0 + 8)};
         uint32_t bb[2] = {ld_pair(b + k0), ld_pair(b + k0 + 8)};
-        if (par) mma16816(odd, a, bb); /* a branch, not acc[par]: keeps both in registers */
-        else mma16816(even, a, bb);
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            const bf16 *a0 = A + (m * PR_M + g) * lda + 2 * q + k0, *a8 = a0 + 8 * lda;
+            uint32_t a[4] = {ld_pair(a0), ld_pair(a8), ld_pair(a0 + 8), ld_pair(a8 + 8)};
+            if (par) mma16816(odd[m], a, bb); /* a branch, not acc[par]: keeps both in registers */
+            else mma16816(even[m], a, bb);
+        }
     }
-    for (int i = 0; i < 4; i++) d[i] = even[i] + odd[i];
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+        for (int i = 0; i < 4; i++) d[m][i] = even[m][i] + odd[m][i];
 }
 
 /* One 16 x 16 block of outputs (two 8-column tiles): D[16][16] = A[16][K] Bt[16][K]^T, A row-major
@@ -123,61 +141,88 @@ static __device__ __forceinline__ void block_16x16(const bf16 *A, int lda, const
  * the step's critical path is one warp's chain of instructions, so more, shorter chains. */
 static inline int pr_threads(int NG, int H) { return 32 * (NG * (H / PR_CS) / 8); }
 
-static size_t pr_smem_fwd(int NG, int H) {
-    const int NGU = NG * (H / PR_CS);
+/* Shared memory of each kernel for MT tiles of 16 rows per cluster (BC = 16 MT rows). */
+static size_t pr_smem_fwd(int NG, int H, int MT) {
+    const int NGU = NG * (H / PR_CS), BC = PR_M * MT;
     return (size_t)NGU * (H + PR_PAD) * sizeof(bf16)    /* Wt: the slice, [NGU][H] */
-           + 2 * (size_t)PR_BC * (H + PR_PAD) * sizeof(bf16) /* h_{t-1}, double-buffered */
-           + (size_t)PR_BC * (NGU + PR_FPAD) * sizeof(float) /* the recurrent product for the cell */
-           + (size_t)PR_BC * (H / PR_CS) * sizeof(bf16); /* this block's h_t, sent to the others */
+           + 2 * (size_t)BC * (H + PR_PAD) * sizeof(bf16) /* h_{t-1}, double-buffered */
+           + (size_t)BC * (NGU + PR_FPAD) * sizeof(float) /* the recurrent product for the cell */
+           + (size_t)BC * (H / PR_CS) * sizeof(bf16);   /* this block's h_t, sent to the others */
 }
 
-static size_t pr_smem_bwd(int NG, int H) {
-    const int U = H / PR_CS, NGU = NG * U;
+/* The backward's partial-sum buffers: two halves of [PR_CS][BC][U] floats (partials from each
+ * rank, double-buffered), each also big enough for [BC][H + PR_FPAD], because the half not
+ * receiving this step stages this block's own partial before it is sent (see the kernel). */
+static size_t pr_part_half(int H, int MT) { return (size_t)PR_M * MT * (H + PR_FPAD); }
+
+static size_t pr_smem_bwd(int NG, int H, int MT) {
+    const int U = H / PR_CS, NGU = NG * U, BC = PR_M * MT;
     return (size_t)H * (NGU + PR_PAD) * sizeof(bf16)    /* Wk: the slice transposed, [H][NGU] */
-           + (size_t)PR_BC * (NGU + PR_PAD) * sizeof(bf16) /* dG slice for the product */
-           + 2 * (size_t)PR_CS * PR_BC * U * sizeof(float) /* partials from each rank, double-buffered */
-           + (size_t)PR_BC * (H + PR_FPAD) * sizeof(float); /* this block's partial, sent to the others */
+           + (size_t)BC * (NGU + PR_PAD) * sizeof(bf16) /* dG slice for the product */
+           + 2 * pr_part_half(H, MT) * sizeof(float);   /* partials and the staged own partial */
 }
 
-template <int NG> static int max_clusters(cphil_cu *cu, int H, int backward);
-template <int NG> static int max_threads();
-template <int NG> static void allow_smem(cphil_cu *cu);
+template <int NG, int MT> static int max_clusters(cphil_cu *cu, int H, int backward);
+template <int NG, int MT> static int max_threads();
+template <int NG, int MT> static void allow_smem(cphil_cu *cu);
 
-/* Clusters resident at once for (ng, H): the smaller of the forward's and the backward's,
- * queried once per shape (a layer of one model has one shape). */
-static int resident_clusters(cphil_cu *cu, int NG, int H) {
+/* Clusters of MT tiles resident at once for (ng, H): the smaller of the forward's and the
+ * backward's, queried once per device and shape (a layer of one model has one shape); a failed
+ * query is not remembered. */
+static int resident_clusters(cphil_cu *cu, int NG, int H, int MT) {
     static struct {
-        int ng, H, n;
-    } memo[8];
+        int dev, ng, H, mt, n;
+    } memo[32];
     static int nmemo;
+    const int dev = cphil_cu_device_index(cu);
     for (int i = 0; i < nmemo; i++)
-        if (memo[i].ng == NG && memo[i].H == H) return memo[i].n;
-    int f = cphil_cu_rnn_persist_max_clusters(cu, NG, H, 0), b = cphil_cu_rnn_persist_max_clusters(cu, NG, H, 1);
+        if (memo[i].dev == dev && memo[i].ng == NG && memo[i].H == H && memo[i].mt == MT) return memo[i].n;
+    int f = cphil_cu_rnn_persist_max_clusters(cu, NG, H, MT, 0), b = cphil_cu_rnn_persist_max_clusters(cu, NG, H, MT, 1);
     int n = f < b ? f : b;
-    if (nmemo < 8) memo[nmemo++] = {NG, H, n};
+    if (n >= 0 && nmemo < 32) memo[nmemo++] = {dev, NG, H, MT, n};
     return n;
 }
 
-bool cphil_cu_rnn_persist_fits(cphil_cu *cu, int NG, int B, int T, int H, cphil_precision prec) {
-    if (prec != CPHIL_PREC_BF16 || B <= 0 || T <= 0 || H <= 0) return false;
-    cphil_cu_rnn_mode m = cphil_cu_get_rnn_mode(cu);
-    if (m == CPHIL_CU_RNN_STEPS) return false;
-    if (H % PR_CS) return false;
-    const int U = H / PR_CS, NGU = NG * U;
-    if (NGU % 16 || H % 16) return false;
-    size_t need = pr_smem_fwd(NG, H) > pr_smem_bwd(NG, H) ? pr_smem_fwd(NG, H) : pr_smem_bwd(NG, H);
+/* Whether the kernels can run (ng, H) with MT tiles at all: shared memory and registers. */
+template <int NG, int MT>
+static bool shape_fits(cphil_cu *cu, int H) {
+    size_t need = pr_smem_fwd(NG, H, MT) > pr_smem_bwd(NG, H, MT) ? pr_smem_fwd(NG, H, MT) : pr_smem_bwd(NG, H, MT);
     if (need > cphil_cu_smem_optin(cu)) return false;
-    if (NG == 4) allow_smem<4>(cu);
-    else allow_smem<3>(cu);
+    allow_smem<NG, MT>(cu);
     /* threads per block within what both kernels' register use allows (cudaFuncGetAttributes;
      * e.g. the GRU backward at H 384 would need 576 threads x 128 registers, more than a block has) */
-    if (pr_threads(NG, H) > (NG == 4 ? max_threads<4>() : max_threads<3>())) return false;
-    /* AUTO: only when every cluster is resident at once (one wave). With more clusters than fit,
-     * the second wave starts after the first has walked all T steps, and the per-step path is
-     * faster (measured on an H100, B 512, H 256: 30 clusters resident for 32 needed, docs/gpu.md).
-     * PERSISTENT takes it anyway (for measuring). */
-    if (m == CPHIL_CU_RNN_AUTO && (B + PR_BC - 1) / PR_BC > resident_clusters(cu, NG, H)) return false;
-    return true;
+    return pr_threads(NG, H) <= max_threads<NG, MT>();
+}
+
+static bool shape_fits_mt(cphil_cu *cu, int NG, int H, int MT) {
+    if (NG == 4) return MT == 1 ? shape_fits<4, 1>(cu, H) : MT == 2 ? shape_fits<4, 2>(cu, H) : shape_fits<4, 3>(cu, H);
+    return MT == 1 ? shape_fits<3, 1>(cu, H) : MT == 2 ? shape_fits<3, 2>(cu, H) : shape_fits<3, 3>(cu, H);
+}
+
+int cphil_cu_rnn_persist_tiles(cphil_cu *cu, int NG, int B, int T, int H, cphil_precision prec) {
+    if (prec != CPHIL_PREC_BF16 || B <= 0 || T <= 0 || H <= 0 || (NG != 3 && NG != 4)) return 0;
+    cphil_cu_rnn_mode m = cphil_cu_get_rnn_mode(cu);
+    if (m == CPHIL_CU_RNN_STEPS) return 0;
+    if (H % PR_CS) return 0;
+    const int U = H / PR_CS, NGU = NG * U;
+    if (NGU % 16 || H % 16) return 0;
+    const int forced = cphil_cu_get_rnn_tiles(cu);
+    if (forced >= 1 && forced <= PR_MT_MAX) return shape_fits_mt(cu, NG, H, forced) ? forced : 0;
+    /* the fewest tiles (the shortest chain per step) whose clusters are all resident at once: with
+     * more clusters than fit, the second wave starts after the first has walked all T steps, and
+     * the per-step path is faster (measured on an H100, B 512, H 256, 16-row clusters: 30
+     * resident for 32 needed, docs/gpu.md). PERSISTENT takes the most tiles that fit anyway. */
+    int last = 0;
+    for (int mt = 1; mt <= PR_MT_MAX; mt++) {
+        if (!shape_fits_mt(cu, NG, H, mt)) continue;
+        last = mt;
+        if ((B + PR_M * mt - 1) / (PR_M * mt) <= resident_clusters(cu, NG, H, mt)) return mt;
+    }
+    return m == CPHIL_CU_RNN_PERSISTENT ? last : 0;
+}
+
+bool cphil_cu_rnn_persist_fits(cphil_cu *cu, int NG, int B, int T, int H, cphil_precision prec) {
+    return cphil_cu_rnn_persist_tiles(cu, NG, B, T, H, prec) > 0;
 }
 
 /* ---- forward ---------------------------------------------------------------------------------- */
@@ -185,47 +230,48 @@ bool cphil_cu_rnn_persist_fits(cphil_cu *cu, int NG, int B, int T, int H, cphil_
  * and hprev[b, 0] = h_{-1} (k_rnn_init); cprev0 = c_{-1} (LSTM). Writes exactly what the
  * per-step path writes: LSTM gates (activated), cs, y, hprev[:, 1..T-1]; GRU gates (r z n), gh
  * (h_{t-1} Whh^T + bhh), y, hprev. */
-template <int NG>
-static __global__ void __cluster_dims__(PR_CS, 1, 1)
+template <int NG, int MT>
+static __global__ void __cluster_dims__(PR_CS, 1, 1) __launch_bounds__(PR_MAX_THREADS(NG, MT))
     k_rnn_persist_fwd(int B, int T, int H, const float *__restrict__ Whh, const float *__restrict__ bih,
                       const float *__restrict__ bhh, float *gates, float *cs, const float *cprev0, float *gh,
                       float *y, float *hprev) {
     cg::cluster_group cl = cg::this_cluster();
     const int r = (int)cl.block_rank();
+    constexpr int BC = PR_M * MT; /* batch rows of this cluster */
     const int U = H / PR_CS, NGU = NG * U, G = NG * H, ld = H + PR_PAD;
-    const int row0 = (int)(blockIdx.x / PR_CS) * PR_BC;
+    const int row0 = (int)(blockIdx.x / PR_CS) * BC;
     const int tid = threadIdx.x, nth = blockDim.x, warp = tid >> 5, lane = tid & 31;
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *Wt = (bf16 *)smem;                   /* [NGU][ld]: row n = g U + u is Whh[g H + r U + u] */
-    bf16 *hb = Wt + (size_t)NGU * ld;          /* [2][PR_BC][ld] */
+    bf16 *hb = Wt + (size_t)NGU * ld;          /* [2][BC][ld] */
     const int ldr = NGU + PR_FPAD;
-    float *rec = (float *)(hb + 2 * PR_BC * ld); /* [PR_BC][ldr] */
-    bf16 *hloc = (bf16 *)(rec + PR_BC * ldr);  /* [PR_BC][U]: h_t of this block's units */
+    float *rec = (float *)(hb + 2 * BC * ld);  /* [BC][ldr] */
+    bf16 *hloc = (bf16 *)(rec + BC * ldr);     /* [BC][U]: h_t of this block's units */
 
     for (int i = tid; i < NGU * H; i += nth) {
         int n = i / H, k = i % H, g = n / U, u = n % U;
         Wt[n * ld + k] = __float2bfloat16_rn(Whh[(size_t)(g * H + r * U + u) * H + k]);
     }
-    for (int i = tid; i < 2 * PR_BC * ld; i += nth) hb[i] = __float2bfloat16_rn(0.f);
-    for (int i = tid; i < PR_BC * U; i += nth) hloc[i] = __float2bfloat16_rn(0.f);
+    for (int i = tid; i < 2 * BC * ld; i += nth) hb[i] = __float2bfloat16_rn(0.f);
+    for (int i = tid; i < BC * U; i += nth) hloc[i] = __float2bfloat16_rn(0.f);
     __syncthreads();
-    for (int i = tid; i < PR_BC * H; i += nth) {
+    for (int i = tid; i < BC * H; i += nth) {
         int bl = i / H, k = i % H, b = row0 + bl;
         if (b < B) hb[bl * ld + k] = __float2bfloat16_rn(hprev[(size_t)b * T * H + k]);
     }
     cl.sync(); /* every block of the cluster has started (its shared memory may be written) */
 
     /* Each thread keeps the same elements (batch row, unit) for all steps, e = tid + i nth
-     * (16 U elements over 4 NG U threads: at most EPT each), with their biases and the running
+     * (16 MT U elements over 4 NG U threads: at most EPT each), with their biases and the running
      * c (LSTM) or h (GRU) in f32. A step's outputs go to global memory after the step's cluster
      * barrier (so the barrier does not wait for those stores), and the next step's x Wih^T
      * part of the gates is loaded then too, in flight during the product. */
-    constexpr int EPT = (4 + NG - 1) / NG;
+    constexpr int EPT = (4 * MT + NG - 1) / NG;
     float bA[EPT][NG], bB[EPT][NG], xg[EPT][NG], carry[EPT], outv[EPT][NG + 1];
 #pragma unroll
     for (int i = 0; i < EPT; i++) {
         const int e = tid + i * nth, bl = e / U, u = e % U, b = row0 + bl, j = r * U + u;
-        const bool on = e < PR_BC * U && b < B;
+        const bool on = e < BC * U && b < B;
 #pragma unroll
         for (int g = 0; g < NG; g++) {
             /* LSTM: bih + bhh as the per-step cell adds them; GRU: bih and bhh apart */
@@ -240,7 +286,7 @@ static __global__ void __cluster_dims__(PR_CS, 1, 1)
 #pragma unroll
         for (int i = 0; i < EPT; i++) {
             const int e = tid + i * nth, bl = e / U, u = e % U, b = row0 + bl, j = r * U + u;
-            if (e >= PR_BC * U || b >= B) continue;
+            if (e >= BC * U || b >= B) continue;
             const size_t row = (size_t)b * T + (size_t)t;
             float *gr = gates + row * G;
 #pragma unroll
@@ -261,7 +307,7 @@ static __global__ void __cluster_dims__(PR_CS, 1, 1)
 #pragma unroll
         for (int i = 0; i < EPT; i++) {
             const int e = tid + i * nth, bl = e / U, u = e % U, b = row0 + bl, j = r * U + u;
-            if (e >= PR_BC * U || b >= B) continue;
+            if (e >= BC * U || b >= B) continue;
             const float *gr = gates + ((size_t)b * T + (size_t)t) * G;
 #pragma unroll
             for (int g = 0; g < NG; g++) xg[i][g] = gr[g * H + j];
@@ -269,26 +315,29 @@ static __global__ void __cluster_dims__(PR_CS, 1, 1)
     };
 
     for (int t = 0; t < T; t++) {
-        const bf16 *hcur = hb + (t & 1) * PR_BC * ld;
-        bf16 *hnext = hb + ((t + 1) & 1) * PR_BC * ld;
+        const bf16 *hcur = hb + (t & 1) * BC * ld;
+        bf16 *hnext = hb + ((t + 1) & 1) * BC * ld;
         if (t > 0) store_step(t - 1);
         load_x(t);
-        /* rec[16][NGU] = h_{t-1} Wt^T: warp w computes columns [8 w, 8 w + 8) */
+        /* rec[BC][NGU] = h_{t-1} Wt^T: warp w computes columns [8 w, 8 w + 8) of every row */
         {
             const int n0 = warp * 8, g = lane >> 2, q = lane & 3;
-            float d[4];
-            tile_16x8(hcur, ld, Wt + (size_t)n0 * ld, ld, H, lane, d);
-            float *r0 = rec + g * ldr + n0 + 2 * q, *r8 = rec + (g + 8) * ldr + n0 + 2 * q;
-            r0[0] = d[0];
-            r0[1] = d[1];
-            r8[0] = d[2];
-            r8[1] = d[3];
+            float d[MT][4];
+            tiles_mx8<MT>(hcur, ld, Wt + (size_t)n0 * ld, ld, H, lane, d);
+#pragma unroll
+            for (int m = 0; m < MT; m++) {
+                float *r0 = rec + (m * PR_M + g) * ldr + n0 + 2 * q, *r8 = r0 + 8 * ldr;
+                r0[0] = d[m][0];
+                r0[1] = d[m][1];
+                r8[0] = d[m][2];
+                r8[1] = d[m][3];
+            }
         }
         __syncthreads();
 #pragma unroll
         for (int i = 0; i < EPT; i++) {
             const int e = tid + i * nth, bl = e / U, u = e % U, b = row0 + bl;
-            if (e >= PR_BC * U || b >= B) continue;
+            if (e >= BC * U || b >= B) continue;
             const float *rc = rec + bl * ldr;
             float h;
             if constexpr (NG == 4) { /* k_lstm_cell_fwd: gates = (x Wih^T + h Whh^T) + (bih + bhh) */
@@ -323,7 +372,7 @@ static __global__ void __cluster_dims__(PR_CS, 1, 1)
         /* send h_t of this block's units to every block of the cluster, in 16-byte (8-byte when
          * U % 8 != 0) pieces: a few hundred remote stores instead of one per value */
         if (t + 1 < T) {
-            const int cw = U % 8 == 0 ? 8 : 4, cpr = U / cw, nch = PR_BC * cpr;
+            const int cw = U % 8 == 0 ? 8 : 4, cpr = U / cw, nch = BC * cpr;
             for (int c = tid; c < nch * PR_CS; c += nth) {
                 const int q = c / nch, k = c % nch, bl = k / cpr, cc = k % cpr;
                 const bf16 *src = hloc + bl * U + cc * cw;
@@ -343,35 +392,41 @@ static __global__ void __cluster_dims__(PR_CS, 1, 1)
 /* Steps T-1..0 of one layer's backward, exactly the per-step path's cell backward and its
  * dh = dG[:, t] Whh (LSTM) / dh = dhv z + dGh[:, t] Whh (GRU). Writes dG (LSTM) or dGi, dGh
  * (GRU) for every step, and after step 0 dh = dL/dh0 and (LSTM) dc = dL/dc0. */
-template <int NG>
-static __global__ void __cluster_dims__(PR_CS, 1, 1)
+template <int NG, int MT>
+static __global__ void __cluster_dims__(PR_CS, 1, 1) __launch_bounds__(PR_MAX_THREADS(NG, MT))
     k_rnn_persist_bwd(int B, int T, int H, const float *__restrict__ Whh, const float *gates, const float *cs,
                       const float *cprev0, const float *gh, const float *hprev, const float *dy, float *dG,
                       float *dGh, float *dh, float *dc) {
     cg::cluster_group cl = cg::this_cluster();
     const int r = (int)cl.block_rank();
+    constexpr int BC = PR_M * MT; /* batch rows of this cluster */
     const int U = H / PR_CS, NGU = NG * U, G = NG * H, ldk = NGU + PR_PAD;
-    const int row0 = (int)(blockIdx.x / PR_CS) * PR_BC;
+    const int row0 = (int)(blockIdx.x / PR_CS) * BC;
     const int tid = threadIdx.x, nth = blockDim.x, warp = tid >> 5, lane = tid & 31, nwarp = nth >> 5;
     extern __shared__ __align__(16) unsigned char smem[];
     bf16 *Wk = (bf16 *)smem;                       /* [H][ldk]: Wk[k][g U + u] = Whh[g H + r U + u][k] */
-    bf16 *dgs = Wk + (size_t)H * ldk;              /* [PR_BC][ldk] */
-    float *part = (float *)(dgs + PR_BC * ldk);    /* [2][PR_CS][PR_BC][U]: partials from each rank */
+    bf16 *dgs = Wk + (size_t)H * ldk;              /* [BC][ldk] */
+    /* two halves of pr_part_half floats. At step t, half t & 1 receives the partials of every rank
+     * ([PR_CS][BC][U], written remotely), and the other half stages this block's own partial
+     * ([BC][ldp]) before it is sent. The other half is free then: it was read (the carried dh of
+     * step t+1) before this step's first __syncthreads, and no rank writes it before this step's
+     * cluster barrier, which this block reaches only after sending. */
+    float *part = (float *)(dgs + BC * ldk);
     const int ldp = H + PR_FPAD;
-    float *ploc = part + 2 * PR_CS * PR_BC * U;     /* [PR_BC][ldp]: this block's partial */
+    const size_t half = (size_t)BC * ldp;
 
     for (int i = tid; i < NGU * H; i += nth) {
         int n = i / H, k = i % H, g = n / U, u = n % U;
         Wk[k * ldk + n] = __float2bfloat16_rn(Whh[(size_t)(g * H + r * U + u) * H + k]);
     }
-    for (int i = tid; i < PR_BC * ldk; i += nth) dgs[i] = __float2bfloat16_rn(0.f);
+    for (int i = tid; i < BC * ldk; i += nth) dgs[i] = __float2bfloat16_rn(0.f);
     cl.sync();
 
     /* Each thread keeps the same elements e = tid + i nth for all steps (as the forward): the
      * carried dh (and dc for the LSTM; dhv z for the GRU) in registers, and the saved values of
      * the step. A step's dG goes to global memory after the step's cluster barrier, and the
      * saved values of the next step are loaded then too. */
-    constexpr int EPT = (4 + NG - 1) / NG;
+    constexpr int EPT = (4 * MT + NG - 1) / NG;
     float sv[EPT][NG + 3]; /* gates, then LSTM: c_t, c_{t-1}, dy; GRU: gh_n, h_{t-1}, dy */
     float dz[EPT][NG + 1]; /* dG of the step (GRU: dar, daz, dan, dan r) */
     float dhc[EPT], dcc[EPT];
@@ -379,7 +434,7 @@ static __global__ void __cluster_dims__(PR_CS, 1, 1)
 #pragma unroll
         for (int i = 0; i < EPT; i++) {
             const int e = tid + i * nth, bl = e / U, u = e % U, b = row0 + bl, j = r * U + u;
-            if (e >= PR_BC * U || b >= B) continue;
+            if (e >= BC * U || b >= B) continue;
             const size_t row = (size_t)b * T + (size_t)t;
 #pragma unroll
             for (int g = 0; g < NG; g++) sv[i][g] = gates[row * G + g * H + j];
@@ -397,7 +452,7 @@ static __global__ void __cluster_dims__(PR_CS, 1, 1)
 #pragma unroll
         for (int i = 0; i < EPT; i++) {
             const int e = tid + i * nth, bl = e / U, u = e % U, b = row0 + bl, j = r * U + u;
-            if (e >= PR_BC * U || b >= B) continue;
+            if (e >= BC * U || b >= B) continue;
             const size_t row = (size_t)b * T + (size_t)t;
             float *di = dG + row * G;
             if constexpr (NG == 4) {
@@ -424,7 +479,7 @@ static __global__ void __cluster_dims__(PR_CS, 1, 1)
 #pragma unroll
         for (int i = 0; i < EPT; i++) {
             const int e = tid + i * nth, bl = e / U, u = e % U, b = row0 + bl, j = r * U + u;
-            if (e >= PR_BC * U || b >= B) continue;
+            if (e >= BC * U || b >= B) continue;
             const float dhv = sv[i][NG + 2] + (first ? 0.f : dhc[i]);
             if constexpr (NG == 4) { /* k_lstm_cell_bwd */
                 float ig = sv[i][0], fg = sv[i][1], gg = sv[i][2], og = sv[i][3];
@@ -459,14 +514,15 @@ static __global__ void __cluster_dims__(PR_CS, 1, 1)
             }
         }
         __syncthreads();
-        /* partial dh over all H units from this block's gates: [16][H] = dgs [16][NGU] Wk^T, staged
-         * here, then each rank's columns sent to it */
-        float *pbuf = part + (size_t)(t & 1) * PR_CS * PR_BC * U;
-        for (int nb = warp; nb < H / 16; nb += nwarp) {
+        /* partial dh over all H units from this block's gates: [BC][H] = dgs [BC][NGU] Wk^T, staged
+         * in the free half, then each rank's columns sent to it */
+        float *pbuf = part + (size_t)(t & 1) * half, *ploc = part + (size_t)((t + 1) & 1) * half;
+        for (int job = warp; job < MT * (H / 16); job += nwarp) {
+            const int m = job / (H / 16), nb = job % (H / 16);
             float d0[4], d1[4];
-            block_16x16(dgs, ldk, Wk + (size_t)nb * 16 * ldk, ldk, NGU, lane, d0, d1);
+            block_16x16(dgs + (size_t)m * PR_M * ldk, ldk, Wk + (size_t)nb * 16 * ldk, ldk, NGU, lane, d0, d1);
             const int g = lane >> 2, q = lane & 3;
-            float *p0 = ploc + g * ldp + nb * 16 + 2 * q, *p8 = ploc + (g + 8) * ldp + nb * 16 + 2 * q;
+            float *p0 = ploc + (m * PR_M + g) * ldp + nb * 16 + 2 * q, *p8 = p0 + 8 * ldp;
             p0[0] = d0[0];
             p0[1] = d0[1];
             p8[0] = d0[2];
@@ -478,11 +534,11 @@ static __global__ void __cluster_dims__(PR_CS, 1, 1)
         }
         __syncthreads();
         {   /* columns [q U, (q+1) U) of the partial to rank q, in 16-byte pieces (U % 4 == 0) */
-            const int cpr = U / 4, nch = PR_BC * cpr;
+            const int cpr = U / 4, nch = BC * cpr;
             for (int c = tid; c < nch * PR_CS; c += nth) {
                 const int q = c / nch, k = c % nch, bl = k / cpr, cc = k % cpr;
                 const float4 v = *(const float4 *)(ploc + bl * ldp + q * U + cc * 4);
-                *(float4 *)(cl.map_shared_rank(pbuf, q) + (size_t)r * PR_BC * U + bl * U + cc * 4) = v;
+                *(float4 *)(cl.map_shared_rank(pbuf, q) + (size_t)r * BC * U + bl * U + cc * 4) = v;
             }
         }
         cl.sync();
@@ -492,53 +548,54 @@ static __global__ void __cluster_dims__(PR_CS, 1, 1)
 #pragma unroll
         for (int i = 0; i < EPT; i++) {
             const int e = tid + i * nth, bl = e / U, u = e % U, b = row0 + bl;
-            if (e >= PR_BC * U) continue;
+            if (e >= BC * U) continue;
             float s = pbuf[e];
-            for (int k = 1; k < PR_CS; k++) s += pbuf[(size_t)k * PR_BC * U + e];
+            for (int k = 1; k < PR_CS; k++) s += pbuf[(size_t)k * BC * U + e];
             if constexpr (NG == 3) s = s + dcc[i];
             dhc[i] = s;
             if (t == 0 && b < B) dh[(size_t)b * H + r * U + u] = s;
         }
-        /* dgs and pbuf are rewritten next step only after the barrier above */
+        /* dgs and pbuf are rewritten next step only after the barrier above; the next step stages
+         * its partial in this pbuf only after its first __syncthreads, when these reads are done */
     }
 }
 
 /* ---- host ------------------------------------------------------------------------------------- */
 /* Both kernels may use the device's whole opt-in shared memory; set once, before the first
- * occupancy query or launch (fits() and max_clusters() call it; launches follow a fits()). */
-template <int NG>
+ * occupancy query or launch (shape_fits() and max_clusters() call it; launches follow a tiles()). */
+template <int NG, int MT>
 static void allow_smem(cphil_cu *cu) {
     static bool done = false;
     if (done) return;
     const int optin = (int)cphil_cu_smem_optin(cu);
-    cudaFuncSetAttribute(k_rnn_persist_fwd<NG>, cudaFuncAttributeMaxDynamicSharedMemorySize, optin);
-    cudaFuncSetAttribute(k_rnn_persist_bwd<NG>, cudaFuncAttributeMaxDynamicSharedMemorySize, optin);
+    cudaFuncSetAttribute(k_rnn_persist_fwd<NG, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, optin);
+    cudaFuncSetAttribute(k_rnn_persist_bwd<NG, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, optin);
     done = true;
 }
 
-/* One cluster of PR_CS blocks per PR_BC batch rows. */
-static inline unsigned pr_grid(int B) { return (unsigned)(((B + PR_BC - 1) / PR_BC) * PR_CS); }
+/* One cluster of PR_CS blocks per 16 MT batch rows. */
+static inline unsigned pr_grid(int B, int MT) { return (unsigned)(((B + PR_M * MT - 1) / (PR_M * MT)) * PR_CS); }
 
-template <int NG>
+template <int NG, int MT>
 static void launch_fwd(cphil_cu *cu, int B, int T, int H, const float *Whh, const float *bih, const float *bhh,
                        float *gates, float *cs, const float *cprev0, float *gh, float *y, float *hprev) {
-    k_rnn_persist_fwd<NG><<<pr_grid(B), pr_threads(NG, H), pr_smem_fwd(NG, H), cphil_cu_stream(cu)>>>(
+    k_rnn_persist_fwd<NG, MT><<<pr_grid(B, MT), pr_threads(NG, H), pr_smem_fwd(NG, H, MT), cphil_cu_stream(cu)>>>(
         B, T, H, Whh, bih, bhh, gates, cs, cprev0, gh, y, hprev);
     CPHIL_CU_CHECK_LAUNCH(cu, NG == 4 ? "lstm persistent forward" : "gru persistent forward");
 }
 
-template <int NG>
+template <int NG, int MT>
 static void launch_bwd(cphil_cu *cu, int B, int T, int H, const float *Whh, const float *gates, const float *cs,
                        const float *cprev0, const float *gh, const float *hprev, const float *dy, float *dG,
                        float *dGh, float *dh, float *dc) {
-    k_rnn_persist_bwd<NG><<<pr_grid(B), pr_threads(NG, H), pr_smem_bwd(NG, H), cphil_cu_stream(cu)>>>(
+    k_rnn_persist_bwd<NG, MT><<<pr_grid(B, MT), pr_threads(NG, H), pr_smem_bwd(NG, H, MT), cphil_cu_stream(cu)>>>(
         B, T, H, Whh, gates, cs, cprev0, gh, hprev, dy, dG, dGh, dh, dc);
     CPHIL_CU_CHECK_LAUNCH(cu, NG == 4 ? "lstm persistent backward" : "gru persistent backward");
 }
 
-template <int NG>
+template <int NG, int MT>
 static int max_clusters(cphil_cu *cu, int H, int backward) {
-    allow_smem<NG>(cu);
+    allow_smem<NG, MT>(cu);
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute attr;
     attr.id = cudaLaunchAttributeClusterDimension;
@@ -546,51 +603,81 @@ static int max_clusters(cphil_cu *cu, int H, int backward) {
     attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
     cfg.gridDim = dim3(PR_CS * 64);
     cfg.blockDim = dim3(pr_threads(NG, H));
-    cfg.dynamicSmemBytes = backward ? pr_smem_bwd(NG, H) : pr_smem_fwd(NG, H);
+    cfg.dynamicSmemBytes = backward ? pr_smem_bwd(NG, H, MT) : pr_smem_fwd(NG, H, MT);
     cfg.attrs = &attr;
     cfg.numAttrs = 1;
-    const void *k = backward ? (const void *)k_rnn_persist_bwd<NG> : (const void *)k_rnn_persist_fwd<NG>;
+    const void *k = backward ? (const void *)k_rnn_persist_bwd<NG, MT> : (const void *)k_rnn_persist_fwd<NG, MT>;
     int n = -1;
-    return cudaOccupancyMaxActiveClusters(&n, k, &cfg) == cudaSuccess ? n : -1;
+    if (cudaOccupancyMaxActiveClusters(&n, k, &cfg) != cudaSuccess) {
+        cudaGetLastError(); /* a failed query (the shape does not launch) is not a sticky error */
+        return -1;
+    }
+    return n;
 }
 
 /* The most threads a block of either kernel can have (registers), queried once. */
-template <int NG>
+template <int NG, int MT>
 static int max_threads() {
     static int n = -1;
     if (n < 0) {
         cudaFuncAttributes f, b;
-        if (cudaFuncGetAttributes(&f, k_rnn_persist_fwd<NG>) != cudaSuccess ||
-            cudaFuncGetAttributes(&b, k_rnn_persist_bwd<NG>) != cudaSuccess)
+        if (cudaFuncGetAttributes(&f, k_rnn_persist_fwd<NG, MT>) != cudaSuccess ||
+            cudaFuncGetAttributes(&b, k_rnn_persist_bwd<NG, MT>) != cudaSuccess)
             return 0;
         n = f.maxThreadsPerBlock < b.maxThreadsPerBlock ? f.maxThreadsPerBlock : b.maxThreadsPerBlock;
     }
     return n;
 }
 
-int cphil_cu_rnn_persist_max_clusters(cphil_cu *cu, int ng, int H, int backward) {
-    return ng == 4 ? max_clusters<4>(cu, H, backward) : max_clusters<3>(cu, H, backward);
+int cphil_cu_rnn_persist_max_clusters(cphil_cu *cu, int ng, int H, int tiles, int backward) {
+    if (ng == 4)
+        return tiles == 1 ? max_clusters<4, 1>(cu, H, backward)
+               : tiles == 2 ? max_clusters<4, 2>(cu, H, backward)
+                            : max_clusters<4, 3>(cu, H, backward);
+    return tiles == 1 ? max_clusters<3, 1>(cu, H, backward)
+           : tiles == 2 ? max_clusters<3, 2>(cu, H, backward)
+                        : max_clusters<3, 3>(cu, H, backward);
 }
+
+/* The tile count is the callers' fits() answer for the same shape (memoised, so asked again). */
+#define PR_DISPATCH(NG, call)                                                                           \
+    do {                                                                                                \
+        switch (cphil_cu_rnn_persist_tiles(cu, NG, B, T, H, CPHIL_PREC_BF16)) {                        \
+        case 1: call(NG, 1); break;                                                                     \
+        case 2: call(NG, 2); break;                                                                     \
+        case 3: call(NG, 3); break;                                                                     \
+        default: cphil_cu_record(cu, (int)cudaErrorInvalidValue,                                       \
+                                 "persistent recurrence called for a shape it does not take", __FILE__, __LINE__); \
+        }                                                                                               \
+    } while (0)
 
 void cphil_cu_lstm_persist_forward(cphil_cu *cu, int B, int T, int H, const float *Whh, const float *bih,
                                    const float *bhh, float *gates, float *cs, const float *cprev0, float *y,
                                    float *hprev) {
-    launch_fwd<4>(cu, B, T, H, Whh, bih, bhh, gates, cs, cprev0, NULL, y, hprev);
+#define CALL(NG, MT) launch_fwd<NG, MT>(cu, B, T, H, Whh, bih, bhh, gates, cs, cprev0, NULL, y, hprev)
+    PR_DISPATCH(4, CALL);
+#undef CALL
 }
 
 void cphil_cu_lstm_persist_backward(cphil_cu *cu, int B, int T, int H, const float *Whh, const float *gates,
                                     const float *cs, const float *cprev0, const float *dy, float *dG, float *dh,
                                     float *dc) {
-    launch_bwd<4>(cu, B, T, H, Whh, gates, cs, cprev0, NULL, NULL, dy, dG, NULL, dh, dc);
+#define CALL(NG, MT) launch_bwd<NG, MT>(cu, B, T, H, Whh, gates, cs, cprev0, NULL, NULL, dy, dG, NULL, dh, dc)
+    PR_DISPATCH(4, CALL);
+#undef CALL
 }
 
 void cphil_cu_gru_persist_forward(cphil_cu *cu, int B, int T, int H, const float *Whh, const float *bih,
                                   const float *bhh, float *gates, float *gh, float *y, float *hprev) {
-    launch_fwd<3>(cu, B, T, H, Whh, bih, bhh, gates, NULL, NULL, gh, y, hprev);
+#define CALL(NG, MT) launch_fwd<NG, MT>(cu, B, T, H, Whh, bih, bhh, gates, NULL, NULL, gh, y, hprev)
+    PR_DISPATCH(3, CALL);
+#undef CALL
 }
 
 void cphil_cu_gru_persist_backward(cphil_cu *cu, int B, int T, int H, const float *Whh, const float *gates,
                                    const float *gh, const float *hprev, const float *dy, float *dGi, float *dGh,
                                    float *dh) {
-    launch_bwd<3>(cu, B, T, H, Whh, gates, NULL, NULL, gh, hprev, dy, dGi, dGh, dh, NULL);
+#define CALL(NG, MT) launch_bwd<NG, MT>(cu, B, T, H, Whh, gates, NULL, NULL, gh, hprev, dy, dGi, dGh, dh, NULL)
+    PR_DISPATCH(3, CALL);
+#undef CALL
 }

@@ -13,13 +13,19 @@
 extern "C" {
 #endif
 
-/* True when the persistent kernel takes this layer: bf16, the mode is not STEPS, H % 32 == 0
- * (LSTM, ng 4) or H % 128 == 0 (GRU, ng 3), B, T > 0, and the weight slice fits in shared memory. */
+/* Tiles of 16 batch rows per cluster the persistent kernel takes this layer with (1..3), or 0 when
+ * the per-step path runs it: bf16, the mode is not STEPS, H % 32 == 0 (LSTM, ng 4) or H % 128 == 0
+ * (GRU, ng 3), B, T > 0, the weight slice fits in shared memory and the block in the registers;
+ * then the context's forced count (cphil_cu_set_rnn_tiles) where it fits, else the fewest tiles
+ * whose clusters are all resident at once; when none are, 0 under AUTO and the most tiles that
+ * fit (several waves) under PERSISTENT. */
+int cphil_cu_rnn_persist_tiles(cphil_cu *cu, int ng, int B, int T, int H, cphil_precision prec);
+/* cphil_cu_rnn_persist_tiles(...) > 0 */
 bool cphil_cu_rnn_persist_fits(cphil_cu *cu, int ng, int B, int T, int H, cphil_precision prec);
 
-/* Clusters of the forward (backward != 0: backward) kernel that can be resident at once
- * (cudaOccupancyMaxActiveClusters); -1 when the query fails. Each cluster serves 16 batch rows. */
-int cphil_cu_rnn_persist_max_clusters(cphil_cu *cu, int ng, int H, int backward);
+/* Clusters of the forward (backward != 0: backward) kernel with `tiles` tiles of 16 rows that can
+ * be resident at once (cudaOccupancyMaxActiveClusters); -1 when the query fails. */
+int cphil_cu_rnn_persist_max_clusters(cphil_cu *cu, int ng, int H, int tiles, int backward);
 
 void cphil_cu_lstm_persist_forward(cphil_cu *cu, int B, int T, int H, const float *Whh, const float *bih,
                                    const float *bhh, float *gates, float *cs, const float *cprev0, float *y,
