@@ -13,8 +13,10 @@
  *
  *   build/cuda/bench/cuda/bench_train_gpu [--backbones lstm,gru,mamba,attention,mlp]
  *       [--batches 64,512] [--precision bf16|f32] [--steps 30] [--warmup 3] [--device N] [--data DS]
+ *       [--threads N]   (the loader's CPU threads: 0 = all cores, as cphil train --threads)
  */
 #include "core/core.h"
+#include "kernels/cpu/kernels.h"
 #include "gpu/gpu.h"
 #include "model/model.h"
 #include "train/prefetch.h"
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { N_CONT = 99, N_IDS = 10, E_W = 2185, W = 60 };
 
@@ -137,7 +140,7 @@ static cphil_status bench_data(const char *path, int device, int B, const char *
 int main(int argc, char **argv) {
     char backbones[128] = "lstm,gru,mamba,attention,mlp", batches[64] = "64,512";
     const char *prec = "bf16";
-    int steps = 30, warmup = 3, device = 0;
+    int steps = 30, warmup = 3, device = 0, threads = 0;
     const char *data_path = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--backbones")) snprintf(backbones, sizeof backbones, "%s", argv[i + 1]);
@@ -147,15 +150,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--device")) device = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--data")) data_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_train_gpu: unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    if (steps < 1 || steps > 10000 || warmup < 0) {
-        fprintf(stderr, "bench_train_gpu: bad --steps/--warmup\n");
+    if (steps < 1 || steps > 10000 || warmup < 0 || threads < 0 || threads > 64) {
+        fprintf(stderr, "bench_train_gpu: bad --steps/--warmup/--threads\n");
         return 2;
     }
+    if (threads == 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    cphil_threads_set(threads < 1 ? 1 : (threads > 64 ? 64 : threads));
     char desc[1024];
     if (cphil_gpu_describe_all(desc, sizeof desc) < 1) {
         fprintf(stderr, "bench_train_gpu: %s\n", desc);

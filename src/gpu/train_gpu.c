@@ -25,6 +25,7 @@
 #include "gpu/policy_gpu.h"
 
 #include "core/core.h"
+#include "kernels/cpu/kernels.h"
 #include "train/distill_loss.h"
 
 #include <cuda_runtime_api.h>
@@ -32,6 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Fixed parts of a batch's staging copy (spread over cphil_parallel's threads). */
+#define STAGE_PARTS 16
 
 bool cphil_gpu_compiled(void) { return true; }
 
@@ -100,7 +104,7 @@ struct cphil_gpu_policy {
     int prep_slot, run_slot, cur; /* cur: the slot the next upload reads */
     bool slot_ready[2];
     double slot_weight[2];
-    int32_t *h_count;    /* E + 1 ints: the id index's counting sort */
+    int32_t *h_count;    /* the id index's counting sort (cphil_cu_id_index_scratch_ints) */
     float *h_out, *d_out; /* pinned / device: loss[8] then the gradient norm (double) */
     void *d_loss_scratch, *d_adamw_scratch;
     float *h_logits, *h_dlogits; /* pinned, M * 81: eval and distillation */
@@ -248,7 +252,7 @@ cphil_status cphil_gpu_policy_create(int device, const cphil_model_config *cfg, 
         goto fail;
     memset(p->h_slot[0], 0, p->L.bytes);
     memset(p->h_slot[1], 0, p->L.bytes);
-    p->h_count = cphil_calloc((size_t)cfg->E + 1, sizeof(int32_t));
+    p->h_count = cphil_calloc(cphil_cu_id_index_scratch_ints(cfg->E), sizeof(int32_t));
     if (!p->h_count) {
         s = cphil_err(CPHIL_E_NOMEM, "out of memory for the id index");
         goto fail;
@@ -299,6 +303,39 @@ static cphil_status pull_mirrors(cphil_gpu_policy *p) {
 }
 
 /* Pack the batch into pinned staging slot `slot`. */
+/* stage()'s copy of rows [M part / parts, M (part + 1) / parts) into the pinned slot, with the
+ * class targets checked (the first bad one of the part kept). */
+typedef struct stage_copy {
+    const cphil_gpu_policy *p;
+    const cphil_tr_batch *tb;
+    unsigned char *h;
+    size_t bad[STAGE_PARTS]; /* per part: the first class target out of range, or M x heads */
+} stage_copy;
+
+static void stage_rows(void *ctx, int part, int parts) {
+    stage_copy *sc = ctx;
+    const cphil_gpu_policy *p = sc->p;
+    const cphil_tr_batch *tb = sc->tb;
+    const size_t M = (size_t)p->M, nc = (size_t)p->model.cfg.n_cont, ni = (size_t)p->model.cfg.n_ids;
+    const size_t a = M * (size_t)part / (size_t)parts, z = M * (size_t)(part + 1) / (size_t)parts;
+    unsigned char *h = sc->h;
+    memcpy((float *)(h + p->L.cont) + a * nc, tb->cont + a * nc, (z - a) * nc * sizeof(float));
+    memcpy((int32_t *)(h + p->L.ids) + a * ni, tb->ids + a * ni, (z - a) * ni * sizeof(int32_t));
+    memcpy(h + p->L.btn + a * CPHIL_N_BUTTONS, tb->btn + a * CPHIL_N_BUTTONS, (z - a) * CPHIL_N_BUTTONS);
+    memcpy(h + p->L.cls + a * CPHIL_N_CAT_HEADS, tb->cls + a * CPHIL_N_CAT_HEADS, (z - a) * CPHIL_N_CAT_HEADS);
+    float *wt = (float *)(h + p->L.weight);
+    for (size_t m = a; m < z; m++) wt[m] = tb->weight ? tb->weight[m] : 1.0f;
+    sc->bad[part] = M * CPHIL_N_CAT_HEADS;
+    for (size_t m = a * CPHIL_N_CAT_HEADS; m < z * CPHIL_N_CAT_HEADS; m++)
+        if (tb->cls[m] >= cphil_head_classes[(int)(m % CPHIL_N_CAT_HEADS) + 1]) {
+            sc->bad[part] = m;
+            break;
+        }
+}
+
+/* Pack a batch into pinned slot `slot`: the rows (spread over cphil_parallel's threads: this is
+ * the loader's work, and the CPU is otherwise idle while the GPU trains), the reset flags and the
+ * id index. */
 static cphil_status stage(cphil_gpu_policy *p, int slot, const cphil_tr_batch *tb, bool with_index) {
     const cphil_model_config *c = &p->model.cfg;
     if (tb->B != p->B || tb->T != p->T)
@@ -306,20 +343,16 @@ static cphil_status stage(cphil_gpu_policy *p, int slot, const cphil_tr_batch *t
                          p->T);
     if (tb->tstride != 0 && tb->tstride != CPHIL_N_BUTTONS)
         return cphil_err(CPHIL_E_INTERNAL, "GPU batches need packed targets (stride %zu)", tb->tstride);
-    const size_t M = (size_t)p->M;
     unsigned char *h = p->h_slot[slot];
-    memcpy(h + p->L.cont, tb->cont, M * (size_t)c->n_cont * sizeof(float));
-    memcpy(h + p->L.ids, tb->ids, M * (size_t)c->n_ids * sizeof(int32_t));
-    memcpy(h + p->L.btn, tb->btn, M * CPHIL_N_BUTTONS);
-    memcpy(h + p->L.cls, tb->cls, M * CPHIL_N_CAT_HEADS);
-    float *wt = (float *)(h + p->L.weight);
-    for (size_t m = 0; m < M; m++) wt[m] = tb->weight ? tb->weight[m] : 1.0f;
-    for (size_t m = 0; m < M * CPHIL_N_CAT_HEADS; m++) {
-        int h_ = (int)(m % CPHIL_N_CAT_HEADS) + 1;
-        if (tb->cls[m] >= cphil_head_classes[h_])
+    stage_copy sc = {.p = p, .tb = tb, .h = h};
+    cphil_parallel(STAGE_PARTS, stage_rows, &sc);
+    for (int t = 0; t < STAGE_PARTS; t++)
+        if (sc.bad[t] < (size_t)p->M * CPHIL_N_CAT_HEADS) {
+            const size_t m = sc.bad[t];
+            const int head = (int)(m % CPHIL_N_CAT_HEADS) + 1;
             return cphil_err(CPHIL_E_FORMAT, "batch target %d of head %s is out of range", tb->cls[m],
-                             cphil_head_names[h_]);
-    }
+                             cphil_head_names[head]);
+        }
     uint8_t *rs = h + p->L.reset;
     for (int b = 0; b < p->B; b++) rs[b] = (uint8_t)(!tb->reset || tb->reset[b]);
     if (with_index)

@@ -222,7 +222,7 @@ TEST(backward_announces_only_final_gradients) {
         float *cont = dev_from(b.cont, (size_t)B * T * NC);
         int32_t *ids = (int32_t *)dev_from((const float *)b.ids, (size_t)B * T * NI);
         size_t ni = cphil_cu_id_index_ints(B * T, NI, E, NC);
-        int32_t *packed = malloc(ni * sizeof(int32_t)), *count = malloc((E + 1) * sizeof(int32_t));
+        int32_t *packed = malloc(ni * sizeof(int32_t)), *count = malloc(cphil_cu_id_index_scratch_ints(E) * sizeof(int32_t));
         CHECK(cphil_cu_id_index_build(B * T, NI, E, NC, b.ids, packed, count) == CPHIL_OK);
         int32_t *d_index = (int32_t *)dev_from((const float *)packed, ni);
         cphil_cu_id_index ix;

@@ -120,7 +120,7 @@ TEST(input_layer_matches_cpu) {
             CHECK_DEV(prec ? "input y bf16" : "input y", gy, y, (size_t)M * H0, prec ? 2e-2 : 1e-5);
             /* backward through the host-built index */
             size_t nint = cphil_cu_id_index_ints(M, ni, E, nc);
-            int32_t *packed = malloc(sizeof(int32_t) * nint), *count = malloc(sizeof(int32_t) * (E + 1)), *gpacked = NULL;
+            int32_t *packed = malloc(sizeof(int32_t) * nint), *count = malloc(sizeof(int32_t) * cphil_cu_id_index_scratch_ints(E)), *gpacked = NULL;
             CHECK(cphil_cu_id_index_build(M, ni, E, nc, ids, packed, count) == CPHIL_OK);
             cudaMalloc((void **)&gpacked, sizeof(int32_t) * nint);
             cudaMemcpy(gpacked, packed, sizeof(int32_t) * nint, cudaMemcpyHostToDevice);
@@ -151,7 +151,7 @@ TEST(input_layer_matches_cpu) {
 }
 
 TEST(id_index_rejects_out_of_range_ids) {
-    int32_t ids[4] = {5, 6, 7, 99}, packed[256], count[64];
+    int32_t ids[4] = {5, 6, 7, 99}, packed[256], count[CPHIL_CU_ID_PARTS * 11];
     CHECK(cphil_cu_id_index_ints(2, 2, 10, 5) < 256);
     CHECK(cphil_cu_id_index_build(2, 2, 10, 5, ids, packed, count) == CPHIL_E_FORMAT);
     ids[3] = 4; /* below n_cont */

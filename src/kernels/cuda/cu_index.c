@@ -1,10 +1,12 @@
 /* cu_index.c — the host side of the input layer's deterministic backward (cu_train.h): the
  * batch's (id, frame) pairs sorted by id with a counting sort (stable: frames stay increasing
  * within an id), cut into chunks of at most CPHIL_CU_ID_CHUNK frames, packed into one int32 array
- * that travels to the GPU with the batch. O(M * n_ids + E) per batch on the loader's side. */
+ * that travels to the GPU with the batch. O(M * n_ids + E) per batch on the loader's side, the
+ * counting and the scatter spread over cphil_parallel's threads. */
 #include "kernels/cuda/cu_train.h"
 
 #include "core/core.h"
+#include "kernels/cpu/kernels.h"
 
 #include <string.h>
 
@@ -24,34 +26,84 @@ void cphil_cu_id_index_view(int M, int n_ids, int E, int n_cont, const int32_t *
     ix->frames = ix->row_chunk + R + 1;
 }
 
+size_t cphil_cu_id_index_scratch_ints(int E) { return (size_t)CPHIL_CU_ID_PARTS * ((size_t)E + 1); }
+
+/* The counting sort in CPHIL_CU_ID_PARTS fixed ranges of pairs (the part count, not the thread
+ * count, fixes the ranges, so the result is the same on any number of threads): each part counts
+ * its ids (count row t), then scatters its pairs to start[id] + (the pairs of id in parts < t),
+ * which keeps the frames of an id increasing: the serial stable sort, in parallel. */
+typedef struct index_job {
+    int n_ids, E, n_cont;
+    size_t P;
+    const int32_t *ids;
+    int32_t *count, *frames;
+    size_t bad[CPHIL_CU_ID_PARTS]; /* per part: the first pair with an id out of range, or P */
+} index_job;
+
+static void part_range(const index_job *j, int t, size_t *a, size_t *z) {
+    *a = j->P * (size_t)t / CPHIL_CU_ID_PARTS;
+    *z = j->P * (size_t)(t + 1) / CPHIL_CU_ID_PARTS;
+}
+
+static void index_count(void *ctx, int t, int parts) {
+    (void)parts;
+    index_job *j = ctx;
+    int32_t *cnt = j->count + (size_t)t * ((size_t)j->E + 1);
+    memset(cnt, 0, ((size_t)j->E + 1) * sizeof *cnt);
+    size_t a, z;
+    part_range(j, t, &a, &z);
+    j->bad[t] = j->P;
+    for (size_t q = a; q < z; q++) {
+        int32_t id = j->ids[q];
+        if (id < j->n_cont || id >= j->E) {
+            j->bad[t] = q;
+            return;
+        }
+        cnt[id]++;
+    }
+}
+
+static void index_scatter(void *ctx, int t, int parts) {
+    (void)parts;
+    index_job *j = ctx;
+    int32_t *next = j->count + (size_t)t * ((size_t)j->E + 1); /* this part's write position per id */
+    size_t a, z;
+    part_range(j, t, &a, &z);
+    for (size_t q = a; q < z; q++) j->frames[next[j->ids[q]]++] = (int32_t)(q / (size_t)j->n_ids);
+}
+
 cphil_status cphil_cu_id_index_build(int M, int n_ids, int E, int n_cont, const int32_t *ids, int32_t *packed,
                                      int32_t *count) {
     const size_t cap = (size_t)cphil_cu_id_index_max_chunks(M, n_ids, E, n_cont), R = (size_t)(E - n_cont),
                  P = (size_t)M * (size_t)n_ids;
     int32_t *chunk_begin = packed + 2, *row_id = chunk_begin + cap + 1, *row_chunk = row_id + R,
             *frames = row_chunk + R + 1;
-    memset(count, 0, ((size_t)E + 1) * sizeof *count);
-    for (size_t q = 0; q < P; q++) {
-        int32_t id = ids[q];
-        if (id < n_cont || id >= E)
-            return cphil_err(CPHIL_E_FORMAT, "batch id %d at pair %zu is outside [%d, %d)", (int)id, q, n_cont, E);
-        count[id + 1]++;
-    }
-    for (int e = 0; e < E; e++) count[e + 1] += count[e]; /* count[e] = start of id e */
-    for (size_t q = 0; q < P; q++) frames[count[ids[q]]++] = (int32_t)(q / (size_t)n_ids);
-    /* count[e] is now the end of id e (= start of e + 1); walk the ids present */
-    int32_t n_rows = 0, n_chunks = 0, start = 0; /* no pair has an id below n_cont */
+    index_job j = {.n_ids = n_ids, .E = E, .n_cont = n_cont, .P = P, .ids = ids, .count = count, .frames = frames};
+    cphil_parallel(CPHIL_CU_ID_PARTS, index_count, &j);
+    for (int t = 0; t < CPHIL_CU_ID_PARTS; t++)
+        if (j.bad[t] < P)
+            return cphil_err(CPHIL_E_FORMAT, "batch id %d at pair %zu is outside [%d, %d)", (int)ids[j.bad[t]],
+                             j.bad[t], n_cont, E);
+    /* count[t][e] becomes part t's first position for id e (ids in order, parts in order within an
+     * id), and each id present gets its row and its chunks */
+    const size_t ld = (size_t)E + 1;
+    int32_t pos = 0, n_rows = 0, n_chunks = 0;
     for (int e = n_cont; e < E; e++) {
-        int32_t end = count[e];
-        if (end > start) {
+        const int32_t start = pos;
+        for (int t = 0; t < CPHIL_CU_ID_PARTS; t++) {
+            int32_t c = count[(size_t)t * ld + (size_t)e];
+            count[(size_t)t * ld + (size_t)e] = pos;
+            pos += c;
+        }
+        if (pos > start) {
             row_id[n_rows] = e;
             row_chunk[n_rows] = n_chunks;
-            for (int32_t a = start; a < end; a += CPHIL_CU_ID_CHUNK) chunk_begin[n_chunks++] = a;
+            for (int32_t a = start; a < pos; a += CPHIL_CU_ID_CHUNK) chunk_begin[n_chunks++] = a;
             n_rows++;
         }
-        start = end;
     }
-    CPHIL_ASSERT((size_t)n_chunks <= cap && (size_t)n_rows <= R);
+    CPHIL_ASSERT((size_t)pos == P && (size_t)n_chunks <= cap && (size_t)n_rows <= R);
+    cphil_parallel(CPHIL_CU_ID_PARTS, index_scatter, &j);
     chunk_begin[n_chunks] = (int32_t)P;
     row_chunk[n_rows] = n_chunks;
     packed[0] = n_chunks;

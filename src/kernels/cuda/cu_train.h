@@ -27,9 +27,13 @@ typedef struct cphil_cu_id_index {
 int cphil_cu_id_index_max_chunks(int M, int n_ids, int E, int n_cont);
 /* int32 elements of the packed index for this shape. */
 size_t cphil_cu_id_index_ints(int M, int n_ids, int E, int n_cont);
+/* Fixed parts of the host's counting sort (the result does not depend on the thread count). */
+#define CPHIL_CU_ID_PARTS 16
+/* int32 elements of the host scratch cphil_cu_id_index_build needs: CPHIL_CU_ID_PARTS (E + 1). */
+size_t cphil_cu_id_index_scratch_ints(int E);
 /* Host: build the packed index of ids [M, n_ids] (absolute columns in [n_cont, E), checked: an id
  * out of range is CPHIL_E_FORMAT) into `packed` (cphil_cu_id_index_ints elements); `count` is
- * host scratch of E + 1 ints. */
+ * host scratch of cphil_cu_id_index_scratch_ints(E) ints. Runs on cphil_parallel's threads. */
 cphil_status cphil_cu_id_index_build(int M, int n_ids, int E, int n_cont, const int32_t *ids, int32_t *packed,
                                      int32_t *count);
 /* Device views into a packed index at `dev` (same shape). */
