@@ -29,7 +29,10 @@
  * runs TF32 kernels on f32 storage, so the two GPU paths differ in rounding only). f32 runs the
  * per-step path (IEEE f32 products).
  * Deterministic: fixed accumulation order in the mma, fixed order of the partial sums, no
- * atomics; a row's arithmetic does not depend on MT, so neither do the bits.
+ * atomics: same-seed runs take the same MT (a function of B and the card) and give the same bits.
+ * Across MT the mma sums are the same, but the compiler contracts the cell's products into FMAs
+ * per instantiation, so the LSTM's bits may differ (measured: they do between 16 and 48 rows; the
+ * GRU's did not).
  * Applies when H % 32 == 0 (LSTM) or H % 128 == 0 (GRU), the slice fits in shared memory and the
  * block in the registers (on an H100: LSTM up to H 352, GRU up to H 256; two or three tiles up to
  * H 256), and (CPHIL_RNN auto) every cluster of the batch is resident at once for some MT;
@@ -81,7 +84,7 @@ static __device__ __forceinline__ uint32_t ld_pair(const bf16 *p) { return *(con
  * Bt the 8 output columns' rows, k contiguous, leading dimension ldb), d[m] the rows [16 m, 16 m +
  * 16) in the fragment layout above; each B fragment is loaded once for the MT tiles. Even and odd
  * k-steps accumulate apart (independent mma chains) and are added at the end: a fixed order, the
- * same for every MT, so the bits do not change from run to run or with MT. K % 16 == 0. */
+ * same for every MT, so the sums do not change from run to run or with MT. K % 16 == 0. */
 template <int MT>
 static __device__ __forceinline__ void tiles_mx8(const bf16 *A, int lda, const bf16 *Bt, int ldb, int K, int lane,
                                                  float d[MT][4]) {
