@@ -623,7 +623,7 @@ TEST(batcher_parallel_fill_same_batches) {
         cphil_batcher_opts o;
         cphil_batcher_default_opts(&o);
         o.split = CPHIL_SPLIT_ALL;
-        o.B = 37; /* 5 parts of 8 slots, the last short */
+        o.B = 37; /* 5 parts of 7 or 8 slots */
         o.W = 30;
         o.stride = 7;
         o.seed = 5;

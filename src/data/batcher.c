@@ -249,7 +249,8 @@ static void fill_windows(void *ctx, int part, int parts) {
     const cphil_batcher *b = f->b;
     cphil_batch *x = f->x;
     const int share = b->o.share, W = b->o.W;
-    for (int k = share * part / parts; k < share * (part + 1) / parts; k++) {
+    const int k0 = (int)((int64_t)share * part / parts), k1 = (int)((int64_t)share * (part + 1) / parts);
+    for (int k = k0; k < k1; k++) {
         int g = b->o.share_at + k; /* the slot in the global batch */
         x->reset[k] = 1;
         if (g < f->n) {

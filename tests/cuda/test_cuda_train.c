@@ -150,12 +150,60 @@ TEST(input_layer_matches_cpu) {
         }
 }
 
+/* The host's parallel counting sort against the definition (no GPU needed): for every id present,
+ * in id order, its frames in pair order, cut into chunks of CPHIL_CU_ID_CHUNK; the same packed
+ * index on 1 and 3 threads; one id with more pairs than a chunk. */
+TEST(id_index_is_the_stable_sort_on_any_threads) {
+    const int M = 700, NI = 10, NC = 40, E = 300;
+    const size_t P = (size_t)M * NI, nint = cphil_cu_id_index_ints(M, NI, E, NC);
+    int32_t *ids = malloc(P * sizeof *ids), *count = malloc(cphil_cu_id_index_scratch_ints(E) * sizeof *count);
+    int32_t *one = malloc(nint * sizeof *one), *three = malloc(nint * sizeof *three);
+    uint64_t st = 12345;
+    for (size_t q = 0; q < P; q++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        int r = (int)(st >> 33);
+        ids[q] = r % 5 == 0 ? 50 : NC + r % (E - NC); /* id 50: about 1,400 pairs, several chunks */
+    }
+    const int threads = cphil_threads_get();
+    cphil_threads_set(1);
+    CHECK(cphil_cu_id_index_build(M, NI, E, NC, ids, one, count) == CPHIL_OK);
+    cphil_threads_set(3);
+    CHECK(cphil_cu_id_index_build(M, NI, E, NC, ids, three, count) == CPHIL_OK);
+    cphil_threads_set(threads);
+    CHECK(!memcmp(one, three, nint * sizeof *one));
+    cphil_cu_id_index ix;
+    cphil_cu_id_index_view(M, NI, E, NC, one, &ix);
+    int32_t at = 0, rows = 0, chunks = 0;
+    int ok = 1;
+    for (int e = NC; e < E; e++) {
+        int32_t start = at;
+        for (size_t q = 0; q < P; q++)
+            if (ids[q] == e) ok &= ix.frames[at++] == (int32_t)(q / NI);
+        if (at == start) continue;
+        ok &= ix.row_id[rows] == e && ix.row_chunk[rows] == chunks;
+        for (int32_t a = start; a < at; a += CPHIL_CU_ID_CHUNK) ok &= ix.chunk_begin[chunks++] == a;
+        rows++;
+    }
+    CHECK(ok);
+    CHECK(*ix.n_rows == rows && *ix.n_chunks == chunks && ix.chunk_begin[chunks] == (int32_t)P);
+    CHECK(chunks > rows); /* id 50 took several chunks */
+    free(ids), free(count), free(one), free(three);
+}
+
 TEST(id_index_rejects_out_of_range_ids) {
     int32_t ids[4] = {5, 6, 7, 99}, packed[256], count[CPHIL_CU_ID_PARTS * 11];
     CHECK(cphil_cu_id_index_ints(2, 2, 10, 5) < 256);
     CHECK(cphil_cu_id_index_build(2, 2, 10, 5, ids, packed, count) == CPHIL_E_FORMAT);
     ids[3] = 4; /* below n_cont */
     CHECK(cphil_cu_id_index_build(2, 2, 10, 5, ids, packed, count) == CPHIL_E_FORMAT);
+    /* bad pairs in two of the sort's parts: the message names the first */
+    int32_t many[40], big[CPHIL_CU_ID_PARTS * 11], bigpack[512];
+    for (int q = 0; q < 40; q++) many[q] = 5 + q % 5;
+    many[5] = 99;
+    many[25] = 1;
+    CHECK(cphil_cu_id_index_ints(20, 2, 10, 5) < 512);
+    CHECK(cphil_cu_id_index_build(20, 2, 10, 5, many, bigpack, big) == CPHIL_E_FORMAT);
+    CHECK_MSG(strstr(cphil_last_error(), "batch id 99 at pair 5 ") != NULL, "%s", cphil_last_error());
 }
 
 TEST(policy_loss_matches_cpu) {
@@ -262,6 +310,7 @@ int main(void) {
     RUN(linear_and_activations_match_cpu);
     RUN(activation_backward_matches_cpu);
     RUN(input_layer_matches_cpu);
+    RUN(id_index_is_the_stable_sort_on_any_threads);
     RUN(id_index_rejects_out_of_range_ids);
     RUN(policy_loss_matches_cpu);
     RUN(adamw_with_clipping_matches_cpu);
