@@ -113,17 +113,15 @@ TEST(controls_in_range_and_seeded) {
     cphil_agent_close(c);
 }
 
-TEST(deterministic_mode_is_argmax) {
-    setup();
-    cphil_agent_params p = cphil_agent_default_params();
-    p.deterministic = 1;
-    cphil_agent *a;
-    CHECK(cphil_agent_open(g_policy, &p, &a) == CPHIL_OK);
+/* Drive a deterministic agent through g_replay until `want` frames had logits: every control is
+ * the argmax of its head (buttons: logit > 0; main x, main y, c x, c y: 17 classes each;
+ * shoulder: 5). False when the replay ran out first; a mismatch fails the test. */
+static bool controls_are_argmax(cphil_agent *a, int want) {
     cphil_replay *r;
     CHECK(cphil_slp_read_file(g_replay, &r) == CPHIL_OK);
     CHECK(cphil_agent_game_start(a, r) == CPHIL_OK);
     int checked = 0;
-    for (uint32_t i = 0; i < r->n_frames && checked < 200; i++) {
+    for (uint32_t i = 0; i < r->n_frames && checked < want; i++) {
         cphil_frame f;
         cphil_replay_get_frame(r, i, &f);
         cphil_controller_state c;
@@ -131,7 +129,6 @@ TEST(deterministic_mode_is_argmax) {
         const float *l = cphil_agent_last_logits(a);
         if (!l) continue;
         for (int k = 0; k < 8; k++) CHECK_EQ_INT(c.button[k], l[k] > 0);
-        /* every categorical head: main x, main y, c x, c y (17 classes each), shoulder (5) */
         const float got[5] = {c.main_x * 16.f, c.main_y * 16.f, c.c_x * 16.f, c.c_y * 16.f, c.shoulder * 4.f};
         for (int h = 0, off = 8; h < 5; off += h < 4 ? 17 : 5, h++) {
             int n = h < 4 ? 17 : 5, best = 0;
@@ -141,8 +138,17 @@ TEST(deterministic_mode_is_argmax) {
         }
         checked++;
     }
-    CHECK(checked == 200);
     cphil_replay_free(r);
+    return checked == want;
+}
+
+TEST(deterministic_mode_is_argmax) {
+    setup();
+    cphil_agent_params p = cphil_agent_default_params();
+    p.deterministic = 1;
+    cphil_agent *a;
+    CHECK(cphil_agent_open(g_policy, &p, &a) == CPHIL_OK);
+    CHECK(controls_are_argmax(a, 200));
     cphil_agent_close(a);
 }
 
@@ -674,29 +680,7 @@ TEST(autoregressive_heads_agent) {
     p.deterministic = 1;
     cphil_agent *a;
     CHECK_MSG(cphil_agent_open(path, &p, &a) == CPHIL_OK, "%s", cphil_last_error());
-    cphil_replay *r;
-    CHECK(cphil_slp_read_file(g_replay, &r) == CPHIL_OK);
-    CHECK(cphil_agent_game_start(a, r) == CPHIL_OK);
-    int checked = 0;
-    for (uint32_t i = 0; i < r->n_frames && checked < 150; i++) {
-        cphil_frame f;
-        cphil_replay_get_frame(r, i, &f);
-        cphil_controller_state ctl;
-        CHECK(cphil_agent_step(a, &f, &ctl) == CPHIL_OK);
-        const float *l = cphil_agent_last_logits(a);
-        if (!l) continue;
-        for (int k = 0; k < 8; k++) CHECK_EQ_INT(ctl.button[k], l[k] > 0);
-        const float got[5] = {ctl.main_x * 16.f, ctl.main_y * 16.f, ctl.c_x * 16.f, ctl.c_y * 16.f, ctl.shoulder * 4.f};
-        for (int h = 0, off = 8; h < 5; off += h < 4 ? 17 : 5, h++) {
-            int n = h < 4 ? 17 : 5, best = 0;
-            for (int k = 1; k < n; k++)
-                if (l[off + k] > l[off + best]) best = k;
-            CHECK_MSG(got[h] == (float)best, "frame %u head %d: class %g, argmax %d", i, h + 1, got[h], best);
-        }
-        checked++;
-    }
-    CHECK(checked == 150);
-    cphil_replay_free(r);
+    CHECK(controls_are_argmax(a, 150));
     cphil_agent_close(a);
     /* sampling: two agents with one seed agree; another seed differs */
     static cphil_controller_state s1[2000], s2[2000], s3[2000];
@@ -712,6 +696,7 @@ TEST(autoregressive_heads_agent) {
     CHECK(memcmp(s1, s2, sizeof(cphil_controller_state) * (size_t)n1) == 0);
     CHECK(memcmp(s1, s3, sizeof(cphil_controller_state) * (size_t)n1) != 0);
     /* a duplicate of the newest frame (window mode) gives the same sampled controls */
+    cphil_replay *r;
     CHECK(cphil_slp_read_file(g_replay, &r) == CPHIL_OK);
     CHECK(cphil_agent_game_start(b1, r) == CPHIL_OK);
     cphil_frame f;
