@@ -13,7 +13,6 @@
 #include "train/train_data.h"
 
 #include <string.h>
-#include <unistd.h>
 
 typedef struct distill_cli {
     const char *soft, *data, *output, *resume;
@@ -73,13 +72,7 @@ static int distill_main(int argc, char **argv, cphil_dist *dist) {
     if (r) return opts_exit(r);
     /* ranks (docs/distributed.md): --batch-size per rank, rank 0 alone prints and writes */
     const int rank = cphil_dist_rank(dist), ranks = cphil_dist_size(dist);
-    long long threads = X.o.threads;
-    int local = cphil_dist_env_local_size();
-    if (threads == 0 && ranks > 1 && local > 1) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cores / local > 1 ? cores / local : 1;
-    }
-    cli_set_threads(threads);
+    cli_set_threads(cli_worker_threads(X.o.threads, ranks, X.o.device));
     if (rank > 0) X.quiet = true;
     if (ranks > 1 && strncmp(X.o.device, "cuda", 4) == 0) {
         cli_error("distill: --device cuda with %d ranks: GPU ranks are for cphil train; distill on CPU ranks, or on "

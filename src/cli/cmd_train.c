@@ -332,13 +332,7 @@ static int train_main(int argc, char **argv, cphil_dist *dist) {
         }
     }
     /* several ranks on one machine share its cores: by default each takes its part of them */
-    long long threads = C.o.threads;
-    int local = cphil_dist_env_local_size();
-    if (threads == 0 && ranks > 1 && local > 1) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cores / local > 1 ? cores / local : 1;
-    }
-    cli_set_threads(threads);
+    cli_set_threads(cli_worker_threads(C.o.threads, ranks, C.o.device));
     if (rank > 0) C.quiet = true; /* rank 0 alone prints (and writes files: trainer.c) */
     if (ranks > 1 && C.tbptt && strncmp(C.o.device, "cuda", 4) == 0) {
         cli_error("train: --tbptt with %d GPU ranks: the GPU trainer does not gather the ranks' carried recurrent "

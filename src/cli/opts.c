@@ -3,6 +3,7 @@
  * small helpers commands call after parsing (--threads, --device). */
 #include "cli/opts.h"
 
+#include "dist/dist.h"
 #include "gpu/gpu.h"
 #include "kernels/cpu/kernels.h"
 #include "train/eval.h"
@@ -10,6 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+long long cli_worker_threads(long long requested, int ranks, const char *device) {
+    if (requested > 0) return requested;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long long n = cores > 0 ? cores : 1;
+    int local = cphil_dist_env_local_size();
+    if (ranks > 1 && local > 1) n = cores / local > 1 ? cores / local : 1;
+    if (device && strncmp(device, "cuda", 4) == 0) n = n > 1 ? n - 1 : 1;
+    return n;
+}
 
 void cli_set_threads(long long n) {
     if (n <= 0) n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -52,7 +63,8 @@ void cli_optim_defs(cli_optim *o, opt_def defs[CLI_OPTIM_N]) {
         {.name = "--precision", .kind = OPT_ENUM, .target = &o->precision, .def = "bf16",
          .choices = cli_optim_precision_choices, .help = "matmul precision (bf16: f32 master weights and accumulation)"},
         OPT_D("--threads", OPT_INT, &o->threads, "0", 0, 256,
-              "worker threads (0 = all cores; ranks on one machine split them)"),
+              "worker threads (0 = all cores, all but one with --device cuda; ranks on one machine split "
+              "them)"),
         OPT_D("--device", OPT_STR, &o->device, "cpu", 0, 0,
               "where to train: cpu, cuda or cuda:N (needs the CUDA build, make CUDA=1)"),
     };

@@ -129,6 +129,11 @@ bool cli_int8_file_ok(const char *cmd, const char *policy, bool file_static, con
 /* --threads N for the matrix products (src/kernels): 0 = every online core (at most 64). Results do
  * not depend on the count (kernels.h). */
 void cli_set_threads(long long n);
+/* The worker threads of train and distill: `requested` (--threads) when given; else every online
+ * core, split between the ranks on this machine (`ranks` > 1: CPHIL's launcher environment says how
+ * many share it), less one with --device cuda (there the threads are the batch loader's, and the
+ * main thread waits for the GPU on a core of its own). */
+long long cli_worker_threads(long long requested, int ranks, const char *device);
 /* --device of the commands that only run a policy (eval, soft-labels): parse it, check the GPU,
  * and make src/train/eval.c run the policy there. Returns CLI_EXIT_OK or the exit status of the
  * error it printed. */
