@@ -13,7 +13,7 @@
  *
  *   build/cuda/bench/cuda/bench_train_gpu [--backbones lstm,gru,mamba,attention,mlp]
  *       [--batches 64,512] [--precision bf16|f32] [--steps 30] [--warmup 3] [--device N] [--data DS]
- *       [--threads N]   (the loader's CPU threads: 0 = all cores, as cphil train --threads)
+ *       [--threads N]   (the loader's CPU threads: 0 = all cores but one, as cphil train --device cuda)
  */
 #include "core/core.h"
 #include "kernels/cpu/kernels.h"
@@ -160,7 +160,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_train_gpu: bad --steps/--warmup/--threads\n");
         return 2;
     }
-    if (threads == 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads == 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
     cphil_threads_set(threads < 1 ? 1 : (threads > 64 ? 64 : threads));
     char desc[1024];
     if (cphil_gpu_describe_all(desc, sizeof desc) < 1) {
