@@ -36,14 +36,7 @@ if [ "$cuda_built" = ok ] && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi
 elif [ "$cuda_built" = ok ]; then
   # no GPU: the GPU test binaries still run their host-side tests (the id index) and skip the rest
   echo "### CUDA build: compiled and linked (build/cuda/cphil); no GPU here: host-side CUDA tests only"
-  out_cuda=$(hp=0; hf=0; for t in build/cuda/tests/cuda/test_*; do
-      [ -x "$t" ] || continue
-      o=$("$t" 2>&1); r=$?; echo "$o" | grep -E '^(PASS|FAIL)|:[0-9]+: '
-      sum=$(echo "$o" | grep '^# passed=' | tail -1)
-      if [ -z "$sum" ] || [ $r -ne 0 ]; then echo "FAIL $(basename "$t") (exit $r)"; hf=$((hf+1)); continue; fi
-      hp=$((hp + $(echo "$sum" | sed 's/.*passed=\([0-9]*\).*/\1/')))
-      hf=$((hf + $(echo "$sum" | sed 's/.*failed=\([0-9]*\).*/\1/')))
-    done; echo "$hp passed, $hf failed"; [ $hf -eq 0 ]); rc_cuda=$?
+  out_cuda=$(CPHIL_PREBUILT=1 CPHIL_CUDA_HOST_ONLY=1 scripts/test_cuda.sh 2>&1); rc_cuda=$?
   echo "$out_cuda"
 fi
 count() { echo "$1" | tail -1 | sed -n "s/^\([0-9]*\) passed, \([0-9]*\) failed$/\\$2/p"; }

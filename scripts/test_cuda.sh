@@ -4,7 +4,9 @@
 #   - the GPU command line (tests/cuda/t_*.sh): train/resume across devices, errors, learning,
 #   - compute-sanitizer memcheck and racecheck on a short `cphil train --device cuda` per backbone
 #     (CPHIL_SANITIZER=0 skips them),
-# and ends with the line "N passed, N failed". scripts/test.sh calls this when it finds a GPU.
+# and ends with the line "N passed, N failed". scripts/test.sh calls this when it finds a GPU, and
+# without one with CPHIL_CUDA_HOST_ONLY=1: the test binaries only (their host-side tests run, the
+# rest skip), none of the command-line scripts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -30,7 +32,7 @@ for t in build/cuda/tests/cuda/test_*; do
   [ "$f" -ne 0 ] || [ "$rc" -ne 0 ] && failed+=("$name")
 done
 for t in tests/cuda/t_*.sh; do
-  [ -f "$t" ] || continue
+  [ -f "$t" ] && [ "${CPHIL_CUDA_HOST_ONLY:-0}" != 1 ] || continue
   name=$(basename "$t" .sh); echo "== $name"
   out=$(bash "$t" 2>&1); rc=$?
   echo "$out" | tail -n 60

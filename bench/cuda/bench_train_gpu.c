@@ -160,8 +160,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_train_gpu: bad --steps/--warmup/--threads\n");
         return 2;
     }
-    if (threads == 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
-    cphil_threads_set(threads < 1 ? 1 : (threads > 64 ? 64 : threads));
+    cphil_threads_set(threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN) - 1); /* clamped to 1..64 */
     char desc[1024];
     if (cphil_gpu_describe_all(desc, sizeof desc) < 1) {
         fprintf(stderr, "bench_train_gpu: %s\n", desc);

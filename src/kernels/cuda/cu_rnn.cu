@@ -120,8 +120,8 @@ extern "C" void cphil_cu_lstm_forward(cphil_cu *cu, cphil_precision prec, int B,
     if (T <= 0) return;
     /* gates[B*T, 4H] = x Wih^T, every step at once (the biases are added by the cell) */
     cphil_cu_gemm(cu, prec, false, true, (int)M, G, In, 1.f, x, In, Wih, In, 0.f, gates, G);
-    if (cphil_cu_rnn_persist_fits(cu, 4, B, T, H, prec)) {
-        cphil_cu_lstm_persist_forward(cu, B, T, H, Whh, bih, bhh, gates, cs, cprev0, y, hprev);
+    if (const int tiles = cphil_cu_rnn_persist_tiles(cu, 4, B, T, H, prec)) {
+        cphil_cu_lstm_persist_forward(cu, tiles, B, T, H, Whh, bih, bhh, gates, cs, cprev0, y, hprev);
         return;
     }
     for (int t = 0; t < T; t++) {
@@ -148,8 +148,9 @@ extern "C" void cphil_cu_lstm_backward(cphil_cu *cu, cphil_precision prec, int B
         cphil_cu_zero(cu, dc, BH * sizeof(float));
         return;
     }
-    const bool persist = cphil_cu_rnn_persist_fits(cu, 4, B, T, H, prec);
-    if (persist) cphil_cu_lstm_persist_backward(cu, B, T, H, Whh, gates, cs, cprev0, dy, dG, dh, dc);
+    const int tiles = cphil_cu_rnn_persist_tiles(cu, 4, B, T, H, prec);
+    const bool persist = tiles > 0;
+    if (persist) cphil_cu_lstm_persist_backward(cu, tiles, B, T, H, Whh, gates, cs, cprev0, dy, dG, dh, dc);
     for (int t = T - 1; !persist && t >= 0; t--) {
         k_lstm_cell_bwd<<<rnn_grid(BH), RNN_BLOCK, 0, st>>>(B, T, H, t, t == T - 1, gates, cs, cprev0, dy, dG,
                                                              dh, dc);
@@ -231,8 +232,8 @@ extern "C" void cphil_cu_gru_forward(cphil_cu *cu, cphil_precision prec, int B, 
     CPHIL_CU_CHECK_LAUNCH(cu, "gru init");
     /* gates[B*T, 3H] = x Wih^T, every step at once (bih is added by the cell) */
     cphil_cu_gemm(cu, prec, false, true, (int)M, G, In, 1.f, x, In, Wih, In, 0.f, gates, G);
-    if (cphil_cu_rnn_persist_fits(cu, 3, B, T, H, prec)) {
-        cphil_cu_gru_persist_forward(cu, B, T, H, Whh, bih, bhh, gates, gh, y, hprev);
+    if (const int tiles = cphil_cu_rnn_persist_tiles(cu, 3, B, T, H, prec)) {
+        cphil_cu_gru_persist_forward(cu, tiles, B, T, H, Whh, bih, bhh, gates, gh, y, hprev);
         return;
     }
     for (int t = 0; t < T; t++) {
@@ -260,8 +261,9 @@ extern "C" void cphil_cu_gru_backward(cphil_cu *cu, cphil_precision prec, int B,
         cphil_cu_zero(cu, dh, BH * sizeof(float));
         return;
     }
-    const bool persist = cphil_cu_rnn_persist_fits(cu, 3, B, T, H, prec);
-    if (persist) cphil_cu_gru_persist_backward(cu, B, T, H, Whh, gates, gh, hprev, dy, dGi, dGh, dh);
+    const int tiles = cphil_cu_rnn_persist_tiles(cu, 3, B, T, H, prec);
+    const bool persist = tiles > 0;
+    if (persist) cphil_cu_gru_persist_backward(cu, tiles, B, T, H, Whh, gates, gh, hprev, dy, dGi, dGh, dh);
     for (int t = T - 1; !persist && t >= 0; t--) {
         k_gru_cell_bwd<<<rnn_grid(BH), RNN_BLOCK, 0, st>>>(B, T, H, t, t == T - 1, gates, gh, hprev, dy, dGi,
                                                             dGh, dh);

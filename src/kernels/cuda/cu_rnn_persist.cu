@@ -180,7 +180,8 @@ static int resident_clusters(cphil_cu *cu, int NG, int H, int MT) {
     const int dev = cphil_cu_device_index(cu);
     for (int i = 0; i < nmemo; i++)
         if (memo[i].dev == dev && memo[i].ng == NG && memo[i].H == H && memo[i].mt == MT) return memo[i].n;
-    int f = cphil_cu_rnn_persist_max_clusters(cu, NG, H, MT, 0), b = cphil_cu_rnn_persist_max_clusters(cu, NG, H, MT, 1);
+    int f = cphil_cu_rnn_persist_max_clusters(cu, NG, H, MT, 0);
+    int b = cphil_cu_rnn_persist_max_clusters(cu, NG, H, MT, 1);
     int n = f < b ? f : b;
     if (n >= 0 && nmemo < 32) memo[nmemo++] = {dev, NG, H, MT, n};
     return n;
@@ -642,27 +643,28 @@ int cphil_cu_rnn_persist_max_clusters(cphil_cu *cu, int ng, int H, int tiles, in
                         : max_clusters<3, 3>(cu, H, backward);
 }
 
-/* The tile count is the callers' fits() answer for the same shape (memoised, so asked again). */
+/* `tiles` is the caller's cphil_cu_rnn_persist_tiles for this shape. */
 #define PR_DISPATCH(NG, call)                                                                           \
     do {                                                                                                \
-        switch (cphil_cu_rnn_persist_tiles(cu, NG, B, T, H, CPHIL_PREC_BF16)) {                        \
+        switch (tiles) {                                                                                \
         case 1: call(NG, 1); break;                                                                     \
         case 2: call(NG, 2); break;                                                                     \
         case 3: call(NG, 3); break;                                                                     \
-        default: cphil_cu_record(cu, (int)cudaErrorInvalidValue,                                       \
-                                 "persistent recurrence called for a shape it does not take", __FILE__, __LINE__); \
+        default:                                                                                        \
+            cphil_cu_record(cu, (int)cudaErrorInvalidValue, "persistent recurrence: a tile count not 1..3", \
+                            __FILE__, __LINE__);                                                        \
         }                                                                                               \
     } while (0)
 
-void cphil_cu_lstm_persist_forward(cphil_cu *cu, int B, int T, int H, const float *Whh, const float *bih,
-                                   const float *bhh, float *gates, float *cs, const float *cprev0, float *y,
-                                   float *hprev) {
+void cphil_cu_lstm_persist_forward(cphil_cu *cu, int tiles, int B, int T, int H, const float *Whh,
+                                   const float *bih, const float *bhh, float *gates, float *cs,
+                                   const float *cprev0, float *y, float *hprev) {
 #define CALL(NG, MT) launch_fwd<NG, MT>(cu, B, T, H, Whh, bih, bhh, gates, cs, cprev0, NULL, y, hprev)
     PR_DISPATCH(4, CALL);
 #undef CALL
 }
 
-void cphil_cu_lstm_persist_backward(cphil_cu *cu, int B, int T, int H, const float *Whh, const float *gates,
+void cphil_cu_lstm_persist_backward(cphil_cu *cu, int tiles, int B, int T, int H, const float *Whh, const float *gates,
                                     const float *cs, const float *cprev0, const float *dy, float *dG, float *dh,
                                     float *dc) {
 #define CALL(NG, MT) launch_bwd<NG, MT>(cu, B, T, H, Whh, gates, cs, cprev0, NULL, NULL, dy, dG, NULL, dh, dc)
@@ -670,14 +672,14 @@ void cphil_cu_lstm_persist_backward(cphil_cu *cu, int B, int T, int H, const flo
 #undef CALL
 }
 
-void cphil_cu_gru_persist_forward(cphil_cu *cu, int B, int T, int H, const float *Whh, const float *bih,
+void cphil_cu_gru_persist_forward(cphil_cu *cu, int tiles, int B, int T, int H, const float *Whh, const float *bih,
                                   const float *bhh, float *gates, float *gh, float *y, float *hprev) {
 #define CALL(NG, MT) launch_fwd<NG, MT>(cu, B, T, H, Whh, bih, bhh, gates, NULL, NULL, gh, y, hprev)
     PR_DISPATCH(3, CALL);
 #undef CALL
 }
 
-void cphil_cu_gru_persist_backward(cphil_cu *cu, int B, int T, int H, const float *Whh, const float *gates,
+void cphil_cu_gru_persist_backward(cphil_cu *cu, int tiles, int B, int T, int H, const float *Whh, const float *gates,
                                    const float *gh, const float *hprev, const float *dy, float *dGi, float *dGh,
                                    float *dh) {
 #define CALL(NG, MT) launch_bwd<NG, MT>(cu, B, T, H, Whh, gates, NULL, NULL, gh, hprev, dy, dGi, dGh, dh, NULL)
